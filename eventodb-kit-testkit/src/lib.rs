@@ -1,0 +1,1 @@
+//! An in-process, EventoDB-compatible server for tests and the quick start.

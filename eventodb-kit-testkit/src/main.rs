@@ -1,0 +1,3 @@
+//! Runs the embedded EventoDB-compatible server on a port.
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! The EventoDB SDK conformance cases.
