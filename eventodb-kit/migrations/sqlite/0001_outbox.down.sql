@@ -1,0 +1,1 @@
+DROP TABLE IF EXISTS eventodb_kit_outbox;
