@@ -1,0 +1,181 @@
+//! Routing and HTTP responses (protocol §1.1, §1.4): `/rpc`, `/subscribe`, `/health`,
+//! `/version`, and `404 NOT_FOUND` for everything else.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+
+use crate::auth::authenticate;
+use crate::rpc::{self, error::RpcError};
+use crate::sse;
+use crate::state::Shared;
+
+/// Response body: a full buffer or an SSE stream.
+pub(crate) type Body = UnsyncBoxBody<Bytes, std::io::Error>;
+
+/// Returned instead of a response to close the connection without answering.
+#[derive(Debug, thiserror::Error)]
+#[error("connection dropped by the test server")]
+pub(crate) struct Dropped;
+
+/// Handles one request.
+pub(crate) async fn handle(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Dropped> {
+    let latency = shared.faults.latency();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    if shared.faults.refusing() {
+        return Err(Dropped);
+    }
+    match req.uri().path() {
+        "/rpc" => handle_rpc(&shared, req).await,
+        "/subscribe" => handle_subscribe(shared, req).await,
+        "/health" => {
+            shared.faults.count("/health");
+            Ok(json(StatusCode::OK, r#"{"status":"ok"}"#.to_owned()))
+        }
+        "/version" => {
+            shared.faults.count("/version");
+            let body = format!(
+                "{{\"version\":{}}}",
+                crate::json::quote(&shared.config.version)
+            );
+            Ok(json(StatusCode::OK, body))
+        }
+        _ => Ok(json(
+            StatusCode::NOT_FOUND,
+            r#"{"error":{"code":"NOT_FOUND","message":"Endpoint not found"}}"#.to_owned(),
+        )),
+    }
+}
+
+async fn handle_rpc(shared: &Shared, req: Request<Incoming>) -> Result<Response<Body>, Dropped> {
+    let (parts, body) = req.into_parts();
+    let Some(body) = read_body(shared, &parts.headers, body).await? else {
+        return Ok(too_large());
+    };
+    shared.faults.count(&rpc::method_label(&body));
+    if shared.faults.take_fail_next() {
+        return Ok(error(&injected()));
+    }
+    let namespace = match authenticate(shared, parts.uri.query(), auth_header(&parts.headers)) {
+        Ok(ns) => ns,
+        Err(e) => return Ok(error(&e)),
+    };
+    if parts.method != Method::POST {
+        return Ok(error(
+            &RpcError::invalid("Only POST method allowed").with_status(405),
+        ));
+    }
+    let result = rpc::call(shared, &namespace, &body);
+    if shared.faults.take_fail_after_apply() {
+        return Ok(error(&injected()));
+    }
+    Ok(match result {
+        Ok(value) => json(StatusCode::OK, value.encode() + "\n"),
+        Err(e) => error(&e),
+    })
+}
+
+async fn handle_subscribe(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Dropped> {
+    let (parts, body) = req.into_parts();
+    if read_body(&shared, &parts.headers, body).await?.is_none() {
+        return Ok(too_large());
+    }
+    shared.faults.count("/subscribe");
+    if shared.faults.take_fail_next() {
+        return Ok(error(&injected()));
+    }
+    let namespace = match authenticate(&shared, parts.uri.query(), auth_header(&parts.headers)) {
+        Ok(ns) => ns,
+        Err(e) => return Ok(error(&e)),
+    };
+    sse::subscribe(shared, namespace, parts.uri.query()).await
+}
+
+fn auth_header(headers: &http::HeaderMap) -> Option<&[u8]> {
+    headers
+        .get(header::AUTHORIZATION)
+        .map(HeaderValue::as_bytes)
+}
+
+/// The whole body, or `None` when it is over the limit.
+async fn read_body(
+    shared: &Shared,
+    headers: &http::HeaderMap,
+    body: Incoming,
+) -> Result<Option<Bytes>, Dropped> {
+    let limit = shared.config.body_limit;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Ok(None);
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(Some(collected.to_bytes())),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Ok(None)
+        }
+        Err(_) => Err(Dropped),
+    }
+}
+
+fn injected() -> RpcError {
+    RpcError::backend("Injected fault: the test server failed this request")
+}
+
+/// A full response with the server's headers.
+pub(crate) fn full(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Body> {
+    let body = Full::new(body.into())
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::SERVER, HeaderValue::from_static("EventoDB/0.7.0"));
+    response
+}
+
+fn json(status: StatusCode, body: String) -> Response<Body> {
+    full(status, "application/json", body)
+}
+
+/// An error envelope with the trailing newline of Go's encoder.
+pub(crate) fn error(e: &RpcError) -> Response<Body> {
+    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json(status, e.body() + "\n")
+}
+
+/// A plain-text response, as fasthttp and the SSE handler send them.
+pub(crate) fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+    full(status, "text/plain; charset=utf-8", body)
+}
+
+/// fasthttp's answer to a body over `MaxRequestBodySize` (there is no 413).
+fn too_large() -> Response<Body> {
+    let mut response = text(StatusCode::BAD_REQUEST, "Error when parsing request");
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}

@@ -1,0 +1,40 @@
+//! State shared by every connection of one server (kept across restarts).
+
+use std::sync::{Mutex, MutexGuard};
+
+use crate::faults::FaultState;
+use crate::pubsub::Hub;
+use crate::store::Store;
+
+/// Fixed settings chosen with the builder.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) test_mode: bool,
+    pub(crate) body_limit: usize,
+    pub(crate) poke_buffer: Option<usize>,
+    pub(crate) version: String,
+}
+
+/// Everything a request handler needs.
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    store: Mutex<Store>,
+    pub(crate) hub: Hub,
+    pub(crate) faults: FaultState,
+}
+
+impl Shared {
+    pub(crate) fn new(config: Config, store: Store) -> Self {
+        Shared {
+            config,
+            store: Mutex::new(store),
+            hub: Hub::default(),
+            faults: FaultState::default(),
+        }
+    }
+
+    /// The store; a poisoned lock is recovered (a panic cannot leave it half-written).
+    pub(crate) fn store(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
