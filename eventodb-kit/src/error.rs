@@ -1,4 +1,15 @@
 //! The crate's one error type.
+//!
+//! Every fallible call of eventodb-kit returns [`Error`]. The variants say *where* a failure
+//! came from (the server, the network, a reply we could not read, an argument we refused
+//! before sending); the helper methods ([`Error::is_transient`], [`Error::outcome_unknown`],
+//! [`Error::is_duplicate_id`], [`Error::is_version_conflict`]) say what a caller should do
+//! about it.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde_json::Value;
 
 /// The result type of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -7,7 +18,439 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// The server answered with a JSON error (`{"error":{"code",..}}`), other than a version
+    /// conflict (see [`Error::VersionConflict`]).
+    #[error("server error {code} (HTTP {status}): {message}")]
+    Server {
+        /// The error code, e.g. [`ErrorCode::InvalidRequest`].
+        code: ErrorCode,
+        /// The HTTP status of the reply.
+        status: u16,
+        /// The server's message, verbatim.
+        message: String,
+        /// The optional `details` object of the reply.
+        details: Option<Value>,
+    },
+    /// `stream.write` with `expectedVersion` found the stream at another version
+    /// (`STREAM_VERSION_CONFLICT`, HTTP 409).
+    ///
+    /// `expected` and `actual` are only known when the server sent them in `details` (the
+    /// SQLite backend does; PostgreSQL and Pebble do not).
+    #[error("version conflict: {message}")]
+    VersionConflict {
+        /// The server's message, verbatim.
+        message: String,
+        /// The version the write expected, when the server said.
+        expected: Option<i64>,
+        /// The version the stream was at, when the server said.
+        actual: Option<i64>,
+    },
+    /// The server answered with an error status and a body that is not a JSON error, e.g.
+    /// `400 Error when parsing request` (body over 100 MiB), `431 Too big request header`,
+    /// `408 Request timeout`, a plain-text `/subscribe` validation error or a proxy's 502.
+    #[error("HTTP {status} from {url}: {body}")]
+    Http {
+        /// The URL that was called (never contains the token).
+        url: String,
+        /// The HTTP status of the reply.
+        status: u16,
+        /// The body of the reply (lossy UTF-8, cut after 1 KiB).
+        body: String,
+    },
+    /// The request could not be sent or the reply could not be received: connection
+    /// refused or reset, DNS failure, reply cut short.
+    #[error("transport error talking to {url}")]
+    Transport {
+        /// The URL that was called (never contains the token).
+        url: String,
+        /// The underlying HTTP client error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// No complete reply arrived within the configured timeout.
+    #[error("no reply from {url} within {after:?}")]
+    Timeout {
+        /// The URL that was called (never contains the token).
+        url: String,
+        /// The timeout that expired.
+        after: Duration,
+    },
+    /// The server answered 200 but the body was not what the protocol promises.
+    #[error("could not decode the reply: expected {expected}; body: {body}")]
+    Decode {
+        /// What we expected, and why it did not fit.
+        expected: String,
+        /// The start of the body (lossy UTF-8, cut after 1 KiB).
+        body: String,
+    },
+    /// A token string does not have the form `ns_<base64url namespace>_<64 hex>`. The
+    /// message is the server's wording; it never contains the token.
+    #[error("{0}")]
+    InvalidToken(String),
     /// An argument was rejected before anything was sent or stored.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// A background task of this crate failed unexpectedly (a bug; please report it).
+    #[error("internal error: {0}")]
+    Internal(String),
+    /// A database statement of the outbox, the consumers or the migrations failed.
+    #[error("database error")]
+    Database {
+        /// The sqlx error.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// A migration step failed; nothing of the run was applied (it runs in one transaction).
+    #[error("migration {version} failed: {message}")]
+    Migration {
+        /// The version of the failing step.
+        version: i64,
+        /// The database's message.
+        message: String,
+    },
+    /// An idempotency key was reused with different content (stream, type, data, metadata,
+    /// expected version or id): the first write stands.
+    #[error(
+        "idempotency key {key:?} already names outbox message {existing_id} with other content"
+    )]
+    IdempotencyConflict {
+        /// The key.
+        key: String,
+        /// The id of the message that holds the key.
+        existing_id: uuid::Uuid,
+    },
+    /// The idempotency key's row was neither inserted nor visible (a transaction isolation
+    /// stricter than read committed hid the winner): retry the transaction.
+    #[error("idempotency key {key:?} is held by a row this transaction cannot see; retry")]
+    OutboxIdempotencyRace {
+        /// The key.
+        key: String,
+    },
+    /// A custom message id is already used by another outbox row.
+    #[error("message id {id} is already in the outbox")]
+    OutboxDuplicateId {
+        /// The id.
+        id: String,
+    },
+    /// An event failed its own validation before it was written.
+    #[error(transparent)]
+    InvalidEvent(#[from] crate::event::ValidationError),
+    /// A background worker stopped with an error or a panic.
+    #[error("worker {worker} died: {message}")]
+    WorkerDied {
+        /// Which worker, e.g. `outbox sender`.
+        worker: String,
+        /// What happened.
+        message: String,
+    },
+    /// Shutting down did not finish within the deadline.
+    #[error("shutdown did not finish within {after:?}")]
+    ShutdownTimeout {
+        /// The deadline.
+        after: Duration,
+    },
+}
+
+/// Messages of `BACKEND_ERROR`s that will fail again however often they are retried.
+const PERMANENT_BACKEND_MESSAGES: &[&str] = &[
+    "invalid UUID",
+    "invalid input syntax for type uuid",
+    "UNIQUE constraint failed",
+    "duplicate key value violates unique constraint",
+    "not found",
+    "LIMIT must not be negative",
+    "unsupported Unicode escape sequence",
+];
+
+impl Error {
+    /// Whether retrying the same request later may succeed: connection refused or reset,
+    /// timeouts, `408`, `429` and 5xx replies, except the `BACKEND_ERROR`s known to be
+    /// permanent (invalid or duplicate id, unknown namespace, negative `LIMIT`, NUL in JSON).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Transport { .. } | Error::Timeout { .. } => true,
+            Error::Server {
+                code,
+                status,
+                message,
+                ..
+            } => {
+                *status >= 500
+                    && !(*code == ErrorCode::BackendError
+                        && PERMANENT_BACKEND_MESSAGES
+                            .iter()
+                            .any(|needle| message.contains(needle)))
+            }
+            Error::Http { status, .. } => *status >= 500 || *status == 408 || *status == 429,
+            _ => false,
+        }
+    }
+
+    /// Whether the request may have been applied although it failed: a timeout, a
+    /// connection lost after the request may have been sent, or a 5xx reply. A refused
+    /// connection is a known "not applied".
+    pub fn outcome_unknown(&self) -> bool {
+        match self {
+            Error::Timeout { .. } => true,
+            Error::Transport { source, .. } => !source.is_connect(),
+            Error::Server { status, .. } | Error::Http { status, .. } => *status >= 500,
+            _ => false,
+        }
+    }
+
+    /// Whether this is the `BACKEND_ERROR` a `stream.write` gets for a message id that is
+    /// already stored (SQLite: `UNIQUE constraint failed: messages.id`, PostgreSQL:
+    /// `duplicate key value violates unique constraint "messages_id"`). For an outbox, this
+    /// means "already written".
+    pub fn is_duplicate_id(&self) -> bool {
+        match self {
+            Error::Server {
+                code: ErrorCode::BackendError,
+                message,
+                details,
+                ..
+            } => {
+                let names_index = |s: &str| s.contains("messages.id") || s.contains("messages_id");
+                names_index(message)
+                    || details
+                        .as_ref()
+                        .is_some_and(|d| names_index(&d.to_string()))
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether this is a `STREAM_VERSION_CONFLICT`.
+    pub fn is_version_conflict(&self) -> bool {
+        matches!(self, Error::VersionConflict { .. })
+    }
+
+    /// The server's error code, for [`Error::Server`] and [`Error::VersionConflict`].
+    pub fn code(&self) -> Option<&ErrorCode> {
+        match self {
+            Error::Server { code, .. } => Some(code),
+            Error::VersionConflict { .. } => Some(&ErrorCode::StreamVersionConflict),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status of the reply, when there was one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::Server { status, .. } | Error::Http { status, .. } => Some(*status),
+            Error::VersionConflict { .. } => Some(409),
+            _ => None,
+        }
+    }
+
+    /// Whether the server refused the credentials (`AUTH_REQUIRED`, `AUTH_INVALID_TOKEN`,
+    /// `AUTH_UNAUTHORIZED`).
+    pub fn is_auth(&self) -> bool {
+        matches!(
+            self.code(),
+            Some(
+                ErrorCode::AuthRequired | ErrorCode::AuthInvalidToken | ErrorCode::AuthUnauthorized
+            )
+        )
+    }
+}
+
+/// An EventoDB error code (protocol section 1.4). Codes this version does not know are kept
+/// verbatim in [`ErrorCode::Unknown`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// `INVALID_REQUEST` (400, 405 for non-POST): the envelope or an argument is invalid.
+    InvalidRequest,
+    /// `METHOD_NOT_FOUND` (404): unknown RPC method.
+    MethodNotFound,
+    /// `AUTH_REQUIRED` (401): no token, or not a `Bearer` header.
+    AuthRequired,
+    /// `AUTH_INVALID_TOKEN` (401): the token does not parse.
+    AuthInvalidToken,
+    /// `AUTH_UNAUTHORIZED` (403): unknown namespace or wrong token.
+    AuthUnauthorized,
+    /// `NAMESPACE_NOT_FOUND` (404): `ns.delete` / `ns.info` of a missing namespace.
+    NamespaceNotFound,
+    /// `STREAM_NOT_FOUND` (404): mapped by the server but never emitted.
+    StreamNotFound,
+    /// `STREAM_VERSION_CONFLICT` (409); surfaced as [`Error::VersionConflict`].
+    StreamVersionConflict,
+    /// `NAMESPACE_EXISTS` (409): `ns.create` of an existing namespace.
+    NamespaceExists,
+    /// `BACKEND_ERROR` (500): any store error, including duplicate and invalid ids.
+    BackendError,
+    /// `INTERNAL_ERROR` (500).
+    InternalError,
+    /// `NOT_FOUND` (404): unknown URL path.
+    NotFound,
+    /// A code this version does not know, verbatim.
+    Unknown(String),
+}
+
+impl ErrorCode {
+    /// The code as the server spells it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            ErrorCode::InvalidRequest => "INVALID_REQUEST",
+            ErrorCode::MethodNotFound => "METHOD_NOT_FOUND",
+            ErrorCode::AuthRequired => "AUTH_REQUIRED",
+            ErrorCode::AuthInvalidToken => "AUTH_INVALID_TOKEN",
+            ErrorCode::AuthUnauthorized => "AUTH_UNAUTHORIZED",
+            ErrorCode::NamespaceNotFound => "NAMESPACE_NOT_FOUND",
+            ErrorCode::StreamNotFound => "STREAM_NOT_FOUND",
+            ErrorCode::StreamVersionConflict => "STREAM_VERSION_CONFLICT",
+            ErrorCode::NamespaceExists => "NAMESPACE_EXISTS",
+            ErrorCode::BackendError => "BACKEND_ERROR",
+            ErrorCode::InternalError => "INTERNAL_ERROR",
+            ErrorCode::NotFound => "NOT_FOUND",
+            ErrorCode::Unknown(code) => code,
+        }
+    }
+
+    /// Parses a code as the server spells it; unknown codes become [`ErrorCode::Unknown`].
+    pub fn parse(code: &str) -> ErrorCode {
+        match code {
+            "INVALID_REQUEST" => ErrorCode::InvalidRequest,
+            "METHOD_NOT_FOUND" => ErrorCode::MethodNotFound,
+            "AUTH_REQUIRED" => ErrorCode::AuthRequired,
+            "AUTH_INVALID_TOKEN" => ErrorCode::AuthInvalidToken,
+            "AUTH_UNAUTHORIZED" => ErrorCode::AuthUnauthorized,
+            "NAMESPACE_NOT_FOUND" => ErrorCode::NamespaceNotFound,
+            "STREAM_NOT_FOUND" => ErrorCode::StreamNotFound,
+            "STREAM_VERSION_CONFLICT" => ErrorCode::StreamVersionConflict,
+            "NAMESPACE_EXISTS" => ErrorCode::NamespaceExists,
+            "BACKEND_ERROR" => ErrorCode::BackendError,
+            "INTERNAL_ERROR" => ErrorCode::InternalError,
+            "NOT_FOUND" => ErrorCode::NotFound,
+            other => ErrorCode::Unknown(other.to_owned()),
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<&str> for ErrorCode {
+    fn from(code: &str) -> Self {
+        ErrorCode::parse(code)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn server(code: &str, status: u16, message: &str) -> Error {
+        Error::Server {
+            code: ErrorCode::parse(code),
+            status,
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    #[test]
+    fn every_code_round_trips_and_unknown_is_kept() {
+        for code in [
+            "INVALID_REQUEST",
+            "METHOD_NOT_FOUND",
+            "AUTH_REQUIRED",
+            "AUTH_INVALID_TOKEN",
+            "AUTH_UNAUTHORIZED",
+            "NAMESPACE_NOT_FOUND",
+            "STREAM_NOT_FOUND",
+            "STREAM_VERSION_CONFLICT",
+            "NAMESPACE_EXISTS",
+            "BACKEND_ERROR",
+            "INTERNAL_ERROR",
+            "NOT_FOUND",
+        ] {
+            let parsed = ErrorCode::parse(code);
+            assert!(!matches!(parsed, ErrorCode::Unknown(_)), "{code}");
+            assert_eq!(parsed.as_str(), code);
+        }
+        assert_eq!(
+            ErrorCode::parse("AUTH_INVALID"),
+            ErrorCode::Unknown("AUTH_INVALID".into())
+        );
+        assert_eq!(ErrorCode::parse("AUTH_INVALID").to_string(), "AUTH_INVALID");
+    }
+
+    #[test]
+    fn duplicate_id_is_recognised_on_sqlite_and_postgres_wording() {
+        let sqlite = server(
+            "BACKEND_ERROR",
+            500,
+            "Failed to write message: UNIQUE constraint failed: messages.id",
+        );
+        let pg = server(
+            "BACKEND_ERROR",
+            500,
+            "Failed to write message: ERROR: duplicate key value violates unique constraint \"messages_id\" (SQLSTATE 23505)",
+        );
+        assert!(sqlite.is_duplicate_id() && pg.is_duplicate_id());
+        assert!(!sqlite.is_transient() && !pg.is_transient());
+        assert!(!server("BACKEND_ERROR", 500, "disk full").is_duplicate_id());
+        assert!(!server("INVALID_REQUEST", 400, "messages.id").is_duplicate_id());
+    }
+
+    #[test]
+    fn transient_and_outcome_unknown() {
+        let flaky = server("BACKEND_ERROR", 500, "database is locked");
+        assert!(flaky.is_transient() && flaky.outcome_unknown());
+        let permanent = server(
+            "BACKEND_ERROR",
+            500,
+            "Failed to get messages: namespace x not found",
+        );
+        assert!(!permanent.is_transient());
+        let bad = server(
+            "INVALID_REQUEST",
+            400,
+            "streamName must be a non-empty string",
+        );
+        assert!(!bad.is_transient() && !bad.outcome_unknown());
+        let timeout = Error::Timeout {
+            url: "http://x/rpc".into(),
+            after: Duration::from_millis(100),
+        };
+        assert!(timeout.is_transient() && timeout.outcome_unknown());
+        let http = Error::Http {
+            url: "http://x/rpc".into(),
+            status: 502,
+            body: "bad gateway".into(),
+        };
+        assert!(http.is_transient() && http.outcome_unknown());
+        let too_big = Error::Http {
+            url: "http://x/rpc".into(),
+            status: 431,
+            body: "Too big request header".into(),
+        };
+        assert!(!too_big.is_transient() && !too_big.outcome_unknown());
+    }
+
+    #[test]
+    fn version_conflict_helpers() {
+        let err = Error::VersionConflict {
+            message: "Expected version 5, stream is at version 1".into(),
+            expected: Some(5),
+            actual: Some(1),
+        };
+        assert!(err.is_version_conflict());
+        assert_eq!(err.code(), Some(&ErrorCode::StreamVersionConflict));
+        assert_eq!(err.status(), Some(409));
+        assert!(!err.is_transient() && !err.outcome_unknown());
+        let with_details = Error::Server {
+            code: ErrorCode::AuthRequired,
+            status: 401,
+            message: "Authorization header required".into(),
+            details: Some(json!({})),
+        };
+        assert!(with_details.is_auth());
+    }
 }

@@ -7,7 +7,7 @@ mod error;
 pub mod event;
 
 pub use client::Client;
-pub use error::{Error, Result};
+pub use error::{Error, ErrorCode, Result};
 pub use event::{Event, ValidationError, Violation};
 
 /// Derive [`Event`] for a hand-written struct or enum.

@@ -1,0 +1,648 @@
+//! SSE subscriptions (`/subscribe`): a [`Stream`] of typed [`Poke`]s.
+//!
+//! A poke says "stream S has a message at position P / global position G". It is a hint,
+//! not a delivery: the server drops pokes when a subscriber is slow, can skip pokes of
+//! concurrent writes, sends only the first 1000 catch-up pokes, and never sends heartbeats.
+//! Consumers should always read with `category.get` from their own stored cursor, and use
+//! pokes only to wake up. Reconnecting is the caller's job: when the stream ends or yields
+//! an error, subscribe again with [`PokeStream::resume_subscription`] (or from the caller's
+//! own cursor).
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt as _};
+use reqwest::header::{ACCEPT, AUTHORIZATION};
+use serde::Deserialize;
+use tokio::task::JoinHandle;
+
+use crate::error::{Error, Result};
+
+use super::Client;
+use super::builder::endpoint;
+use super::options::ConsumerGroup;
+use super::rpc::{error_from_reply, snippet};
+
+/// One server poke: a message exists at `position` in `stream` (global `global_position`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Poke {
+    /// The full stream name.
+    pub stream: String,
+    /// The message's position in its stream.
+    pub position: i64,
+    /// The message's global position.
+    pub global_position: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Target {
+    Stream(String),
+    Category(String),
+    All,
+}
+
+/// What to subscribe to: one stream, one category (optionally one consumer-group member's
+/// share), or the whole namespace.
+///
+/// # Examples
+/// ```
+/// use eventodb_kit::client::Subscription;
+/// let s = Subscription::category("account").consumer_group(0, 2).position(42);
+/// assert_eq!(s.start_position(), Some(42));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subscription {
+    target: Target,
+    position: Option<i64>,
+    consumer_group: Option<ConsumerGroup>,
+}
+
+impl Subscription {
+    /// Pokes for one stream; [`Subscription::position`] is a **stream** position.
+    pub fn stream(name: impl Into<String>) -> Self {
+        Self::new(Target::Stream(name.into()))
+    }
+
+    /// Pokes for every stream of a category; [`Subscription::position`] is a **global**
+    /// position.
+    pub fn category(name: impl Into<String>) -> Self {
+        Self::new(Target::Category(name.into()))
+    }
+
+    /// Pokes for every stream of the namespace, live only (no catch-up);
+    /// [`Subscription::position`] is a global position.
+    pub fn all() -> Self {
+        Self::new(Target::All)
+    }
+
+    fn new(target: Target) -> Self {
+        Subscription {
+            target,
+            position: None,
+            consumer_group: None,
+        }
+    }
+
+    /// Start at this position (inclusive): the server first sends up to 1000 catch-up pokes
+    /// for existing messages (stream and category subscriptions), then live ones.
+    pub fn position(mut self, position: i64) -> Self {
+        self.position = Some(position);
+        self
+    }
+
+    /// Only pokes for `member` of a group of `size` (category subscriptions only). Live
+    /// pokes are partitioned by a different hash than `category.get` (protocol 6.5): use
+    /// them only as a wake-up signal.
+    pub fn consumer_group(mut self, member: i64, size: i64) -> Self {
+        self.consumer_group = Some(ConsumerGroup { member, size });
+        self
+    }
+
+    /// The start position, if set.
+    pub fn start_position(&self) -> Option<i64> {
+        self.position
+    }
+
+    /// The stream name of a stream subscription.
+    pub fn stream_name(&self) -> Option<&str> {
+        match &self.target {
+            Target::Stream(name) => Some(name),
+            _ => None,
+        }
+    }
+
+    /// The category of a category subscription.
+    pub fn category_name(&self) -> Option<&str> {
+        match &self.target {
+            Target::Category(name) => Some(name),
+            _ => None,
+        }
+    }
+
+    /// Whether this is a namespace-wide subscription.
+    pub fn is_all(&self) -> bool {
+        self.target == Target::All
+    }
+
+    /// The consumer group, if set.
+    pub fn group(&self) -> Option<ConsumerGroup> {
+        self.consumer_group
+    }
+
+    fn validate(&self) -> Result<()> {
+        match &self.target {
+            Target::Stream(name) if name.is_empty() => {
+                return Err(Error::InvalidArgument(
+                    "stream name must be a non-empty string".into(),
+                ));
+            }
+            Target::Category(name) if name.is_empty() => {
+                return Err(Error::InvalidArgument(
+                    "category must be non-empty (use Subscription::all() for the namespace)".into(),
+                ));
+            }
+            _ => {}
+        }
+        if let Some(group) = &self.consumer_group {
+            if !matches!(self.target, Target::Category(_)) {
+                return Err(Error::InvalidArgument(
+                    "a consumer group is only possible on a category subscription".into(),
+                ));
+            }
+            group.validate()?;
+        }
+        Ok(())
+    }
+
+    /// The `/subscribe` URL. Values are form-encoded, so `+` travels as `%2B` (the server
+    /// decodes a bare `+` as a space).
+    fn url(&self, client: &Client) -> Result<reqwest::Url> {
+        let mut url = endpoint(&client.inner.base_url, "subscribe")?;
+        {
+            let mut query = url.query_pairs_mut();
+            match &self.target {
+                Target::Stream(name) => {
+                    query.append_pair("stream", name);
+                }
+                Target::Category(name) => {
+                    query.append_pair("category", name);
+                    if let Some(group) = &self.consumer_group {
+                        query.append_pair("consumer", &group.member.to_string());
+                        query.append_pair("size", &group.size.to_string());
+                    }
+                }
+                Target::All => {
+                    query.append_pair("all", "true");
+                }
+            }
+            if let Some(position) = self.position {
+                query.append_pair("position", &position.to_string());
+            }
+        }
+        Ok(url)
+    }
+}
+
+impl Client {
+    /// Subscribes to server pokes (`/subscribe`).
+    ///
+    /// The request is started at once, in the background. The server sends nothing, not
+    /// even response headers, until the first poke of a stream or category subscription, so
+    /// this call does not wait for them: connection, authentication and parameter errors
+    /// arrive as the first item of the [`PokeStream`]. An `all` subscription is confirmed
+    /// by the server at once (`: ready`), so for it this call waits (up to the request
+    /// timeout) and returns those errors directly; when it returns `Ok`, later writes are
+    /// poked.
+    ///
+    /// There is no timeout on the open stream (the server sends no heartbeats): watch for
+    /// silence yourself if you need to.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for an empty name or an invalid consumer group; for `all`
+    /// also server, HTTP, transport and timeout errors.
+    pub async fn subscribe(&self, subscription: &Subscription) -> Result<PokeStream> {
+        subscription.validate()?;
+        let url = subscription.url(self)?;
+        let url_str = url.to_string();
+        tracing::debug!(url = %url_str, "subscribing");
+        let client = self.clone();
+        let task_url = url_str.clone();
+        let handle = tokio::spawn(async move {
+            let mut request = client
+                .inner
+                .http
+                .get(url)
+                .header(ACCEPT, "text/event-stream");
+            if let Some(auth) = &client.inner.auth {
+                request = request.header(AUTHORIZATION, auth.clone());
+            }
+            let response = request
+                .send()
+                .await
+                .map_err(|e| client.map_transport(&task_url, e))?;
+            let status = response.status().as_u16();
+            if status == 200 {
+                tracing::debug!(url = %task_url, "subscribed");
+                return Ok(response);
+            }
+            let body =
+                match tokio::time::timeout(client.inner.request_timeout, response.bytes()).await {
+                    Ok(Ok(body)) => body,
+                    Ok(Err(_)) | Err(_) => Bytes::new(),
+                };
+            let error = error_from_reply(&task_url, status, &body);
+            tracing::debug!(url = %task_url, %error, "subscription refused");
+            Err(error)
+        });
+        let mut pokes = PokeStream {
+            state: State::Connecting(handle),
+            parser: SseParser::new(),
+            queue: VecDeque::new(),
+            url: url_str,
+            client: self.clone(),
+            subscription: subscription.clone(),
+            last: None,
+        };
+        if subscription.is_all() {
+            let timeout = self.inner.request_timeout;
+            if let State::Connecting(handle) = &mut pokes.state {
+                let response = match tokio::time::timeout(timeout, handle).await {
+                    Ok(joined) => joined.map_err(|e| {
+                        Error::Internal(format!("the subscription task failed: {e}"))
+                    })??,
+                    Err(_) => {
+                        return Err(Error::Timeout {
+                            url: pokes.url.clone(),
+                            after: timeout,
+                        });
+                    }
+                };
+                pokes.state = State::Streaming(Box::pin(response.bytes_stream()));
+            }
+        }
+        Ok(pokes)
+    }
+}
+
+type Body = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+
+enum State {
+    Connecting(JoinHandle<Result<reqwest::Response>>),
+    Streaming(Body),
+    Done,
+}
+
+/// The pokes of one subscription: a [`Stream`] of `Result<Poke>`.
+///
+/// It ends (`None`) when the server closes the connection; an error item (connection lost,
+/// authentication refused, bad parameters) is followed by the end. Malformed poke data
+/// yields an [`Error::Decode`] item and the stream goes on. Dropping it closes the
+/// connection.
+pub struct PokeStream {
+    state: State,
+    parser: SseParser,
+    queue: VecDeque<Result<Poke>>,
+    url: String,
+    client: Client,
+    subscription: Subscription,
+    last: Option<Poke>,
+}
+
+impl std::fmt::Debug for PokeStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PokeStream")
+            .field("subscription", &self.subscription)
+            .field("last", &self.last)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PokeStream {
+    /// The subscription this stream serves.
+    pub fn subscription(&self) -> &Subscription {
+        &self.subscription
+    }
+
+    /// The last poke received, if any.
+    pub fn last_poke(&self) -> Option<&Poke> {
+        self.last.as_ref()
+    }
+
+    /// The subscription to reconnect with: the same one, starting after the last poke
+    /// received (stream position + 1 for a stream subscription, global position + 1
+    /// otherwise), or at the original start when no poke came.
+    pub fn resume_subscription(&self) -> Subscription {
+        let mut next = self.subscription.clone();
+        if let Some(last) = &self.last {
+            next.position = Some(match next.target {
+                Target::Stream(_) => last.position + 1,
+                _ => last.global_position + 1,
+            });
+        }
+        next
+    }
+
+    fn take_events(&mut self, chunk: &[u8]) {
+        let mut events = Vec::new();
+        if let Err(error) = self.parser.feed(chunk, &mut events) {
+            self.queue.push_back(Err(Error::Decode {
+                expected: format!("server-sent events ({error})"),
+                body: snippet(chunk),
+            }));
+            self.state = State::Done;
+            return;
+        }
+        for event in events {
+            if event.event != "poke" {
+                continue;
+            }
+            match serde_json::from_str::<Poke>(&event.data) {
+                Ok(poke) => {
+                    tracing::trace!(stream = %poke.stream, position = poke.position, global_position = poke.global_position, "poke");
+                    self.last = Some(poke.clone());
+                    self.queue.push_back(Ok(poke));
+                }
+                Err(e) => self.queue.push_back(Err(Error::Decode {
+                    expected: format!("poke data {{stream, position, globalPosition}} ({e})"),
+                    body: snippet(event.data.as_bytes()),
+                })),
+            }
+        }
+    }
+}
+
+impl Stream for PokeStream {
+    type Item = Result<Poke>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Poke>>> {
+        let this = &mut *self;
+        loop {
+            if let Some(item) = this.queue.pop_front() {
+                return Poll::Ready(Some(item));
+            }
+            match &mut this.state {
+                State::Done => return Poll::Ready(None),
+                State::Connecting(handle) => {
+                    let joined = ready!(Pin::new(handle).poll(cx));
+                    match joined {
+                        Ok(Ok(response)) => {
+                            this.state = State::Streaming(Box::pin(response.bytes_stream()));
+                        }
+                        Ok(Err(error)) => {
+                            this.state = State::Done;
+                            return Poll::Ready(Some(Err(error)));
+                        }
+                        Err(e) => {
+                            this.state = State::Done;
+                            return Poll::Ready(Some(Err(Error::Internal(format!(
+                                "the subscription task failed: {e}"
+                            )))));
+                        }
+                    }
+                }
+                State::Streaming(body) => match ready!(body.poll_next_unpin(cx)) {
+                    Some(Ok(chunk)) => this.take_events(&chunk),
+                    Some(Err(e)) => {
+                        this.state = State::Done;
+                        tracing::debug!(url = %this.url, error = %e, "subscription lost");
+                        return Poll::Ready(Some(Err(this.client.map_transport(&this.url, e))));
+                    }
+                    None => {
+                        tracing::debug!(url = %this.url, "subscription closed by the server");
+                        this.state = State::Done;
+                    }
+                },
+            }
+        }
+    }
+}
+
+impl Drop for PokeStream {
+    fn drop(&mut self) {
+        if let State::Connecting(handle) = &self.state {
+            handle.abort();
+        }
+    }
+}
+
+use std::future::Future as _;
+
+/// One dispatched server-sent event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SseEvent {
+    /// The `event:` field, `"message"` when absent.
+    pub event: String,
+    /// The `data:` lines joined with `\n`.
+    pub data: String,
+}
+
+/// The longest line the parser accepts (a poke is ~100 bytes).
+const MAX_LINE: usize = 1 << 20;
+
+/// An incremental parser for `text/event-stream` (the WHATWG rules): lines end with `\n`,
+/// `\r\n` or `\r`, possibly split across chunks; a blank line dispatches the event; `:`
+/// starts a comment; `event:` and `data:` fields (one optional space after the colon), other
+/// fields ignored; an event without data is not dispatched.
+#[derive(Debug, Default)]
+pub struct SseParser {
+    line: Vec<u8>,
+    event: String,
+    data: String,
+    has_data: bool,
+    skip_lf: bool,
+    started: bool,
+}
+
+impl SseParser {
+    /// A parser at the start of a stream.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Feeds the next chunk of the body; complete events are appended to `out`.
+    ///
+    /// # Errors
+    /// A line longer than 1 MiB (the parser then stops making sense of the stream).
+    pub fn feed(
+        &mut self,
+        chunk: &[u8],
+        out: &mut Vec<SseEvent>,
+    ) -> std::result::Result<(), String> {
+        for &byte in chunk {
+            if self.skip_lf {
+                self.skip_lf = false;
+                if byte == b'\n' {
+                    continue;
+                }
+            }
+            match byte {
+                b'\n' => self.end_line(out),
+                b'\r' => {
+                    self.end_line(out);
+                    self.skip_lf = true;
+                }
+                _ => {
+                    if self.line.len() >= MAX_LINE {
+                        return Err(format!("a line is longer than {MAX_LINE} bytes"));
+                    }
+                    self.line.push(byte);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn end_line(&mut self, out: &mut Vec<SseEvent>) {
+        let raw = std::mem::take(&mut self.line);
+        let mut line: &[u8] = &raw;
+        if !self.started {
+            self.started = true;
+            line = line.strip_prefix("\u{feff}".as_bytes()).unwrap_or(line);
+        }
+        if line.is_empty() {
+            let event = std::mem::take(&mut self.event);
+            if self.has_data {
+                self.has_data = false;
+                let mut data = std::mem::take(&mut self.data);
+                data.pop(); // the last '\n'
+                out.push(SseEvent {
+                    event: if event.is_empty() {
+                        "message".into()
+                    } else {
+                        event
+                    },
+                    data,
+                });
+            }
+            return;
+        }
+        if line[0] == b':' {
+            return; // comment (e.g. `: ready`)
+        }
+        let (field, value) = match line.iter().position(|&b| b == b':') {
+            Some(i) => {
+                let value = &line[i + 1..];
+                (&line[..i], value.strip_prefix(b" ").unwrap_or(value))
+            }
+            None => (line, &[][..]),
+        };
+        match field {
+            b"event" => self.event = String::from_utf8_lossy(value).into_owned(),
+            b"data" => {
+                self.data.push_str(&String::from_utf8_lossy(value));
+                self.data.push('\n');
+                self.has_data = true;
+            }
+            _ => {} // id, retry and unknown fields: not used by EventoDB
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_chunks(chunks: &[&[u8]]) -> Vec<SseEvent> {
+        let mut parser = SseParser::new();
+        let mut out = Vec::new();
+        for chunk in chunks {
+            parser.feed(chunk, &mut out).unwrap();
+        }
+        out
+    }
+
+    fn poke_event(data: &str) -> SseEvent {
+        SseEvent {
+            event: "poke".into(),
+            data: data.into(),
+        }
+    }
+
+    const POKE: &str = r#"{"stream":"account-1","position":0,"globalPosition":1}"#;
+
+    #[test]
+    fn parses_the_servers_framing() {
+        let body = format!(": ready\n\nevent: poke\ndata: {POKE}\n\n");
+        assert_eq!(parse_chunks(&[body.as_bytes()]), vec![poke_event(POKE)]);
+    }
+
+    #[test]
+    fn events_split_at_every_byte_and_crlf_or_cr_endings() {
+        for ending in ["\n", "\r\n", "\r"] {
+            let body = format!("event: poke{ending}data: {POKE}{ending}{ending}");
+            let bytes = body.as_bytes();
+            let chunks: Vec<&[u8]> = bytes.chunks(1).collect();
+            assert_eq!(parse_chunks(&chunks), vec![poke_event(POKE)], "{ending:?}");
+            let (a, b) = bytes.split_at(bytes.len() - 1);
+            assert_eq!(parse_chunks(&[a, b]), vec![poke_event(POKE)], "{ending:?}");
+        }
+    }
+
+    #[test]
+    fn data_lines_join_comments_and_unknown_fields_are_ignored() {
+        let body =
+            b"\xEF\xBB\xBF: hi\nid: 7\nretry: 10\nevent:poke\ndata:a\ndata: b\ndata\nfoo: bar\n\n";
+        assert_eq!(parse_chunks(&[body]), vec![poke_event("a\nb\n")]);
+    }
+
+    #[test]
+    fn no_data_no_event_and_type_resets() {
+        let body = b"event: poke\n\ndata: x\n\n";
+        assert_eq!(
+            parse_chunks(&[body]),
+            vec![SseEvent {
+                event: "message".into(),
+                data: "x".into()
+            }]
+        );
+        // An incomplete event at the end is not dispatched.
+        assert!(parse_chunks(&[b"event: poke\ndata: x\n"]).is_empty());
+    }
+
+    #[test]
+    fn overlong_lines_are_an_error() {
+        let mut parser = SseParser::new();
+        let big = vec![b'a'; MAX_LINE + 1];
+        assert!(parser.feed(&big, &mut Vec::new()).is_err());
+    }
+
+    #[test]
+    fn subscription_urls_encode_plus_and_groups() {
+        let client = Client::builder("http://127.0.0.1:9").build().unwrap();
+        let url = Subscription::stream("account-1+x y")
+            .position(3)
+            .url(&client)
+            .unwrap();
+        assert_eq!(
+            url.as_str(),
+            "http://127.0.0.1:9/subscribe?stream=account-1%2Bx+y&position=3"
+        );
+        let url = Subscription::category("account")
+            .consumer_group(1, 2)
+            .url(&client)
+            .unwrap();
+        assert_eq!(
+            url.as_str(),
+            "http://127.0.0.1:9/subscribe?category=account&consumer=1&size=2"
+        );
+        let url = Subscription::all().position(0).url(&client).unwrap();
+        assert_eq!(url.query(), Some("all=true&position=0"));
+        assert!(Subscription::stream("").validate().is_err());
+        assert!(Subscription::category("").validate().is_err());
+        assert!(Subscription::all().consumer_group(0, 2).validate().is_err());
+        assert!(
+            Subscription::category("a")
+                .consumer_group(2, 2)
+                .validate()
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn resume_after_the_last_poke() {
+        let client = Client::builder("http://127.0.0.1:9").build().unwrap();
+        let mut pokes = PokeStream {
+            state: State::Done,
+            parser: SseParser::new(),
+            queue: VecDeque::new(),
+            url: String::new(),
+            client,
+            subscription: Subscription::stream("s-1").position(0),
+            last: None,
+        };
+        assert_eq!(pokes.resume_subscription().start_position(), Some(0));
+        pokes.take_events(format!("event: poke\ndata: {POKE}\n\n").as_bytes());
+        assert_eq!(pokes.resume_subscription().start_position(), Some(1));
+        pokes.subscription = Subscription::all();
+        assert_eq!(pokes.resume_subscription().start_position(), Some(2));
+        assert!(matches!(pokes.queue.pop_front(), Some(Ok(p)) if p.global_position == 1));
+        pokes.take_events(b"event: poke\ndata: {oops\n\n");
+        assert!(matches!(
+            pokes.queue.pop_front(),
+            Some(Err(Error::Decode { .. }))
+        ));
+    }
+}
