@@ -17,7 +17,9 @@ pub fn http() -> reqwest::Client {
 
 /// POSTs `body` to `/rpc` with a bearer token (or none).
 pub async fn rpc_as(server: &TestServer, token: Option<&str>, body: &str) -> Answer {
-    let mut req = http().post(format!("{}/rpc", server.url())).body(body.to_owned());
+    let mut req = http()
+        .post(format!("{}/rpc", server.url()))
+        .body(body.to_owned());
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }
@@ -37,7 +39,11 @@ pub async fn answer(resp: reqwest::Response) -> Answer {
         .map(|v| v.to_str().unwrap_or_default().to_owned())
         .unwrap_or_default();
     let body = resp.text().await.expect("body");
-    Answer { status, content_type, body }
+    Answer {
+        status,
+        content_type,
+        body,
+    }
 }
 
 /// Creates a namespace and returns its token.
@@ -61,4 +67,77 @@ fn uuid_like() -> String {
         .map(|d| d.subsec_nanos())
         .unwrap_or_default();
     format!("{nanos:x}{}", N.fetch_add(1, Ordering::SeqCst))
+}
+
+/// An open `/subscribe` response, read frame by frame.
+pub struct Sse {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    stream:
+        std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    buffer: Vec<u8>,
+}
+
+impl Sse {
+    pub fn new(resp: reqwest::Response) -> Self {
+        Sse {
+            status: resp.status().as_u16(),
+            headers: resp.headers().clone(),
+            stream: Box::pin(resp.bytes_stream()),
+            buffer: Vec::new(),
+        }
+    }
+
+    /// The next `...\n\n` block, including its terminator; `None` when the stream ended
+    /// or failed.
+    pub async fn next_frame(&mut self) -> Option<String> {
+        use futures_util::StreamExt;
+        loop {
+            if let Some(end) = self.buffer.windows(2).position(|w| w == b"\n\n") {
+                let frame: Vec<u8> = self.buffer.drain(..end + 2).collect();
+                return Some(String::from_utf8(frame).expect("utf-8"));
+            }
+            match self.stream.next().await {
+                Some(Ok(chunk)) => self.buffer.extend_from_slice(&chunk),
+                _ => return None,
+            }
+        }
+    }
+
+    /// Like `next_frame`, but fails the test after 5 s.
+    pub async fn frame(&mut self) -> String {
+        tokio::time::timeout(std::time::Duration::from_secs(5), self.next_frame())
+            .await
+            .expect("a frame within 5 s")
+            .expect("stream still open")
+    }
+}
+
+/// The exact poke frame.
+pub fn poke(stream: &str, position: i64, global_position: i64) -> String {
+    format!(
+        "event: poke\ndata: {{\"stream\":\"{stream}\",\"position\":{position},\"globalPosition\":{global_position}}}\n\n"
+    )
+}
+
+/// Starts a subscription in the background (its headers may only come with the first poke).
+pub fn subscribe(
+    server: &TestServer,
+    query: &str,
+) -> tokio::task::JoinHandle<reqwest::Result<reqwest::Response>> {
+    let url = format!("{}/subscribe?{query}", server.url());
+    let token = server.default_token().to_owned();
+    tokio::spawn(async move { http().get(url).bearer_auth(token).send().await })
+}
+
+/// Writes one message and returns its global position.
+pub async fn write(server: &TestServer, stream: &str) -> i64 {
+    let a = rpc(
+        server,
+        &format!(r#"["stream.write", "{stream}", {{"type": "T", "data": {{}}}}]"#),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let v: serde_json::Value = serde_json::from_str(&a.body).expect("json");
+    v["globalPosition"].as_i64().expect("gp")
 }

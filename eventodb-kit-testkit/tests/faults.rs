@@ -1,0 +1,248 @@
+//! Every fault of `Faults`, restart, and request statistics.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Sse, http, poke, rpc, subscribe, write};
+use eventodb_kit_testkit::TestServer;
+
+const INJECTED: &str = "{\"error\":{\"code\":\"BACKEND_ERROR\",\"message\":\"Injected fault: the test server failed this request\"}}\n";
+
+#[tokio::test]
+async fn fail_next_answers_500_without_applying() {
+    let server = TestServer::start().await.unwrap();
+    server.faults().fail_next(2);
+    let w = r#"["stream.write", "f-1", {"type": "T", "data": {}}]"#;
+    for _ in 0..2 {
+        let a = rpc(&server, w).await;
+        assert_eq!(
+            (a.status, a.content_type.as_str(), a.body.as_str()),
+            (500, "application/json", INJECTED)
+        );
+    }
+    assert_eq!(
+        rpc(&server, w).await.body,
+        "{\"globalPosition\":1,\"position\":0}\n"
+    );
+}
+
+#[tokio::test]
+async fn fail_after_apply_answers_500_after_writing() {
+    let server = TestServer::start().await.unwrap();
+    server.faults().fail_after_apply(1);
+    let a = rpc(
+        &server,
+        r#"["stream.write", "f-1", {"type": "T", "data": {}}]"#,
+    )
+    .await;
+    assert_eq!((a.status, a.body.as_str()), (500, INJECTED));
+    assert_eq!(
+        rpc(&server, r#"["stream.version", "f-1"]"#).await.body,
+        "0\n"
+    );
+}
+
+#[tokio::test]
+async fn latency_delays_every_request() {
+    let server = TestServer::start().await.unwrap();
+    server.faults().latency(Duration::from_millis(150));
+    let started = Instant::now();
+    assert_eq!(rpc(&server, r#"["sys.version"]"#).await.status, 200);
+    assert!(started.elapsed() >= Duration::from_millis(150));
+    server.faults().latency(Duration::ZERO);
+    // A client timeout shorter than the latency fires.
+    server.faults().latency(Duration::from_millis(500));
+    let err = http()
+        .post(format!("{}/rpc", server.url()))
+        .bearer_auth(server.default_token())
+        .body(r#"["sys.version"]"#)
+        .timeout(Duration::from_millis(100))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err.is_timeout());
+}
+
+#[tokio::test]
+async fn refused_connections_get_no_answer_until_allowed_again() {
+    let server = TestServer::start().await.unwrap();
+    write(&server, "r-1").await;
+    server.faults().refuse_connections(true);
+    let err = http()
+        .post(format!("{}/rpc", server.url()))
+        .bearer_auth(server.default_token())
+        .body(r#"["stream.write", "r-1", {"type": "T", "data": {}}]"#)
+        .send()
+        .await
+        .unwrap_err();
+    assert!(!err.is_status(), "{err}");
+    server.faults().refuse_connections(false);
+    assert_eq!(
+        rpc(&server, r#"["stream.version", "r-1"]"#).await.body,
+        "0\n",
+        "nothing applied"
+    );
+}
+
+#[tokio::test]
+async fn refusing_closes_open_keep_alive_connections() {
+    let server = TestServer::start().await.unwrap();
+    let client = http();
+    let send = || {
+        client
+            .post(format!("{}/rpc", server.url()))
+            .bearer_auth(server.default_token())
+            .body(r#"["sys.version"]"#)
+            .send()
+    };
+    assert_eq!(send().await.unwrap().status(), 200); // pooled connection now open
+    server.faults().refuse_connections(true);
+    assert!(send().await.is_err());
+    server.faults().refuse_connections(false);
+    assert_eq!(send().await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn drop_sse_connections_ends_every_subscription() {
+    let server = TestServer::start().await.unwrap();
+    let mut all = Sse::new(
+        http()
+            .get(format!("{}/subscribe?all=true", server.url()))
+            .bearer_auth(server.default_token())
+            .send()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(all.frame().await, ": ready\n\n");
+    let waiting = subscribe(&server, "stream=nothing-1");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    server.faults().drop_sse_connections();
+    let ended = tokio::time::timeout(Duration::from_secs(5), all.next_frame())
+        .await
+        .unwrap();
+    assert_eq!(ended, None);
+    let result = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        result.is_err(),
+        "the waiting subscription is closed without headers"
+    );
+    // New subscriptions work.
+    let again = subscribe(&server, "stream=s-1");
+    write(&server, "s-1").await;
+    let mut again = Sse::new(again.await.unwrap().unwrap());
+    assert_eq!(again.frame().await, poke("s-1", 0, 1));
+}
+
+#[tokio::test]
+async fn restart_keeps_data_and_port_and_loses_subscriptions() {
+    let server = TestServer::start().await.unwrap();
+    let url = server.url();
+    write(&server, "k-1").await;
+    let mut sse = Sse::new(
+        http()
+            .get(format!("{}/subscribe?all=true", server.url()))
+            .bearer_auth(server.default_token())
+            .send()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(sse.frame().await, ": ready\n\n");
+    assert_eq!(server.subscriber_count(), 1);
+    server.restart().await.unwrap();
+    assert_eq!(server.url(), url);
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(5), sse.next_frame())
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(server.subscriber_count(), 0);
+    assert_eq!(
+        rpc(&server, r#"["stream.version", "k-1"]"#).await.body,
+        "0\n"
+    );
+    assert_eq!(write(&server, "k-1").await, 2);
+}
+
+#[tokio::test]
+async fn forget_last_writes_loses_acknowledged_writes_on_restart() {
+    let server = TestServer::start().await.unwrap();
+    for _ in 0..3 {
+        write(&server, "p-1").await;
+    }
+    write(&server, "p-2").await;
+    server.faults().forget_last_writes(2);
+    assert_eq!(
+        rpc(&server, r#"["stream.version", "p-2"]"#).await.body,
+        "0\n",
+        "only on restart"
+    );
+    server.restart().await.unwrap();
+    assert_eq!(
+        rpc(&server, r#"["stream.version", "p-1"]"#).await.body,
+        "1\n"
+    );
+    assert_eq!(
+        rpc(&server, r#"["stream.version", "p-2"]"#).await.body,
+        "null\n"
+    );
+    // Like Pebble, the lost global positions are handed out again.
+    let a = rpc(
+        &server,
+        r#"["stream.write", "p-1", {"type": "T", "data": {}}]"#,
+    )
+    .await;
+    assert_eq!(a.body, "{\"globalPosition\":3,\"position\":2}\n");
+    // A second restart forgets nothing more.
+    server.restart().await.unwrap();
+    assert_eq!(
+        rpc(&server, r#"["stream.version", "p-1"]"#).await.body,
+        "2\n"
+    );
+}
+
+#[tokio::test]
+async fn stats_count_requests_by_method() {
+    let server = TestServer::start().await.unwrap();
+    assert_eq!(server.stats().total(), 0);
+    write(&server, "c-1").await;
+    write(&server, "c-1").await;
+    rpc(&server, r#"["stream.get", "c-1"]"#).await;
+    rpc(&server, "not json").await;
+    let stats = server.stats();
+    assert_eq!(stats.count("stream.write"), 2);
+    assert_eq!(stats.count("stream.get"), 1);
+    assert_eq!(stats.count("<invalid>"), 1);
+    assert_eq!(stats.total(), 4);
+    server.reset_stats();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(server.stats().total(), 0, "no requests while idle");
+}
+
+#[tokio::test]
+async fn clear_turns_faults_off() {
+    let server = TestServer::start().await.unwrap();
+    server
+        .faults()
+        .fail_next(5)
+        .latency(Duration::from_secs(10))
+        .clear();
+    assert_eq!(rpc(&server, r#"["sys.version"]"#).await.status, 200);
+}
+
+#[tokio::test]
+async fn shutdown_closes_the_port() {
+    let server = TestServer::start().await.unwrap();
+    let url = server.url();
+    server.shutdown().await;
+    let err = reqwest::Client::new()
+        .get(format!("{url}/health"))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err.is_connect(), "{err}");
+}
