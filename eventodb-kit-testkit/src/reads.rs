@@ -38,13 +38,20 @@ fn limit(batch_size: i64) -> usize {
 }
 
 pub(crate) fn stream_get(ns: &Namespace, stream: &str, q: StreamQuery) -> Vec<Arc<StoredMessage>> {
-    ns.stream_messages(stream)
-        .filter(|m| match q.global_position {
-            Some(gp) => m.global_position >= gp,
-            None => m.position >= q.position,
-        })
+    let Some(indexes) = ns.streams.get(stream) else {
+        return Vec::new();
+    };
+    // Positions are 0..n in index order, and global positions increase with them.
+    let start = match q.global_position {
+        Some(gp) => indexes.partition_point(|i| ns.messages[*i].global_position < gp),
+        None => usize::try_from(q.position.max(0))
+            .unwrap_or(usize::MAX)
+            .min(indexes.len()),
+    };
+    indexes[start..]
+        .iter()
         .take(limit(q.batch_size))
-        .cloned()
+        .map(|i| ns.messages[*i].clone())
         .collect()
 }
 
@@ -68,9 +75,11 @@ pub(crate) fn category_get(
 ) -> Vec<Arc<StoredMessage>> {
     let correlation = q.correlation.as_deref().filter(|c| !c.is_empty());
     let pattern = correlation.map(|c| format!("{c}-%"));
-    ns.messages
+    let start = ns
+        .messages
+        .partition_point(|m| m.global_position < q.position);
+    ns.messages[start..]
         .iter()
-        .filter(|m| m.global_position >= q.position)
         .filter(|m| category.is_empty() || groups::category(&m.stream) == category)
         .filter(|m| match &pattern {
             None => true,

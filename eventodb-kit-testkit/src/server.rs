@@ -143,14 +143,60 @@ impl TestServerBuilder {
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, self.port)),
             source,
         })?;
-        let generation = Generation::spawn(listener, shared.clone());
+        let runtime = tokio::runtime::Handle::current();
+        let generation = Generation::spawn(listener, shared.clone(), &runtime);
         tracing::debug!(%addr, test_mode = self.test_mode, "test server started");
         Ok(TestServer {
             shared,
             addr,
             token,
             generation: Mutex::new(Some(generation)),
+            runtime,
+            _dedicated: None,
         })
+    }
+
+    /// Like [`start`](Self::start), but the server runs on a runtime of its own (two worker
+    /// threads) instead of the caller's. Use it for a server shared by tests that each have
+    /// their own runtime (e.g. in a `static`), or to keep the server's work off a
+    /// benchmark's runtime. The runtime stops when the `TestServer` is dropped.
+    ///
+    /// # Errors
+    /// As [`start`](Self::start).
+    pub async fn start_dedicated(self) -> Result<TestServer, Error> {
+        let failed = |message: &str| Error::Bind {
+            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            source: std::io::Error::other(message.to_owned()),
+        };
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let port = self.port;
+        std::thread::Builder::new()
+            .name("eventodb-testkit".to_owned())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(source) => {
+                        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+                        let _ = started_tx.send(Err(Error::Bind { addr, source }));
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    let _ = started_tx.send(self.start().await);
+                    let _ = stop_rx.await;
+                });
+            })
+            .map_err(|_| failed("cannot spawn the test server thread"))?;
+        let mut server = started_rx
+            .await
+            .map_err(|_| failed("the test server runtime stopped"))??;
+        server._dedicated = Some(stop_tx);
+        Ok(server)
     }
 }
 
@@ -171,6 +217,10 @@ pub struct TestServer {
     addr: SocketAddr,
     token: String,
     generation: Mutex<Option<Generation>>,
+    /// Where the accept loop and connections run.
+    runtime: tokio::runtime::Handle,
+    /// Dropping it stops a runtime of our own (see `start_dedicated`).
+    _dedicated: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl std::fmt::Debug for TestServer {
@@ -245,8 +295,11 @@ impl TestServer {
             let forgotten = self.shared.store().forget_last_writes(n);
             tracing::debug!(forgotten, "test server forgot acknowledged writes");
         }
-        let listener = bind(self.addr)?;
-        let generation = Generation::spawn(listener, self.shared.clone());
+        let generation = {
+            let _context = self.runtime.enter();
+            let listener = bind(self.addr)?;
+            Generation::spawn(listener, self.shared.clone(), &self.runtime)
+        };
         *self.lock_generation() = Some(generation);
         Ok(())
     }
@@ -293,10 +346,14 @@ struct Generation {
 }
 
 impl Generation {
-    fn spawn(listener: TcpListener, shared: Arc<Shared>) -> Generation {
+    fn spawn(
+        listener: TcpListener,
+        shared: Arc<Shared>,
+        runtime: &tokio::runtime::Handle,
+    ) -> Generation {
         let cancel = CancellationToken::new();
         let connections = TaskTracker::new();
-        let accept = tokio::spawn(accept_loop(
+        let accept = runtime.spawn(accept_loop(
             listener,
             shared,
             cancel.clone(),

@@ -246,3 +246,34 @@ async fn shutdown_closes_the_port() {
         .unwrap_err();
     assert!(err.is_connect(), "{err}");
 }
+
+#[test]
+fn a_dedicated_server_outlives_the_runtime_that_started_it() {
+    let started = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = started
+        .block_on(TestServer::builder().start_dedicated())
+        .unwrap();
+    drop(started);
+    let other = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    other.block_on(async {
+        assert_eq!(write(&server, "d-1").await, 1);
+        server.restart().await.unwrap();
+        assert_eq!(
+            rpc(&server, r#"["stream.version", "d-1"]"#).await.body,
+            "0\n"
+        );
+    });
+}
+
+#[test]
+fn test_server_is_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<TestServer>();
+    check::<eventodb_kit_testkit::Faults>();
+}

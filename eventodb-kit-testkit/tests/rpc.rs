@@ -261,6 +261,9 @@ async fn validation_messages_and_nulls() {
     )
     .await;
     assert_eq!((a.status, a.body.as_str()), (200, "[]\n"));
+    // Out-of-range numbers become MinInt64 as in Go on amd64: a negative, unlimited batch.
+    let a = rpc(&server, r#"["stream.get", "s", {"batchSize": 1e20}]"#).await;
+    assert_eq!((a.status, a.body.as_str()), (200, "[]\n"));
     let a = rpc(&server, r#"["category.get", "c", {"consumerGroup": {}}]"#).await;
     assert_eq!((a.status, a.body.as_str()), (200, "[]\n"));
 }

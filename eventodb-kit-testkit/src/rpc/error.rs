@@ -84,8 +84,19 @@ pub(crate) fn opt_int(
 ) -> Result<Option<i64>, RpcError> {
     match map.and_then(|m| m.get(key)) {
         None => Ok(None),
-        Some(Json::Number(n)) => Ok(Some(n.trunc() as i64)),
+        Some(Json::Number(n)) => Ok(Some(go_int64(*n))),
         Some(_) => Err(RpcError::invalid(message)),
+    }
+}
+
+/// Go's `int64(f)` on amd64: truncation toward zero, and `MinInt64` for anything out of
+/// range (Rust's `as` would saturate instead).
+pub(crate) fn go_int64(f: f64) -> i64 {
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0; // 2^63
+    if f.is_nan() || !(-LIMIT..LIMIT).contains(&f) {
+        i64::MIN
+    } else {
+        f.trunc() as i64
     }
 }
 
@@ -144,6 +155,9 @@ mod tests {
         assert_eq!(opt_int(Some(&map), "a", "x").unwrap(), Some(5));
         assert_eq!(opt_int(Some(&map), "b", "x").unwrap(), Some(-1));
         assert_eq!(opt_int(Some(&map), "c", "x").unwrap(), None);
+        assert_eq!(go_int64(1e20), i64::MIN);
+        assert_eq!(go_int64(-1e20), i64::MIN);
+        assert_eq!(go_int64(-0.5), 0);
         let null: Object = [("a".to_owned(), Json::Null)].into_iter().collect();
         assert_eq!(
             opt_int(Some(&null), "a", "a must be a number")

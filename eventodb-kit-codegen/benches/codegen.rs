@@ -1,0 +1,2 @@
+//! Benchmark of the code generator (filled in below).
+fn main() {}

@@ -1,0 +1,135 @@
+//! Which keywords the dialect reads, ignores or refuses.
+
+use super::{At, Result};
+
+/// Annotations: read for docs or ignored, never an error.
+const ANNOTATIONS: &[&str] = &[
+    "$schema",
+    "$id",
+    "$comment",
+    "$anchor",
+    "title",
+    "description",
+    "examples",
+    "deprecated",
+    "readOnly",
+    "writeOnly",
+    "$defs",
+    "definitions",
+    "default",
+    "contentMediaType",
+    "contentEncoding",
+];
+
+/// Keywords read by the generator, by the JSON type they apply to (`*` = any).
+const SUPPORTED: &[(&str, &str)] = &[
+    ("type", "*"),
+    ("enum", "*"),
+    ("const", "*"),
+    ("$ref", "*"),
+    ("oneOf", "object"),
+    ("minLength", "string"),
+    ("maxLength", "string"),
+    ("pattern", "string"),
+    ("format", "string"),
+    ("minimum", "number"),
+    ("maximum", "number"),
+    ("exclusiveMinimum", "number"),
+    ("exclusiveMaximum", "number"),
+    ("multipleOf", "number"),
+    ("items", "array"),
+    ("minItems", "array"),
+    ("maxItems", "array"),
+    ("uniqueItems", "array"),
+    ("properties", "object"),
+    ("required", "object"),
+    ("additionalProperties", "object"),
+    ("minProperties", "object"),
+    ("maxProperties", "object"),
+];
+
+/// Keywords of JSON Schema the generator does not support (a clearer message than "unknown").
+const UNSUPPORTED: &[&str] = &[
+    "allOf",
+    "anyOf",
+    "not",
+    "if",
+    "then",
+    "else",
+    "patternProperties",
+    "propertyNames",
+    "dependentRequired",
+    "dependentSchemas",
+    "dependencies",
+    "prefixItems",
+    "additionalItems",
+    "contains",
+    "minContains",
+    "maxContains",
+    "unevaluatedProperties",
+    "unevaluatedItems",
+    "$dynamicRef",
+    "$dynamicAnchor",
+    "$recursiveRef",
+    "$recursiveAnchor",
+    "$vocabulary",
+    "contentSchema",
+];
+
+/// Checks every keyword of a schema object against the dialect and the node's JSON type
+/// (`types`: the non-null types named by `type`, or inferred).
+pub(super) fn check(at: &At<'_>, types: &[&str]) -> Result<()> {
+    let Some(object) = at.object() else {
+        return Ok(());
+    };
+    for key in object.keys() {
+        let key = key.as_str();
+        if key == "x-eventodb" {
+            if !at.pointer.is_empty() {
+                return Err(at.err_at(
+                    key,
+                    "`x-eventodb` belongs at the root of an event schema file",
+                ));
+            }
+            continue;
+        }
+        if key.starts_with("x-") || ANNOTATIONS.contains(&key) {
+            continue;
+        }
+        if UNSUPPORTED.contains(&key) {
+            return Err(at.err_at(key, format!("keyword `{key}` is not supported")));
+        }
+        let Some((_, applies_to)) = SUPPORTED.iter().find(|(name, _)| *name == key) else {
+            return Err(at.err_at(
+                key,
+                format!("unknown keyword `{key}` (extensions must start with `x-`)"),
+            ));
+        };
+        let applies = *applies_to == "*"
+            || types.is_empty()
+            || types
+                .iter()
+                .any(|ty| ty == applies_to || (*ty == "integer" && *applies_to == "number"));
+        if !applies {
+            return Err(at.err_at(
+                key,
+                format!(
+                    "keyword `{key}` applies to {applies_to}s, not to `{}`",
+                    types.join("`, `")
+                ),
+            ));
+        }
+    }
+    if object.contains_key("$ref") {
+        if let Some(extra) = object.keys().find(|key| {
+            let key = key.as_str();
+            key != "$ref" && !key.starts_with("x-") && !ANNOTATIONS.contains(&key)
+        }) {
+            return Err(at.err_at(
+                extra,
+                format!("keyword `{extra}` beside `$ref` is not supported; move it into the referenced schema"),
+            ));
+        }
+    }
+    Ok(())
+}

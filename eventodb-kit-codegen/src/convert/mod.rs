@@ -1,0 +1,668 @@
+//! JSON Schema to [`Model`]: events, shared types, `$ref` resolution and naming.
+
+mod keywords;
+mod shape;
+
+use crate::error::SchemaError;
+use crate::load::{self, Folder};
+use crate::model::{
+    EventInfo, Field, Model, Presence, StructDef, TemplatePart, Ty, TypeDef, TypeKind, UnionVariant,
+};
+use crate::naming;
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, BTreeSet};
+
+type Result<T, E = SchemaError> = std::result::Result<T, E>;
+
+/// `$schema` values the dialect accepts.
+const DIALECTS: &[&str] = &[
+    "https://json-schema.org/draft/2020-12/schema",
+    "http://json-schema.org/draft-07/schema",
+    "https://json-schema.org/draft-07/schema",
+    "https://json-schema.org/draft/2019-09/schema",
+];
+
+/// A node with an owned pointer (children are built on the fly).
+#[derive(Clone)]
+pub(crate) struct At<'a> {
+    pub(crate) file: &'a str,
+    pub(crate) pointer: String,
+    pub(crate) value: &'a Value,
+}
+
+impl<'a> At<'a> {
+    fn root(file: &'a str, value: &'a Value) -> Self {
+        Self {
+            file,
+            pointer: String::new(),
+            value,
+        }
+    }
+
+    pub(crate) fn child(&self, key: &str, value: &'a Value) -> Self {
+        let escaped = key.replace('~', "~0").replace('/', "~1");
+        Self {
+            file: self.file,
+            pointer: format!("{}/{escaped}", self.pointer),
+            value,
+        }
+    }
+
+    pub(crate) fn get(&self, key: &str) -> Option<At<'a>> {
+        self.value.get(key).map(|value| self.child(key, value))
+    }
+
+    pub(crate) fn object(&self) -> Option<&'a Map<String, Value>> {
+        self.value.as_object()
+    }
+
+    pub(crate) fn err(&self, message: impl Into<String>) -> SchemaError {
+        SchemaError::new(self.file, &self.pointer, message)
+    }
+
+    pub(crate) fn err_at(&self, key: &str, message: impl Into<String>) -> SchemaError {
+        let escaped = key.replace('~', "~0").replace('/', "~1");
+        SchemaError::new(self.file, &format!("{}/{escaped}", self.pointer), message)
+    }
+
+    fn key(&self) -> String {
+        format!("{}#{}", self.file, self.pointer)
+    }
+}
+
+/// Builds the model of a whole folder, collecting every error.
+pub(crate) fn convert(folder: &Folder) -> Result<Model, Vec<SchemaError>> {
+    let mut converter = Converter {
+        folder,
+        model: Model::default(),
+        located: BTreeMap::new(),
+        names: BTreeMap::new(),
+        in_progress: BTreeSet::new(),
+        events: BTreeMap::new(),
+    };
+    let mut errors = Vec::new();
+    for (file, value) in &folder.files {
+        if let Err(error) = converter.file(file, value) {
+            errors.push(error);
+        }
+    }
+    if errors.is_empty() {
+        Ok(converter.model)
+    } else {
+        Err(errors)
+    }
+}
+
+pub(crate) struct Converter<'a> {
+    folder: &'a Folder,
+    model: Model,
+    /// `file#pointer` (plus `|tag` for union payloads) -> Rust name.
+    located: BTreeMap<String, String>,
+    /// Rust name -> where it was defined, to report clashes.
+    names: BTreeMap<String, String>,
+    in_progress: BTreeSet<String>,
+    /// Event type -> file.
+    events: BTreeMap<String, String>,
+}
+
+impl<'a> Converter<'a> {
+    fn file(&mut self, file: &'a str, value: &'a Value) -> Result<()> {
+        let at = At::root(file, value);
+        let Some(object) = at.object() else {
+            return Err(at.err("a schema file must hold a JSON object"));
+        };
+        if let Some(dialect) = at.get("$schema") {
+            let text = dialect.value.as_str().unwrap_or_default();
+            if !DIALECTS.contains(&text.trim_end_matches('#')) {
+                return Err(dialect.err(format!(
+                    "unsupported `$schema` {}; use draft 2020-12 (https://json-schema.org/draft/2020-12/schema) or draft-07",
+                    dialect.value
+                )));
+            }
+        }
+        if object.contains_key("x-eventodb") {
+            return self.event(&at);
+        }
+        let is_type = ["type", "properties", "enum", "oneOf"]
+            .iter()
+            .any(|key| object.contains_key(*key));
+        if is_type {
+            let name = self.ref_name(&at);
+            let (shape, _) = self.shape(&at, &name)?;
+            if !matches!(shape.ty, Ty::Named { .. }) {
+                // A shared scalar definition: nothing to generate until it is used.
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    fn event(&mut self, at: &At<'a>) -> Result<()> {
+        let title = at
+            .get("title")
+            .and_then(|title| title.value.as_str().map(str::to_owned))
+            .filter(|title| naming::is_upper_camel(title))
+            .ok_or_else(|| {
+                at.err("an event schema needs a `title` in UpperCamelCase: its event type, e.g. \"UserCreated\"")
+            })?;
+        let Some(meta) = at.get("x-eventodb") else {
+            unreachable!("checked by the caller")
+        };
+        let (category, stream) = parse_meta(&meta)?;
+        if let Some(other) = self.events.get(&title) {
+            return Err(at.err_at(
+                "title",
+                format!("event type `{title}` is already defined by `{other}`; each event type needs its own file"),
+            ));
+        }
+        self.events.insert(title.clone(), at.file.to_owned());
+        let is_object = at.get("type").is_some_and(|ty| ty.value == "object")
+            && at.get("properties").is_some_and(|p| p.value.is_object());
+        if !is_object {
+            return Err(at.err(
+                "an event must be an object: write `\"type\": \"object\"` with `properties`",
+            ));
+        }
+        let name = self.named(at, &title, None)?.0;
+        let parts = self.template(&meta, &stream, &category, &name)?;
+        let Some(TypeKind::Struct(def)) = self.model.types.get_mut(&name).map(|ty| &mut ty.kind)
+        else {
+            unreachable!("an object schema becomes a struct")
+        };
+        def.event = Some(EventInfo {
+            event_type: title,
+            category,
+            stream,
+            parts,
+        });
+        Ok(())
+    }
+
+    /// Splits the stream template and checks each placeholder names a required scalar field.
+    fn template(
+        &self,
+        meta: &At<'a>,
+        stream: &str,
+        category: &str,
+        name: &str,
+    ) -> Result<Vec<TemplatePart>> {
+        let at = meta.get("stream").unwrap_or_else(|| meta.clone());
+        let prefix = stream.split('-').next().unwrap_or_default();
+        if prefix != category || !stream.contains('-') {
+            return Err(at.err(format!(
+                "stream template `{stream}` must start with the category and a dash, e.g. `{category}-{{id}}`"
+            )));
+        }
+        let Some(TypeKind::Struct(def)) = self.model.types.get(name).map(|ty| &ty.kind) else {
+            unreachable!("events are structs")
+        };
+        let mut parts = Vec::new();
+        let mut rest = stream;
+        while let Some(open) = rest.find('{') {
+            let text = &rest[..open];
+            if text.contains('}') {
+                return Err(at.err(format!("stream template `{stream}` has an unmatched `}}`")));
+            }
+            if !text.is_empty() {
+                parts.push(TemplatePart::Text(text.to_owned()));
+            }
+            let Some(close) = rest[open..].find('}') else {
+                return Err(at.err(format!("stream template `{stream}` has an unclosed `{{`")));
+            };
+            let placeholder = &rest[open + 1..open + close];
+            let field = def
+                .fields
+                .iter()
+                .find(|field| field.json_name == placeholder)
+                .ok_or_else(|| {
+                    at.err(format!(
+                        "stream placeholder `{{{placeholder}}}` is not a property of the event"
+                    ))
+                })?;
+            if field.presence != Presence::Required {
+                return Err(at.err(format!(
+                    "stream placeholder `{{{placeholder}}}` must be a required, non-nullable property: add it to `required`"
+                )));
+            }
+            if !matches!(field.shape.ty, Ty::String | Ty::Uuid | Ty::I64 | Ty::U64) {
+                return Err(at.err(format!(
+                    "stream placeholder `{{{placeholder}}}` must be a string, uuid or integer property"
+                )));
+            }
+            parts.push(TemplatePart::Field(field.ident.clone()));
+            rest = &rest[open + close + 1..];
+        }
+        if rest.contains('}') {
+            return Err(at.err(format!("stream template `{stream}` has an unmatched `}}`")));
+        }
+        if !rest.is_empty() {
+            parts.push(TemplatePart::Text(rest.to_owned()));
+        }
+        if !parts
+            .iter()
+            .any(|part| matches!(part, TemplatePart::Field(_)))
+        {
+            return Err(at.err(format!(
+                "stream template `{stream}` has no placeholder; name the id property, e.g. `{category}-{{id}}`"
+            )));
+        }
+        Ok(parts)
+    }
+
+    /// The Rust type for a schema that becomes a named type (struct, enum or union), generated
+    /// once per location. Returns the name and whether it refers to a type being built (a
+    /// recursive reference, to be boxed).
+    pub(crate) fn named(
+        &mut self,
+        at: &At<'a>,
+        name: &str,
+        omit_tag: Option<&str>,
+    ) -> Result<(String, bool)> {
+        let key = match omit_tag {
+            Some(tag) => format!("{}|{tag}", at.key()),
+            None => at.key(),
+        };
+        if let Some(existing) = self.located.get(&key) {
+            return Ok((existing.clone(), self.in_progress.contains(&key)));
+        }
+        let expected = if at.value.get("enum").is_some() {
+            "string"
+        } else {
+            "object"
+        };
+        let (ty, _) = shape::json_type(at)?;
+        if ty != expected {
+            return Err(at.err_at(
+                "type",
+                format!("`type` must be `{expected}` for this schema, not `{ty}`"),
+            ));
+        }
+        keywords::check(at, &[ty])?;
+        if at.value.get("oneOf").is_some() && at.value.get("properties").is_some() {
+            return Err(at.err_at(
+                "properties",
+                "`properties` beside `oneOf` is not supported; put them in each option",
+            ));
+        }
+        if omit_tag.is_none() && self.located.contains_key(&format!("{}|", at.key())) {
+            return Err(
+                at.err("this schema is a `oneOf` option and cannot also be used on its own")
+            );
+        }
+        if let Some(other) = self.names.get(name) {
+            return Err(at.err(format!(
+                "type name `{name}` is already generated from `{other}`; give one of them a different `title`"
+            )));
+        }
+        self.names.insert(name.to_owned(), at.key());
+        self.located.insert(key.clone(), name.to_owned());
+        if omit_tag.is_some() {
+            self.located
+                .insert(format!("{}|", at.key()), name.to_owned());
+        }
+        self.in_progress.insert(key.clone());
+        let kind = self.type_kind(at, name, omit_tag);
+        self.in_progress.remove(&key);
+        let doc = at
+            .get("description")
+            .and_then(|d| d.value.as_str())
+            .map(str::to_owned)
+            .unwrap_or_default();
+        self.model.types.insert(
+            name.to_owned(),
+            TypeDef {
+                name: name.to_owned(),
+                doc,
+                origin: if at.pointer.is_empty() {
+                    at.file.to_owned()
+                } else {
+                    at.key()
+                },
+                kind: kind?,
+            },
+        );
+        Ok((name.to_owned(), false))
+    }
+
+    fn type_kind(&mut self, at: &At<'a>, name: &str, omit_tag: Option<&str>) -> Result<TypeKind> {
+        if let Some(one_of) = at.get("oneOf") {
+            return self.union(at, &one_of, name);
+        }
+        if let Some(values) = at.get("enum") {
+            return string_enum(&values);
+        }
+        self.object(at, name, omit_tag).map(TypeKind::Struct)
+    }
+
+    fn object(&mut self, at: &At<'a>, name: &str, omit_tag: Option<&str>) -> Result<StructDef> {
+        static EMPTY: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::new(Map::new);
+        let properties = match at.get("properties") {
+            Some(properties) => properties
+                .object()
+                .ok_or_else(|| properties.err("`properties` must be an object"))?,
+            None => &*EMPTY,
+        };
+        let properties_at = at.get("properties");
+        let required = required_list(at)?;
+        for name in &required {
+            if !properties.contains_key(name) {
+                return Err(at.err_at(
+                    "required",
+                    format!("required property `{name}` is not in `properties`"),
+                ));
+            }
+        }
+        let deny_unknown_fields = match at.get("additionalProperties") {
+            None => false,
+            Some(extra) => match extra.value {
+                Value::Bool(allowed) => !allowed,
+                _ => {
+                    return Err(extra.err(
+                        "`additionalProperties` with a schema beside `properties` is not supported; use `false`, `true`, or a map without `properties`",
+                    ));
+                }
+            },
+        };
+        let mut fields = Vec::new();
+        let mut idents = BTreeMap::new();
+        // Sorted by name (serde_json's map), so output never depends on its features.
+        for (json_name, value) in properties {
+            if Some(json_name.as_str()) == omit_tag {
+                continue;
+            }
+            let Some(properties_at) = &properties_at else {
+                unreachable!("there are properties")
+            };
+            let property = properties_at.child(json_name, value);
+            let (ident, rename) = naming::field_ident(json_name);
+            if let Some(other) = idents.insert(ident.clone(), json_name.clone()) {
+                return Err(property.err(format!(
+                    "properties `{other}` and `{json_name}` both become the Rust field `{ident}`"
+                )));
+            }
+            let hint = format!("{name}{}", naming::upper_camel(json_name));
+            let (shape, nullable) = self.shape(&property, &hint)?;
+            let is_required = required.contains(json_name);
+            let presence = match (is_required, nullable, property.get("default")) {
+                (true, false, _) => Presence::Required,
+                (true, true, _) => Presence::RequiredNullable,
+                (false, true, None) => Presence::OptionalNullable,
+                (false, false, None) => Presence::Optional,
+                (false, true, Some(default)) => {
+                    return Err(default.err("`default` on a nullable property is not supported"));
+                }
+                (false, false, Some(default)) => {
+                    self.check_default(&default, &shape)?;
+                    Presence::Defaulted(default.value.clone())
+                }
+            };
+            let doc = property
+                .get("description")
+                .and_then(|d| d.value.as_str())
+                .map(str::to_owned);
+            fields.push(Field {
+                json_name: json_name.clone(),
+                ident,
+                rename,
+                doc,
+                shape,
+                presence,
+            });
+        }
+        Ok(StructDef {
+            fields,
+            deny_unknown_fields,
+            event: None,
+        })
+    }
+
+    fn check_default(&self, default: &At<'a>, shape: &crate::model::Shape) -> Result<()> {
+        let ok = match &shape.ty {
+            Ty::String => default.value.is_string(),
+            Ty::I64 => default.value.as_i64().is_some(),
+            Ty::U64 => default.value.as_u64().is_some(),
+            Ty::F64 => default.value.is_number(),
+            Ty::Bool => default.value.is_boolean(),
+            Ty::Named { name, .. } => match self.model.types.get(name).map(|ty| &ty.kind) {
+                Some(TypeKind::Enum(variants)) => variants
+                    .iter()
+                    .any(|(_, value)| default.value.as_str() == Some(value)),
+                _ => false,
+            },
+            _ => false,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(default.err(
+                "`default` is supported for strings, integers, numbers, booleans and enum values, and must match the property's type",
+            ))
+        }
+    }
+
+    fn union(&mut self, at: &At<'a>, one_of: &At<'a>, name: &str) -> Result<TypeKind> {
+        let Some(options) = one_of
+            .value
+            .as_array()
+            .filter(|options| !options.is_empty())
+        else {
+            return Err(one_of.err("`oneOf` must be a non-empty array"));
+        };
+        let need_tag = "`oneOf` is supported for objects told apart by a tag: every option an object whose required property holds a `const` string";
+        let mut resolved = Vec::new();
+        for (index, option) in options.iter().enumerate() {
+            let option_at = one_of.child(&index.to_string(), option);
+            let (target, via_ref) = match option_at.get("$ref") {
+                Some(reference) => (self.resolve(&reference)?, true),
+                None => (option_at.clone(), false),
+            };
+            let is_object = target
+                .get("properties")
+                .is_some_and(|p| p.value.is_object());
+            if !is_object {
+                return Err(option_at.err(need_tag));
+            }
+            resolved.push((option_at, target, via_ref));
+        }
+        // The tag: a property that is required and `const` in every option.
+        let first = &resolved[0].1;
+        let tag = first
+            .get("properties")
+            .and_then(|p| {
+                p.object()
+                    .map(|map| map.keys().cloned().collect::<Vec<_>>())
+            })
+            .unwrap_or_default()
+            .into_iter()
+            .find(|candidate| {
+                resolved.iter().all(|(_, target, _)| {
+                    tag_value(target, candidate).is_some()
+                        && required_list(target).is_ok_and(|req| req.contains(candidate))
+                })
+            })
+            .ok_or_else(|| one_of.err(need_tag))?;
+        let _ = at;
+        let mut variants: Vec<UnionVariant> = Vec::new();
+        for (option_at, target, via_ref) in resolved {
+            let value = tag_value(&target, &tag).unwrap_or_default();
+            let variant = naming::variant_ident(&value);
+            if variants.iter().any(|other| other.name == variant) {
+                return Err(option_at.err(format!(
+                    "two `oneOf` options have the tag `{tag}` = \"{value}\" (or names that clash as `{variant}`)"
+                )));
+            }
+            let payload_name = if via_ref {
+                self.ref_name(&target)
+            } else {
+                title_name(&target).unwrap_or_else(|| format!("{name}{variant}"))
+            };
+            let (payload, _) = self.named(&target, &payload_name, Some(&tag))?;
+            let doc = target
+                .get("description")
+                .and_then(|d| d.value.as_str())
+                .map(str::to_owned);
+            variants.push(UnionVariant {
+                name: variant,
+                value,
+                doc,
+                payload,
+            });
+        }
+        Ok(TypeKind::Union { tag, variants })
+    }
+
+    /// The node a `$ref` points to.
+    pub(crate) fn resolve(&self, reference: &At<'a>) -> Result<At<'a>> {
+        let Some(text) = reference.value.as_str() else {
+            return Err(reference.err("`$ref` must be a string"));
+        };
+        if text.contains("://") || text.starts_with("urn:") {
+            return Err(reference.err(format!(
+                "remote `$ref` \"{text}\" is not supported; put the schema in the folder and refer to it by relative path"
+            )));
+        }
+        let (path, fragment) = text.split_once('#').unwrap_or((text, ""));
+        let file = if path.is_empty() {
+            reference.file.to_owned()
+        } else {
+            load::join(reference.file, path).ok_or_else(|| {
+                reference.err(format!(
+                    "unknown `$ref` \"{text}\": it leaves the schema folder"
+                ))
+            })?
+        };
+        let Some((file, root)) = self.folder.files.get_key_value(&file) else {
+            return Err(reference.err(format!(
+                "unknown `$ref` \"{text}\": no file `{file}` in the schema folder"
+            )));
+        };
+        if fragment.is_empty() {
+            return Ok(At::root(file, root));
+        }
+        if !fragment.starts_with('/') {
+            return Err(reference.err(format!(
+                "unknown `$ref` \"{text}\": only JSON pointer fragments (`#/$defs/Name`) are supported"
+            )));
+        }
+        let value = root.pointer(fragment).ok_or_else(|| {
+            reference.err(format!(
+                "unknown `$ref` \"{text}\": `{file}` has nothing at `{fragment}`"
+            ))
+        })?;
+        Ok(At {
+            file,
+            pointer: fragment.to_owned(),
+            value,
+        })
+    }
+
+    /// The Rust name of a referenced type: its `title`, else its `$defs` key, else its file name.
+    pub(crate) fn ref_name(&self, target: &At<'a>) -> String {
+        if let Some(title) = title_name(target) {
+            return title;
+        }
+        let segments: Vec<&str> = target.pointer.split('/').collect();
+        if let [.., parent, last] = segments.as_slice()
+            && (*parent == "$defs" || *parent == "definitions")
+        {
+            return naming::upper_camel(&last.replace("~1", "/").replace("~0", "~"));
+        }
+        let stem = target
+            .file
+            .rsplit('/')
+            .next()
+            .unwrap_or(target.file)
+            .trim_end_matches(".json");
+        naming::upper_camel(stem)
+    }
+}
+
+fn parse_meta(meta: &At<'_>) -> Result<(String, String)> {
+    let Some(object) = meta.object() else {
+        return Err(meta.err("`x-eventodb` must be an object with `category` and `stream`"));
+    };
+    for key in object.keys() {
+        if key != "category" && key != "stream" {
+            return Err(meta.err_at(
+                key,
+                format!("unknown `x-eventodb` key `{key}`; the keys are `category` and `stream`"),
+            ));
+        }
+    }
+    let text = |key: &str| {
+        object
+            .get(key)
+            .and_then(Value::as_str)
+            .filter(|text| !text.is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| meta.err(format!("`x-eventodb` needs a non-empty string `{key}`")))
+    };
+    let category = text("category")?;
+    if category.contains('-') || category.contains('{') {
+        return Err(meta.err_at(
+            "category",
+            format!("category `{category}` must not contain `-` or `{{` (the stream name is `category-id`)"),
+        ));
+    }
+    Ok((category, text("stream")?))
+}
+
+fn required_list(at: &At<'_>) -> Result<BTreeSet<String>> {
+    match at.get("required") {
+        None => Ok(BTreeSet::new()),
+        Some(required) => required
+            .value
+            .as_array()
+            .and_then(|items| {
+                items
+                    .iter()
+                    .map(|item| item.as_str().map(str::to_owned))
+                    .collect::<Option<BTreeSet<_>>>()
+            })
+            .ok_or_else(|| required.err("`required` must be an array of property names")),
+    }
+}
+
+fn string_enum(values: &At<'_>) -> Result<TypeKind> {
+    let Some(items) = values.value.as_array().filter(|items| !items.is_empty()) else {
+        return Err(values.err("`enum` must be a non-empty array"));
+    };
+    let mut variants: Vec<(String, String)> = Vec::new();
+    for item in items {
+        let Some(text) = item.as_str() else {
+            if item.is_null() {
+                continue;
+            }
+            return Err(values.err(format!(
+                "`enum` value {item} is not supported: enums must list strings"
+            )));
+        };
+        let name = naming::variant_ident(text);
+        if variants.iter().any(|(other, _)| *other == name) {
+            return Err(values.err(format!(
+                "`enum` values clash: two of them become the Rust variant `{name}`"
+            )));
+        }
+        variants.push((name, text.to_owned()));
+    }
+    Ok(TypeKind::Enum(variants))
+}
+
+fn tag_value(target: &At<'_>, property: &str) -> Option<String> {
+    target
+        .value
+        .get("properties")?
+        .get(property)?
+        .get("const")?
+        .as_str()
+        .map(str::to_owned)
+}
+
+/// The `title` of a node as a type name, when it has one.
+pub(crate) fn title_name(at: &At<'_>) -> Option<String> {
+    at.value
+        .get("title")
+        .and_then(Value::as_str)
+        .map(naming::upper_camel)
+        .filter(|name| !name.is_empty())
+}

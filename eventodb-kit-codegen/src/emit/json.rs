@@ -1,0 +1,80 @@
+//! JSON values as Rust tokens: for `serde_json::json!` (schemars `extend`) and as literals.
+
+use crate::model::Ty;
+use proc_macro2::{Literal, TokenStream};
+use quote::quote;
+use serde_json::{Number, Value};
+
+/// Tokens `serde_json::json!` turns back into `value`.
+pub(super) fn tokens(value: &Value) -> TokenStream {
+    match value {
+        Value::Null => quote!(null),
+        Value::Bool(b) => quote!(#b),
+        Value::Number(number) => number_tokens(number),
+        Value::String(text) => {
+            let text = Literal::string(text);
+            quote!(#text)
+        }
+        Value::Array(items) => {
+            let items = items.iter().map(tokens);
+            quote!([#(#items),*])
+        }
+        Value::Object(map) => {
+            let entries = map.iter().map(|(key, value)| {
+                let value = tokens(value);
+                quote!(#key: #value)
+            });
+            quote!({#(#entries),*})
+        }
+    }
+}
+
+fn number_tokens(number: &Number) -> TokenStream {
+    if let Some(n) = number.as_u64() {
+        let lit = Literal::u64_unsuffixed(n);
+        quote!(#lit)
+    } else if let Some(n) = number.as_i64() {
+        let lit = Literal::i64_unsuffixed(n.unsigned_abs() as i64);
+        let lit = if n == i64::MIN {
+            Literal::u64_unsuffixed(n.unsigned_abs())
+        } else {
+            lit
+        };
+        quote!(-#lit)
+    } else {
+        let n = number.as_f64().unwrap_or_default();
+        let lit = Literal::f64_unsuffixed(n.abs());
+        if n < 0.0 { quote!(-#lit) } else { quote!(#lit) }
+    }
+}
+
+/// A Rust literal of type `ty` for a scalar JSON value (checked to fit when converting).
+pub(super) fn literal(value: &Value, ty: &Ty) -> TokenStream {
+    match (ty, value) {
+        (Ty::Bool, Value::Bool(b)) => quote!(#b),
+        (Ty::I64, Value::Number(n)) => int(n.as_i64().unwrap_or_default()),
+        (Ty::U64, Value::Number(n)) => {
+            let lit = Literal::u64_suffixed(n.as_u64().unwrap_or_default());
+            quote!(#lit)
+        }
+        (_, Value::Number(n)) => float(n),
+        (_, Value::String(text)) => quote!(#text),
+        _ => quote!(::core::default::Default::default()),
+    }
+}
+
+/// An `f64` literal (a leading `-` as its own token).
+pub(super) fn float(number: &Number) -> TokenStream {
+    let n = number.as_f64().unwrap_or_default();
+    let lit = Literal::f64_suffixed(n.abs());
+    if n < 0.0 { quote!(-#lit) } else { quote!(#lit) }
+}
+
+/// An `i64` literal (a leading `-` as its own token).
+pub(super) fn int(n: i64) -> TokenStream {
+    if n == i64::MIN {
+        return quote!(i64::MIN);
+    }
+    let lit = Literal::i64_suffixed(n.abs());
+    if n < 0 { quote!(-#lit) } else { quote!(#lit) }
+}

@@ -1,0 +1,362 @@
+//! [`Model`] to Rust tokens: the types, their validation, the `Event` impls and the registry.
+
+mod json;
+mod registry;
+mod validate;
+
+use crate::model::{Field, Model, Presence, Shape, Ty, TypeDef, TypeKind};
+use proc_macro2::{Ident, Span, TokenStream};
+use quote::{format_ident, quote};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// How to write the code.
+pub(crate) struct Options {
+    /// Path of the runtime crate, e.g. `::eventodb_kit`.
+    pub(crate) krate: syn::Path,
+    /// Extra derives for every generated type.
+    pub(crate) derives: Vec<syn::Path>,
+    /// Implement `Event` with `#[derive(Event)]` instead of a generated impl.
+    pub(crate) derive_event: bool,
+}
+
+pub(crate) fn emit(model: &Model, options: &Options) -> TokenStream {
+    let emitter = Emitter {
+        model,
+        krate: &options.krate,
+        derives: &options.derives,
+        derive_event: options.derive_event,
+        checked: validate::checked_types(model),
+    };
+    let mut out = TokenStream::new();
+    for def in model.types.values() {
+        out.extend(emitter.type_def(def));
+    }
+    out.extend(registry::emit(&emitter));
+    out
+}
+
+pub(crate) struct Emitter<'m> {
+    model: &'m Model,
+    krate: &'m syn::Path,
+    derives: &'m [syn::Path],
+    derive_event: bool,
+    /// Names of the types that have a `__eventodb_validate` method.
+    checked: BTreeMap<String, bool>,
+}
+
+pub(crate) fn ident(name: &str) -> Ident {
+    match name.strip_prefix("r#") {
+        Some(raw) => Ident::new_raw(raw, Span::call_site()),
+        None => Ident::new(name, Span::call_site()),
+    }
+}
+
+fn doc_lines(text: &str) -> TokenStream {
+    let lines = text.lines().map(|line| {
+        let line = if line.is_empty() {
+            String::new()
+        } else {
+            format!(" {line}")
+        };
+        quote!(#[doc = #line])
+    });
+    quote!(#(#lines)*)
+}
+
+impl Emitter<'_> {
+    fn has_checks(&self, name: &str) -> bool {
+        self.checked.get(name).copied().unwrap_or(false)
+    }
+
+    /// The Rust type of a shape.
+    fn ty(&self, shape: &Shape) -> TokenStream {
+        let krate = self.krate;
+        let inner = match &shape.ty {
+            Ty::String => quote!(String),
+            Ty::Uuid => quote!(#krate::__private::uuid::Uuid),
+            Ty::DateTime => {
+                quote!(#krate::__private::chrono::DateTime<#krate::__private::chrono::Utc>)
+            }
+            Ty::Date => quote!(#krate::__private::chrono::NaiveDate),
+            Ty::I64 => quote!(i64),
+            Ty::U64 => quote!(u64),
+            Ty::F64 => quote!(f64),
+            Ty::Bool => quote!(bool),
+            Ty::Any => quote!(#krate::__private::serde_json::Value),
+            Ty::Vec(item) => {
+                let item = self.ty(item);
+                quote!(Vec<#item>)
+            }
+            Ty::Map(value) => {
+                let value = self.ty(value);
+                quote!(::std::collections::BTreeMap<String, #value>)
+            }
+            Ty::Named { name, boxed } => {
+                let name = ident(name);
+                if *boxed {
+                    quote!(Box<#name>)
+                } else {
+                    quote!(#name)
+                }
+            }
+        };
+        if shape.nullable {
+            quote!(Option<#inner>)
+        } else {
+            inner
+        }
+    }
+
+    fn field_ty(&self, field: &Field) -> TokenStream {
+        let ty = self.ty(&field.shape);
+        match field.presence {
+            Presence::Required | Presence::Defaulted(_) => ty,
+            _ => quote!(Option<#ty>),
+        }
+    }
+
+    fn derives(&self, extra: TokenStream) -> TokenStream {
+        let krate = self.krate;
+        let serde_path = format!("{}::__private::serde", path_text(krate));
+        let schemars_path = format!("{}::__private::schemars", path_text(krate));
+        let user = self.derives;
+        quote! {
+            #[derive(
+                Debug, Clone, PartialEq, #extra
+                #krate::__private::serde::Serialize,
+                #krate::__private::serde::Deserialize,
+                #krate::__private::schemars::JsonSchema,
+                #(#user,)*
+            )]
+            #[serde(crate = #serde_path)]
+            #[schemars(crate = #schemars_path)]
+        }
+    }
+
+    fn type_def(&self, def: &TypeDef) -> TokenStream {
+        let name = ident(&def.name);
+        let mut doc = def.doc.clone();
+        if doc.is_empty() {
+            doc = match &def.kind {
+                TypeKind::Struct(s) if s.event.is_some() => format!("The `{}` event.", def.name),
+                _ => format!("The `{}` type.", def.name),
+            };
+        }
+        doc.push_str(&format!("\n\nGenerated from `{}`.", def.origin));
+        let doc = doc_lines(&doc);
+        let validate = self.validate_impl(def);
+        match &def.kind {
+            TypeKind::Struct(s) => {
+                let fields = s.fields.iter().map(|field| self.field(def, field));
+                let deny = s
+                    .deny_unknown_fields
+                    .then(|| quote!(#[serde(deny_unknown_fields)]));
+                let (event_derive, event_attr, event_impl) = match &s.event {
+                    Some(event) => self.event_impl(def, event),
+                    None => Default::default(),
+                };
+                let defaults = self.defaults(def, &s.fields);
+                let derives = self.derives(event_derive);
+                quote! {
+                    #doc
+                    #derives
+                    #event_attr
+                    #deny
+                    pub struct #name { #(#fields)* }
+                    #defaults
+                    #validate
+                    #event_impl
+                }
+            }
+            TypeKind::Enum(variants) => {
+                let variants = variants.iter().map(|(variant, value)| {
+                    let variant = ident(variant);
+                    let doc = format!(" `\"{value}\"`");
+                    quote!(#[doc = #doc] #[serde(rename = #value)] #variant,)
+                });
+                let derives = self.derives(quote!(Copy, Eq, Hash,));
+                quote! {
+                    #doc
+                    #derives
+                    pub enum #name { #(#variants)* }
+                }
+            }
+            TypeKind::Union { tag, variants } => {
+                let variants = variants.iter().map(|variant| {
+                    let name = ident(&variant.name);
+                    let payload = ident(&variant.payload);
+                    let value = &variant.value;
+                    let doc = doc_lines(
+                        variant
+                            .doc
+                            .as_deref()
+                            .unwrap_or(&format!("`{tag}` = `\"{value}\"`.")),
+                    );
+                    quote!(#doc #[serde(rename = #value)] #name(#payload),)
+                });
+                let derives = self.derives(TokenStream::new());
+                quote! {
+                    #doc
+                    #derives
+                    #[serde(tag = #tag)]
+                    pub enum #name { #(#variants)* }
+                    #validate
+                }
+            }
+        }
+    }
+
+    fn field(&self, def: &TypeDef, field: &Field) -> TokenStream {
+        let krate = self.krate;
+        let krate_text = path_text(krate);
+        let name = ident(&field.ident);
+        let ty = self.field_ty(field);
+        let doc = doc_lines(
+            field
+                .doc
+                .as_deref()
+                .unwrap_or(&format!("The `{}` property.", field.json_name)),
+        );
+        let rename = field.rename.then(|| {
+            let json = &field.json_name;
+            quote!(#[serde(rename = #json)])
+        });
+        let presence = match &field.presence {
+            Presence::Required => TokenStream::new(),
+            Presence::RequiredNullable => {
+                let with = format!("{krate_text}::__private::codegen::deserialize_nullable");
+                quote!(#[serde(deserialize_with = #with)] #[schemars(required)])
+            }
+            Presence::Optional => {
+                let with = format!("{krate_text}::__private::codegen::deserialize_some");
+                let inner = self.ty(&field.shape).to_string();
+                quote! {
+                    #[serde(default, skip_serializing_if = "::core::option::Option::is_none", deserialize_with = #with)]
+                    #[schemars(with = #inner)]
+                }
+            }
+            Presence::OptionalNullable => {
+                quote!(#[serde(default, skip_serializing_if = "::core::option::Option::is_none")])
+            }
+            Presence::Defaulted(_) => {
+                let path = format!("{}::{}", def.name, default_fn(field));
+                quote!(#[serde(default = #path)])
+            }
+        };
+        let extend = schemars_extend(&field.shape);
+        let extend = (!extend.is_empty()).then(|| {
+            let pairs = extend.iter().map(|(key, value)| {
+                let value = json::tokens(value);
+                quote!(#key = #value)
+            });
+            quote!(#[schemars(extend(#(#pairs),*))])
+        });
+        quote! {
+            #doc
+            #rename
+            #presence
+            #extend
+            pub #name: #ty,
+        }
+    }
+
+    /// `fn __default_x() -> T` for every field with a `default`.
+    fn defaults(&self, def: &TypeDef, fields: &[Field]) -> TokenStream {
+        let fns: Vec<TokenStream> = fields
+            .iter()
+            .filter_map(|field| {
+                let Presence::Defaulted(value) = &field.presence else {
+                    return None;
+                };
+                let name = format_ident!("{}", default_fn(field));
+                let ty = self.ty(&field.shape);
+                let expr = match (&field.shape.ty, value) {
+                    (Ty::String, Value::String(text)) => quote!(String::from(#text)),
+                    (Ty::Named { name, .. }, Value::String(text)) => {
+                        let variant = self.enum_variant(name, text);
+                        let name = ident(name);
+                        quote!(#name::#variant)
+                    }
+                    (_, value) => json::literal(value, &field.shape.ty),
+                };
+                Some(quote!(fn #name() -> #ty { #expr }))
+            })
+            .collect();
+        if fns.is_empty() {
+            return TokenStream::new();
+        }
+        let name = ident(&def.name);
+        quote!(impl #name { #(#fns)* })
+    }
+
+    fn enum_variant(&self, name: &str, value: &str) -> Ident {
+        let Some(TypeKind::Enum(variants)) = self.model.types.get(name).map(|def| &def.kind) else {
+            unreachable!("checked when converting the default")
+        };
+        let variant = variants
+            .iter()
+            .find(|(_, json)| json == value)
+            .map(|(variant, _)| variant.as_str())
+            .unwrap_or_default();
+        ident(variant)
+    }
+}
+
+fn default_fn(field: &Field) -> String {
+    format!("__default_{}", field.ident.trim_start_matches("r#"))
+}
+
+/// `::eventodb_kit` as text, for serde's and schemars' string attributes.
+fn path_text(path: &syn::Path) -> String {
+    quote!(#path).to_string().replace(' ', "")
+}
+
+/// Keywords to add to the schemars schema of a field: the shape's own, and for a list or map of
+/// constrained scalars the whole element schema.
+fn schemars_extend(shape: &Shape) -> BTreeMap<String, Value> {
+    let mut extend = shape.extend.clone();
+    let (key, inner) = match &shape.ty {
+        Ty::Vec(item) => ("items", item),
+        Ty::Map(value) => ("additionalProperties", value),
+        _ => return extend,
+    };
+    let nested = schemars_extend(inner);
+    if !nested.is_empty()
+        && let Some(mut schema) = scalar_schema(inner)
+    {
+        schema.extend(nested);
+        extend.insert(key.to_owned(), Value::Object(schema.into_iter().collect()));
+    }
+    extend
+}
+
+/// The JSON Schema of a scalar or list shape, for `schemars_extend`.
+fn scalar_schema(shape: &Shape) -> Option<BTreeMap<String, Value>> {
+    let ty = match &shape.ty {
+        Ty::String => "string",
+        Ty::I64 | Ty::U64 => "integer",
+        Ty::F64 => "number",
+        Ty::Bool => "boolean",
+        Ty::Vec(_) => "array",
+        _ => return None,
+    };
+    let mut schema = BTreeMap::new();
+    schema.insert(
+        "type".to_owned(),
+        if shape.nullable {
+            serde_json::json!([ty, "null"])
+        } else {
+            Value::from(ty)
+        },
+    );
+    if let Ty::Vec(item) = &shape.ty {
+        let mut item_schema = scalar_schema(item)?;
+        item_schema.extend(schemars_extend(item));
+        schema.insert(
+            "items".to_owned(),
+            Value::Object(item_schema.into_iter().collect()),
+        );
+    }
+    Some(schema)
+}

@@ -1,0 +1,11 @@
+//! Each golden file of `eventodb-kit-codegen/tests/golden/` as a module.
+
+/// `golden/workspace.rs`: the workspace schemas.
+pub mod workspace {
+    include!("../../../eventodb-kit-codegen/tests/golden/workspace.rs");
+}
+
+/// `golden/basics.rs`.
+pub mod basics {
+    include!("../../../eventodb-kit-codegen/tests/golden/basics.rs");
+}
