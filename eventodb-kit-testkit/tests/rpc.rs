@@ -77,6 +77,18 @@ async fn envelope_errors_and_status_codes() {
         a.body,
         "{\"error\":{\"code\":\"INVALID_REQUEST\",\"message\":\"Malformed JSON request\",\"details\":{\"error\":\"json: cannot unmarshal object into Go value of type []interface {}\"}}}\n"
     );
+    let a = rpc(&server, r#"["stream.get", "s", {"batchSize": 1e400}]"#).await;
+    assert_eq!(
+        a.body,
+        "{\"error\":{\"code\":\"INVALID_REQUEST\",\"message\":\"Malformed JSON request\",\"details\":{\"error\":\"json: cannot unmarshal number 1e400 into Go value of type float64\"}}}\n"
+    );
+    let a = rpc(&server, "[\"sys.version\",").await;
+    assert!(
+        a.body
+            .contains("\"details\":{\"error\":\"unexpected end of JSON input\"}"),
+        "{}",
+        a.body
+    );
     let a = rpc(&server, "[]").await;
     assert_eq!(
         (a.status, a.body.as_str()),
