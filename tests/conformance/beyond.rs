@@ -1,0 +1,199 @@
+//! "Beyond the official list": what the real server taught us (sdk-conformance.md).
+
+use std::time::Duration;
+
+use eventodb_kit::Error;
+use eventodb_kit::client::{
+    GetCategoryOptions, GetStreamOptions, NewMessage, NsStreamsOptions, WriteOptions,
+};
+use eventodb_kit_tests::{Env, unique_category, unique_stream};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+use crate::util::write;
+
+/// `category.get` with `batchSize: -1` crashes a Pebble-backed server: the client refuses
+/// it, and reading in pages of at most 10000 gets everything.
+#[tokio::test]
+async fn category_batch_size_minus_one_is_refused_and_pages_read_all() {
+    let env = Env::new().await;
+    let client = env.client();
+    let category = unique_category("cat");
+    for i in 0..25 {
+        write(
+            &client,
+            &format!("{category}-{}", i % 4),
+            "T",
+            json!({"i": i}),
+        )
+        .await;
+    }
+    let err = client
+        .category_get(&category, &GetCategoryOptions::new().batch_size(-1))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidArgument(m) if m.contains("Pebble")),
+        "{err:?}"
+    );
+    let mut all = Vec::new();
+    let mut position = 0;
+    loop {
+        let page = client
+            .category_get(
+                &category,
+                &GetCategoryOptions::new().position(position).batch_size(10),
+            )
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        position = last.global_position + 1;
+        all.extend(page.into_iter().map(|m| m.data["i"].as_i64().unwrap()));
+    }
+    assert_eq!(all, (0..25).collect::<Vec<_>>());
+}
+
+/// The consumer cursor goes out as `position` (checked on the wire in `broken_server`);
+/// here: reading from `last + 1` continues exactly after the last message.
+#[tokio::test]
+async fn category_cursor_as_position_continues_after_the_last_message() {
+    let env = Env::new().await;
+    let client = env.client();
+    let category = unique_category("cat");
+    let first = write(&client, &format!("{category}-1"), "T", json!({})).await;
+    let second = write(&client, &format!("{category}-2"), "T", json!({})).await;
+    let read = client
+        .category_get(
+            &category,
+            &GetCategoryOptions::new().position(first.global_position + 1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        read.iter().map(|m| m.global_position).collect::<Vec<_>>(),
+        vec![second.global_position]
+    );
+}
+
+/// Ids go out lowercase canonical and come back equal. A second write with the same id
+/// is a duplicate-id `BACKEND_ERROR` (SQLite, PostgreSQL) or accepted (Pebble).
+#[tokio::test]
+async fn duplicate_ids_are_recognised() {
+    let env = Env::new().await;
+    let client = env.client();
+    let stream = unique_stream("test");
+    let id = uuid::Uuid::now_v7();
+    let options = WriteOptions::new().id(id);
+    let message = NewMessage::new("T", json!({}));
+    client
+        .stream_write(&stream, &message, &options)
+        .await
+        .unwrap();
+    match client
+        .stream_write(&unique_stream("test"), &message, &options)
+        .await
+    {
+        Err(err) => {
+            assert!(err.is_duplicate_id(), "{err:?}");
+            assert!(!err.is_transient(), "a duplicate is permanent");
+        }
+        Ok(_) => {
+            assert!(
+                !env.is_ours(),
+                "the embedded server must reject duplicate ids"
+            );
+            eprintln!("duplicate_ids_are_recognised: this server accepts duplicate ids (Pebble)");
+        }
+    }
+    let read = client
+        .stream_get(&stream, &GetStreamOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(read[0].id, id);
+}
+
+/// `ns.streams` prefixes with `%` or `_` are refused (LIKE wildcards on some backends).
+#[tokio::test]
+async fn ns_streams_prefix_wildcards_are_refused() {
+    let env = Env::new().await;
+    for prefix in ["acc%", "acc_1"] {
+        let err = env
+            .client()
+            .ns_streams(&NsStreamsOptions::new().prefix(prefix))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
+    }
+}
+
+/// NUL characters would be stored by Pebble but rejected by PostgreSQL: refused up front.
+#[tokio::test]
+async fn nul_characters_are_refused_before_sending() {
+    let env = Env::new().await;
+    let client = env.client();
+    let stream = unique_stream("test");
+    let err = client
+        .stream_write(
+            &stream,
+            &NewMessage::new("T", json!({"s": "a\u{0}b"})),
+            &WriteOptions::new(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
+    assert_eq!(
+        client.stream_version(&stream).await.unwrap(),
+        None,
+        "nothing was written"
+    );
+}
+
+/// An empty `Bearer ` token is answered "must use Bearer scheme", never "Token required".
+#[tokio::test]
+async fn empty_bearer_token_must_use_bearer_scheme() {
+    let Some(env) = Env::normal_mode("empty_bearer_token_must_use_bearer_scheme").await else {
+        return;
+    };
+    let reply = reqwest::Client::new()
+        .post(format!("{}/rpc", env.url()))
+        .header("Authorization", "Bearer ")
+        .body(r#"["sys.health"]"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status().as_u16(), 401);
+    let body: Value = reply.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "AUTH_REQUIRED");
+    assert_eq!(
+        body["error"]["message"],
+        "Authorization header must use Bearer scheme"
+    );
+}
+
+/// A request not fully sent within 30 s gets a plain-text 408. The embedded server does
+/// not emulate this timeout, so this only runs against a real server (it takes 30 s).
+#[tokio::test]
+async fn slow_request_gets_a_plain_text_408() {
+    let env = Env::new().await;
+    if env.is_ours() {
+        eventodb_kit_tests::skip(
+            "slow_request_gets_a_plain_text_408",
+            "the embedded server does not emulate the 30 s read timeout",
+        );
+        return;
+    }
+    let host = env
+        .url()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let mut socket = tokio::net::TcpStream::connect(&host).await.unwrap();
+    let head = format!("POST /rpc HTTP/1.1\r\nHost: {host}\r\nContent-Length: 100\r\n\r\n[\"sys");
+    socket.write_all(head.as_bytes()).await.unwrap();
+    let mut reply = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(40), socket.read_to_end(&mut reply)).await;
+    assert!(read.is_ok(), "no answer within 40 s");
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+    assert!(reply.contains("Request timeout"), "{reply}");
+}
