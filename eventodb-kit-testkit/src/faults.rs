@@ -15,6 +15,8 @@ pub(crate) struct FaultState {
     refusing: AtomicBool,
     fail_next: AtomicU64,
     fail_after_apply: AtomicU64,
+    drop_after_apply: AtomicU64,
+    forget_since_start: AtomicBool,
     latency: Mutex<Duration>,
     forget_on_restart: AtomicUsize,
     /// Cancelled (and replaced) to drop every SSE connection.
@@ -47,6 +49,16 @@ impl FaultState {
     /// Consumes one "apply, then fail" token.
     pub(crate) fn take_fail_after_apply(&self) -> bool {
         take_one(&self.fail_after_apply)
+    }
+
+    /// Consumes one "apply, then close without answering" token.
+    pub(crate) fn take_drop_after_apply(&self) -> bool {
+        take_one(&self.drop_after_apply)
+    }
+
+    /// Whether the next restart loses every write since the last start.
+    pub(crate) fn take_forget_since_start(&self) -> bool {
+        self.forget_since_start.swap(false, Ordering::SeqCst)
     }
 
     pub(crate) fn latency(&self) -> Duration {
@@ -131,6 +143,13 @@ impl Faults {
         self
     }
 
+    /// The next `n` requests to `/rpc` are applied, then their connection is closed without
+    /// an answer: a server that crashed right after committing.
+    pub fn drop_after_apply(&self, n: u64) -> &Self {
+        self.state().drop_after_apply.fetch_add(n, Ordering::SeqCst);
+        self
+    }
+
     /// Every request waits this long before it is handled (`Duration::ZERO` turns it off).
     pub fn latency(&self, latency: Duration) -> &Self {
         *lock(&self.state().latency) = latency;
@@ -154,12 +173,23 @@ impl Faults {
         self
     }
 
+    /// On the next restart, every write acknowledged since the server last (re)started
+    /// vanishes: what the real Pebble backend did after a crash (protocol §8).
+    pub fn forget_writes_since_start(&self) -> &Self {
+        self.state()
+            .forget_since_start
+            .store(true, Ordering::SeqCst);
+        self
+    }
+
     /// Turns every fault off (pending counts included).
     pub fn clear(&self) -> &Self {
         let s = self.state();
         s.refusing.store(false, Ordering::SeqCst);
         s.fail_next.store(0, Ordering::SeqCst);
         s.fail_after_apply.store(0, Ordering::SeqCst);
+        s.drop_after_apply.store(0, Ordering::SeqCst);
+        s.forget_since_start.store(false, Ordering::SeqCst);
         s.forget_on_restart.store(0, Ordering::SeqCst);
         *lock(&s.latency) = Duration::ZERO;
         self

@@ -34,6 +34,16 @@ pub(crate) async fn handle(
     if shared.faults.refusing() {
         return Err(Dropped);
     }
+    if header_size(&req) > shared.config.header_limit {
+        let mut response = text(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "Too big request header",
+        );
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return Ok(response);
+    }
     match req.uri().path() {
         "/rpc" => handle_rpc(&shared, req).await,
         "/subscribe" => handle_subscribe(shared, req).await,
@@ -75,6 +85,9 @@ async fn handle_rpc(shared: &Shared, req: Request<Incoming>) -> Result<Response<
         ));
     }
     let result = rpc::call(shared, &namespace, &body);
+    if shared.faults.take_drop_after_apply() {
+        return Err(Dropped);
+    }
     if shared.faults.take_fail_after_apply() {
         return Ok(error(&injected()));
     }
@@ -101,6 +114,18 @@ async fn handle_subscribe(
         Err(e) => return Ok(error(&e)),
     };
     sse::subscribe(shared, namespace, parts.uri.query()).await
+}
+
+/// Bytes of the request line and headers as sent (fasthttp reads them into a 4 KiB buffer).
+fn header_size<B>(req: &Request<B>) -> usize {
+    let line =
+        req.method().as_str().len() + 1 + req.uri().to_string().len() + " HTTP/1.1\r\n".len();
+    let headers: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + 2 + value.len() + 2)
+        .sum();
+    line + headers + 2
 }
 
 fn auth_header(headers: &http::HeaderMap) -> Option<&[u8]> {

@@ -27,9 +27,10 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Not emulated: `/import` and `/debug/pprof` (both answer `404 NOT_FOUND`), the 4 KiB
-//! header limit (`431`), the 30 s read timeout (`408`), the 120 s idle timeout, and the
-//! catch-up/subscribe race (a poke is never lost between catch-up and live delivery here).
+//! Not emulated: `/import` and `/debug/pprof` (both answer `404 NOT_FOUND`), the 30 s read
+//! timeout (`408`), the 120 s idle timeout, the catch-up/subscribe race and out-of-order
+//! publishing (here a poke is never lost between catch-up and live delivery, and pokes are
+//! published in write order), and JSON nesting beyond 1000 levels (Go allows 10000).
 
 mod auth;
 mod faults;
@@ -48,5 +49,7 @@ mod time;
 mod token;
 
 pub use faults::{Faults, RequestStats};
-pub use server::{DEFAULT_BODY_LIMIT, Error, TestServer, TestServerBuilder, VERSION};
+pub use server::{
+    DEFAULT_BODY_LIMIT, DEFAULT_HEADER_LIMIT, Error, TestServer, TestServerBuilder, VERSION,
+};
 pub use time::TimePrecision;

@@ -19,6 +19,9 @@ use crate::token::{generate_token, hash_token, parse_token};
 /// The version `sys.version` and `/version` report.
 pub const VERSION: &str = "0.7.0";
 
+/// Default limit on the request line plus headers: fasthttp's 4 KiB read buffer.
+pub const DEFAULT_HEADER_LIMIT: usize = 4096;
+
 /// Default request-body limit: fasthttp's `MaxRequestBodySize` on the real server.
 pub const DEFAULT_BODY_LIMIT: usize = 100 * 1024 * 1024;
 
@@ -48,6 +51,7 @@ pub struct TestServerBuilder {
     token: Option<String>,
     port: u16,
     body_limit: usize,
+    header_limit: usize,
     precision: TimePrecision,
     poke_buffer: Option<usize>,
 }
@@ -59,6 +63,7 @@ impl Default for TestServerBuilder {
             token: None,
             port: 0,
             body_limit: DEFAULT_BODY_LIMIT,
+            header_limit: DEFAULT_HEADER_LIMIT,
             precision: TimePrecision::Seconds,
             poke_buffer: None,
         }
@@ -89,6 +94,13 @@ impl TestServerBuilder {
     /// Bodies larger than this get `400 Error when parsing request` (default 100 MiB).
     pub fn body_limit(mut self, bytes: usize) -> Self {
         self.body_limit = bytes;
+        self
+    }
+
+    /// A request line plus headers larger than this gets `431 Too big request header`
+    /// (default 4 KiB, as on the real server).
+    pub fn header_limit(mut self, bytes: usize) -> Self {
+        self.header_limit = bytes;
         self
     }
 
@@ -134,6 +146,7 @@ impl TestServerBuilder {
         let config = Config {
             test_mode: self.test_mode,
             body_limit: self.body_limit,
+            header_limit: self.header_limit,
             poke_buffer: self.poke_buffer,
             version: VERSION.to_owned(),
         };
@@ -290,10 +303,17 @@ impl TestServer {
     /// [`Error::Bind`] when the port cannot be bound again.
     pub async fn restart(&self) -> Result<(), Error> {
         self.stop().await;
-        let n = self.shared.faults.take_forget_count();
-        if n > 0 {
-            let forgotten = self.shared.store().forget_last_writes(n);
-            tracing::debug!(forgotten, "test server forgot acknowledged writes");
+        {
+            let mut store = self.shared.store();
+            let mut n = self.shared.faults.take_forget_count();
+            if self.shared.faults.take_forget_since_start() {
+                n = n.max(store.writes_since_start());
+            }
+            if n > 0 {
+                let forgotten = store.forget_last_writes(n);
+                tracing::debug!(forgotten, "test server forgot acknowledged writes");
+            }
+            store.mark_start();
         }
         let generation = {
             let _context = self.runtime.enter();

@@ -11,6 +11,7 @@ use crate::store::Store;
 pub(crate) struct Config {
     pub(crate) test_mode: bool,
     pub(crate) body_limit: usize,
+    pub(crate) header_limit: usize,
     pub(crate) poke_buffer: Option<usize>,
     pub(crate) version: String,
 }

@@ -110,6 +110,8 @@ pub(crate) struct Written {
 pub(crate) struct Store {
     namespaces: HashMap<String, Namespace>,
     write_log: Vec<(String, i64)>,
+    /// Length of `write_log` when the server last (re)started.
+    start_mark: usize,
     seq: u64,
     pub(crate) precision: TimePrecision,
 }
@@ -218,6 +220,16 @@ impl Store {
         self.write_log
             .push((namespace.to_owned(), written.global_position));
         Ok(written)
+    }
+
+    /// Number of writes acknowledged since the last (re)start.
+    pub(crate) fn writes_since_start(&self) -> usize {
+        self.write_log.len().saturating_sub(self.start_mark)
+    }
+
+    /// Records a (re)start, for `writes_since_start`.
+    pub(crate) fn mark_start(&mut self) {
+        self.start_mark = self.write_log.len();
     }
 
     /// Removes the last `n` acknowledged writes (as a crashed Pebble server does).
@@ -419,5 +431,20 @@ mod tests {
                 global_position: 2
             }
         );
+    }
+
+    #[test]
+    fn counts_writes_since_the_last_start() {
+        let mut s = store();
+        s.write("a", msg("s")).unwrap();
+        s.mark_start();
+        s.write("a", msg("s")).unwrap();
+        s.write("b", msg("s")).unwrap();
+        assert_eq!(s.writes_since_start(), 2);
+        let n = s.writes_since_start();
+        assert_eq!(s.forget_last_writes(n), 2);
+        s.mark_start();
+        assert_eq!(s.writes_since_start(), 0);
+        assert_eq!(s.namespace("a").unwrap().stream_version("s"), 0);
     }
 }

@@ -277,3 +277,59 @@ fn test_server_is_send_and_sync() {
     check::<TestServer>();
     check::<eventodb_kit_testkit::Faults>();
 }
+
+#[tokio::test]
+async fn drop_after_apply_closes_the_connection_after_writing() {
+    let server = TestServer::start().await.unwrap();
+    server.faults().drop_after_apply(1);
+    let err = http()
+        .post(format!("{}/rpc", server.url()))
+        .bearer_auth(server.default_token())
+        .body(r#"["stream.write", "d-1", {"type": "T", "data": {}}]"#)
+        .send()
+        .await
+        .unwrap_err();
+    assert!(!err.is_status() && !err.is_connect(), "{err}");
+    assert_eq!(
+        rpc(&server, r#"["stream.version", "d-1"]"#).await.body,
+        "0\n"
+    );
+}
+
+#[tokio::test]
+async fn forget_writes_since_start_loses_everything_since_the_last_restart() {
+    let server = TestServer::start().await.unwrap();
+    write(&server, "e-1").await;
+    server.restart().await.unwrap(); // a graceful restart keeps it
+    write(&server, "e-1").await;
+    write(&server, "e-2").await;
+    server.faults().forget_writes_since_start();
+    server.restart().await.unwrap();
+    assert_eq!(
+        rpc(&server, r#"["stream.version", "e-1"]"#).await.body,
+        "0\n"
+    );
+    assert_eq!(
+        rpc(&server, r#"["stream.version", "e-2"]"#).await.body,
+        "null\n"
+    );
+}
+
+#[tokio::test]
+async fn oversized_headers_get_431() {
+    let server = TestServer::start().await.unwrap();
+    let send = |size: usize| {
+        http()
+            .post(format!("{}/rpc", server.url()))
+            .bearer_auth(server.default_token())
+            .header("x-padding", "p".repeat(size))
+            .body(r#"["sys.version"]"#)
+            .send()
+    };
+    assert_eq!(send(3000).await.unwrap().status(), 200);
+    let a = common::answer(send(4200).await.unwrap()).await;
+    assert_eq!(
+        (a.status, a.content_type.as_str(), a.body.as_str()),
+        (431, "text/plain; charset=utf-8", "Too big request header")
+    );
+}

@@ -101,6 +101,7 @@ mod tests {
         let config = Config {
             test_mode: false,
             body_limit: 1024,
+            header_limit: 4096,
             poke_buffer: None,
             version: "0.7.0".to_owned(),
         };
