@@ -1,0 +1,139 @@
+//! What operators, health checks and tests ask of the outbox.
+
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use super::Outbox;
+use super::backend::{Backend, OutboxRow, OutboxStatus, RowStatus};
+use super::wake;
+use crate::client::WritePosition;
+use crate::error::{Error, Result};
+
+impl<DB: Backend> Outbox<DB> {
+    /// Counts for health checks and metrics: pending, failed, sent, oldest pending age.
+    ///
+    /// # Errors
+    /// [`Error::Database`].
+    pub async fn status(&self) -> Result<OutboxStatus> {
+        DB::status(self.pool(), self.namespace()).await
+    }
+
+    /// One row by message id, `None` when there is none (never written, or purged).
+    ///
+    /// # Errors
+    /// [`Error::Database`].
+    pub async fn row(&self, id: Uuid) -> Result<Option<OutboxRow>> {
+        DB::row(self.pool(), self.namespace(), &id.to_string()).await
+    }
+
+    /// Rows parked by a permanent failure (oldest first, at most `limit`). Each holds back the
+    /// later rows of its stream until it is retried or discarded.
+    ///
+    /// # Errors
+    /// [`Error::Database`].
+    pub async fn failed(&self, limit: i64) -> Result<Vec<OutboxRow>> {
+        DB::failed(self.pool(), self.namespace(), limit).await
+    }
+
+    /// Sends a failed row again (as it is). Returns `false` when no failed row has that id.
+    ///
+    /// # Errors
+    /// [`Error::Database`].
+    pub async fn retry(&self, id: Uuid) -> Result<bool> {
+        let done = DB::retry(self.pool(), self.namespace(), &id.to_string(), false).await?;
+        if done {
+            tracing::info!(%id, "outbox row retried by operator");
+            wake::local_commit();
+        }
+        Ok(done)
+    }
+
+    /// Sends a failed row again without its expected version (for a version conflict the
+    /// operator decided to override). Returns `false` when no failed row has that id.
+    ///
+    /// # Errors
+    /// [`Error::Database`].
+    pub async fn retry_without_expected_version(&self, id: Uuid) -> Result<bool> {
+        let done = DB::retry(self.pool(), self.namespace(), &id.to_string(), true).await?;
+        if done {
+            tracing::info!(%id, "outbox row retried without expected version by operator");
+            wake::local_commit();
+        }
+        Ok(done)
+    }
+
+    /// Gives up on an unsent row: it is never sent, and its stream flows again. Returns
+    /// `false` when no pending or failed row has that id.
+    ///
+    /// # Errors
+    /// [`Error::Database`].
+    pub async fn discard(&self, id: Uuid) -> Result<bool> {
+        let done = DB::discard(self.pool(), self.namespace(), &id.to_string()).await?;
+        if done {
+            tracing::warn!(%id, "outbox row discarded by operator");
+            wake::local_commit();
+        }
+        Ok(done)
+    }
+
+    /// Deletes sent (and discarded) rows older than `retention`, in batches of `batch` rows.
+    /// Returns how many were deleted. The sender does this on its own (see
+    /// [`SenderOptions::retention`](super::SenderOptions::retention)).
+    ///
+    /// # Errors
+    /// [`Error::Database`].
+    pub async fn purge(&self, retention: Duration, batch: i64) -> Result<u64> {
+        let mut total = 0;
+        loop {
+            let deleted = DB::purge(self.pool(), self.namespace(), retention, batch).await?;
+            total += deleted;
+            if deleted < u64::try_from(batch).unwrap_or(0) || deleted == 0 {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Waits until the row is sent and returns where EventoDB stored it (so the application
+    /// can wait for a consumer to reach that global position). Gives up after `timeout`.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] after `timeout`; [`Error::InvalidArgument`] when no row has the id
+    /// or it was discarded; [`Error::Database`].
+    pub async fn wait_sent(&self, id: Uuid, timeout: Duration) -> Result<WritePosition> {
+        let mut sent = wake::sent_rows();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            sent.borrow_and_update();
+            let Some(row) = self.row(id).await? else {
+                return Err(Error::InvalidArgument(format!("no outbox row has id {id}")));
+            };
+            match (row.status, row.position, row.global_position) {
+                (RowStatus::Sent, Some(position), Some(global_position)) => {
+                    return Ok(WritePosition {
+                        position,
+                        global_position,
+                    });
+                }
+                (RowStatus::Discarded, ..) => {
+                    return Err(Error::InvalidArgument(format!(
+                        "outbox row {id} was discarded"
+                    )));
+                }
+                _ => {}
+            }
+            // Another process may send it: poll as well as listen.
+            let wait = tokio::time::sleep(Duration::from_millis(100));
+            tokio::select! {
+                _ = sent.changed() => {}
+                () = wait => {}
+                () = tokio::time::sleep_until(deadline) => {
+                    return Err(Error::Timeout {
+                        url: format!("outbox row {id}"),
+                        after: timeout,
+                    });
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,770 @@
+//! One API over two databases: the sealed [`Backend`] trait, implemented for
+//! [`sqlx::Postgres`] and [`sqlx::Sqlite`], holds each dialect's SQL.
+//!
+//! Every statement lives in a [`Sql`] table per dialect; the code that runs them is shared
+//! (generated once per database by `backend_impl!`), so both databases behave the same.
+
+use std::time::Duration;
+
+
+mod postgres;
+mod sqlite;
+
+/// A database the outbox and the consumers can keep their tables in: PostgreSQL
+/// ([`sqlx::Postgres`]) or SQLite ([`sqlx::Sqlite`]). Sealed: the SQL of each dialect lives
+/// in this crate.
+pub trait Backend:
+    sqlx::Database + private::Dialect + crate::consumer::store::private::Store
+{
+}
+
+impl Backend for sqlx::Postgres {}
+impl Backend for sqlx::Sqlite {}
+
+/// Which SQL dialect a [`Backend`] speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DialectKind {
+    /// PostgreSQL.
+    Postgres,
+    /// SQLite.
+    Sqlite,
+}
+
+pub(crate) use private::{Claimed, Inserted};
+
+/// Counts for health checks and metrics.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OutboxStatus {
+    /// Rows waiting to be sent (including those waiting for a retry).
+    pub pending: u64,
+    /// Rows parked by a permanent failure; each holds back its stream.
+    pub failed: u64,
+    /// Rows sent and not yet purged.
+    pub sent: u64,
+    /// Sent rows not yet read back from EventoDB (see the verification sweep).
+    pub unverified: u64,
+    /// Age of the oldest pending row.
+    pub oldest_pending_age: Option<Duration>,
+}
+
+/// The state of one outbox row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RowStatus {
+    /// Waiting to be sent.
+    Pending,
+    /// In EventoDB.
+    Sent,
+    /// Parked by a permanent failure until an operator retries or discards it.
+    Failed,
+    /// Discarded by an operator: never sent.
+    Discarded,
+}
+
+impl RowStatus {
+    pub(crate) fn parse(text: &str) -> Self {
+        match text {
+            "sent" => Self::Sent,
+            "failed" => Self::Failed,
+            "discarded" => Self::Discarded,
+            _ => Self::Pending,
+        }
+    }
+}
+
+/// One outbox row, as an operator or a test sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxRow {
+    /// The message id (what EventoDB stores).
+    pub id: uuid::Uuid,
+    /// The stream the message goes to.
+    pub stream: String,
+    /// The message type.
+    pub message_type: String,
+    /// Where the row is.
+    pub status: RowStatus,
+    /// How many times a send was attempted.
+    pub attempts: i64,
+    /// The last error, for a failed or retrying row.
+    pub last_error: Option<String>,
+    /// An attempt may have reached EventoDB without an answer.
+    pub outcome_unknown: bool,
+    /// The stream position EventoDB returned.
+    pub position: Option<i64>,
+    /// The global position EventoDB returned.
+    pub global_position: Option<i64>,
+    /// The expected version the write carries.
+    pub expected_version: Option<i64>,
+    /// The idempotency key, if any.
+    pub idempotency_key: Option<String>,
+}
+
+/// A migration step, applied by [`migrate`](crate::migrate) and shipped as SQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Migration {
+    /// Version number, from 1, without gaps.
+    pub version: i64,
+    /// Short name, e.g. `outbox`.
+    pub name: &'static str,
+    /// The SQL that applies it.
+    pub up: &'static str,
+    /// The SQL that reverts it.
+    pub down: &'static str,
+}
+
+/// Converts a [`Duration`] to fractional seconds for an interval bind.
+pub(crate) fn secs(duration: Duration) -> f64 {
+    duration.as_secs_f64()
+}
+
+pub(crate) mod private {
+    //! The sealed half of [`Backend`](super::Backend): only this crate can implement it.
+    //! Its items are unnameable outside the crate, so crate-private types in its signatures
+    //! leak nothing.
+    #![allow(unreachable_pub, private_interfaces)]
+
+    use std::future::Future;
+    use std::time::Duration;
+
+    use sqlx::Pool;
+
+    use serde_json::Value;
+
+    use super::{DialectKind, Migration, OutboxRow, OutboxStatus};
+    use crate::error::Result;
+    use crate::outbox::message::CheckedMessage;
+
+    /// Outcome of inserting an outbox row.
+    #[derive(Debug)]
+    pub enum Inserted {
+        /// A new row.
+        New,
+        /// The idempotency key was taken: the winner's id and content hash.
+        Existing { id: String, content_hash: String },
+    }
+
+    /// A row claimed by a sender, with everything needed to send it.
+    #[derive(Debug, Clone)]
+    pub struct Claimed {
+        pub seq: i64,
+        pub id: String,
+        pub stream: String,
+        pub message_type: String,
+        pub data: Value,
+        pub metadata: Option<Value>,
+        pub expected_version: Option<i64>,
+        pub attempts: i64,
+        pub outcome_unknown: bool,
+    }
+
+
+    /// The statements of one database, and the operations built on them.
+    #[allow(private_interfaces)]
+    pub trait Dialect: sqlx::Database + Sized {
+        /// Which dialect this is.
+        const KIND: DialectKind;
+        /// The migrations, in order.
+        const MIGRATIONS: &'static [Migration];
+
+        /// Applies the missing migrations (under a lock; one transaction).
+        fn migrate_up(pool: &Pool<Self>) -> impl Future<Output = Result<Vec<i64>>> + Send;
+        /// Reverts migrations above `target` (under a lock; one transaction).
+        fn migrate_down(
+            pool: &Pool<Self>,
+            target: i64,
+        ) -> impl Future<Output = Result<Vec<i64>>> + Send;
+
+        /// Inserts a row in the caller's transaction; on an idempotency-key conflict, reads the
+        /// winner.
+        fn insert(
+            conn: &mut Self::Connection,
+            namespace: &str,
+            message: &CheckedMessage,
+        ) -> impl Future<Output = Result<Inserted>> + Send;
+        /// Arranges for the sender to be woken when the caller's transaction commits.
+        fn after_insert(conn: &mut Self::Connection) -> impl Future<Output = Result<()>> + Send;
+        /// A channel that changes when rows of `namespace` may have been committed; any
+        /// task it needs stops on `cancel`.
+        fn wake_source(
+            pool: &Pool<Self>,
+            namespace: &str,
+            cancel: tokio_util::sync::CancellationToken,
+        ) -> impl Future<Output = Result<tokio::sync::watch::Receiver<u64>>> + Send;
+
+        /// Claims up to `limit` sendable rows: per stream a prefix of the unsent rows, leased
+        /// to `owner` for `lease`.
+        fn claim(
+            pool: &Pool<Self>,
+            namespace: &str,
+            owner: &str,
+            lease: Duration,
+            limit: i64,
+        ) -> impl Future<Output = Result<Vec<Claimed>>> + Send;
+        /// Extends the lease of `owner` on the unsent rows of `stream`.
+        fn renew(
+            pool: &Pool<Self>,
+            namespace: &str,
+            stream: &str,
+            owner: &str,
+            lease: Duration,
+        ) -> impl Future<Output = Result<()>> + Send;
+        /// Gives back the leases of `owner` on the unsent rows of `stream` after `after_seq`.
+        fn release(
+            pool: &Pool<Self>,
+            namespace: &str,
+            stream: &str,
+            owner: &str,
+            after_seq: i64,
+        ) -> impl Future<Output = Result<()>> + Send;
+        /// Records a send: positions, time, lease cleared.
+        fn mark_sent(
+            pool: &Pool<Self>,
+            seq: i64,
+            position: i64,
+            global_position: i64,
+        ) -> impl Future<Output = Result<()>> + Send;
+        /// Records a transient failure: retry after `delay`.
+        fn mark_retry(
+            pool: &Pool<Self>,
+            seq: i64,
+            error: &str,
+            delay: Duration,
+            outcome_unknown: bool,
+        ) -> impl Future<Output = Result<()>> + Send;
+        /// Records a permanent failure: the row parks its stream.
+        fn mark_failed(
+            pool: &Pool<Self>,
+            seq: i64,
+            error: &str,
+            outcome_unknown: bool,
+        ) -> impl Future<Output = Result<()>> + Send;
+        /// Clears the outcome-unknown flag after the stream proved the event absent.
+        fn clear_unknown(pool: &Pool<Self>, seq: i64) -> impl Future<Output = Result<()>> + Send;
+
+        /// Counts for health checks.
+        fn status(
+            pool: &Pool<Self>,
+            namespace: &str,
+        ) -> impl Future<Output = Result<OutboxStatus>> + Send;
+        /// One row by id.
+        fn row(
+            pool: &Pool<Self>,
+            namespace: &str,
+            id: &str,
+        ) -> impl Future<Output = Result<Option<OutboxRow>>> + Send;
+        /// Rows parked by a permanent failure, oldest first.
+        fn failed(
+            pool: &Pool<Self>,
+            namespace: &str,
+            limit: i64,
+        ) -> impl Future<Output = Result<Vec<OutboxRow>>> + Send;
+        /// Failed → pending, due now. `false` if no failed row has that id.
+        fn retry(
+            pool: &Pool<Self>,
+            namespace: &str,
+            id: &str,
+            drop_expected_version: bool,
+        ) -> impl Future<Output = Result<bool>> + Send;
+        /// Failed or pending → discarded. `false` if no such unsent row.
+        fn discard(
+            pool: &Pool<Self>,
+            namespace: &str,
+            id: &str,
+        ) -> impl Future<Output = Result<bool>> + Send;
+        /// Deletes up to `batch` sent or discarded rows older than `retention`.
+        fn purge(
+            pool: &Pool<Self>,
+            namespace: &str,
+            retention: Duration,
+            batch: i64,
+        ) -> impl Future<Output = Result<u64>> + Send;
+        /// Time until the earliest pending row that is not yet due becomes due.
+        fn next_due(
+            pool: &Pool<Self>,
+            namespace: &str,
+        ) -> impl Future<Output = Result<Option<Duration>>> + Send;
+    }
+}
+
+/// Generates the shared part of a [`private::Dialect`] impl from a dialect's `SQL` table.
+macro_rules! backend_impl {
+    ($db:ty, $conn:ty, $sql:expr, $interval:path, $begin_locked:path) => {
+        #[allow(private_interfaces)]
+        impl $crate::outbox::backend::private::Dialect for $db {
+            const KIND: $crate::outbox::backend::DialectKind = KIND;
+            const MIGRATIONS: &'static [$crate::outbox::backend::Migration] = MIGRATIONS;
+
+            async fn migrate_up(pool: &sqlx::Pool<Self>) -> $crate::error::Result<Vec<i64>> {
+                let mut tx = $begin_locked(pool).await?;
+                exec_script(&mut *tx, $sql.create_version_table).await.map_err(db)?;
+                let applied: Vec<(i64,)> = sqlx::query_as($sql.applied_versions)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                let applied: Vec<i64> = applied.into_iter().map(|(v,)| v).collect();
+                let mut done = Vec::new();
+                for migration in MIGRATIONS {
+                    if applied.contains(&migration.version) {
+                        continue;
+                    }
+                    exec_script(&mut *tx, migration.up).await.map_err(|source| {
+                        $crate::error::Error::Migration {
+                            version: migration.version,
+                            message: source.to_string(),
+                        }
+                    })?;
+                    sqlx::query($sql.record_version)
+                        .bind(migration.version)
+                        .bind(migration.name)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                    done.push(migration.version);
+                }
+                tx.commit().await.map_err(db)?;
+                Ok(done)
+            }
+
+            async fn migrate_down(
+                pool: &sqlx::Pool<Self>,
+                target: i64,
+            ) -> $crate::error::Result<Vec<i64>> {
+                let mut tx = $begin_locked(pool).await?;
+                exec_script(&mut *tx, $sql.create_version_table).await.map_err(db)?;
+                let applied: Vec<(i64,)> = sqlx::query_as($sql.applied_versions)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                let mut done = Vec::new();
+                for migration in MIGRATIONS.iter().rev() {
+                    if migration.version <= target
+                        || !applied.iter().any(|(v,)| *v == migration.version)
+                    {
+                        continue;
+                    }
+                    exec_script(&mut *tx, migration.down).await.map_err(|source| {
+                        $crate::error::Error::Migration {
+                            version: migration.version,
+                            message: source.to_string(),
+                        }
+                    })?;
+                    sqlx::query($sql.forget_version)
+                        .bind(migration.version)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                    done.push(migration.version);
+                }
+                tx.commit().await.map_err(db)?;
+                Ok(done)
+            }
+
+            async fn insert(
+                conn: &mut $conn,
+                namespace: &str,
+                message: &$crate::outbox::message::CheckedMessage,
+            ) -> $crate::error::Result<$crate::outbox::backend::Inserted> {
+                use $crate::outbox::backend::Inserted;
+                let id = message.id.to_string();
+                let inserted: Option<(i64,)> = sqlx::query_as($sql.insert)
+                    .bind(&id)
+                    .bind(namespace)
+                    .bind(&message.stream)
+                    .bind(&message.message_type)
+                    .bind(sqlx::types::Json(&message.data))
+                    .bind(message.metadata.as_ref().map(sqlx::types::Json))
+                    .bind(sqlx::types::Json(message.write_options()))
+                    .bind(message.expected_version)
+                    .bind(message.idempotency_key.as_deref())
+                    .bind(&message.content_hash)
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(|error| insert_error(error, &id))?;
+                if inserted.is_some() {
+                    return Ok(Inserted::New);
+                }
+                let Some(key) = message.idempotency_key.as_deref() else {
+                    return Err($crate::error::Error::OutboxIdempotencyRace {
+                        key: String::new(),
+                    });
+                };
+                let winner: Option<(String, String)> = sqlx::query_as($sql.find_by_key)
+                    .bind(namespace)
+                    .bind(key)
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(db)?;
+                match winner {
+                    Some((id, content_hash)) => Ok(Inserted::Existing { id, content_hash }),
+                    None => Err($crate::error::Error::OutboxIdempotencyRace {
+                        key: key.to_owned(),
+                    }),
+                }
+            }
+
+            async fn after_insert(conn: &mut $conn) -> $crate::error::Result<()> {
+                after_insert_hook(conn).await
+            }
+
+            async fn wake_source(
+                pool: &sqlx::Pool<Self>,
+                namespace: &str,
+                cancel: tokio_util::sync::CancellationToken,
+            ) -> $crate::error::Result<tokio::sync::watch::Receiver<u64>> {
+                wake_source(pool, namespace, cancel).await
+            }
+
+            async fn claim(
+                pool: &sqlx::Pool<Self>,
+                namespace: &str,
+                owner: &str,
+                lease: std::time::Duration,
+                limit: i64,
+            ) -> $crate::error::Result<Vec<$crate::outbox::backend::Claimed>> {
+                use sqlx::Row as _;
+                let mut tx = claim_begin(pool, namespace).await?;
+                let rows = sqlx::query($sql.claim)
+                    .bind(namespace)
+                    .bind(owner)
+                    .bind($interval(lease))
+                    .bind(limit)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                tx.commit().await.map_err(db)?;
+                let mut claimed = rows
+                    .into_iter()
+                    .map(|row| {
+                        Ok($crate::outbox::backend::Claimed {
+                            seq: row.try_get("seq")?,
+                            id: row.try_get("id")?,
+                            stream: row.try_get("stream")?,
+                            message_type: row.try_get("message_type")?,
+                            data: row.try_get::<sqlx::types::Json<serde_json::Value>, _>("data")?.0,
+                            metadata: row
+                                .try_get::<Option<sqlx::types::Json<serde_json::Value>>, _>(
+                                    "metadata",
+                                )?
+                                .map(|json| json.0),
+                            expected_version: row.try_get("expected_version")?,
+                            attempts: row.try_get::<i64, _>("attempts")?,
+                            outcome_unknown: row.try_get("outcome_unknown")?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, sqlx::Error>>()
+                    .map_err(db)?;
+                claimed.sort_by_key(|row| row.seq);
+                Ok(claimed)
+            }
+
+            async fn renew(
+                pool: &sqlx::Pool<Self>,
+                namespace: &str,
+                stream: &str,
+                owner: &str,
+                lease: std::time::Duration,
+            ) -> $crate::error::Result<()> {
+                sqlx::query($sql.renew)
+                    .bind(namespace)
+                    .bind(stream)
+                    .bind(owner)
+                    .bind($interval(lease))
+                    .execute(pool)
+                    .await
+                    .map_err(db)?;
+                Ok(())
+            }
+
+            async fn release(
+                pool: &sqlx::Pool<Self>,
+                namespace: &str,
+                stream: &str,
+                owner: &str,
+                after_seq: i64,
+            ) -> $crate::error::Result<()> {
+                sqlx::query($sql.release)
+                    .bind(namespace)
+                    .bind(stream)
+                    .bind(owner)
+                    .bind(after_seq)
+                    .execute(pool)
+                    .await
+                    .map_err(db)?;
+                Ok(())
+            }
+
+            async fn mark_sent(
+                pool: &sqlx::Pool<Self>,
+                seq: i64,
+                position: i64,
+                global_position: i64,
+            ) -> $crate::error::Result<()> {
+                sqlx::query($sql.mark_sent)
+                    .bind(seq)
+                    .bind(position)
+                    .bind(global_position)
+                    .execute(pool)
+                    .await
+                    .map_err(db)?;
+                Ok(())
+            }
+
+            async fn mark_retry(
+                pool: &sqlx::Pool<Self>,
+                seq: i64,
+                error: &str,
+                delay: std::time::Duration,
+                outcome_unknown: bool,
+            ) -> $crate::error::Result<()> {
+                sqlx::query($sql.mark_retry)
+                    .bind(seq)
+                    .bind(error)
+                    .bind($interval(delay))
+                    .bind(outcome_unknown)
+                    .execute(pool)
+                    .await
+                    .map_err(db)?;
+                Ok(())
+            }
+
+            async fn mark_failed(
+                pool: &sqlx::Pool<Self>,
+                seq: i64,
+                error: &str,
+                outcome_unknown: bool,
+            ) -> $crate::error::Result<()> {
+                sqlx::query($sql.mark_failed)
+                    .bind(seq)
+                    .bind(error)
+                    .bind(outcome_unknown)
+                    .execute(pool)
+                    .await
+                    .map_err(db)?;
+                Ok(())
+            }
+
+            async fn clear_unknown(pool: &sqlx::Pool<Self>, seq: i64) -> $crate::error::Result<()> {
+                sqlx::query($sql.clear_unknown).bind(seq).execute(pool).await.map_err(db)?;
+                Ok(())
+            }
+
+            async fn status(
+                pool: &sqlx::Pool<Self>,
+                namespace: &str,
+            ) -> $crate::error::Result<$crate::outbox::backend::OutboxStatus> {
+                let (pending, failed, sent, unverified, age): (
+                    Option<i64>,
+                    Option<i64>,
+                    Option<i64>,
+                    Option<i64>,
+                    Option<f64>,
+                ) = sqlx::query_as($sql.status)
+                    .bind(namespace)
+                    .fetch_one(pool)
+                    .await
+                    .map_err(db)?;
+                let count = |value: Option<i64>| u64::try_from(value.unwrap_or(0)).unwrap_or(0);
+                Ok($crate::outbox::backend::OutboxStatus {
+                    pending: count(pending),
+                    failed: count(failed),
+                    sent: count(sent),
+                    unverified: count(unverified),
+                    oldest_pending_age: age
+                        .map(|secs| std::time::Duration::from_secs_f64(secs.max(0.0))),
+                })
+            }
+
+            async fn row(
+                pool: &sqlx::Pool<Self>,
+                namespace: &str,
+                id: &str,
+            ) -> $crate::error::Result<Option<$crate::outbox::backend::OutboxRow>> {
+                let row = sqlx::query($sql.row)
+                    .bind(namespace)
+                    .bind(id)
+                    .fetch_optional(pool)
+                    .await
+                    .map_err(db)?;
+                row.map(|row| decode_row(&row)).transpose()
+            }
+
+            async fn failed(
+                pool: &sqlx::Pool<Self>,
+                namespace: &str,
+                limit: i64,
+            ) -> $crate::error::Result<Vec<$crate::outbox::backend::OutboxRow>> {
+                let rows = sqlx::query($sql.failed)
+                    .bind(namespace)
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await
+                    .map_err(db)?;
+                rows.iter().map(decode_row).collect()
+            }
+
+            async fn retry(
+                pool: &sqlx::Pool<Self>,
+                namespace: &str,
+                id: &str,
+                drop_expected_version: bool,
+            ) -> $crate::error::Result<bool> {
+                let done = sqlx::query($sql.retry)
+                    .bind(namespace)
+                    .bind(id)
+                    .bind(drop_expected_version)
+                    .execute(pool)
+                    .await
+                    .map_err(db)?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn discard(
+                pool: &sqlx::Pool<Self>,
+                namespace: &str,
+                id: &str,
+            ) -> $crate::error::Result<bool> {
+                let done = sqlx::query($sql.discard)
+                    .bind(namespace)
+                    .bind(id)
+                    .execute(pool)
+                    .await
+                    .map_err(db)?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn purge(
+                pool: &sqlx::Pool<Self>,
+                namespace: &str,
+                retention: std::time::Duration,
+                batch: i64,
+            ) -> $crate::error::Result<u64> {
+                let done = sqlx::query($sql.purge)
+                    .bind(namespace)
+                    .bind($interval(retention))
+                    .bind(batch)
+                    .execute(pool)
+                    .await
+                    .map_err(db)?;
+                Ok(done.rows_affected())
+            }
+
+            async fn next_due(
+                pool: &sqlx::Pool<Self>,
+                namespace: &str,
+            ) -> $crate::error::Result<Option<std::time::Duration>> {
+                let (secs,): (Option<f64>,) = sqlx::query_as($sql.next_due)
+                    .bind(namespace)
+                    .fetch_one(pool)
+                    .await
+                    .map_err(db)?;
+                Ok(secs.map(|secs| std::time::Duration::from_secs_f64(secs.max(0.0))))
+            }
+        }
+
+        fn decode_row(
+            row: &<$db as sqlx::Database>::Row,
+        ) -> $crate::error::Result<$crate::outbox::backend::OutboxRow> {
+            use sqlx::Row as _;
+            let decode = || -> Result<$crate::outbox::backend::OutboxRow, sqlx::Error> {
+                let id: String = row.try_get("id")?;
+                Ok($crate::outbox::backend::OutboxRow {
+                    id: uuid::Uuid::parse_str(&id)
+                        .map_err(|error| sqlx::Error::Decode(Box::new(error)))?,
+                    stream: row.try_get("stream")?,
+                    message_type: row.try_get("message_type")?,
+                    status: $crate::outbox::backend::RowStatus::parse(
+                        &row.try_get::<String, _>("status")?,
+                    ),
+                    attempts: row.try_get::<i64, _>("attempts")?,
+                    last_error: row.try_get("last_error")?,
+                    outcome_unknown: row.try_get("outcome_unknown")?,
+                    position: row.try_get("position")?,
+                    global_position: row.try_get("global_position")?,
+                    expected_version: row.try_get("expected_version")?,
+                    idempotency_key: row.try_get("idempotency_key")?,
+                })
+            };
+            decode().map_err(db)
+        }
+
+        /// Runs a multi-statement script.
+        fn exec_script<'c>(
+            conn: &'c mut $conn,
+            sql: &'static str,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<(), sqlx::Error>> + Send + 'c>,
+        > {
+            // A query without arguments runs as a simple query: several statements at once.
+            Box::pin(async move {
+                sqlx::Executor::execute(conn, sql).await?;
+                Ok(())
+            })
+        }
+
+        fn db(source: sqlx::Error) -> $crate::error::Error {
+            $crate::error::Error::Database { source }
+        }
+
+        /// A unique violation on the id column means the caller reused a custom id.
+        fn insert_error(source: sqlx::Error, id: &str) -> $crate::error::Error {
+            if let sqlx::Error::Database(error) = &source {
+                let message = error.message();
+                if error.is_unique_violation()
+                    && (error.constraint() == Some("eventodb_kit_outbox_id_key")
+                        || message.contains("eventodb_kit_outbox.id"))
+                {
+                    return $crate::error::Error::OutboxDuplicateId { id: id.to_owned() };
+                }
+            }
+            db(source)
+        }
+    };
+}
+
+pub(crate) use backend_impl;
+
+/// The statements of one dialect. Parameters are listed in each doc comment.
+pub(crate) struct Sql {
+    /// Creates the version table if missing.
+    pub(crate) create_version_table: &'static str,
+    /// `version` of every applied migration.
+    pub(crate) applied_versions: &'static str,
+    /// (version, name)
+    pub(crate) record_version: &'static str,
+    /// (version)
+    pub(crate) forget_version: &'static str,
+    /// (id, namespace, stream, type, data, metadata, write_options, expected_version, key, hash)
+    /// → `seq`, or no row on an idempotency-key conflict.
+    pub(crate) insert: &'static str,
+    /// (namespace, key) → (id, content_hash)
+    pub(crate) find_by_key: &'static str,
+    /// (namespace, owner, lease, limit) → claimed rows
+    pub(crate) claim: &'static str,
+    /// (namespace, stream, owner, lease)
+    pub(crate) renew: &'static str,
+    /// (namespace, stream, owner, after_seq)
+    pub(crate) release: &'static str,
+    /// (seq, position, global_position)
+    pub(crate) mark_sent: &'static str,
+    /// (seq, error, delay, outcome_unknown)
+    pub(crate) mark_retry: &'static str,
+    /// (seq, error, outcome_unknown)
+    pub(crate) mark_failed: &'static str,
+    /// (seq)
+    pub(crate) clear_unknown: &'static str,
+    /// (namespace) → (pending, failed, sent, unverified, oldest pending age in seconds)
+    pub(crate) status: &'static str,
+    /// (namespace, id) → row
+    pub(crate) row: &'static str,
+    /// (namespace, limit) → rows
+    pub(crate) failed: &'static str,
+    /// (namespace, id, drop_expected_version)
+    pub(crate) retry: &'static str,
+    /// (namespace, id)
+    pub(crate) discard: &'static str,
+    /// (namespace, retention, batch)
+    pub(crate) purge: &'static str,
+    /// (namespace) → seconds until the earliest pending row is due
+    pub(crate) next_due: &'static str,
+}

@@ -1,0 +1,209 @@
+//! PostgreSQL: `jsonb`, `timestamptz`, `uuid`; claims serialized per namespace by an advisory
+//! transaction lock; wake-ups by a trigger's `NOTIFY` (delivered at commit only).
+
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+
+use super::{DialectKind, Migration, Sql, backend_impl, secs};
+use crate::error::Result;
+
+const KIND: DialectKind = DialectKind::Postgres;
+
+/// The channel the outbox trigger notifies, with the namespace as payload.
+pub(crate) const CHANNEL: &str = "eventodb_kit_outbox";
+
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "outbox",
+        up: include_str!("../../../migrations/postgres/0001_outbox.up.sql"),
+        down: include_str!("../../../migrations/postgres/0001_outbox.down.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "consumers",
+        up: include_str!("../../../migrations/postgres/0002_consumers.up.sql"),
+        down: include_str!("../../../migrations/postgres/0002_consumers.down.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "consumer_release",
+        up: include_str!("../../../migrations/postgres/0003_consumer_release.up.sql"),
+        down: include_str!("../../../migrations/postgres/0003_consumer_release.down.sql"),
+    },
+];
+
+const SQL: Sql = Sql {
+    create_version_table: "CREATE TABLE IF NOT EXISTS eventodb_kit_migrations (
+        version BIGINT PRIMARY KEY,
+        name TEXT NOT NULL,
+        applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+    applied_versions: "SELECT version FROM eventodb_kit_migrations ORDER BY version",
+    record_version: "INSERT INTO eventodb_kit_migrations (version, name) VALUES ($1, $2)",
+    forget_version: "DELETE FROM eventodb_kit_migrations WHERE version = $1",
+    insert: "INSERT INTO eventodb_kit_outbox
+            (id, namespace, stream, message_type, data, metadata, write_options,
+             expected_version, idempotency_key, content_hash)
+        VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+        ON CONFLICT (namespace, idempotency_key) DO NOTHING
+        RETURNING seq",
+    find_by_key: "SELECT id::text, content_hash FROM eventodb_kit_outbox
+        WHERE namespace = $1 AND idempotency_key = $2",
+    claim: "UPDATE eventodb_kit_outbox AS o
+        SET lease_owner = $2,
+            lease_until = now() + make_interval(secs => $3),
+            outcome_unknown = o.outcome_unknown OR o.lease_until IS NOT NULL
+        WHERE o.seq IN (
+            SELECT c.seq FROM eventodb_kit_outbox AS c
+            WHERE c.namespace = $1 AND c.status = 'pending'
+              AND c.next_attempt_at <= now()
+              AND (c.lease_until IS NULL OR c.lease_until < now())
+              AND NOT EXISTS (
+                  SELECT 1 FROM eventodb_kit_outbox AS b
+                  WHERE b.namespace = c.namespace AND b.stream = c.stream AND b.seq < c.seq
+                    AND b.status IN ('pending', 'failed')
+                    AND (b.status = 'failed' OR b.next_attempt_at > now()
+                         OR b.lease_until >= now()))
+            ORDER BY c.seq
+            LIMIT $4)
+        RETURNING o.seq, o.id::text AS id, o.stream, o.message_type, o.data, o.metadata,
+                  o.expected_version, o.attempts::int8 AS attempts, o.outcome_unknown",
+    renew: "UPDATE eventodb_kit_outbox
+        SET lease_until = now() + make_interval(secs => $4)
+        WHERE namespace = $1 AND stream = $2 AND lease_owner = $3 AND status = 'pending'",
+    release: "UPDATE eventodb_kit_outbox SET lease_owner = NULL, lease_until = NULL
+        WHERE namespace = $1 AND stream = $2 AND lease_owner = $3 AND status = 'pending'
+          AND seq > $4",
+    mark_sent: "UPDATE eventodb_kit_outbox
+        SET status = 'sent', sent_at = now(), position = $2, global_position = $3,
+            attempts = attempts + 1, outcome_unknown = FALSE, last_error = NULL,
+            lease_owner = NULL, lease_until = NULL
+        WHERE seq = $1",
+    mark_retry: "UPDATE eventodb_kit_outbox
+        SET attempts = attempts + 1, last_error = $2,
+            next_attempt_at = now() + make_interval(secs => $3),
+            outcome_unknown = outcome_unknown OR $4,
+            lease_owner = NULL, lease_until = NULL
+        WHERE seq = $1 AND status = 'pending'",
+    mark_failed: "UPDATE eventodb_kit_outbox
+        SET status = 'failed', attempts = attempts + 1, last_error = $2,
+            outcome_unknown = outcome_unknown OR $3,
+            lease_owner = NULL, lease_until = NULL
+        WHERE seq = $1 AND status = 'pending'",
+    clear_unknown: "UPDATE eventodb_kit_outbox SET outcome_unknown = FALSE WHERE seq = $1",
+    status: "SELECT count(*) FILTER (WHERE status = 'pending'),
+               count(*) FILTER (WHERE status = 'failed'),
+               count(*) FILTER (WHERE status = 'sent'),
+               count(*) FILTER (WHERE status = 'sent' AND verified_at IS NULL),
+               EXTRACT(EPOCH FROM now() - min(created_at) FILTER (WHERE status = 'pending'))::float8
+        FROM eventodb_kit_outbox WHERE namespace = $1",
+    row: "SELECT id::text AS id, stream, message_type, status, attempts::int8 AS attempts,
+               last_error, outcome_unknown, position, global_position, expected_version,
+               idempotency_key
+        FROM eventodb_kit_outbox WHERE namespace = $1 AND id = $2::uuid",
+    failed: "SELECT id::text AS id, stream, message_type, status, attempts::int8 AS attempts,
+               last_error, outcome_unknown, position, global_position, expected_version,
+               idempotency_key
+        FROM eventodb_kit_outbox WHERE namespace = $1 AND status = 'failed'
+        ORDER BY seq LIMIT $2",
+    retry: "UPDATE eventodb_kit_outbox
+        SET status = 'pending', attempts = 0, next_attempt_at = now(),
+            expected_version = CASE WHEN $3 THEN NULL ELSE expected_version END,
+            write_options = CASE WHEN $3 THEN write_options - 'expectedVersion'
+                                 ELSE write_options END
+        WHERE namespace = $1 AND id = $2::uuid AND status = 'failed'",
+    discard: "UPDATE eventodb_kit_outbox
+        SET status = 'discarded', lease_owner = NULL, lease_until = NULL
+        WHERE namespace = $1 AND id = $2::uuid AND status IN ('pending', 'failed')",
+    purge: "DELETE FROM eventodb_kit_outbox WHERE seq IN (
+            SELECT seq FROM eventodb_kit_outbox
+            WHERE namespace = $1
+              AND ((status = 'sent' AND sent_at < now() - make_interval(secs => $2))
+                OR (status = 'discarded' AND created_at < now() - make_interval(secs => $2)))
+            ORDER BY seq LIMIT $3)",
+    next_due: "SELECT EXTRACT(EPOCH FROM min(next_attempt_at) - now())::float8
+        FROM eventodb_kit_outbox
+        WHERE namespace = $1 AND status = 'pending' AND next_attempt_at > now()",
+};
+
+/// Interval binds are fractional seconds for `make_interval(secs => ...)`.
+fn interval(duration: std::time::Duration) -> f64 {
+    secs(duration)
+}
+
+/// A transaction holding the migration lock (one migrator at a time across processes).
+async fn begin_locked(pool: &PgPool) -> Result<Transaction<'static, Postgres>> {
+    let mut tx = pool.begin().await.map_err(db)?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('eventodb_kit_migrations', 0))")
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+    Ok(tx)
+}
+
+/// A transaction holding the claim lock of `namespace`: claims are serialized so that two
+/// senders never take rows of one stream (a claim sees the leases the previous one committed).
+async fn claim_begin(pool: &PgPool, namespace: &str) -> Result<Transaction<'static, Postgres>> {
+    let mut tx = pool.begin().await.map_err(db)?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('eventodb_kit_outbox/' || $1, 0))")
+        .bind(namespace)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+    Ok(tx)
+}
+
+/// Nothing to do: the trigger notifies at commit.
+async fn after_insert_hook(_conn: &mut PgConnection) -> Result<()> {
+    Ok(())
+}
+
+backend_impl!(Postgres, PgConnection, SQL, interval, begin_locked);
+
+/// `LISTEN`s on the trigger's channel (own connection, reconnected by sqlx when lost) and
+/// bumps the returned channel for each notification about `namespace`, and after a lost
+/// connection (notifications may have been missed).
+async fn wake_source(
+    pool: &PgPool,
+    namespace: &str,
+    cancel: tokio_util::sync::CancellationToken,
+) -> Result<tokio::sync::watch::Receiver<u64>> {
+    let mut listener = sqlx::postgres::PgListener::connect_with(pool)
+        .await
+        .map_err(db)?;
+    listener.listen(CHANNEL).await.map_err(db)?;
+    let (tx, rx) = tokio::sync::watch::channel(0u64);
+    let namespace = namespace.to_owned();
+    let bump = move |tx: &tokio::sync::watch::Sender<u64>| {
+        tx.send_modify(|generation| *generation = generation.wrapping_add(1));
+    };
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                received = listener.try_recv() => match received {
+                    Ok(Some(notification)) => {
+                        if notification.payload() == namespace {
+                            bump(&tx);
+                        }
+                    }
+                    Ok(None) => {
+                        tracing::debug!("outbox listen connection lost; reconnecting");
+                        bump(&tx);
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "outbox listen failed; retrying in 1s");
+                        bump(&tx);
+                        tokio::select! {
+                            () = cancel.cancelled() => break,
+                            () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                        }
+                    }
+                },
+            }
+            if tx.is_closed() {
+                break;
+            }
+        }
+    });
+    Ok(rx)
+}

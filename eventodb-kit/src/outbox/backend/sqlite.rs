@@ -1,0 +1,208 @@
+//! SQLite: JSON and UUIDs as text, times as sortable UTC text, claims as one `UPDATE ...
+//! RETURNING` (SQLite runs one writer at a time, so a claim sees every committed lease);
+//! wake-ups by a commit hook installed on the connection that wrote the row.
+
+use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
+
+use super::{DialectKind, Migration, Sql, backend_impl, secs};
+use crate::error::Result;
+
+const KIND: DialectKind = DialectKind::Sqlite;
+
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "outbox",
+        up: include_str!("../../../migrations/sqlite/0001_outbox.up.sql"),
+        down: include_str!("../../../migrations/sqlite/0001_outbox.down.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "consumers",
+        up: include_str!("../../../migrations/sqlite/0002_consumers.up.sql"),
+        down: include_str!("../../../migrations/sqlite/0002_consumers.down.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "consumer_release",
+        up: include_str!("../../../migrations/sqlite/0003_consumer_release.up.sql"),
+        down: include_str!("../../../migrations/sqlite/0003_consumer_release.down.sql"),
+    },
+];
+
+macro_rules! now {
+    () => {
+        "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+    };
+    ($modifier:literal) => {
+        concat!("strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ", $modifier, ")")
+    };
+}
+
+const SQL: Sql = Sql {
+    create_version_table: "CREATE TABLE IF NOT EXISTS eventodb_kit_migrations (
+        version INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))",
+    applied_versions: "SELECT version FROM eventodb_kit_migrations ORDER BY version",
+    record_version: "INSERT INTO eventodb_kit_migrations (version, name) VALUES (?1, ?2)",
+    forget_version: "DELETE FROM eventodb_kit_migrations WHERE version = ?1",
+    insert: "INSERT INTO eventodb_kit_outbox
+            (id, namespace, stream, message_type, data, metadata, write_options,
+             expected_version, idempotency_key, content_hash)
+        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+        ON CONFLICT (namespace, idempotency_key) DO NOTHING
+        RETURNING seq",
+    find_by_key: "SELECT id, content_hash FROM eventodb_kit_outbox
+        WHERE namespace = ?1 AND idempotency_key = ?2",
+    claim: concat!(
+        "UPDATE eventodb_kit_outbox AS o
+        SET lease_owner = ?2,
+            lease_until = ",
+        now!("?3"),
+        ",
+            outcome_unknown = (o.outcome_unknown OR o.lease_until IS NOT NULL)
+        WHERE o.seq IN (
+            SELECT c.seq FROM eventodb_kit_outbox AS c
+            WHERE c.namespace = ?1 AND c.status = 'pending'
+              AND c.next_attempt_at <= ",
+        now!(),
+        "
+              AND (c.lease_until IS NULL OR c.lease_until < ",
+        now!(),
+        ")
+              AND NOT EXISTS (
+                  SELECT 1 FROM eventodb_kit_outbox AS b
+                  WHERE b.namespace = c.namespace AND b.stream = c.stream AND b.seq < c.seq
+                    AND b.status IN ('pending', 'failed')
+                    AND (b.status = 'failed' OR b.next_attempt_at > ",
+        now!(),
+        "
+                         OR b.lease_until >= ",
+        now!(),
+        "))
+            ORDER BY c.seq
+            LIMIT ?4)
+        RETURNING seq, id, stream, message_type, data, metadata, expected_version, attempts,
+                  outcome_unknown"
+    ),
+    renew: concat!(
+        "UPDATE eventodb_kit_outbox SET lease_until = ",
+        now!("?4"),
+        " WHERE namespace = ?1 AND stream = ?2 AND lease_owner = ?3 AND status = 'pending'"
+    ),
+    release: "UPDATE eventodb_kit_outbox SET lease_owner = NULL, lease_until = NULL
+        WHERE namespace = ?1 AND stream = ?2 AND lease_owner = ?3 AND status = 'pending'
+          AND seq > ?4",
+    mark_sent: concat!(
+        "UPDATE eventodb_kit_outbox
+        SET status = 'sent', sent_at = ",
+        now!(),
+        ", position = ?2, global_position = ?3,
+            attempts = attempts + 1, outcome_unknown = 0, last_error = NULL,
+            lease_owner = NULL, lease_until = NULL
+        WHERE seq = ?1"
+    ),
+    mark_retry: concat!(
+        "UPDATE eventodb_kit_outbox
+        SET attempts = attempts + 1, last_error = ?2,
+            next_attempt_at = ",
+        now!("?3"),
+        ",
+            outcome_unknown = (outcome_unknown OR ?4),
+            lease_owner = NULL, lease_until = NULL
+        WHERE seq = ?1 AND status = 'pending'"
+    ),
+    mark_failed: "UPDATE eventodb_kit_outbox
+        SET status = 'failed', attempts = attempts + 1, last_error = ?2,
+            outcome_unknown = (outcome_unknown OR ?3),
+            lease_owner = NULL, lease_until = NULL
+        WHERE seq = ?1 AND status = 'pending'",
+    clear_unknown: "UPDATE eventodb_kit_outbox SET outcome_unknown = 0 WHERE seq = ?1",
+    status: concat!(
+        "SELECT sum(status = 'pending'), sum(status = 'failed'), sum(status = 'sent'),
+               sum(status = 'sent' AND verified_at IS NULL),
+               (julianday(",
+        now!(),
+        ") - julianday(min(CASE WHEN status = 'pending' THEN created_at END))) * 86400.0
+        FROM eventodb_kit_outbox WHERE namespace = ?1"
+    ),
+    row: "SELECT id, stream, message_type, status, attempts, last_error, outcome_unknown,
+               position, global_position, expected_version, idempotency_key
+        FROM eventodb_kit_outbox WHERE namespace = ?1 AND id = ?2",
+    failed: "SELECT id, stream, message_type, status, attempts, last_error, outcome_unknown,
+               position, global_position, expected_version, idempotency_key
+        FROM eventodb_kit_outbox WHERE namespace = ?1 AND status = 'failed'
+        ORDER BY seq LIMIT ?2",
+    retry: concat!(
+        "UPDATE eventodb_kit_outbox
+        SET status = 'pending', attempts = 0, next_attempt_at = ",
+        now!(),
+        ",
+            expected_version = CASE WHEN ?3 THEN NULL ELSE expected_version END,
+            write_options = CASE WHEN ?3 THEN json_remove(write_options, '$.expectedVersion')
+                                 ELSE write_options END
+        WHERE namespace = ?1 AND id = ?2 AND status = 'failed'"
+    ),
+    discard: "UPDATE eventodb_kit_outbox
+        SET status = 'discarded', lease_owner = NULL, lease_until = NULL
+        WHERE namespace = ?1 AND id = ?2 AND status IN ('pending', 'failed')",
+    purge: concat!(
+        "DELETE FROM eventodb_kit_outbox WHERE seq IN (
+            SELECT seq FROM eventodb_kit_outbox
+            WHERE namespace = ?1
+              AND ((status = 'sent' AND sent_at < ",
+        now!("'-' || ?2"),
+        ")
+                OR (status = 'discarded' AND created_at < ",
+        now!("'-' || ?2"),
+        "))
+            ORDER BY seq LIMIT ?3)"
+    ),
+    next_due: concat!(
+        "SELECT (julianday(min(next_attempt_at)) - julianday(",
+        now!(),
+        ")) * 86400.0
+        FROM eventodb_kit_outbox
+        WHERE namespace = ?1 AND status = 'pending' AND next_attempt_at > ",
+        now!(),
+        ""
+    ),
+};
+
+/// Interval binds are `strftime` modifiers: `"1.500 seconds"`.
+fn interval(duration: std::time::Duration) -> String {
+    format!("{:.3} seconds", secs(duration))
+}
+
+/// A transaction holding SQLite's write lock from the start (`BEGIN IMMEDIATE`).
+async fn begin_locked(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>> {
+    pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)
+}
+
+/// Claims take the write lock up front, so they read what the last writer committed.
+async fn claim_begin(pool: &SqlitePool, _namespace: &str) -> Result<Transaction<'static, Sqlite>> {
+    begin_locked(pool).await
+}
+
+/// Wakes the in-process senders when this connection's transaction commits (a rolled-back
+/// transaction never wakes them). Replaces any commit hook set on the connection.
+async fn after_insert_hook(conn: &mut SqliteConnection) -> Result<()> {
+    let mut handle = conn.lock_handle().await.map_err(db)?;
+    handle.set_commit_hook(|| {
+        crate::outbox::wake::local_commit();
+        true
+    });
+    Ok(())
+}
+
+backend_impl!(Sqlite, SqliteConnection, SQL, interval, begin_locked);
+
+/// In-process commits (see [`after_insert_hook`]).
+async fn wake_source(
+    _pool: &SqlitePool,
+    _namespace: &str,
+    _cancel: tokio_util::sync::CancellationToken,
+) -> Result<tokio::sync::watch::Receiver<u64>> {
+    Ok(crate::outbox::wake::local_commits())
+}

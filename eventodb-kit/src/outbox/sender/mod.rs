@@ -1,0 +1,209 @@
+//! The sender: a background task that claims committed rows and writes them to EventoDB.
+
+mod run;
+mod send;
+
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::Outbox;
+use super::backend::Backend;
+use crate::error::{Error, Result};
+
+/// How a [`Sender`] works. `Default` suits most applications.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// use eventodb_kit::outbox::SenderOptions;
+///
+/// let options = SenderOptions::default()
+///     .concurrency(64)
+///     .retention(Duration::from_secs(24 * 3600));
+/// assert_eq!(options.poll_interval_value(), Duration::from_secs(1));
+/// ```
+#[derive(Debug, Clone)]
+pub struct SenderOptions {
+    pub(super) poll_interval: Duration,
+    pub(super) batch_size: i64,
+    pub(super) concurrency: usize,
+    pub(super) lease: Duration,
+    pub(super) retry_initial: Duration,
+    pub(super) retry_max: Duration,
+    pub(super) retention: Duration,
+    pub(super) purge_interval: Duration,
+    pub(super) purge_batch: i64,
+    pub(super) shutdown_timeout: Duration,
+    pub(super) worker_id: Option<String>,
+}
+
+impl Default for SenderOptions {
+    fn default() -> Self {
+        Self {
+            poll_interval: Duration::from_secs(1),
+            batch_size: 500,
+            concurrency: 32,
+            lease: Duration::from_secs(30),
+            retry_initial: Duration::from_millis(100),
+            retry_max: Duration::from_secs(30),
+            retention: Duration::from_secs(7 * 24 * 3600),
+            purge_interval: Duration::from_secs(60),
+            purge_batch: 500,
+            shutdown_timeout: Duration::from_secs(30),
+            worker_id: None,
+        }
+    }
+}
+
+impl SenderOptions {
+    /// How often to look for rows when nothing woke the sender (default 1 s). Commits wake it
+    /// at once: `NOTIFY` on PostgreSQL, a commit hook on SQLite (same process only).
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval.max(Duration::from_millis(1));
+        self
+    }
+
+    /// The poll interval.
+    pub fn poll_interval_value(&self) -> Duration {
+        self.poll_interval
+    }
+
+    /// Rows claimed per database round trip (default 500); bounds the memory used.
+    pub fn batch_size(mut self, rows: i64) -> Self {
+        self.batch_size = rows.max(1);
+        self
+    }
+
+    /// Streams sent at the same time (default 32). Within a stream, one at a time.
+    pub fn concurrency(mut self, streams: usize) -> Self {
+        self.concurrency = streams.max(1);
+        self
+    }
+
+    /// How long claimed rows stay reserved for this sender (default 30 s, renewed while
+    /// sending). When a sender dies, other senders take its rows over after this.
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease.max(Duration::from_millis(100));
+        self
+    }
+
+    /// First and longest wait before retrying a transient failure (default 100 ms and
+    /// 30 s); the wait doubles per attempt, with jitter.
+    pub fn retry_backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.retry_initial = initial;
+        self.retry_max = max.max(initial);
+        self
+    }
+
+    /// How long sent rows are kept before they are purged (default 7 days). Idempotency keys
+    /// are remembered as long as their rows.
+    pub fn retention(mut self, retention: Duration) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// How often to purge (default every 60 s) and how many rows per statement (default 500).
+    pub fn purge(mut self, interval: Duration, batch: i64) -> Self {
+        self.purge_interval = interval.max(Duration::from_millis(10));
+        self.purge_batch = batch.max(1);
+        self
+    }
+
+    /// How long [`Sender::shutdown`] waits for in-flight sends (default 30 s).
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// A name for this sender in leases and logs (default: process id and a random suffix).
+    pub fn worker_id(mut self, id: impl Into<String>) -> Self {
+        self.worker_id = Some(id.into());
+        self
+    }
+}
+
+/// A running sender. [`Sender::shutdown`] stops it gracefully; dropping the handle stops it
+/// too (without waiting).
+#[derive(Debug)]
+pub struct Sender {
+    cancel: CancellationToken,
+    wake_cancel: CancellationToken,
+    task: Option<JoinHandle<Result<()>>>,
+    shutdown_timeout: Duration,
+}
+
+impl Sender {
+    /// Stops claiming, lets in-flight sends finish and be recorded, gives back the leases of
+    /// rows not sent, and waits (up to the shutdown timeout).
+    ///
+    /// # Errors
+    /// [`Error::ShutdownTimeout`] when sends did not finish in time (their rows stay leased
+    /// and are checked against EventoDB by the next sender); [`Error::WorkerDied`] when the
+    /// task had failed.
+    pub async fn shutdown(mut self) -> Result<()> {
+        self.cancel.cancel();
+        let Some(task) = self.task.take() else {
+            return Ok(());
+        };
+        let abort = task.abort_handle();
+        match tokio::time::timeout(self.shutdown_timeout, task).await {
+            Ok(joined) => joined.map_err(|error| Error::WorkerDied {
+                worker: "outbox sender".into(),
+                message: error.to_string(),
+            })?,
+            Err(_) => {
+                abort.abort();
+                Err(Error::ShutdownTimeout {
+                    after: self.shutdown_timeout,
+                })
+            }
+        }
+    }
+
+    /// Whether the task has stopped (after a shutdown, or because it failed).
+    pub fn is_finished(&self) -> bool {
+        self.task.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+
+    /// Stops the task at once, as a crash would: nothing is recorded or released. For tests
+    /// of what a successor does.
+    #[doc(hidden)]
+    pub fn kill(mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+        self.wake_cancel.cancel();
+    }
+}
+
+impl Drop for Sender {
+    fn drop(&mut self) {
+        if self.task.is_some() {
+            self.cancel.cancel();
+        }
+    }
+}
+
+/// Starts the sender task for `outbox`.
+pub(super) async fn spawn<DB: Backend>(outbox: Outbox<DB>, options: SenderOptions) -> Result<Sender> {
+    let cancel = CancellationToken::new();
+    let wake_cancel = cancel.child_token();
+    let wake = DB::wake_source(outbox.pool(), outbox.namespace(), wake_cancel.clone()).await?;
+    let owner = options.worker_id.clone().unwrap_or_else(|| {
+        format!(
+            "pid{}-{}",
+            std::process::id(),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        )
+    });
+    let shutdown_timeout = options.shutdown_timeout;
+    let task = tokio::spawn(run::run(outbox, options, owner, cancel.clone(), wake));
+    Ok(Sender {
+        cancel,
+        wake_cancel,
+        task: Some(task),
+        shutdown_timeout,
+    })
+}

@@ -1,0 +1,219 @@
+//! The sender's main loop: claim, hand each stream to a task, wait for a wake-up.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::SenderOptions;
+use super::send::{StreamBatch, send_stream};
+use crate::error::Result;
+use crate::outbox::Outbox;
+use crate::outbox::backend::{Backend, Claimed};
+
+/// What every stream task of one sender shares.
+pub(super) struct Shared<DB: Backend> {
+    pub(super) outbox: Outbox<DB>,
+    pub(super) options: SenderOptions,
+    pub(super) owner: String,
+    pub(super) cancel: CancellationToken,
+    pub(super) permits: Semaphore,
+}
+
+/// Runs until `cancel`; then waits for the stream tasks, which finish their current send.
+pub(super) async fn run<DB: Backend>(
+    outbox: Outbox<DB>,
+    options: SenderOptions,
+    owner: String,
+    cancel: CancellationToken,
+    mut wake: watch::Receiver<u64>,
+) -> Result<()> {
+    let span = tracing::info_span!(
+        "outbox_sender",
+        namespace = %outbox.namespace(),
+        worker = %owner
+    );
+    let shared = Arc::new(Shared {
+        permits: Semaphore::new(options.concurrency),
+        outbox,
+        options,
+        owner,
+        cancel: cancel.clone(),
+    });
+    async move {
+        tracing::info!("outbox sender started");
+        let options = &shared.options;
+        let mut tasks: JoinSet<()> = JoinSet::new();
+        let mut wake_alive = true;
+        let mut next_purge = Instant::now() + Duration::from_millis(200);
+        let mut db_failures = 0u32;
+        while !cancel.is_cancelled() {
+            let mut claimed = 0;
+            if tasks.len() < options.concurrency {
+                match DB::claim(
+                    shared.outbox.pool(),
+                    shared.outbox.namespace(),
+                    &shared.owner,
+                    options.lease,
+                    options.batch_size,
+                )
+                .await
+                {
+                    Ok(rows) => {
+                        db_failures = 0;
+                        claimed = rows.len();
+                        for batch in by_stream(rows) {
+                            tasks.spawn(send_stream(Arc::clone(&shared), batch).in_current_span());
+                        }
+                    }
+                    Err(error) => {
+                        db_failures = db_failures.saturating_add(1);
+                        let delay = super::send::backoff(
+                            options.retry_initial,
+                            options.retry_max,
+                            i64::from(db_failures),
+                        );
+                        tracing::warn!(%error, retry_in = ?delay, "outbox claim failed");
+                        tokio::select! {
+                            () = cancel.cancelled() => break,
+                            () = tokio::time::sleep(delay) => continue,
+                        }
+                    }
+                }
+            }
+            if Instant::now() >= next_purge {
+                purge(&shared).await;
+                next_purge = Instant::now() + options.purge_interval;
+            }
+            if claimed > 0 && tasks.len() < options.concurrency {
+                continue;
+            }
+            let mut sleep_for = options.poll_interval;
+            if claimed == 0 && tasks.is_empty() {
+                match DB::next_due(shared.outbox.pool(), shared.outbox.namespace()).await {
+                    Ok(Some(due)) => sleep_for = sleep_for.min(due + Duration::from_millis(1)),
+                    Ok(None) => {}
+                    Err(error) => tracing::warn!(%error, "outbox next-due query failed"),
+                }
+            }
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                Some(joined) = tasks.join_next(), if !tasks.is_empty() => report(joined),
+                changed = wake.changed(), if wake_alive => {
+                    if changed.is_err() {
+                        wake_alive = false;
+                    }
+                }
+                () = tokio::time::sleep(sleep_for) => {}
+            }
+        }
+        tracing::debug!(in_flight = tasks.len(), "outbox sender stopping");
+        while let Some(joined) = tasks.join_next().await {
+            report(joined);
+        }
+        tracing::info!("outbox sender stopped");
+        Ok(())
+    }
+    .instrument(span)
+    .await
+}
+
+/// Groups claimed rows by stream, keeping `seq` order within each stream.
+fn by_stream(rows: Vec<Claimed>) -> Vec<StreamBatch> {
+    let mut batches: Vec<StreamBatch> = Vec::new();
+    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for row in rows {
+        match index.get(&row.stream) {
+            Some(&at) => batches[at].rows.push(row),
+            None => {
+                index.insert(row.stream.clone(), batches.len());
+                batches.push(StreamBatch {
+                    stream: row.stream.clone(),
+                    rows: vec![row],
+                });
+            }
+        }
+    }
+    batches
+}
+
+fn report(joined: std::result::Result<(), tokio::task::JoinError>) {
+    if let Err(error) = joined
+        && error.is_panic()
+    {
+        tracing::error!(%error, "outbox stream task panicked; its rows are retried after the lease");
+    }
+}
+
+async fn purge<DB: Backend>(shared: &Shared<DB>) {
+    let options = &shared.options;
+    let mut total = 0u64;
+    loop {
+        if shared.cancel.is_cancelled() {
+            break;
+        }
+        match DB::purge(
+            shared.outbox.pool(),
+            shared.outbox.namespace(),
+            options.retention,
+            options.purge_batch,
+        )
+        .await
+        {
+            Ok(deleted) => {
+                total += deleted;
+                if deleted < u64::try_from(options.purge_batch).unwrap_or(u64::MAX) {
+                    break;
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "outbox purge failed");
+                break;
+            }
+        }
+    }
+    if total > 0 {
+        tracing::debug!(rows = total, "outbox rows purged");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn row(seq: i64, stream: &str) -> Claimed {
+        Claimed {
+            seq,
+            id: format!("id-{seq}"),
+            stream: stream.into(),
+            message_type: "T".into(),
+            data: json!({}),
+            metadata: None,
+            expected_version: None,
+            attempts: 0,
+            outcome_unknown: false,
+        }
+    }
+
+    #[test]
+    fn groups_by_stream_in_order() {
+        let batches = by_stream(vec![row(1, "a"), row(2, "b"), row(3, "a"), row(4, "c"), row(5, "b")]);
+        let seen: Vec<(String, Vec<i64>)> = batches
+            .into_iter()
+            .map(|b| (b.stream, b.rows.iter().map(|r| r.seq).collect()))
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                ("a".into(), vec![1, 3]),
+                ("b".into(), vec![2, 5]),
+                ("c".into(), vec![4])
+            ]
+        );
+    }
+}

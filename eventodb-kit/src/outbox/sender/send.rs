@@ -1,0 +1,300 @@
+//! Sending the claimed rows of one stream, in order, exactly once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use super::run::Shared;
+use crate::client::{GetStreamOptions, NewMessage, WriteOptions, WritePosition};
+use crate::error::{Error, Result};
+use crate::outbox::backend::{Backend, Claimed};
+use crate::outbox::wake;
+
+/// The claimed rows of one stream, in `seq` order.
+#[derive(Debug)]
+pub(super) struct StreamBatch {
+    pub(super) stream: String,
+    pub(super) rows: Vec<Claimed>,
+}
+
+/// What became of one row.
+#[derive(Debug, PartialEq, Eq)]
+enum Step {
+    /// In EventoDB and recorded: go on with the next row.
+    Sent,
+    /// Waiting for a retry or parked: the stream's later rows wait too.
+    Held,
+}
+
+/// Page size when looking for an id in a stream.
+const LOOKUP_PAGE: i64 = 1000;
+
+/// Sends the rows of one stream one after the other. Stops at the first row that cannot be
+/// sent (its later rows are released, to be claimed again once it is sent) and between rows
+/// on shutdown.
+pub(super) async fn send_stream<DB: Backend>(shared: Arc<Shared<DB>>, batch: StreamBatch) {
+    let StreamBatch { stream, rows } = batch;
+    let Some(first) = rows.first() else { return };
+    let permit = tokio::select! {
+        permit = shared.permits.acquire() => permit.ok(),
+        () = shared.cancel.cancelled() => None,
+    };
+    if permit.is_none() {
+        release(&shared, &stream, first.seq - 1).await;
+        return;
+    }
+    let lease = shared.options.lease;
+    let mut renew_at = Instant::now() + lease / 2;
+    for row in &rows {
+        if shared.cancel.is_cancelled() {
+            release(&shared, &stream, row.seq - 1).await;
+            return;
+        }
+        if Instant::now() >= renew_at {
+            if let Err(error) = DB::renew(
+                shared.outbox.pool(),
+                shared.outbox.namespace(),
+                &stream,
+                &shared.owner,
+                lease,
+            )
+            .await
+            {
+                tracing::warn!(%error, %stream, "outbox lease renewal failed");
+            }
+            renew_at = Instant::now() + lease / 2;
+        }
+        match send_row(&shared, row).await {
+            Ok(Step::Sent) => {}
+            Ok(Step::Held) => {
+                release(&shared, &stream, row.seq).await;
+                return;
+            }
+            Err(error) => {
+                // Recording failed: the row keeps its lease and is checked against the
+                // stream by whoever claims it after the lease.
+                tracing::warn!(%error, %stream, id = %row.id, "outbox could not record a send");
+                release(&shared, &stream, row.seq).await;
+                return;
+            }
+        }
+    }
+}
+
+async fn release<DB: Backend>(shared: &Shared<DB>, stream: &str, after_seq: i64) {
+    if let Err(error) = DB::release(
+        shared.outbox.pool(),
+        shared.outbox.namespace(),
+        stream,
+        &shared.owner,
+        after_seq,
+    )
+    .await
+    {
+        tracing::warn!(%error, %stream, "outbox lease release failed; rows wait for the lease");
+    }
+}
+
+/// Sends one row; records the outcome.
+async fn send_row<DB: Backend>(shared: &Shared<DB>, row: &Claimed) -> Result<Step> {
+    let client = shared.outbox.client();
+    let pool = shared.outbox.pool();
+    let id = Uuid::parse_str(&row.id)
+        .map_err(|error| Error::Internal(format!("outbox id {:?}: {error}", row.id)))?;
+    if row.outcome_unknown {
+        match find_in_stream(shared, row, id).await {
+            Ok(Some(position)) => {
+                tracing::info!(
+                    stream = %row.stream, %id, position = position.position,
+                    "outbox row was already in EventoDB (earlier attempt landed)"
+                );
+                return sent(pool, row, position).await;
+            }
+            Ok(None) => DB::clear_unknown(pool, row.seq).await?,
+            Err(error) => return retry(shared, row, &error, true).await,
+        }
+    }
+    let mut message = NewMessage::new(row.message_type.clone(), row.data.clone());
+    if let Some(metadata) = &row.metadata {
+        message = message.metadata(metadata.clone());
+    }
+    let mut options = WriteOptions::new().id(id);
+    if let Some(version) = row.expected_version {
+        options = options.expected_version(version);
+    }
+    let started = Instant::now();
+    match client.stream_write(&row.stream, &message, &options).await {
+        Ok(position) => {
+            tracing::debug!(
+                stream = %row.stream, %id, position = position.position,
+                global_position = position.global_position, took = ?started.elapsed(),
+                "outbox row sent"
+            );
+            sent(pool, row, position).await
+        }
+        Err(error) if error.is_duplicate_id() || error.is_version_conflict() => {
+            // A duplicate id proves an earlier attempt landed; a version conflict may be our
+            // own earlier write. Look before deciding.
+            match find_in_stream(shared, row, id).await {
+                Ok(Some(position)) => {
+                    tracing::info!(
+                        stream = %row.stream, %id, position = position.position,
+                        "outbox row was already in EventoDB (earlier attempt landed)"
+                    );
+                    sent(pool, row, position).await
+                }
+                Ok(None) if error.is_duplicate_id() => {
+                    let text = format!(
+                        "message id {id} is already used by another stream in the namespace: {error}"
+                    );
+                    fail(shared, row, &text, false).await
+                }
+                Ok(None) => fail(shared, row, &error.to_string(), false).await,
+                Err(lookup) => retry(shared, row, &lookup, false).await,
+            }
+        }
+        Err(error) if error.is_transient() => {
+            let unknown = error.outcome_unknown();
+            retry(shared, row, &error, unknown).await
+        }
+        Err(error) => fail(shared, row, &error.to_string(), false).await,
+    }
+}
+
+async fn sent<DB: Backend>(
+    pool: &sqlx::Pool<DB>,
+    row: &Claimed,
+    position: WritePosition,
+) -> Result<Step> {
+    DB::mark_sent(pool, row.seq, position.position, position.global_position).await?;
+    wake::rows_sent();
+    Ok(Step::Sent)
+}
+
+async fn retry<DB: Backend>(
+    shared: &Shared<DB>,
+    row: &Claimed,
+    error: &Error,
+    outcome_unknown: bool,
+) -> Result<Step> {
+    let options = &shared.options;
+    let delay = backoff(options.retry_initial, options.retry_max, row.attempts + 1);
+    tracing::warn!(
+        stream = %row.stream, id = %row.id, attempts = row.attempts + 1, retry_in = ?delay,
+        outcome_unknown, %error, "outbox send failed; will retry"
+    );
+    DB::mark_retry(
+        shared.outbox.pool(),
+        row.seq,
+        &error_text(error),
+        delay,
+        outcome_unknown,
+    )
+    .await?;
+    Ok(Step::Held)
+}
+
+async fn fail<DB: Backend>(
+    shared: &Shared<DB>,
+    row: &Claimed,
+    text: &str,
+    outcome_unknown: bool,
+) -> Result<Step> {
+    tracing::error!(
+        stream = %row.stream, id = %row.id, error = %text,
+        "outbox send failed permanently; the stream is parked until the row is retried or discarded"
+    );
+    DB::mark_failed(shared.outbox.pool(), row.seq, text, outcome_unknown).await?;
+    Ok(Step::Held)
+}
+
+/// The error with its causes, for the `last_error` column.
+fn error_text(error: &Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Looks for the row's id in its stream: at `expected_version + 1` when the row carries an
+/// expected version, else page by page from the start.
+async fn find_in_stream<DB: Backend>(
+    shared: &Shared<DB>,
+    row: &Claimed,
+    id: Uuid,
+) -> Result<Option<WritePosition>> {
+    let client = shared.outbox.client();
+    let found = |messages: &[crate::client::Message]| {
+        messages
+            .iter()
+            .find(|message| message.id == id)
+            .map(|message| WritePosition {
+                position: message.position,
+                global_position: message.global_position,
+            })
+    };
+    if let Some(version) = row.expected_version {
+        let page = client
+            .stream_get(
+                &row.stream,
+                &GetStreamOptions::new().position(version + 1).batch_size(1),
+            )
+            .await?;
+        if let Some(position) = found(&page) {
+            return Ok(Some(position));
+        }
+    }
+    let mut from = 0;
+    loop {
+        let page = client
+            .stream_get(
+                &row.stream,
+                &GetStreamOptions::new().position(from).batch_size(LOOKUP_PAGE),
+            )
+            .await?;
+        if let Some(position) = found(&page) {
+            return Ok(Some(position));
+        }
+        match page.last() {
+            Some(last) if i64::try_from(page.len()).unwrap_or(0) >= LOOKUP_PAGE => {
+                from = last.position + 1;
+            }
+            _ => return Ok(None),
+        }
+    }
+}
+
+/// Capped exponential backoff with jitter: `initial * 2^(attempt-1)`, at most `max`, then a
+/// random value between half of it and all of it.
+pub(super) fn backoff(initial: Duration, max: Duration, attempt: i64) -> Duration {
+    let exponent = u32::try_from((attempt - 1).clamp(0, 30)).unwrap_or(30);
+    let base = initial.saturating_mul(2u32.saturating_pow(exponent)).min(max);
+    base.mul_f64(rand::rng().random_range(0.5..=1.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_is_capped_and_jittered() {
+        let initial = Duration::from_millis(100);
+        let max = Duration::from_secs(5);
+        for attempt in 1..40 {
+            let delay = backoff(initial, max, attempt);
+            let exponent = u32::try_from((attempt - 1).min(30)).unwrap();
+            let base = initial.saturating_mul(2u32.saturating_pow(exponent)).min(max);
+            assert!(delay <= base, "attempt {attempt}: {delay:?} > {base:?}");
+            assert!(delay >= base / 2, "attempt {attempt}: {delay:?} < half of {base:?}");
+        }
+        assert!(backoff(initial, max, 100) <= max);
+        assert!(backoff(initial, max, 0) <= initial);
+    }
+}

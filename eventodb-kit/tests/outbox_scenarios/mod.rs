@@ -1,0 +1,722 @@
+//! Outbox scenarios, written once and run on SQLite (`outbox_sqlite.rs`) and PostgreSQL
+//! (`outbox_postgres.rs`). Each scenario gets a fresh database (file or schema) and, when it
+//! needs one, its own embedded EventoDB server.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+
+use eventodb_kit::client::{GetStreamOptions, Message, NewMessage, WriteOptions};
+use eventodb_kit::outbox::{OutboxMessage, RawMessage, RowStatus, SenderOptions};
+use eventodb_kit::{Backend, Error, Event, Kit, ValidationError, Violation};
+use eventodb_kit_testkit::TestServer;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sqlx::Pool;
+use uuid::Uuid;
+
+/// Generates one `#[tokio::test]` per scenario, each with a fresh pool from `$fresh`.
+#[macro_export]
+macro_rules! scenarios {
+    ($fresh:path, $cleanup:path; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                outbox_scenarios::init_tracing();
+                let Some(db) = $fresh().await else { return };
+                outbox_scenarios::$name(db.pool.clone()).await;
+                $cleanup(db).await;
+            }
+        )*
+    };
+}
+
+/// Logs to the test output when `RUST_LOG` is set.
+pub(crate) fn init_tracing() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
+}
+
+/// A kit on `pool` talking to `server` (namespace `default`).
+pub(crate) fn kit<DB: Backend>(pool: &Pool<DB>, server: &TestServer) -> Kit<DB> {
+    Kit::builder(server.url())
+        .token(server.default_token())
+        .request_timeout(Duration::from_secs(5))
+        .database(pool.clone())
+        .build()
+        .expect("kit")
+}
+
+/// A kit whose EventoDB does not exist (connection refused): for tests that never send.
+pub(crate) fn offline_kit<DB: Backend>(pool: &Pool<DB>) -> Kit<DB> {
+    Kit::builder("http://127.0.0.1:9")
+        .database(pool.clone())
+        .build()
+        .expect("kit")
+}
+
+/// Fast retries for tests.
+pub(crate) fn fast() -> SenderOptions {
+    SenderOptions::default()
+        .retry_backoff(Duration::from_millis(10), Duration::from_millis(100))
+        .lease(Duration::from_millis(500))
+}
+
+/// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.
+pub(crate) async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Waits until nothing is pending or failed.
+pub(crate) async fn drained<DB: Backend>(kit: &Kit<DB>, timeout: Duration) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let status = kit.outbox().status().await.expect("status");
+        if status.pending == 0 && status.failed == 0 {
+            return;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let failed = kit.outbox().failed(5).await.expect("failed rows");
+            panic!("outbox not drained: {status:?}; failed rows: {failed:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Every message of a stream.
+pub(crate) async fn read_stream<DB: Backend>(kit: &Kit<DB>, stream: &str) -> Vec<Message> {
+    kit.client()
+        .stream_get(stream, &GetStreamOptions::new().batch_size(10_000))
+        .await
+        .expect("stream.get")
+}
+
+/// Commits one write of `{"n": n}` to `stream`.
+pub(crate) async fn commit_one<DB: Backend>(kit: &Kit<DB>, stream: &str, n: i64) -> Uuid {
+    let mut tx = kit.pool().begin().await.expect("begin");
+    let written = kit
+        .outbox()
+        .write(&mut *tx, stream, RawMessage::new("Counted", json!({ "n": n })))
+        .await
+        .expect("write");
+    tx.commit().await.expect("commit");
+    written.id
+}
+
+/// Asserts that `stream` holds exactly `ids`, in this order, each once.
+pub(crate) async fn assert_stream<DB: Backend>(kit: &Kit<DB>, stream: &str, ids: &[Uuid]) {
+    let got: Vec<Uuid> = read_stream(kit, stream).await.iter().map(|m| m.id).collect();
+    assert_eq!(got, ids, "stream {stream}");
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct UserCreated {
+    user_id: String,
+    email: String,
+}
+
+impl Event for UserCreated {
+    const TYPE: &'static str = "UserCreated";
+    const CATEGORY: &'static str = "user";
+    const STREAM_TEMPLATE: &'static str = "user-{user_id}";
+
+    fn stream_name(&self) -> String {
+        format!("user-{}", self.user_id)
+    }
+
+    fn validate(&self) -> Result<(), ValidationError> {
+        if self.email.contains('@') {
+            Ok(())
+        } else {
+            Err(ValidationError::new(vec![Violation {
+                pointer: "/email".into(),
+                message: "not an email address".into(),
+            }]))
+        }
+    }
+}
+
+// ---------------------------------------------------------------- database only
+
+pub(crate) async fn migrations_are_idempotent_and_reversible<DB: Backend>(pool: Pool<DB>) {
+    // The harness already migrated: a second run applies nothing.
+    let steps = eventodb_kit::migrations::<DB>();
+    let all: Vec<i64> = steps.iter().map(|m| m.version).collect();
+    assert_eq!(all, (1..=all.len() as i64).collect::<Vec<_>>(), "versions from 1, no gaps");
+    assert_eq!(eventodb_kit::migrate(&pool).await.unwrap(), Vec::<i64>::new());
+    assert_eq!(eventodb_kit::migrate_down(&pool, 1).await.unwrap(), all[1..].iter().rev().copied().collect::<Vec<_>>());
+    assert_eq!(eventodb_kit::migrate_down(&pool, 0).await.unwrap(), vec![1]);
+    assert_eq!(eventodb_kit::migrate_down(&pool, 0).await.unwrap(), Vec::<i64>::new());
+    assert_eq!(eventodb_kit::migrate(&pool).await.unwrap(), all);
+    assert!(steps.iter().all(|m| !m.up.is_empty() && !m.down.is_empty()));
+    // The outbox works after down + up.
+    let kit = offline_kit(&pool);
+    commit_one(&kit, "account-1", 1).await;
+    assert_eq!(kit.outbox().status().await.unwrap().pending, 1);
+}
+
+pub(crate) async fn rollback_leaves_nothing<DB: Backend>(pool: Pool<DB>) {
+    let kit = offline_kit(&pool);
+    let mut tx = pool.begin().await.unwrap();
+    let written = kit
+        .outbox()
+        .write(&mut *tx, "account-1", RawMessage::new("Deposited", json!({"amount": 5})))
+        .await
+        .unwrap();
+    assert!(kit.outbox().row(written.id).await.unwrap().is_none(), "not visible before commit");
+    tx.rollback().await.unwrap();
+    assert!(kit.outbox().row(written.id).await.unwrap().is_none());
+    assert_eq!(kit.outbox().status().await.unwrap().pending, 0);
+}
+
+pub(crate) async fn write_fixes_the_id_and_options<DB: Backend>(pool: Pool<DB>) {
+    let kit = offline_kit(&pool);
+    let mut tx = pool.begin().await.unwrap();
+    let plain = kit
+        .outbox()
+        .write(&mut *tx, "account-7", RawMessage::new("Deposited", json!({"amount": 5})))
+        .await
+        .unwrap();
+    let custom = Uuid::now_v7();
+    let with_options = kit
+        .outbox()
+        .write(&mut *tx, "account-7", RawMessage::new("Deposited", json!({"amount": 6})))
+        .expected_version(3)
+        .id(custom)
+        .metadata(json!({"correlationStreamName": "transfer-1"}))
+        .idempotency_key("deposit-7-2")
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(plain.id.get_version_num(), 7);
+    assert!(!plain.replayed);
+    assert_eq!(with_options.id, custom);
+    let row = kit.outbox().row(custom).await.unwrap().expect("row");
+    assert_eq!(row.stream, "account-7");
+    assert_eq!(row.message_type, "Deposited");
+    assert_eq!(row.status, RowStatus::Pending);
+    assert_eq!(row.expected_version, Some(3));
+    assert_eq!(row.idempotency_key.as_deref(), Some("deposit-7-2"));
+    assert_eq!(row.attempts, 0);
+    let status = kit.outbox().status().await.unwrap();
+    assert_eq!(status.pending, 2);
+    assert!(status.oldest_pending_age.is_some());
+
+    // A custom id already in the outbox is a typed error.
+    let mut tx = pool.begin().await.unwrap();
+    let again = kit
+        .outbox()
+        .write(&mut *tx, "account-8", RawMessage::new("Deposited", json!({})))
+        .id(custom)
+        .await;
+    assert!(matches!(again, Err(Error::OutboxDuplicateId { .. })), "{again:?}");
+}
+
+pub(crate) async fn idempotency_key_returns_the_first_id<DB: Backend>(pool: Pool<DB>) {
+    let kit = offline_kit(&pool);
+    let outbox = kit.outbox();
+    let message = || RawMessage::new("PaymentRequested", json!({"amount": 1000}));
+    let mut tx = pool.begin().await.unwrap();
+    let first = outbox.write(&mut *tx, "payment-1", message()).idempotency_key("k1").await.unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    let second = outbox.write(&mut *tx, "payment-1", message()).idempotency_key("k1").await.unwrap();
+    assert_eq!(second.id, first.id);
+    assert!(second.replayed && !first.replayed);
+    let conflict = outbox
+        .write(&mut *tx, "payment-1", RawMessage::new("PaymentRequested", json!({"amount": 1})))
+        .idempotency_key("k1")
+        .await;
+    match conflict {
+        Err(Error::IdempotencyConflict { key, existing_id }) => {
+            assert_eq!(key, "k1");
+            assert_eq!(existing_id, first.id);
+        }
+        other => panic!("expected IdempotencyConflict, got {other:?}"),
+    }
+    // The seed's convention: `data.idempotency_key`.
+    let by_data = || RawMessage::new("PaymentRequested", json!({"idempotency_key": "k2", "amount": 3}));
+    let a = outbox.write(&mut *tx, "payment-2", by_data()).await.unwrap();
+    let b = outbox.write(&mut *tx, "payment-2", by_data()).await.unwrap();
+    assert_eq!(a.id, b.id);
+    assert!(b.replayed);
+    tx.commit().await.unwrap();
+    assert_eq!(outbox.status().await.unwrap().pending, 2);
+}
+
+pub(crate) async fn fifty_concurrent_writers_make_one_row<DB: Backend>(pool: Pool<DB>) {
+    let kit = offline_kit(&pool);
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let kit = kit.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tx = kit.pool().begin().await.expect("begin");
+            let written = kit
+                .outbox()
+                .write(&mut *tx, "order-1", RawMessage::new("OrderPlaced", json!({"total": 9})))
+                .idempotency_key("order-1-placed")
+                .await
+                .expect("write");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            tx.commit().await.expect("commit");
+            written
+        }));
+    }
+    let mut ids = Vec::new();
+    for task in tasks {
+        ids.push(task.await.unwrap());
+    }
+    let first = ids[0].id;
+    assert!(ids.iter().all(|w| w.id == first), "every writer learns the same id");
+    assert_eq!(ids.iter().filter(|w| !w.replayed).count(), 1, "one writer inserted");
+    assert_eq!(kit.outbox().status().await.unwrap().pending, 1);
+}
+
+pub(crate) async fn bad_input_is_rejected_before_the_database<DB: Backend>(pool: Pool<DB>) {
+    let kit = offline_kit(&pool);
+    let outbox = kit.outbox();
+    let mut tx = pool.begin().await.unwrap();
+    let cases: Vec<(&str, RawMessage)> = vec![
+        ("", RawMessage::new("T", json!({}))),
+        ("a-1", RawMessage::new("", json!({}))),
+        ("a-1", RawMessage::new("T", json!([1, 2]))),
+        ("a-1", RawMessage::new("T", json!(null))),
+        ("a-1", RawMessage::new("T", json!("text"))),
+        ("a-\u{0}1", RawMessage::new("T", json!({}))),
+        ("a-1", RawMessage::new("T", json!({"x": "nul\u{0}"}))),
+        ("a-1", RawMessage::new("T", json!({})).metadata(json!(5))),
+    ];
+    for (stream, message) in cases {
+        let result = outbox.write(&mut *tx, stream, message).await;
+        assert!(matches!(result, Err(Error::InvalidArgument(_))), "{stream:?}: {result:?}");
+    }
+    let negative = outbox
+        .write(&mut *tx, "a-1", RawMessage::new("T", json!({})))
+        .expected_version(-7)
+        .await;
+    assert!(matches!(negative, Err(Error::InvalidArgument(_))));
+    let invalid = UserCreated {
+        user_id: "u1".into(),
+        email: "nope".into(),
+    };
+    let published = outbox.publish(&mut *tx, &invalid).await;
+    assert!(matches!(published, Err(Error::InvalidEvent(_))), "{published:?}");
+    // The transaction is still usable (nothing reached the database) and commits empty.
+    let valid = UserCreated {
+        user_id: "u2".into(),
+        email: "a@b.c".into(),
+    };
+    let written = outbox.publish(&mut *tx, &valid).await.unwrap();
+    tx.commit().await.unwrap();
+    let row = outbox.row(written.id).await.unwrap().unwrap();
+    assert_eq!((row.stream.as_str(), row.message_type.as_str()), ("user-u2", "UserCreated"));
+    assert_eq!(outbox.status().await.unwrap().pending, 1);
+}
+
+pub(crate) async fn write_batch_checks_everything_first<DB: Backend>(pool: Pool<DB>) {
+    let kit = offline_kit(&pool);
+    let outbox = kit.outbox();
+    let mut tx = pool.begin().await.unwrap();
+    let bad = outbox
+        .write_batch(
+            &mut *tx,
+            vec![
+                OutboxMessage::new("a-1", RawMessage::new("T", json!({}))),
+                OutboxMessage::new("a-1", RawMessage::new("T", json!(3))),
+            ],
+        )
+        .await;
+    assert!(matches!(bad, Err(Error::InvalidArgument(_))));
+    let good = outbox
+        .write_batch(
+            &mut *tx,
+            vec![
+                OutboxMessage::new("a-1", RawMessage::new("T", json!({"n": 1}))),
+                OutboxMessage::new("a-1", RawMessage::new("T", json!({"n": 2}))).expected_version(0),
+                OutboxMessage::event(&UserCreated {
+                    user_id: "u3".into(),
+                    email: "x@y.z".into(),
+                })
+                .unwrap(),
+            ],
+        )
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(good.len(), 3);
+    assert_eq!(outbox.status().await.unwrap().pending, 3);
+}
+
+pub(crate) async fn sender_keeps_rows_while_eventodb_is_unreachable<DB: Backend>(pool: Pool<DB>) {
+    let kit = offline_kit(&pool);
+    let id = commit_one(&kit, "account-1", 1).await;
+    let sender = kit.outbox().spawn_sender(fast()).await.unwrap();
+    let row = eventually("a failed attempt", Duration::from_secs(10), || async {
+        let row = kit.outbox().row(id).await.unwrap().unwrap();
+        (row.attempts >= 2).then_some(row)
+    })
+    .await;
+    assert_eq!(row.status, RowStatus::Pending);
+    assert!(row.last_error.is_some());
+    assert!(!row.outcome_unknown, "a refused connection is a known 'not applied'");
+    sender.shutdown().await.unwrap();
+    let status = kit.outbox().status().await.unwrap();
+    assert_eq!((status.pending, status.failed, status.sent), (1, 0, 0));
+}
+
+// ---------------------------------------------------------------- with EventoDB
+
+pub(crate) async fn drains_in_commit_order_per_stream<DB: Backend>(pool: Pool<DB>) {
+    let server = TestServer::start().await.unwrap();
+    let kit = kit(&pool, &server);
+    let mut expected: HashMap<String, Vec<Uuid>> = HashMap::new();
+    for n in 0..20 {
+        for s in 0..3 {
+            let stream = format!("order-{s}");
+            let id = commit_one(&kit, &stream, n).await;
+            expected.entry(stream).or_default().push(id);
+        }
+    }
+    let sender = kit.outbox().spawn_sender(fast()).await.unwrap();
+    drained(&kit, Duration::from_secs(20)).await;
+    for (stream, ids) in &expected {
+        assert_stream(&kit, stream, ids).await;
+    }
+    let status = kit.outbox().status().await.unwrap();
+    assert_eq!(status.sent, 60);
+    assert_eq!(status.oldest_pending_age, None);
+    let row = kit.outbox().row(expected["order-1"][4]).await.unwrap().unwrap();
+    assert_eq!((row.status, row.position), (RowStatus::Sent, Some(4)));
+    let gp = row.global_position.unwrap();
+    let written = kit.outbox().wait_sent(expected["order-1"][4], Duration::from_secs(1)).await.unwrap();
+    assert_eq!(written.global_position, gp);
+    sender.shutdown().await.unwrap();
+    assert_eq!(server.stats().count("stream.write"), 60);
+}
+
+pub(crate) async fn wakes_on_commit_without_polling<DB: Backend>(pool: Pool<DB>) {
+    let server = TestServer::start().await.unwrap();
+    let kit = kit(&pool, &server);
+    let sender = kit
+        .outbox()
+        .spawn_sender(fast().poll_interval(Duration::from_secs(3600)))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await; // the sender is idle now
+    for n in 0..3 {
+        let id = commit_one(&kit, "wake-1", n).await;
+        kit.outbox()
+            .wait_sent(id, Duration::from_secs(5))
+            .await
+            .expect("sent long before the poll interval");
+    }
+    sender.shutdown().await.unwrap();
+}
+
+pub(crate) async fn rollback_sends_nothing<DB: Backend>(pool: Pool<DB>) {
+    let server = TestServer::start().await.unwrap();
+    let kit = kit(&pool, &server);
+    let sender = kit.outbox().spawn_sender(fast()).await.unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    kit.outbox()
+        .write(&mut *tx, "account-9", RawMessage::new("Deposited", json!({"n": 0})))
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    let kept = commit_one(&kit, "account-9", 1).await;
+    kit.outbox().wait_sent(kept, Duration::from_secs(10)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_stream(&kit, "account-9", &[kept]).await;
+    sender.shutdown().await.unwrap();
+}
+
+pub(crate) async fn writes_while_eventodb_is_down_drain_after<DB: Backend>(pool: Pool<DB>) {
+    let server = TestServer::start().await.unwrap();
+    let kit = kit(&pool, &server);
+    server.faults().refuse_connections(true);
+    let sender = kit.outbox().spawn_sender(fast()).await.unwrap();
+    let mut ids = Vec::new();
+    for n in 0..10 {
+        ids.push(commit_one(&kit, &format!("down-{}", n % 2), n).await);
+    }
+    eventually("failed attempts while down", Duration::from_secs(10), || async {
+        let row = kit.outbox().row(ids[0]).await.unwrap().unwrap();
+        (row.attempts >= 2 && row.last_error.is_some()).then_some(())
+    })
+    .await;
+    assert_eq!(kit.outbox().status().await.unwrap().pending, 10);
+    server.faults().refuse_connections(false);
+    drained(&kit, Duration::from_secs(20)).await;
+    let evens: Vec<Uuid> = ids.iter().step_by(2).copied().collect();
+    let odds: Vec<Uuid> = ids.iter().skip(1).step_by(2).copied().collect();
+    assert_stream(&kit, "down-0", &evens).await;
+    assert_stream(&kit, "down-1", &odds).await;
+    sender.shutdown().await.unwrap();
+}
+
+pub(crate) async fn unknown_outcome_is_checked_not_resent<DB: Backend>(pool: Pool<DB>) {
+    let server = TestServer::start().await.unwrap();
+    let kit = kit(&pool, &server);
+    // The write is applied, then answered with a 500: the sender cannot know it landed.
+    server.faults().fail_after_apply(1);
+    let id = commit_one(&kit, "ambiguous-1", 1).await;
+    let second = commit_one(&kit, "ambiguous-1", 2).await;
+    let sender = kit.outbox().spawn_sender(fast()).await.unwrap();
+    drained(&kit, Duration::from_secs(20)).await;
+    assert_stream(&kit, "ambiguous-1", &[id, second]).await;
+    assert_eq!(server.stats().count("stream.write"), 2, "the landed write was not sent again");
+    let row = kit.outbox().row(id).await.unwrap().unwrap();
+    assert_eq!((row.status, row.position, row.outcome_unknown), (RowStatus::Sent, Some(0), false));
+    sender.shutdown().await.unwrap();
+}
+
+pub(crate) async fn duplicate_id_means_already_written<DB: Backend>(pool: Pool<DB>) {
+    let server = TestServer::start().await.unwrap();
+    let kit = kit(&pool, &server);
+    let id = commit_one(&kit, "dup-1", 1).await;
+    // As if a previous sender had sent it and died before recording it (and before its
+    // lease could mark the outcome unknown).
+    kit.client()
+        .stream_write("dup-1", &NewMessage::new("Counted", json!({"n": 1})), &WriteOptions::new().id(id))
+        .await
+        .unwrap();
+    let sender = kit.outbox().spawn_sender(fast()).await.unwrap();
+    drained(&kit, Duration::from_secs(20)).await;
+    assert_stream(&kit, "dup-1", &[id]).await;
+    let row = kit.outbox().row(id).await.unwrap().unwrap();
+    assert_eq!((row.status, row.position), (RowStatus::Sent, Some(0)));
+    sender.shutdown().await.unwrap();
+}
+
+pub(crate) async fn killed_senders_never_send_twice<DB: Backend>(pool: Pool<DB>) {
+    let server = TestServer::start().await.unwrap();
+    let kit = kit(&pool, &server);
+    server.faults().latency(Duration::from_millis(3));
+    let mut expected: HashMap<String, Vec<Uuid>> = HashMap::new();
+    for n in 0..30 {
+        let stream = format!("crash-{}", n % 3);
+        let id = commit_one(&kit, &stream, n).await;
+        expected.entry(stream).or_default().push(id);
+    }
+    let options = fast().lease(Duration::from_millis(150));
+    // Kill senders at arbitrary moments: between a send and its record, mid-request, idle.
+    for round in 0..8u64 {
+        let sender = kit.outbox().spawn_sender(options.clone()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(7 + round * 5)).await;
+        sender.kill();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let sender = kit.outbox().spawn_sender(options).await.unwrap();
+    drained(&kit, Duration::from_secs(30)).await;
+    for (stream, ids) in &expected {
+        assert_stream(&kit, stream, ids).await;
+    }
+    sender.shutdown().await.unwrap();
+}
+
+pub(crate) async fn two_senders_send_each_row_once_in_order<DB: Backend>(pool: Pool<DB>) {
+    let server = TestServer::start().await.unwrap();
+    let kit = kit(&pool, &server);
+    server.faults().latency(Duration::from_millis(1));
+    let a = kit.outbox().spawn_sender(fast().worker_id("a").concurrency(4)).await.unwrap();
+    let b = kit.outbox().spawn_sender(fast().worker_id("b").concurrency(4)).await.unwrap();
+    let mut expected: HashMap<String, Vec<Uuid>> = HashMap::new();
+    for n in 0..40 {
+        for s in 0..5 {
+            let stream = format!("pair-{s}");
+            let id = commit_one(&kit, &stream, n).await;
+            expected.entry(stream).or_default().push(id);
+        }
+    }
+    drained(&kit, Duration::from_secs(30)).await;
+    for (stream, ids) in &expected {
+        assert_stream(&kit, stream, ids).await;
+    }
+    assert_eq!(server.stats().count("stream.write"), 200);
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
+
+pub(crate) async fn version_conflict_parks_only_its_stream<DB: Backend>(pool: Pool<DB>) {
+    let server = TestServer::start().await.unwrap();
+    let kit = kit(&pool, &server);
+    let existing = kit
+        .client()
+        .stream_write("acct-a", &NewMessage::new("Opened", json!({})), &WriteOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(existing.position, 0);
+    let mut tx = pool.begin().await.unwrap();
+    let stale = kit
+        .outbox()
+        .write(&mut *tx, "acct-a", RawMessage::new("Deposited", json!({"n": 1})))
+        .expected_version(5)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let behind = commit_one(&kit, "acct-a", 2).await;
+    let other: Vec<Uuid> = [
+        commit_one(&kit, "acct-b", 1).await,
+        commit_one(&kit, "acct-b", 2).await,
+    ]
+    .to_vec();
+    let sender = kit.outbox().spawn_sender(fast()).await.unwrap();
+    eventually("the other stream drained", Duration::from_secs(20), || async {
+        let status = kit.outbox().status().await.unwrap();
+        (status.sent == 2 && status.failed == 1).then_some(())
+    })
+    .await;
+    assert_stream(&kit, "acct-b", &other).await;
+    assert_eq!(read_stream(&kit, "acct-a").await.len(), 1, "the parked stream sent nothing");
+    let failed = kit.outbox().failed(10).await.unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].id, stale.id);
+    assert!(failed[0].last_error.as_deref().unwrap_or("").contains("version"));
+    let held = kit.outbox().row(behind).await.unwrap().unwrap();
+    assert_eq!((held.status, held.attempts), (RowStatus::Pending, 0));
+    // Still parked a while later: no retries of a permanent failure.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(kit.outbox().row(stale.id).await.unwrap().unwrap().attempts, 1);
+    // The operator overrides the expected version: the stream flows again, in order.
+    assert!(kit.outbox().retry_without_expected_version(stale.id).await.unwrap());
+    assert!(!kit.outbox().retry(stale.id).await.unwrap(), "no longer failed");
+    drained(&kit, Duration::from_secs(20)).await;
+    let ids: Vec<Uuid> = read_stream(&kit, "acct-a").await.iter().map(|m| m.id).collect();
+    assert_eq!(ids[1..], [stale.id, behind]);
+    sender.shutdown().await.unwrap();
+}
+
+pub(crate) async fn discard_unparks_the_stream<DB: Backend>(pool: Pool<DB>) {
+    let server = TestServer::start().await.unwrap();
+    let kit = kit(&pool, &server);
+    let mut tx = pool.begin().await.unwrap();
+    let doomed = kit
+        .outbox()
+        .write(&mut *tx, "acct-c", RawMessage::new("Deposited", json!({"n": 1})))
+        .expected_version(9)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let behind = commit_one(&kit, "acct-c", 2).await;
+    let sender = kit.outbox().spawn_sender(fast()).await.unwrap();
+    eventually("the row parked", Duration::from_secs(20), || async {
+        (kit.outbox().status().await.unwrap().failed == 1).then_some(())
+    })
+    .await;
+    assert!(kit.outbox().discard(doomed.id).await.unwrap());
+    drained(&kit, Duration::from_secs(20)).await;
+    assert_stream(&kit, "acct-c", &[behind]).await;
+    assert_eq!(kit.outbox().row(doomed.id).await.unwrap().unwrap().status, RowStatus::Discarded);
+    sender.shutdown().await.unwrap();
+}
+
+pub(crate) async fn shutdown_mid_drain_loses_nothing<DB: Backend>(pool: Pool<DB>) {
+    let server = TestServer::start().await.unwrap();
+    let kit = kit(&pool, &server);
+    server.faults().latency(Duration::from_millis(5));
+    let mut expected: HashMap<String, Vec<Uuid>> = HashMap::new();
+    for n in 0..60 {
+        let stream = format!("stop-{}", n % 2);
+        let id = commit_one(&kit, &stream, n).await;
+        expected.entry(stream).or_default().push(id);
+    }
+    let sender = kit.outbox().spawn_sender(fast().lease(Duration::from_secs(60))).await.unwrap();
+    eventually("some sent", Duration::from_secs(20), || async {
+        (kit.outbox().status().await.unwrap().sent >= 5).then_some(())
+    })
+    .await;
+    sender.shutdown().await.unwrap();
+    // Every row is either sent and in EventoDB, or pending and not in EventoDB.
+    let status = kit.outbox().status().await.unwrap();
+    assert!(status.pending > 0, "shut down mid-drain: {status:?}");
+    assert_eq!(status.pending + status.sent, 60);
+    for (stream, ids) in &expected {
+        let stored: Vec<Uuid> = read_stream(&kit, stream).await.iter().map(|m| m.id).collect();
+        let sent: Vec<Uuid> = {
+            let mut sent = Vec::new();
+            for id in ids {
+                if kit.outbox().row(*id).await.unwrap().unwrap().status == RowStatus::Sent {
+                    sent.push(*id);
+                }
+            }
+            sent
+        };
+        assert_eq!(stored, sent, "stream {stream}: EventoDB holds exactly the sent rows");
+    }
+    // Leases were given back: a new sender takes over at once (lease is 60 s).
+    let next = kit.outbox().spawn_sender(fast()).await.unwrap();
+    drained(&kit, Duration::from_secs(20)).await;
+    for (stream, ids) in &expected {
+        assert_stream(&kit, stream, ids).await;
+    }
+    next.shutdown().await.unwrap();
+}
+
+pub(crate) async fn purges_sent_rows_after_retention<DB: Backend>(pool: Pool<DB>) {
+    let server = TestServer::start().await.unwrap();
+    let kit = kit(&pool, &server);
+    for n in 0..12 {
+        commit_one(&kit, "purge-1", n).await;
+    }
+    let sender = kit
+        .outbox()
+        .spawn_sender(
+            fast()
+                .retention(Duration::from_millis(50))
+                .purge(Duration::from_millis(50), 5),
+        )
+        .await
+        .unwrap();
+    eventually("sent rows purged", Duration::from_secs(20), || async {
+        let status = kit.outbox().status().await.unwrap();
+        (status.pending == 0 && status.sent == 0).then_some(())
+    })
+    .await;
+    assert_eq!(read_stream(&kit, "purge-1").await.len(), 12);
+    sender.shutdown().await.unwrap();
+}
+
+/// Checks that a `Value` is what we wrote, for the JSON round trip through both databases.
+pub(crate) async fn data_and_metadata_round_trip<DB: Backend>(pool: Pool<DB>) {
+    let server = TestServer::start().await.unwrap();
+    let kit = kit(&pool, &server);
+    let data = json!({"text": "héllo ✓", "n": 12345678901_i64, "f": 1.5, "list": [1, {"a": null}], "t": true});
+    let metadata = json!({"correlationStreamName": "flow-1", "schemaVersion": 2});
+    let mut tx = pool.begin().await.unwrap();
+    let written = kit
+        .outbox()
+        .write(&mut *tx, "json-1", RawMessage::new("Mixed", data.clone()).metadata(metadata.clone()))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let sender = kit.outbox().spawn_sender(fast()).await.unwrap();
+    kit.outbox().wait_sent(written.id, Duration::from_secs(10)).await.unwrap();
+    let stored = read_stream(&kit, "json-1").await;
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].id, written.id);
+    assert_eq!(stored[0].message_type, "Mixed");
+    assert_eq!(stored[0].data, data);
+    assert_eq!(stored[0].metadata.as_ref(), Some(&metadata));
+    let _: Value = stored[0].data.clone();
+    sender.shutdown().await.unwrap();
+}
