@@ -1,0 +1,125 @@
+//! Code generation: the `Event` impl for a checked input, or a stub impl when it has errors.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{DeriveInput, Field, Ident, Path};
+
+use super::valid::{Cases, Checked};
+
+/// The `Event` impl, wrapped in `const _: () = { ... };`.
+pub(crate) fn expand(input: &DeriveInput, krate: &Path, checked: &Checked<'_>) -> TokenStream {
+    let ident = &input.ident;
+    let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
+    let Checked {
+        type_name,
+        category,
+        template,
+        ..
+    } = checked;
+    let stream_name = stream_name(krate, checked);
+    let validate = checked.validate.as_ref().map(|path| {
+        let span = path.span();
+        let call = quote_spanned!(span=> #path(self));
+        quote! {
+            fn validate(&self) -> ::core::result::Result<(), #krate::ValidationError> {
+                #call
+            }
+        }
+    });
+    quote! {
+        const _: () = {
+            #[automatically_derived]
+            impl #impl_generics #krate::Event for #ident #ty_generics #where_clause {
+                const TYPE: &'static str = #type_name;
+                const CATEGORY: &'static str = #category;
+                const STREAM_TEMPLATE: &'static str = #template;
+
+                fn stream_name(&self) -> #krate::__private::String {
+                    #stream_name
+                }
+
+                #validate
+            }
+        };
+    }
+}
+
+/// The body of `stream_name`: a `format!` over the placeholder fields, reached by a pattern.
+fn stream_name(krate: &Path, checked: &Checked<'_>) -> TokenStream {
+    let format = &checked.format;
+    match &checked.cases {
+        Cases::Struct(fields) if fields.is_empty() => {
+            let template = &checked.template;
+            quote!(#krate::__private::String::from(#template))
+        }
+        Cases::Struct(fields) => {
+            let (pattern, args) = bind(krate, fields);
+            quote! {
+                let Self { #pattern .. } = self;
+                #krate::__private::format!(#format, #(#args),*)
+            }
+        }
+        Cases::Enum(cases) if cases.is_empty() => quote!(match *self {}),
+        Cases::Enum(cases) => {
+            let arms = cases.iter().map(|(variant, fields)| {
+                let (pattern, args) = bind(krate, fields);
+                quote! {
+                    Self::#variant { #pattern .. } => #krate::__private::format!(#format, #(#args),*),
+                }
+            });
+            quote! {
+                match self {
+                    #(#arms)*
+                }
+            }
+        }
+    }
+}
+
+/// Binds each distinct placeholder field once (`field: __eventodb_kit_0,`) and returns the
+/// pattern and one format argument per placeholder. Each argument goes through
+/// `__private::stream_part`, spanned at the field's type, so a field that is not `Display`
+/// is reported there.
+fn bind(krate: &Path, fields: &[&Field]) -> (TokenStream, Vec<TokenStream>) {
+    let mut bound: Vec<(&Field, Ident)> = Vec::new();
+    let mut pattern = TokenStream::new();
+    let mut args = Vec::new();
+    for &field in fields {
+        let binding = match bound.iter().find(|(seen, _)| std::ptr::eq(*seen, field)) {
+            Some((_, binding)) => binding.clone(),
+            None => {
+                let span = Span::mixed_site().located_at(field.ty.span());
+                let binding = format_ident!("__eventodb_kit_{}", bound.len(), span = span);
+                let name = &field.ident;
+                pattern.extend(quote!(#name: #binding,));
+                bound.push((field, binding.clone()));
+                binding
+            }
+        };
+        let span = binding.span();
+        args.push(quote_spanned!(span=> #krate::__private::stream_part(#binding)));
+    }
+    (pattern, args)
+}
+
+/// What is emitted next to the errors: an impl with the right items and no behaviour, so the
+/// user's other code still type-checks and one mistake gives one error.
+pub(crate) fn fallback(input: &DeriveInput, krate: &Path, type_name: &str) -> TokenStream {
+    let ident = &input.ident;
+    let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
+    quote! {
+        const _: () = {
+            #[automatically_derived]
+            impl #impl_generics #krate::Event for #ident #ty_generics #where_clause {
+                const TYPE: &'static str = #type_name;
+                const CATEGORY: &'static str = "";
+                const STREAM_TEMPLATE: &'static str = "";
+
+                fn stream_name(&self) -> #krate::__private::String {
+                    ::core::unreachable!()
+                }
+            }
+        };
+    }
+}
