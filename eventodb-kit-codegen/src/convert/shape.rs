@@ -56,6 +56,7 @@ impl<'a> Converter<'a> {
             let name = self.ref_name(&target);
             return self.shape_depth(&target, &name, depth + 1);
         }
+        keywords::check(at, &[])?;
         let (ty, nullable) = json_type(at)?;
         keywords::check(at, &[ty])?;
         if is_named(at) {

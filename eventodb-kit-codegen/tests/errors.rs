@@ -1,0 +1,379 @@
+//! Every schema error: the build fails with the file, the JSON pointer and what is wrong.
+
+use eventodb_kit_codegen::{Error, SchemaError, Settings};
+
+/// Generates from in-memory files and returns the schema errors (panics if it succeeds).
+fn errors(files: &[(&str, &str)]) -> Vec<SchemaError> {
+    match Settings::new("unused").generate_sources(files.iter().copied()) {
+        Ok(_) => panic!("expected a schema error"),
+        Err(Error::Schema { errors }) => errors,
+        Err(other) => panic!("expected a schema error, got {other}"),
+    }
+}
+
+/// The one error, checked for file, pointer and a part of the message.
+fn one(files: &[(&str, &str)], file: &str, pointer: &str, message: &str) {
+    let errors = errors(files);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let error = &errors[0];
+    assert_eq!(error.file, file, "{error}");
+    assert_eq!(error.pointer, pointer, "{error}");
+    assert!(
+        error.message.contains(message),
+        "message {:?} does not contain {message:?}",
+        error.message
+    );
+}
+
+/// A valid event schema with `extra` spliced into its properties and top level.
+fn event(properties: &str, top: &str) -> String {
+    format!(
+        r#"{{
+  "title": "ThingHappened",
+  "x-eventodb": {{ "category": "thing", "stream": "thing-{{thing_id}}" }},
+  "type": "object",
+  "required": ["thing_id"],
+  "properties": {{ "thing_id": {{ "type": "string" }}{properties} }}{top}
+}}"#
+    )
+}
+
+#[test]
+fn unknown_ref_to_a_missing_file() {
+    let schema = event(r#", "a": { "$ref": "common/nope.json" }"#, "");
+    one(
+        &[("thing.json", &schema)],
+        "thing.json",
+        "/properties/a/$ref",
+        "unknown `$ref` \"common/nope.json\": no file `common/nope.json` in the schema folder",
+    );
+}
+
+#[test]
+fn unknown_ref_fragment() {
+    let schema = event(r##", "a": { "$ref": "#/$defs/Missing" }"##, "");
+    one(
+        &[("thing.json", &schema)],
+        "thing.json",
+        "/properties/a/$ref",
+        "`thing.json` has nothing at `/$defs/Missing`",
+    );
+}
+
+#[test]
+fn remote_refs_are_refused() {
+    let schema = event(r#", "a": { "$ref": "https://example.com/a.json" }"#, "");
+    one(
+        &[("thing.json", &schema)],
+        "thing.json",
+        "/properties/a/$ref",
+        "remote `$ref`",
+    );
+}
+
+#[test]
+fn placeholder_that_is_not_a_property() {
+    let schema = event("", "").replace("thing-{thing_id}", "thing-{thing_key}");
+    one(
+        &[("thing.json", &schema)],
+        "thing.json",
+        "/x-eventodb/stream",
+        "stream placeholder `{thing_key}` is not a property of the event",
+    );
+}
+
+#[test]
+fn placeholder_that_is_not_required() {
+    let schema = event(r#", "other": { "type": "string" }"#, "")
+        .replace("thing-{thing_id}", "thing-{thing_id}+{other}");
+    one(
+        &[("thing.json", &schema)],
+        "thing.json",
+        "/x-eventodb/stream",
+        "stream placeholder `{other}` must be a required, non-nullable property",
+    );
+}
+
+#[test]
+fn placeholder_of_an_unsupported_type() {
+    let schema = event("", "").replace(
+        r#""thing_id": { "type": "string" }"#,
+        r#""thing_id": { "type": "boolean" }"#,
+    );
+    one(
+        &[("thing.json", &schema)],
+        "thing.json",
+        "/x-eventodb/stream",
+        "must be a string, uuid or integer property",
+    );
+}
+
+#[test]
+fn stream_template_outside_the_category() {
+    let schema = event("", "").replace("thing-{thing_id}", "other-{thing_id}");
+    one(
+        &[("thing.json", &schema)],
+        "thing.json",
+        "/x-eventodb/stream",
+        "must start with the category and a dash",
+    );
+}
+
+#[test]
+fn two_files_with_one_event_type() {
+    let schema = event("", "");
+    one(
+        &[("a.json", &schema), ("b.json", &schema)],
+        "b.json",
+        "/title",
+        "event type `ThingHappened` is already defined by `a.json`",
+    );
+}
+
+#[test]
+fn non_object_event() {
+    let schema = r#"{ "title": "ThingHappened", "x-eventodb": { "category": "thing", "stream": "thing-{id}" }, "type": "string" }"#;
+    one(
+        &[("thing.json", schema)],
+        "thing.json",
+        "",
+        "an event must be an object",
+    );
+}
+
+#[test]
+fn event_without_an_upper_camel_title() {
+    let schema = event("", "").replace("ThingHappened", "thing_happened");
+    one(
+        &[("thing.json", &schema)],
+        "thing.json",
+        "",
+        "needs a `title` in UpperCamelCase",
+    );
+}
+
+#[test]
+fn bad_x_eventodb() {
+    let schema = event("", "").replace(
+        r#""category": "thing","#,
+        r#""category": "thing", "kind": "x","#,
+    );
+    one(
+        &[("thing.json", &schema)],
+        "thing.json",
+        "/x-eventodb/kind",
+        "unknown `x-eventodb` key `kind`",
+    );
+    let schema = event("", "").replace(r#""category": "thing""#, r#""category": "th-ing""#);
+    one(
+        &[("thing.json", &schema)],
+        "thing.json",
+        "/x-eventodb/category",
+        "must not contain `-`",
+    );
+}
+
+#[test]
+fn unknown_type() {
+    let schema = event(r#", "a": { "type": "text" }"#, "");
+    one(
+        &[("thing.json", &schema)],
+        "thing.json",
+        "/properties/a/type",
+        "unknown type `text`",
+    );
+}
+
+#[test]
+fn several_types() {
+    let schema = event(r#", "a": { "type": ["string", "integer"] }"#, "");
+    one(
+        &[("thing.json", &schema)],
+        "thing.json",
+        "/properties/a/type",
+        "a value of several types (string, integer) is not supported",
+    );
+}
+
+#[test]
+fn schema_without_a_type() {
+    let schema = event(r#", "a": { "description": "anything?" }"#, "");
+    one(
+        &[("thing.json", &schema)],
+        "thing.json",
+        "/properties/a",
+        "the schema has no `type`",
+    );
+}
+
+#[test]
+fn unsupported_keyword() {
+    let schema = event(r#", "a": { "allOf": [{ "type": "string" }] }"#, "");
+    one(
+        &[("thing.json", &schema)],
+        "thing.json",
+        "/properties/a/allOf",
+        "keyword `allOf` is not supported",
+    );
+}
+
+#[test]
+fn unknown_keyword() {
+    let schema = event(r#", "a": { "type": "string", "maxLenght": 3 }"#, "");
+    one(
+        &[("thing.json", &schema)],
+        "thing.json",
+        "/properties/a/maxLenght",
+        "unknown keyword `maxLenght` (extensions must start with `x-`)",
+    );
+}
+
+#[test]
+fn keyword_for_another_type() {
+    let schema = event(r#", "a": { "type": "integer", "minLength": 3 }"#, "");
+    one(
+        &[("thing.json", &schema)],
+        "thing.json",
+        "/properties/a/minLength",
+        "keyword `minLength` applies to strings, not to `integer`",
+    );
+}
+
+#[test]
+fn unsupported_format() {
+    let schema = event(r#", "a": { "type": "string", "format": "hostname" }"#, "");
+    one(
+        &[("thing.json", &schema)],
+        "thing.json",
+        "/properties/a/format",
+        "unsupported format \"hostname\"",
+    );
+}
+
+#[test]
+fn pattern_that_does_not_compile() {
+    let schema = event(r#", "a": { "type": "string", "pattern": "^(?!x)" }"#, "");
+    one(
+        &[("thing.json", &schema)],
+        "thing.json",
+        "/properties/a/pattern",
+        "does not compile as a Rust regex",
+    );
+}
+
+#[test]
+fn one_of_without_a_tag() {
+    let schema = event(
+        r#", "a": { "oneOf": [ { "type": "object", "properties": { "x": { "type": "string" } } } ] }"#,
+        "",
+    );
+    one(
+        &[("thing.json", &schema)],
+        "thing.json",
+        "/properties/a/oneOf",
+        "told apart by a tag",
+    );
+}
+
+#[test]
+fn array_without_items_and_object_without_properties() {
+    let schema = event(r#", "a": { "type": "array" }"#, "");
+    one(
+        &[("thing.json", &schema)],
+        "thing.json",
+        "/properties/a",
+        "an array needs `items`",
+    );
+    let schema = event(r#", "a": { "type": "object" }"#, "");
+    one(
+        &[("thing.json", &schema)],
+        "thing.json",
+        "/properties/a",
+        "an object needs `properties`",
+    );
+}
+
+#[test]
+fn default_of_the_wrong_type() {
+    let schema = event(r#", "a": { "type": "integer", "default": "ten" }"#, "");
+    one(
+        &[("thing.json", &schema)],
+        "thing.json",
+        "/properties/a/default",
+        "must match the property's type",
+    );
+}
+
+#[test]
+fn required_property_that_does_not_exist() {
+    let schema = event("", "").replace(
+        r#""required": ["thing_id"]"#,
+        r#""required": ["thing_id", "ghost"]"#,
+    );
+    one(
+        &[("thing.json", &schema)],
+        "thing.json",
+        "/required",
+        "required property `ghost` is not in `properties`",
+    );
+}
+
+#[test]
+fn two_types_with_one_name() {
+    let schema = event(
+        r#", "a": { "title": "Part", "type": "object", "properties": {} }, "b": { "title": "Part", "type": "object", "properties": {} }"#,
+        "",
+    );
+    one(
+        &[("thing.json", &schema)],
+        "thing.json",
+        "/properties/b",
+        "type name `Part` is already generated from `thing.json#/properties/a`",
+    );
+}
+
+#[test]
+fn unsupported_dialect() {
+    let schema = event(
+        "",
+        r#", "$schema": "http://json-schema.org/draft-04/schema#""#,
+    );
+    one(
+        &[("thing.json", &schema)],
+        "thing.json",
+        "/$schema",
+        "unsupported `$schema`",
+    );
+}
+
+#[test]
+fn errors_of_every_file_are_listed() {
+    let bad_type = event(r#", "a": { "type": "text" }"#, "").replace("ThingHappened", "First");
+    let bad_ref = event(r#", "a": { "$ref": "nope.json" }"#, "").replace("ThingHappened", "Second");
+    let errors = errors(&[("one.json", &bad_type), ("two.json", &bad_ref)]);
+    let files: Vec<&str> = errors.iter().map(|error| error.file.as_str()).collect();
+    assert_eq!(files, ["one.json", "two.json"]);
+    let message = Error::Schema { errors }.to_string();
+    assert!(message.starts_with("2 schema errors:"), "{message}");
+    assert!(
+        message.contains("one.json at /properties/a/type: unknown type `text`"),
+        "{message}"
+    );
+}
+
+#[test]
+fn invalid_json_names_the_file() {
+    match Settings::new("unused").generate_sources([("broken.json", "{ \"title\": ")]) {
+        Err(Error::Json { path, .. }) => assert_eq!(path.to_string_lossy(), "broken.json"),
+        other => panic!("expected a JSON error, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_folder_that_does_not_exist_is_an_io_error() {
+    let missing = std::env::temp_dir().join("eventodb-kit-codegen-no-such-folder");
+    assert!(matches!(
+        Settings::new(missing).generate(),
+        Err(Error::Io { .. })
+    ));
+}
