@@ -121,6 +121,7 @@ impl Faults {
     /// While `true`, every accepted connection is closed at once without a response, and
     /// every open connection (SSE included) is closed now. The port stays bound, so clients
     /// see the connection closed or reset (not `ECONNREFUSED`); nothing is applied.
+    /// For refusal at the TCP level use [`TestServer::pause`](crate::TestServer::pause).
     pub fn refuse_connections(&self, refuse: bool) -> &Self {
         self.state().refusing.store(refuse, Ordering::SeqCst);
         if refuse {

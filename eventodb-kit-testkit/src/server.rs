@@ -296,13 +296,33 @@ impl TestServer {
     }
 
     /// Stops and starts again on the same port. Data is kept, except the writes named by
-    /// [`Faults::forget_last_writes`]; open connections, subscriptions and pending pokes
-    /// are lost, as on a real restart.
+    /// [`Faults::forget_last_writes`] or [`Faults::forget_writes_since_start`]; open
+    /// connections, subscriptions and pending pokes are lost, as on a real restart.
     ///
     /// # Errors
     /// [`Error::Bind`] when the port cannot be bound again.
     pub async fn restart(&self) -> Result<(), Error> {
+        self.pause().await;
+        self.resume().await
+    }
+
+    /// Stops listening, as a server that is down: connections are refused by the OS
+    /// (`ECONNREFUSED`), open connections and subscriptions are closed. Data is kept.
+    /// [`resume`](Self::resume) starts again on the same port; `pause` + `resume` is
+    /// [`restart`](Self::restart). Does nothing when already paused.
+    pub async fn pause(&self) {
         self.stop().await;
+    }
+
+    /// Listens again on the same port after [`pause`](Self::pause), applying any pending
+    /// `forget_*` fault first. Does nothing when already serving.
+    ///
+    /// # Errors
+    /// [`Error::Bind`] when the port cannot be bound again.
+    pub async fn resume(&self) -> Result<(), Error> {
+        if self.lock_generation().is_some() {
+            return Ok(());
+        }
         {
             let mut store = self.shared.store();
             let mut n = self.shared.faults.take_forget_count();

@@ -333,3 +333,22 @@ async fn oversized_headers_get_431() {
         (431, "text/plain; charset=utf-8", "Too big request header")
     );
 }
+
+#[tokio::test]
+async fn pause_refuses_at_the_tcp_level_and_resume_serves_the_same_data() {
+    let server = TestServer::start().await.unwrap();
+    write(&server, "q-1").await;
+    server.pause().await;
+    let err = http()
+        .get(format!("{}/health", server.url()))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err.is_connect(), "{err}");
+    server.resume().await.unwrap();
+    server.resume().await.unwrap(); // already serving: no-op
+    assert_eq!(
+        rpc(&server, r#"["stream.version", "q-1"]"#).await.body,
+        "0\n"
+    );
+}
