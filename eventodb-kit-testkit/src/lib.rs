@@ -28,9 +28,10 @@
 //! ```
 //!
 //! Not emulated: `/import` and `/debug/pprof` (both answer `404 NOT_FOUND`), the 30 s read
-//! timeout (`408`), the 120 s idle timeout, the catch-up/subscribe race and out-of-order
-//! publishing (here a poke is never lost between catch-up and live delivery, and pokes are
-//! published in write order), and JSON nesting beyond 1000 levels (Go allows 10000).
+//! timeout's `408` (a stalled request is closed after the idle timeout instead), out-of-order
+//! publishing (pokes are published in write order), and JSON nesting beyond 1000 levels (Go
+//! allows 10000). The catch-up/subscribe race is off by default
+//! ([`TestServerBuilder::subscribe_gap`] turns it on).
 
 mod auth;
 mod faults;
@@ -50,6 +51,7 @@ mod token;
 
 pub use faults::{Faults, RequestStats};
 pub use server::{
-    DEFAULT_BODY_LIMIT, DEFAULT_HEADER_LIMIT, Error, TestServer, TestServerBuilder, VERSION,
+    DEFAULT_BODY_LIMIT, DEFAULT_HEADER_LIMIT, DEFAULT_IDLE_TIMEOUT, Error, TestServer,
+    TestServerBuilder, VERSION,
 };
 pub use time::TimePrecision;

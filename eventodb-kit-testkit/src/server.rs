@@ -2,6 +2,7 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -21,6 +22,9 @@ pub const VERSION: &str = "0.7.0";
 
 /// Default limit on the request line plus headers: fasthttp's 4 KiB read buffer.
 pub const DEFAULT_HEADER_LIMIT: usize = 4096;
+
+/// Default idle keep-alive timeout: the real server's `IdleTimeout`.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Default request-body limit: fasthttp's `MaxRequestBodySize` on the real server.
 pub const DEFAULT_BODY_LIMIT: usize = 100 * 1024 * 1024;
@@ -54,6 +58,8 @@ pub struct TestServerBuilder {
     header_limit: usize,
     precision: TimePrecision,
     poke_buffer: Option<usize>,
+    idle_timeout: Option<Duration>,
+    subscribe_gap: Option<Duration>,
 }
 
 impl Default for TestServerBuilder {
@@ -66,6 +72,8 @@ impl Default for TestServerBuilder {
             header_limit: DEFAULT_HEADER_LIMIT,
             precision: TimePrecision::Seconds,
             poke_buffer: None,
+            idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
+            subscribe_gap: None,
         }
     }
 }
@@ -117,6 +125,21 @@ impl TestServerBuilder {
         self
     }
 
+    /// Closes a connection that waits this long for the next request (default 120 s, like
+    /// the real server's idle timeout); `None` never closes idle connections.
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// Emulates the real server's catch-up/subscribe race (protocol §6.6): a subscription
+    /// starts receiving live pokes only this long after its catch-up query, so writes in
+    /// between get no poke. Off by default (no poke is lost between catch-up and live).
+    pub fn subscribe_gap(mut self, gap: Duration) -> Self {
+        self.subscribe_gap = Some(gap);
+        self
+    }
+
     /// Binds `127.0.0.1:<port>` and starts serving.
     ///
     /// # Errors
@@ -148,6 +171,8 @@ impl TestServerBuilder {
             body_limit: self.body_limit,
             header_limit: self.header_limit,
             poke_buffer: self.poke_buffer,
+            idle_timeout: self.idle_timeout,
+            subscribe_gap: self.subscribe_gap,
             version: VERSION.to_owned(),
         };
         let shared = Arc::new(Shared::new(config, store));
@@ -455,9 +480,15 @@ async fn serve_connection(
     dropped: CancellationToken,
 ) {
     let _ = stream.set_nodelay(true);
+    let idle_timeout = shared.config.idle_timeout;
     let service = service_fn(move |req| crate::http::handle(shared.clone(), req));
-    let connection =
-        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    // hyper's header-read timer also runs while a keep-alive connection waits for its next
+    // request, which makes it the idle timeout.
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(idle_timeout);
+    let connection = builder.serve_connection(TokioIo::new(stream), service);
     tokio::select! {
         biased;
         () = stopped.cancelled() => {}

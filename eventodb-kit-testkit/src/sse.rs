@@ -199,10 +199,21 @@ pub(crate) async fn subscribe(
         Ok(f) => f,
         Err(message) => return Ok(text(StatusCode::BAD_REQUEST, message)),
     };
-    // Registered before the catch-up query, so no write falls between the two; the cursor
-    // drops the live copies of what the catch-up already sent.
-    let receiver = shared.hub.subscribe(&namespace, shared.config.poke_buffer);
-    let mut first = catch_up(&shared, &namespace, &mut filter);
+    let buffer = shared.config.poke_buffer;
+    let (receiver, mut first) = match shared.config.subscribe_gap {
+        // Registered before the catch-up query, so no write falls between the two; the
+        // cursor drops the live copies of what the catch-up already sent.
+        None => {
+            let receiver = shared.hub.subscribe(&namespace, buffer);
+            (receiver, catch_up(&shared, &namespace, &mut filter))
+        }
+        // The real server's order, with the window widened.
+        Some(gap) => {
+            let first = catch_up(&shared, &namespace, &mut filter);
+            tokio::time::sleep(gap).await;
+            (shared.hub.subscribe(&namespace, buffer), first)
+        }
+    };
     let mut live = Live {
         receiver,
         filter,

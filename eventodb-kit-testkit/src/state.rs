@@ -13,6 +13,10 @@ pub(crate) struct Config {
     pub(crate) body_limit: usize,
     pub(crate) header_limit: usize,
     pub(crate) poke_buffer: Option<usize>,
+    /// `None`: no idle timeout.
+    pub(crate) idle_timeout: Option<std::time::Duration>,
+    /// `Some`: register SSE subscriptions this long after their catch-up (the race).
+    pub(crate) subscribe_gap: Option<std::time::Duration>,
     pub(crate) version: String,
 }
 

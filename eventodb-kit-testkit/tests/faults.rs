@@ -352,3 +352,28 @@ async fn pause_refuses_at_the_tcp_level_and_resume_serves_the_same_data() {
         "0\n"
     );
 }
+
+#[tokio::test]
+async fn idle_keep_alive_connections_are_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::builder()
+        .idle_timeout(Some(Duration::from_millis(200)))
+        .start()
+        .await
+        .unwrap();
+    let mut socket = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+    socket
+        .write_all(b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = socket.read(&mut buf).await.unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.ends_with("{\"status\":\"ok\"}"), "{head}");
+    // Nothing more is sent; after the idle timeout the server closes the connection.
+    let eof = tokio::time::timeout(Duration::from_secs(5), socket.read(&mut buf))
+        .await
+        .expect("closed within 5 s");
+    assert!(matches!(eof, Ok(0) | Err(_)), "{eof:?}");
+}

@@ -206,3 +206,21 @@ async fn subscriptions_are_per_namespace() {
     assert_eq!(a.status, 200);
     assert_eq!(sse.frame().await, poke("y-1", 0, 1));
 }
+
+#[tokio::test]
+async fn subscribe_gap_loses_pokes_between_catch_up_and_registration() {
+    let server = TestServer::builder()
+        .subscribe_gap(Duration::from_millis(400))
+        .start()
+        .await
+        .unwrap();
+    write(&server, "g-1").await;
+    let handle = subscribe(&server, "stream=g-1");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    write(&server, "g-1").await; // inside the gap: no poke
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    write(&server, "g-1").await; // after it: poked
+    let mut sse = open(handle).await;
+    assert_eq!(sse.frame().await, poke("g-1", 0, 1));
+    assert_eq!(sse.frame().await, poke("g-1", 2, 3));
+}

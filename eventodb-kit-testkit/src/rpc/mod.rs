@@ -103,6 +103,8 @@ mod tests {
             body_limit: 1024,
             header_limit: 4096,
             poke_buffer: None,
+            idle_timeout: None,
+            subscribe_gap: None,
             version: "0.7.0".to_owned(),
         };
         Shared::new(config, store)
