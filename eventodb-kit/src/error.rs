@@ -149,6 +149,47 @@ pub enum Error {
         /// The deadline.
         after: Duration,
     },
+    /// A consumer stopped at an event its handler kept failing on (failure policy
+    /// [`FailurePolicy::Stop`](crate::consumer::FailurePolicy::Stop)). Its position stays
+    /// before the event: a restarted consumer tries it again.
+    #[error(
+        "consumer {consumer:?} stopped at event {event_id} of {stream} (global position {global_position}): {message}"
+    )]
+    ConsumerStopped {
+        /// The consumer name.
+        consumer: String,
+        /// The category it reads.
+        category: String,
+        /// The event's id.
+        event_id: uuid::Uuid,
+        /// The event's stream.
+        stream: String,
+        /// The event's global position.
+        global_position: i64,
+        /// The handler's last error.
+        message: String,
+    },
+    /// A consumer did not reach a global position in time
+    /// ([`ConsumerHandle::wait_for`](crate::consumer::ConsumerHandle::wait_for)).
+    #[error(
+        "consumer {consumer:?} did not reach global position {global_position} within {after:?} (it is at {position})"
+    )]
+    WaitTimeout {
+        /// The consumer name.
+        consumer: String,
+        /// The position waited for.
+        global_position: i64,
+        /// The consumer's position when the wait ended.
+        position: i64,
+        /// The timeout.
+        after: Duration,
+    },
+    /// The consumer is not running (it stopped, or the workers were shut down).
+    #[error("consumer {consumer:?} is not running")]
+    ConsumerNotRunning {
+        /// The consumer name.
+        consumer: String,
+    },
 }
 
 /// Messages of `BACKEND_ERROR`s that will fail again however often they are retried.

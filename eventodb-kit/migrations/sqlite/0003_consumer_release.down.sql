@@ -1,0 +1,3 @@
+DROP INDEX IF EXISTS eventodb_kit_processed_events_position;
+ALTER TABLE eventodb_kit_parked_streams DROP COLUMN released_at;
+ALTER TABLE eventodb_kit_parked_events DROP COLUMN status;

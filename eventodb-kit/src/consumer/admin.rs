@@ -1,0 +1,210 @@
+//! [`ConsumerAdmin`]: what an operator sees of and does to consumers (positions, parked and
+//! skipped events, releasing a parked stream).
+
+use std::fmt;
+use std::sync::LazyLock;
+
+use serde_json::Value;
+use sqlx::Pool;
+use tokio::sync::watch;
+
+use super::store::{Key, ParkedRow};
+use crate::error::{Error, Result};
+use crate::outbox::Backend;
+
+static RELEASES: LazyLock<watch::Sender<u64>> = LazyLock::new(|| watch::channel(0).0);
+
+/// Changes whenever a stream is released in this process (consumers then look at their
+/// parked streams at once; releases from other processes are seen at the next poll).
+pub(crate) fn release_signal() -> watch::Receiver<u64> {
+    RELEASES.subscribe()
+}
+
+/// A saved consumer position (one per group member).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConsumerPosition {
+    /// The member (0 without a group).
+    pub member: i64,
+    /// The group size it ran with (1 without a group).
+    pub size: i64,
+    /// The last global position handled.
+    pub global_position: i64,
+}
+
+/// An event a consumer parked or skipped, as recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParkedEvent {
+    /// The event id.
+    pub id: uuid::Uuid,
+    /// Its stream.
+    pub stream: String,
+    /// Its type.
+    pub message_type: String,
+    /// Its stream position.
+    pub position: i64,
+    /// Its global position.
+    pub global_position: i64,
+    /// Its data.
+    pub data: Value,
+    /// Its metadata.
+    pub metadata: Option<Value>,
+    /// The handler's last error (for an event held back behind another: says so).
+    pub error: String,
+    /// Tries so far (0 for an event held back without being tried).
+    pub attempts: i64,
+}
+
+impl TryFrom<ParkedRow> for ParkedEvent {
+    type Error = Error;
+
+    fn try_from(row: ParkedRow) -> Result<Self> {
+        Ok(Self {
+            id: uuid::Uuid::parse_str(&row.event_id).map_err(|error| {
+                Error::Internal(format!("parked event id {:?}: {error}", row.event_id))
+            })?,
+            stream: row.stream,
+            message_type: row.message_type,
+            position: row.position,
+            global_position: row.global_position,
+            data: row.data,
+            metadata: row.metadata,
+            error: row.error,
+            attempts: row.attempts,
+        })
+    }
+}
+
+/// Operator access to the consumers' state of one namespace.
+///
+/// # Examples
+/// ```no_run
+/// use eventodb_kit::consumer::ConsumerAdmin;
+///
+/// # async fn run(pool: sqlx::SqlitePool) -> eventodb_kit::Result<()> {
+/// let admin = ConsumerAdmin::new(pool, "default");
+/// for event in admin.parked("account", "projector").await? {
+///     println!("{} {}: {}", event.stream, event.global_position, event.error);
+/// }
+/// admin.release_stream("account", "projector", "account-7").await?;
+/// # Ok(()) }
+/// ```
+pub struct ConsumerAdmin<DB: Backend> {
+    pool: Pool<DB>,
+    namespace: String,
+}
+
+impl<DB: Backend> Clone for ConsumerAdmin<DB> {
+    fn clone(&self) -> Self {
+        Self {
+            pool: self.pool.clone(),
+            namespace: self.namespace.clone(),
+        }
+    }
+}
+
+impl<DB: Backend> fmt::Debug for ConsumerAdmin<DB> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConsumerAdmin")
+            .field("namespace", &self.namespace)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<DB: Backend> ConsumerAdmin<DB> {
+    /// The consumers of `namespace` whose state is in `pool`.
+    pub fn new(pool: Pool<DB>, namespace: impl Into<String>) -> Self {
+        Self {
+            pool,
+            namespace: namespace.into(),
+        }
+    }
+
+    /// The consumers of a kit's namespace.
+    pub fn for_kit(kit: &crate::Kit<DB>) -> Self {
+        Self::new(kit.pool().clone(), kit.namespace())
+    }
+
+    fn key(&self, category: &str, consumer: &str) -> Key {
+        Key {
+            namespace: self.namespace.clone(),
+            category: category.to_owned(),
+            consumer: consumer.to_owned(),
+        }
+    }
+
+    /// The saved positions of a consumer (one per group member).
+    ///
+    /// # Errors
+    /// [`Error::Database`].
+    pub async fn positions(&self, category: &str, consumer: &str) -> Result<Vec<ConsumerPosition>> {
+        let mut rows: Vec<ConsumerPosition> =
+            DB::load_positions(&self.pool, &self.key(category, consumer))
+                .await?
+                .into_iter()
+                .map(|row| ConsumerPosition {
+                    member: row.member,
+                    size: row.size,
+                    global_position: row.global_position,
+                })
+                .collect();
+        rows.sort_by_key(|row| (row.size, row.member));
+        Ok(rows)
+    }
+
+    /// Parked events (the failing ones and those held back behind them), oldest first.
+    ///
+    /// # Errors
+    /// [`Error::Database`].
+    pub async fn parked(&self, category: &str, consumer: &str) -> Result<Vec<ParkedEvent>> {
+        self.events(category, consumer, "parked").await
+    }
+
+    /// Events skipped by the [`Skip`](crate::consumer::FailurePolicy::Skip) policy, oldest
+    /// first.
+    ///
+    /// # Errors
+    /// [`Error::Database`].
+    pub async fn skipped(&self, category: &str, consumer: &str) -> Result<Vec<ParkedEvent>> {
+        self.events(category, consumer, "skipped").await
+    }
+
+    async fn events(&self, category: &str, consumer: &str, status: &str) -> Result<Vec<ParkedEvent>> {
+        DB::parked_events(&self.pool, &self.key(category, consumer), None, status)
+            .await?
+            .into_iter()
+            .map(ParkedEvent::try_from)
+            .collect()
+    }
+
+    /// The streams a consumer holds back.
+    ///
+    /// # Errors
+    /// [`Error::Database`].
+    pub async fn parked_streams(&self, category: &str, consumer: &str) -> Result<Vec<String>> {
+        let mut streams: Vec<String> =
+            DB::parked_streams(&self.pool, &self.key(category, consumer))
+                .await?
+                .into_iter()
+                .map(|(stream, _)| stream)
+                .collect();
+        streams.sort();
+        Ok(streams)
+    }
+
+    /// Releases a parked stream: the consumer handles its parked events in order, then the
+    /// stream flows again (an event that fails again parks it again). Returns `false` when
+    /// the stream is not parked. Consumers in this process react at once, others at their
+    /// next poll.
+    ///
+    /// # Errors
+    /// [`Error::Database`].
+    pub async fn release_stream(&self, category: &str, consumer: &str, stream: &str) -> Result<bool> {
+        let released =
+            DB::release_stream(&self.pool, &self.key(category, consumer), stream).await?;
+        if released {
+            tracing::info!(%category, %consumer, %stream, "stream released");
+            RELEASES.send_modify(|generation| *generation = generation.wrapping_add(1));
+        }
+        Ok(released)
+    }
+}

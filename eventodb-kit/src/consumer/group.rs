@@ -1,0 +1,87 @@
+//! Where a consumer (or a consumer-group member) starts reading, from the saved positions.
+//!
+//! Each member saves its own position, with the group size it ran with. A member whose
+//! own row was saved with its current size resumes after it: the server's assignment did
+//! not change, so everything of its share up to there is handled. After a resize (its row
+//! has another size, or it has none while others do) the streams moved between members,
+//! so it starts after the **lowest** position of any member: every event at or below that
+//! was handled by its owner at the time, and the events above it that were already handled
+//! are recognised by their processed records (shared by the group) and skipped. Resizing
+//! therefore loses nothing and repeats nothing.
+
+use super::store::PositionRow;
+
+/// The last global position to treat as handled (`0`: nothing yet).
+pub(crate) fn start_position(rows: &[PositionRow], member: i64, size: i64) -> i64 {
+    if let Some(own) = rows.iter().find(|row| row.member == member)
+        && own.size == size
+    {
+        return own.global_position;
+    }
+    rows.iter().map(|row| row.global_position).min().unwrap_or(0)
+}
+
+/// The position below which no member will ever read again: the lowest saved position.
+/// Processed records below it can go.
+pub(crate) fn purge_floor(rows: &[PositionRow]) -> Option<i64> {
+    rows.iter().map(|row| row.global_position).min()
+}
+
+/// When every member of the current size has saved a position, rows of other sizes at or
+/// below the lowest of them are no longer needed: returns that lowest position.
+pub(crate) fn stale_floor(rows: &[PositionRow], size: i64) -> Option<i64> {
+    let current: Vec<&PositionRow> = rows
+        .iter()
+        .filter(|row| row.size == size && row.member < size)
+        .collect();
+    let complete = (0..size).all(|member| current.iter().any(|row| row.member == member));
+    if !complete {
+        return None;
+    }
+    current.iter().map(|row| row.global_position).min()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(member: i64, size: i64, global_position: i64) -> PositionRow {
+        PositionRow {
+            member,
+            size,
+            global_position,
+        }
+    }
+
+    #[test]
+    fn fresh_consumer_starts_at_the_beginning() {
+        assert_eq!(start_position(&[], 0, 1), 0);
+    }
+
+    #[test]
+    fn own_row_of_the_same_size_resumes_after_it() {
+        let rows = [row(0, 2, 40), row(1, 2, 70)];
+        assert_eq!(start_position(&rows, 1, 2), 70);
+        assert_eq!(start_position(&rows, 0, 2), 40);
+    }
+
+    #[test]
+    fn a_resize_starts_from_the_lowest_position_with_deduplication() {
+        let rows = [row(0, 2, 40), row(1, 2, 70)];
+        assert_eq!(start_position(&rows, 0, 3), 40);
+        assert_eq!(start_position(&rows, 2, 3), 40);
+        // Shrinking: the new member 0 also starts from the lowest.
+        let rows = [row(0, 3, 90), row(1, 3, 20), row(2, 3, 55)];
+        assert_eq!(start_position(&rows, 0, 2), 20);
+    }
+
+    #[test]
+    fn stale_rows_go_only_once_the_new_size_is_complete() {
+        let rows = [row(0, 3, 100), row(1, 3, 80), row(2, 2, 50), row(0, 2, 10)];
+        // Member 2 of size 3 has not saved yet (its row is of size 2).
+        assert_eq!(stale_floor(&rows, 3), None);
+        let rows = [row(0, 3, 100), row(1, 3, 80), row(2, 3, 120), row(3, 2, 50)];
+        assert_eq!(stale_floor(&rows, 3), Some(80));
+        assert_eq!(purge_floor(&rows), Some(50));
+    }
+}

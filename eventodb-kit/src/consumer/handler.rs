@@ -1,0 +1,274 @@
+//! What a consumer is: the [`Consumer`] trait, the [`Context`] a handler gets, and the
+//! outcomes ([`Handled`], [`HandlerError`]).
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+
+use crate::client::CategoryMessage;
+use crate::outbox::Backend;
+
+/// A consumer of one category: receives each message of the category (of its share, in a
+/// group) in global-position order, one at a time.
+///
+/// Implement it by hand or with the `#[consumer]` macro, which dispatches on the message
+/// type to typed handlers. The runtime calls [`Consumer::handle`] for every message it has
+/// not yet recorded as processed.
+///
+/// # Examples
+/// ```
+/// use eventodb_kit::client::CategoryMessage;
+/// use eventodb_kit::consumer::{BoxFuture, Consumer, Context, Handled, HandlerError};
+/// use eventodb_kit::outbox::Backend;
+///
+/// struct Audit;
+///
+/// impl<DB: Backend> Consumer<DB> for Audit {
+///     fn category(&self) -> &str {
+///         "account"
+///     }
+///     fn handle<'a>(
+///         &'a self,
+///         message: &'a CategoryMessage,
+///         _ctx: &'a mut Context<'_, DB>,
+///     ) -> BoxFuture<'a, Result<Handled, HandlerError>> {
+///         Box::pin(async move {
+///             match message.message_type.as_str() {
+///                 "Deposited" => Ok(Handled::Done),
+///                 _ => Ok(Handled::Unknown),
+///             }
+///         })
+///     }
+/// }
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a consumer",
+    label = "implement `Consumer` for it, or put `#[consumer(category = \"...\")]` on its impl block"
+)]
+pub trait Consumer<DB: Backend>: Send + Sync + 'static {
+    /// The category it reads (can be overridden by
+    /// [`ConsumerOptions::category`](crate::consumer::ConsumerOptions::category)).
+    fn category(&self) -> &str;
+
+    /// Whether every message is handled in a database transaction (see
+    /// [`ConsumerOptions::transactional`](crate::consumer::ConsumerOptions::transactional);
+    /// either one turns it on). Default `false`.
+    fn transactional(&self) -> bool {
+        false
+    }
+
+    /// Handles one message. `Ok(Handled::Unknown)` says there is no handler for its type.
+    fn handle<'a>(
+        &'a self,
+        message: &'a CategoryMessage,
+        ctx: &'a mut Context<'_, DB>,
+    ) -> BoxFuture<'a, Result<Handled, HandlerError>>;
+}
+
+impl<DB: Backend, C: Consumer<DB>> Consumer<DB> for Arc<C> {
+    fn category(&self) -> &str {
+        (**self).category()
+    }
+    fn transactional(&self) -> bool {
+        (**self).transactional()
+    }
+    fn handle<'a>(
+        &'a self,
+        message: &'a CategoryMessage,
+        ctx: &'a mut Context<'_, DB>,
+    ) -> BoxFuture<'a, Result<Handled, HandlerError>> {
+        (**self).handle(message, ctx)
+    }
+}
+
+/// What a handler did with a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Handled {
+    /// Handled: recorded as processed.
+    Done,
+    /// No handler for this message type: ignored (recorded as processed), or a failure
+    /// when the consumer is strict
+    /// ([`ConsumerOptions::strict_types`](crate::consumer::ConsumerOptions::strict_types)).
+    Unknown,
+}
+
+/// A handler failure. Any error converts into it with `?`; [`HandlerError::permanent`]
+/// marks one that retrying cannot fix (the failure policy applies at once).
+pub struct HandlerError {
+    source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    permanent: bool,
+}
+
+impl HandlerError {
+    /// A failure worth retrying.
+    pub fn new(error: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> Self {
+        Self {
+            source: error.into(),
+            permanent: false,
+        }
+    }
+
+    /// A failure that retrying cannot fix (bad data, a type the consumer refuses).
+    pub fn permanent(error: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> Self {
+        Self {
+            source: error.into(),
+            permanent: true,
+        }
+    }
+
+    /// Whether retries are skipped.
+    pub fn is_permanent(&self) -> bool {
+        self.permanent
+    }
+
+    /// The underlying error.
+    pub fn source(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.source
+    }
+}
+
+impl<E: Into<Box<dyn std::error::Error + Send + Sync + 'static>>> From<E> for HandlerError {
+    fn from(error: E) -> Self {
+        Self::new(error)
+    }
+}
+
+impl fmt::Debug for HandlerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HandlerError")
+            .field("source", &self.source)
+            .field("permanent", &self.permanent)
+            .finish()
+    }
+}
+
+impl fmt::Display for HandlerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.source, f)
+    }
+}
+
+/// What a handler knows besides the message: which consumer runs it, the attempt, and for
+/// a transactional consumer the database transaction.
+pub struct Context<'c, DB: Backend> {
+    pub(crate) consumer: &'c str,
+    pub(crate) category: &'c str,
+    pub(crate) group: Option<(i64, i64)>,
+    pub(crate) attempt: u32,
+    pub(crate) replay: bool,
+    pub(crate) transaction: Option<&'c mut DB::Connection>,
+}
+
+impl<DB: Backend> fmt::Debug for Context<'_, DB> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("consumer", &self.consumer)
+            .field("category", &self.category)
+            .field("group", &self.group)
+            .field("attempt", &self.attempt)
+            .field("replay", &self.replay)
+            .field("transactional", &self.transaction.is_some())
+            .finish()
+    }
+}
+
+impl<'c, DB: Backend> Context<'c, DB> {
+    /// The consumer name.
+    pub fn consumer(&self) -> &str {
+        self.consumer
+    }
+
+    /// The category read.
+    pub fn category(&self) -> &str {
+        self.category
+    }
+
+    /// `(member, size)` of a consumer-group member.
+    pub fn group(&self) -> Option<(i64, i64)> {
+        self.group
+    }
+
+    /// The try, from 1.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// Whether this message was parked and is handled now because its stream was released.
+    pub fn is_replay(&self) -> bool {
+        self.replay
+    }
+
+    /// The database transaction the processed record and the position commit in (use it as
+    /// an executor: `.execute(ctx.transaction()?)`). Rolled back if the handler fails.
+    ///
+    /// # Errors
+    /// A permanent [`HandlerError`] when the consumer is not transactional.
+    pub fn transaction(&mut self) -> Result<&mut DB::Connection, HandlerError> {
+        match self.transaction.as_deref_mut() {
+            Some(connection) => Ok(connection),
+            None => Err(HandlerError::permanent(format!(
+                "consumer {:?} is not transactional: set ConsumerOptions::transactional(true)",
+                self.consumer
+            ))),
+        }
+    }
+}
+
+/// A consumer made of a closure that gets an owned message; see [`consumer_fn`].
+pub struct FnConsumer<F> {
+    category: String,
+    handler: F,
+}
+
+impl<F> fmt::Debug for FnConsumer<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FnConsumer")
+            .field("category", &self.category)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A plain (non-transactional) consumer of `category` from an async closure.
+///
+/// # Examples
+/// ```
+/// use eventodb_kit::consumer::{consumer_fn, Handled, HandlerError};
+///
+/// let consumer = consumer_fn("account", |message| async move {
+///     println!("{} at {}", message.message_type, message.global_position);
+///     Ok::<_, HandlerError>(Handled::Done)
+/// });
+/// # let _ = consumer;
+/// ```
+pub fn consumer_fn<F, Fut>(category: impl Into<String>, handler: F) -> FnConsumer<F>
+where
+    F: Fn(CategoryMessage) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Handled, HandlerError>> + Send + 'static,
+{
+    FnConsumer {
+        category: category.into(),
+        handler,
+    }
+}
+
+impl<DB, F, Fut> Consumer<DB> for FnConsumer<F>
+where
+    DB: Backend,
+    F: Fn(CategoryMessage) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Handled, HandlerError>> + Send + 'static,
+{
+    fn category(&self) -> &str {
+        &self.category
+    }
+
+    fn handle<'a>(
+        &'a self,
+        message: &'a CategoryMessage,
+        _ctx: &'a mut Context<'_, DB>,
+    ) -> BoxFuture<'a, Result<Handled, HandlerError>> {
+        Box::pin((self.handler)(message.clone()))
+    }
+}

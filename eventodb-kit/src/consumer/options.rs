@@ -1,0 +1,198 @@
+//! [`ConsumerOptions`]: how a consumer reads, saves its position and reacts to failures.
+
+use std::time::Duration;
+
+/// What a consumer does with an event whose handler still fails after the retries.
+/// Never a silent skip: every choice leaves a trace in the database or an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum FailurePolicy {
+    /// Stop the consumer with [`Error::ConsumerStopped`](crate::Error::ConsumerStopped)
+    /// (reported by [`RunningWorkers`](crate::RunningWorkers)). The position stays before
+    /// the event, so a restarted consumer tries it again. The default.
+    #[default]
+    Stop,
+    /// Park the event's stream: the event and every later event of that stream are recorded
+    /// in `eventodb_kit_parked_events` and held back, other streams go on. An operator
+    /// releases the stream ([`ConsumerAdmin::release_stream`](crate::consumer::ConsumerAdmin::release_stream))
+    /// and the consumer then handles its parked events in order.
+    ParkStream,
+    /// Record the event as skipped (`eventodb_kit_parked_events` with status `skipped`, and
+    /// a processed record) and go on with the next one.
+    Skip,
+}
+
+/// Retries of a failing handler: `attempts` tries in all, waiting `initial`, doubling up to
+/// `max` (with jitter) in between.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub(crate) attempts: u32,
+    pub(crate) initial: Duration,
+    pub(crate) max: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: 5,
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(10),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// `attempts` tries in all (at least 1), with waits from `initial` doubling up to `max`.
+    pub fn new(attempts: u32, initial: Duration, max: Duration) -> Self {
+        Self {
+            attempts: attempts.max(1),
+            initial,
+            max: max.max(initial),
+        }
+    }
+
+    /// A single try: no retry.
+    pub fn none() -> Self {
+        Self::new(1, Duration::ZERO, Duration::ZERO)
+    }
+
+    /// Tries in all.
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+}
+
+/// How a consumer runs. Only the name is required.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// use eventodb_kit::consumer::{ConsumerOptions, FailurePolicy};
+///
+/// let options = ConsumerOptions::new("projector")
+///     .group(1, 3)
+///     .batch_size(500)
+///     .failure_policy(FailurePolicy::ParkStream);
+/// assert_eq!(options.name(), "projector");
+/// assert_eq!(options.poll_interval_value(), Duration::from_secs(5));
+/// ```
+#[derive(Debug, Clone)]
+pub struct ConsumerOptions {
+    pub(crate) name: String,
+    pub(crate) category: Option<String>,
+    pub(crate) batch_size: i64,
+    pub(crate) poll_interval: Duration,
+    pub(crate) position_update_interval: usize,
+    pub(crate) correlation: Option<String>,
+    pub(crate) group: Option<(i64, i64)>,
+    pub(crate) transactional: bool,
+    pub(crate) failure_policy: FailurePolicy,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) strict_types: bool,
+    pub(crate) read_retry_max: Duration,
+}
+
+impl ConsumerOptions {
+    /// Options for the consumer `name`. The name keys its position and processed records:
+    /// keep it stable across deployments, and give different consumers different names.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            category: None,
+            batch_size: 100,
+            poll_interval: Duration::from_secs(5),
+            position_update_interval: 100,
+            correlation: None,
+            group: None,
+            transactional: false,
+            failure_policy: FailurePolicy::Stop,
+            retry: RetryPolicy::default(),
+            strict_types: false,
+            read_retry_max: Duration::from_secs(30),
+        }
+    }
+
+    /// The consumer name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Read this category instead of the one the consumer declares.
+    pub fn category(mut self, category: impl Into<String>) -> Self {
+        self.category = Some(category.into());
+        self
+    }
+
+    /// Messages per `category.get` (1..=10000, default 100).
+    pub fn batch_size(mut self, batch_size: i64) -> Self {
+        self.batch_size = batch_size.clamp(1, 10_000);
+        self
+    }
+
+    /// How often to read when no poke arrived (default 5 s): the fallback when live
+    /// wake-ups are off or lost. Pokes wake the consumer at once.
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval.max(Duration::from_millis(10));
+        self
+    }
+
+    /// The poll interval.
+    pub fn poll_interval_value(&self) -> Duration {
+        self.poll_interval
+    }
+
+    /// Save the position (and the processed records of a plain handler) after this many
+    /// handled events, and at the end of every batch (default 100). A transactional
+    /// consumer saves with every event.
+    pub fn position_update_interval(mut self, events: usize) -> Self {
+        self.position_update_interval = events.max(1);
+        self
+    }
+
+    /// Only messages whose `metadata.correlationStreamName` is in this category.
+    pub fn correlation(mut self, correlation: impl Into<String>) -> Self {
+        self.correlation = Some(correlation.into());
+        self
+    }
+
+    /// Member `member` of a group of `size` (`0 <= member < size`). The server assigns
+    /// the streams (`consumerGroup` of `category.get`); members share the consumer name,
+    /// its processed records and its parked streams, and each saves its own position.
+    pub fn group(mut self, member: i64, size: i64) -> Self {
+        self.group = Some((member, size));
+        self
+    }
+
+    /// Run each event in a database transaction that also records it as processed and
+    /// saves the position: the handler's writes through
+    /// [`Context::transaction`](crate::consumer::Context::transaction) happen exactly once.
+    pub fn transactional(mut self, on: bool) -> Self {
+        self.transactional = on;
+        self
+    }
+
+    /// What to do with an event whose handler keeps failing (default
+    /// [`FailurePolicy::Stop`]).
+    pub fn failure_policy(mut self, policy: FailurePolicy) -> Self {
+        self.failure_policy = policy;
+        self
+    }
+
+    /// Retries before the failure policy applies (default 5 tries, 100 ms to 10 s).
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Treat an event type without a handler as a failure (default: ignore it).
+    pub fn strict_types(mut self, strict: bool) -> Self {
+        self.strict_types = strict;
+        self
+    }
+
+    /// Longest wait between retries of a failing `category.get` (default 30 s).
+    pub fn read_retry_max(mut self, max: Duration) -> Self {
+        self.read_retry_max = max.max(Duration::from_millis(10));
+        self
+    }
+}

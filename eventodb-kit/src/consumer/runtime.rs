@@ -1,0 +1,744 @@
+//! The consumer task: read a batch from the position, handle each message once (retrying
+//! and applying the failure policy), save the position and the processed records, sleep
+//! until a poke, a poll or a release.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sqlx::Pool;
+use tokio_util::sync::CancellationToken;
+
+use super::admin::release_signal;
+use super::backoff;
+use super::group;
+use super::handle::Shared;
+use super::handler::{Consumer, Context, Handled, HandlerError};
+use super::hub::{Hub, Registration};
+use super::options::{ConsumerOptions, FailurePolicy};
+use super::store::{Key, ParkedRow, PositionRow, ProcessedRow};
+use crate::client::{CategoryMessage, Client, GetCategoryOptions, GetStreamOptions};
+use crate::error::{Error, Result};
+use crate::outbox::Backend;
+
+/// How often processed records below every member's position are purged.
+const MAINTENANCE_EVERY: Duration = Duration::from_secs(300);
+
+/// What became of one message.
+enum Outcome {
+    /// Handled (or ignored as an unknown type).
+    Handled,
+    /// Failed for good: the failure policy applies.
+    Failed { error: String, attempts: u32 },
+    /// Cancelled before it was handled: the position stays before it.
+    Interrupted,
+}
+
+/// One consumer, ready to run.
+pub(crate) struct Runtime<DB: Backend, C: Consumer<DB>> {
+    consumer: C,
+    options: ConsumerOptions,
+    client: Client,
+    pool: Pool<DB>,
+    key: Key,
+    member: i64,
+    size: i64,
+    transactional: bool,
+    shared: Arc<Shared>,
+    /// Last global position dealt with (handled, parked or skipped).
+    position: i64,
+    /// Last global position saved.
+    saved: i64,
+    /// Messages at or below this may be recorded as processed already.
+    dedupe_until: i64,
+    /// Processed records of a plain consumer, saved with the next position.
+    pending: Vec<ProcessedRow>,
+    since_save: usize,
+    /// Parked streams, and whether an operator released them.
+    held: HashMap<String, bool>,
+    last_maintenance: Option<Instant>,
+    _registration: Option<Registration>,
+}
+
+fn db(source: sqlx::Error) -> Error {
+    Error::Database { source }
+}
+
+impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
+    /// Loads the consumer's state: its position (see [`group`]), the highest processed
+    /// position and its parked streams.
+    pub(crate) async fn start(
+        consumer: C,
+        options: ConsumerOptions,
+        client: Client,
+        pool: Pool<DB>,
+        namespace: String,
+        hub: Option<&Hub>,
+    ) -> Result<Self> {
+        let category = options
+            .category
+            .clone()
+            .unwrap_or_else(|| consumer.category().to_owned());
+        if options.name.is_empty() {
+            return Err(Error::InvalidArgument(
+                "a consumer needs a non-empty name".into(),
+            ));
+        }
+        if category.contains('-') {
+            return Err(Error::InvalidArgument(format!(
+                "consumer {:?}: category {category:?} contains '-' and would match nothing",
+                options.name
+            )));
+        }
+        let (member, size) = options.group.unwrap_or((0, 1));
+        if size <= 0 || member < 0 || member >= size {
+            return Err(Error::InvalidArgument(format!(
+                "consumer {:?}: group member {member} of size {size} is invalid: need 0 <= member < size",
+                options.name
+            )));
+        }
+        let key = Key {
+            namespace,
+            category: category.clone(),
+            consumer: options.name.clone(),
+        };
+        let rows = DB::load_positions(&pool, &key).await?;
+        let position = group::start_position(&rows, member, size);
+        let dedupe_until = DB::max_processed(&pool, &key).await?.unwrap_or(0);
+        let held = DB::parked_streams(&pool, &key)
+            .await?
+            .into_iter()
+            .collect::<HashMap<_, _>>();
+        let own_saved = rows
+            .iter()
+            .find(|row| row.member == member && row.size == size)
+            .map_or(-1, |row| row.global_position);
+        tracing::info!(
+            consumer = %options.name,
+            %category,
+            member,
+            size,
+            position,
+            "consumer starting"
+        );
+        let shared = Arc::new(Shared::new(
+            options.name.clone(),
+            category.clone(),
+            options.group,
+            position,
+        ));
+        let registration = hub.map(|hub| hub.register(&category, &shared.waker));
+        let transactional = options.transactional || consumer.transactional();
+        Ok(Self {
+            consumer,
+            options,
+            client,
+            pool,
+            key,
+            member,
+            size,
+            transactional,
+            shared,
+            position,
+            saved: own_saved,
+            dedupe_until,
+            pending: Vec::new(),
+            since_save: 0,
+            held,
+            last_maintenance: None,
+            _registration: registration,
+        })
+    }
+
+    pub(crate) fn shared(&self) -> Arc<Shared> {
+        Arc::clone(&self.shared)
+    }
+
+    /// Runs until `cancel`, or until the failure policy stops it. Saves the position on the
+    /// way out.
+    pub(crate) async fn run(mut self, cancel: CancellationToken) -> Result<()> {
+        let result = self.main(&cancel).await;
+        let saved = self.save().await;
+        if let Err(error) = &saved {
+            tracing::warn!(consumer = %self.key.consumer, %error, "could not save the position");
+        }
+        let result = result.and(saved);
+        self.shared
+            .finished(result.as_ref().err().map(ToString::to_string));
+        match &result {
+            Ok(()) => tracing::info!(consumer = %self.key.consumer, position = self.position, "consumer stopped"),
+            Err(error) => tracing::error!(consumer = %self.key.consumer, %error, "consumer failed"),
+        }
+        result
+    }
+
+    async fn main(&mut self, cancel: &CancellationToken) -> Result<()> {
+        let mut releases = release_signal();
+        let mut read_failures: u32 = 0;
+        loop {
+            if cancel.is_cancelled() {
+                return Ok(());
+            }
+            if self.held.values().any(|released| *released) {
+                self.replay_released(cancel).await?;
+                if cancel.is_cancelled() {
+                    return Ok(());
+                }
+            }
+            let read = self.shared.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            let batch = match self.read().await {
+                Ok(batch) => {
+                    read_failures = 0;
+                    batch
+                }
+                Err(error) if error.is_transient() => {
+                    read_failures = read_failures.saturating_add(1);
+                    let wait = backoff::delay(
+                        Duration::from_millis(100),
+                        self.options.read_retry_max,
+                        read_failures,
+                    );
+                    tracing::warn!(consumer = %self.key.consumer, %error, ?wait, "category.get failed; retrying");
+                    tokio::select! {
+                        () = cancel.cancelled() => return Ok(()),
+                        () = tokio::time::sleep(wait) => {}
+                    }
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
+            let caught_up = i64::try_from(batch.len()).unwrap_or(i64::MAX) < self.options.batch_size;
+            if let Some(last) = batch.last() {
+                self.shared
+                    .waker
+                    .head
+                    .fetch_max(last.global_position, std::sync::atomic::Ordering::Relaxed);
+            }
+            if !self.handle_batch(batch, cancel).await? {
+                return Ok(());
+            }
+            self.save_retrying(cancel).await?;
+            if !caught_up {
+                continue;
+            }
+            self.shared.caught_up(read, self.position);
+            self.maintain().await;
+            tokio::select! {
+                () = cancel.cancelled() => return Ok(()),
+                () = self.shared.waker.notify.notified() => {}
+                () = tokio::time::sleep(self.options.poll_interval) => {
+                    if !self.held.is_empty() {
+                        self.reload_held().await;
+                    }
+                }
+                changed = releases.changed() => {
+                    if changed.is_ok() {
+                        self.reload_held().await;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn read(&self) -> Result<Vec<CategoryMessage>> {
+        let mut options = GetCategoryOptions::new()
+            .position(self.position + 1)
+            .batch_size(self.options.batch_size);
+        if let Some(correlation) = &self.options.correlation {
+            options = options.correlation(correlation.clone());
+        }
+        if let Some((member, size)) = self.options.group {
+            options = options.consumer_group(member, size);
+        }
+        self.client.category_get(&self.key.category, &options).await
+    }
+
+    /// Deals with every message of a batch in order. `false` when cancelled midway (after
+    /// the message in hand).
+    async fn handle_batch(
+        &mut self,
+        batch: Vec<CategoryMessage>,
+        cancel: &CancellationToken,
+    ) -> Result<bool> {
+        let candidates: Vec<String> = batch
+            .iter()
+            .filter(|message| message.global_position <= self.dedupe_until)
+            .map(|message| message.id.to_string())
+            .collect();
+        let processed: HashSet<String> = if candidates.is_empty() {
+            HashSet::new()
+        } else {
+            DB::processed_among(&self.pool, &self.key, &candidates)
+                .await?
+                .into_iter()
+                .collect()
+        };
+        for message in batch {
+            if cancel.is_cancelled() {
+                return Ok(false);
+            }
+            if message.global_position <= self.position {
+                continue;
+            }
+            if self.held.contains_key(&message.stream_name) {
+                self.hold_behind(&message).await?;
+                self.advance(message.global_position);
+                continue;
+            }
+            if processed.contains(&message.id.to_string()) {
+                tracing::debug!(consumer = %self.key.consumer, id = %message.id, "already processed");
+                self.advance(message.global_position);
+                continue;
+            }
+            match self.attempts(&message, false, cancel).await? {
+                Outcome::Handled => {
+                    if !self.transactional {
+                        self.pending.push(processed_row(&message));
+                    }
+                }
+                Outcome::Interrupted => return Ok(false),
+                Outcome::Failed { error, attempts } => {
+                    self.apply_policy(&message, error, attempts).await?;
+                }
+            }
+            self.advance(message.global_position);
+            if self.since_save >= self.options.position_update_interval {
+                self.save_retrying(cancel).await?;
+            }
+        }
+        Ok(true)
+    }
+
+    fn advance(&mut self, global_position: i64) {
+        self.position = global_position;
+        self.since_save += 1;
+        self.shared.advanced(global_position);
+    }
+
+    /// Tries a message until it is handled, fails for good, or the consumer is cancelled.
+    /// Database trouble is retried without counting as a try.
+    async fn attempts(
+        &self,
+        message: &CategoryMessage,
+        replay: bool,
+        cancel: &CancellationToken,
+    ) -> Result<Outcome> {
+        let retry = self.options.retry;
+        let mut attempt: u32 = 0;
+        let mut infrastructure: u32 = 0;
+        loop {
+            attempt += 1;
+            let result = if self.transactional {
+                self.try_in_transaction(message, attempt, replay).await
+            } else {
+                Ok(self.try_plain(message, attempt, replay).await)
+            };
+            let wait = match result {
+                Err(error) => {
+                    attempt -= 1;
+                    infrastructure = infrastructure.saturating_add(1);
+                    let wait = backoff::delay(
+                        Duration::from_millis(100),
+                        self.options.read_retry_max,
+                        infrastructure,
+                    );
+                    tracing::warn!(consumer = %self.key.consumer, %error, ?wait, "database error while handling; retrying");
+                    wait
+                }
+                Ok(Ok(Handled::Done)) => return Ok(Outcome::Handled),
+                Ok(Ok(Handled::Unknown)) if !self.options.strict_types => {
+                    tracing::trace!(consumer = %self.key.consumer, message_type = %message.message_type, "no handler; ignored");
+                    return Ok(Outcome::Handled);
+                }
+                Ok(Ok(Handled::Unknown)) => {
+                    return Ok(Outcome::Failed {
+                        error: format!("no handler for message type {:?}", message.message_type),
+                        attempts: attempt,
+                    });
+                }
+                Ok(Err(error)) => {
+                    if error.is_permanent() || attempt >= retry.attempts {
+                        return Ok(Outcome::Failed {
+                            error: error.to_string(),
+                            attempts: attempt,
+                        });
+                    }
+                    let wait = backoff::delay(retry.initial, retry.max, attempt);
+                    tracing::warn!(
+                        consumer = %self.key.consumer,
+                        id = %message.id,
+                        stream = %message.stream_name,
+                        attempt,
+                        %error,
+                        ?wait,
+                        "handler failed; retrying"
+                    );
+                    wait
+                }
+            };
+            tokio::select! {
+                () = cancel.cancelled() => return Ok(Outcome::Interrupted),
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    fn context<'c>(
+        &'c self,
+        attempt: u32,
+        replay: bool,
+        transaction: Option<&'c mut DB::Connection>,
+    ) -> Context<'c, DB> {
+        Context {
+            consumer: &self.key.consumer,
+            category: &self.key.category,
+            group: self.options.group,
+            attempt,
+            replay,
+            transaction,
+        }
+    }
+
+    async fn try_plain(
+        &self,
+        message: &CategoryMessage,
+        attempt: u32,
+        replay: bool,
+    ) -> Result<Handled, HandlerError> {
+        let mut ctx = self.context(attempt, replay, None);
+        self.consumer.handle(message, &mut ctx).await
+    }
+
+    /// One try in a transaction that first claims the processed record (a message another
+    /// member already handled is skipped), then runs the handler, then saves the position
+    /// (or, for a replay, deletes the parked record) and commits.
+    async fn try_in_transaction(
+        &self,
+        message: &CategoryMessage,
+        attempt: u32,
+        replay: bool,
+    ) -> Result<Result<Handled, HandlerError>> {
+        let mut tx = DB::begin_write(&self.pool).await?;
+        let claimed = DB::insert_processed(&mut *tx, &self.key, &[processed_row(message)]).await?;
+        if claimed == 0 {
+            if replay {
+                DB::delete_parked(&mut *tx, &self.key, &message.id.to_string()).await?;
+                tx.commit().await.map_err(db)?;
+            } else {
+                tx.rollback().await.map_err(db)?;
+            }
+            tracing::debug!(consumer = %self.key.consumer, id = %message.id, "already processed");
+            return Ok(Ok(Handled::Done));
+        }
+        let result = {
+            let mut ctx = self.context(attempt, replay, Some(&mut *tx));
+            self.consumer.handle(message, &mut ctx).await
+        };
+        let keep = match &result {
+            Ok(Handled::Done) => true,
+            Ok(Handled::Unknown) => !self.options.strict_types,
+            Err(_) => false,
+        };
+        if !keep {
+            tx.rollback().await.map_err(db)?;
+            return Ok(result);
+        }
+        if replay {
+            DB::delete_parked(&mut *tx, &self.key, &message.id.to_string()).await?;
+        } else {
+            DB::save_position(&mut *tx, &self.key, self.position_row(message.global_position))
+                .await?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(result)
+    }
+
+    fn position_row(&self, global_position: i64) -> PositionRow {
+        PositionRow {
+            member: self.member,
+            size: self.size,
+            global_position,
+        }
+    }
+
+    /// Saves the position and pending processed records in one transaction.
+    async fn save(&mut self) -> Result<()> {
+        if self.position == self.saved && self.pending.is_empty() {
+            self.since_save = 0;
+            return Ok(());
+        }
+        let mut tx = DB::begin_write(&self.pool).await?;
+        DB::insert_processed(&mut *tx, &self.key, &self.pending).await?;
+        DB::save_position(&mut *tx, &self.key, self.position_row(self.position)).await?;
+        tx.commit().await.map_err(db)?;
+        self.pending.clear();
+        self.saved = self.position;
+        self.since_save = 0;
+        Ok(())
+    }
+
+    async fn save_retrying(&mut self, cancel: &CancellationToken) -> Result<()> {
+        let mut failures: u32 = 0;
+        loop {
+            match self.save().await {
+                Ok(()) => return Ok(()),
+                Err(error) => {
+                    failures = failures.saturating_add(1);
+                    let wait = backoff::delay(
+                        Duration::from_millis(100),
+                        self.options.read_retry_max,
+                        failures,
+                    );
+                    tracing::warn!(consumer = %self.key.consumer, %error, ?wait, "could not save the position; retrying");
+                    tokio::select! {
+                        () = cancel.cancelled() => return Err(error),
+                        () = tokio::time::sleep(wait) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    async fn apply_policy(
+        &mut self,
+        message: &CategoryMessage,
+        error: String,
+        attempts: u32,
+    ) -> Result<()> {
+        match self.options.failure_policy {
+            FailurePolicy::Stop => {
+                tracing::error!(
+                    consumer = %self.key.consumer,
+                    id = %message.id,
+                    stream = %message.stream_name,
+                    global_position = message.global_position,
+                    %error,
+                    "handler failed; stopping the consumer"
+                );
+                self.save().await?;
+                Err(Error::ConsumerStopped {
+                    consumer: self.key.consumer.clone(),
+                    category: self.key.category.clone(),
+                    event_id: message.id,
+                    stream: message.stream_name.clone(),
+                    global_position: message.global_position,
+                    message: error,
+                })
+            }
+            FailurePolicy::ParkStream => {
+                tracing::error!(
+                    consumer = %self.key.consumer,
+                    id = %message.id,
+                    stream = %message.stream_name,
+                    global_position = message.global_position,
+                    %error,
+                    "handler failed; parking the stream"
+                );
+                let mut tx = DB::begin_write(&self.pool).await?;
+                let row = parked_row(message, &error, attempts, "parked");
+                DB::park_event(&mut *tx, &self.key, &row).await?;
+                DB::hold_stream(
+                    &mut *tx,
+                    &self.key,
+                    &message.stream_name,
+                    &row.event_id,
+                    message.global_position,
+                    &error,
+                )
+                .await?;
+                tx.commit().await.map_err(db)?;
+                self.held.insert(message.stream_name.clone(), false);
+                Ok(())
+            }
+            FailurePolicy::Skip => {
+                tracing::error!(
+                    consumer = %self.key.consumer,
+                    id = %message.id,
+                    stream = %message.stream_name,
+                    global_position = message.global_position,
+                    %error,
+                    "handler failed; skipping the event (recorded)"
+                );
+                let mut tx = DB::begin_write(&self.pool).await?;
+                let row = parked_row(message, &error, attempts, "skipped");
+                DB::park_event(&mut *tx, &self.key, &row).await?;
+                DB::insert_processed(&mut *tx, &self.key, &[processed_row(message)]).await?;
+                tx.commit().await.map_err(db)?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Records a message of a parked stream, held back behind the parked one.
+    async fn hold_behind(&mut self, message: &CategoryMessage) -> Result<()> {
+        tracing::debug!(consumer = %self.key.consumer, id = %message.id, stream = %message.stream_name, "stream parked; holding the event back");
+        let mut tx = DB::begin_write(&self.pool).await?;
+        let row = parked_row(message, "held back: its stream is parked", 0, "parked");
+        DB::park_event(&mut *tx, &self.key, &row).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(())
+    }
+
+    async fn reload_held(&mut self) {
+        match DB::parked_streams(&self.pool, &self.key).await {
+            Ok(rows) => self.held = rows.into_iter().collect(),
+            Err(error) => {
+                tracing::warn!(consumer = %self.key.consumer, %error, "could not read parked streams");
+            }
+        }
+    }
+
+    /// Handles the parked events of released streams, in order. A stream whose event fails
+    /// again is parked again from that event on.
+    async fn replay_released(&mut self, cancel: &CancellationToken) -> Result<()> {
+        let released: Vec<String> = self
+            .held
+            .iter()
+            .filter(|(_, released)| **released)
+            .map(|(stream, _)| stream.clone())
+            .collect();
+        for stream in released {
+            let rows = DB::parked_events(&self.pool, &self.key, Some(&stream), "parked").await?;
+            tracing::info!(consumer = %self.key.consumer, %stream, events = rows.len(), "stream released; handling its parked events");
+            let mut cleared = true;
+            for row in rows {
+                if cancel.is_cancelled() {
+                    return Ok(());
+                }
+                let message = self.recover(&row).await;
+                match self.attempts(&message, true, cancel).await? {
+                    Outcome::Handled => {
+                        if !self.transactional {
+                            let mut tx = DB::begin_write(&self.pool).await?;
+                            DB::insert_processed(&mut *tx, &self.key, &[processed_row(&message)])
+                                .await?;
+                            DB::delete_parked(&mut *tx, &self.key, &row.event_id).await?;
+                            tx.commit().await.map_err(db)?;
+                        }
+                    }
+                    Outcome::Interrupted => return Ok(()),
+                    Outcome::Failed { error, attempts } => {
+                        tracing::error!(consumer = %self.key.consumer, %stream, id = %row.event_id, %error, "released event failed again; stream parked again");
+                        DB::parked_failed_again(
+                            &self.pool,
+                            &self.key,
+                            &row.event_id,
+                            &error,
+                            i64::from(attempts),
+                        )
+                        .await?;
+                        let mut tx = DB::begin_write(&self.pool).await?;
+                        DB::hold_stream(
+                            &mut *tx,
+                            &self.key,
+                            &stream,
+                            &row.event_id,
+                            row.global_position,
+                            &error,
+                        )
+                        .await?;
+                        tx.commit().await.map_err(db)?;
+                        self.held.insert(stream.clone(), false);
+                        cleared = false;
+                        break;
+                    }
+                }
+            }
+            if cleared {
+                let mut tx = DB::begin_write(&self.pool).await?;
+                DB::unhold_stream(&mut *tx, &self.key, &stream).await?;
+                tx.commit().await.map_err(db)?;
+                self.held.remove(&stream);
+                tracing::info!(consumer = %self.key.consumer, %stream, "stream unparked");
+            }
+        }
+        Ok(())
+    }
+
+    /// The parked message as EventoDB has it (with its time); the stored copy if it cannot
+    /// be read.
+    async fn recover(&self, row: &ParkedRow) -> CategoryMessage {
+        let options = GetStreamOptions::new()
+            .position(row.position)
+            .batch_size(1);
+        if let Ok(found) = self.client.stream_get(&row.stream, &options).await
+            && let Some(message) = found.into_iter().next()
+            && message.id.to_string() == row.event_id
+        {
+            return CategoryMessage {
+                id: message.id,
+                stream_name: row.stream.clone(),
+                message_type: message.message_type,
+                position: message.position,
+                global_position: message.global_position,
+                data: message.data,
+                metadata: message.metadata,
+                time: message.time,
+            };
+        }
+        CategoryMessage {
+            id: uuid::Uuid::parse_str(&row.event_id).unwrap_or_default(),
+            stream_name: row.stream.clone(),
+            message_type: row.message_type.clone(),
+            position: row.position,
+            global_position: row.global_position,
+            data: row.data.clone(),
+            metadata: row.metadata.clone(),
+            time: chrono::Utc::now(),
+        }
+    }
+
+    /// Now and then: purge processed records no member will read again, and forget the
+    /// positions of an old group size once every current member is past them.
+    async fn maintain(&mut self) {
+        if self
+            .last_maintenance
+            .is_some_and(|last| last.elapsed() < MAINTENANCE_EVERY)
+        {
+            return;
+        }
+        self.last_maintenance = Some(Instant::now());
+        let result: Result<()> = async {
+            let rows = DB::load_positions(&self.pool, &self.key).await?;
+            if let Some(floor) = group::stale_floor(&rows, self.size) {
+                DB::delete_stale_positions(&self.pool, &self.key, self.size, floor).await?;
+            }
+            let rows = DB::load_positions(&self.pool, &self.key).await?;
+            if let Some(floor) = group::purge_floor(&rows) {
+                let purged = DB::purge_processed(&self.pool, &self.key, floor).await?;
+                if purged > 0 {
+                    tracing::debug!(consumer = %self.key.consumer, purged, "processed records purged");
+                }
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(error) = result {
+            tracing::warn!(consumer = %self.key.consumer, %error, "consumer maintenance failed");
+        }
+    }
+}
+
+fn processed_row(message: &CategoryMessage) -> ProcessedRow {
+    ProcessedRow {
+        id: message.id.to_string(),
+        message_type: message.message_type.clone(),
+        stream: message.stream_name.clone(),
+        gp: message.global_position,
+    }
+}
+
+fn parked_row(message: &CategoryMessage, error: &str, attempts: u32, status: &str) -> ParkedRow {
+    ParkedRow {
+        event_id: message.id.to_string(),
+        stream: message.stream_name.clone(),
+        message_type: message.message_type.clone(),
+        position: message.position,
+        global_position: message.global_position,
+        data: message.data.clone(),
+        metadata: message.metadata.clone(),
+        error: error.to_owned(),
+        attempts: i64::from(attempts),
+        status: status.to_owned(),
+    }
+}

@@ -1,0 +1,116 @@
+//! SQLite statements of the consumer tables (JSON as text, times as sortable UTC text).
+
+use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
+
+use super::{Sql, store_impl};
+use crate::error::Result;
+
+macro_rules! key {
+    () => {
+        "namespace = ?1 AND category = ?2 AND consumer = ?3"
+    };
+}
+
+macro_rules! now {
+    () => {
+        "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+    };
+}
+
+const SQL: Sql = Sql {
+    load_positions: concat!(
+        "SELECT group_member, group_size, global_position
+        FROM eventodb_kit_consumer_positions WHERE ",
+        key!()
+    ),
+    save_position: concat!(
+        "INSERT INTO eventodb_kit_consumer_positions
+            (namespace, category, consumer, group_member, group_size, global_position)
+        VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+        ON CONFLICT (namespace, category, consumer, group_member) DO UPDATE
+        SET group_size = excluded.group_size, global_position = excluded.global_position,
+            updated_at = ",
+        now!()
+    ),
+    processed_among: concat!(
+        "SELECT event_id FROM eventodb_kit_processed_events WHERE ",
+        key!(),
+        " AND event_id IN (SELECT value FROM json_each(?4))"
+    ),
+    max_processed: concat!(
+        "SELECT max(global_position) FROM eventodb_kit_processed_events WHERE ",
+        key!()
+    ),
+    insert_processed: "INSERT INTO eventodb_kit_processed_events
+            (namespace, category, consumer, event_id, event_type, stream, global_position)
+        SELECT ?1, ?2, ?3, json_extract(value, '$.id'), json_extract(value, '$.type'),
+               json_extract(value, '$.stream'), json_extract(value, '$.gp')
+        FROM json_each(?4) WHERE true
+        ON CONFLICT DO NOTHING",
+    parked_streams: concat!(
+        "SELECT stream, released_at IS NOT NULL FROM eventodb_kit_parked_streams WHERE ",
+        key!()
+    ),
+    park_event: "INSERT INTO eventodb_kit_parked_events
+            (namespace, category, consumer, event_id, stream, event_type, position,
+             global_position, data, metadata, error, attempts, status)
+        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+        ON CONFLICT DO NOTHING",
+    hold_stream: concat!(
+        "INSERT INTO eventodb_kit_parked_streams
+            (namespace, category, consumer, stream, event_id, global_position, reason)
+        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+        ON CONFLICT (namespace, category, consumer, stream) DO UPDATE
+        SET event_id = excluded.event_id, global_position = excluded.global_position,
+            reason = excluded.reason, released_at = NULL, parked_at = ",
+        now!()
+    ),
+    release_stream: concat!(
+        "UPDATE eventodb_kit_parked_streams SET released_at = ",
+        now!(),
+        " WHERE ",
+        key!(),
+        " AND stream = ?4"
+    ),
+    unhold_stream: concat!(
+        "DELETE FROM eventodb_kit_parked_streams WHERE ",
+        key!(),
+        " AND stream = ?4"
+    ),
+    parked_events: concat!(
+        "SELECT event_id, stream, event_type, position, global_position, data, metadata, error,
+               attempts, status
+        FROM eventodb_kit_parked_events WHERE ",
+        key!(),
+        " AND (?4 IS NULL OR stream = ?4) AND status = ?5
+        ORDER BY global_position"
+    ),
+    delete_parked: concat!(
+        "DELETE FROM eventodb_kit_parked_events WHERE ",
+        key!(),
+        " AND event_id = ?4"
+    ),
+    parked_failed_again: concat!(
+        "UPDATE eventodb_kit_parked_events SET error = ?5, attempts = attempts + ?6 WHERE ",
+        key!(),
+        " AND event_id = ?4"
+    ),
+    purge_processed: concat!(
+        "DELETE FROM eventodb_kit_processed_events WHERE ",
+        key!(),
+        " AND global_position < ?4"
+    ),
+    delete_stale_positions: concat!(
+        "DELETE FROM eventodb_kit_consumer_positions WHERE ",
+        key!(),
+        " AND group_size <> ?4 AND global_position <= ?5"
+    ),
+};
+
+/// Takes SQLite's write lock up front, so the transaction never fails to upgrade a read
+/// lock under another writer.
+async fn begin(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>> {
+    pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)
+}
+
+store_impl!(Sqlite, SqliteConnection, SQL, begin);

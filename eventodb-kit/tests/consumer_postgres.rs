@@ -1,0 +1,106 @@
+//! The consumer scenarios on PostgreSQL (`DATABASE_URL`; a fresh schema per test). Skipped,
+//! with a printed reason, when `DATABASE_URL` is unset (and then failed when
+//! `EVENTODB_KIT_REQUIRE_POSTGRES` is set, as in CI).
+
+mod consumer_scenarios;
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use consumer_scenarios::Db;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgConnection, PgPool, Postgres};
+
+struct TestDb {
+    pool: PgPool,
+    url: String,
+    schema: String,
+}
+
+async fn fresh() -> Option<TestDb> {
+    let Ok(url) = std::env::var("DATABASE_URL") else {
+        assert!(
+            std::env::var_os("EVENTODB_KIT_REQUIRE_POSTGRES").is_none(),
+            "EVENTODB_KIT_REQUIRE_POSTGRES is set but DATABASE_URL is not"
+        );
+        eprintln!("skipped: DATABASE_URL is not set (e.g. postgres://postgres@127.0.0.1:5432/test)");
+        return None;
+    };
+    let schema = format!("consumer_{}", uuid::Uuid::new_v4().simple());
+    let admin = PgPool::connect(&url).await.expect("connect to DATABASE_URL");
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&admin)
+        .await
+        .expect("create schema");
+    admin.close().await;
+    let options = PgConnectOptions::from_str(&url)
+        .expect("DATABASE_URL")
+        .options([("search_path", schema.as_str())]);
+    let pool = PgPoolOptions::new()
+        .max_connections(12)
+        .connect_with(options)
+        .await
+        .expect("pool");
+    eventodb_kit::migrate(&pool).await.expect("migrate");
+    Some(TestDb { pool, url, schema })
+}
+
+async fn cleanup(db: TestDb) {
+    db.pool.close().await;
+    if let Ok(admin) = PgPool::connect(&db.url).await {
+        let _ = sqlx::query(&format!("DROP SCHEMA {} CASCADE", db.schema))
+            .execute(&admin)
+            .await;
+        admin.close().await;
+    }
+}
+
+impl Db for Postgres {
+    async fn create_effects(pool: &PgPool) {
+        sqlx::query("CREATE TABLE consumer_effects (event_id TEXT NOT NULL, stream TEXT NOT NULL)")
+            .execute(pool)
+            .await
+            .expect("create effects");
+    }
+
+    fn insert_effect<'c>(
+        conn: &'c mut PgConnection,
+        event_id: &'c str,
+        stream: &'c str,
+    ) -> impl std::future::Future<Output = Result<(), sqlx::Error>> + Send + 'c {
+        async move {
+            sqlx::query("INSERT INTO consumer_effects (event_id, stream) VALUES ($1, $2)")
+                .bind(event_id)
+                .bind(stream)
+                .execute(conn)
+                .await?;
+            Ok(())
+        }
+    }
+
+    async fn effect_counts(pool: &PgPool) -> HashMap<String, i64> {
+        sqlx::query_as::<_, (String, i64)>(
+            "SELECT event_id, count(*) FROM consumer_effects GROUP BY event_id",
+        )
+        .fetch_all(pool)
+        .await
+        .expect("effects")
+        .into_iter()
+        .collect()
+    }
+}
+
+consumer_scenarios!(fresh, cleanup;
+    killed_mid_batch_resumes_exactly_once,
+    group_of_three_matches_the_server_partition,
+    resizing_a_group_loses_and_repeats_nothing,
+    poison_event_stops_the_consumer,
+    poison_event_parks_its_stream_until_released,
+    poison_event_is_skipped_with_a_record,
+    sse_outage_reconnects,
+    sse_outage_falls_back_to_polling,
+    two_consumers_both_see_every_event,
+    wait_for_times_out_while_behind,
+    outbox_commit_reaches_the_handler,
+    bad_options_are_refused,
+);

@@ -1,0 +1,806 @@
+//! Consumer scenarios, written once and run on SQLite (`consumer_sqlite.rs`) and PostgreSQL
+//! (`consumer_postgres.rs`). Each scenario gets a fresh database (file or schema) and its own
+//! embedded EventoDB server, or a fresh namespace on the real EventoDB at `EVENTODB_URL`
+//! (scenarios that need fault injection skip there, with a printed reason).
+
+#![allow(dead_code)]
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use eventodb_kit::client::{
+    CategoryMessage, Client, GetCategoryOptions, NewMessage, NsCreateOptions, Token,
+    WriteOptions, WritePosition,
+};
+use eventodb_kit::consumer::{
+    BoxFuture, Consumer, ConsumerAdmin, ConsumerOptions, Context, FailurePolicy, Handled,
+    HandlerError, HubOptions, RetryPolicy,
+};
+use eventodb_kit::outbox::{RawMessage, SenderOptions};
+use eventodb_kit::{Backend, Error, Kit};
+use eventodb_kit_testkit::TestServer;
+use serde_json::json;
+use sqlx::Pool;
+use uuid::Uuid;
+
+/// Generates one `#[tokio::test]` per scenario, each with a fresh pool from `$fresh`.
+#[macro_export]
+macro_rules! consumer_scenarios {
+    ($fresh:path, $cleanup:path; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                consumer_scenarios::init_tracing();
+                let Some(db) = $fresh().await else { return };
+                consumer_scenarios::$name(db.pool.clone()).await;
+                $cleanup(db).await;
+            }
+        )*
+    };
+}
+
+/// What a scenario needs of its database beyond the kit: a table for handler effects.
+pub(crate) trait Db: Backend {
+    /// Creates `consumer_effects (event_id, stream)`.
+    fn create_effects(pool: &Pool<Self>) -> impl Future<Output = ()> + Send;
+    /// Inserts one effect row on `conn` (the handler's transaction).
+    fn insert_effect<'c>(
+        conn: &'c mut Self::Connection,
+        event_id: &'c str,
+        stream: &'c str,
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send + 'c;
+    /// Effect rows per event id.
+    fn effect_counts(pool: &Pool<Self>) -> impl Future<Output = HashMap<String, i64>> + Send;
+}
+
+/// Logs to the test output when `RUST_LOG` is set.
+pub(crate) fn init_tracing() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
+}
+
+const LONG: Duration = Duration::from_secs(30);
+
+/// An EventoDB for one scenario: the embedded server, or a fresh namespace on the real one.
+pub(crate) struct Env {
+    pub(crate) server: Option<TestServer>,
+    pub(crate) client: Client,
+}
+
+impl Env {
+    /// The embedded server, or with `EVENTODB_URL` a new namespace there (created with
+    /// `EVENTODB_TOKEN`).
+    pub(crate) async fn new() -> Env {
+        match std::env::var("EVENTODB_URL") {
+            Ok(url) => {
+                let mut admin = Client::builder(url.clone());
+                if let Ok(token) = std::env::var("EVENTODB_TOKEN") {
+                    admin = admin.token(Token::parse(&token).expect("EVENTODB_TOKEN"));
+                }
+                let admin = admin.build().expect("client");
+                for _ in 0..20 {
+                    let namespace = format!("consumer{}", &Uuid::new_v4().simple().to_string()[..12]);
+                    match admin.ns_create(&namespace, &NsCreateOptions::new()).await {
+                        Ok(created) => {
+                            let client = Client::builder(url.clone())
+                                .token(created.token)
+                                .request_timeout(Duration::from_secs(10))
+                                .build()
+                                .expect("client");
+                            return Env { server: None, client };
+                        }
+                        Err(Error::InvalidArgument(_)) => continue,
+                        Err(error) => panic!("ns.create on {url}: {error}"),
+                    }
+                }
+                panic!("could not name a namespace");
+            }
+            Err(_) => {
+                let server = TestServer::start().await.expect("test server");
+                let client = Client::builder(server.url())
+                    .token(Token::parse(server.default_token()).expect("token"))
+                    .request_timeout(Duration::from_secs(10))
+                    .build()
+                    .expect("client");
+                Env {
+                    server: Some(server),
+                    client,
+                }
+            }
+        }
+    }
+
+    /// The embedded server only (for fault injection); `None` with a printed reason when
+    /// `EVENTODB_URL` is set.
+    pub(crate) async fn ours(test: &str) -> Option<Env> {
+        if std::env::var_os("EVENTODB_URL").is_some() {
+            eprintln!("skipped {test}: needs the embedded server's fault injection");
+            return None;
+        }
+        Some(Env::new().await)
+    }
+
+    pub(crate) fn server(&self) -> &TestServer {
+        self.server.as_ref().expect("embedded server")
+    }
+
+    pub(crate) fn kit<DB: Backend>(&self, pool: &Pool<DB>) -> Kit<DB> {
+        Kit::builder("unused")
+            .client(self.client.clone())
+            .database(pool.clone())
+            .build()
+            .expect("kit")
+    }
+
+    /// Writes one message and returns where it landed.
+    pub(crate) async fn write(&self, stream: &str, message_type: &str, n: i64) -> (Uuid, WritePosition) {
+        let id = Uuid::now_v7();
+        let position = self
+            .client
+            .stream_write(
+                stream,
+                &NewMessage::new(message_type, json!({ "n": n })),
+                &WriteOptions::new().id(id),
+            )
+            .await
+            .expect("stream.write");
+        (id, position)
+    }
+}
+
+/// Polls `check` until it returns `true`, or panics with `what` after `timeout`.
+pub(crate) async fn eventually<F, Fut>(what: &str, timeout: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// What the recorders saw: (tag, message), in handling order.
+#[derive(Clone, Default)]
+pub(crate) struct Log(Arc<Mutex<Vec<(String, CategoryMessage)>>>);
+
+impl Log {
+    pub(crate) fn ids(&self) -> Vec<Uuid> {
+        self.0.lock().unwrap().iter().map(|(_, m)| m.id).collect()
+    }
+    pub(crate) fn ids_of(&self, tag: &str) -> Vec<Uuid> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(t, _)| t == tag)
+            .map(|(_, m)| m.id)
+            .collect()
+    }
+    pub(crate) fn ids_in_stream(&self, stream: &str) -> Vec<Uuid> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, m)| m.stream_name == stream)
+            .map(|(_, m)| m.id)
+            .collect()
+    }
+    pub(crate) fn counts(&self) -> HashMap<Uuid, usize> {
+        let mut counts = HashMap::new();
+        for id in self.ids() {
+            *counts.entry(id).or_insert(0) += 1;
+        }
+        counts
+    }
+    pub(crate) fn contains(&self, id: Uuid) -> bool {
+        self.ids().contains(&id)
+    }
+}
+
+/// A consumer that records what it handles; message types in `failing` fail, types in
+/// `unknown` have no handler; with `effects` it writes a row in its transaction.
+#[derive(Clone)]
+pub(crate) struct Recorder {
+    category: String,
+    tag: String,
+    log: Log,
+    failing: Arc<Mutex<HashSet<String>>>,
+    unknown: HashSet<String>,
+    failures: Arc<AtomicU32>,
+    delay: Duration,
+    effects: bool,
+}
+
+impl Recorder {
+    pub(crate) fn new(category: &str, tag: &str, log: &Log) -> Self {
+        Self {
+            category: category.into(),
+            tag: tag.into(),
+            log: log.clone(),
+            failing: Arc::default(),
+            unknown: HashSet::new(),
+            failures: Arc::default(),
+            delay: Duration::ZERO,
+            effects: false,
+        }
+    }
+    pub(crate) fn failing(self, message_type: &str) -> Self {
+        self.failing.lock().unwrap().insert(message_type.into());
+        self
+    }
+    pub(crate) fn heal(&self) {
+        self.failing.lock().unwrap().clear();
+    }
+    pub(crate) fn unknown(mut self, message_type: &str) -> Self {
+        self.unknown.insert(message_type.into());
+        self
+    }
+    pub(crate) fn delay(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+    pub(crate) fn effects(mut self) -> Self {
+        self.effects = true;
+        self
+    }
+    pub(crate) fn failures(&self) -> u32 {
+        self.failures.load(Ordering::SeqCst)
+    }
+}
+
+impl<DB: Db> Consumer<DB> for Recorder {
+    fn category(&self) -> &str {
+        &self.category
+    }
+
+    fn handle<'a>(
+        &'a self,
+        message: &'a CategoryMessage,
+        ctx: &'a mut Context<'_, DB>,
+    ) -> BoxFuture<'a, Result<Handled, HandlerError>> {
+        Box::pin(async move {
+            if !self.delay.is_zero() {
+                tokio::time::sleep(self.delay).await;
+            }
+            if self.unknown.contains(&message.message_type) {
+                return Ok(Handled::Unknown);
+            }
+            if self.failing.lock().unwrap().contains(&message.message_type) {
+                self.failures.fetch_add(1, Ordering::SeqCst);
+                return Err(HandlerError::new(format!("poison {}", message.id)));
+            }
+            if self.effects {
+                DB::insert_effect(ctx.transaction()?, &message.id.to_string(), &message.stream_name)
+                    .await?;
+            }
+            self.log.0.lock().unwrap().push((self.tag.clone(), message.clone()));
+            Ok(Handled::Done)
+        })
+    }
+}
+
+fn fast_retry() -> RetryPolicy {
+    RetryPolicy::new(3, Duration::from_millis(1), Duration::from_millis(5))
+}
+
+/// Member `k` of a group, tagged `m<k>`.
+fn member(name: &str, k: i64, size: i64) -> ConsumerOptions {
+    ConsumerOptions::new(name).group(k, size).batch_size(7)
+}
+
+// ---------------------------------------------------------------- scenarios
+
+/// A consumer killed mid-batch and restarted handles every event; a transactional
+/// handler's effects happen exactly once.
+pub(crate) async fn killed_mid_batch_resumes_exactly_once<DB: Db>(pool: Pool<DB>) {
+    let env = Env::new().await;
+    let kit = env.kit(&pool);
+    DB::create_effects(&pool).await;
+    let mut ids = Vec::new();
+    let mut last = 0;
+    for i in 0..60 {
+        let (id, at) = env.write(&format!("order-{}", i % 7), "Placed", i).await;
+        ids.push(id);
+        last = at.global_position;
+    }
+    let log = Log::default();
+    let start = |log: &Log| {
+        kit.workers()
+            .consumer(
+                Recorder::new("order", "projector", log)
+                    .effects()
+                    .delay(Duration::from_millis(3)),
+                ConsumerOptions::new("projector").batch_size(25).transactional(true),
+            )
+            .consumer(
+                Recorder::new("order", "audit", log).delay(Duration::from_millis(3)),
+                ConsumerOptions::new("audit").batch_size(25).position_update_interval(10),
+            )
+            .spawn()
+    };
+    let workers = start(&log).await.expect("spawn");
+    let projector = workers.consumer("projector").unwrap().clone();
+    eventually("the projector is midway", LONG, || async { projector.position() >= 20 }).await;
+    assert!(projector.position() < last, "killed before the end");
+    workers.kill();
+
+    let workers = start(&log).await.expect("spawn again");
+    for handle in workers.consumers() {
+        handle.wait_for(last, LONG).await.expect("caught up");
+    }
+    workers.shutdown().await.expect("shutdown");
+
+    let effects = DB::effect_counts(&pool).await;
+    assert_eq!(effects.len(), ids.len(), "every event has an effect");
+    for id in &ids {
+        assert_eq!(effects.get(&id.to_string()), Some(&1), "event {id}: exactly one effect");
+    }
+    let audited: HashSet<Uuid> = log.ids_of("audit").into_iter().collect();
+    assert_eq!(audited, ids.iter().copied().collect::<HashSet<_>>(), "audit saw every event");
+    let admin = ConsumerAdmin::for_kit(&kit);
+    for name in ["projector", "audit"] {
+        let positions = admin.positions("order", name).await.unwrap();
+        assert_eq!(positions.len(), 1);
+        assert_eq!(positions[0].global_position, last, "{name} saved its position");
+    }
+}
+
+/// Three members together handle each event exactly once, each exactly the server's share.
+pub(crate) async fn group_of_three_matches_the_server_partition<DB: Db>(pool: Pool<DB>) {
+    let env = Env::new().await;
+    let kit = env.kit(&pool);
+    let mut ids = Vec::new();
+    let mut last = 0;
+    for round in 0..2 {
+        for i in 0..30 {
+            let (id, at) = env.write(&format!("account-{i}"), "Deposited", round).await;
+            ids.push(id);
+            last = at.global_position;
+        }
+    }
+    let log = Log::default();
+    let mut workers = kit.workers();
+    for k in 0..3 {
+        workers = workers.consumer(
+            Recorder::new("account", &format!("m{k}"), &log),
+            member("balances", k, 3),
+        );
+    }
+    let workers = workers.spawn().await.expect("spawn");
+    for handle in workers.consumers() {
+        handle.wait_for(last, LONG).await.expect("caught up");
+    }
+    workers.shutdown().await.expect("shutdown");
+
+    let counts = log.counts();
+    assert_eq!(counts.len(), ids.len(), "every event handled");
+    assert!(counts.values().all(|&n| n == 1), "each event handled once: {counts:?}");
+    for k in 0..3 {
+        let share: HashSet<Uuid> = env
+            .client
+            .category_get(
+                "account",
+                &GetCategoryOptions::new().position(1).batch_size(10_000).consumer_group(k, 3),
+            )
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.id)
+            .collect();
+        let handled: HashSet<Uuid> = log.ids_of(&format!("m{k}")).into_iter().collect();
+        assert!(!share.is_empty(), "member {k} has a share");
+        assert_eq!(handled, share, "member {k} handled exactly the server's share");
+    }
+}
+
+/// A group resized from 2 to 3 members (with a member behind at the time) loses and
+/// repeats nothing.
+pub(crate) async fn resizing_a_group_loses_and_repeats_nothing<DB: Db>(pool: Pool<DB>) {
+    let env = Env::new().await;
+    let kit = env.kit(&pool);
+    let log = Log::default();
+    let mut ids = Vec::new();
+    let write_batch = |round: i64| {
+        let env = &env;
+        async move {
+            let mut written = Vec::new();
+            let mut last = 0;
+            for i in 0..24 {
+                let (id, at) = env.write(&format!("cart-{i}"), "Added", round).await;
+                written.push(id);
+                last = at.global_position;
+            }
+            (written, last)
+        }
+    };
+    let run = |members: Vec<(i64, i64)>, last: i64| {
+        let kit = kit.clone();
+        let log = log.clone();
+        async move {
+            let mut workers = kit.workers();
+            for (k, size) in members {
+                workers = workers.consumer(
+                    Recorder::new("cart", &format!("m{k}/{size}"), &log),
+                    member("carts", k, size),
+                );
+            }
+            let workers = workers.spawn().await.expect("spawn");
+            for handle in workers.consumers() {
+                handle.wait_for(last, LONG).await.expect("caught up");
+            }
+            workers.shutdown().await.expect("shutdown");
+        }
+    };
+    let (batch, last) = write_batch(0).await;
+    ids.extend(batch);
+    run(vec![(0, 2), (1, 2)], last).await;
+    // Member 1 of 2 falls behind: only member 0 handles the second batch.
+    let (batch, last) = write_batch(1).await;
+    ids.extend(batch);
+    run(vec![(0, 2)], last).await;
+    let before_resize = log.ids().len();
+    assert!(before_resize < ids.len(), "member 1's share of the second batch is pending");
+    // Resize to 3.
+    run(vec![(0, 3), (1, 3), (2, 3)], last).await;
+    let counts = log.counts();
+    assert_eq!(counts.len(), ids.len(), "nothing lost");
+    assert!(counts.values().all(|&n| n == 1), "nothing repeated: {counts:?}");
+    // A third batch flows to the new members only.
+    let (batch, last) = write_batch(2).await;
+    ids.extend(batch);
+    run(vec![(0, 3), (1, 3), (2, 3)], last).await;
+    let counts = log.counts();
+    assert_eq!(counts.len(), ids.len());
+    assert!(counts.values().all(|&n| n == 1));
+}
+
+/// A poison event with the stop policy stops the consumer with a typed error, before it.
+pub(crate) async fn poison_event_stops_the_consumer<DB: Db>(pool: Pool<DB>) {
+    let env = Env::new().await;
+    let kit = env.kit(&pool);
+    let (ok, ok_at) = env.write("stop-1", "Ok", 0).await;
+    let (poison, poison_at) = env.write("stop-1", "Poison", 1).await;
+    let (_after, _) = env.write("stop-2", "Ok", 2).await;
+    let log = Log::default();
+    let recorder = Recorder::new("stop", "stopper", &log).failing("Poison");
+    let mut workers = kit
+        .workers()
+        .consumer(
+            recorder.clone(),
+            ConsumerOptions::new("stopper")
+                .failure_policy(FailurePolicy::Stop)
+                .retry(fast_retry()),
+        )
+        .spawn()
+        .await
+        .expect("spawn");
+    let failure = tokio::time::timeout(LONG, workers.next_failure())
+        .await
+        .expect("a failure")
+        .expect("an error");
+    match failure {
+        Error::ConsumerStopped {
+            consumer,
+            event_id,
+            global_position,
+            stream,
+            ..
+        } => {
+            assert_eq!(consumer, "stopper");
+            assert_eq!(event_id, poison);
+            assert_eq!(global_position, poison_at.global_position);
+            assert_eq!(stream, "stop-1");
+        }
+        other => panic!("unexpected error {other:?}"),
+    }
+    assert_eq!(recorder.failures(), 3, "tried three times");
+    assert_eq!(log.ids(), vec![ok], "nothing after the poison event was handled");
+    let handle = workers.consumer("stopper").unwrap();
+    assert!(!handle.is_running());
+    assert!(handle.failure().is_some());
+    let positions = ConsumerAdmin::for_kit(&kit).positions("stop", "stopper").await.unwrap();
+    assert_eq!(positions[0].global_position, ok_at.global_position, "position before the poison");
+    workers.shutdown().await.expect("the failure was already taken");
+
+    // Restarted (and fixed), it tries the event again.
+    recorder.heal();
+    let workers = kit
+        .workers()
+        .consumer(recorder, ConsumerOptions::new("stopper"))
+        .spawn()
+        .await
+        .expect("spawn");
+    workers.consumers()[0].wait_for(poison_at.global_position, LONG).await.unwrap();
+    assert_eq!(log.ids()[..2], [ok, poison]);
+    workers.shutdown().await.unwrap();
+}
+
+/// A poison event with the park policy parks its stream (and every later event of it),
+/// other streams go on, and a released stream is handled in order.
+pub(crate) async fn poison_event_parks_its_stream_until_released<DB: Db>(pool: Pool<DB>) {
+    let env = Env::new().await;
+    let kit = env.kit(&pool);
+    let (a1, _) = env.write("park-1", "Ok", 1).await;
+    let (p, _) = env.write("park-1", "Poison", 2).await;
+    let (a2, _) = env.write("park-1", "Ok", 3).await;
+    let (b1, _) = env.write("park-2", "Ok", 4).await;
+    let (b2, at) = env.write("park-2", "Ok", 5).await;
+    let log = Log::default();
+    let recorder = Recorder::new("park", "parker", &log).failing("Poison");
+    let workers = kit
+        .workers()
+        .consumer(
+            recorder.clone(),
+            ConsumerOptions::new("parker")
+                .failure_policy(FailurePolicy::ParkStream)
+                .retry(fast_retry()),
+        )
+        .spawn()
+        .await
+        .expect("spawn");
+    let handle = workers.consumer("parker").unwrap().clone();
+    handle.wait_for(at.global_position, LONG).await.unwrap();
+    assert_eq!(log.ids(), vec![a1, b1, b2], "other streams go on");
+    let admin = ConsumerAdmin::for_kit(&kit);
+    let parked: Vec<Uuid> = admin.parked("park", "parker").await.unwrap().iter().map(|e| e.id).collect();
+    assert_eq!(parked, vec![p, a2], "the poison event and the one after it are parked");
+    assert_eq!(admin.parked_streams("park", "parker").await.unwrap(), vec!["park-1".to_string()]);
+    let first = &admin.parked("park", "parker").await.unwrap()[0];
+    assert_eq!(first.attempts, 3);
+    assert!(first.error.contains("poison"), "{}", first.error);
+
+    // Later events of the parked stream wait too.
+    let (a3, at) = env.write("park-1", "Ok", 6).await;
+    handle.wait_for(at.global_position, LONG).await.unwrap();
+    assert!(!log.contains(a3));
+    assert_eq!(admin.parked("park", "parker").await.unwrap().len(), 3);
+    assert_eq!(handle.position(), at.global_position, "the position moves past parked events");
+
+    // Fixed and released: the parked events are handled in order.
+    recorder.heal();
+    assert!(admin.release_stream("park", "parker", "park-1").await.unwrap());
+    assert!(!admin.release_stream("park", "parker", "park-2").await.unwrap(), "not parked");
+    eventually("the stream is unparked", LONG, || async {
+        admin.parked_streams("park", "parker").await.unwrap().is_empty()
+    })
+    .await;
+    assert!(admin.parked("park", "parker").await.unwrap().is_empty());
+    assert_eq!(log.ids_in_stream("park-1"), vec![a1, p, a2, a3]);
+    let (a4, at) = env.write("park-1", "Ok", 7).await;
+    handle.wait_for(at.global_position, LONG).await.unwrap();
+    assert_eq!(log.ids_in_stream("park-1"), vec![a1, p, a2, a3, a4]);
+    workers.shutdown().await.unwrap();
+}
+
+/// A poison event with the skip policy is recorded as skipped and the consumer goes on.
+pub(crate) async fn poison_event_is_skipped_with_a_record<DB: Db>(pool: Pool<DB>) {
+    let env = Env::new().await;
+    let kit = env.kit(&pool);
+    let (a, _) = env.write("skip-1", "Ok", 1).await;
+    let (p, _) = env.write("skip-1", "Poison", 2).await;
+    let (m, _) = env.write("skip-1", "Mystery", 3).await;
+    let (c, at) = env.write("skip-1", "Ok", 4).await;
+    let log = Log::default();
+    let workers = kit
+        .workers()
+        .consumer(
+            Recorder::new("skip", "skipper", &log).failing("Poison").unknown("Mystery"),
+            ConsumerOptions::new("skipper")
+                .failure_policy(FailurePolicy::Skip)
+                .retry(fast_retry()),
+        )
+        .consumer(
+            Recorder::new("skip", "strict", &log).unknown("Mystery"),
+            ConsumerOptions::new("strict")
+                .strict_types(true)
+                .failure_policy(FailurePolicy::Skip)
+                .retry(fast_retry()),
+        )
+        .spawn()
+        .await
+        .expect("spawn");
+    for handle in workers.consumers() {
+        handle.wait_for(at.global_position, LONG).await.unwrap();
+    }
+    workers.shutdown().await.unwrap();
+    assert_eq!(log.ids_of("skipper"), vec![a, c], "unknown types are ignored by default");
+    assert_eq!(log.ids_of("strict"), vec![a, p, c]);
+    let admin = ConsumerAdmin::for_kit(&kit);
+    let skipped = admin.skipped("skip", "skipper").await.unwrap();
+    assert_eq!(skipped.iter().map(|e| e.id).collect::<Vec<_>>(), vec![p]);
+    assert_eq!(skipped[0].attempts, 3);
+    assert!(admin.parked("skip", "skipper").await.unwrap().is_empty());
+    let strict = admin.skipped("skip", "strict").await.unwrap();
+    assert_eq!(strict.iter().map(|e| e.id).collect::<Vec<_>>(), vec![m], "strict: unknown type fails");
+    assert!(strict[0].error.contains("Mystery"));
+    for name in ["skipper", "strict"] {
+        let positions = admin.positions("skip", name).await.unwrap();
+        assert_eq!(positions[0].global_position, at.global_position);
+    }
+}
+
+/// Live wake-ups: a poke wakes a consumer that would not poll for an hour; after the SSE
+/// connection drops, the hub reconnects and pokes work again.
+pub(crate) async fn sse_outage_reconnects<DB: Db>(pool: Pool<DB>) {
+    let Some(env) = Env::ours("sse_outage_reconnects").await else { return };
+    let kit = env.kit(&pool);
+    let log = Log::default();
+    let workers = kit
+        .workers()
+        .live_wakeups(HubOptions::default().backoff(Duration::from_millis(20), Duration::from_millis(200)))
+        .consumer(
+            Recorder::new("live", "live", &log),
+            ConsumerOptions::new("live").poll_interval(Duration::from_secs(3600)),
+        )
+        .spawn()
+        .await
+        .expect("spawn");
+    eventually("connected", LONG, || async { workers.live_connections() >= 1 }).await;
+    let (e1, _) = env.write("live-1", "Ok", 1).await;
+    eventually("woken by a poke", LONG, || async { log.contains(e1) }).await;
+
+    env.server().faults().drop_sse_connections();
+    eventually("reconnected", LONG, || async { workers.live_connections() >= 2 }).await;
+    let (e2, _) = env.write("live-2", "Ok", 2).await;
+    eventually("woken by a poke after reconnecting", LONG, || async { log.contains(e2) }).await;
+    assert!(workers.live_pokes() >= 2);
+    workers.shutdown().await.unwrap();
+}
+
+/// While the SSE connection is down, polling still delivers.
+pub(crate) async fn sse_outage_falls_back_to_polling<DB: Db>(pool: Pool<DB>) {
+    let Some(env) = Env::ours("sse_outage_falls_back_to_polling").await else { return };
+    let kit = env.kit(&pool);
+    let log = Log::default();
+    let workers = kit
+        .workers()
+        .live_wakeups(HubOptions::default().backoff(Duration::from_secs(3600), Duration::from_secs(3600)))
+        .consumer(
+            Recorder::new("poll", "poll", &log),
+            ConsumerOptions::new("poll").poll_interval(Duration::from_millis(100)),
+        )
+        .spawn()
+        .await
+        .expect("spawn");
+    eventually("connected", LONG, || async { workers.live_connections() >= 1 }).await;
+    env.server().faults().drop_sse_connections();
+    let (e1, _) = env.write("poll-1", "Ok", 1).await;
+    eventually("found by polling", LONG, || async { log.contains(e1) }).await;
+    assert_eq!(workers.live_connections(), 1, "no reconnection within the hour");
+    assert_eq!(workers.live_pokes(), 0, "no poke delivered it");
+    workers.shutdown().await.unwrap();
+}
+
+/// Two consumers with different names on one category both see every event; waiting for a
+/// position of another category returns once caught up; lag is zero then.
+pub(crate) async fn two_consumers_both_see_every_event<DB: Db>(pool: Pool<DB>) {
+    let env = Env::new().await;
+    let kit = env.kit(&pool);
+    let mut ids = Vec::new();
+    let mut last = 0;
+    for i in 0..20 {
+        let (id, at) = env.write(&format!("shared-{}", i % 4), "Ok", i).await;
+        ids.push(id);
+        last = at.global_position;
+    }
+    let (_, elsewhere) = env.write("elsewhere-1", "Ok", 0).await;
+    let log = Log::default();
+    let workers = kit
+        .workers()
+        .consumer(Recorder::new("shared", "a", &log), ConsumerOptions::new("a").batch_size(6))
+        .consumer(Recorder::new("shared", "b", &log), ConsumerOptions::new("b").batch_size(6))
+        .spawn()
+        .await
+        .expect("spawn");
+    for handle in workers.consumers() {
+        handle.wait_for(elsewhere.global_position, LONG).await.unwrap();
+        let lag = handle.lag();
+        assert_eq!(lag.position, last);
+        assert_eq!(lag.behind(), 0);
+    }
+    workers.shutdown().await.unwrap();
+    assert_eq!(log.ids_of("a"), ids);
+    assert_eq!(log.ids_of("b"), ids);
+    let admin = ConsumerAdmin::for_kit(&kit);
+    for name in ["a", "b"] {
+        assert_eq!(admin.positions("shared", name).await.unwrap()[0].global_position, last);
+    }
+}
+
+/// `wait_for` times out while the consumer is behind.
+pub(crate) async fn wait_for_times_out_while_behind<DB: Db>(pool: Pool<DB>) {
+    let env = Env::new().await;
+    let kit = env.kit(&pool);
+    let mut last = 0;
+    for i in 0..5 {
+        last = env.write("slow-1", "Ok", i).await.1.global_position;
+    }
+    let log = Log::default();
+    let workers = kit
+        .workers()
+        .consumer(
+            Recorder::new("slow", "slow", &log).delay(Duration::from_millis(300)),
+            ConsumerOptions::new("slow"),
+        )
+        .spawn()
+        .await
+        .expect("spawn");
+    let handle = workers.consumer("slow").unwrap().clone();
+    match handle.wait_for(last, Duration::from_millis(50)).await {
+        Err(Error::WaitTimeout { global_position, .. }) => assert_eq!(global_position, last),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    handle.wait_for(last, LONG).await.unwrap();
+    workers.shutdown().await.unwrap();
+    match handle.wait_for(last + 1, LONG).await {
+        Err(Error::ConsumerNotRunning { consumer }) => assert_eq!(consumer, "slow"),
+        other => panic!("expected not running, got {other:?}"),
+    }
+}
+
+/// The workers builder runs the outbox sender and a consumer together: a committed outbox
+/// row reaches the handler.
+pub(crate) async fn outbox_commit_reaches_the_handler<DB: Db>(pool: Pool<DB>) {
+    let env = Env::new().await;
+    let kit = env.kit(&pool);
+    let log = Log::default();
+    let workers = kit
+        .workers()
+        .outbox_sender(SenderOptions::default())
+        .consumer(Recorder::new("e2e", "e2e", &log), ConsumerOptions::new("e2e"))
+        .spawn()
+        .await
+        .expect("spawn");
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let mut tx = pool.begin().await.unwrap();
+        let written = kit
+            .outbox()
+            .write(&mut *tx, "e2e-1", RawMessage::new("Ok", json!({ "n": i })))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        ids.push(written.id);
+    }
+    eventually("handled", LONG, || async { log.ids().len() == 5 }).await;
+    assert_eq!(log.ids(), ids);
+    workers.shutdown().await.unwrap();
+}
+
+/// Bad options are refused before anything runs.
+pub(crate) async fn bad_options_are_refused<DB: Db>(pool: Pool<DB>) {
+    let env = Env::new().await;
+    let kit = env.kit(&pool);
+    let log = Log::default();
+    for options in [
+        ConsumerOptions::new(""),
+        ConsumerOptions::new("x").group(3, 3),
+        ConsumerOptions::new("x").category("has-dash"),
+    ] {
+        let result = kit
+            .workers()
+            .consumer(Recorder::new("ok", "x", &log), options)
+            .spawn()
+            .await;
+        assert!(matches!(result, Err(Error::InvalidArgument(_))), "{result:?}");
+    }
+    let twice = kit
+        .workers()
+        .consumer(Recorder::new("ok", "x", &log), ConsumerOptions::new("x"))
+        .consumer(Recorder::new("ok", "x", &log), ConsumerOptions::new("x"))
+        .spawn()
+        .await;
+    assert!(matches!(twice, Err(Error::InvalidArgument(_))));
+}

@@ -1,0 +1,87 @@
+//! The consumer scenarios on SQLite (a fresh database file per test).
+
+mod consumer_scenarios;
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use consumer_scenarios::Db;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::{Sqlite, SqliteConnection, SqlitePool};
+
+struct TestDb {
+    pool: SqlitePool,
+    _dir: tempfile::TempDir,
+}
+
+async fn fresh() -> Option<TestDb> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let options = SqliteConnectOptions::from_str("sqlite://consumer.db")
+        .expect("options")
+        .filename(dir.path().join("consumer.db"))
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .busy_timeout(Duration::from_secs(30));
+    let pool = SqlitePoolOptions::new()
+        .max_connections(8)
+        .connect_with(options)
+        .await
+        .expect("sqlite pool");
+    eventodb_kit::migrate(&pool).await.expect("migrate");
+    Some(TestDb { pool, _dir: dir })
+}
+
+async fn cleanup(db: TestDb) {
+    db.pool.close().await;
+}
+
+impl Db for Sqlite {
+    async fn create_effects(pool: &SqlitePool) {
+        sqlx::query("CREATE TABLE consumer_effects (event_id TEXT NOT NULL, stream TEXT NOT NULL)")
+            .execute(pool)
+            .await
+            .expect("create effects");
+    }
+
+    fn insert_effect<'c>(
+        conn: &'c mut SqliteConnection,
+        event_id: &'c str,
+        stream: &'c str,
+    ) -> impl std::future::Future<Output = Result<(), sqlx::Error>> + Send + 'c {
+        async move {
+            sqlx::query("INSERT INTO consumer_effects (event_id, stream) VALUES (?1, ?2)")
+                .bind(event_id)
+                .bind(stream)
+                .execute(conn)
+                .await?;
+            Ok(())
+        }
+    }
+
+    async fn effect_counts(pool: &SqlitePool) -> HashMap<String, i64> {
+        sqlx::query_as::<_, (String, i64)>(
+            "SELECT event_id, count(*) FROM consumer_effects GROUP BY event_id",
+        )
+        .fetch_all(pool)
+        .await
+        .expect("effects")
+        .into_iter()
+        .collect()
+    }
+}
+
+consumer_scenarios!(fresh, cleanup;
+    killed_mid_batch_resumes_exactly_once,
+    group_of_three_matches_the_server_partition,
+    resizing_a_group_loses_and_repeats_nothing,
+    poison_event_stops_the_consumer,
+    poison_event_parks_its_stream_until_released,
+    poison_event_is_skipped_with_a_record,
+    sse_outage_reconnects,
+    sse_outage_falls_back_to_polling,
+    two_consumers_both_see_every_event,
+    wait_for_times_out_while_behind,
+    outbox_commit_reaches_the_handler,
+    bad_options_are_refused,
+);
