@@ -71,7 +71,8 @@ async fn handle_rpc(shared: &Shared, req: Request<Incoming>) -> Result<Response<
     let Some(body) = read_body(shared, &parts.headers, body).await? else {
         return Ok(too_large());
     };
-    shared.faults.count(&rpc::method_label(&body));
+    let envelope = rpc::Envelope::parse(&body);
+    shared.faults.count(envelope.label());
     if shared.faults.take_fail_next() {
         return Ok(error(&injected()));
     }
@@ -84,7 +85,7 @@ async fn handle_rpc(shared: &Shared, req: Request<Incoming>) -> Result<Response<
             &RpcError::invalid("Only POST method allowed").with_status(405),
         ));
     }
-    let result = rpc::call(shared, &namespace, &body);
+    let result = rpc::call(shared, &namespace, envelope);
     if shared.faults.take_drop_after_apply() {
         return Err(Dropped);
     }

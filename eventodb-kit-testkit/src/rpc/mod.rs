@@ -8,21 +8,28 @@ use crate::json::{Json, object};
 use crate::state::Shared;
 use error::{RpcError, RpcResult};
 
-/// The method name, for statistics: the name sent, or a placeholder for a bad envelope.
-pub(crate) fn method_label(body: &[u8]) -> String {
-    match Json::parse(body) {
-        Ok(Json::Array(items)) => match items.first() {
-            Some(Json::String(name)) => name.clone(),
-            _ => "<invalid>".to_owned(),
-        },
-        _ => "<invalid>".to_owned(),
+/// A request body parsed into `[method, args...]`, or the envelope error to answer once
+/// auth and the HTTP method have been checked.
+pub(crate) struct Envelope(Result<(String, Vec<Json>), RpcError>);
+
+impl Envelope {
+    /// Parses a body (once; the label and the call both use the result).
+    pub(crate) fn parse(body: &[u8]) -> Envelope {
+        Envelope(split(body))
+    }
+
+    /// The method name, for statistics: the name sent, or a placeholder for a bad envelope.
+    pub(crate) fn label(&self) -> &str {
+        match &self.0 {
+            Ok((method, _)) => method,
+            Err(_) => "<invalid>",
+        }
     }
 }
 
-/// Runs one request body for `namespace` (already authenticated).
-pub(crate) fn call(shared: &Shared, namespace: &str, body: &[u8]) -> RpcResult {
+fn split(body: &[u8]) -> Result<(String, Vec<Json>), RpcError> {
     let request = Json::parse(body).map_err(malformed)?;
-    let items = match request {
+    let mut items = match request {
         Json::Array(items) => items,
         Json::Null => Vec::new(),
         other => {
@@ -32,13 +39,19 @@ pub(crate) fn call(shared: &Shared, namespace: &str, body: &[u8]) -> RpcResult {
             )));
         }
     };
-    let Some(first) = items.first() else {
+    if items.is_empty() {
         return Err(RpcError::invalid("Missing method name"));
-    };
-    let Json::String(method) = first else {
-        return Err(RpcError::invalid("Method name must be a string"));
-    };
-    let args = &items[1..];
+    }
+    match items.remove(0) {
+        Json::String(method) => Ok((method, items)),
+        _ => Err(RpcError::invalid("Method name must be a string")),
+    }
+}
+
+/// Runs one request for `namespace` (already authenticated).
+pub(crate) fn call(shared: &Shared, namespace: &str, envelope: Envelope) -> RpcResult {
+    let (method, args) = envelope.0?;
+    let args = &args[..];
     let ctx = Ctx { shared, namespace };
     match method.as_str() {
         "stream.write" => streams::write(&ctx, args),
@@ -111,7 +124,7 @@ mod tests {
     }
 
     fn run(body: &str) -> Result<String, (u16, String)> {
-        call(&shared(), "default", body.as_bytes())
+        call(&shared(), "default", Envelope::parse(body.as_bytes()))
             .map(|j| j.encode())
             .map_err(|e| (e.status, e.body()))
     }
