@@ -27,6 +27,29 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Faults and knobs
+//!
+//! | want | use |
+//! |---|---|
+//! | the next N requests fail with `500 BACKEND_ERROR`, nothing applied | [`Faults::fail_next`] |
+//! | the request is applied, then `500` (outcome unknown) | [`Faults::fail_after_apply`] |
+//! | the request is applied, then the connection closes without answer | [`Faults::drop_after_apply`] |
+//! | slow server | [`Faults::latency`] |
+//! | connections closed at once (port still bound) | [`Faults::refuse_connections`] |
+//! | connection refused by the OS (server down) | [`TestServer::pause`] / [`TestServer::resume`] |
+//! | every SSE connection drops | [`Faults::drop_sse_connections`] |
+//! | restart, data kept, subscriptions lost | [`TestServer::restart`] |
+//! | acknowledged writes lost on restart, like Pebble | [`Faults::forget_last_writes`], [`Faults::forget_writes_since_start`] |
+//! | "no requests while idle" | [`TestServer::stats`] |
+//! | test mode, fixed token, nanosecond times, body/header limits, idle timeout, the 100-poke buffer, the catch-up/subscribe race | [`TestServerBuilder`] |
+//!
+//! Where the real backends differ, the SQLite rules apply (test mode's reference backend):
+//! ids must parse as UUIDs and are unique per namespace (textually), `batchSize` ≤ 0 is
+//! unlimited, `stream.get` ignores `position` when `globalPosition` is given, correlation
+//! is `LIKE '<c>-%'` (case-insensitive), `ns.streams` prefixes are case-insensitive `LIKE`
+//! patterns, and message times are whole seconds unless
+//! [`TimePrecision::Nanoseconds`] is chosen.
+//!
 //! Not emulated: `/import` and `/debug/pprof` (both answer `404 NOT_FOUND`), the 30 s read
 //! timeout's `408` (a stalled request is closed after the idle timeout instead), out-of-order
 //! publishing (pokes are published in write order), and JSON nesting beyond 1000 levels (Go
