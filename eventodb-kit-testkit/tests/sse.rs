@@ -84,7 +84,7 @@ async fn category_groups_use_md5_for_catch_up_and_the_polynomial_live() {
     assert_eq!(m1.frame().await, poke("account-123", 0, 1));
     let m0 = subscribe(&server, "category=account&consumer=0&size=2");
     let all = subscribe(&server, "category=account");
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    common::eventually(|| server.subscriber_count() == 3).await;
     assert!(!m0.is_finished(), "member 0 has no backlog");
     write(&server, "account-123").await;
     let mut m0 = open(m0).await;
@@ -210,15 +210,17 @@ async fn subscriptions_are_per_namespace() {
 #[tokio::test]
 async fn subscribe_gap_loses_pokes_between_catch_up_and_registration() {
     let server = TestServer::builder()
-        .subscribe_gap(Duration::from_millis(400))
+        .subscribe_gap(Duration::from_secs(1))
         .start()
         .await
         .unwrap();
     write(&server, "g-1").await;
     let handle = subscribe(&server, "stream=g-1");
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The request is counted just before its catch-up query; then the gap starts.
+    common::eventually(|| server.stats().count("/subscribe") == 1).await;
     write(&server, "g-1").await; // inside the gap: no poke
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(server.subscriber_count(), 0, "still inside the gap");
+    common::eventually(|| server.subscriber_count() == 1).await;
     write(&server, "g-1").await; // after it: poked
     let mut sse = open(handle).await;
     assert_eq!(sse.frame().await, poke("g-1", 0, 1));

@@ -141,3 +141,15 @@ pub async fn write(server: &TestServer, stream: &str) -> i64 {
     let v: serde_json::Value = serde_json::from_str(&a.body).expect("json");
     v["globalPosition"].as_i64().expect("gp")
 }
+
+/// Waits until `condition` holds (checked every 10 ms); fails the test after 5 s.
+pub async fn eventually(condition: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !condition() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "condition not met within 5 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
