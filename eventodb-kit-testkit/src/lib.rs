@@ -43,7 +43,8 @@
 //! | "no requests while idle" | [`TestServer::stats`] |
 //! | test mode, fixed token, nanosecond times, body/header limits, idle timeout, the 100-poke buffer, the catch-up/subscribe race | [`TestServerBuilder`] |
 //!
-//! Where the real backends differ, the SQLite rules apply (test mode's reference backend):
+//! Where the real backends differ, the SQLite rules apply by default (test mode's reference
+//! backend; [`Backend::Pebble`] switches to Pebble's):
 //! ids must parse as UUIDs and are unique per namespace (textually), `batchSize` ≤ 0 is
 //! unlimited, `stream.get` ignores `position` when `globalPosition` is given, correlation
 //! is `LIKE '<c>-%'` (case-insensitive), `ns.streams` prefixes are case-insensitive `LIKE`
@@ -57,6 +58,7 @@
 //! ([`TestServerBuilder::subscribe_gap`] turns it on).
 
 mod auth;
+mod backend;
 mod faults;
 mod groups;
 mod http;
@@ -72,6 +74,7 @@ mod store;
 mod time;
 mod token;
 
+pub use backend::Backend;
 pub use faults::{Faults, RequestStats};
 pub use server::{
     DEFAULT_BODY_LIMIT, DEFAULT_HEADER_LIMIT, DEFAULT_IDLE_TIMEOUT, Error, TestServer,

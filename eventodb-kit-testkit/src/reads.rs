@@ -15,6 +15,8 @@ pub(crate) struct StreamQuery {
     pub(crate) position: i64,
     pub(crate) global_position: Option<i64>,
     pub(crate) batch_size: i64,
+    /// Apply `position` as well when `global_position` is given (Pebble).
+    pub(crate) both: bool,
 }
 
 /// `category.get` options after validation.
@@ -26,6 +28,8 @@ pub(crate) struct CategoryQuery {
     pub(crate) correlation: Option<String>,
     /// `(member, size)`.
     pub(crate) group: Option<(i64, i64)>,
+    /// Correlation by category equality (Pebble) instead of `LIKE '<c>-%'` (SQLite).
+    pub(crate) correlation_by_category: bool,
 }
 
 /// SQLite applies `LIMIT` only for a positive batch size.
@@ -42,11 +46,19 @@ pub(crate) fn stream_get(ns: &Namespace, stream: &str, q: StreamQuery) -> Vec<Ar
         return Vec::new();
     };
     // Positions are 0..n in index order, and global positions increase with them.
+    let by_position = usize::try_from(q.position.max(0))
+        .unwrap_or(usize::MAX)
+        .min(indexes.len());
     let start = match q.global_position {
-        Some(gp) => indexes.partition_point(|i| ns.messages[*i].global_position < gp),
-        None => usize::try_from(q.position.max(0))
-            .unwrap_or(usize::MAX)
-            .min(indexes.len()),
+        Some(gp) => {
+            let by_global = indexes.partition_point(|i| ns.messages[*i].global_position < gp);
+            if q.both {
+                by_global.max(by_position)
+            } else {
+                by_global
+            }
+        }
+        None => by_position,
     };
     indexes[start..]
         .iter()
@@ -75,16 +87,20 @@ pub(crate) fn category_get(
 ) -> Vec<Arc<StoredMessage>> {
     let correlation = q.correlation.as_deref().filter(|c| !c.is_empty());
     let pattern = correlation.map(|c| format!("{c}-%"));
+    let correlated = |m: &StoredMessage| match (correlation, &pattern) {
+        (Some(c), _) if q.correlation_by_category => {
+            correlation_of(m).is_some_and(|v| groups::category(v) == groups::category(c))
+        }
+        (_, Some(p)) => correlation_of(m).is_some_and(|v| like(p, v)),
+        _ => true,
+    };
     let start = ns
         .messages
         .partition_point(|m| m.global_position < q.position);
     ns.messages[start..]
         .iter()
         .filter(|m| category.is_empty() || groups::category(&m.stream) == category)
-        .filter(|m| match &pattern {
-            None => true,
-            Some(p) => correlation_of(m).is_some_and(|c| like(p, c)),
-        })
+        .filter(|m| correlated(m))
         .filter(|m| match q.group {
             None => true,
             Some((member, size)) => groups::is_assigned(&m.stream, member, size),
@@ -117,12 +133,21 @@ pub(crate) fn list_streams(
     prefix: &str,
     cursor: &str,
     limit: i64,
+    literal_prefix: bool,
 ) -> Vec<StreamInfo> {
     let pattern = format!("{prefix}%");
+    let matches = |s: &str| {
+        prefix.is_empty()
+            || if literal_prefix {
+                s.starts_with(prefix)
+            } else {
+                like(&pattern, s)
+            }
+    };
     let mut names: Vec<&String> = ns
         .streams
         .keys()
-        .filter(|s| prefix.is_empty() || like(&pattern, s))
+        .filter(|s| matches(s))
         .filter(|s| cursor.is_empty() || s.as_str() > cursor)
         .collect();
     names.sort();
@@ -140,17 +165,30 @@ pub(crate) fn list_streams(
         .collect()
 }
 
-/// `(category, stream count, message count)` sorted by category.
-pub(crate) fn list_categories(ns: &Namespace) -> Vec<(String, i64, i64)> {
+/// `(category, stream count, message count)` sorted by category. With `count_prefixed`
+/// (Pebble), a category's message count also includes every category `C:...` under it.
+pub(crate) fn list_categories(ns: &Namespace, count_prefixed: bool) -> Vec<(String, i64, i64)> {
     let mut by_category: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
     for (stream, indexes) in &ns.streams {
         let entry = by_category.entry(groups::category(stream)).or_default();
         entry.0 += 1;
         entry.1 += indexes.len() as i64;
     }
+    let own: Vec<(&str, i64)> = by_category.iter().map(|(c, (_, m))| (*c, *m)).collect();
     by_category
-        .into_iter()
-        .map(|(c, (streams, messages))| (c.to_owned(), streams, messages))
+        .iter()
+        .map(|(c, (streams, messages))| {
+            let extra: i64 = if count_prefixed {
+                let prefix = format!("{c}:");
+                own.iter()
+                    .filter(|(other, _)| other.starts_with(&prefix))
+                    .map(|(_, m)| m)
+                    .sum()
+            } else {
+                0
+            };
+            ((*c).to_owned(), *streams, messages + extra)
+        })
         .collect()
 }
 
@@ -236,24 +274,28 @@ mod tests {
             position: 5,
             global_position: Some(2),
             batch_size: 1000,
+            both: false,
         };
         assert_eq!(gps(&stream_get(ns, "account-1", q)), vec![3]);
         let q = StreamQuery {
             position: -3,
             global_position: None,
             batch_size: 0,
+            both: false,
         };
         assert_eq!(gps(&stream_get(ns, "account-1", q)), vec![1, 3]);
         let q = StreamQuery {
             position: 0,
             global_position: None,
             batch_size: 1,
+            both: false,
         };
         assert_eq!(gps(&stream_get(ns, "account-1", q)), vec![1]);
         let q = StreamQuery {
             position: 0,
             global_position: None,
             batch_size: 10,
+            both: false,
         };
         assert!(stream_get(ns, "account", q).is_empty());
     }
@@ -290,6 +332,7 @@ mod tests {
             batch_size: 1000,
             correlation: correlation.map(str::to_owned),
             group: None,
+            correlation_by_category: false,
         };
         assert_eq!(
             gps(&category_get(ns, "account", &q(1, None))),
@@ -322,6 +365,7 @@ mod tests {
             batch_size: 3,
             correlation: None,
             group: Some((member, 2)),
+            correlation_by_category: false,
         };
         let m0 = category_get(ns, "test", &q(0));
         let m1 = category_get(ns, "test", &q(1));
@@ -337,21 +381,59 @@ mod tests {
         let ns = s.namespace("n").unwrap();
         let names = |v: Vec<StreamInfo>| v.into_iter().map(|i| i.stream).collect::<Vec<_>>();
         assert_eq!(
-            names(list_streams(ns, "ACC", "", 100)),
+            names(list_streams(ns, "ACC", "", 100, false)),
             vec!["account-1", "account-2", "account-3"]
         );
         assert_eq!(
-            names(list_streams(ns, "", "account-2", 100)),
+            names(list_streams(ns, "", "account-2", 100, false)),
             vec!["account-3", "order-1"]
         );
         assert_eq!(
-            names(list_streams(ns, "", "", 2)),
+            names(list_streams(ns, "", "", 2, false)),
             vec!["account-1", "account-2"]
         );
-        assert_eq!(list_streams(ns, "account-1", "", 1)[0].version, 1);
+        assert_eq!(list_streams(ns, "account-1", "", 1, false)[0].version, 1);
         assert_eq!(
-            list_categories(ns),
+            list_categories(ns, false),
             vec![("account".to_owned(), 3, 4), ("order".to_owned(), 1, 1)]
+        );
+    }
+
+    #[test]
+    fn pebble_rules() {
+        let mut s = fixture();
+        write(&mut s, "account:command-1", "Do", None);
+        let ns = s.namespace("n").unwrap();
+        let q = StreamQuery {
+            position: 1,
+            global_position: Some(1),
+            batch_size: 1000,
+            both: true,
+        };
+        assert_eq!(gps(&stream_get(ns, "account-1", q)), vec![3]);
+        let q = CategoryQuery {
+            position: 1,
+            batch_size: 1000,
+            correlation: Some("workflow-77".to_owned()),
+            group: None,
+            correlation_by_category: true,
+        };
+        // category("workflow-1") == category("workflow") == "workflow"; "Workflow-2+x" differs.
+        assert_eq!(gps(&category_get(ns, "account", &q)), vec![1, 3]);
+        let names = |v: Vec<StreamInfo>| v.into_iter().map(|i| i.stream).collect::<Vec<_>>();
+        assert!(list_streams(ns, "ACC", "", 100, true).is_empty());
+        assert_eq!(
+            names(list_streams(ns, "order", "", 100, true)),
+            vec!["order-1"]
+        );
+        assert_eq!(
+            list_categories(ns, true)[0],
+            ("account".to_owned(), 3, 5),
+            "account:command's message counted under account"
+        );
+        assert_eq!(
+            list_categories(ns, true)[1],
+            ("account:command".to_owned(), 1, 1)
         );
     }
 }

@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::backend::Backend;
 use crate::faults::{Faults, RequestStats};
 use crate::state::{Config, Shared};
 use crate::store::Store;
@@ -51,6 +52,7 @@ pub enum Error {
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct TestServerBuilder {
+    backend: Backend,
     test_mode: bool,
     token: Option<String>,
     port: u16,
@@ -65,6 +67,7 @@ pub struct TestServerBuilder {
 impl Default for TestServerBuilder {
     fn default() -> Self {
         TestServerBuilder {
+            backend: Backend::Sqlite,
             test_mode: false,
             token: None,
             port: 0,
@@ -79,6 +82,17 @@ impl Default for TestServerBuilder {
 }
 
 impl TestServerBuilder {
+    /// Whose rules apply where the real backends differ (default: SQLite, test mode's).
+    /// [`Backend::Pebble`] also switches message times to nanoseconds; call
+    /// [`time_precision`](Self::time_precision) afterwards to override.
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = backend;
+        if backend == Backend::Pebble {
+            self.precision = TimePrecision::Nanoseconds;
+        }
+        self
+    }
+
     /// Test mode (`--test-mode`): missing or bad tokens act on `default`, any suffix passes,
     /// and a token for an unknown namespace passes auth and then fails with `BACKEND_ERROR`.
     pub fn test_mode(mut self, on: bool) -> Self {
@@ -159,6 +173,7 @@ impl TestServerBuilder {
             None => generate_token("default"),
         };
         let mut store = Store::new(self.precision);
+        store.backend = self.backend;
         store
             .create_namespace(
                 "default",
@@ -167,6 +182,7 @@ impl TestServerBuilder {
             )
             .map_err(|e| Error::InvalidToken(e.to_string()))?;
         let config = Config {
+            backend: self.backend,
             test_mode: self.test_mode,
             body_limit: self.body_limit,
             header_limit: self.header_limit,

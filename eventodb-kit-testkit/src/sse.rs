@@ -131,6 +131,7 @@ fn catch_up(shared: &Shared, namespace: &str, filter: &mut Filter) -> Vec<Bytes>
                 position: *next,
                 global_position: None,
                 batch_size: CATCH_UP_LIMIT,
+                both: false,
             };
             reads::stream_get(ns, name, q)
         }
@@ -145,6 +146,7 @@ fn catch_up(shared: &Shared, namespace: &str, filter: &mut Filter) -> Vec<Bytes>
                 batch_size: CATCH_UP_LIMIT,
                 correlation: None,
                 group: (*size > 0).then_some((*member, *size)),
+                correlation_by_category: false,
             };
             reads::category_get(ns, name, &q)
         }

@@ -9,6 +9,7 @@ use crate::store::Store;
 /// Fixed settings chosen with the builder.
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
+    pub(crate) backend: crate::backend::Backend,
     pub(crate) test_mode: bool,
     pub(crate) body_limit: usize,
     pub(crate) header_limit: usize,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use crate::backend::Backend;
 use crate::json::Json;
 use crate::time::TimePrecision;
 
@@ -37,11 +38,15 @@ pub(crate) struct Namespace {
 }
 
 impl Namespace {
-    fn new(token_hash: String, description: String, created_seq: u64) -> Self {
+    fn new(token_hash: String, description: String, created_seq: u64, backend: Backend) -> Self {
+        let precision = match backend {
+            Backend::Pebble => TimePrecision::Nanoseconds,
+            _ => TimePrecision::Seconds,
+        };
         Namespace {
             token_hash,
             description,
-            created_at: TimePrecision::Seconds.now(),
+            created_at: precision.now(),
             created_seq,
             messages: Vec::new(),
             streams: HashMap::new(),
@@ -114,6 +119,7 @@ pub(crate) struct Store {
     start_mark: usize,
     seq: u64,
     pub(crate) precision: TimePrecision,
+    pub(crate) backend: Backend,
 }
 
 impl Store {
@@ -142,7 +148,7 @@ impl Store {
         self.seq += 1;
         self.namespaces.insert(
             name.to_owned(),
-            Namespace::new(token_hash, description, self.seq),
+            Namespace::new(token_hash, description, self.seq, self.backend),
         );
         Ok(())
     }
@@ -154,16 +160,19 @@ impl Store {
             .ok_or_else(|| StoreError::NamespaceNotFound(name.to_owned()))
     }
 
-    /// Namespaces newest first (SQLite `ORDER BY created_at DESC`).
+    /// Namespaces newest first (SQLite `ORDER BY created_at DESC`), or by name (Pebble).
     pub(crate) fn list_namespaces(&self) -> Vec<(&str, &Namespace)> {
         let mut all: Vec<(&str, &Namespace)> = self
             .namespaces
             .iter()
             .map(|(k, v)| (k.as_str(), v))
             .collect();
-        all.sort_by(|a, b| {
-            (b.1.created_at, b.1.created_seq).cmp(&(a.1.created_at, a.1.created_seq))
-        });
+        match self.backend {
+            Backend::Pebble => all.sort_by(|a, b| a.0.cmp(b.0)),
+            _ => all.sort_by(|a, b| {
+                (b.1.created_at, b.1.created_seq).cmp(&(a.1.created_at, a.1.created_seq))
+            }),
+        }
         all
     }
 
@@ -174,6 +183,7 @@ impl Store {
         msg: NewMessage,
     ) -> Result<Written, StoreError> {
         let precision = self.precision;
+        let checked = self.backend != Backend::Pebble;
         let ns = self
             .namespaces
             .get_mut(namespace)
@@ -183,7 +193,9 @@ impl Store {
         } else {
             msg.id
         };
-        check_uuid(&id).map_err(StoreError::InvalidUuid)?;
+        if checked {
+            check_uuid(&id).map_err(StoreError::InvalidUuid)?;
+        }
         let current = ns.stream_version(&msg.stream);
         if let Some(expected) = msg.expected_version {
             if expected != current {
@@ -193,7 +205,7 @@ impl Store {
                 });
             }
         }
-        if ns.ids.contains(&id) {
+        if checked && ns.ids.contains(&id) {
             return Err(StoreError::DuplicateId);
         }
         let written = Written {

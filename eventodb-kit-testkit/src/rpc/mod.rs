@@ -112,6 +112,7 @@ mod tests {
             .create_namespace("default", String::new(), String::new())
             .unwrap();
         let config = Config {
+            backend: crate::backend::Backend::Sqlite,
             test_mode: false,
             body_limit: 1024,
             header_limit: 4096,

@@ -2,6 +2,7 @@
 
 use super::Ctx;
 use super::error::{RpcError, RpcResult, non_empty, opt_int, opt_str, options};
+use crate::backend::Backend;
 use crate::json::{Json, Object, object};
 use crate::reads;
 use crate::store::StoreError;
@@ -122,7 +123,8 @@ pub(super) fn streams(ctx: &Ctx<'_>, args: &[Json]) -> RpcResult {
     let ns = store
         .namespace(ctx.namespace)
         .map_err(|e| RpcError::backend(format!("Failed to list streams: {e}")))?;
-    let rows = reads::list_streams(ns, prefix, cursor, limit.unwrap_or(100))
+    let pebble = ctx.shared.config.backend == Backend::Pebble;
+    let rows = reads::list_streams(ns, prefix, cursor, limit.unwrap_or(100), pebble)
         .into_iter()
         .map(|s| {
             object([
@@ -140,7 +142,8 @@ pub(super) fn categories(ctx: &Ctx<'_>) -> RpcResult {
     let ns = store
         .namespace(ctx.namespace)
         .map_err(|e| RpcError::backend(format!("Failed to list categories: {e}")))?;
-    let rows = reads::list_categories(ns)
+    let pebble = ctx.shared.config.backend == Backend::Pebble;
+    let rows = reads::list_categories(ns, pebble)
         .into_iter()
         .map(|(category, streams, messages)| {
             object([

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use super::Ctx;
 use super::error::{RpcError, RpcResult, non_empty, opt_int, opt_str, options};
+use crate::backend::Backend;
 use crate::json::{Json, object};
 use crate::pubsub::Poke;
 use crate::reads::{self, CategoryQuery, StreamQuery};
@@ -70,6 +71,9 @@ pub(super) fn write(ctx: &Ctx<'_>, args: &[Json]) -> RpcResult {
                 ("position", Json::int(written.position)),
             ]))
         }
+        Err(e @ StoreError::VersionConflict { .. }) if pebble(ctx) => {
+            Err(RpcError::new("STREAM_VERSION_CONFLICT", e.to_string()))
+        }
         Err(StoreError::VersionConflict { expected, actual }) => Err(RpcError::new(
             "STREAM_VERSION_CONFLICT",
             format!("Expected version {expected}, stream is at version {actual}"),
@@ -82,13 +86,17 @@ pub(super) fn write(ctx: &Ctx<'_>, args: &[Json]) -> RpcResult {
     }
 }
 
-/// Shared by `stream.get` and `category.get`.
-fn batch_size(opts: Option<&crate::json::Object>) -> Result<i64, RpcError> {
+fn pebble(ctx: &Ctx<'_>) -> bool {
+    ctx.shared.config.backend == Backend::Pebble
+}
+
+/// Shared by `stream.get` and `category.get`: validated, then as the backend applies it.
+fn batch_size(ctx: &Ctx<'_>, opts: Option<&crate::json::Object>) -> Result<i64, RpcError> {
     let size = opt_int(opts, "batchSize", "options.batchSize must be a number")?.unwrap_or(1000);
     if size > 10000 && size != -1 {
         return Err(RpcError::invalid(BATCH_MESSAGE));
     }
-    Ok(size)
+    Ok(ctx.shared.config.backend.effective_batch_size(size))
 }
 
 pub(super) fn get(ctx: &Ctx<'_>, args: &[Json]) -> RpcResult {
@@ -105,7 +113,7 @@ pub(super) fn get(ctx: &Ctx<'_>, args: &[Json]) -> RpcResult {
         "globalPosition",
         "options.globalPosition must be a number",
     )?;
-    let batch_size = batch_size(opts)?;
+    let batch_size = batch_size(ctx, opts)?;
     let store = ctx.shared.store();
     let ns = store
         .namespace(ctx.namespace)
@@ -114,6 +122,7 @@ pub(super) fn get(ctx: &Ctx<'_>, args: &[Json]) -> RpcResult {
         position,
         global_position,
         batch_size,
+        both: pebble(ctx),
     };
     let rows = reads::stream_get(ns, stream, query);
     Ok(Json::Array(rows.iter().map(stream_row).collect()))
@@ -132,6 +141,10 @@ pub(super) fn last(ctx: &Ctx<'_>, args: &[Json]) -> RpcResult {
     let ns = store
         .namespace(ctx.namespace)
         .map_err(|e| backend("get last message", &e))?;
+    if pebble(ctx) && message_type == Some("") {
+        // Pebble compares the type literally, and no message has an empty type.
+        return Ok(Json::Null);
+    }
     Ok(reads::stream_last(ns, stream, message_type).map_or(Json::Null, |m| stream_row(&m)))
 }
 
@@ -168,14 +181,23 @@ pub(super) fn category(ctx: &Ctx<'_>, args: &[Json]) -> RpcResult {
         "globalPosition",
         "options.globalPosition must be a number",
     )?;
-    let batch_size = batch_size(opts)?;
+    let batch_size = batch_size(ctx, opts)?;
     let correlation = opt_str(opts, "correlation", "options.correlation must be a string")?;
-    let group = consumer_group(opts)?;
+    let mut group = consumer_group(opts)?;
+    let mut from = global_position.unwrap_or(position);
+    if pebble(ctx) {
+        // Pebble ignores globalPosition here, and the group for the "" (all) category.
+        from = position;
+        if category.is_empty() {
+            group = None;
+        }
+    }
     let query = CategoryQuery {
-        position: global_position.unwrap_or(position),
+        position: from,
         batch_size,
         correlation: correlation.map(str::to_owned),
         group,
+        correlation_by_category: pebble(ctx),
     };
     let store = ctx.shared.store();
     let ns = store
