@@ -19,11 +19,16 @@ pub(crate) fn expand(input: &DeriveInput, krate: &Path, checked: &Checked<'_>) -
     } = checked;
     let stream_name = stream_name(krate, checked);
     let validate = checked.validate.as_ref().map(|path| {
+        // Coerced to a fn pointer at the literal's span: a missing function or a wrong
+        // signature is reported on `validate = "..."`, against the expected signature.
         let span = path.span();
-        let call = quote_spanned!(span=> #path(self));
+        let function = quote_spanned! {span=>
+            let function: fn(&Self) -> ::core::result::Result<(), #krate::ValidationError> = #path;
+        };
         quote! {
             fn validate(&self) -> ::core::result::Result<(), #krate::ValidationError> {
-                #call
+                #function
+                function(self)
             }
         }
     });

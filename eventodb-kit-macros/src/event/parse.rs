@@ -29,6 +29,8 @@ pub(crate) struct Attrs<'a> {
     pub(crate) stream: Option<LitStr>,
     pub(crate) krate: Option<LitStr>,
     pub(crate) validate: Option<LitStr>,
+    /// Every key written, even with a bad value (so it is not also reported missing).
+    pub(crate) given: Vec<String>,
 }
 
 /// The fields the stream template can refer to.
@@ -71,7 +73,11 @@ impl<'a> Input<'a> {
                     .iter()
                     .map(|variant| {
                         reject_attrs(&variant.attrs, "variant", errors);
-                        reject_attrs(variant.fields.iter().flat_map(|f| &f.attrs), "field", errors);
+                        reject_attrs(
+                            variant.fields.iter().flat_map(|f| &f.attrs),
+                            "field",
+                            errors,
+                        );
                         Variant {
                             ident: &variant.ident,
                             fields: match &variant.fields {
@@ -100,6 +106,11 @@ impl<'a> Input<'a> {
 }
 
 impl<'a> Attrs<'a> {
+    /// Whether `key` was written, whatever its value.
+    pub(crate) fn has(&self, key: &str) -> bool {
+        self.given.iter().any(|given| given == key)
+    }
+
     fn from_syn(attrs: &'a [Attribute], errors: &mut Errors) -> Self {
         let mut type_name = Slot::default();
         let mut category = Slot::default();
@@ -107,6 +118,7 @@ impl<'a> Attrs<'a> {
         let mut krate = Slot::default();
         let mut validate = Slot::default();
         let mut first = None;
+        let mut given = Vec::new();
         for attr in attrs.iter().filter(|attr| attr.path().is_ident(ATTR)) {
             first.get_or_insert(attr);
             attr::parse_attribute(attr, errors, |meta, errors| {
@@ -119,6 +131,7 @@ impl<'a> Attrs<'a> {
                     "validate" => &mut validate,
                     _ => return Err(attr::unknown_key(&key, ATTR, KEYS)),
                 };
+                given.push(key.to_string());
                 let value = attr::string_value(meta, &key)?;
                 slot.set(errors, ATTR, &key, value);
                 Ok(())
@@ -131,6 +144,7 @@ impl<'a> Attrs<'a> {
             stream: stream.into_inner(),
             krate: krate.into_inner(),
             validate: validate.into_inner(),
+            given,
         }
     }
 }

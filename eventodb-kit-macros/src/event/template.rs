@@ -228,10 +228,7 @@ mod tests {
     #[test]
     fn simple_template() {
         let template = parse("user-{user_id}").unwrap();
-        assert_eq!(
-            template.segments,
-            [text("user-"), field("user_id", 5..14)]
-        );
+        assert_eq!(template.segments, [text("user-"), field("user_id", 5..14)]);
         assert_eq!(template.format_string(), "user-{}");
         assert_eq!(template.check_category("user"), Ok(()));
     }
@@ -324,7 +321,10 @@ mod tests {
         let errors = messages("a-{}+{id:?}+{1x}+{_}+{a b}");
         let ranges: Vec<_> = errors.iter().map(|(range, _)| range.clone()).collect();
         assert_eq!(ranges, [2..4, 5..11, 12..16, 17..20, 21..26]);
-        assert_eq!(errors[0].1, "empty placeholder: name a field, e.g. `{user_id}`");
+        assert_eq!(
+            errors[0].1,
+            "empty placeholder: name a field, e.g. `{user_id}`"
+        );
         assert_eq!(
             errors[1].1,
             "format specs are not supported in stream templates: write `{id}` \
@@ -338,11 +338,13 @@ mod tests {
 
     #[test]
     fn category_shape_errors() {
-        let check = |template: &str, category: &str| {
-            parse(template).unwrap().check_category(category)
-        };
+        let check =
+            |template: &str, category: &str| parse(template).unwrap().check_category(category);
         assert_eq!(check("user", "user"), Err(ShapeError::NoDash));
-        assert_eq!(check("{user_id}", "user"), Err(ShapeError::PlaceholderInCategory { range: 0..9 }));
+        assert_eq!(
+            check("{user_id}", "user"),
+            Err(ShapeError::PlaceholderInCategory { range: 0..9 })
+        );
         assert_eq!(
             check("us{x}-1", "user"),
             Err(ShapeError::PlaceholderInCategory { range: 2..5 })

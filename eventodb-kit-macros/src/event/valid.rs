@@ -61,39 +61,56 @@ pub(crate) fn check<'a>(input: &Input<'a>, errors: &mut Errors) -> Option<Checke
     if let Some(lit) = &attrs.type_name {
         check_type_name(lit, ident, errors);
     }
-    let validate = attrs.validate.as_ref().and_then(|lit| match lit.parse::<ExprPath>() {
-        Ok(path) => Some(path),
-        Err(_) => {
-            errors.at(
-                lit.span(),
-                "`validate` takes the path of a function `fn(&Self) -> Result<(), \
+    let validate = attrs
+        .validate
+        .as_ref()
+        .and_then(|lit| match lit.parse::<ExprPath>() {
+            Ok(path) => Some(path),
+            Err(_) => {
+                errors.at(
+                    lit.span(),
+                    "`validate` takes the path of a function `fn(&Self) -> Result<(), \
                  eventodb_kit::ValidationError>`, e.g. `validate = \"Self::check\"`",
-            );
-            None
-        }
-    });
+                );
+                None
+            }
+        });
 
-    let template = attrs.stream.as_ref().and_then(|lit| parse_template(lit, errors));
+    // A type that cannot be an event gets that one error, not template errors on top.
+    let template = match input.shape {
+        Some(_) => attrs
+            .stream
+            .as_ref()
+            .and_then(|lit| parse_template(lit, errors)),
+        None => None,
+    };
     let category = attrs
         .category
         .as_ref()
         .and_then(|lit| check_category(lit, errors).then(|| lit.value()));
-    if attrs.category.is_none() || attrs.stream.is_none() {
+    if !attrs.has("category") || !attrs.has("stream") {
         missing(input, template.as_ref(), errors);
     }
 
-    let (Some(category), Some(stream), Some(template)) = (category, &attrs.stream, template)
-    else {
+    // The template's placeholders are checked against the fields whatever else is wrong;
+    // its category only against a valid `category`.
+    let (Some(stream), Some(template)) = (&attrs.stream, template) else {
         return None;
     };
+    let cases = match input.shape.as_ref()? {
+        Shape::Struct(fields) => {
+            struct_fields(ident, fields, stream, &template, errors).map(Cases::Struct)
+        }
+        Shape::Enum(variants) => {
+            enum_fields(ident, variants, stream, &template, errors).map(Cases::Enum)
+        }
+    };
+    let category = category?;
     if let Err(shape) = template.check_category(&category) {
         report_shape(stream, &category, shape, errors);
         return None;
     }
-    let cases = match input.shape.as_ref()? {
-        Shape::Struct(fields) => Cases::Struct(struct_fields(ident, fields, stream, &template, errors)?),
-        Shape::Enum(variants) => Cases::Enum(enum_fields(ident, variants, stream, &template, errors)?),
-    };
+    let cases = cases?;
     Some(Checked {
         type_name: type_name(input),
         category,
@@ -154,24 +171,28 @@ fn missing(input: &Input<'_>, template: Option<&Template>, errors: &mut Errors) 
         })
         .and_then(|field| field.ident.as_ref())
         .map_or_else(|| "id".to_owned(), |ident| ident.unraw().to_string());
-    let message = match (&attrs.category, &attrs.stream) {
-        (None, None) => format!(
+    let message = match (attrs.has("category"), &attrs.category, attrs.has("stream")) {
+        (false, _, false) => format!(
             "`#[derive(Event)]` needs `#[event(category = \"...\", stream = \"...\")]`, e.g. \
              `#[event(category = \"user\", stream = \"user-{{{first_field}}}\")]`"
         ),
-        (None, Some(_)) => match template.and_then(stream_category) {
+        (false, _, true) => match template.and_then(stream_category) {
             Some(category) => format!(
                 "`#[derive(Event)]` needs `#[event(category = \"...\")]`: here \
                  `category = \"{category}\"`, the stream's category"
             ),
             None => "`#[derive(Event)]` needs `#[event(category = \"...\")]`".to_owned(),
         },
-        (Some(category), None) => format!(
+        (true, Some(category), false) => format!(
             "`#[derive(Event)]` needs `#[event(stream = \"...\")]`, the stream-name template, \
              e.g. `stream = \"{}-{{{first_field}}}\"`",
             category.value()
         ),
-        (Some(_), Some(_)) => return,
+        (true, None, false) => {
+            "`#[derive(Event)]` needs `#[event(stream = \"...\")]`, the stream-name template"
+                .to_owned()
+        }
+        (true, _, true) => return,
     };
     match attrs.first {
         Some(attr) => errors.spanned(attr, message),
@@ -250,10 +271,12 @@ fn span_in(lit: &LitStr, range: Range<usize>) -> Span {
 }
 
 fn find<'a>(fields: &[&'a Field], name: &str) -> Option<&'a Field> {
-    fields
-        .iter()
-        .copied()
-        .find(|field| field.ident.as_ref().is_some_and(|ident| ident.unraw() == name))
+    fields.iter().copied().find(|field| {
+        field
+            .ident
+            .as_ref()
+            .is_some_and(|ident| ident.unraw() == name)
+    })
 }
 
 fn list_fields(fields: &[&Field]) -> String {

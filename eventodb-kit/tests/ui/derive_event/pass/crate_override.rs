@@ -14,7 +14,11 @@ struct OrderPlaced {
 }
 
 #[derive(Serialize, Deserialize, reexported::kit::Event)]
-#[event(crate = "crate::reexported::kit", category = "order", stream = "order-{order_id}")]
+#[event(
+    crate = "crate::reexported::kit",
+    category = "order",
+    stream = "order-{order_id}"
+)]
 struct OrderShipped {
     order_id: u32,
 }

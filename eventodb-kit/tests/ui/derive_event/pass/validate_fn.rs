@@ -49,8 +49,14 @@ fn main() {
     let error = EmailChanged::decode(&bad).unwrap_err();
     assert_eq!(error.violations()[0].pointer, "/email");
 
-    let event = UserRenamed { user_id: 3, name: String::new() };
-    assert_eq!(event.validate().unwrap_err().violations()[0].pointer, "/name");
+    let event = UserRenamed {
+        user_id: 3,
+        name: String::new(),
+    };
+    assert_eq!(
+        event.validate().unwrap_err().violations()[0].pointer,
+        "/name"
+    );
     let renamed = serde_json::json!({ "user_id": 3, "name": "bo" });
     assert_eq!(UserRenamed::decode(&renamed).unwrap().name, "bo");
 }

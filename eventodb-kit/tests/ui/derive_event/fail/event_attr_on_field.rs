@@ -1,0 +1,11 @@
+use eventodb_kit::Event;
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Event)]
+#[event(category = "user", stream = "user-{user_id}")]
+struct UserCreated {
+    #[event(stream)]
+    user_id: u64,
+}
+
+fn main() {}

@@ -1,0 +1,9 @@
+use eventodb_kit::Event;
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Event)]
+struct UserCreated {
+    user_id: u64,
+}
+
+fn main() {}

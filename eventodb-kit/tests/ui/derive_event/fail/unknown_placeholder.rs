@@ -1,0 +1,11 @@
+use eventodb_kit::Event;
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Event)]
+#[event(category = "user", stream = "user-{id}")]
+struct UserCreated {
+    user_id: u64,
+    email: String,
+}
+
+fn main() {}
