@@ -1,13 +1,14 @@
 //! Runs the embedded EventoDB-compatible server on a port.
 //!
-//! `eventodb-testkit [--port 8080] [--test-mode] [--token ns_...] [--nanos]`
+//! `eventodb-testkit [--port 8080] [--test-mode] [--token ns_...] [--nanos] [--pebble]`
 //! prints the URL and the `default` namespace token, then serves until Ctrl-C.
 
 use std::process::ExitCode;
 
-use eventodb_kit_testkit::{TestServer, TimePrecision};
+use eventodb_kit_testkit::{Backend, TestServer, TimePrecision};
 
-const USAGE: &str = "usage: eventodb-testkit [--port N] [--test-mode] [--token ns_...] [--nanos]";
+const USAGE: &str =
+    "usage: eventodb-testkit [--port N] [--test-mode] [--token ns_...] [--nanos] [--pebble]";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -25,6 +26,7 @@ async fn main() -> ExitCode {
                 None => return usage("--token needs a value"),
             },
             "--nanos" => builder = builder.time_precision(TimePrecision::Nanoseconds),
+            "--pebble" => builder = builder.backend(Backend::Pebble),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return ExitCode::SUCCESS;
