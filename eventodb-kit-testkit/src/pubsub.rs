@@ -93,9 +93,14 @@ impl Hub {
         self.lock().clear();
     }
 
-    /// Number of registered subscribers.
+    /// Number of subscribers whose connection is still open.
     pub(crate) fn len(&self) -> usize {
-        self.lock().len()
+        let mut subscribers = self.lock();
+        subscribers.retain(|sub| match &sub.sender {
+            Sender::Unbounded(s) => !s.is_closed(),
+            Sender::Bounded(s) => !s.is_closed(),
+        });
+        subscribers.len()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Subscriber>> {
@@ -143,7 +148,10 @@ mod tests {
     #[test]
     fn closed_subscribers_are_forgotten() {
         let hub = Hub::default();
+        let open = hub.subscribe("a", None);
         drop(hub.subscribe("a", None));
+        assert_eq!(hub.len(), 1);
+        drop(open);
         hub.publish(&poke("a", 1));
         assert_eq!(hub.len(), 0);
     }

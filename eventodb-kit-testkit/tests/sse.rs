@@ -226,3 +226,22 @@ async fn subscribe_gap_loses_pokes_between_catch_up_and_registration() {
     assert_eq!(sse.frame().await, poke("g-1", 0, 1));
     assert_eq!(sse.frame().await, poke("g-1", 2, 3));
 }
+
+#[tokio::test]
+async fn a_closed_subscription_is_no_longer_counted() {
+    let server = TestServer::start().await.unwrap();
+    let mut sse = Sse::new(
+        http()
+            .get(format!("{}/subscribe?all=true", server.url()))
+            .bearer_auth(server.default_token())
+            .send()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(sse.frame().await, ": ready\n\n");
+    assert_eq!(server.subscriber_count(), 1);
+    drop(sse);
+    // The server notices a closed client only when it next writes to it, as the real one.
+    write(&server, "z-1").await;
+    common::eventually(|| server.subscriber_count() == 0).await;
+}
