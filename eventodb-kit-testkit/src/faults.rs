@@ -17,6 +17,7 @@ pub(crate) struct FaultState {
     fail_after_apply: AtomicU64,
     drop_after_apply: AtomicU64,
     forget_since_start: AtomicBool,
+    crash_on_unlimited_category_get: AtomicBool,
     latency: Mutex<Duration>,
     forget_on_restart: AtomicUsize,
     /// Cancelled (and replaced) to drop every SSE connection.
@@ -59,6 +60,10 @@ impl FaultState {
     /// Whether the next restart loses every write since the last start.
     pub(crate) fn take_forget_since_start(&self) -> bool {
         self.forget_since_start.swap(false, Ordering::SeqCst)
+    }
+
+    pub(crate) fn crash_on_unlimited_category_get(&self) -> bool {
+        self.crash_on_unlimited_category_get.load(Ordering::SeqCst)
     }
 
     pub(crate) fn latency(&self) -> Duration {
@@ -183,6 +188,25 @@ impl Faults {
         self
     }
 
+    /// Crashes now, the way the real Pebble server did: every connection (SSE included) is
+    /// closed without an answer, subscriptions are gone, and every write acknowledged since
+    /// the server last (re)started is lost. The server is serving again at once (a crash
+    /// followed by an immediate restart), on the same port.
+    pub fn crash(&self) -> &Self {
+        crash(&self.shared);
+        self
+    }
+
+    /// While on, a `category.get` with `batchSize: -1` crashes the server as
+    /// [`crash`](Self::crash) does (the requester gets no answer), which is what a real
+    /// Pebble-backed server does (protocol §3.1). Off by default.
+    pub fn crash_on_unlimited_category_get(&self, on: bool) -> &Self {
+        self.state()
+            .crash_on_unlimited_category_get
+            .store(on, Ordering::SeqCst);
+        self
+    }
+
     /// Turns every fault off (pending counts included).
     pub fn clear(&self) -> &Self {
         let s = self.state();
@@ -191,10 +215,26 @@ impl Faults {
         s.fail_after_apply.store(0, Ordering::SeqCst);
         s.drop_after_apply.store(0, Ordering::SeqCst);
         s.forget_since_start.store(false, Ordering::SeqCst);
+        s.crash_on_unlimited_category_get
+            .store(false, Ordering::SeqCst);
         s.forget_on_restart.store(0, Ordering::SeqCst);
         *lock(&s.latency) = Duration::ZERO;
         self
     }
+}
+
+/// A crash and immediate restart: writes since the last start lost, everything dropped.
+pub(crate) fn crash(shared: &Shared) {
+    {
+        let mut store = shared.store();
+        let n = store.writes_since_start();
+        let forgotten = store.forget_last_writes(n);
+        store.mark_start();
+        tracing::debug!(forgotten, "test server crashed");
+    }
+    shared.hub.clear();
+    FaultState::replace(&shared.faults.sse);
+    FaultState::replace(&shared.faults.connections);
 }
 
 /// Requests received, by RPC method (`"stream.write"`, ...) or route (`"/subscribe"`,

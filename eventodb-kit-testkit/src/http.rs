@@ -85,6 +85,10 @@ async fn handle_rpc(shared: &Shared, req: Request<Incoming>) -> Result<Response<
             &RpcError::invalid("Only POST method allowed").with_status(405),
         ));
     }
+    if shared.faults.crash_on_unlimited_category_get() && envelope.is_unlimited_category_get() {
+        crate::faults::crash(shared);
+        return Err(Dropped);
+    }
     let result = rpc::call(shared, &namespace, envelope);
     if shared.faults.take_drop_after_apply() {
         return Err(Dropped);

@@ -40,6 +40,8 @@
 //! | every SSE connection drops | [`Faults::drop_sse_connections`] |
 //! | restart, data kept, subscriptions lost | [`TestServer::restart`] |
 //! | acknowledged writes lost on restart, like Pebble | [`Faults::forget_last_writes`], [`Faults::forget_writes_since_start`] |
+//! | a Pebble crash now (writes since start lost, everything dropped) | [`Faults::crash`] |
+//! | Pebble's crash on `category.get` with `batchSize: -1` | [`Faults::crash_on_unlimited_category_get`] |
 //! | "no requests while idle" | [`TestServer::stats`] |
 //! | test mode, fixed token, nanosecond times, body/header limits, idle timeout, the 100-poke buffer, the catch-up/subscribe race | [`TestServerBuilder`] |
 //!

@@ -380,3 +380,63 @@ async fn idle_keep_alive_connections_are_closed() {
         .expect("closed within 5 s");
     assert!(matches!(eof, Ok(0) | Err(_)), "{eof:?}");
 }
+
+#[tokio::test]
+async fn an_unlimited_category_get_crashes_like_pebble_when_asked() {
+    let server = TestServer::start().await.unwrap();
+    write(&server, "x-1").await;
+    server.restart().await.unwrap(); // kept: written before the last start
+    write(&server, "x-1").await;
+    write(&server, "x-2").await;
+    let mut sse = Sse::new(
+        http()
+            .get(format!("{}/subscribe?all=true", server.url()))
+            .bearer_auth(server.default_token())
+            .send()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(sse.frame().await, ": ready\n\n");
+    // Off by default: an ordinary unlimited read.
+    let a = rpc(&server, r#"["category.get", "x", {"batchSize": -1}]"#).await;
+    assert_eq!(a.status, 200);
+    server.faults().crash_on_unlimited_category_get(true);
+    let err = http()
+        .post(format!("{}/rpc", server.url()))
+        .bearer_auth(server.default_token())
+        .body(r#"["category.get", "x", {"batchSize": -1}]"#)
+        .send()
+        .await
+        .unwrap_err();
+    assert!(!err.is_status(), "{err}");
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(5), sse.next_frame())
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        rpc(&server, r#"["stream.version", "x-1"]"#).await.body,
+        "0\n"
+    );
+    assert_eq!(
+        rpc(&server, r#"["stream.version", "x-2"]"#).await.body,
+        "null\n"
+    );
+    assert_eq!(
+        write(&server, "x-2").await,
+        2,
+        "global positions handed out again"
+    );
+}
+
+#[tokio::test]
+async fn crash_loses_writes_since_the_last_start() {
+    let server = TestServer::start().await.unwrap();
+    write(&server, "y-1").await;
+    server.faults().crash();
+    assert_eq!(
+        rpc(&server, r#"["stream.version", "y-1"]"#).await.body,
+        "null\n"
+    );
+}

@@ -18,6 +18,20 @@ impl Envelope {
         Envelope(split(body))
     }
 
+    /// `category.get` with `batchSize: -1`: the request that crashes a Pebble server.
+    pub(crate) fn is_unlimited_category_get(&self) -> bool {
+        match &self.0 {
+            Ok((method, args)) if method == "category.get" => match args.get(1) {
+                Some(Json::Object(opts)) => matches!(
+                    opts.get("batchSize"),
+                    Some(Json::Number(n)) if error::go_int64(*n) == -1
+                ),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
     /// The method name, for statistics: the name sent, or a placeholder for a bad envelope.
     pub(crate) fn label(&self) -> &str {
         match &self.0 {
