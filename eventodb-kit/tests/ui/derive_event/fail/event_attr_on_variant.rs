@@ -5,8 +5,12 @@ use serde::{Deserialize, Serialize};
 #[event(type = "UserChanged", category = "user", stream = "user-{user_id}")]
 enum UserChanged {
     #[event(type = "UserCreated")]
-    Created { user_id: u64 },
-    Deleted { user_id: u64 },
+    Created {
+        user_id: u64,
+    },
+    Deleted {
+        user_id: u64,
+    },
 }
 
 fn main() {}
