@@ -16,11 +16,15 @@ struct TestDb {
 
 async fn fresh() -> Option<TestDb> {
     let Ok(url) = std::env::var("DATABASE_URL") else {
-        eprintln!("skipped: DATABASE_URL is not set (e.g. postgres://postgres@127.0.0.1:5432/test)");
+        eprintln!(
+            "skipped: DATABASE_URL is not set (e.g. postgres://postgres@127.0.0.1:5432/test)"
+        );
         return None;
     };
     let schema = format!("outbox_{}", uuid::Uuid::new_v4().simple());
-    let admin = PgPool::connect(&url).await.expect("connect to DATABASE_URL");
+    let admin = PgPool::connect(&url)
+        .await
+        .expect("connect to DATABASE_URL");
     sqlx::query(&format!("CREATE SCHEMA {schema}"))
         .execute(&admin)
         .await
@@ -35,7 +39,10 @@ async fn fresh() -> Option<TestDb> {
         .await
         .expect("pool");
     let applied = eventodb_kit::migrate(&pool).await.expect("migrate");
-    assert_eq!(applied.len(), eventodb_kit::migrations::<sqlx::Postgres>().len());
+    assert_eq!(
+        applied.len(),
+        eventodb_kit::migrations::<sqlx::Postgres>().len()
+    );
     Some(TestDb { pool, url, schema })
 }
 
@@ -78,10 +85,13 @@ scenarios!(fresh, cleanup;
 fn shipped_sql_matches_the_embedded_migrations() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/postgres");
     for step in eventodb_kit::migrations::<sqlx::Postgres>() {
-        let up = std::fs::read_to_string(dir.join(format!("{:04}_{}.up.sql", step.version, step.name)))
-            .expect("up file");
-        let down = std::fs::read_to_string(dir.join(format!("{:04}_{}.down.sql", step.version, step.name)))
-            .expect("down file");
+        let up =
+            std::fs::read_to_string(dir.join(format!("{:04}_{}.up.sql", step.version, step.name)))
+                .expect("up file");
+        let down = std::fs::read_to_string(
+            dir.join(format!("{:04}_{}.down.sql", step.version, step.name)),
+        )
+        .expect("down file");
         assert_eq!(up, step.up);
         assert_eq!(down, step.down);
     }

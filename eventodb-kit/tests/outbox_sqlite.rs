@@ -27,7 +27,10 @@ async fn fresh() -> Option<TestDb> {
         .await
         .expect("sqlite pool");
     let applied = eventodb_kit::migrate(&pool).await.expect("migrate");
-    assert_eq!(applied.len(), eventodb_kit::migrations::<sqlx::Sqlite>().len());
+    assert_eq!(
+        applied.len(),
+        eventodb_kit::migrations::<sqlx::Sqlite>().len()
+    );
     Some(TestDb { pool, _dir: dir })
 }
 
@@ -64,10 +67,13 @@ scenarios!(fresh, cleanup;
 fn shipped_sql_matches_the_embedded_migrations() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
     for step in eventodb_kit::migrations::<sqlx::Sqlite>() {
-        let up = std::fs::read_to_string(dir.join(format!("{:04}_{}.up.sql", step.version, step.name)))
-            .expect("up file");
-        let down = std::fs::read_to_string(dir.join(format!("{:04}_{}.down.sql", step.version, step.name)))
-            .expect("down file");
+        let up =
+            std::fs::read_to_string(dir.join(format!("{:04}_{}.up.sql", step.version, step.name)))
+                .expect("up file");
+        let down = std::fs::read_to_string(
+            dir.join(format!("{:04}_{}.down.sql", step.version, step.name)),
+        )
+        .expect("down file");
         assert_eq!(up, step.up);
         assert_eq!(down, step.down);
     }

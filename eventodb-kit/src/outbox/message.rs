@@ -119,7 +119,9 @@ pub(crate) fn check(stream: &str, message: RawMessage, spec: WriteSpec) -> Resul
         )));
     }
     if spec.id.is_some_and(|id| id.is_nil()) {
-        return Err(Error::InvalidArgument("message id must not be the nil UUID".into()));
+        return Err(Error::InvalidArgument(
+            "message id must not be the nil UUID".into(),
+        ));
     }
     let idempotency_key = match spec.idempotency_key {
         Some(key) => Some(key),
@@ -275,15 +277,25 @@ mod tests {
         assert!(err("a-\0", good(), WriteSpec::default()).contains("NUL"));
         assert!(err("a-1", RawMessage::new("", json!({})), WriteSpec::default()).contains("type"));
         for data in [json!(null), json!([1]), json!("x"), json!(3)] {
-            assert!(err("a-1", RawMessage::new("T", data), WriteSpec::default()).contains("object"));
+            assert!(
+                err("a-1", RawMessage::new("T", data), WriteSpec::default()).contains("object")
+            );
         }
         assert!(
-            err("a-1", RawMessage::new("T", json!({"k": "a\u{0}b"})), WriteSpec::default())
-                .contains("NUL")
+            err(
+                "a-1",
+                RawMessage::new("T", json!({"k": "a\u{0}b"})),
+                WriteSpec::default()
+            )
+            .contains("NUL")
         );
         assert!(
-            err("a-1", RawMessage::new("T", json!({"k": [{"a\u{0}": 1}]})), WriteSpec::default())
-                .contains("NUL")
+            err(
+                "a-1",
+                RawMessage::new("T", json!({"k": [{"a\u{0}": 1}]})),
+                WriteSpec::default()
+            )
+            .contains("NUL")
         );
         assert!(
             err("a-1", good().metadata(json!(null)), WriteSpec::default()).contains("metadata")
@@ -302,9 +314,15 @@ mod tests {
 
     #[test]
     fn fixes_a_lowercase_v7_id_and_the_key() {
-        let checked = ok("a-1", RawMessage::new("T", json!({"idempotency_key": "k1"})));
+        let checked = ok(
+            "a-1",
+            RawMessage::new("T", json!({"idempotency_key": "k1"})),
+        );
         assert_eq!(checked.id.get_version_num(), 7);
-        assert_eq!(checked.id.to_string(), checked.id.to_string().to_lowercase());
+        assert_eq!(
+            checked.id.to_string(),
+            checked.id.to_string().to_lowercase()
+        );
         assert_eq!(checked.idempotency_key.as_deref(), Some("k1"));
         let explicit = check(
             "a-1",
@@ -316,21 +334,33 @@ mod tests {
         )
         .unwrap();
         assert_eq!(explicit.idempotency_key.as_deref(), Some("k2"));
-        assert_eq!(ok("a-1", RawMessage::new("T", json!({"idempotency_key": 5}))).idempotency_key, None);
+        assert_eq!(
+            ok("a-1", RawMessage::new("T", json!({"idempotency_key": 5}))).idempotency_key,
+            None
+        );
     }
 
     #[test]
     fn content_hash_ignores_key_order_but_not_content() {
-        let a = ok("a-1", RawMessage::new("T", json!({"x": 1, "y": {"b": 2, "a": 1}})));
+        let a = ok(
+            "a-1",
+            RawMessage::new("T", json!({"x": 1, "y": {"b": 2, "a": 1}})),
+        );
         let mut reordered = serde_json::Map::new();
         reordered.insert("y".into(), json!({"a": 1, "b": 2}));
         reordered.insert("x".into(), json!(1));
         let b = ok("a-1", RawMessage::new("T", Value::Object(reordered)));
         assert_eq!(a.content_hash, b.content_hash);
         assert_ne!(a.id, b.id, "each write gets its own id");
-        let c = ok("a-1", RawMessage::new("T", json!({"x": 2, "y": {"b": 2, "a": 1}})));
+        let c = ok(
+            "a-1",
+            RawMessage::new("T", json!({"x": 2, "y": {"b": 2, "a": 1}})),
+        );
         assert_ne!(a.content_hash, c.content_hash);
-        let d = ok("a-2", RawMessage::new("T", json!({"x": 1, "y": {"b": 2, "a": 1}})));
+        let d = ok(
+            "a-2",
+            RawMessage::new("T", json!({"x": 1, "y": {"b": 2, "a": 1}})),
+        );
         assert_ne!(a.content_hash, d.content_hash);
     }
 
@@ -342,6 +372,9 @@ mod tests {
         };
         let checked = check("a-1", RawMessage::new("T", json!({})), spec).unwrap();
         assert_eq!(checked.write_options(), json!({"expectedVersion": 3}));
-        assert_eq!(ok("a-1", RawMessage::new("T", json!({}))).write_options(), json!({}));
+        assert_eq!(
+            ok("a-1", RawMessage::new("T", json!({}))).write_options(),
+            json!({})
+        );
     }
 }

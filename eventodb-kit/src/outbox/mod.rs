@@ -139,12 +139,7 @@ impl<DB: Backend> Outbox<DB> {
         conn: &'a mut DB::Connection,
         event: &E,
     ) -> Write<'a, DB> {
-        Write::new(
-            self,
-            conn,
-            event.stream_name(),
-            write::event_message(event),
-        )
+        Write::new(self, conn, event.stream_name(), write::event_message(event))
     }
 
     /// Writes several messages in order; every message is checked before the first row is

@@ -116,7 +116,11 @@ pub(crate) async fn commit_one<DB: Backend>(kit: &Kit<DB>, stream: &str, n: i64)
     let mut tx = kit.pool().begin().await.expect("begin");
     let written = kit
         .outbox()
-        .write(&mut *tx, stream, RawMessage::new("Counted", json!({ "n": n })))
+        .write(
+            &mut *tx,
+            stream,
+            RawMessage::new("Counted", json!({ "n": n })),
+        )
         .await
         .expect("write");
     tx.commit().await.expect("commit");
@@ -125,7 +129,11 @@ pub(crate) async fn commit_one<DB: Backend>(kit: &Kit<DB>, stream: &str, n: i64)
 
 /// Asserts that `stream` holds exactly `ids`, in this order, each once.
 pub(crate) async fn assert_stream<DB: Backend>(kit: &Kit<DB>, stream: &str, ids: &[Uuid]) {
-    let got: Vec<Uuid> = read_stream(kit, stream).await.iter().map(|m| m.id).collect();
+    let got: Vec<Uuid> = read_stream(kit, stream)
+        .await
+        .iter()
+        .map(|m| m.id)
+        .collect();
     assert_eq!(got, ids, "stream {stream}");
 }
 
@@ -162,11 +170,24 @@ pub(crate) async fn migrations_are_idempotent_and_reversible<DB: Backend>(pool: 
     // The harness already migrated: a second run applies nothing.
     let steps = eventodb_kit::migrations::<DB>();
     let all: Vec<i64> = steps.iter().map(|m| m.version).collect();
-    assert_eq!(all, (1..=all.len() as i64).collect::<Vec<_>>(), "versions from 1, no gaps");
-    assert_eq!(eventodb_kit::migrate(&pool).await.unwrap(), Vec::<i64>::new());
-    assert_eq!(eventodb_kit::migrate_down(&pool, 1).await.unwrap(), all[1..].iter().rev().copied().collect::<Vec<_>>());
+    assert_eq!(
+        all,
+        (1..=all.len() as i64).collect::<Vec<_>>(),
+        "versions from 1, no gaps"
+    );
+    assert_eq!(
+        eventodb_kit::migrate(&pool).await.unwrap(),
+        Vec::<i64>::new()
+    );
+    assert_eq!(
+        eventodb_kit::migrate_down(&pool, 1).await.unwrap(),
+        all[1..].iter().rev().copied().collect::<Vec<_>>()
+    );
     assert_eq!(eventodb_kit::migrate_down(&pool, 0).await.unwrap(), vec![1]);
-    assert_eq!(eventodb_kit::migrate_down(&pool, 0).await.unwrap(), Vec::<i64>::new());
+    assert_eq!(
+        eventodb_kit::migrate_down(&pool, 0).await.unwrap(),
+        Vec::<i64>::new()
+    );
     assert_eq!(eventodb_kit::migrate(&pool).await.unwrap(), all);
     assert!(steps.iter().all(|m| !m.up.is_empty() && !m.down.is_empty()));
     // The outbox works after down + up.
@@ -180,10 +201,17 @@ pub(crate) async fn rollback_leaves_nothing<DB: Backend>(pool: Pool<DB>) {
     let mut tx = pool.begin().await.unwrap();
     let written = kit
         .outbox()
-        .write(&mut *tx, "account-1", RawMessage::new("Deposited", json!({"amount": 5})))
+        .write(
+            &mut *tx,
+            "account-1",
+            RawMessage::new("Deposited", json!({"amount": 5})),
+        )
         .await
         .unwrap();
-    assert!(kit.outbox().row(written.id).await.unwrap().is_none(), "not visible before commit");
+    assert!(
+        kit.outbox().row(written.id).await.unwrap().is_none(),
+        "not visible before commit"
+    );
     tx.rollback().await.unwrap();
     assert!(kit.outbox().row(written.id).await.unwrap().is_none());
     assert_eq!(kit.outbox().status().await.unwrap().pending, 0);
@@ -194,13 +222,21 @@ pub(crate) async fn write_fixes_the_id_and_options<DB: Backend>(pool: Pool<DB>) 
     let mut tx = pool.begin().await.unwrap();
     let plain = kit
         .outbox()
-        .write(&mut *tx, "account-7", RawMessage::new("Deposited", json!({"amount": 5})))
+        .write(
+            &mut *tx,
+            "account-7",
+            RawMessage::new("Deposited", json!({"amount": 5})),
+        )
         .await
         .unwrap();
     let custom = Uuid::now_v7();
     let with_options = kit
         .outbox()
-        .write(&mut *tx, "account-7", RawMessage::new("Deposited", json!({"amount": 6})))
+        .write(
+            &mut *tx,
+            "account-7",
+            RawMessage::new("Deposited", json!({"amount": 6})),
+        )
         .expected_version(3)
         .id(custom)
         .metadata(json!({"correlationStreamName": "transfer-1"}))
@@ -226,10 +262,17 @@ pub(crate) async fn write_fixes_the_id_and_options<DB: Backend>(pool: Pool<DB>) 
     let mut tx = pool.begin().await.unwrap();
     let again = kit
         .outbox()
-        .write(&mut *tx, "account-8", RawMessage::new("Deposited", json!({})))
+        .write(
+            &mut *tx,
+            "account-8",
+            RawMessage::new("Deposited", json!({})),
+        )
         .id(custom)
         .await;
-    assert!(matches!(again, Err(Error::OutboxDuplicateId { .. })), "{again:?}");
+    assert!(
+        matches!(again, Err(Error::OutboxDuplicateId { .. })),
+        "{again:?}"
+    );
 }
 
 pub(crate) async fn idempotency_key_returns_the_first_id<DB: Backend>(pool: Pool<DB>) {
@@ -237,14 +280,26 @@ pub(crate) async fn idempotency_key_returns_the_first_id<DB: Backend>(pool: Pool
     let outbox = kit.outbox();
     let message = || RawMessage::new("PaymentRequested", json!({"amount": 1000}));
     let mut tx = pool.begin().await.unwrap();
-    let first = outbox.write(&mut *tx, "payment-1", message()).idempotency_key("k1").await.unwrap();
+    let first = outbox
+        .write(&mut *tx, "payment-1", message())
+        .idempotency_key("k1")
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     let mut tx = pool.begin().await.unwrap();
-    let second = outbox.write(&mut *tx, "payment-1", message()).idempotency_key("k1").await.unwrap();
+    let second = outbox
+        .write(&mut *tx, "payment-1", message())
+        .idempotency_key("k1")
+        .await
+        .unwrap();
     assert_eq!(second.id, first.id);
     assert!(second.replayed && !first.replayed);
     let conflict = outbox
-        .write(&mut *tx, "payment-1", RawMessage::new("PaymentRequested", json!({"amount": 1})))
+        .write(
+            &mut *tx,
+            "payment-1",
+            RawMessage::new("PaymentRequested", json!({"amount": 1})),
+        )
         .idempotency_key("k1")
         .await;
     match conflict {
@@ -255,9 +310,20 @@ pub(crate) async fn idempotency_key_returns_the_first_id<DB: Backend>(pool: Pool
         other => panic!("expected IdempotencyConflict, got {other:?}"),
     }
     // The seed's convention: `data.idempotency_key`.
-    let by_data = || RawMessage::new("PaymentRequested", json!({"idempotency_key": "k2", "amount": 3}));
-    let a = outbox.write(&mut *tx, "payment-2", by_data()).await.unwrap();
-    let b = outbox.write(&mut *tx, "payment-2", by_data()).await.unwrap();
+    let by_data = || {
+        RawMessage::new(
+            "PaymentRequested",
+            json!({"idempotency_key": "k2", "amount": 3}),
+        )
+    };
+    let a = outbox
+        .write(&mut *tx, "payment-2", by_data())
+        .await
+        .unwrap();
+    let b = outbox
+        .write(&mut *tx, "payment-2", by_data())
+        .await
+        .unwrap();
     assert_eq!(a.id, b.id);
     assert!(b.replayed);
     tx.commit().await.unwrap();
@@ -273,7 +339,11 @@ pub(crate) async fn fifty_concurrent_writers_make_one_row<DB: Backend>(pool: Poo
             let mut tx = kit.pool().begin().await.expect("begin");
             let written = kit
                 .outbox()
-                .write(&mut *tx, "order-1", RawMessage::new("OrderPlaced", json!({"total": 9})))
+                .write(
+                    &mut *tx,
+                    "order-1",
+                    RawMessage::new("OrderPlaced", json!({"total": 9})),
+                )
                 .idempotency_key("order-1-placed")
                 .await
                 .expect("write");
@@ -287,8 +357,15 @@ pub(crate) async fn fifty_concurrent_writers_make_one_row<DB: Backend>(pool: Poo
         ids.push(task.await.unwrap());
     }
     let first = ids[0].id;
-    assert!(ids.iter().all(|w| w.id == first), "every writer learns the same id");
-    assert_eq!(ids.iter().filter(|w| !w.replayed).count(), 1, "one writer inserted");
+    assert!(
+        ids.iter().all(|w| w.id == first),
+        "every writer learns the same id"
+    );
+    assert_eq!(
+        ids.iter().filter(|w| !w.replayed).count(),
+        1,
+        "one writer inserted"
+    );
     assert_eq!(kit.outbox().status().await.unwrap().pending, 1);
 }
 
@@ -308,7 +385,10 @@ pub(crate) async fn bad_input_is_rejected_before_the_database<DB: Backend>(pool:
     ];
     for (stream, message) in cases {
         let result = outbox.write(&mut *tx, stream, message).await;
-        assert!(matches!(result, Err(Error::InvalidArgument(_))), "{stream:?}: {result:?}");
+        assert!(
+            matches!(result, Err(Error::InvalidArgument(_))),
+            "{stream:?}: {result:?}"
+        );
     }
     let negative = outbox
         .write(&mut *tx, "a-1", RawMessage::new("T", json!({})))
@@ -320,7 +400,10 @@ pub(crate) async fn bad_input_is_rejected_before_the_database<DB: Backend>(pool:
         email: "nope".into(),
     };
     let published = outbox.publish(&mut *tx, &invalid).await;
-    assert!(matches!(published, Err(Error::InvalidEvent(_))), "{published:?}");
+    assert!(
+        matches!(published, Err(Error::InvalidEvent(_))),
+        "{published:?}"
+    );
     // The transaction is still usable (nothing reached the database) and commits empty.
     let valid = UserCreated {
         user_id: "u2".into(),
@@ -329,7 +412,10 @@ pub(crate) async fn bad_input_is_rejected_before_the_database<DB: Backend>(pool:
     let written = outbox.publish(&mut *tx, &valid).await.unwrap();
     tx.commit().await.unwrap();
     let row = outbox.row(written.id).await.unwrap().unwrap();
-    assert_eq!((row.stream.as_str(), row.message_type.as_str()), ("user-u2", "UserCreated"));
+    assert_eq!(
+        (row.stream.as_str(), row.message_type.as_str()),
+        ("user-u2", "UserCreated")
+    );
     assert_eq!(outbox.status().await.unwrap().pending, 1);
 }
 
@@ -352,7 +438,8 @@ pub(crate) async fn write_batch_checks_everything_first<DB: Backend>(pool: Pool<
             &mut *tx,
             vec![
                 OutboxMessage::new("a-1", RawMessage::new("T", json!({"n": 1}))),
-                OutboxMessage::new("a-1", RawMessage::new("T", json!({"n": 2}))).expected_version(0),
+                OutboxMessage::new("a-1", RawMessage::new("T", json!({"n": 2})))
+                    .expected_version(0),
                 OutboxMessage::event(&UserCreated {
                     user_id: "u3".into(),
                     email: "x@y.z".into(),
@@ -378,7 +465,10 @@ pub(crate) async fn sender_keeps_rows_while_eventodb_is_unreachable<DB: Backend>
     .await;
     assert_eq!(row.status, RowStatus::Pending);
     assert!(row.last_error.is_some());
-    assert!(!row.outcome_unknown, "a refused connection is a known 'not applied'");
+    assert!(
+        !row.outcome_unknown,
+        "a refused connection is a known 'not applied'"
+    );
     sender.shutdown().await.unwrap();
     let status = kit.outbox().status().await.unwrap();
     assert_eq!((status.pending, status.failed, status.sent), (1, 0, 0));
@@ -405,10 +495,19 @@ pub(crate) async fn drains_in_commit_order_per_stream<DB: Backend>(pool: Pool<DB
     let status = kit.outbox().status().await.unwrap();
     assert_eq!(status.sent, 60);
     assert_eq!(status.oldest_pending_age, None);
-    let row = kit.outbox().row(expected["order-1"][4]).await.unwrap().unwrap();
+    let row = kit
+        .outbox()
+        .row(expected["order-1"][4])
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((row.status, row.position), (RowStatus::Sent, Some(4)));
     let gp = row.global_position.unwrap();
-    let written = kit.outbox().wait_sent(expected["order-1"][4], Duration::from_secs(1)).await.unwrap();
+    let written = kit
+        .outbox()
+        .wait_sent(expected["order-1"][4], Duration::from_secs(1))
+        .await
+        .unwrap();
     assert_eq!(written.global_position, gp);
     sender.shutdown().await.unwrap();
     assert_eq!(server.stats().count("stream.write"), 60);
@@ -439,12 +538,19 @@ pub(crate) async fn rollback_sends_nothing<DB: Backend>(pool: Pool<DB>) {
     let sender = kit.outbox().spawn_sender(fast()).await.unwrap();
     let mut tx = pool.begin().await.unwrap();
     kit.outbox()
-        .write(&mut *tx, "account-9", RawMessage::new("Deposited", json!({"n": 0})))
+        .write(
+            &mut *tx,
+            "account-9",
+            RawMessage::new("Deposited", json!({"n": 0})),
+        )
         .await
         .unwrap();
     tx.rollback().await.unwrap();
     let kept = commit_one(&kit, "account-9", 1).await;
-    kit.outbox().wait_sent(kept, Duration::from_secs(10)).await.unwrap();
+    kit.outbox()
+        .wait_sent(kept, Duration::from_secs(10))
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_stream(&kit, "account-9", &[kept]).await;
     sender.shutdown().await.unwrap();
@@ -459,10 +565,14 @@ pub(crate) async fn writes_while_eventodb_is_down_drain_after<DB: Backend>(pool:
     for n in 0..10 {
         ids.push(commit_one(&kit, &format!("down-{}", n % 2), n).await);
     }
-    eventually("failed attempts while down", Duration::from_secs(10), || async {
-        let row = kit.outbox().row(ids[0]).await.unwrap().unwrap();
-        (row.attempts >= 2 && row.last_error.is_some()).then_some(())
-    })
+    eventually(
+        "failed attempts while down",
+        Duration::from_secs(10),
+        || async {
+            let row = kit.outbox().row(ids[0]).await.unwrap().unwrap();
+            (row.attempts >= 2 && row.last_error.is_some()).then_some(())
+        },
+    )
     .await;
     assert_eq!(kit.outbox().status().await.unwrap().pending, 10);
     server.faults().refuse_connections(false);
@@ -484,9 +594,16 @@ pub(crate) async fn unknown_outcome_is_checked_not_resent<DB: Backend>(pool: Poo
     let sender = kit.outbox().spawn_sender(fast()).await.unwrap();
     drained(&kit, Duration::from_secs(20)).await;
     assert_stream(&kit, "ambiguous-1", &[id, second]).await;
-    assert_eq!(server.stats().count("stream.write"), 2, "the landed write was not sent again");
+    assert_eq!(
+        server.stats().count("stream.write"),
+        2,
+        "the landed write was not sent again"
+    );
     let row = kit.outbox().row(id).await.unwrap().unwrap();
-    assert_eq!((row.status, row.position, row.outcome_unknown), (RowStatus::Sent, Some(0), false));
+    assert_eq!(
+        (row.status, row.position, row.outcome_unknown),
+        (RowStatus::Sent, Some(0), false)
+    );
     sender.shutdown().await.unwrap();
 }
 
@@ -497,7 +614,11 @@ pub(crate) async fn duplicate_id_means_already_written<DB: Backend>(pool: Pool<D
     // As if a previous sender had sent it and died before recording it (and before its
     // lease could mark the outcome unknown).
     kit.client()
-        .stream_write("dup-1", &NewMessage::new("Counted", json!({"n": 1})), &WriteOptions::new().id(id))
+        .stream_write(
+            "dup-1",
+            &NewMessage::new("Counted", json!({"n": 1})),
+            &WriteOptions::new().id(id),
+        )
         .await
         .unwrap();
     let sender = kit.outbox().spawn_sender(fast()).await.unwrap();
@@ -520,11 +641,24 @@ pub(crate) async fn killed_senders_never_send_twice<DB: Backend>(pool: Pool<DB>)
     }
     let options = fast().lease(Duration::from_millis(150));
     // Kill senders at arbitrary moments: between a send and its record, mid-request, idle.
+    // Each runs in its own "process": its own pool, closed with it (a dead process's
+    // connections are gone, with their open transactions and locks).
     for round in 0..8u64 {
-        let sender = kit.outbox().spawn_sender(options.clone()).await.unwrap();
+        let process_pool = sqlx::pool::PoolOptions::<DB>::new()
+            .max_connections(4)
+            .connect_with(pool.connect_options().as_ref().clone())
+            .await
+            .unwrap();
+        let process_kit = self::kit(&process_pool, &server);
+        let sender = process_kit
+            .outbox()
+            .spawn_sender(options.clone())
+            .await
+            .unwrap();
         tokio::time::sleep(Duration::from_millis(7 + round * 5)).await;
         sender.kill();
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        drop(process_kit);
+        let _ = tokio::time::timeout(Duration::from_secs(5), process_pool.close()).await;
     }
     let sender = kit.outbox().spawn_sender(options).await.unwrap();
     drained(&kit, Duration::from_secs(30)).await;
@@ -538,8 +672,16 @@ pub(crate) async fn two_senders_send_each_row_once_in_order<DB: Backend>(pool: P
     let server = TestServer::start().await.unwrap();
     let kit = kit(&pool, &server);
     server.faults().latency(Duration::from_millis(1));
-    let a = kit.outbox().spawn_sender(fast().worker_id("a").concurrency(4)).await.unwrap();
-    let b = kit.outbox().spawn_sender(fast().worker_id("b").concurrency(4)).await.unwrap();
+    let a = kit
+        .outbox()
+        .spawn_sender(fast().worker_id("a").concurrency(4))
+        .await
+        .unwrap();
+    let b = kit
+        .outbox()
+        .spawn_sender(fast().worker_id("b").concurrency(4))
+        .await
+        .unwrap();
     let mut expected: HashMap<String, Vec<Uuid>> = HashMap::new();
     for n in 0..40 {
         for s in 0..5 {
@@ -562,14 +704,22 @@ pub(crate) async fn version_conflict_parks_only_its_stream<DB: Backend>(pool: Po
     let kit = kit(&pool, &server);
     let existing = kit
         .client()
-        .stream_write("acct-a", &NewMessage::new("Opened", json!({})), &WriteOptions::new())
+        .stream_write(
+            "acct-a",
+            &NewMessage::new("Opened", json!({})),
+            &WriteOptions::new(),
+        )
         .await
         .unwrap();
     assert_eq!(existing.position, 0);
     let mut tx = pool.begin().await.unwrap();
     let stale = kit
         .outbox()
-        .write(&mut *tx, "acct-a", RawMessage::new("Deposited", json!({"n": 1})))
+        .write(
+            &mut *tx,
+            "acct-a",
+            RawMessage::new("Deposited", json!({"n": 1})),
+        )
         .expected_version(5)
         .await
         .unwrap();
@@ -581,27 +731,56 @@ pub(crate) async fn version_conflict_parks_only_its_stream<DB: Backend>(pool: Po
     ]
     .to_vec();
     let sender = kit.outbox().spawn_sender(fast()).await.unwrap();
-    eventually("the other stream drained", Duration::from_secs(20), || async {
-        let status = kit.outbox().status().await.unwrap();
-        (status.sent == 2 && status.failed == 1).then_some(())
-    })
+    eventually(
+        "the other stream drained",
+        Duration::from_secs(20),
+        || async {
+            let status = kit.outbox().status().await.unwrap();
+            (status.sent == 2 && status.failed == 1).then_some(())
+        },
+    )
     .await;
     assert_stream(&kit, "acct-b", &other).await;
-    assert_eq!(read_stream(&kit, "acct-a").await.len(), 1, "the parked stream sent nothing");
+    assert_eq!(
+        read_stream(&kit, "acct-a").await.len(),
+        1,
+        "the parked stream sent nothing"
+    );
     let failed = kit.outbox().failed(10).await.unwrap();
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].id, stale.id);
-    assert!(failed[0].last_error.as_deref().unwrap_or("").contains("version"));
+    assert!(
+        failed[0]
+            .last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("version")
+    );
     let held = kit.outbox().row(behind).await.unwrap().unwrap();
     assert_eq!((held.status, held.attempts), (RowStatus::Pending, 0));
     // Still parked a while later: no retries of a permanent failure.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(kit.outbox().row(stale.id).await.unwrap().unwrap().attempts, 1);
+    assert_eq!(
+        kit.outbox().row(stale.id).await.unwrap().unwrap().attempts,
+        1
+    );
     // The operator overrides the expected version: the stream flows again, in order.
-    assert!(kit.outbox().retry_without_expected_version(stale.id).await.unwrap());
-    assert!(!kit.outbox().retry(stale.id).await.unwrap(), "no longer failed");
+    assert!(
+        kit.outbox()
+            .retry_without_expected_version(stale.id)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !kit.outbox().retry(stale.id).await.unwrap(),
+        "no longer failed"
+    );
     drained(&kit, Duration::from_secs(20)).await;
-    let ids: Vec<Uuid> = read_stream(&kit, "acct-a").await.iter().map(|m| m.id).collect();
+    let ids: Vec<Uuid> = read_stream(&kit, "acct-a")
+        .await
+        .iter()
+        .map(|m| m.id)
+        .collect();
     assert_eq!(ids[1..], [stale.id, behind]);
     sender.shutdown().await.unwrap();
 }
@@ -612,7 +791,11 @@ pub(crate) async fn discard_unparks_the_stream<DB: Backend>(pool: Pool<DB>) {
     let mut tx = pool.begin().await.unwrap();
     let doomed = kit
         .outbox()
-        .write(&mut *tx, "acct-c", RawMessage::new("Deposited", json!({"n": 1})))
+        .write(
+            &mut *tx,
+            "acct-c",
+            RawMessage::new("Deposited", json!({"n": 1})),
+        )
         .expected_version(9)
         .await
         .unwrap();
@@ -626,7 +809,10 @@ pub(crate) async fn discard_unparks_the_stream<DB: Backend>(pool: Pool<DB>) {
     assert!(kit.outbox().discard(doomed.id).await.unwrap());
     drained(&kit, Duration::from_secs(20)).await;
     assert_stream(&kit, "acct-c", &[behind]).await;
-    assert_eq!(kit.outbox().row(doomed.id).await.unwrap().unwrap().status, RowStatus::Discarded);
+    assert_eq!(
+        kit.outbox().row(doomed.id).await.unwrap().unwrap().status,
+        RowStatus::Discarded
+    );
     sender.shutdown().await.unwrap();
 }
 
@@ -640,7 +826,11 @@ pub(crate) async fn shutdown_mid_drain_loses_nothing<DB: Backend>(pool: Pool<DB>
         let id = commit_one(&kit, &stream, n).await;
         expected.entry(stream).or_default().push(id);
     }
-    let sender = kit.outbox().spawn_sender(fast().lease(Duration::from_secs(60))).await.unwrap();
+    let sender = kit
+        .outbox()
+        .spawn_sender(fast().lease(Duration::from_secs(60)))
+        .await
+        .unwrap();
     eventually("some sent", Duration::from_secs(20), || async {
         (kit.outbox().status().await.unwrap().sent >= 5).then_some(())
     })
@@ -651,7 +841,11 @@ pub(crate) async fn shutdown_mid_drain_loses_nothing<DB: Backend>(pool: Pool<DB>
     assert!(status.pending > 0, "shut down mid-drain: {status:?}");
     assert_eq!(status.pending + status.sent, 60);
     for (stream, ids) in &expected {
-        let stored: Vec<Uuid> = read_stream(&kit, stream).await.iter().map(|m| m.id).collect();
+        let stored: Vec<Uuid> = read_stream(&kit, stream)
+            .await
+            .iter()
+            .map(|m| m.id)
+            .collect();
         let sent: Vec<Uuid> = {
             let mut sent = Vec::new();
             for id in ids {
@@ -661,7 +855,10 @@ pub(crate) async fn shutdown_mid_drain_loses_nothing<DB: Backend>(pool: Pool<DB>
             }
             sent
         };
-        assert_eq!(stored, sent, "stream {stream}: EventoDB holds exactly the sent rows");
+        assert_eq!(
+            stored, sent,
+            "stream {stream}: EventoDB holds exactly the sent rows"
+        );
     }
     // Leases were given back: a new sender takes over at once (lease is 60 s).
     let next = kit.outbox().spawn_sender(fast()).await.unwrap();
@@ -705,12 +902,19 @@ pub(crate) async fn data_and_metadata_round_trip<DB: Backend>(pool: Pool<DB>) {
     let mut tx = pool.begin().await.unwrap();
     let written = kit
         .outbox()
-        .write(&mut *tx, "json-1", RawMessage::new("Mixed", data.clone()).metadata(metadata.clone()))
+        .write(
+            &mut *tx,
+            "json-1",
+            RawMessage::new("Mixed", data.clone()).metadata(metadata.clone()),
+        )
         .await
         .unwrap();
     tx.commit().await.unwrap();
     let sender = kit.outbox().spawn_sender(fast()).await.unwrap();
-    kit.outbox().wait_sent(written.id, Duration::from_secs(10)).await.unwrap();
+    kit.outbox()
+        .wait_sent(written.id, Duration::from_secs(10))
+        .await
+        .unwrap();
     let stored = read_stream(&kit, "json-1").await;
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].id, written.id);

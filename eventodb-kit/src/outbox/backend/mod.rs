@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-
 mod postgres;
 mod sqlite;
 
@@ -158,7 +157,6 @@ pub(crate) mod private {
         pub outcome_unknown: bool,
     }
 
-
     /// The statements of one database, and the operations built on them.
     #[allow(private_interfaces)]
     pub trait Dialect: sqlx::Database + Sized {
@@ -223,6 +221,11 @@ pub(crate) mod private {
             seq: i64,
             position: i64,
             global_position: i64,
+        ) -> impl Future<Output = Result<()>> + Send;
+        /// Records several sends in one transaction: `(seq, position, global_position)`.
+        fn mark_sent_many(
+            pool: &Pool<Self>,
+            sent: &[(i64, i64, i64)],
         ) -> impl Future<Output = Result<()>> + Send;
         /// Records a transient failure: retry after `delay`.
         fn mark_retry(
@@ -507,6 +510,24 @@ macro_rules! backend_impl {
                     .execute(pool)
                     .await
                     .map_err(db)?;
+                Ok(())
+            }
+
+            async fn mark_sent_many(
+                pool: &sqlx::Pool<Self>,
+                sent: &[(i64, i64, i64)],
+            ) -> $crate::error::Result<()> {
+                let mut tx = pool.begin().await.map_err(db)?;
+                for (seq, position, global_position) in sent {
+                    sqlx::query($sql.mark_sent)
+                        .bind(seq)
+                        .bind(position)
+                        .bind(global_position)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                }
+                tx.commit().await.map_err(db)?;
                 Ok(())
             }
 

@@ -187,7 +187,10 @@ impl Drop for Sender {
 }
 
 /// Starts the sender task for `outbox`.
-pub(super) async fn spawn<DB: Backend>(outbox: Outbox<DB>, options: SenderOptions) -> Result<Sender> {
+pub(super) async fn spawn<DB: Backend>(
+    outbox: Outbox<DB>,
+    options: SenderOptions,
+) -> Result<Sender> {
     let cancel = CancellationToken::new();
     let wake_cancel = cancel.child_token();
     let wake = DB::wake_source(outbox.pool(), outbox.namespace(), wake_cancel.clone()).await?;

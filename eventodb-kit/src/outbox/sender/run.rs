@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -22,6 +22,8 @@ pub(super) struct Shared<DB: Backend> {
     pub(super) owner: String,
     pub(super) cancel: CancellationToken,
     pub(super) permits: Semaphore,
+    /// Sends to record: `(seq, position, global_position)`, written in batches.
+    pub(super) marks: mpsc::UnboundedSender<(i64, i64, i64)>,
 }
 
 /// Runs until `cancel`; then waits for the stream tasks, which finish their current send.
@@ -37,14 +39,17 @@ pub(super) async fn run<DB: Backend>(
         namespace = %outbox.namespace(),
         worker = %owner
     );
+    let (marks, marks_rx) = mpsc::unbounded_channel();
+    let recorder = record(outbox.pool().clone(), marks_rx).instrument(span.clone());
     let shared = Arc::new(Shared {
         permits: Semaphore::new(options.concurrency),
+        marks,
         outbox,
         options,
         owner,
         cancel: cancel.clone(),
     });
-    async move {
+    let main = async move {
         tracing::info!("outbox sender started");
         let options = &shared.options;
         let mut tasks: JoinSet<()> = JoinSet::new();
@@ -115,11 +120,50 @@ pub(super) async fn run<DB: Backend>(
         while let Some(joined) = tasks.join_next().await {
             report(joined);
         }
-        tracing::info!("outbox sender stopped");
+        // Dropping `shared` closes the record channel: the recorder writes what is left.
+        drop(shared);
         Ok(())
     }
-    .instrument(span)
-    .await
+    .instrument(span);
+    let (result, ()) = tokio::join!(main, recorder);
+    tracing::info!("outbox sender stopped");
+    result
+}
+
+/// Writes recorded sends in batches (one transaction each), so the database is not the
+/// bottleneck. A batch that cannot be written after a few tries leaves its rows leased:
+/// the next claimer checks them against EventoDB (they are found, not sent again).
+async fn record<DB: Backend>(
+    pool: sqlx::Pool<DB>,
+    mut marks: mpsc::UnboundedReceiver<(i64, i64, i64)>,
+) {
+    let mut batch = Vec::new();
+    while let Some(first) = marks.recv().await {
+        batch.push(first);
+        while batch.len() < 1000 {
+            match marks.try_recv() {
+                Ok(mark) => batch.push(mark),
+                Err(_) => break,
+            }
+        }
+        for attempt in 1..=3u64 {
+            match DB::mark_sent_many(&pool, &batch).await {
+                Ok(()) => {
+                    crate::outbox::wake::rows_sent();
+                    break;
+                }
+                Err(error) if attempt < 3 => {
+                    tracing::warn!(%error, rows = batch.len(), "outbox could not record sends; retrying");
+                    tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+                }
+                Err(error) => tracing::error!(
+                    %error, rows = batch.len(),
+                    "outbox could not record sends; they are checked against EventoDB after the lease"
+                ),
+            }
+        }
+        batch.clear();
+    }
 }
 
 /// Groups claimed rows by stream, keeping `seq` order within each stream.
@@ -202,7 +246,13 @@ mod tests {
 
     #[test]
     fn groups_by_stream_in_order() {
-        let batches = by_stream(vec![row(1, "a"), row(2, "b"), row(3, "a"), row(4, "c"), row(5, "b")]);
+        let batches = by_stream(vec![
+            row(1, "a"),
+            row(2, "b"),
+            row(3, "a"),
+            row(4, "c"),
+            row(5, "b"),
+        ]);
         let seen: Vec<(String, Vec<i64>)> = batches
             .into_iter()
             .map(|b| (b.stream, b.rows.iter().map(|r| r.seq).collect()))

@@ -11,7 +11,6 @@ use super::run::Shared;
 use crate::client::{GetStreamOptions, NewMessage, WriteOptions, WritePosition};
 use crate::error::{Error, Result};
 use crate::outbox::backend::{Backend, Claimed};
-use crate::outbox::wake;
 
 /// The claimed rows of one stream, in `seq` order.
 #[derive(Debug)]
@@ -111,7 +110,7 @@ async fn send_row<DB: Backend>(shared: &Shared<DB>, row: &Claimed) -> Result<Ste
                     stream = %row.stream, %id, position = position.position,
                     "outbox row was already in EventoDB (earlier attempt landed)"
                 );
-                return sent(pool, row, position).await;
+                return sent(shared, row, position);
             }
             Ok(None) => DB::clear_unknown(pool, row.seq).await?,
             Err(error) => return retry(shared, row, &error, true).await,
@@ -133,7 +132,7 @@ async fn send_row<DB: Backend>(shared: &Shared<DB>, row: &Claimed) -> Result<Ste
                 global_position = position.global_position, took = ?started.elapsed(),
                 "outbox row sent"
             );
-            sent(pool, row, position).await
+            sent(shared, row, position)
         }
         Err(error) if error.is_duplicate_id() || error.is_version_conflict() => {
             // A duplicate id proves an earlier attempt landed; a version conflict may be our
@@ -144,7 +143,7 @@ async fn send_row<DB: Backend>(shared: &Shared<DB>, row: &Claimed) -> Result<Ste
                         stream = %row.stream, %id, position = position.position,
                         "outbox row was already in EventoDB (earlier attempt landed)"
                     );
-                    sent(pool, row, position).await
+                    sent(shared, row, position)
                 }
                 Ok(None) if error.is_duplicate_id() => {
                     let text = format!(
@@ -164,13 +163,12 @@ async fn send_row<DB: Backend>(shared: &Shared<DB>, row: &Claimed) -> Result<Ste
     }
 }
 
-async fn sent<DB: Backend>(
-    pool: &sqlx::Pool<DB>,
-    row: &Claimed,
-    position: WritePosition,
-) -> Result<Step> {
-    DB::mark_sent(pool, row.seq, position.position, position.global_position).await?;
-    wake::rows_sent();
+/// Hands the send to the recorder (the row stays leased until it is written).
+fn sent<DB: Backend>(shared: &Shared<DB>, row: &Claimed, position: WritePosition) -> Result<Step> {
+    shared
+        .marks
+        .send((row.seq, position.position, position.global_position))
+        .map_err(|_| Error::Internal("outbox recorder stopped".into()))?;
     Ok(Step::Sent)
 }
 
@@ -256,7 +254,9 @@ async fn find_in_stream<DB: Backend>(
         let page = client
             .stream_get(
                 &row.stream,
-                &GetStreamOptions::new().position(from).batch_size(LOOKUP_PAGE),
+                &GetStreamOptions::new()
+                    .position(from)
+                    .batch_size(LOOKUP_PAGE),
             )
             .await?;
         if let Some(position) = found(&page) {
@@ -275,7 +275,9 @@ async fn find_in_stream<DB: Backend>(
 /// random value between half of it and all of it.
 pub(super) fn backoff(initial: Duration, max: Duration, attempt: i64) -> Duration {
     let exponent = u32::try_from((attempt - 1).clamp(0, 30)).unwrap_or(30);
-    let base = initial.saturating_mul(2u32.saturating_pow(exponent)).min(max);
+    let base = initial
+        .saturating_mul(2u32.saturating_pow(exponent))
+        .min(max);
     base.mul_f64(rand::rng().random_range(0.5..=1.0))
 }
 
@@ -290,9 +292,14 @@ mod tests {
         for attempt in 1..40 {
             let delay = backoff(initial, max, attempt);
             let exponent = u32::try_from((attempt - 1).min(30)).unwrap();
-            let base = initial.saturating_mul(2u32.saturating_pow(exponent)).min(max);
+            let base = initial
+                .saturating_mul(2u32.saturating_pow(exponent))
+                .min(max);
             assert!(delay <= base, "attempt {attempt}: {delay:?} > {base:?}");
-            assert!(delay >= base / 2, "attempt {attempt}: {delay:?} < half of {base:?}");
+            assert!(
+                delay >= base / 2,
+                "attempt {attempt}: {delay:?} < half of {base:?}"
+            );
         }
         assert!(backoff(initial, max, 100) <= max);
         assert!(backoff(initial, max, 0) <= initial);

@@ -1,0 +1,389 @@
+//! `cargo bench --bench outbox`: how fast the outbox drains to the embedded server, against
+//! the raw client's best concurrent write rate to the same server in the same run; the
+//! latency from commit to "sent" with the default 1 s poll interval; and the sender's peak
+//! memory with 20,000 and 200,000 rows pending (measured in a child process, which holds
+//! only the database and the sender). SQLite always; PostgreSQL when `DATABASE_URL` is set.
+//! Ends with one JSON line.
+//!
+//! `OUTBOX_BENCH_QUICK=1` divides the event counts by 10.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use eventodb_kit::client::{NewMessage, WriteOptions};
+use eventodb_kit::outbox::{OutboxMessage, RawMessage, SenderOptions};
+use eventodb_kit::{Backend, Kit};
+use eventodb_kit_testkit::TestServer;
+use serde_json::{Value, json};
+use sqlx::Pool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+fn scale(n: usize) -> usize {
+    if std::env::var_os("OUTBOX_BENCH_QUICK").is_some() {
+        n / 10
+    } else {
+        n
+    }
+}
+
+fn main() -> Result<(), BoxError> {
+    let args: Vec<String> = std::env::args().collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    if let Some(at) = args.iter().position(|a| a == "--memory-child") {
+        return runtime.block_on(memory_child(&args[at + 1..]));
+    }
+    runtime.block_on(parent())
+}
+
+async fn parent() -> Result<(), BoxError> {
+    let server = TestServer::start().await?;
+    let raw = raw_best(&server, scale(20_000), 100).await?;
+    println!(
+        "raw client: best {:.0} events/s (concurrency {})",
+        raw.0, raw.1
+    );
+    let mut results = serde_json::Map::new();
+    results.insert("raw_client_events_per_sec".into(), json!(raw.0.round()));
+    results.insert("raw_client_best_concurrency".into(), json!(raw.1));
+
+    let dir = tempfile::tempdir()?;
+    let sqlite = sqlite_pool(&dir.path().join("bench.db")).await?;
+    eventodb_kit::migrate(&sqlite).await?;
+    let sqlite_results = run_db("sqlite", &sqlite, &server, raw.0).await?;
+    let mem = memory(&server, "sqlite").await?;
+    results.insert("sqlite".into(), merge(sqlite_results, mem));
+
+    match std::env::var("DATABASE_URL") {
+        Ok(url) => {
+            let (pg, schema) = pg_pool(&url).await?;
+            eventodb_kit::migrate(&pg).await?;
+            let pg_results = run_db("postgres", &pg, &server, raw.0).await?;
+            let mem = memory(&server, "postgres").await?;
+            results.insert("postgres".into(), merge(pg_results, mem));
+            drop_schema(&url, &schema).await;
+        }
+        Err(_) => {
+            println!("postgres: skipped (DATABASE_URL is not set)");
+            results.insert("postgres".into(), Value::Null);
+        }
+    }
+    println!("{}", Value::Object(results));
+    Ok(())
+}
+
+fn merge(mut a: Value, b: Value) -> Value {
+    if let (Some(a), Value::Object(b)) = (a.as_object_mut(), b) {
+        a.extend(b);
+    }
+    a
+}
+
+/// The raw client's best rate writing `total` events over `streams` streams.
+async fn raw_best(
+    server: &TestServer,
+    total: usize,
+    streams: usize,
+) -> Result<(f64, usize), BoxError> {
+    let client = Kit::builder(server.url())
+        .token(server.default_token())
+        .database(sqlx::SqlitePool::connect_lazy("sqlite::memory:")?)
+        .build()?
+        .client()
+        .clone();
+    let mut best = (0.0, 0);
+    for concurrency in [8usize, 32, 128] {
+        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..concurrency {
+            let client = client.clone();
+            let next = Arc::clone(&next);
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if n >= total {
+                        break;
+                    }
+                    let stream = format!("raw{concurrency}-{}", n % streams);
+                    client
+                        .stream_write(
+                            &stream,
+                            &NewMessage::new("Counted", json!({ "n": n })),
+                            &WriteOptions::new().id(uuid::Uuid::now_v7()),
+                        )
+                        .await
+                        .expect("raw write");
+                }
+            }));
+        }
+        for task in tasks {
+            task.await?;
+        }
+        let rate = total as f64 / started.elapsed().as_secs_f64();
+        println!("raw client: concurrency {concurrency}: {rate:.0} events/s");
+        if rate > best.0 {
+            best = (rate, concurrency);
+        }
+    }
+    Ok(best)
+}
+
+async fn run_db<DB: Backend>(
+    name: &str,
+    pool: &Pool<DB>,
+    server: &TestServer,
+    raw_best: f64,
+) -> Result<Value, BoxError> {
+    let kit = Kit::builder(server.url())
+        .token(server.default_token())
+        .database(pool.clone())
+        .build()?;
+    let many = drain(&kit, &format!("{name}many"), scale(20_000), 100).await?;
+    println!(
+        "{name}: 20k over 100 streams: {many:.0} events/s (ratio {:.2} to raw)",
+        many / raw_best
+    );
+    let one = drain(&kit, &format!("{name}one"), scale(5_000), 1).await?;
+    println!("{name}: 5k on one stream: {one:.0} events/s");
+    let (p50, p99) = latency(&kit, &format!("{name}lat"), 300).await?;
+    println!("{name}: commit to sent: p50 {p50:.2} ms, p99 {p99:.2} ms (poll interval 1 s)");
+    Ok(json!({
+        "many_streams_events_per_sec": many.round(),
+        "many_streams_ratio_to_raw": (many / raw_best * 100.0).round() / 100.0,
+        "one_stream_events_per_sec": one.round(),
+        "commit_to_sent_p50_ms": (p50 * 100.0).round() / 100.0,
+        "commit_to_sent_p99_ms": (p99 * 100.0).round() / 100.0,
+    }))
+}
+
+/// Fills the outbox with `total` events over `streams` streams (sender stopped), then times
+/// a default sender draining them.
+async fn drain<DB: Backend>(
+    kit: &Kit<DB>,
+    prefix: &str,
+    total: usize,
+    streams: usize,
+) -> Result<f64, BoxError> {
+    fill(kit, prefix, total, streams).await?;
+    let started = Instant::now();
+    let sender = kit.outbox().spawn_sender(SenderOptions::default()).await?;
+    loop {
+        let status = kit.outbox().status().await?;
+        if status.pending == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let rate = total as f64 / started.elapsed().as_secs_f64();
+    sender.shutdown().await?;
+    Ok(rate)
+}
+
+async fn fill<DB: Backend>(
+    kit: &Kit<DB>,
+    prefix: &str,
+    total: usize,
+    streams: usize,
+) -> Result<(), BoxError> {
+    let mut n = 0;
+    while n < total {
+        let mut tx = kit.pool().begin().await?;
+        let batch: Vec<OutboxMessage> = (n..(n + 1000).min(total))
+            .map(|i| {
+                OutboxMessage::new(
+                    format!("{prefix}-{}", i % streams),
+                    RawMessage::new("Counted", json!({ "n": i, "payload": "x".repeat(64) })),
+                )
+            })
+            .collect();
+        n += batch.len();
+        kit.outbox().write_batch(&mut *tx, batch).await?;
+        tx.commit().await?;
+    }
+    Ok(())
+}
+
+/// Commit → sent latency of single-event transactions, sender running with defaults.
+async fn latency<DB: Backend>(
+    kit: &Kit<DB>,
+    prefix: &str,
+    count: usize,
+) -> Result<(f64, f64), BoxError> {
+    let sender = kit.outbox().spawn_sender(SenderOptions::default()).await?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut samples = Vec::with_capacity(count);
+    for i in 0..count {
+        let mut tx = kit.pool().begin().await?;
+        let written = kit
+            .outbox()
+            .write(
+                &mut *tx,
+                format!("{prefix}-{}", i % 10),
+                RawMessage::new("Counted", json!({ "n": i })),
+            )
+            .await?;
+        tx.commit().await?;
+        let committed = Instant::now();
+        kit.outbox()
+            .wait_sent(written.id, Duration::from_secs(10))
+            .await?;
+        samples.push(committed.elapsed().as_secs_f64() * 1000.0);
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    sender.shutdown().await?;
+    samples.sort_by(f64::total_cmp);
+    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+    Ok((at(0.5), at(0.99)))
+}
+
+/// Peak memory of a child process draining 20,000 and 200,000 pending rows.
+async fn memory(server: &TestServer, db: &str) -> Result<Value, BoxError> {
+    let mut out = serde_json::Map::new();
+    for rows in [scale(20_000), scale(200_000)] {
+        let exe = std::env::current_exe()?;
+        let args = [
+            "--memory-child".to_owned(),
+            db.to_owned(),
+            rows.to_string(),
+            server.url(),
+            server.default_token().to_owned(),
+        ];
+        let output = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(exe).args(args).output()
+        })
+        .await??;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        if !output.status.success() {
+            return Err(format!(
+                "memory child failed: {stdout} {}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+            .into());
+        }
+        let line = stdout.lines().last().unwrap_or_default();
+        let report: Value = serde_json::from_str(line)?;
+        println!(
+            "{db}: {rows} rows pending: peak RSS while draining {} MiB",
+            report["peak_rss_mib"]
+        );
+        out.insert(
+            format!("drain_peak_rss_mib_{rows}_pending"),
+            report["peak_rss_mib"].clone(),
+        );
+    }
+    Ok(Value::Object(out))
+}
+
+/// Child: fill `rows`, reset the peak-RSS mark, drain with a default sender, print the peak.
+async fn memory_child(args: &[String]) -> Result<(), BoxError> {
+    let [db, rows, url, token, ..] = args else {
+        return Err("usage: --memory-child <sqlite|postgres> <rows> <url> <token>".into());
+    };
+    let rows: usize = rows.parse()?;
+    match db.as_str() {
+        "sqlite" => {
+            let dir = tempfile::tempdir()?;
+            let pool = sqlite_pool(&dir.path().join("mem.db")).await?;
+            eventodb_kit::migrate(&pool).await?;
+            child_drain(&pool, rows, url, token).await
+        }
+        _ => {
+            let database_url = std::env::var("DATABASE_URL")?;
+            let (pool, schema) = pg_pool(&database_url).await?;
+            eventodb_kit::migrate(&pool).await?;
+            let result = child_drain(&pool, rows, url, token).await;
+            drop_schema(&database_url, &schema).await;
+            result
+        }
+    }
+}
+
+async fn child_drain<DB: Backend>(
+    pool: &Pool<DB>,
+    rows: usize,
+    url: &str,
+    token: &str,
+) -> Result<(), BoxError> {
+    let kit = Kit::builder(url)
+        .token(token)
+        .database(pool.clone())
+        .build()?;
+    let prefix = format!("mem{}", uuid::Uuid::new_v4().simple());
+    fill(&kit, &prefix, rows, 100).await?;
+    let before = rss_kib("VmRSS");
+    // Reset the high-water mark so it measures the drain only (Linux).
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    let sender = kit.outbox().spawn_sender(SenderOptions::default()).await?;
+    loop {
+        if kit.outbox().status().await?.pending == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    sender.shutdown().await?;
+    let peak = rss_kib("VmHWM");
+    println!(
+        "{}",
+        json!({
+            "rows": rows,
+            "rss_before_mib": (before as f64 / 1024.0 * 10.0).round() / 10.0,
+            "peak_rss_mib": (peak as f64 / 1024.0 * 10.0).round() / 10.0,
+        })
+    );
+    Ok(())
+}
+
+fn rss_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+async fn sqlite_pool(path: &std::path::Path) -> Result<sqlx::SqlitePool, BoxError> {
+    let options = SqliteConnectOptions::from_str("sqlite://bench.db")?
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(30));
+    Ok(SqlitePoolOptions::new()
+        .max_connections(8)
+        .connect_with(options)
+        .await?)
+}
+
+async fn pg_pool(url: &str) -> Result<(sqlx::PgPool, String), BoxError> {
+    let schema = format!("outbox_bench_{}", uuid::Uuid::new_v4().simple());
+    let admin = sqlx::PgPool::connect(url).await?;
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&admin)
+        .await?;
+    admin.close().await;
+    let options = PgConnectOptions::from_str(url)?.options([("search_path", schema.as_str())]);
+    let pool = PgPoolOptions::new()
+        .max_connections(16)
+        .connect_with(options)
+        .await?;
+    Ok((pool, schema))
+}
+
+async fn drop_schema(url: &str, schema: &str) {
+    if let Ok(admin) = sqlx::PgPool::connect(url).await {
+        let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+            .execute(&admin)
+            .await;
+        admin.close().await;
+    }
+}
