@@ -15,6 +15,7 @@ mod edge;
 mod encoding;
 mod error;
 mod last_version;
+mod logging;
 mod ns;
 mod read;
 mod sse;
