@@ -45,8 +45,9 @@ async fn sse_002_category_subscription() {
     let env = Env::new().await;
     let client = env.client();
     let category = unique_category("cat");
+    // By value (by reference works too).
     let mut pokes = client
-        .subscribe(&Subscription::category(&category))
+        .subscribe(Subscription::category(&category))
         .await
         .unwrap();
     let a = write(&client, &format!("{category}-a"), "T", json!({})).await;

@@ -415,6 +415,20 @@ mod tests {
         assert_eq!(other.namespace(), Some("other"));
     }
 
+    #[test]
+    fn futures_and_streams_are_send() {
+        fn send<T: Send>(_: &T) {}
+        fn send_unpin<T: Send + Unpin + 'static>() {}
+        let client = Client::builder("http://127.0.0.1:1").build().unwrap();
+        let msg = NewMessage::new("T", json!({}));
+        let options = WriteOptions::new();
+        send(&client.stream_write("s-1", &msg, &options));
+        send(&client.stream_get("s-1", &GetStreamOptions::new()));
+        send(&client.category_get("s", &GetCategoryOptions::new()));
+        send(&client.subscribe(Subscription::all()));
+        send_unpin::<PokeStream>();
+    }
+
     #[tokio::test]
     async fn bad_arguments_fail_before_sending() {
         // Port 1 on loopback: nothing listens, so anything that was sent would be a

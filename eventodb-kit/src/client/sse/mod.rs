@@ -192,15 +192,16 @@ impl Subscription {
 }
 
 impl Client {
-    /// Subscribes to server pokes (`/subscribe`).
+    /// Subscribes to server pokes (`/subscribe`). Takes the [`Subscription`] by value or by
+    /// reference.
     ///
     /// The request is started at once, in the background. The server sends nothing, not
     /// even response headers, until the first poke of a stream or category subscription, so
     /// this call does not wait for them: connection, authentication and parameter errors
     /// arrive as the first item of the [`PokeStream`]. An `all` subscription is confirmed
     /// by the server at once (`: ready`), so for it this call waits (up to the request
-    /// timeout) and returns those errors directly; when it returns `Ok`, later writes are
-    /// poked.
+    /// timeout) and returns those errors directly; when it returns `Ok`, the server has
+    /// accepted the subscription.
     ///
     /// There is no timeout on the open stream (the server sends no heartbeats): watch for
     /// silence yourself if you need to.
@@ -208,7 +209,11 @@ impl Client {
     /// # Errors
     /// [`Error::InvalidArgument`] for an empty name or an invalid consumer group; for `all`
     /// also server, HTTP, transport and timeout errors.
-    pub async fn subscribe(&self, subscription: &Subscription) -> Result<PokeStream> {
+    pub async fn subscribe(
+        &self,
+        subscription: impl std::borrow::Borrow<Subscription>,
+    ) -> Result<PokeStream> {
+        let subscription: &Subscription = subscription.borrow();
         subscription.validate()?;
         let url = subscription.url(self)?;
         let url_str = url.to_string();
