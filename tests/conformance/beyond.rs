@@ -197,3 +197,38 @@ async fn slow_request_gets_a_plain_text_408() {
     assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
     assert!(reply.contains("Request timeout"), "{reply}");
 }
+
+/// A body over the server's limit (100 MiB on the real server) is answered with a
+/// plain-text `400 Error when parsing request`: a typed [`Error::Http`] with status and
+/// body. Runs against the embedded server with a small limit.
+#[tokio::test]
+async fn oversized_body_is_a_plain_text_400() {
+    if eventodb_kit_tests::real_server() {
+        eventodb_kit_tests::skip(
+            "oversized_body_is_a_plain_text_400",
+            "would need a 100 MiB request against a real server",
+        );
+        return;
+    }
+    let server = eventodb_kit_testkit::TestServer::builder()
+        .body_limit(16 * 1024)
+        .start()
+        .await
+        .unwrap();
+    let client = eventodb_kit::client::Client::builder(server.url())
+        .token(eventodb_kit::client::Token::parse(server.default_token()).unwrap())
+        .build()
+        .unwrap();
+    let big = json!({"blob": "x".repeat(32 * 1024)});
+    let err = client
+        .stream_write("test-1", &NewMessage::new("Big", big), &WriteOptions::new())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Http { status: 400, body, .. } if body == "Error when parsing request"),
+        "{err:?}"
+    );
+    assert!(!err.is_transient());
+    // A body under the limit still works on the same client.
+    write(&client, "test-1", "Small", json!({})).await;
+}
