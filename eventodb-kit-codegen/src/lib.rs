@@ -159,7 +159,7 @@ impl Settings {
             derives: Vec::new(),
             crate_path: "::eventodb_kit".to_owned(),
             out_dir: None,
-            derive_event: false,
+            derive_event: true,
         }
     }
 
@@ -188,8 +188,9 @@ impl Settings {
     }
 
     /// Implement `Event` through `#[derive(eventodb_kit::Event)]` and its `#[event(..)]`
-    /// attribute instead of a generated `impl` block (default: the generated impl, which
-    /// costs no proc-macro expansion).
+    /// attribute (the default), or with `false` through a generated `impl` block, which costs
+    /// no proc-macro expansion. Events whose stream placeholders are renamed properties
+    /// (`{user-id}`) always get the generated impl.
     pub fn derive_event(mut self, yes: bool) -> Self {
         self.derive_event = yes;
         self

@@ -16,6 +16,273 @@ pub fn push(violations: &mut Vec<Violation>, base: &str, suffix: &str, message: 
     });
 }
 
+/// `minLength`: at least `min` code points.
+pub fn min_length(
+    violations: &mut Vec<Violation>,
+    base: &str,
+    suffix: &str,
+    value: &str,
+    min: usize,
+) {
+    if char_len(value) < min {
+        let message = if min == 1 {
+            "must not be empty".to_owned()
+        } else {
+            format!("must be at least {min} characters long")
+        };
+        push(violations, base, suffix, &message);
+    }
+}
+
+/// `maxLength`: at most `max` code points.
+pub fn max_length(
+    violations: &mut Vec<Violation>,
+    base: &str,
+    suffix: &str,
+    value: &str,
+    max: usize,
+) {
+    if char_len(value) > max {
+        let unit = if max == 1 { "character" } else { "characters" };
+        push(
+            violations,
+            base,
+            suffix,
+            &format!("must be at most {max} {unit} long"),
+        );
+    }
+}
+
+/// `pattern`: the regex (compiled once by the caller) finds a match.
+pub fn pattern(
+    violations: &mut Vec<Violation>,
+    base: &str,
+    suffix: &str,
+    value: &str,
+    regex: &regex::Regex,
+) {
+    if !regex.is_match(value) {
+        push(
+            violations,
+            base,
+            suffix,
+            &format!("must match the pattern `{}`", regex.as_str()),
+        );
+    }
+}
+
+/// A checked string `format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `email`
+    Email,
+    /// `uri`
+    Uri,
+    /// `ipv4`
+    Ipv4,
+    /// `ipv6`
+    Ipv6,
+}
+
+/// `format`: `email`, `uri`, `ipv4` or `ipv6`.
+pub fn format(
+    violations: &mut Vec<Violation>,
+    base: &str,
+    suffix: &str,
+    value: &str,
+    format: Format,
+) {
+    let (ok, what) = match format {
+        Format::Email => (is_email(value), "an email address"),
+        Format::Uri => (is_uri(value), "a URI"),
+        Format::Ipv4 => (is_ipv4(value), "an IPv4 address"),
+        Format::Ipv6 => (is_ipv6(value), "an IPv6 address"),
+    };
+    if !ok {
+        push(violations, base, suffix, &format!("must be {what}"));
+    }
+}
+
+/// `minimum`.
+pub fn minimum<T: PartialOrd + std::fmt::Display>(
+    violations: &mut Vec<Violation>,
+    base: &str,
+    suffix: &str,
+    value: T,
+    bound: T,
+) {
+    if value < bound {
+        push(
+            violations,
+            base,
+            suffix,
+            &format!("must be at least {bound}"),
+        );
+    }
+}
+
+/// `maximum`.
+pub fn maximum<T: PartialOrd + std::fmt::Display>(
+    violations: &mut Vec<Violation>,
+    base: &str,
+    suffix: &str,
+    value: T,
+    bound: T,
+) {
+    if value > bound {
+        push(
+            violations,
+            base,
+            suffix,
+            &format!("must be at most {bound}"),
+        );
+    }
+}
+
+/// `exclusiveMinimum`.
+pub fn exclusive_minimum<T: PartialOrd + std::fmt::Display>(
+    violations: &mut Vec<Violation>,
+    base: &str,
+    suffix: &str,
+    value: T,
+    bound: T,
+) {
+    if value <= bound {
+        push(
+            violations,
+            base,
+            suffix,
+            &format!("must be greater than {bound}"),
+        );
+    }
+}
+
+/// `exclusiveMaximum`.
+pub fn exclusive_maximum<T: PartialOrd + std::fmt::Display>(
+    violations: &mut Vec<Violation>,
+    base: &str,
+    suffix: &str,
+    value: T,
+    bound: T,
+) {
+    if value >= bound {
+        push(
+            violations,
+            base,
+            suffix,
+            &format!("must be less than {bound}"),
+        );
+    }
+}
+
+/// `multipleOf` for integers.
+pub fn multiple_of_int(
+    violations: &mut Vec<Violation>,
+    base: &str,
+    suffix: &str,
+    value: i128,
+    divisor: i128,
+) {
+    if divisor != 0 && value % divisor != 0 {
+        push(
+            violations,
+            base,
+            suffix,
+            &format!("must be a multiple of {divisor}"),
+        );
+    }
+}
+
+/// `multipleOf` for numbers.
+pub fn multiple_of(
+    violations: &mut Vec<Violation>,
+    base: &str,
+    suffix: &str,
+    value: f64,
+    divisor: f64,
+) {
+    if !is_multiple_of(value, divisor) {
+        push(
+            violations,
+            base,
+            suffix,
+            &format!("must be a multiple of {divisor}"),
+        );
+    }
+}
+
+/// `minItems` (`what` = "item") and `minProperties` (`what` = "property").
+pub fn min_count(
+    violations: &mut Vec<Violation>,
+    base: &str,
+    suffix: &str,
+    len: usize,
+    min: usize,
+    what: &str,
+) {
+    if len < min {
+        push(
+            violations,
+            base,
+            suffix,
+            &format!("must have at least {min} {}", plural(what, min)),
+        );
+    }
+}
+
+/// `maxItems` and `maxProperties`.
+pub fn max_count(
+    violations: &mut Vec<Violation>,
+    base: &str,
+    suffix: &str,
+    len: usize,
+    max: usize,
+    what: &str,
+) {
+    if len > max {
+        push(
+            violations,
+            base,
+            suffix,
+            &format!("must have at most {max} {}", plural(what, max)),
+        );
+    }
+}
+
+fn plural(what: &str, n: usize) -> String {
+    match (what, n) {
+        (_, 1) => what.to_owned(),
+        ("property", _) => "properties".to_owned(),
+        _ => format!("{what}s"),
+    }
+}
+
+/// `uniqueItems`.
+pub fn unique_items<T: PartialEq>(
+    violations: &mut Vec<Violation>,
+    base: &str,
+    suffix: &str,
+    items: &[T],
+) {
+    if !all_unique(items) {
+        push(violations, base, suffix, "must not contain duplicate items");
+    }
+}
+
+/// `const`; `shown` is the expected value as JSON.
+pub fn constant<T: PartialEq + ?Sized>(
+    violations: &mut Vec<Violation>,
+    base: &str,
+    suffix: &str,
+    value: &T,
+    expected: &T,
+    shown: &str,
+) {
+    if value != expected {
+        push(violations, base, suffix, &format!("must be {shown}"));
+    }
+}
+
 /// `Ok` when nothing was found, else every violation.
 ///
 /// # Errors
@@ -174,6 +441,13 @@ where
     Option::<T>::deserialize(deserializer)
 }
 
+/// A schemars transform for a required, nullable field: the schema also accepts `null`
+/// (schemars drops the `null` of an `Option` it is told is required).
+pub fn add_null(schema: &mut schemars::Schema) {
+    let original = std::mem::replace(schema, schemars::Schema::default());
+    *schema = schemars::json_schema!({ "anyOf": [original, { "type": "null" }] });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,6 +489,16 @@ mod tests {
         ] {
             assert!(!is_uri(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn add_null_accepts_null_and_the_original() {
+        let mut schema = schemars::json_schema!({ "type": "string", "minLength": 2 });
+        add_null(&mut schema);
+        assert_eq!(
+            schema.to_value(),
+            serde_json::json!({ "anyOf": [{ "type": "string", "minLength": 2 }, { "type": "null" }] })
+        );
     }
 
     #[test]

@@ -93,6 +93,7 @@ impl<'a> Converter<'a> {
                 let (mut item, item_nullable) =
                     self.shape_depth(&items, &format!("{hint}Item"), 0)?;
                 item.nullable = item_nullable;
+                unbox(&mut item);
                 let mut shape = Shape::new(Ty::Vec(Box::new(item)));
                 for (key, check) in [
                     ("minItems", Check::MinItems as fn(u64) -> Check),
@@ -126,6 +127,7 @@ impl<'a> Converter<'a> {
                 let (mut value, value_nullable) =
                     self.shape_depth(&values, &format!("{hint}Value"), 0)?;
                 value.nullable = value_nullable;
+                unbox(&mut value);
                 let mut shape = Shape::new(Ty::Map(Box::new(value)));
                 for (key, check) in [
                     ("minProperties", Check::MinProperties as fn(u64) -> Check),
@@ -334,13 +336,16 @@ fn numeric(at: &At<'_>, shape: &mut Shape) -> Result<()> {
             if key == "multipleOf" && number.as_f64().is_none_or(|n| n <= 0.0) {
                 return Err(bound.err("`multipleOf` must be greater than 0"));
             }
-            // `u64` already guarantees a lower bound of 0 or less.
-            let moot = shape.ty == Ty::U64
-                && match key {
-                    "minimum" => number.as_f64().is_some_and(|n| n <= 0.0),
-                    "exclusiveMinimum" => number.as_f64().is_some_and(|n| n < 0.0),
-                    _ => false,
-                };
+            // `u64` already guarantees a lower bound of 0 or less; integers are multiples of 1.
+            let integer = matches!(shape.ty, Ty::I64 | Ty::U64);
+            let moot = match key {
+                "minimum" => shape.ty == Ty::U64 && number.as_f64().is_some_and(|n| n <= 0.0),
+                "exclusiveMinimum" => {
+                    shape.ty == Ty::U64 && number.as_f64().is_some_and(|n| n < 0.0)
+                }
+                "multipleOf" => integer && number.as_u64() == Some(1),
+                _ => false,
+            };
             if !moot {
                 shape.checks.push(check(number.clone()));
             }
@@ -358,5 +363,13 @@ fn count(at: &At<'_>, key: &str) -> Result<Option<u64>> {
             .as_u64()
             .map(Some)
             .ok_or_else(|| value.err(format!("`{key}` must be a non-negative integer"))),
+    }
+}
+
+/// A recursive reference inside a `Vec` or a map needs no `Box`: the collection already
+/// allocates.
+fn unbox(shape: &mut Shape) {
+    if let Ty::Named { boxed, .. } = &mut shape.ty {
+        *boxed = false;
     }
 }

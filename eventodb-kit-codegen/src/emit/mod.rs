@@ -21,14 +21,26 @@ pub(crate) struct Options {
 }
 
 pub(crate) fn emit(model: &Model, options: &Options) -> TokenStream {
+    // Generated code names the runtime crate through short aliases: less code to parse and
+    // format (output size dominates generation time), and serde/schemars attributes that stay
+    // short. One generated file per module (the aliases would clash).
+    let alias: syn::Path = syn::parse_quote!(__eventodb);
     let emitter = Emitter {
         model,
-        krate: &options.krate,
+        krate: &alias,
+        real_krate: &options.krate,
         derives: &options.derives,
         derive_event: options.derive_event,
         checked: validate::checked_types(model),
     };
-    let mut out = TokenStream::new();
+    let real = &options.krate;
+    let mut out = quote! {
+        #[allow(unused_imports)]
+        use #real::{
+            self as __eventodb,
+            __private::{codegen as __eventodb_codegen, schemars as __eventodb_schemars, serde as __eventodb_serde},
+        };
+    };
     for def in model.types.values() {
         out.extend(emitter.type_def(def));
     }
@@ -38,7 +50,10 @@ pub(crate) fn emit(model: &Model, options: &Options) -> TokenStream {
 
 pub(crate) struct Emitter<'m> {
     model: &'m Model,
+    /// `__eventodb`, the alias of the runtime crate.
     krate: &'m syn::Path,
+    /// The runtime crate's real path, for `#[event(crate = ..)]`.
+    real_krate: &'m syn::Path,
     derives: &'m [syn::Path],
     derive_event: bool,
     /// Names of the types that have a `__eventodb_validate` method.
@@ -117,20 +132,17 @@ impl Emitter<'_> {
     }
 
     fn derives(&self, extra: TokenStream) -> TokenStream {
-        let krate = self.krate;
-        let serde_path = format!("{}::__private::serde", path_text(krate));
-        let schemars_path = format!("{}::__private::schemars", path_text(krate));
         let user = self.derives;
         quote! {
             #[derive(
                 Debug, Clone, PartialEq, #extra
-                #krate::__private::serde::Serialize,
-                #krate::__private::serde::Deserialize,
-                #krate::__private::schemars::JsonSchema,
+                __eventodb_serde::Serialize,
+                __eventodb_serde::Deserialize,
+                __eventodb_schemars::JsonSchema,
                 #(#user,)*
             )]
-            #[serde(crate = #serde_path)]
-            #[schemars(crate = #schemars_path)]
+            #[serde(crate = "__eventodb_serde")]
+            #[schemars(crate = "__eventodb_schemars")]
         }
     }
 
@@ -200,6 +212,7 @@ impl Emitter<'_> {
                     #doc
                     #derives
                     #[serde(tag = #tag)]
+                    #[allow(clippy::large_enum_variant)]
                     pub enum #name { #(#variants)* }
                     #validate
                 }
@@ -208,8 +221,6 @@ impl Emitter<'_> {
     }
 
     fn field(&self, def: &TypeDef, field: &Field) -> TokenStream {
-        let krate = self.krate;
-        let krate_text = path_text(krate);
         let name = ident(&field.ident);
         let ty = self.field_ty(field);
         let doc = doc_lines(
@@ -225,14 +236,15 @@ impl Emitter<'_> {
         let presence = match &field.presence {
             Presence::Required => TokenStream::new(),
             Presence::RequiredNullable => {
-                let with = format!("{krate_text}::__private::codegen::deserialize_nullable");
-                quote!(#[serde(deserialize_with = #with)] #[schemars(required)])
+                quote! {
+                    #[serde(deserialize_with = "__eventodb_codegen::deserialize_nullable")]
+                    #[schemars(required, transform = __eventodb_codegen::add_null)]
+                }
             }
             Presence::Optional => {
-                let with = format!("{krate_text}::__private::codegen::deserialize_some");
                 let inner = self.ty(&field.shape).to_string();
                 quote! {
-                    #[serde(default, skip_serializing_if = "::core::option::Option::is_none", deserialize_with = #with)]
+                    #[serde(default, skip_serializing_if = "::core::option::Option::is_none", deserialize_with = "__eventodb_codegen::deserialize_some")]
                     #[schemars(with = #inner)]
                 }
             }

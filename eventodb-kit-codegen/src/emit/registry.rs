@@ -25,8 +25,17 @@ impl Emitter<'_> {
             parts,
         } = event;
         let checked = self.has_checks(&def.name);
-        if self.derive_event {
-            let krate_text = super::path_text(krate);
+        // The derive reads placeholders as Rust field names; a renamed property (`{user-id}`,
+        // `{type}`) needs the generated impl.
+        let template_of_idents: String = parts
+            .iter()
+            .map(|part| match part {
+                TemplatePart::Text(text) => text.clone(),
+                TemplatePart::Field(field) => format!("{{{field}}}"),
+            })
+            .collect();
+        if self.derive_event && template_of_idents == *stream {
+            let krate_text = super::path_text(self.real_krate);
             let validate = checked.then(|| {
                 let path = format!("{}::__eventodb_validate_event", def.name);
                 quote!(, validate = #path)
@@ -38,7 +47,7 @@ impl Emitter<'_> {
                         pub fn __eventodb_validate_event(&self) -> ::core::result::Result<(), #krate::ValidationError> {
                             let mut violations = ::std::vec::Vec::new();
                             self.__eventodb_validate("", &mut violations);
-                            #krate::__private::codegen::finish(violations)
+                            __eventodb_codegen::finish(violations)
                         }
                     }
                 }
@@ -66,7 +75,7 @@ impl Emitter<'_> {
                 fn validate(&self) -> ::core::result::Result<(), #krate::ValidationError> {
                     let mut violations = ::std::vec::Vec::new();
                     self.__eventodb_validate("", &mut violations);
-                    #krate::__private::codegen::finish(violations)
+                    __eventodb_codegen::finish(violations)
                 }
             }
         });
@@ -137,6 +146,7 @@ pub(super) fn emit(emitter: &Emitter<'_>) -> TokenStream {
     quote! {
         /// Every event generated from the schema folder, one variant per event type.
         #[derive(Debug, Clone, PartialEq)]
+        #[allow(clippy::large_enum_variant)]
         pub enum AnyEvent { #(#variants)* }
 
         impl AnyEvent {
@@ -170,6 +180,17 @@ pub(super) fn emit(emitter: &Emitter<'_>) -> TokenStream {
         /// The registry of every generated event: types, categories and decoding.
         #[derive(Debug, Clone, Copy, Default)]
         pub struct Events;
+
+        impl Events {
+            /// The JSON Schema (from schemars) of an event type's `data`, `None` for an
+            /// unknown type. It accepts what the source schema accepts.
+            pub fn json_schema(event_type: &str) -> ::core::option::Option<__eventodb_schemars::Schema> {
+                match event_type {
+                    #(#types => ::core::option::Option::Some(__eventodb_schemars::schema_for!(#names)),)*
+                    _ => ::core::option::Option::None,
+                }
+            }
+        }
 
         impl #krate::registry::EventRegistry for Events {
             type Event = AnyEvent;

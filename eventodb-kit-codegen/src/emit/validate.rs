@@ -3,7 +3,7 @@
 
 use super::{Emitter, ident, json};
 use crate::model::{Check, Format, Model, Presence, Shape, Ty, TypeDef, TypeKind};
-use proc_macro2::{Literal, TokenStream};
+use proc_macro2::{Ident, Literal, TokenStream};
 use quote::quote;
 use serde_json::{Number, Value};
 use std::collections::BTreeMap;
@@ -79,18 +79,27 @@ impl Emitter<'_> {
                 quote!(#(#fields)*)
             }
             TypeKind::Union { variants, .. } => {
-                let arms = variants
+                let checked: Vec<Ident> = variants
                     .iter()
                     .filter(|variant| self.has_checks(&variant.payload))
-                    .map(|variant| {
-                        let name = ident(&variant.name);
-                        quote!(Self::#name(value) => value.__eventodb_validate(pointer, violations),)
-                    });
-                let rest = variants
-                    .iter()
-                    .any(|variant| !self.has_checks(&variant.payload))
-                    .then(|| quote!(_ => {}));
-                quote!(match self { #(#arms)* #rest })
+                    .map(|variant| ident(&variant.name))
+                    .collect();
+                match checked.as_slice() {
+                    [one] if checked.len() < variants.len() => quote! {
+                        if let Self::#one(value) = self {
+                            value.__eventodb_validate(pointer, violations);
+                        }
+                    },
+                    _ => {
+                        let rest = (checked.len() < variants.len()).then(|| quote!(_ => {}));
+                        quote! {
+                            match self {
+                                #(Self::#checked(value) => value.__eventodb_validate(pointer, violations),)*
+                                #rest
+                            }
+                        }
+                    }
+                }
             }
             TypeKind::Enum(_) => TokenStream::new(),
         };
@@ -131,7 +140,6 @@ impl Emitter<'_> {
         let mut out = TokenStream::new();
         for check in &shape.checks {
             if let Check::Pattern(pattern) = check {
-                // A block statement, not inside the `if` condition.
                 out.extend(quote! {
                     static PATTERN: ::std::sync::LazyLock<#krate::__private::regex::Regex> =
                         ::std::sync::LazyLock::new(|| {
@@ -140,12 +148,10 @@ impl Emitter<'_> {
                         });
                 });
             }
-            if let Some((condition, message)) = self.condition(check, &shape.ty) {
-                out.extend(quote! {
-                    if #condition {
-                        #krate::__private::codegen::push(violations, #pointer, #suffix, #message);
-                    }
-                });
+            if let Some((function, args)) = call(check, &shape.ty) {
+                out.extend(
+                    quote!(__eventodb_codegen::#function(violations, #pointer, #suffix, #args);),
+                );
             }
         }
         match &shape.ty {
@@ -162,7 +168,7 @@ impl Emitter<'_> {
                 let checks = self.shape_checks(item, "", true);
                 out.extend(quote! {
                     for (key, value) in value {
-                        let pointer = #krate::__private::codegen::entry_pointer(#pointer, #suffix, key);
+                        let pointer = __eventodb_codegen::entry_pointer(#pointer, #suffix, key);
                         #checks
                     }
                 });
@@ -178,187 +184,118 @@ impl Emitter<'_> {
         }
         out
     }
-
-    /// The condition under which `check` fails, and its message; `None` when the Rust type
-    /// already guarantees it.
-    fn condition(&self, check: &Check, ty: &Ty) -> Option<(TokenStream, String)> {
-        let codegen = {
-            let krate = self.krate;
-            quote!(#krate::__private::codegen)
-        };
-        let usize_lit = |n: u64| Literal::usize_unsuffixed(n as usize);
-        Some(match check {
-            Check::MinLength(1) => (quote!(value.is_empty()), "must not be empty".to_owned()),
-            Check::MinLength(n) => {
-                let lit = usize_lit(*n);
-                (
-                    quote!(#codegen::char_len(value) < #lit),
-                    format!("must be at least {n} characters long"),
-                )
-            }
-            Check::MaxLength(n) => {
-                let lit = usize_lit(*n);
-                (
-                    quote!(#codegen::char_len(value) > #lit),
-                    format!("must be at most {n} character{} long", plural(*n)),
-                )
-            }
-            Check::Pattern(pattern) => (
-                quote!(!PATTERN.is_match(value)),
-                format!("must match the pattern `{pattern}`"),
-            ),
-            Check::Format(format) => {
-                let (function, what) = match format {
-                    Format::Email => (quote!(is_email), "an email address"),
-                    Format::Uri => (quote!(is_uri), "a URI"),
-                    Format::Ipv4 => (quote!(is_ipv4), "an IPv4 address"),
-                    Format::Ipv6 => (quote!(is_ipv6), "an IPv6 address"),
-                };
-                (
-                    quote!(!#codegen::#function(value)),
-                    format!("must be {what}"),
-                )
-            }
-            Check::Minimum(n) => compare(ty, n, quote!(<), format!("must be at least {n}"))?,
-            Check::Maximum(n) => compare(ty, n, quote!(>), format!("must be at most {n}"))?,
-            Check::ExclusiveMinimum(n) => {
-                compare(ty, n, quote!(<=), format!("must be greater than {n}"))?
-            }
-            Check::ExclusiveMaximum(n) => {
-                compare(ty, n, quote!(>=), format!("must be less than {n}"))?
-            }
-            Check::MultipleOf(n) => {
-                let message = format!("must be a multiple of {n}");
-                match (ty, n.as_u64()) {
-                    (Ty::I64, Some(divisor)) if divisor <= i64::MAX as u64 => {
-                        let lit = json::int(divisor as i64);
-                        (quote!(*value % #lit != 0), message)
-                    }
-                    (Ty::U64, Some(divisor)) => {
-                        let lit = Literal::u64_suffixed(divisor);
-                        (quote!(*value % #lit != 0), message)
-                    }
-                    (Ty::F64, _) => {
-                        let lit = json::float(n);
-                        (quote!(!#codegen::is_multiple_of(*value, #lit)), message)
-                    }
-                    _ => {
-                        let lit = json::float(n);
-                        (
-                            quote!(!#codegen::is_multiple_of(*value as f64, #lit)),
-                            message,
-                        )
-                    }
-                }
-            }
-            Check::MinItems(1) => (
-                quote!(value.is_empty()),
-                "must have at least 1 item".to_owned(),
-            ),
-            Check::MinItems(n) => {
-                let lit = usize_lit(*n);
-                (
-                    quote!(value.len() < #lit),
-                    format!("must have at least {n} item{}", plural(*n)),
-                )
-            }
-            Check::MaxItems(n) => {
-                let lit = usize_lit(*n);
-                (
-                    quote!(value.len() > #lit),
-                    format!("must have at most {n} item{}", plural(*n)),
-                )
-            }
-            Check::UniqueItems => (
-                quote!(!#codegen::all_unique(value)),
-                "must not contain duplicate items".to_owned(),
-            ),
-            Check::MinProperties(1) => (
-                quote!(value.is_empty()),
-                "must have at least 1 property".to_owned(),
-            ),
-            Check::MinProperties(n) => {
-                let lit = usize_lit(*n);
-                (
-                    quote!(value.len() < #lit),
-                    format!(
-                        "must have at least {n} propert{}",
-                        if *n == 1 { "y" } else { "ies" }
-                    ),
-                )
-            }
-            Check::MaxProperties(n) => {
-                let lit = usize_lit(*n);
-                (
-                    quote!(value.len() > #lit),
-                    format!(
-                        "must have at most {n} propert{}",
-                        if *n == 1 { "y" } else { "ies" }
-                    ),
-                )
-            }
-            Check::Const(constant) => {
-                let message = format!("must be {constant}");
-                let condition = match (ty, constant) {
-                    (Ty::String, Value::String(text)) => quote!(value.as_str() != #text),
-                    (Ty::Bool, Value::Bool(true)) => quote!(!*value),
-                    (Ty::Bool, Value::Bool(false)) => quote!(*value),
-                    (Ty::F64, Value::Number(n)) => {
-                        let lit = json::float(n);
-                        quote!((*value - #lit).abs() > 0.0)
-                    }
-                    (_, value) => {
-                        let lit = json::literal(value, ty);
-                        quote!(*value != #lit)
-                    }
-                };
-                (condition, message)
-            }
-        })
-    }
 }
 
-/// `*value <op> bound` for a numeric type, or `None` when the type makes the check moot.
-fn compare(
-    ty: &Ty,
-    bound: &Number,
-    op: TokenStream,
-    message: String,
-) -> Option<(TokenStream, String)> {
-    let op_text = op.to_string();
-    let condition = match ty {
+/// The helper of `eventodb_kit::__private::codegen` (imported as `__eventodb_codegen`) that checks `check`,
+/// and its arguments after `violations, pointer, suffix`; `None` when the Rust type already
+/// guarantees the rule.
+fn call(check: &Check, ty: &Ty) -> Option<(TokenStream, TokenStream)> {
+    let count = |n: u64| Literal::usize_unsuffixed(n as usize);
+    Some(match check {
+        Check::MinLength(n) => {
+            let n = count(*n);
+            (quote!(min_length), quote!(value, #n))
+        }
+        Check::MaxLength(n) => {
+            let n = count(*n);
+            (quote!(max_length), quote!(value, #n))
+        }
+        Check::Pattern(_) => (quote!(pattern), quote!(value, &PATTERN)),
+        Check::Format(format) => {
+            let format = match format {
+                Format::Email => quote!(Email),
+                Format::Uri => quote!(Uri),
+                Format::Ipv4 => quote!(Ipv4),
+                Format::Ipv6 => quote!(Ipv6),
+            };
+            (
+                quote!(format),
+                quote!(value, __eventodb_codegen::Format::#format),
+            )
+        }
+        Check::Minimum(n) => (quote!(minimum), bound_args(ty, n, true)?),
+        Check::Maximum(n) => (quote!(maximum), bound_args(ty, n, false)?),
+        Check::ExclusiveMinimum(n) => (quote!(exclusive_minimum), bound_args(ty, n, true)?),
+        Check::ExclusiveMaximum(n) => (quote!(exclusive_maximum), bound_args(ty, n, false)?),
+        Check::MultipleOf(n) => match (ty, n.as_u64()) {
+            (Ty::I64 | Ty::U64, Some(divisor)) => {
+                let divisor = Literal::u64_unsuffixed(divisor);
+                (
+                    quote!(multiple_of_int),
+                    quote!(i128::from(*value), #divisor),
+                )
+            }
+            (Ty::F64, _) => {
+                let divisor = json::float(n);
+                (quote!(multiple_of), quote!(*value, #divisor))
+            }
+            _ => {
+                let divisor = json::float(n);
+                (quote!(multiple_of), quote!(*value as f64, #divisor))
+            }
+        },
+        Check::MinItems(n) => {
+            let n = count(*n);
+            (quote!(min_count), quote!(value.len(), #n, "item"))
+        }
+        Check::MaxItems(n) => {
+            let n = count(*n);
+            (quote!(max_count), quote!(value.len(), #n, "item"))
+        }
+        Check::UniqueItems => (quote!(unique_items), quote!(value)),
+        Check::MinProperties(n) => {
+            let n = count(*n);
+            (quote!(min_count), quote!(value.len(), #n, "property"))
+        }
+        Check::MaxProperties(n) => {
+            let n = count(*n);
+            (quote!(max_count), quote!(value.len(), #n, "property"))
+        }
+        Check::Const(constant) => {
+            let shown = constant.to_string();
+            let expected = match (ty, constant) {
+                (Ty::String, Value::String(text)) => quote!(#text),
+                (_, value) => {
+                    let literal = json::literal(value, ty);
+                    quote!(&#literal)
+                }
+            };
+            let value = if *ty == Ty::String {
+                quote!(value.as_str())
+            } else {
+                quote!(value)
+            };
+            (quote!(constant), quote!(#value, #expected, #shown))
+        }
+    })
+}
+
+/// `value, bound` for a numeric comparison, typed to match, or `None` when the type makes the
+/// check moot (`u64` is never below 0).
+fn bound_args(ty: &Ty, bound: &Number, lower: bool) -> Option<TokenStream> {
+    match ty {
         Ty::I64 if bound.as_i64().is_some() => {
             let lit = json::int(bound.as_i64().unwrap_or_default());
-            quote!(*value #op #lit)
+            Some(quote!(*value, #lit))
         }
-        Ty::U64 => {
-            let lower = op_text == "<" || op_text == "<=";
-            match (bound.as_u64(), bound.as_f64()) {
-                // `u64 < 0` can never be true: the type already enforces the bound.
-                (Some(0), _) if op_text == "<" => return None,
-                (Some(n), _) => {
-                    let lit = Literal::u64_suffixed(n);
-                    quote!(*value #op #lit)
-                }
-                (None, Some(n)) if n < 0.0 && lower => return None,
-                _ => {
-                    let lit = json::float(bound);
-                    quote!((*value as f64) #op #lit)
-                }
+        Ty::U64 => match (bound.as_u64(), bound.as_f64()) {
+            (Some(n), _) => {
+                let lit = Literal::u64_suffixed(n);
+                Some(quote!(*value, #lit))
             }
-        }
+            (None, Some(n)) if n < 0.0 && lower => None,
+            _ => {
+                let lit = json::float(bound);
+                Some(quote!(*value as f64, #lit))
+            }
+        },
         Ty::F64 => {
             let lit = json::float(bound);
-            quote!(*value #op #lit)
+            Some(quote!(*value, #lit))
         }
         _ => {
             let lit = json::float(bound);
-            quote!((*value as f64) #op #lit)
+            Some(quote!(*value as f64, #lit))
         }
-    };
-    Some((condition, message))
-}
-
-fn plural(n: u64) -> &'static str {
-    if n == 1 { "" } else { "s" }
+    }
 }
