@@ -15,7 +15,6 @@ mod edge;
 mod encoding;
 mod error;
 mod last_version;
-mod logging;
 mod ns;
 mod read;
 mod sse;

@@ -8,7 +8,7 @@ use eventodb_kit_tests::{Env, unique_category, unique_stream};
 use futures_util::StreamExt as _;
 use serde_json::json;
 
-use crate::util::{POKE_WAIT, drain_pokes, next_poke, write, write_n};
+use crate::util::{POKE_WAIT, drain_pokes, next_poke, wait_registered, write, write_n};
 
 /// The member a **live** category poke goes to (protocol 6.5): a polynomial hash of the
 /// full stream name, not the md5 rule of `category.get`.
@@ -117,44 +117,37 @@ async fn sse_005_consumer_group_member_gets_its_pokes() {
     let client = env.client();
     let category = unique_category("cat");
     let streams: Vec<String> = (1..=8).map(|i| format!("{category}-{i}")).collect();
-    for member in 0..2u64 {
-        // Start after everything already written, so that every poke is a live one.
-        let start = client
-            .category_get(&category, &Default::default())
-            .await
-            .unwrap()
-            .last()
-            .map_or(0, |m| m.global_position + 1);
-        let mut pokes = client
-            .subscribe(
-                &Subscription::category(&category)
-                    .consumer_group(member as i64, 2)
-                    .position(start),
-            )
-            .await
-            .unwrap();
+    // Both members subscribe before anything is written, so every poke is a live one.
+    let mut members = Vec::new();
+    for member in 0..2 {
+        members.push(
+            client
+                .subscribe(Subscription::category(&category).consumer_group(member, 2))
+                .await
+                .unwrap(),
+        );
+    }
+    wait_registered(&env, 2).await;
+    for stream in &streams {
+        write(&client, stream, "T", json!({})).await;
+    }
+    for (member, pokes) in members.iter_mut().enumerate() {
         let expected: BTreeSet<String> = streams
             .iter()
-            .filter(|s| live_poke_member(s, 2) == member)
+            .filter(|s| live_poke_member(s, 2) == member as u64)
             .cloned()
             .collect();
         assert!(!expected.is_empty());
-        // Let the subscription register before writing (pokes are live only).
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        for stream in &streams {
-            write(&client, stream, "T", json!({"member": member})).await;
-        }
         let mut got = BTreeSet::new();
         while got.len() < expected.len() {
-            let poke = next_poke(&mut pokes).await;
-            assert!(poke.global_position >= start);
+            let poke = next_poke(pokes).await;
             assert!(
                 expected.contains(&poke.stream),
                 "{poke:?} is not for member {member}"
             );
             got.insert(poke.stream);
         }
-        let extra = drain_pokes(&mut pokes, Duration::from_millis(300)).await;
+        let extra = drain_pokes(pokes, Duration::from_millis(300)).await;
         assert!(extra.is_empty(), "unexpected pokes {extra:?}");
     }
 }
@@ -256,7 +249,7 @@ async fn sse_009_two_members_each_poke_once() {
                 .unwrap(),
         );
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    wait_registered(&env, 2).await;
     let mut written = BTreeMap::new();
     for i in 0..12 {
         let stream = format!("{category}-{i}");

@@ -53,3 +53,22 @@ pub(crate) async fn drain_pokes(pokes: &mut PokeStream, quiet: Duration) -> Vec<
     }
     got
 }
+
+/// Waits until the server has registered `count` live subscriptions: exactly on the
+/// embedded server, by a pause on a real one (which cannot be asked).
+pub(crate) async fn wait_registered(env: &eventodb_kit_tests::Env, count: usize) {
+    match env.server() {
+        Some(server) => {
+            let deadline = tokio::time::Instant::now() + POKE_WAIT;
+            while server.subscriber_count() < count {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "only {} of {count} subscriptions registered",
+                    server.subscriber_count()
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        None => tokio::time::sleep(Duration::from_millis(300)).await,
+    }
+}

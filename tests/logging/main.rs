@@ -1,18 +1,20 @@
 //! The client logs its requests with `tracing` (debug level) and never the token.
+//!
+//! A test target of its own: `tracing` caches per-callsite interest process-wide, and a
+//! callsite first hit by a concurrent test (with no subscriber) can race the registration
+//! of this test's thread-local subscriber and stay disabled.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use eventodb_kit::client::{GetStreamOptions, Subscription};
+use eventodb_kit::client::{GetStreamOptions, NewMessage, Subscription, WriteOptions};
 use eventodb_kit_tests::{Env, unique_stream};
 use futures_util::StreamExt as _;
 use serde_json::json;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Metadata, Subscriber};
-
-use crate::util::write;
 
 /// A `tracing` subscriber that writes every span and event, with all their fields, into one
 /// string.
@@ -77,7 +79,14 @@ async fn requests_are_traced_without_the_token() {
     let env = Env::new().await;
     let client = env.client();
     let stream = unique_stream("log");
-    write(&client, &stream, "T", json!({"x": 1})).await;
+    client
+        .stream_write(
+            &stream,
+            &NewMessage::new("T", json!({"x": 1})),
+            &WriteOptions::new(),
+        )
+        .await
+        .unwrap();
     client
         .stream_get(&stream, &GetStreamOptions::new())
         .await
