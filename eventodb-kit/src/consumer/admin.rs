@@ -74,6 +74,15 @@ impl TryFrom<ParkedRow> for ParkedEvent {
     }
 }
 
+/// A consumer known to the database (it saved a position or holds back a stream).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ConsumerName {
+    /// The category it reads.
+    pub category: String,
+    /// Its name (shared by the members of a group).
+    pub consumer: String,
+}
+
 /// Operator access to the consumers' state of one namespace.
 ///
 /// # Examples
@@ -151,6 +160,50 @@ impl<DB: Backend> ConsumerAdmin<DB> {
         Ok(rows)
     }
 
+    /// Every consumer of the namespace that saved a position or holds back a stream,
+    /// sorted by category and name.
+    ///
+    /// # Errors
+    /// [`Error::Database`].
+    pub async fn consumers(&self) -> Result<Vec<ConsumerName>> {
+        Ok(DB::consumers(&self.pool, &self.namespace)
+            .await?
+            .into_iter()
+            .map(|(category, consumer)| ConsumerName { category, consumer })
+            .collect())
+    }
+
+    /// Moves every member of a consumer to `global_position` (the last position to treat
+    /// as handled) and forgets its processed records above it, so the events after it are
+    /// handled again (or, moving forward, skipped). Returns how many member positions
+    /// changed (`0`: the consumer never saved one). Stop the consumer first: a running one
+    /// saves its own position over the reset.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a negative position; [`Error::Database`].
+    pub async fn reset_position(
+        &self,
+        category: &str,
+        consumer: &str,
+        global_position: i64,
+    ) -> Result<u64> {
+        if global_position < 0 {
+            return Err(Error::InvalidArgument(format!(
+                "a consumer position is a global position >= 0, not {global_position}"
+            )));
+        }
+        let mut tx = DB::begin_write(&self.pool).await?;
+        let changed =
+            DB::reset_position(&mut *tx, &self.key(category, consumer), global_position).await?;
+        tx.commit()
+            .await
+            .map_err(|source| Error::Database { source })?;
+        if changed > 0 {
+            tracing::warn!(%category, %consumer, global_position, "consumer position reset by operator");
+        }
+        Ok(changed)
+    }
+
     /// Parked events (the failing ones and those held back behind them), oldest first.
     ///
     /// # Errors
@@ -168,7 +221,12 @@ impl<DB: Backend> ConsumerAdmin<DB> {
         self.events(category, consumer, "skipped").await
     }
 
-    async fn events(&self, category: &str, consumer: &str, status: &str) -> Result<Vec<ParkedEvent>> {
+    async fn events(
+        &self,
+        category: &str,
+        consumer: &str,
+        status: &str,
+    ) -> Result<Vec<ParkedEvent>> {
         DB::parked_events(&self.pool, &self.key(category, consumer), None, status)
             .await?
             .into_iter()
@@ -198,7 +256,12 @@ impl<DB: Backend> ConsumerAdmin<DB> {
     ///
     /// # Errors
     /// [`Error::Database`].
-    pub async fn release_stream(&self, category: &str, consumer: &str, stream: &str) -> Result<bool> {
+    pub async fn release_stream(
+        &self,
+        category: &str,
+        consumer: &str,
+        stream: &str,
+    ) -> Result<bool> {
         let released =
             DB::release_stream(&self.pool, &self.key(category, consumer), stream).await?;
         if released {

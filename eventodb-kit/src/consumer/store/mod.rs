@@ -164,6 +164,19 @@ pub(crate) mod private {
             size: i64,
             global_position: i64,
         ) -> impl Future<Output = Result<u64>> + Send;
+        /// The (category, consumer) pairs of `namespace` that have saved positions or parked
+        /// streams, sorted.
+        fn consumers(
+            pool: &Pool<Self>,
+            namespace: &str,
+        ) -> impl Future<Output = Result<Vec<(String, String)>>> + Send;
+        /// Sets every member's position to `global_position` and forgets the processed
+        /// records above it; returns how many position rows changed.
+        fn reset_position(
+            conn: &mut Self::Connection,
+            key: &Key,
+            global_position: i64,
+        ) -> impl Future<Output = Result<u64>> + Send;
     }
 }
 
@@ -201,6 +214,12 @@ pub(crate) struct Sql {
     pub(crate) purge_processed: &'static str,
     /// (size, global_position)
     pub(crate) delete_stale_positions: &'static str,
+    /// Parameter 1 only: (namespace) → (category, consumer), sorted
+    pub(crate) consumers: &'static str,
+    /// (global_position): every member's position
+    pub(crate) reset_positions: &'static str,
+    /// (global_position): processed records above it
+    pub(crate) forget_processed_after: &'static str,
 }
 
 /// Generates the [`private::Store`] impl of a dialect from its `SQL` table.
@@ -226,13 +245,13 @@ macro_rules! store_impl {
                     .map_err(db)?;
                 Ok(rows
                     .into_iter()
-                    .map(|(member, size, global_position)| {
-                        $crate::consumer::store::PositionRow {
+                    .map(
+                        |(member, size, global_position)| $crate::consumer::store::PositionRow {
                             member,
                             size,
                             global_position,
-                        }
-                    })
+                        },
+                    )
                     .collect())
             }
 
@@ -422,7 +441,9 @@ macro_rules! store_impl {
                             message_type: row.try_get("event_type")?,
                             position: row.try_get("position")?,
                             global_position: row.try_get("global_position")?,
-                            data: row.try_get::<sqlx::types::Json<serde_json::Value>, _>("data")?.0,
+                            data: row
+                                .try_get::<sqlx::types::Json<serde_json::Value>, _>("data")?
+                                .0,
                             metadata: row
                                 .try_get::<Option<sqlx::types::Json<serde_json::Value>>, _>(
                                     "metadata",
@@ -502,6 +523,41 @@ macro_rules! store_impl {
                     .bind(size)
                     .bind(global_position)
                     .execute(pool)
+                    .await
+                    .map_err(db)?;
+                Ok(done.rows_affected())
+            }
+
+            async fn consumers(
+                pool: &sqlx::Pool<Self>,
+                namespace: &str,
+            ) -> $crate::error::Result<Vec<(String, String)>> {
+                sqlx::query_as($sql.consumers)
+                    .bind(namespace)
+                    .fetch_all(pool)
+                    .await
+                    .map_err(db)
+            }
+
+            async fn reset_position(
+                conn: &mut $conn,
+                key: &$crate::consumer::store::Key,
+                global_position: i64,
+            ) -> $crate::error::Result<u64> {
+                let done = sqlx::query($sql.reset_positions)
+                    .bind(&key.namespace)
+                    .bind(&key.category)
+                    .bind(&key.consumer)
+                    .bind(global_position)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(db)?;
+                sqlx::query($sql.forget_processed_after)
+                    .bind(&key.namespace)
+                    .bind(&key.category)
+                    .bind(&key.consumer)
+                    .bind(global_position)
+                    .execute(&mut *conn)
                     .await
                     .map_err(db)?;
                 Ok(done.rows_affected())

@@ -90,6 +90,20 @@ const SQL: Sql = Sql {
         key!(),
         " AND group_size <> $4 AND global_position <= $5"
     ),
+    consumers: "SELECT category, consumer FROM eventodb_kit_consumer_positions
+        WHERE namespace = $1
+        UNION SELECT category, consumer FROM eventodb_kit_parked_streams WHERE namespace = $1
+        ORDER BY 1, 2",
+    reset_positions: concat!(
+        "UPDATE eventodb_kit_consumer_positions SET global_position = $4, updated_at = now()
+        WHERE ",
+        key!()
+    ),
+    forget_processed_after: concat!(
+        "DELETE FROM eventodb_kit_processed_events WHERE ",
+        key!(),
+        " AND global_position > $4"
+    ),
 };
 
 async fn begin(pool: &PgPool) -> Result<Transaction<'static, Postgres>> {

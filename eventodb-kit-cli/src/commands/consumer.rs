@@ -1,0 +1,451 @@
+//! `consumer list | reset | parked | release`.
+
+use eventodb_kit::consumer::{ConsumerAdmin, ConsumerName};
+use eventodb_kit::{Backend, Client};
+use serde::Serialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::{kit_error, with_pool};
+use crate::args::ConsumerCommand;
+use crate::connect::Connected;
+use crate::error::CliError;
+use crate::output::{Rendered, Report, Table, or_dash};
+
+mod lag;
+
+pub(super) async fn run(
+    connected: &Connected,
+    command: &ConsumerCommand,
+) -> Result<Rendered, CliError> {
+    with_pool!(connected, |pool| {
+        let admin = ConsumerAdmin::new(pool.clone(), connected.namespace());
+        dispatch(connected, &admin, command).await
+    })
+}
+
+async fn dispatch<DB: Backend>(
+    connected: &Connected,
+    admin: &ConsumerAdmin<DB>,
+    command: &ConsumerCommand,
+) -> Result<Rendered, CliError> {
+    let error = kit_error(connected);
+    match command {
+        ConsumerCommand::List { category } => {
+            let eventodb = connected.has_eventodb.then_some(&connected.client);
+            let report = list(connected.namespace(), admin, category.as_deref(), eventodb)
+                .await
+                .map_err(error)?;
+            Ok(Rendered::new(&report))
+        }
+        ConsumerCommand::Reset { name, to, category } => {
+            let consumer = find(admin, name, category.as_deref(), &error).await?;
+            let before = admin
+                .positions(&consumer.category, &consumer.consumer)
+                .await
+                .map_err(&error)?;
+            let changed = admin
+                .reset_position(&consumer.category, &consumer.consumer, *to)
+                .await
+                .map_err(&error)?;
+            if changed == 0 {
+                return Err(CliError::NotFound(format!(
+                    "consumer {:?} of category {:?} has no saved position to reset",
+                    consumer.consumer, consumer.category
+                )));
+            }
+            Ok(Rendered::new(&Reset {
+                category: consumer.category,
+                consumer: consumer.consumer,
+                position: *to,
+                members: before
+                    .into_iter()
+                    .map(|row| ResetMember {
+                        member: row.member,
+                        size: row.size,
+                        previous: row.global_position,
+                    })
+                    .collect(),
+            }))
+        }
+        ConsumerCommand::Parked { name, category } => {
+            let report = parked(admin, name.as_deref(), category.as_deref())
+                .await
+                .map_err(error)?;
+            Ok(Rendered::new(&report))
+        }
+        ConsumerCommand::Release { stream, consumer } => {
+            release(admin, stream, consumer.as_deref(), &error).await
+        }
+    }
+}
+
+/// The one consumer named `name` (in `category`, when given).
+async fn find<DB: Backend>(
+    admin: &ConsumerAdmin<DB>,
+    name: &str,
+    category: Option<&str>,
+    error: &impl Fn(eventodb_kit::Error) -> CliError,
+) -> Result<ConsumerName, CliError> {
+    let mut found: Vec<ConsumerName> = admin
+        .consumers()
+        .await
+        .map_err(error)?
+        .into_iter()
+        .filter(|known| known.consumer == name)
+        .filter(|known| category.is_none_or(|category| known.category == category))
+        .collect();
+    match found.len() {
+        0 => Err(CliError::NotFound(match category {
+            None => format!("no consumer named {name:?} (see `eventodb-kit consumer list`)"),
+            Some(category) => format!(
+                "no consumer named {name:?} reads category {category:?} (see `eventodb-kit consumer list`)"
+            ),
+        })),
+        1 => Ok(found.remove(0)),
+        _ => Err(CliError::Ambiguous(format!(
+            "consumers named {name:?} read several categories ({}): pass --category",
+            found
+                .iter()
+                .map(|known| known.category.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+/// `consumer list`.
+#[derive(Debug, Serialize)]
+struct List {
+    namespace: String,
+    /// Whether lag could be read (`null`: no EventoDB URL given).
+    eventodb: Option<lag::Reachability>,
+    consumers: Vec<ListedConsumer>,
+}
+
+#[derive(Debug, Serialize)]
+struct ListedConsumer {
+    category: String,
+    consumer: String,
+    members: Vec<Member>,
+    parked_streams: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct Member {
+    member: i64,
+    size: i64,
+    position: i64,
+    /// Events of the member's share after its position (`null` when unknown).
+    lag: Option<u64>,
+    /// The count stopped at its cap: the lag is at least `lag`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    lag_capped: bool,
+}
+
+async fn list<DB: Backend>(
+    namespace: &str,
+    admin: &ConsumerAdmin<DB>,
+    category: Option<&str>,
+    eventodb: Option<&Client>,
+) -> eventodb_kit::Result<List> {
+    let mut counter = eventodb.map(lag::Counter::new);
+    let mut consumers = Vec::new();
+    for known in admin.consumers().await? {
+        if category.is_some_and(|category| known.category != category) {
+            continue;
+        }
+        let mut members = Vec::new();
+        for row in admin.positions(&known.category, &known.consumer).await? {
+            let lag = match counter.as_mut() {
+                Some(counter) => {
+                    counter
+                        .count(&known.category, row.member, row.size, row.global_position)
+                        .await
+                }
+                None => None,
+            };
+            members.push(Member {
+                member: row.member,
+                size: row.size,
+                position: row.global_position,
+                lag: lag.map(|lag| lag.events),
+                lag_capped: lag.is_some_and(|lag| lag.capped),
+            });
+        }
+        let parked_streams = admin
+            .parked_streams(&known.category, &known.consumer)
+            .await?
+            .len();
+        consumers.push(ListedConsumer {
+            category: known.category,
+            consumer: known.consumer,
+            members,
+            parked_streams,
+        });
+    }
+    Ok(List {
+        namespace: namespace.to_owned(),
+        eventodb: counter.map(lag::Counter::into_reachability),
+        consumers,
+    })
+}
+
+impl Report for List {
+    fn render(&self) -> String {
+        let mut table = Table::new(&[
+            "CATEGORY", "CONSUMER", "MEMBER", "POSITION", "LAG", "PARKED",
+        ]);
+        for consumer in &self.consumers {
+            let parked = consumer.parked_streams.to_string();
+            if consumer.members.is_empty() {
+                table.row(vec![
+                    consumer.category.clone(),
+                    consumer.consumer.clone(),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                    parked.clone(),
+                ]);
+            }
+            for member in &consumer.members {
+                let lag = match (member.lag, member.lag_capped) {
+                    (Some(lag), true) => format!(">={lag}"),
+                    (lag, _) => or_dash(lag),
+                };
+                table.row(vec![
+                    consumer.category.clone(),
+                    consumer.consumer.clone(),
+                    format!("{}/{}", member.member, member.size),
+                    member.position.to_string(),
+                    lag,
+                    parked.clone(),
+                ]);
+            }
+        }
+        let mut out = if table.is_empty() {
+            format!("no consumers in namespace {}\n", self.namespace)
+        } else {
+            table.render()
+        };
+        match &self.eventodb {
+            None => out.push_str("(lag unknown: no --eventodb-url / EVENTODB_URL)\n"),
+            Some(state) if !state.reachable => out.push_str(&format!(
+                "(lag unknown: EventoDB unreachable: {})\n",
+                state.error.as_deref().unwrap_or("?")
+            )),
+            Some(_) => {}
+        }
+        out
+    }
+}
+
+/// `consumer reset`.
+#[derive(Debug, Serialize)]
+struct Reset {
+    category: String,
+    consumer: String,
+    position: i64,
+    members: Vec<ResetMember>,
+}
+
+#[derive(Debug, Serialize)]
+struct ResetMember {
+    member: i64,
+    size: i64,
+    previous: i64,
+}
+
+impl Report for Reset {
+    fn render(&self) -> String {
+        let mut out = String::new();
+        for member in &self.members {
+            out.push_str(&format!(
+                "{} ({}) member {}/{}: {} -> {}\n",
+                self.consumer,
+                self.category,
+                member.member,
+                member.size,
+                member.previous,
+                self.position
+            ));
+        }
+        out
+    }
+}
+
+/// `consumer parked`.
+#[derive(Debug, Serialize)]
+struct Parked {
+    events: Vec<ParkedEntry>,
+    streams: Vec<HeldStream>,
+}
+
+#[derive(Debug, Serialize)]
+struct ParkedEntry {
+    category: String,
+    consumer: String,
+    stream: String,
+    id: Uuid,
+    message_type: String,
+    position: i64,
+    global_position: i64,
+    attempts: i64,
+    error: String,
+    data: Value,
+    metadata: Option<Value>,
+}
+
+#[derive(Debug, Serialize)]
+struct HeldStream {
+    category: String,
+    consumer: String,
+    stream: String,
+}
+
+async fn parked<DB: Backend>(
+    admin: &ConsumerAdmin<DB>,
+    name: Option<&str>,
+    category: Option<&str>,
+) -> eventodb_kit::Result<Parked> {
+    let mut report = Parked {
+        events: Vec::new(),
+        streams: Vec::new(),
+    };
+    for known in admin.consumers().await? {
+        if name.is_some_and(|name| known.consumer != name)
+            || category.is_some_and(|category| known.category != category)
+        {
+            continue;
+        }
+        for event in admin.parked(&known.category, &known.consumer).await? {
+            report.events.push(ParkedEntry {
+                category: known.category.clone(),
+                consumer: known.consumer.clone(),
+                stream: event.stream,
+                id: event.id,
+                message_type: event.message_type,
+                position: event.position,
+                global_position: event.global_position,
+                attempts: event.attempts,
+                error: event.error,
+                data: event.data,
+                metadata: event.metadata,
+            });
+        }
+        for stream in admin
+            .parked_streams(&known.category, &known.consumer)
+            .await?
+        {
+            report.streams.push(HeldStream {
+                category: known.category.clone(),
+                consumer: known.consumer.clone(),
+                stream,
+            });
+        }
+    }
+    Ok(report)
+}
+
+impl Report for Parked {
+    fn render(&self) -> String {
+        if self.events.is_empty() && self.streams.is_empty() {
+            return "no parked events\n".to_owned();
+        }
+        let mut table = Table::new(&[
+            "CONSUMER", "STREAM", "GLOBAL", "TYPE", "ID", "ATTEMPTS", "ERROR",
+        ]);
+        for event in &self.events {
+            table.row(vec![
+                format!("{} ({})", event.consumer, event.category),
+                event.stream.clone(),
+                event.global_position.to_string(),
+                event.message_type.clone(),
+                event.id.to_string(),
+                event.attempts.to_string(),
+                event.error.lines().next().unwrap_or("").to_owned(),
+            ]);
+        }
+        let mut out = table.render();
+        out.push_str(&format!(
+            "{} stream(s) held back: {}\n",
+            self.streams.len(),
+            self.streams
+                .iter()
+                .map(|held| format!("{} by {}", held.stream, held.consumer))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        out
+    }
+}
+
+/// `consumer release`.
+#[derive(Debug, Serialize)]
+struct Released {
+    stream: String,
+    consumers: Vec<ReleasedBy>,
+}
+
+/// A consumer, as printed.
+#[derive(Debug, Serialize)]
+struct ReleasedBy {
+    category: String,
+    consumer: String,
+}
+
+impl Report for Released {
+    fn render(&self) -> String {
+        self.consumers
+            .iter()
+            .map(|released| {
+                format!(
+                    "released {} for {} ({})\n",
+                    self.stream, released.consumer, released.category
+                )
+            })
+            .collect()
+    }
+}
+
+async fn release<DB: Backend>(
+    admin: &ConsumerAdmin<DB>,
+    stream: &str,
+    consumer: Option<&str>,
+    error: &impl Fn(eventodb_kit::Error) -> CliError,
+) -> Result<Rendered, CliError> {
+    // Only consumers of the stream's category can hold it back.
+    let category = stream
+        .split_once('-')
+        .map_or(stream, |(category, _)| category);
+    let mut released = Vec::new();
+    for known in admin.consumers().await.map_err(error)? {
+        if known.category != category || consumer.is_some_and(|name| known.consumer != name) {
+            continue;
+        }
+        if admin
+            .release_stream(&known.category, &known.consumer, stream)
+            .await
+            .map_err(error)?
+        {
+            released.push(ReleasedBy {
+                category: known.category,
+                consumer: known.consumer,
+            });
+        }
+    }
+    if released.is_empty() {
+        return Err(CliError::NotFound(match consumer {
+            None => format!(
+                "stream {stream:?} is not held back by any consumer (see `eventodb-kit consumer parked`)"
+            ),
+            Some(name) => format!(
+                "stream {stream:?} is not held back by consumer {name:?} (see `eventodb-kit consumer parked`)"
+            ),
+        }));
+    }
+    Ok(Rendered::new(&Released {
+        stream: stream.to_owned(),
+        consumers: released,
+    }))
+}

@@ -1,0 +1,115 @@
+//! Lag: how many events of a member's share of a category lie after its position, counted
+//! by reading the category from EventoDB (bounded by [`CAP`]).
+
+use std::error::Error as _;
+
+use eventodb_kit::Client;
+use eventodb_kit::client::GetCategoryOptions;
+use serde::Serialize;
+
+/// Events read per request.
+const BATCH: i64 = 1000;
+/// Counting stops here (the lag is then "at least" this).
+pub(super) const CAP: u64 = 10_000;
+
+/// A counted lag.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Lag {
+    /// Events after the position (at most [`CAP`]).
+    pub(super) events: u64,
+    /// Counting stopped at [`CAP`].
+    pub(super) capped: bool,
+}
+
+/// Whether EventoDB answered.
+#[derive(Debug, Clone, Serialize)]
+pub(super) struct Reachability {
+    /// The server's URL.
+    url: String,
+    /// It answered every lag query.
+    pub(super) reachable: bool,
+    /// The first error, when it did not.
+    pub(super) error: Option<String>,
+}
+
+/// Counts lags; after the first failure it stops asking.
+pub(super) struct Counter<'a> {
+    client: &'a Client,
+    error: Option<String>,
+}
+
+impl<'a> Counter<'a> {
+    pub(super) fn new(client: &'a Client) -> Self {
+        Self {
+            client,
+            error: None,
+        }
+    }
+
+    /// The lag of member `member` of `size` at `position` (the last handled global
+    /// position); `None` once EventoDB has failed.
+    pub(super) async fn count(
+        &mut self,
+        category: &str,
+        member: i64,
+        size: i64,
+        position: i64,
+    ) -> Option<Lag> {
+        if self.error.is_some() {
+            return None;
+        }
+        let mut events = 0_u64;
+        let mut next = position.saturating_add(1).max(1);
+        loop {
+            let mut options = GetCategoryOptions::new().position(next).batch_size(BATCH);
+            if size > 1 {
+                options = options.consumer_group(member, size);
+            }
+            let page = match self.client.category_get(category, &options).await {
+                Ok(page) => page,
+                Err(error) => {
+                    self.error = Some(describe(&error));
+                    return None;
+                }
+            };
+            events += page.len() as u64;
+            if events >= CAP {
+                return Some(Lag {
+                    events: CAP,
+                    capped: true,
+                });
+            }
+            match page.last() {
+                Some(last) if page.len() as u64 == BATCH as u64 => {
+                    next = last.global_position + 1;
+                }
+                _ => {
+                    return Some(Lag {
+                        events,
+                        capped: false,
+                    });
+                }
+            }
+        }
+    }
+
+    pub(super) fn into_reachability(self) -> Reachability {
+        Reachability {
+            url: self.client.base_url().to_owned(),
+            reachable: self.error.is_none(),
+            error: self.error,
+        }
+    }
+}
+
+/// The error and its causes on one line (the client never puts the token in them).
+fn describe(error: &eventodb_kit::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

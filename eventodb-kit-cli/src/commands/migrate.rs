@@ -1,0 +1,85 @@
+//! `migrate` and `migrate --down`.
+
+use eventodb_kit::Backend;
+use serde::Serialize;
+use sqlx::Pool;
+
+use super::{kit_error, with_pool};
+use crate::args::MigrateArgs;
+use crate::connect::Connected;
+use crate::error::CliError;
+use crate::output::{Rendered, Report};
+
+/// What `migrate` did.
+#[derive(Debug, Serialize)]
+struct MigrateReport {
+    /// `up` or `down`.
+    direction: &'static str,
+    /// Versions applied (up, oldest first) or reverted (down, newest first).
+    versions: Vec<i64>,
+    /// The newest version this CLI knows.
+    latest: i64,
+    /// The target of `--down`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target: Option<i64>,
+}
+
+impl Report for MigrateReport {
+    fn render(&self) -> String {
+        let list = |versions: &[i64]| {
+            versions
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match (self.direction, self.versions.is_empty()) {
+            ("up", true) => format!("up to date (version {})\n", self.latest),
+            ("up", false) => format!(
+                "applied {} (now at version {})\n",
+                list(&self.versions),
+                self.latest
+            ),
+            (_, true) => format!(
+                "nothing to revert above version {}\n",
+                self.target.unwrap_or(0)
+            ),
+            (_, false) => format!(
+                "reverted {} (now at version {})\n",
+                list(&self.versions),
+                self.target.unwrap_or(0)
+            ),
+        }
+    }
+}
+
+pub(super) async fn run(connected: &Connected, args: &MigrateArgs) -> Result<Rendered, CliError> {
+    let report = with_pool!(connected, |pool| migrate(pool, args.down).await)
+        .map_err(kit_error(connected))?;
+    Ok(Rendered::new(&report))
+}
+
+async fn migrate<DB: Backend>(
+    pool: &Pool<DB>,
+    down: Option<i64>,
+) -> eventodb_kit::Result<MigrateReport> {
+    let latest = eventodb_kit::migrations::<DB>()
+        .iter()
+        .map(|step| step.version)
+        .max()
+        .unwrap_or(0);
+    Ok(match down {
+        None => MigrateReport {
+            direction: "up",
+            versions: eventodb_kit::migrate(pool).await?,
+            latest,
+            target: None,
+        },
+        Some(target) => MigrateReport {
+            direction: "down",
+            versions: eventodb_kit::migrate_down(pool, target).await?,
+            latest,
+            target: Some(target),
+        },
+    })
+}

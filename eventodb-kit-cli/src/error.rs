@@ -1,0 +1,105 @@
+//! What can go wrong, worded for an operator (never a token, never a password, never a raw
+//! sqlx dump).
+
+/// An operational error: the command ran and failed (exit code 1).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CliError {
+    /// No database URL was given.
+    #[error("no database: pass --database-url or set DATABASE_URL (postgres://... or sqlite:PATH)")]
+    NoDatabase,
+    /// The database URL does not parse or names an unsupported database.
+    #[error("invalid database URL: {0}")]
+    InvalidDatabaseUrl(String),
+    /// The database could not be reached or opened.
+    #[error("cannot connect to {target}: {reason}")]
+    Unreachable {
+        /// The database, without credentials.
+        target: String,
+        /// Why.
+        reason: String,
+    },
+    /// The tables of eventodb-kit are not there.
+    #[error("eventodb-kit's tables are missing in {target}: run `eventodb-kit migrate` first")]
+    MissingTables {
+        /// The database, without credentials.
+        target: String,
+    },
+    /// The token does not parse (the message never contains the token).
+    #[error("malformed EventoDB token (--token / EVENTODB_TOKEN): {0}")]
+    InvalidToken(String),
+    /// The EventoDB URL is not usable.
+    #[error("invalid EventoDB URL: {0}")]
+    InvalidEventodbUrl(String),
+    /// The thing the command names does not exist (or is not in the needed state).
+    #[error("{0}")]
+    NotFound(String),
+    /// The command's arguments fit more than one thing.
+    #[error("{0}")]
+    Ambiguous(String),
+    /// A database statement failed.
+    #[error("database error: {0}")]
+    Database(String),
+    /// Anything else eventodb-kit reported.
+    #[error("{0}")]
+    Kit(String),
+}
+
+impl CliError {
+    /// A short machine-readable kind, for `--json`.
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            CliError::NoDatabase => "no_database",
+            CliError::InvalidDatabaseUrl(_) => "invalid_database_url",
+            CliError::Unreachable { .. } => "unreachable",
+            CliError::MissingTables { .. } => "missing_tables",
+            CliError::InvalidToken(_) => "invalid_token",
+            CliError::InvalidEventodbUrl(_) => "invalid_eventodb_url",
+            CliError::NotFound(_) => "not_found",
+            CliError::Ambiguous(_) => "ambiguous",
+            CliError::Database(_) => "database",
+            CliError::Kit(_) => "error",
+        }
+    }
+
+    /// Words an error of eventodb-kit, recognising missing tables and lost connections.
+    pub(crate) fn from_kit(error: eventodb_kit::Error, target: &str) -> Self {
+        match error {
+            eventodb_kit::Error::Database { source } => Self::from_sqlx(&source, target),
+            eventodb_kit::Error::Migration { version, message } => {
+                CliError::Database(format!("migration {version} failed: {message}"))
+            }
+            other => CliError::Kit(other.to_string()),
+        }
+    }
+
+    /// Words a sqlx error.
+    pub(crate) fn from_sqlx(error: &sqlx::Error, target: &str) -> Self {
+        match error {
+            sqlx::Error::Database(db) => {
+                let message = db.message();
+                // PostgreSQL: undefined_table; SQLite: "no such table".
+                if db.code().as_deref() == Some("42P01") || message.contains("no such table") {
+                    CliError::MissingTables {
+                        target: target.to_owned(),
+                    }
+                } else {
+                    CliError::Database(message.to_owned())
+                }
+            }
+            sqlx::Error::Io(io) => CliError::Unreachable {
+                target: target.to_owned(),
+                reason: io.to_string(),
+            },
+            sqlx::Error::Tls(tls) => CliError::Unreachable {
+                target: target.to_owned(),
+                reason: format!("TLS: {tls}"),
+            },
+            sqlx::Error::PoolTimedOut => CliError::Unreachable {
+                target: target.to_owned(),
+                reason: "timed out".to_owned(),
+            },
+            sqlx::Error::Configuration(config) => CliError::InvalidDatabaseUrl(config.to_string()),
+            other => CliError::Database(other.to_string()),
+        }
+    }
+}
