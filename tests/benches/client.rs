@@ -1,50 +1,44 @@
 //! Client benchmark: `cargo bench --bench client`.
 //!
-//! Against the embedded server (on its own runtime) on loopback, the same workloads are run
-//! by the typed client and by a bare `reqwest` loop with hand-written JSON, alternating in
-//! rounds so that machine noise hits both alike:
+//! Against the embedded server (on a runtime of its own) on loopback, each workload is run
+//! by the typed client and by a bare `reqwest` loop with hand-written JSON **interleaved
+//! operation by operation** (every worker alternates client and bare calls), so that the
+//! load of other processes on a shared machine hits both alike:
 //!
-//! * `write_seq`: sequential `stream.write`s (writes/s, p50/p99 latency);
-//! * `write_16`: 16 writes in flight (writes/s, p50/p99 latency);
-//! * `category_get_100`: `category.get` pages of 100 with a moving cursor (batches/s,
-//!   p50/p99 latency).
+//! * `write_seq`: sequential `stream.write`s;
+//! * `write_16`: 16 workers, so 16 writes in flight;
+//! * `category_get_100`: `category.get` pages of 100 with a moving cursor.
 //!
-//! `ratio` is client throughput / bare throughput (1.0 = no overhead; the goal is >= 0.9).
-//! The run is bounded (about 30 s) and ends with one JSON line holding every figure.
+//! For each side: operations, p50/p99 latency, and throughput `per_s` = in-flight / mean
+//! latency (what that side alone would sustain). `ratio` = client throughput / bare
+//! throughput, `p50_ratio` = bare p50 / client p50 (1.0 = no overhead; goal >= 0.9). The
+//! run takes about 30 s and ends with one JSON line holding every figure.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use eventodb_kit::client::{Client, GetCategoryOptions, NewMessage, Token, WriteOptions};
 use eventodb_kit_testkit::TestServer;
 use serde_json::{Value, json};
 
-/// Time each (workload, implementation, round) runs for.
-const SLICE: Duration = Duration::from_millis(1500);
-/// Rounds per workload; each round runs bare then client, or client then bare.
-const ROUNDS: usize = 3;
+/// How long each workload runs.
+const RUN: Duration = Duration::from_secs(8);
 /// Writes in flight for `write_16`.
 const IN_FLIGHT: usize = 16;
 /// Messages in the category read by `category_get_100`.
 const CATEGORY_MESSAGES: usize = 5_000;
+/// The data of every written message (about 60 bytes of JSON).
+const PAYLOAD: &str = "0123456789abcdef0123456789abcdef";
 
+/// Latencies of one side of one workload.
 #[derive(Default)]
 struct Samples {
-    ops: usize,
-    elapsed: Duration,
     latencies: Vec<Duration>,
 }
 
 impl Samples {
-    fn add(&mut self, other: Samples) {
-        self.ops += other.ops;
-        self.elapsed += other.elapsed;
-        self.latencies.extend(other.latencies);
-    }
-
-    fn per_second(&self) -> f64 {
-        self.ops as f64 / self.elapsed.as_secs_f64()
+    fn mean(&self) -> Duration {
+        let total: Duration = self.latencies.iter().sum();
+        total / self.latencies.len().max(1) as u32
     }
 
     fn percentile_us(&mut self, p: f64) -> f64 {
@@ -56,12 +50,17 @@ impl Samples {
         self.latencies[index].as_secs_f64() * 1e6
     }
 
-    fn summary(&mut self) -> Value {
+    /// Throughput with `in_flight` operations outstanding at all times.
+    fn per_second(&self, in_flight: usize) -> f64 {
+        in_flight as f64 / self.mean().as_secs_f64()
+    }
+
+    fn summary(&mut self, in_flight: usize) -> Value {
         json!({
-            "per_s": round1(self.per_second()),
+            "per_s": round1(self.per_second(in_flight)),
             "p50_us": round1(self.percentile_us(0.50)),
             "p99_us": round1(self.percentile_us(0.99)),
-            "ops": self.ops,
+            "ops": self.latencies.len(),
         })
     }
 }
@@ -70,7 +69,7 @@ fn round1(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
 }
 
-/// The bare loop: reqwest, hand-written JSON, no typed decoding.
+/// The bare loop: reqwest, hand-written JSON, replies parsed as `serde_json::Value`.
 #[derive(Clone)]
 struct Bare {
     http: reqwest::Client,
@@ -79,7 +78,6 @@ struct Bare {
 }
 
 impl Bare {
-    /// Sends `body`, parses the reply as a `serde_json::Value`.
     async fn post(&self, body: String) -> Value {
         let response = self
             .http
@@ -97,12 +95,13 @@ impl Bare {
 
     async fn write(&self, stream: &str, i: usize) {
         let body = format!(
-            r#"["stream.write","{stream}",{{"type":"Bench","data":{{"i":{i},"payload":"0123456789abcdef0123456789abcdef"}}}},{{}}]"#
+            r#"["stream.write","{stream}",{{"type":"Bench","data":{{"i":{i},"payload":"{PAYLOAD}"}}}},{{}}]"#
         );
         let written = self.post(body).await;
         assert!(written["globalPosition"].is_i64());
     }
 
+    /// Reads one page; returns the next cursor.
     async fn category_page(&self, category: &str, position: i64) -> i64 {
         let body =
             format!(r#"["category.get","{category}",{{"position":{position},"batchSize":100}}]"#);
@@ -110,136 +109,88 @@ impl Bare {
         rows.as_array()
             .and_then(|rows| rows.last())
             .and_then(|row| row[4].as_i64())
-            .map_or(0, |gp| gp + 1)
+            .map_or(1, |gp| gp + 1)
     }
 }
 
-fn client_message(i: usize) -> NewMessage {
-    NewMessage::new(
-        "Bench",
-        json!({"i": i, "payload": "0123456789abcdef0123456789abcdef"}),
-    )
+async fn client_write(client: &Client, stream: &str, i: usize) {
+    client
+        .stream_write(
+            stream,
+            &NewMessage::new("Bench", json!({"i": i, "payload": PAYLOAD})),
+            &WriteOptions::new(),
+        )
+        .await
+        .expect("client write");
 }
 
-/// Sequential writes for one slice.
-async fn writes_seq(run: &Impl, stream: &str) -> Samples {
-    let mut samples = Samples::default();
-    let started = Instant::now();
-    let options = WriteOptions::new();
-    while started.elapsed() < SLICE {
-        let t = Instant::now();
-        match run {
-            Impl::Client(client) => {
-                client
-                    .stream_write(stream, &client_message(samples.ops), &options)
-                    .await
-                    .expect("client write");
-            }
-            Impl::Bare(bare) => bare.write(stream, samples.ops).await,
+/// Reads one page; returns the next cursor.
+async fn client_category_page(client: &Client, category: &str, position: i64) -> i64 {
+    let rows = client
+        .category_get(
+            category,
+            &GetCategoryOptions::new().position(position).batch_size(100),
+        )
+        .await
+        .expect("client category.get");
+    rows.last().map_or(1, |m| m.global_position + 1)
+}
+
+/// One worker alternating client and bare writes until `deadline`.
+async fn write_worker(
+    client: Client,
+    bare: Bare,
+    worker: usize,
+    deadline: Instant,
+) -> (Samples, Samples) {
+    let (mut with_client, mut with_bare) = (Samples::default(), Samples::default());
+    let (client_stream, bare_stream) = (format!("wc-{worker}"), format!("wb-{worker}"));
+    let mut i = worker; // workers start on different sides
+    while Instant::now() < deadline {
+        let started = Instant::now();
+        if i % 2 == 0 {
+            client_write(&client, &client_stream, i).await;
+            with_client.latencies.push(started.elapsed());
+        } else {
+            bare.write(&bare_stream, i).await;
+            with_bare.latencies.push(started.elapsed());
         }
-        samples.latencies.push(t.elapsed());
-        samples.ops += 1;
+        i += 1;
     }
-    samples.elapsed = started.elapsed();
-    samples
+    (with_client, with_bare)
 }
 
-/// `IN_FLIGHT` writers for one slice, each to its own stream.
-async fn writes_in_flight(run: &Impl, prefix: &str) -> Samples {
-    let started = Instant::now();
-    let counter = Arc::new(AtomicUsize::new(0));
-    let tasks: Vec<_> = (0..IN_FLIGHT)
-        .map(|w| {
-            let run = run.clone();
-            let stream = format!("{prefix}-{w}");
-            let counter = counter.clone();
-            tokio::spawn(async move {
-                let mut latencies = Vec::new();
-                let options = WriteOptions::new();
-                while started.elapsed() < SLICE {
-                    let i = counter.fetch_add(1, Ordering::Relaxed);
-                    let t = Instant::now();
-                    match &run {
-                        Impl::Client(client) => {
-                            client
-                                .stream_write(&stream, &client_message(i), &options)
-                                .await
-                                .expect("client write");
-                        }
-                        Impl::Bare(bare) => bare.write(&stream, i).await,
-                    }
-                    latencies.push(t.elapsed());
-                }
-                latencies
-            })
-        })
+async fn writes(client: &Client, bare: &Bare, workers: usize) -> (Samples, Samples) {
+    let deadline = Instant::now() + RUN;
+    let tasks: Vec<_> = (0..workers)
+        .map(|w| tokio::spawn(write_worker(client.clone(), bare.clone(), w, deadline)))
         .collect();
-    let mut samples = Samples::default();
+    let (mut with_client, mut with_bare) = (Samples::default(), Samples::default());
     for task in tasks {
-        samples.latencies.extend(task.await.expect("writer task"));
+        let (c, b) = task.await.expect("writer task");
+        with_client.latencies.extend(c.latencies);
+        with_bare.latencies.extend(b.latencies);
     }
-    samples.elapsed = started.elapsed();
-    samples.ops = samples.latencies.len();
-    samples
+    (with_client, with_bare)
 }
 
-/// `category.get` pages of 100 for one slice, wrapping around at the end.
-async fn category_pages(run: &Impl, category: &str) -> Samples {
-    let mut samples = Samples::default();
-    let started = Instant::now();
-    let mut position = 1;
-    while started.elapsed() < SLICE {
-        let t = Instant::now();
-        let next = match run {
-            Impl::Client(client) => {
-                let rows = client
-                    .category_get(
-                        category,
-                        &GetCategoryOptions::new().position(position).batch_size(100),
-                    )
-                    .await
-                    .expect("client category.get");
-                rows.last().map_or(0, |m| m.global_position + 1)
-            }
-            Impl::Bare(bare) => bare.category_page(category, position).await,
-        };
-        samples.latencies.push(t.elapsed());
-        samples.ops += 1;
-        position = if next == 0 { 1 } else { next };
-    }
-    samples.elapsed = started.elapsed();
-    samples
-}
-
-#[derive(Clone)]
-enum Impl {
-    Client(Client),
-    Bare(Bare),
-}
-
-#[derive(Clone, Copy)]
-enum Workload {
-    WriteSeq,
-    Write16,
-    CategoryGet100,
-}
-
-impl Workload {
-    fn name(self) -> &'static str {
-        match self {
-            Workload::WriteSeq => "write_seq",
-            Workload::Write16 => "write_16",
-            Workload::CategoryGet100 => "category_get_100",
+async fn category_pages(client: &Client, bare: &Bare) -> (Samples, Samples) {
+    let deadline = Instant::now() + RUN;
+    let (mut with_client, mut with_bare) = (Samples::default(), Samples::default());
+    let (mut client_cursor, mut bare_cursor) = (1, 1);
+    let mut i = 0usize;
+    while Instant::now() < deadline {
+        let started = Instant::now();
+        if i % 2 == 0 {
+            client_cursor = client_category_page(client, "reads", client_cursor).await;
+            with_client.latencies.push(started.elapsed());
+        } else {
+            bare_cursor = bare.category_page("reads", bare_cursor).await;
+            with_bare.latencies.push(started.elapsed());
         }
+        i += 1;
     }
-
-    async fn run(self, run: &Impl, tag: &str, round: usize) -> Samples {
-        match self {
-            Workload::WriteSeq => writes_seq(run, &format!("seq{tag}-{round}")).await,
-            Workload::Write16 => writes_in_flight(run, &format!("par{tag}{round}")).await,
-            Workload::CategoryGet100 => category_pages(run, "reads").await,
-        }
-    }
+    (with_client, with_bare)
 }
 
 fn main() {
@@ -275,64 +226,46 @@ async fn bench() {
         rpc: format!("{}/rpc", server.url()),
         auth: format!("Bearer {}", created.token.expose_secret()),
     };
-    // The category read by `category_get_100`, in 50 streams.
+    // The category read by `category_get_100`, in 50 streams; also warms both sides.
     for i in 0..CATEGORY_MESSAGES {
-        client
-            .stream_write(
-                &format!("reads-{}", i % 50),
-                &client_message(i),
-                &WriteOptions::new(),
-            )
-            .await
-            .expect("seed write");
-    }
-    let client = Impl::Client(client);
-    let bare = Impl::Bare(bare);
-    // Warm both connection pools and code paths.
-    for run in [&client, &bare] {
-        Workload::WriteSeq.run(run, "warm", 0).await;
+        let stream = format!("reads-{}", i % 50);
+        if i % 2 == 0 {
+            client_write(&client, &stream, i).await;
+        } else {
+            bare.write(&stream, i).await;
+        }
     }
 
     let mut figures = serde_json::Map::new();
-    for workload in [
-        Workload::WriteSeq,
-        Workload::Write16,
-        Workload::CategoryGet100,
+    for (name, in_flight) in [
+        ("write_seq", 1),
+        ("write_16", IN_FLIGHT),
+        ("category_get_100", 1),
     ] {
-        let (mut with_client, mut with_bare) = (Samples::default(), Samples::default());
-        for round in 0..ROUNDS {
-            // Alternate who goes first.
-            let order: [(&Impl, bool); 2] = if round % 2 == 0 {
-                [(&bare, false), (&client, true)]
-            } else {
-                [(&client, true), (&bare, false)]
-            };
-            for (run, is_client) in order {
-                let tag = if is_client { "c" } else { "b" };
-                let samples = workload.run(run, tag, round).await;
-                if is_client {
-                    with_client.add(samples);
-                } else {
-                    with_bare.add(samples);
-                }
-            }
-        }
-        let ratio = with_client.per_second() / with_bare.per_second();
-        let (c, b) = (with_client.summary(), with_bare.summary());
+        let (mut with_client, mut with_bare) = match name {
+            "category_get_100" => category_pages(&client, &bare).await,
+            _ => writes(&client, &bare, in_flight).await,
+        };
+        let ratio = with_client.per_second(in_flight) / with_bare.per_second(in_flight);
+        let (c, b) = (with_client.summary(in_flight), with_bare.summary(in_flight));
+        let p50_ratio = b["p50_us"].as_f64().unwrap_or(0.0) / c["p50_us"].as_f64().unwrap_or(1.0);
         eprintln!(
-            "{:<17} client {:>9.1}/s p50 {:>7.1} us p99 {:>7.1} us | bare {:>9.1}/s p50 {:>7.1} us p99 {:>7.1} us | ratio {:.3}",
-            workload.name(),
+            "{name:<17} client {:>9.1}/s p50 {:>7.1} us p99 {:>7.1} us | bare {:>9.1}/s p50 {:>7.1} us p99 {:>7.1} us | ratio {ratio:.3} p50 ratio {p50_ratio:.3}",
             c["per_s"].as_f64().unwrap_or(0.0),
             c["p50_us"].as_f64().unwrap_or(0.0),
             c["p99_us"].as_f64().unwrap_or(0.0),
             b["per_s"].as_f64().unwrap_or(0.0),
             b["p50_us"].as_f64().unwrap_or(0.0),
             b["p99_us"].as_f64().unwrap_or(0.0),
-            ratio
         );
         figures.insert(
-            workload.name().to_owned(),
-            json!({"client": c, "bare": b, "ratio": (ratio * 1000.0).round() / 1000.0}),
+            name.to_owned(),
+            json!({
+                "client": c,
+                "bare": b,
+                "ratio": (ratio * 1000.0).round() / 1000.0,
+                "p50_ratio": (p50_ratio * 1000.0).round() / 1000.0,
+            }),
         );
     }
     figures.insert(

@@ -23,6 +23,8 @@ enum Reply {
     Delayed(Duration, Vec<u8>),
     /// Never answer (keep the connection open).
     Hang,
+    /// Write these bytes, then keep the connection open without another byte.
+    RawThenHang(Vec<u8>),
     /// Close without answering.
     Close,
 }
@@ -62,6 +64,10 @@ async fn broken_server(reply: Reply) -> (String, Arc<Mutex<Vec<String>>>) {
                         let _ = socket.write_all(&bytes).await;
                     }
                     Reply::Hang => {
+                        tokio::time::sleep(Duration::from_secs(60)).await;
+                    }
+                    Reply::RawThenHang(bytes) => {
+                        let _ = socket.write_all(&bytes).await;
                         tokio::time::sleep(Duration::from_secs(60)).await;
                     }
                     Reply::Close => {}
@@ -177,6 +183,27 @@ async fn error_006_hanging_server_times_out() {
     assert!(elapsed >= Duration::from_millis(100), "{elapsed:?}");
     assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
     assert!(err.is_transient() && err.outcome_unknown());
+}
+
+#[tokio::test]
+async fn a_body_that_never_finishes_times_out() {
+    // Headers arrive at once; the body stops half-way. The request timeout covers it.
+    let head =
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"global";
+    let (url, _) = broken_server(Reply::RawThenHang(head.as_bytes().to_vec())).await;
+    let client = Client::builder(&url)
+        .request_timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let err = write_once(&client).await.unwrap_err();
+    assert!(
+        matches!(err, Error::Timeout { after, .. } if after == Duration::from_millis(100)),
+        "{err:?}"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(100));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(err.outcome_unknown());
 }
 
 #[tokio::test]
