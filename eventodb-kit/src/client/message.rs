@@ -175,11 +175,50 @@ impl CategoryMessage {
     }
 }
 
-/// Parses an RFC 3339 UTC time with 0 to 9 fractional digits (Go's `RFC3339Nano`).
+/// Parses an RFC 3339 time with 0 to 9 fractional digits (Go's `RFC3339Nano`), as UTC.
 pub(crate) fn parse_time(s: &str) -> std::result::Result<DateTime<Utc>, String> {
+    if let Some(time) = parse_utc_fast(s.as_bytes()) {
+        return Ok(time);
+    }
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| format!("invalid RFC 3339 time {s:?}: {e}"))
+}
+
+/// The shape the server always sends, `YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z`, parsed without the
+/// generic format machinery (a page of 100 rows has 100 times); anything else (offsets,
+/// leap seconds, malformed text) is left to chrono.
+fn parse_utc_fast(s: &[u8]) -> Option<DateTime<Utc>> {
+    let digits = |from: usize, to: usize| -> Option<u32> {
+        s.get(from..to)?.iter().try_fold(0u32, |n, &b| {
+            b.is_ascii_digit().then(|| n * 10 + u32::from(b - b'0'))
+        })
+    };
+    if s.len() < 20
+        || s[4] != b'-'
+        || s[7] != b'-'
+        || s[10] != b'T'
+        || s[13] != b':'
+        || s[16] != b':'
+        || s[s.len() - 1] != b'Z'
+    {
+        return None;
+    }
+    let nanos = match s.len() {
+        20 => 0,
+        22..=30 if s[19] == b'.' => {
+            let fraction = digits(20, s.len() - 1)?;
+            fraction * 10u32.pow((30 - s.len()) as u32)
+        }
+        _ => return None,
+    };
+    let date = chrono::NaiveDate::from_ymd_opt(
+        i32::try_from(digits(0, 4)?).ok()?,
+        digits(5, 7)?,
+        digits(8, 10)?,
+    )?;
+    let time = date.and_hms_nano_opt(digits(11, 13)?, digits(14, 16)?, digits(17, 19)?, nanos)?;
+    Some(time.and_utc())
 }
 
 /// Serde helper: a required RFC 3339 time.
@@ -349,6 +388,46 @@ mod tests {
             assert_eq!(t.nanosecond(), expect.parse::<u32>().unwrap(), "{digits}");
         }
         assert!(parse_time("2025-01-15 10:30").is_err());
+    }
+
+    #[test]
+    fn the_fast_path_agrees_with_chrono() {
+        let samples = [
+            "2025-01-15T10:30:00Z",
+            "2025-01-15T10:30:00.1Z",
+            "2025-01-15T10:30:00.120Z",
+            "2024-02-29T23:59:59.999999999Z",
+            "1970-01-01T00:00:00Z",
+            "2026-11-26T17:05:09.000001Z",
+            "9999-12-31T23:59:59.5Z",
+        ];
+        for s in samples {
+            let chrono = DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+            assert_eq!(parse_utc_fast(s.as_bytes()), Some(chrono), "{s}");
+        }
+        // Left to chrono: offsets, lowercase, leap seconds; rejected by both: nonsense.
+        for s in [
+            "2025-01-15T10:30:00+02:00",
+            "2025-01-15t10:30:00z",
+            "2016-12-31T23:59:60Z",
+            "2025-02-30T10:30:00Z",
+            "2025-01-15T10:30:00.Z",
+            "2025-01-15T10:30:00.1234567890Z",
+            "2025-01-15T1a:30:00Z",
+        ] {
+            assert_eq!(parse_utc_fast(s.as_bytes()), None, "{s}");
+            assert_eq!(
+                parse_time(s).ok(),
+                DateTime::parse_from_rfc3339(s)
+                    .ok()
+                    .map(|t| t.with_timezone(&Utc)),
+                "{s}"
+            );
+        }
+        assert_eq!(
+            parse_time("2025-01-15T12:30:00+02:00").unwrap(),
+            parse_time("2025-01-15T10:30:00Z").unwrap()
+        );
     }
 
     #[test]
