@@ -186,7 +186,10 @@ async fn list<DB: Backend>(
     }
     Ok(List {
         namespace: namespace.to_owned(),
-        eventodb: counter.map(lag::Counter::into_reachability),
+        eventodb: match counter {
+            Some(counter) => Some(counter.into_reachability().await),
+            None => None,
+        },
         consumers,
     })
 }

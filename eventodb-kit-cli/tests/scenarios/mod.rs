@@ -14,7 +14,7 @@ use eventodb_kit::consumer::{
 };
 use eventodb_kit::outbox::{RowStatus, SenderOptions};
 use eventodb_kit::{Backend, Kit, RawMessage};
-use eventodb_kit_testkit::TestServer;
+use eventodb_kit_tests::Env;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -37,9 +37,9 @@ macro_rules! scenarios {
     };
 }
 
-fn kit<DB: Backend>(db: &TestDb<DB>, server: &TestServer) -> Kit<DB> {
+fn kit<DB: Backend>(db: &TestDb<DB>, server: &Env) -> Kit<DB> {
     Kit::builder(server.url())
-        .token(server.default_token())
+        .client(server.client())
         .database(db.pool.clone())
         .build()
         .expect("kit")
@@ -148,9 +148,9 @@ async fn write<DB: Backend>(kit: &Kit<DB>, stream: &str, expected_version: Optio
 /// `outbox status`, `retry` (by id and by stream), `discard` and `purge`, with a failed row
 /// from a real version conflict.
 pub async fn outbox_commands<DB: Backend>(db: &TestDb<DB>) {
-    let server = TestServer::start().await.unwrap();
+    let server = Env::new().await;
     let kit = kit(db, &server);
-    let token = server.default_token().to_owned();
+    let token = server.token().expose_secret().to_owned();
     let env = [
         ("DATABASE_URL", db.url.as_str()),
         ("EVENTODB_TOKEN", token.as_str()),
@@ -175,7 +175,7 @@ pub async fn outbox_commands<DB: Backend>(db: &TestDb<DB>) {
     sender.shutdown().await.unwrap();
 
     let status = cli(&env, &["outbox", "status", "--json"]).await.ok();
-    assert_eq!(status["namespace"], "default");
+    assert_eq!(status["namespace"], server.namespace());
     assert_eq!(
         (
             status["pending"].as_u64(),
@@ -198,7 +198,7 @@ pub async fn outbox_commands<DB: Backend>(db: &TestDb<DB>) {
     assert_eq!(table.code, 0);
     assert!(table.stdout.contains("acct-a") && table.stdout.contains(&stale.to_string()));
 
-    // A row of another namespace is not this token's.
+    // The token picks the namespace: without it, the `default` namespace has no rows.
     let other_ns = cli(
         &[("DATABASE_URL", db.url.as_str())],
         &["outbox", "status", "--json"],
@@ -209,6 +209,17 @@ pub async fn outbox_commands<DB: Backend>(db: &TestDb<DB>) {
         other_ns["namespace"], "default",
         "no token: the default namespace"
     );
+    assert_eq!(
+        (other_ns["pending"].as_u64(), other_ns["failed"].as_u64()),
+        (Some(0), Some(0)),
+        "another namespace's rows are not shown: {other_ns}"
+    );
+    cli(
+        &[("DATABASE_URL", db.url.as_str())],
+        &["outbox", "retry", &stale.to_string(), "--json"],
+    )
+    .await
+    .failed("not_found");
 
     // Retrying what is not failed says why.
     let message = cli(
@@ -306,7 +317,6 @@ pub async fn outbox_commands<DB: Backend>(db: &TestDb<DB>) {
     );
     let usage = cli(&env, &["outbox", "purge", "--older-than", "7y"]).await;
     assert_eq!(usage.code, 2, "{usage:?}");
-    server.shutdown().await;
 }
 
 async fn put(kit_client: &eventodb_kit::Client, stream: &str, message_type: &str) -> i64 {
@@ -334,11 +344,11 @@ fn member<'a>(list: &'a Value, consumer: &str) -> Vec<&'a Value> {
 /// `consumer list` (with and without EventoDB), `parked`, `release`, `reset`, with state
 /// from real consumers.
 pub async fn consumer_commands<DB: Backend>(db: &TestDb<DB>) {
-    let server = TestServer::start().await.unwrap();
+    let server = Env::new().await;
     let kit = kit(db, &server);
     let client = kit.client().clone();
-    let token = server.default_token().to_owned();
-    let url = server.url();
+    let token = server.token().expose_secret().to_owned();
+    let url = server.url().to_owned();
     let env = [
         ("DATABASE_URL", db.url.as_str()),
         ("EVENTODB_TOKEN", token.as_str()),
@@ -464,6 +474,30 @@ pub async fn consumer_commands<DB: Backend>(db: &TestDb<DB>) {
             .is_some_and(|e| !e.contains(&token))
     );
     assert!(member(&down, "parker")[0]["lag"].is_null());
+    // With nothing to count, EventoDB is still asked whether it answers.
+    let empty = cli(
+        &with_eventodb,
+        &["consumer", "list", "--category", "none", "--json"],
+    )
+    .await
+    .ok();
+    assert_eq!(
+        (&empty["eventodb"]["reachable"], &empty["consumers"]),
+        (&json!(true), &json!([]))
+    );
+    let empty = cli(
+        &[env[0], env[1], ("EVENTODB_URL", "http://127.0.0.1:1")],
+        &["consumer", "list", "--category", "none", "--json"],
+    )
+    .await
+    .ok();
+    assert_eq!(empty["eventodb"]["reachable"], false, "{empty}");
+    let elsewhere = cli(&[env[0]], &["consumer", "list", "--json"]).await.ok();
+    assert_eq!(
+        (&elsewhere["namespace"], &elsewhere["consumers"]),
+        (&json!("default"), &json!([])),
+        "without the token: the default namespace, none of these consumers"
+    );
     let table = cli(&with_eventodb, &["consumer", "list"]).await;
     assert_eq!(table.code, 0);
     assert!(
@@ -542,7 +576,7 @@ pub async fn consumer_commands<DB: Backend>(db: &TestDb<DB>) {
         .spawn()
         .await
         .unwrap();
-    let admin = ConsumerAdmin::new(db.pool.clone(), "default");
+    let admin = ConsumerAdmin::new(db.pool.clone(), server.namespace());
     eventually("the released stream is handled", LONG, || async {
         admin
             .parked_streams("park", "parker")
@@ -660,5 +694,4 @@ pub async fn consumer_commands<DB: Backend>(db: &TestDb<DB>) {
     assert_eq!(usage.code, 2, "{usage:?}");
     let usage = cli(&env, &["consumer", "reset", "parker"]).await;
     assert_eq!(usage.code, 2, "--to is required: {usage:?}");
-    server.shutdown().await;
 }

@@ -35,6 +35,7 @@ pub(super) struct Reachability {
 /// Counts lags; after the first failure it stops asking.
 pub(super) struct Counter<'a> {
     client: &'a Client,
+    asked: bool,
     error: Option<String>,
 }
 
@@ -42,6 +43,7 @@ impl<'a> Counter<'a> {
     pub(super) fn new(client: &'a Client) -> Self {
         Self {
             client,
+            asked: false,
             error: None,
         }
     }
@@ -58,6 +60,7 @@ impl<'a> Counter<'a> {
         if self.error.is_some() {
             return None;
         }
+        self.asked = true;
         let mut events = 0_u64;
         let mut next = position.saturating_add(1).max(1);
         loop {
@@ -93,7 +96,13 @@ impl<'a> Counter<'a> {
         }
     }
 
-    pub(super) fn into_reachability(self) -> Reachability {
+    /// Whether EventoDB answered; asks it once when no lag was counted.
+    pub(super) async fn into_reachability(mut self) -> Reachability {
+        if !self.asked && self.error.is_none() {
+            if let Err(error) = self.client.sys_version().await {
+                self.error = Some(describe(&error));
+            }
+        }
         Reachability {
             url: self.client.base_url().to_owned(),
             reachable: self.error.is_none(),
