@@ -382,3 +382,19 @@ async fn sse_malformed_poke_is_reported_and_the_stream_goes_on() {
     assert_eq!(pokes.next().await.unwrap().unwrap().position, 1);
     assert!(pokes.next().await.is_none());
 }
+
+#[tokio::test]
+async fn sse_200_that_is_not_an_event_stream_is_a_decode_error() {
+    // E.g. a proxy's HTML page: silence would look like "no pokes yet" forever.
+    let (url, _) = broken_server(http("200 OK", "text/html", "<html>login</html>")).await;
+    let mut pokes = client(&url)
+        .subscribe(Subscription::stream("s-1"))
+        .await
+        .unwrap();
+    let err = pokes.next().await.unwrap().unwrap_err();
+    assert!(
+        matches!(&err, Error::Decode { expected, body } if expected.contains("text/event-stream") && body.contains("login")),
+        "{err:?}"
+    );
+    assert!(pokes.next().await.is_none());
+}

@@ -15,7 +15,7 @@ use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt as _};
-use reqwest::header::{ACCEPT, AUTHORIZATION};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use serde::Deserialize;
 use tokio::task::JoinHandle;
 
@@ -234,7 +234,12 @@ impl Client {
                 .await
                 .map_err(|e| client.map_transport(&task_url, e))?;
             let status = response.status().as_u16();
-            if status == 200 {
+            let event_stream = response
+                .headers()
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("text/event-stream"));
+            if status == 200 && event_stream {
                 tracing::debug!(url = %task_url, "subscribed");
                 return Ok(response);
             }
@@ -243,7 +248,14 @@ impl Client {
                     Ok(Ok(body)) => body,
                     Ok(Err(_)) | Err(_) => Bytes::new(),
                 };
-            let error = error_from_reply(&task_url, status, &body);
+            let error = if status == 200 {
+                Error::Decode {
+                    expected: "a text/event-stream reply to /subscribe".into(),
+                    body: snippet(&body),
+                }
+            } else {
+                error_from_reply(&task_url, status, &body)
+            };
             tracing::debug!(url = %task_url, %error, "subscription refused");
             Err(error)
         });
