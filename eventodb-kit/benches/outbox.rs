@@ -178,7 +178,7 @@ async fn drain<DB: Backend>(
         if status.pending == 0 {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let rate = total as f64 / started.elapsed().as_secs_f64();
     sender.shutdown().await?;

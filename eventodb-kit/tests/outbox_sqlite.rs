@@ -60,6 +60,10 @@ scenarios!(fresh, cleanup;
     shutdown_mid_drain_loses_nothing,
     purges_sent_rows_after_retention,
     data_and_metadata_round_trip,
+    lost_writes_are_resent_exactly_once,
+    nothing_is_purged_before_verification,
+    a_stream_that_moved_on_gets_the_lost_event_at_its_end,
+    an_idle_sweep_sends_no_requests,
 );
 
 /// The migration SQL shipped in `migrations/sqlite/` is what `migrate` runs.

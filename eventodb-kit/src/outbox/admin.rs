@@ -77,16 +77,17 @@ impl<DB: Backend> Outbox<DB> {
         Ok(done)
     }
 
-    /// Deletes sent (and discarded) rows older than `retention`, in batches of `batch` rows.
-    /// Returns how many were deleted. The sender does this on its own (see
-    /// [`SenderOptions::retention`](super::SenderOptions::retention)).
+    /// Deletes verified sent rows (and discarded rows) older than `retention`, in batches of
+    /// `batch` rows. Returns how many were deleted. The sender does this on its own (see
+    /// [`SenderOptions::retention`](super::SenderOptions::retention)); rows not yet read back
+    /// from EventoDB are kept.
     ///
     /// # Errors
     /// [`Error::Database`].
     pub async fn purge(&self, retention: Duration, batch: i64) -> Result<u64> {
         let mut total = 0;
         loop {
-            let deleted = DB::purge(self.pool(), self.namespace(), retention, batch).await?;
+            let deleted = DB::purge(self.pool(), self.namespace(), retention, batch, true).await?;
             total += deleted;
             if deleted < u64::try_from(batch).unwrap_or(0) || deleted == 0 {
                 return Ok(total);

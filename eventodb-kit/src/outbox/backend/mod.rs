@@ -30,7 +30,7 @@ pub enum DialectKind {
     Sqlite,
 }
 
-pub(crate) use private::{Claimed, Inserted};
+pub(crate) use private::{Claimed, Inserted, Unverified};
 
 /// Counts for health checks and metrics.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -43,6 +43,9 @@ pub struct OutboxStatus {
     pub sent: u64,
     /// Sent rows not yet read back from EventoDB (see the verification sweep).
     pub unverified: u64,
+    /// Rows whose event EventoDB lost after acknowledging it, found by the verification
+    /// sweep and sent again (still counted after they are re-sent, until purged).
+    pub lost: u64,
     /// Age of the oldest pending row.
     pub oldest_pending_age: Option<Duration>,
 }
@@ -157,6 +160,16 @@ pub(crate) mod private {
         pub outcome_unknown: bool,
     }
 
+    /// A sent row awaiting verification.
+    #[derive(Debug, Clone)]
+    pub struct Unverified {
+        pub seq: i64,
+        pub id: String,
+        pub stream: String,
+        pub position: i64,
+        pub global_position: i64,
+    }
+
     /// The statements of one database, and the operations built on them.
     #[allow(private_interfaces)]
     pub trait Dialect: sqlx::Database + Sized {
@@ -198,6 +211,18 @@ pub(crate) mod private {
             owner: &str,
             lease: Duration,
             limit: i64,
+        ) -> impl Future<Output = Result<Vec<Claimed>>> + Send;
+        /// Claims the next rows of one stream for the task already sending it: its own rows
+        /// up to `sent_seq` (sent, not yet recorded) do not hold the stream back; any other
+        /// lease does (also one of the same owner: another task of this sender).
+        fn claim_stream(
+            pool: &Pool<Self>,
+            namespace: &str,
+            stream: &str,
+            owner: &str,
+            lease: Duration,
+            limit: i64,
+            sent_seq: i64,
         ) -> impl Future<Output = Result<Vec<Claimed>>> + Send;
         /// Extends the lease of `owner` on the unsent rows of `stream`.
         fn renew(
@@ -275,13 +300,34 @@ pub(crate) mod private {
             namespace: &str,
             id: &str,
         ) -> impl Future<Output = Result<bool>> + Send;
-        /// Deletes up to `batch` sent or discarded rows older than `retention`.
+        /// Deletes up to `batch` sent (and, if `require_verified`, verified) or discarded
+        /// rows older than `retention`.
         fn purge(
             pool: &Pool<Self>,
             namespace: &str,
             retention: Duration,
             batch: i64,
+            require_verified: bool,
         ) -> impl Future<Output = Result<u64>> + Send;
+        /// Up to `limit` sent rows not yet verified, sent at least `older_than` ago.
+        fn unverified(
+            pool: &Pool<Self>,
+            namespace: &str,
+            older_than: Duration,
+            limit: i64,
+        ) -> impl Future<Output = Result<Vec<Unverified>>> + Send;
+        /// Marks rows verified (one transaction).
+        fn mark_verified_many(
+            pool: &Pool<Self>,
+            seqs: &[i64],
+        ) -> impl Future<Output = Result<()>> + Send;
+        /// Puts a sent row whose event EventoDB lost back to pending (without its expected
+        /// version). `false` if the row was not sent.
+        fn requeue_lost(
+            pool: &Pool<Self>,
+            seq: i64,
+            error: &str,
+        ) -> impl Future<Output = Result<bool>> + Send;
         /// Time until the earliest pending row that is not yet due becomes due.
         fn next_due(
             pool: &Pool<Self>,
@@ -425,7 +471,6 @@ macro_rules! backend_impl {
                 lease: std::time::Duration,
                 limit: i64,
             ) -> $crate::error::Result<Vec<$crate::outbox::backend::Claimed>> {
-                use sqlx::Row as _;
                 let mut tx = claim_begin(pool, namespace).await?;
                 let rows = sqlx::query($sql.claim)
                     .bind(namespace)
@@ -436,29 +481,31 @@ macro_rules! backend_impl {
                     .await
                     .map_err(db)?;
                 tx.commit().await.map_err(db)?;
-                let mut claimed = rows
-                    .into_iter()
-                    .map(|row| {
-                        Ok($crate::outbox::backend::Claimed {
-                            seq: row.try_get("seq")?,
-                            id: row.try_get("id")?,
-                            stream: row.try_get("stream")?,
-                            message_type: row.try_get("message_type")?,
-                            data: row.try_get::<sqlx::types::Json<serde_json::Value>, _>("data")?.0,
-                            metadata: row
-                                .try_get::<Option<sqlx::types::Json<serde_json::Value>>, _>(
-                                    "metadata",
-                                )?
-                                .map(|json| json.0),
-                            expected_version: row.try_get("expected_version")?,
-                            attempts: row.try_get::<i64, _>("attempts")?,
-                            outcome_unknown: row.try_get("outcome_unknown")?,
-                        })
-                    })
-                    .collect::<Result<Vec<_>, sqlx::Error>>()
+                decode_claimed(rows)
+            }
+
+            async fn claim_stream(
+                pool: &sqlx::Pool<Self>,
+                namespace: &str,
+                stream: &str,
+                owner: &str,
+                lease: std::time::Duration,
+                limit: i64,
+                sent_seq: i64,
+            ) -> $crate::error::Result<Vec<$crate::outbox::backend::Claimed>> {
+                let mut tx = claim_begin(pool, namespace).await?;
+                let rows = sqlx::query($sql.claim_stream)
+                    .bind(namespace)
+                    .bind(owner)
+                    .bind($interval(lease))
+                    .bind(limit)
+                    .bind(stream)
+                    .bind(sent_seq)
+                    .fetch_all(&mut *tx)
+                    .await
                     .map_err(db)?;
-                claimed.sort_by_key(|row| row.seq);
-                Ok(claimed)
+                tx.commit().await.map_err(db)?;
+                decode_claimed(rows)
             }
 
             async fn renew(
@@ -574,12 +621,13 @@ macro_rules! backend_impl {
                 pool: &sqlx::Pool<Self>,
                 namespace: &str,
             ) -> $crate::error::Result<$crate::outbox::backend::OutboxStatus> {
-                let (pending, failed, sent, unverified, age): (
+                let (pending, failed, sent, unverified, age, lost): (
                     Option<i64>,
                     Option<i64>,
                     Option<i64>,
                     Option<i64>,
                     Option<f64>,
+                    Option<i64>,
                 ) = sqlx::query_as($sql.status)
                     .bind(namespace)
                     .fetch_one(pool)
@@ -591,6 +639,7 @@ macro_rules! backend_impl {
                     failed: count(failed),
                     sent: count(sent),
                     unverified: count(unverified),
+                    lost: count(lost),
                     oldest_pending_age: age
                         .map(|secs| std::time::Duration::from_secs_f64(secs.max(0.0))),
                 })
@@ -659,15 +708,75 @@ macro_rules! backend_impl {
                 namespace: &str,
                 retention: std::time::Duration,
                 batch: i64,
+                require_verified: bool,
             ) -> $crate::error::Result<u64> {
                 let done = sqlx::query($sql.purge)
                     .bind(namespace)
                     .bind($interval(retention))
                     .bind(batch)
+                    .bind(require_verified)
                     .execute(pool)
                     .await
                     .map_err(db)?;
                 Ok(done.rows_affected())
+            }
+
+            async fn unverified(
+                pool: &sqlx::Pool<Self>,
+                namespace: &str,
+                older_than: std::time::Duration,
+                limit: i64,
+            ) -> $crate::error::Result<Vec<$crate::outbox::backend::Unverified>> {
+                let rows: Vec<(i64, String, String, Option<i64>, Option<i64>)> =
+                    sqlx::query_as($sql.unverified)
+                        .bind(namespace)
+                        .bind($interval(older_than))
+                        .bind(limit)
+                        .fetch_all(pool)
+                        .await
+                        .map_err(db)?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(seq, id, stream, position, global_position)| {
+                        $crate::outbox::backend::Unverified {
+                            seq,
+                            id,
+                            stream,
+                            position: position.unwrap_or(-1),
+                            global_position: global_position.unwrap_or(-1),
+                        }
+                    })
+                    .collect())
+            }
+
+            async fn mark_verified_many(
+                pool: &sqlx::Pool<Self>,
+                seqs: &[i64],
+            ) -> $crate::error::Result<()> {
+                let mut tx = pool.begin().await.map_err(db)?;
+                for seq in seqs {
+                    sqlx::query($sql.mark_verified)
+                        .bind(seq)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                }
+                tx.commit().await.map_err(db)?;
+                Ok(())
+            }
+
+            async fn requeue_lost(
+                pool: &sqlx::Pool<Self>,
+                seq: i64,
+                error: &str,
+            ) -> $crate::error::Result<bool> {
+                let done = sqlx::query($sql.requeue_lost)
+                    .bind(seq)
+                    .bind(error)
+                    .execute(pool)
+                    .await
+                    .map_err(db)?;
+                Ok(done.rows_affected() > 0)
             }
 
             async fn next_due(
@@ -681,6 +790,33 @@ macro_rules! backend_impl {
                     .map_err(db)?;
                 Ok(secs.map(|secs| std::time::Duration::from_secs_f64(secs.max(0.0))))
             }
+        }
+
+        fn decode_claimed(
+            rows: Vec<<$db as sqlx::Database>::Row>,
+        ) -> $crate::error::Result<Vec<$crate::outbox::backend::Claimed>> {
+            use sqlx::Row as _;
+            let mut claimed = rows
+                .into_iter()
+                .map(|row| {
+                    Ok($crate::outbox::backend::Claimed {
+                        seq: row.try_get("seq")?,
+                        id: row.try_get("id")?,
+                        stream: row.try_get("stream")?,
+                        message_type: row.try_get("message_type")?,
+                        data: row.try_get::<sqlx::types::Json<serde_json::Value>, _>("data")?.0,
+                        metadata: row
+                            .try_get::<Option<sqlx::types::Json<serde_json::Value>>, _>("metadata")?
+                            .map(|json| json.0),
+                        expected_version: row.try_get("expected_version")?,
+                        attempts: row.try_get::<i64, _>("attempts")?,
+                        outcome_unknown: row.try_get("outcome_unknown")?,
+                    })
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+                .map_err(db)?;
+            claimed.sort_by_key(|row| row.seq);
+            Ok(claimed)
         }
 
         fn decode_row(
@@ -762,6 +898,8 @@ pub(crate) struct Sql {
     pub(crate) find_by_key: &'static str,
     /// (namespace, owner, lease, limit) → claimed rows
     pub(crate) claim: &'static str,
+    /// (namespace, owner, lease, limit, stream, sent_seq) → the next claimed rows of one stream
+    pub(crate) claim_stream: &'static str,
     /// (namespace, stream, owner, lease)
     pub(crate) renew: &'static str,
     /// (namespace, stream, owner, after_seq)
@@ -774,7 +912,7 @@ pub(crate) struct Sql {
     pub(crate) mark_failed: &'static str,
     /// (seq)
     pub(crate) clear_unknown: &'static str,
-    /// (namespace) → (pending, failed, sent, unverified, oldest pending age in seconds)
+    /// (namespace) → (pending, failed, sent, unverified, oldest pending age in seconds, lost)
     pub(crate) status: &'static str,
     /// (namespace, id) → row
     pub(crate) row: &'static str,
@@ -784,8 +922,14 @@ pub(crate) struct Sql {
     pub(crate) retry: &'static str,
     /// (namespace, id)
     pub(crate) discard: &'static str,
-    /// (namespace, retention, batch)
+    /// (namespace, retention, batch, require_verified)
     pub(crate) purge: &'static str,
+    /// (namespace, older_than, limit) → (seq, id, stream, position, global_position)
+    pub(crate) unverified: &'static str,
+    /// (seq)
+    pub(crate) mark_verified: &'static str,
+    /// (seq, error)
+    pub(crate) requeue_lost: &'static str,
     /// (namespace) → seconds until the earliest pending row is due
     pub(crate) next_due: &'static str,
 }

@@ -30,6 +30,12 @@ const MIGRATIONS: &[Migration] = &[
         up: include_str!("../../../migrations/postgres/0003_consumer_release.up.sql"),
         down: include_str!("../../../migrations/postgres/0003_consumer_release.down.sql"),
     },
+    Migration {
+        version: 4,
+        name: "outbox_verification",
+        up: include_str!("../../../migrations/postgres/0004_outbox_verification.up.sql"),
+        down: include_str!("../../../migrations/postgres/0004_outbox_verification.down.sql"),
+    },
 ];
 
 const SQL: Sql = Sql {
@@ -67,6 +73,26 @@ const SQL: Sql = Sql {
             LIMIT $4)
         RETURNING o.seq, o.id::text AS id, o.stream, o.message_type, o.data, o.metadata,
                   o.expected_version, o.attempts::int8 AS attempts, o.outcome_unknown",
+    claim_stream: "UPDATE eventodb_kit_outbox AS o
+        SET lease_owner = $2,
+            lease_until = now() + make_interval(secs => $3),
+            outcome_unknown = o.outcome_unknown OR o.lease_until IS NOT NULL
+        WHERE o.seq IN (
+            SELECT c.seq FROM eventodb_kit_outbox AS c
+            WHERE c.namespace = $1 AND c.stream = $5 AND c.status = 'pending'
+              AND c.next_attempt_at <= now()
+              AND (c.lease_until IS NULL OR c.lease_until < now())
+              AND NOT EXISTS (
+                  SELECT 1 FROM eventodb_kit_outbox AS b
+                  WHERE b.namespace = c.namespace AND b.stream = c.stream AND b.seq < c.seq
+                    AND b.status IN ('pending', 'failed')
+                    AND (b.status = 'failed' OR b.next_attempt_at > now()
+                         OR (b.lease_until >= now()
+                             AND NOT (b.lease_owner = $2 AND b.seq <= $6))))
+            ORDER BY c.seq
+            LIMIT $4)
+        RETURNING o.seq, o.id::text AS id, o.stream, o.message_type, o.data, o.metadata,
+                  o.expected_version, o.attempts::int8 AS attempts, o.outcome_unknown",
     renew: "UPDATE eventodb_kit_outbox
         SET lease_until = now() + make_interval(secs => $4)
         WHERE namespace = $1 AND stream = $2 AND lease_owner = $3 AND status = 'pending'",
@@ -75,7 +101,8 @@ const SQL: Sql = Sql {
           AND seq > $4",
     mark_sent: "UPDATE eventodb_kit_outbox
         SET status = 'sent', sent_at = now(), position = $2, global_position = $3,
-            attempts = attempts + 1, outcome_unknown = FALSE, last_error = NULL,
+            attempts = attempts + 1, outcome_unknown = FALSE,
+            last_error = CASE WHEN requeued > 0 THEN last_error END,
             lease_owner = NULL, lease_until = NULL
         WHERE seq = $1",
     mark_retry: "UPDATE eventodb_kit_outbox
@@ -94,7 +121,8 @@ const SQL: Sql = Sql {
                count(*) FILTER (WHERE status = 'failed'),
                count(*) FILTER (WHERE status = 'sent'),
                count(*) FILTER (WHERE status = 'sent' AND verified_at IS NULL),
-               EXTRACT(EPOCH FROM now() - min(created_at) FILTER (WHERE status = 'pending'))::float8
+               EXTRACT(EPOCH FROM now() - min(created_at) FILTER (WHERE status = 'pending'))::float8,
+               count(*) FILTER (WHERE requeued > 0)
         FROM eventodb_kit_outbox WHERE namespace = $1",
     row: "SELECT id::text AS id, stream, message_type, status, attempts::int8 AS attempts,
                last_error, outcome_unknown, position, global_position, expected_version,
@@ -117,9 +145,24 @@ const SQL: Sql = Sql {
     purge: "DELETE FROM eventodb_kit_outbox WHERE seq IN (
             SELECT seq FROM eventodb_kit_outbox
             WHERE namespace = $1
-              AND ((status = 'sent' AND sent_at < now() - make_interval(secs => $2))
+              AND ((status = 'sent' AND sent_at < now() - make_interval(secs => $2)
+                    AND (NOT $4 OR verified_at IS NOT NULL))
                 OR (status = 'discarded' AND created_at < now() - make_interval(secs => $2)))
             ORDER BY seq LIMIT $3)",
+    unverified: "SELECT seq, id::text AS id, stream, position, global_position
+        FROM eventodb_kit_outbox
+        WHERE namespace = $1 AND status = 'sent' AND verified_at IS NULL
+          AND sent_at <= now() - make_interval(secs => $2)
+        ORDER BY seq LIMIT $3",
+    mark_verified: "UPDATE eventodb_kit_outbox SET verified_at = now()
+        WHERE seq = $1 AND status = 'sent'",
+    requeue_lost: "UPDATE eventodb_kit_outbox
+        SET status = 'pending', requeued = requeued + 1, lost_at = now(), last_error = $2,
+            position = NULL, global_position = NULL, sent_at = NULL, verified_at = NULL,
+            expected_version = NULL, write_options = write_options - 'expectedVersion',
+            next_attempt_at = now(), outcome_unknown = FALSE,
+            lease_owner = NULL, lease_until = NULL
+        WHERE seq = $1 AND status = 'sent'",
     next_due: "SELECT EXTRACT(EPOCH FROM min(next_attempt_at) - now())::float8
         FROM eventodb_kit_outbox
         WHERE namespace = $1 AND status = 'pending' AND next_attempt_at > now()",

@@ -28,6 +28,12 @@ const MIGRATIONS: &[Migration] = &[
         up: include_str!("../../../migrations/sqlite/0003_consumer_release.up.sql"),
         down: include_str!("../../../migrations/sqlite/0003_consumer_release.down.sql"),
     },
+    Migration {
+        version: 4,
+        name: "outbox_verification",
+        up: include_str!("../../../migrations/sqlite/0004_outbox_verification.up.sql"),
+        down: include_str!("../../../migrations/sqlite/0004_outbox_verification.down.sql"),
+    },
 ];
 
 macro_rules! now {
@@ -86,6 +92,37 @@ const SQL: Sql = Sql {
         RETURNING seq, id, stream, message_type, data, metadata, expected_version, attempts,
                   outcome_unknown"
     ),
+    claim_stream: concat!(
+        "UPDATE eventodb_kit_outbox AS o
+        SET lease_owner = ?2,
+            lease_until = ",
+        now!("?3"),
+        ",
+            outcome_unknown = (o.outcome_unknown OR o.lease_until IS NOT NULL)
+        WHERE o.seq IN (
+            SELECT c.seq FROM eventodb_kit_outbox AS c
+            WHERE c.namespace = ?1 AND c.stream = ?5 AND c.status = 'pending'
+              AND c.next_attempt_at <= ",
+        now!(),
+        "
+              AND (c.lease_until IS NULL OR c.lease_until < ",
+        now!(),
+        ")
+              AND NOT EXISTS (
+                  SELECT 1 FROM eventodb_kit_outbox AS b
+                  WHERE b.namespace = c.namespace AND b.stream = c.stream AND b.seq < c.seq
+                    AND b.status IN ('pending', 'failed')
+                    AND (b.status = 'failed' OR b.next_attempt_at > ",
+        now!(),
+        "
+                         OR (NOT (b.lease_owner = ?2 AND b.seq <= ?6) AND b.lease_until >= ",
+        now!(),
+        ")))
+            ORDER BY c.seq
+            LIMIT ?4)
+        RETURNING seq, id, stream, message_type, data, metadata, expected_version, attempts,
+                  outcome_unknown"
+    ),
     renew: concat!(
         "UPDATE eventodb_kit_outbox SET lease_until = ",
         now!("?4"),
@@ -99,7 +136,8 @@ const SQL: Sql = Sql {
         SET status = 'sent', sent_at = ",
         now!(),
         ", position = ?2, global_position = ?3,
-            attempts = attempts + 1, outcome_unknown = 0, last_error = NULL,
+            attempts = attempts + 1, outcome_unknown = 0,
+            last_error = CASE WHEN requeued > 0 THEN last_error END,
             lease_owner = NULL, lease_until = NULL
         WHERE seq = ?1"
     ),
@@ -124,7 +162,8 @@ const SQL: Sql = Sql {
                sum(status = 'sent' AND verified_at IS NULL),
                (julianday(",
         now!(),
-        ") - julianday(min(CASE WHEN status = 'pending' THEN created_at END))) * 86400.0
+        ") - julianday(min(CASE WHEN status = 'pending' THEN created_at END))) * 86400.0,
+               sum(requeued > 0)
         FROM eventodb_kit_outbox WHERE namespace = ?1"
     ),
     row: "SELECT id, stream, message_type, status, attempts, last_error, outcome_unknown,
@@ -151,13 +190,39 @@ const SQL: Sql = Sql {
         "DELETE FROM eventodb_kit_outbox WHERE seq IN (
             SELECT seq FROM eventodb_kit_outbox
             WHERE namespace = ?1
-              AND ((status = 'sent' AND sent_at < ",
+              AND ((status = 'sent' AND (NOT ?4 OR verified_at IS NOT NULL) AND sent_at < ",
         now!("'-' || ?2"),
         ")
                 OR (status = 'discarded' AND created_at < ",
         now!("'-' || ?2"),
         "))
             ORDER BY seq LIMIT ?3)"
+    ),
+    unverified: concat!(
+        "SELECT seq, id, stream, position, global_position
+        FROM eventodb_kit_outbox
+        WHERE namespace = ?1 AND status = 'sent' AND verified_at IS NULL
+          AND sent_at <= ",
+        now!("'-' || ?2"),
+        "
+        ORDER BY seq LIMIT ?3"
+    ),
+    mark_verified: concat!(
+        "UPDATE eventodb_kit_outbox SET verified_at = ",
+        now!(),
+        " WHERE seq = ?1 AND status = 'sent'"
+    ),
+    requeue_lost: concat!(
+        "UPDATE eventodb_kit_outbox
+        SET status = 'pending', requeued = requeued + 1, lost_at = ",
+        now!(),
+        ", last_error = ?2,
+            position = NULL, global_position = NULL, sent_at = NULL, verified_at = NULL,
+            expected_version = NULL, write_options = json_remove(write_options, '$.expectedVersion'),
+            next_attempt_at = ",
+        now!(),
+        ", outcome_unknown = 0, lease_owner = NULL, lease_until = NULL
+        WHERE seq = ?1 AND status = 'sent'"
     ),
     next_due: concat!(
         "SELECT (julianday(min(next_attempt_at)) - julianday(",

@@ -2,6 +2,7 @@
 
 mod run;
 mod send;
+mod verify;
 
 use std::time::Duration;
 
@@ -37,6 +38,8 @@ pub struct SenderOptions {
     pub(super) purge_batch: i64,
     pub(super) shutdown_timeout: Duration,
     pub(super) worker_id: Option<String>,
+    pub(super) verify_interval: Option<Duration>,
+    pub(super) verify_after: Duration,
 }
 
 impl Default for SenderOptions {
@@ -53,6 +56,8 @@ impl Default for SenderOptions {
             purge_batch: 500,
             shutdown_timeout: Duration::from_secs(30),
             worker_id: None,
+            verify_interval: Some(Duration::from_secs(30)),
+            verify_after: Duration::from_secs(60),
         }
     }
 }
@@ -114,6 +119,26 @@ impl SenderOptions {
     /// How long [`Sender::shutdown`] waits for in-flight sends (default 30 s).
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// The reconciliation sweep (on by default): every `interval`, sent rows older than
+    /// `after` are read back from EventoDB; found ones are marked verified, lost ones (a
+    /// crashed Pebble-backed server forgets its latest acknowledged writes) are sent again
+    /// with the same id and reported (`tracing` error, [`OutboxStatus::lost`]). With the
+    /// sweep on, only verified rows are purged. Defaults: every 30 s, rows sent over 60 s ago.
+    ///
+    /// [`OutboxStatus::lost`]: crate::outbox::OutboxStatus::lost
+    pub fn verification(mut self, interval: Duration, after: Duration) -> Self {
+        self.verify_interval = Some(interval.max(Duration::from_millis(10)));
+        self.verify_after = after;
+        self
+    }
+
+    /// Turns the reconciliation sweep off: sent rows are purged after the retention without
+    /// being read back.
+    pub fn without_verification(mut self) -> Self {
+        self.verify_interval = None;
         self
     }
 

@@ -55,6 +55,7 @@ pub(super) async fn run<DB: Backend>(
         let mut tasks: JoinSet<()> = JoinSet::new();
         let mut wake_alive = true;
         let mut next_purge = Instant::now() + Duration::from_millis(200);
+        let mut next_verify = Instant::now() + Duration::from_millis(100);
         let mut db_failures = 0u32;
         while !cancel.is_cancelled() {
             let mut claimed = 0;
@@ -90,6 +91,26 @@ pub(super) async fn run<DB: Backend>(
                     }
                 }
             }
+            if let Some(interval) = options.verify_interval
+                && Instant::now() >= next_verify
+            {
+                next_verify = Instant::now() + interval;
+                match super::verify::sweep(&shared).await {
+                    Ok(swept) => {
+                        if swept.verified > 0 || swept.lost > 0 {
+                            tracing::debug!(
+                                verified = swept.verified,
+                                lost = swept.lost,
+                                "outbox verification sweep"
+                            );
+                        }
+                        if swept.rows >= 1000 {
+                            next_verify = Instant::now();
+                        }
+                    }
+                    Err(error) => tracing::warn!(%error, "outbox verification sweep failed"),
+                }
+            }
             if Instant::now() >= next_purge {
                 purge(&shared).await;
                 next_purge = Instant::now() + options.purge_interval;
@@ -98,6 +119,11 @@ pub(super) async fn run<DB: Backend>(
                 continue;
             }
             let mut sleep_for = options.poll_interval;
+            if options.verify_interval.is_some() {
+                sleep_for = sleep_for.min(next_verify.saturating_duration_since(Instant::now()));
+            }
+            sleep_for = sleep_for.min(next_purge.saturating_duration_since(Instant::now()));
+            sleep_for = sleep_for.max(Duration::from_millis(1));
             if claimed == 0 && tasks.is_empty() {
                 match DB::next_due(shared.outbox.pool(), shared.outbox.namespace()).await {
                     Ok(Some(due)) => sleep_for = sleep_for.min(due + Duration::from_millis(1)),
@@ -205,6 +231,7 @@ async fn purge<DB: Backend>(shared: &Shared<DB>) {
             shared.outbox.namespace(),
             options.retention,
             options.purge_batch,
+            options.verify_interval.is_some(),
         )
         .await
         {

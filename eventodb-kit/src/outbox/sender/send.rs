@@ -28,12 +28,15 @@ enum Step {
     Held,
 }
 
+/// Claims a stream task makes for its own stream before it gives its slot back.
+const ROUNDS: usize = 20;
+
 /// Page size when looking for an id in a stream.
 const LOOKUP_PAGE: i64 = 1000;
 
-/// Sends the rows of one stream one after the other. Stops at the first row that cannot be
-/// sent (its later rows are released, to be claimed again once it is sent) and between rows
-/// on shutdown.
+/// Sends the rows of one stream one after the other, then claims the stream's next rows
+/// (a few rounds). Stops at the first row that cannot be sent (its later rows are released,
+/// to be claimed again once it is sent) and between rows on shutdown.
 pub(super) async fn send_stream<DB: Backend>(shared: Arc<Shared<DB>>, batch: StreamBatch) {
     let StreamBatch { stream, rows } = batch;
     let Some(first) = rows.first() else { return };
@@ -47,36 +50,61 @@ pub(super) async fn send_stream<DB: Backend>(shared: Arc<Shared<DB>>, batch: Str
     }
     let lease = shared.options.lease;
     let mut renew_at = Instant::now() + lease / 2;
-    for row in &rows {
-        if shared.cancel.is_cancelled() {
-            release(&shared, &stream, row.seq - 1).await;
-            return;
-        }
-        if Instant::now() >= renew_at {
-            if let Err(error) = DB::renew(
-                shared.outbox.pool(),
-                shared.outbox.namespace(),
-                &stream,
-                &shared.owner,
-                lease,
-            )
-            .await
-            {
-                tracing::warn!(%error, %stream, "outbox lease renewal failed");
-            }
-            renew_at = Instant::now() + lease / 2;
-        }
-        match send_row(&shared, row).await {
-            Ok(Step::Sent) => {}
-            Ok(Step::Held) => {
-                release(&shared, &stream, row.seq).await;
+    let mut rows = rows;
+    for _round in 0..ROUNDS {
+        for row in &rows {
+            if shared.cancel.is_cancelled() {
+                release(&shared, &stream, row.seq - 1).await;
                 return;
             }
+            if Instant::now() >= renew_at {
+                if let Err(error) = DB::renew(
+                    shared.outbox.pool(),
+                    shared.outbox.namespace(),
+                    &stream,
+                    &shared.owner,
+                    lease,
+                )
+                .await
+                {
+                    tracing::warn!(%error, %stream, "outbox lease renewal failed");
+                }
+                renew_at = Instant::now() + lease / 2;
+            }
+            match send_row(&shared, row).await {
+                Ok(Step::Sent) => {}
+                Ok(Step::Held) => {
+                    release(&shared, &stream, row.seq).await;
+                    return;
+                }
+                Err(error) => {
+                    // Recording failed: the row keeps its lease and is checked against the
+                    // stream by whoever claims it after the lease.
+                    tracing::warn!(%error, %stream, id = %row.id, "outbox could not record a send");
+                    release(&shared, &stream, row.seq).await;
+                    return;
+                }
+            }
+        }
+        if shared.cancel.is_cancelled() {
+            return;
+        }
+        // Keep the stream while it has rows: no round trip through the main claim.
+        match DB::claim_stream(
+            shared.outbox.pool(),
+            shared.outbox.namespace(),
+            &stream,
+            &shared.owner,
+            lease,
+            shared.options.batch_size,
+            rows.last().map_or(0, |row| row.seq),
+        )
+        .await
+        {
+            Ok(next) if !next.is_empty() => rows = next,
+            Ok(_) => return,
             Err(error) => {
-                // Recording failed: the row keeps its lease and is checked against the
-                // stream by whoever claims it after the lease.
-                tracing::warn!(%error, %stream, id = %row.id, "outbox could not record a send");
-                release(&shared, &stream, row.seq).await;
+                tracing::warn!(%error, %stream, "outbox claim failed");
                 return;
             }
         }

@@ -1,0 +1,3 @@
+DROP INDEX IF EXISTS eventodb_kit_outbox_unverified;
+ALTER TABLE eventodb_kit_outbox DROP COLUMN lost_at;
+ALTER TABLE eventodb_kit_outbox DROP COLUMN requeued;

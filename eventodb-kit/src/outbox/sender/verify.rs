@@ -1,0 +1,173 @@
+//! The reconciliation sweep: read sent events back from EventoDB, mark them verified, and
+//! send again what EventoDB lost after acknowledging it (a crashed Pebble-backed server
+//! comes back without its latest writes).
+//!
+//! Cheap by construction: one database query when nothing awaits verification (no request
+//! to EventoDB at all), otherwise one `stream.get` per stream per page of rows, a few streams
+//! at a time.
+
+use std::collections::{BTreeMap, HashMap};
+
+use futures_util::StreamExt;
+use futures_util::stream;
+
+use super::run::Shared;
+use crate::client::{GetStreamOptions, MAX_BATCH_SIZE};
+use crate::error::Result;
+use crate::outbox::backend::{Backend, Unverified};
+
+/// Rows verified per sweep page.
+const PAGE: i64 = 1000;
+/// Streams read at the same time.
+const STREAMS_AT_ONCE: usize = 8;
+
+/// What one sweep did.
+#[derive(Debug, Default)]
+pub(super) struct Swept {
+    /// Rows looked at (a full page means: sweep again soon).
+    pub(super) rows: usize,
+    /// Rows confirmed in EventoDB.
+    pub(super) verified: usize,
+    /// Rows EventoDB lost, put back to pending.
+    pub(super) lost: usize,
+}
+
+/// What EventoDB holds for one row.
+enum Found {
+    /// The row's id at the recorded position (or elsewhere in the stream).
+    Held,
+    /// Absent; `other` is the id now at the recorded position, if any.
+    Lost { other: Option<uuid::Uuid> },
+    /// The stream could not be read: try again next sweep.
+    Unknown,
+}
+
+/// Verifies one page of sent rows.
+pub(super) async fn sweep<DB: Backend>(shared: &Shared<DB>) -> Result<Swept> {
+    let options = &shared.options;
+    let rows = DB::unverified(
+        shared.outbox.pool(),
+        shared.outbox.namespace(),
+        options.verify_after,
+        PAGE,
+    )
+    .await?;
+    let mut swept = Swept {
+        rows: rows.len(),
+        ..Swept::default()
+    };
+    if rows.is_empty() {
+        return Ok(swept);
+    }
+    let mut by_stream: BTreeMap<String, Vec<Unverified>> = BTreeMap::new();
+    for row in rows {
+        by_stream.entry(row.stream.clone()).or_default().push(row);
+    }
+    let checked: Vec<(Vec<Unverified>, Vec<Found>)> = stream::iter(by_stream.into_values())
+        .map(|rows| async move {
+            let found = check_stream(shared, &rows).await;
+            (rows, found)
+        })
+        .buffer_unordered(STREAMS_AT_ONCE)
+        .collect()
+        .await;
+    let mut verified = Vec::new();
+    for (rows, found) in checked {
+        for (row, found) in rows.iter().zip(found) {
+            match found {
+                Found::Held => verified.push(row.seq),
+                Found::Unknown => {}
+                Found::Lost { other } => {
+                    let moved_on = other.is_some();
+                    let text = if moved_on {
+                        format!(
+                            "EventoDB lost this event after acknowledging it at position {} \
+                             (global {}); another event now holds that position, so it is \
+                             re-sent at the end of the stream (original order not kept) and \
+                             without its expected version",
+                            row.position, row.global_position
+                        )
+                    } else {
+                        format!(
+                            "EventoDB lost this event after acknowledging it at position {} \
+                             (global {}); re-sent in stream order, without its expected version",
+                            row.position, row.global_position
+                        )
+                    };
+                    if DB::requeue_lost(shared.outbox.pool(), row.seq, &text).await? {
+                        swept.lost += 1;
+                        tracing::error!(
+                            stream = %row.stream,
+                            id = %row.id,
+                            position = row.position,
+                            global_position = row.global_position,
+                            moved_on,
+                            replaced_by = ?other,
+                            "outbox event lost by EventoDB after it was acknowledged; re-sending it"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    if !verified.is_empty() {
+        DB::mark_verified_many(shared.outbox.pool(), &verified).await?;
+        swept.verified = verified.len();
+    }
+    if swept.lost > 0 {
+        crate::outbox::wake::local_commit();
+    }
+    Ok(swept)
+}
+
+/// Reads the range of positions the rows of one stream were recorded at, page by page.
+async fn check_stream<DB: Backend>(shared: &Shared<DB>, rows: &[Unverified]) -> Vec<Found> {
+    let client = shared.outbox.client();
+    let stream = &rows[0].stream;
+    let from = rows.iter().map(|r| r.position).min().unwrap_or(0).max(0);
+    let to = rows.iter().map(|r| r.position).max().unwrap_or(0).max(0);
+    let mut at_position: HashMap<i64, uuid::Uuid> = HashMap::new();
+    let mut next = from;
+    while next <= to {
+        let batch = (to - next + 1).min(MAX_BATCH_SIZE);
+        let page = match client
+            .stream_get(
+                stream,
+                &GetStreamOptions::new().position(next).batch_size(batch),
+            )
+            .await
+        {
+            Ok(page) => page,
+            Err(error) => {
+                tracing::warn!(%error, %stream, "outbox verification read failed; will retry");
+                return rows.iter().map(|_| Found::Unknown).collect();
+            }
+        };
+        let Some(last) = page.last().map(|m| m.position) else {
+            break;
+        };
+        for message in page {
+            at_position.insert(message.position, message.id);
+        }
+        next = last + 1;
+    }
+    rows.iter()
+        .map(|row| {
+            let Ok(id) = uuid::Uuid::parse_str(&row.id) else {
+                return Found::Unknown;
+            };
+            match at_position.get(&row.position) {
+                Some(held) if *held == id => Found::Held,
+                other => {
+                    if at_position.values().any(|held| *held == id) {
+                        Found::Held
+                    } else {
+                        Found::Lost {
+                            other: other.copied(),
+                        }
+                    }
+                }
+            }
+        })
+        .collect()
+}
