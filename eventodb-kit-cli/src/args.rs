@@ -52,7 +52,12 @@ pub(crate) enum Command {
 pub(crate) struct MigrateArgs {
     /// Revert the migrations above this version (0 removes every eventodb-kit table and its
     /// data).
-    #[arg(long, value_name = "VERSION", value_parser = clap::value_parser!(i64).range(0..))]
+    #[arg(
+        long,
+        value_name = "VERSION",
+        allow_negative_numbers = true,
+        value_parser = clap::value_parser!(i64).range(0..)
+    )]
     pub(crate) down: Option<i64>,
 }
 
@@ -100,7 +105,12 @@ pub(crate) enum ConsumerCommand {
         /// The consumer name.
         name: String,
         /// The last global position to treat as handled (0: from the start).
-        #[arg(long, value_name = "POSITION", value_parser = clap::value_parser!(i64).range(0..))]
+        #[arg(
+            long,
+            value_name = "POSITION",
+            allow_negative_numbers = true,
+            value_parser = clap::value_parser!(i64).range(0..)
+        )]
         to: i64,
         /// The category, when consumers of several categories have this name.
         #[arg(long)]

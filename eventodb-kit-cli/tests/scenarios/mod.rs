@@ -529,6 +529,13 @@ pub async fn consumer_commands<DB: Backend>(db: &TestDb<DB>) {
         .ok();
     assert_eq!(none, json!({"events": [], "streams": []}));
 
+    let table = cli(&env, &["consumer", "parked"]).await;
+    assert_eq!(table.code, 0);
+    assert!(
+        table.stdout.contains("Poison") && table.stdout.contains("park-1 by parker"),
+        "{table:?}"
+    );
+
     // release.
     cli(&env, &["consumer", "release", "park-2", "--json"])
         .await

@@ -151,16 +151,25 @@ pub async fn cli(env: &[(&str, &str)], args: &[&str]) -> Run {
     for (key, value) in env {
         command.env(key, value);
     }
+    let shown = format!("{args:?}");
     // Off the async runtime: the binary may call a TestServer that runs on it.
     let output = tokio::task::spawn_blocking(move || command.output())
         .await
         .expect("join")
         .expect("run eventodb-kit");
-    Run {
+    let run = Run {
         code: output.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    };
+    // `EVENTODB_KIT_CLI_SHOW=1 cargo test -- --nocapture` prints every run.
+    if std::env::var_os("EVENTODB_KIT_CLI_SHOW").is_some() {
+        eprintln!(
+            "$ eventodb-kit {shown}\n{}{}[exit {}]",
+            run.stdout, run.stderr, run.code
+        );
     }
+    run
 }
 
 /// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.
