@@ -232,3 +232,44 @@ async fn oversized_body_is_a_plain_text_400() {
     // A body under the limit still works on the same client.
     write(&client, "test-1", "Small", json!({})).await;
 }
+
+/// Against an embedded server that crashes like Pebble on `category.get` with
+/// `batchSize: -1`: the typed client refuses it, so the server and its acknowledged
+/// writes survive; the same request sent raw kills the connection and loses the write.
+#[tokio::test]
+async fn unlimited_category_get_never_reaches_a_pebble_like_server() {
+    let Some(env) = Env::ours("unlimited_category_get_never_reaches_a_pebble_like_server").await
+    else {
+        return;
+    };
+    let faults = env.faults("unlimited_category_get").expect("ours");
+    faults.crash_on_unlimited_category_get(true);
+    let client = env.client();
+    let category = unique_category("cat");
+    let stream = format!("{category}-1");
+    write(&client, &stream, "T", json!({})).await;
+
+    let err = client
+        .category_get(&category, &GetCategoryOptions::new().batch_size(-1))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
+    assert_eq!(
+        client.stream_version(&stream).await.unwrap(),
+        Some(0),
+        "still there"
+    );
+
+    // What the refusal prevents: no answer, and the acknowledged write is gone.
+    let err = client
+        .call_raw("category.get", &[json!(category), json!({"batchSize": -1})])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Transport { .. }), "{err:?}");
+    assert!(err.outcome_unknown());
+    assert_eq!(
+        client.stream_version(&stream).await.unwrap(),
+        None,
+        "lost in the crash"
+    );
+}
