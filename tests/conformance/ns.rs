@@ -17,6 +17,7 @@ fn assert_code(err: &Error, code: ErrorCode, status: u16) {
 async fn ns_001_create_with_description() {
     let env = Env::new().await;
     let namespace = unique_namespace();
+    env.delete_on_drop(&namespace);
     let before = Utc::now() - chrono::Duration::seconds(5);
     let created = env
         .admin_client()
@@ -39,6 +40,7 @@ async fn ns_001_create_with_description() {
 async fn ns_002_create_with_custom_token() {
     let env = Env::new().await;
     let namespace = unique_namespace();
+    env.delete_on_drop(&namespace);
     let token = Token::generate(&namespace).unwrap();
     let created = env
         .admin_client()

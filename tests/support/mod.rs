@@ -39,6 +39,8 @@ pub struct Env {
     admin_token: Option<Token>,
     server: Option<TestServer>,
     mode: Mode,
+    /// Namespaces this `Env` created, deleted on drop on a real server.
+    created: std::sync::Mutex<Vec<String>>,
 }
 
 impl std::fmt::Debug for Env {
@@ -145,6 +147,7 @@ impl Env {
             admin_token: Some(admin),
             server: Some(server),
             mode,
+            created: Default::default(),
         };
         env.use_fresh_namespace().await;
         env
@@ -180,6 +183,7 @@ impl Env {
             admin_token,
             server: None,
             mode,
+            created: Default::default(),
         };
         env.use_fresh_namespace().await;
         env
@@ -205,7 +209,18 @@ impl Env {
             )
             .await
             .unwrap_or_else(|e| panic!("ns.create {namespace}: {e}"));
+        if let Ok(mut names) = self.created.lock() {
+            names.push(namespace.clone());
+        }
         (namespace, created.token)
+    }
+
+    /// Deletes `namespace` when this `Env` is dropped (real servers only), for namespaces a
+    /// test creates itself.
+    pub fn delete_on_drop(&self, namespace: impl Into<String>) {
+        if let Ok(mut names) = self.created.lock() {
+            names.push(namespace.into());
+        }
     }
 
     /// A client for the server with a token that may create namespaces (the `default`
@@ -279,6 +294,41 @@ impl Env {
                 None
             }
         }
+    }
+}
+
+/// Set to keep the namespaces the tests create on a real server (for debugging).
+pub const KEEP_VAR: &str = "EVENTODB_KEEP_NAMESPACES";
+
+impl Drop for Env {
+    /// On a real server, deletes the namespaces this `Env` created (unless
+    /// `EVENTODB_KEEP_NAMESPACES` is set). The embedded server simply goes away.
+    fn drop(&mut self) {
+        if self.server.is_some() || std::env::var_os(KEEP_VAR).is_some() {
+            return;
+        }
+        let names = std::mem::take(&mut *self.created.lock().unwrap_or_else(|e| e.into_inner()));
+        if names.is_empty() {
+            return;
+        }
+        let admin = self.admin_client();
+        // Drop may run inside the test's runtime, which cannot be blocked on: use a thread
+        // with a runtime of its own, and wait for it.
+        let cleanup = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async {
+                for name in names {
+                    // Already deleted (e.g. by the test) is fine.
+                    let _ = admin.ns_delete(&name).await;
+                }
+            });
+        });
+        let _ = cleanup.join();
     }
 }
 
