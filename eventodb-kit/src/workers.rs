@@ -18,10 +18,7 @@ use crate::outbox::{Backend, Sender, SenderOptions};
 /// A consumer waiting for [`Workers::spawn`]: loads its state and returns its handle and
 /// its task.
 type Pending<DB> = Box<
-    dyn FnOnce(
-            Kit<DB>,
-            Option<Hub>,
-        ) -> BoxFuture<'static, Result<(ConsumerHandle, Started)>>
+    dyn FnOnce(Kit<DB>, Option<Hub>) -> BoxFuture<'static, Result<(ConsumerHandle, Started)>>
         + Send,
 >;
 
@@ -65,7 +62,11 @@ impl<DB: Backend> fmt::Debug for Workers<DB> {
             .field("outbox_sender", &self.sender)
             .field(
                 "consumers",
-                &self.consumers.iter().map(|(name, _)| name).collect::<Vec<_>>(),
+                &self
+                    .consumers
+                    .iter()
+                    .map(|(name, _)| name)
+                    .collect::<Vec<_>>(),
             )
             .field("live_wakeups", &self.hub)
             .finish_non_exhaustive()

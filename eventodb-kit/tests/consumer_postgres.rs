@@ -23,11 +23,15 @@ async fn fresh() -> Option<TestDb> {
             std::env::var_os("EVENTODB_KIT_REQUIRE_POSTGRES").is_none(),
             "EVENTODB_KIT_REQUIRE_POSTGRES is set but DATABASE_URL is not"
         );
-        eprintln!("skipped: DATABASE_URL is not set (e.g. postgres://postgres@127.0.0.1:5432/test)");
+        eprintln!(
+            "skipped: DATABASE_URL is not set (e.g. postgres://postgres@127.0.0.1:5432/test)"
+        );
         return None;
     };
     let schema = format!("consumer_{}", uuid::Uuid::new_v4().simple());
-    let admin = PgPool::connect(&url).await.expect("connect to DATABASE_URL");
+    let admin = PgPool::connect(&url)
+        .await
+        .expect("connect to DATABASE_URL");
     sqlx::query(&format!("CREATE SCHEMA {schema}"))
         .execute(&admin)
         .await
@@ -63,19 +67,17 @@ impl Db for Postgres {
             .expect("create effects");
     }
 
-    fn insert_effect<'c>(
-        conn: &'c mut PgConnection,
-        event_id: &'c str,
-        stream: &'c str,
-    ) -> impl std::future::Future<Output = Result<(), sqlx::Error>> + Send + 'c {
-        async move {
-            sqlx::query("INSERT INTO consumer_effects (event_id, stream) VALUES ($1, $2)")
-                .bind(event_id)
-                .bind(stream)
-                .execute(conn)
-                .await?;
-            Ok(())
-        }
+    async fn insert_effect(
+        conn: &mut PgConnection,
+        event_id: &str,
+        stream: &str,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("INSERT INTO consumer_effects (event_id, stream) VALUES ($1, $2)")
+            .bind(event_id)
+            .bind(stream)
+            .execute(conn)
+            .await?;
+        Ok(())
     }
 
     async fn effect_counts(pool: &PgPool) -> HashMap<String, i64> {

@@ -44,19 +44,17 @@ impl Db for Sqlite {
             .expect("create effects");
     }
 
-    fn insert_effect<'c>(
-        conn: &'c mut SqliteConnection,
-        event_id: &'c str,
-        stream: &'c str,
-    ) -> impl std::future::Future<Output = Result<(), sqlx::Error>> + Send + 'c {
-        async move {
-            sqlx::query("INSERT INTO consumer_effects (event_id, stream) VALUES (?1, ?2)")
-                .bind(event_id)
-                .bind(stream)
-                .execute(conn)
-                .await?;
-            Ok(())
-        }
+    async fn insert_effect(
+        conn: &mut SqliteConnection,
+        event_id: &str,
+        stream: &str,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("INSERT INTO consumer_effects (event_id, stream) VALUES (?1, ?2)")
+            .bind(event_id)
+            .bind(stream)
+            .execute(conn)
+            .await?;
+        Ok(())
     }
 
     async fn effect_counts(pool: &SqlitePool) -> HashMap<String, i64> {

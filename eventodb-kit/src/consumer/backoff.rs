@@ -23,7 +23,10 @@ mod tests {
             let full = initial.saturating_mul(1 << (attempt - 1).min(30)).min(max);
             let wait = delay(initial, max, attempt);
             assert!(wait <= full, "attempt {attempt}: {wait:?} > {full:?}");
-            assert!(wait >= full / 2, "attempt {attempt}: {wait:?} < half of {full:?}");
+            assert!(
+                wait >= full / 2,
+                "attempt {attempt}: {wait:?} < half of {full:?}"
+            );
         }
         assert!(delay(initial, max, 30) >= Duration::from_secs(1));
     }

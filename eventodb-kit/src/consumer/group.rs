@@ -18,7 +18,10 @@ pub(crate) fn start_position(rows: &[PositionRow], member: i64, size: i64) -> i6
     {
         return own.global_position;
     }
-    rows.iter().map(|row| row.global_position).min().unwrap_or(0)
+    rows.iter()
+        .map(|row| row.global_position)
+        .min()
+        .unwrap_or(0)
 }
 
 /// The position below which no member will ever read again: the lowest saved position.

@@ -80,7 +80,8 @@ impl Shared {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(failure);
         }
-        self.progress.send_modify(|progress| progress.running = false);
+        self.progress
+            .send_modify(|progress| progress.running = false);
     }
 }
 
@@ -168,11 +169,8 @@ impl ConsumerHandle {
         let mut progress = self.shared.progress.subscribe();
         self.wake();
         let reached = |p: &Progress| p.position >= global_position || p.caught_up > started;
-        let waited = tokio::time::timeout(
-            timeout,
-            progress.wait_for(|p| reached(p) || !p.running),
-        )
-        .await;
+        let waited =
+            tokio::time::timeout(timeout, progress.wait_for(|p| reached(p) || !p.running)).await;
         match waited {
             Ok(Ok(progress)) if reached(&progress) => Ok(()),
             Ok(_) => Err(Error::ConsumerNotRunning {

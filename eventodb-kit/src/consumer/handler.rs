@@ -272,3 +272,42 @@ where
         Box::pin((self.handler)(message.clone()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_convert_with_question_mark_and_keep_their_kind() {
+        fn fails() -> Result<(), HandlerError> {
+            let _: i64 = "x".parse::<i64>()?;
+            Ok(())
+        }
+        let error = fails().unwrap_err();
+        assert!(!error.is_permanent());
+        assert!(error.to_string().contains("invalid digit"));
+        let permanent = HandlerError::permanent("bad data");
+        assert!(permanent.is_permanent());
+        assert_eq!(permanent.source().to_string(), "bad data");
+    }
+
+    #[test]
+    fn a_plain_consumer_has_no_transaction() {
+        let mut ctx: Context<'_, sqlx::Sqlite> = Context {
+            consumer: "welcome",
+            category: "user",
+            group: Some((1, 3)),
+            attempt: 2,
+            replay: false,
+            transaction: None,
+        };
+        let error = ctx.transaction().unwrap_err();
+        assert!(error.is_permanent());
+        assert!(error.to_string().contains("welcome"), "{error}");
+        assert_eq!(
+            (ctx.consumer(), ctx.category(), ctx.group(), ctx.attempt()),
+            ("welcome", "user", Some((1, 3)), 2)
+        );
+        assert!(!ctx.is_replay());
+    }
+}

@@ -112,7 +112,9 @@ static HUBS: LazyLock<Mutex<HashMap<HubKey, Weak<Inner>>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Hub {
@@ -195,7 +197,9 @@ impl Drop for Registration {
 
 /// The category of a stream name: the text before the first `-` (protocol 4).
 fn category_of(stream: &str) -> &str {
-    stream.split_once('-').map_or(stream, |(category, _)| category)
+    stream
+        .split_once('-')
+        .map_or(stream, |(category, _)| category)
 }
 
 fn wake(inner: &Inner, category: Option<&str>, global_position: Option<i64>) {

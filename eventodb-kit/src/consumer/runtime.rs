@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sqlx::Pool;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::admin::release_signal;
@@ -57,6 +58,8 @@ pub(crate) struct Runtime<DB: Backend, C: Consumer<DB>> {
     /// Parked streams, and whether an operator released them.
     held: HashMap<String, bool>,
     last_maintenance: Option<Instant>,
+    /// A save running in the background (plain consumers), and the position it saves.
+    saving: Option<JoinHandle<Result<i64>>>,
     _registration: Option<Registration>,
 }
 
@@ -146,6 +149,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             since_save: 0,
             held,
             last_maintenance: None,
+            saving: None,
             _registration: registration,
         })
     }
@@ -166,7 +170,9 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         self.shared
             .finished(result.as_ref().err().map(ToString::to_string));
         match &result {
-            Ok(()) => tracing::info!(consumer = %self.key.consumer, position = self.position, "consumer stopped"),
+            Ok(()) => {
+                tracing::info!(consumer = %self.key.consumer, position = self.position, "consumer stopped")
+            }
             Err(error) => tracing::error!(consumer = %self.key.consumer, %error, "consumer failed"),
         }
         result
@@ -175,6 +181,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
     async fn main(&mut self, cancel: &CancellationToken) -> Result<()> {
         let mut releases = release_signal();
         let mut read_failures: u32 = 0;
+        let mut prefetched: Option<(u64, JoinHandle<Result<Vec<CategoryMessage>>>)> = None;
         loop {
             if cancel.is_cancelled() {
                 return Ok(());
@@ -185,8 +192,18 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                     return Ok(());
                 }
             }
-            let read = self.shared.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-            let batch = match self.read().await {
+            let (read, batch) = match prefetched.take() {
+                Some((read, task)) => (
+                    read,
+                    task.await
+                        .map_err(|error| Error::Internal(format!("read task: {error}")))?,
+                ),
+                None => {
+                    let read = self.next_read();
+                    (read, self.read_from(self.position + 1).await)
+                }
+            };
+            let batch = match batch {
                 Ok(batch) => {
                     read_failures = 0;
                     batch
@@ -207,20 +224,28 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                 }
                 Err(error) => return Err(error),
             };
-            let caught_up = i64::try_from(batch.len()).unwrap_or(i64::MAX) < self.options.batch_size;
+            let caught_up =
+                i64::try_from(batch.len()).unwrap_or(i64::MAX) < self.options.batch_size;
             if let Some(last) = batch.last() {
                 self.shared
                     .waker
                     .head
                     .fetch_max(last.global_position, std::sync::atomic::Ordering::Relaxed);
             }
+            // A full batch: read the next one while this one is handled.
+            if !caught_up && let Some(last) = batch.last() {
+                let read = self.next_read();
+                let reading = self.read_from(last.global_position + 1);
+                prefetched = Some((read, tokio::spawn(reading)));
+            }
             if !self.handle_batch(batch, cancel).await? {
                 return Ok(());
             }
-            self.save_retrying(cancel).await?;
+            self.save_soon(cancel).await?;
             if !caught_up {
                 continue;
             }
+            self.finish_save().await?;
             self.shared.caught_up(read, self.position);
             self.maintain().await;
             tokio::select! {
@@ -240,9 +265,22 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         }
     }
 
-    async fn read(&self) -> Result<Vec<CategoryMessage>> {
+    /// Numbers a read that starts now (see [`ConsumerHandle::wait_for`](super::ConsumerHandle::wait_for)).
+    fn next_read(&self) -> u64 {
+        self.shared
+            .reads
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1
+    }
+
+    /// A read of the next batch from `global_position` (owns what it needs, so it can run
+    /// in a task of its own).
+    fn read_from(
+        &self,
+        global_position: i64,
+    ) -> impl std::future::Future<Output = Result<Vec<CategoryMessage>>> + Send + 'static {
         let mut options = GetCategoryOptions::new()
-            .position(self.position + 1)
+            .position(global_position)
             .batch_size(self.options.batch_size);
         if let Some(correlation) = &self.options.correlation {
             options = options.correlation(correlation.clone());
@@ -250,7 +288,9 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         if let Some((member, size)) = self.options.group {
             options = options.consumer_group(member, size);
         }
-        self.client.category_get(&self.key.category, &options).await
+        let client = self.client.clone();
+        let category = self.key.category.clone();
+        async move { client.category_get(&category, &options).await }
     }
 
     /// Deals with every message of a batch in order. `false` when cancelled midway (after
@@ -303,7 +343,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             }
             self.advance(message.global_position);
             if self.since_save >= self.options.position_update_interval {
-                self.save_retrying(cancel).await?;
+                self.save_soon(cancel).await?;
             }
         }
         Ok(true)
@@ -446,8 +486,12 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         if replay {
             DB::delete_parked(&mut *tx, &self.key, &message.id.to_string()).await?;
         } else {
-            DB::save_position(&mut *tx, &self.key, self.position_row(message.global_position))
-                .await?;
+            DB::save_position(
+                &mut *tx,
+                &self.key,
+                self.position_row(message.global_position),
+            )
+            .await?;
         }
         tx.commit().await.map_err(db)?;
         Ok(result)
@@ -461,19 +505,74 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         }
     }
 
-    /// Saves the position and pending processed records in one transaction.
+    /// Saves the position and pending processed records in one transaction, now.
     async fn save(&mut self) -> Result<()> {
+        self.finish_save().await?;
         if self.position == self.saved && self.pending.is_empty() {
             self.since_save = 0;
             return Ok(());
         }
-        let mut tx = DB::begin_write(&self.pool).await?;
-        DB::insert_processed(&mut *tx, &self.key, &self.pending).await?;
-        DB::save_position(&mut *tx, &self.key, self.position_row(self.position)).await?;
-        tx.commit().await.map_err(db)?;
+        save_rows(
+            &self.pool,
+            &self.key,
+            &self.pending,
+            self.position_row(self.position),
+        )
+        .await?;
         self.pending.clear();
         self.saved = self.position;
         self.since_save = 0;
+        Ok(())
+    }
+
+    /// Saves the position and pending processed records: a plain consumer in the background
+    /// (retrying until it succeeds or the consumer stops) while it handles the next
+    /// messages, after the previous save finished; a transactional one now (its own
+    /// transactions save positions too, and must not be overtaken).
+    async fn save_soon(&mut self, cancel: &CancellationToken) -> Result<()> {
+        if self.transactional {
+            return self.save_retrying(cancel).await;
+        }
+        self.finish_save().await?;
+        if self.position == self.saved && self.pending.is_empty() {
+            self.since_save = 0;
+            return Ok(());
+        }
+        let pool = self.pool.clone();
+        let key = self.key.clone();
+        let rows = std::mem::take(&mut self.pending);
+        let position = self.position_row(self.position);
+        let cancel = cancel.clone();
+        let retry_max = self.options.read_retry_max;
+        self.since_save = 0;
+        self.saving = Some(tokio::spawn(async move {
+            let mut failures: u32 = 0;
+            loop {
+                match save_rows(&pool, &key, &rows, position).await {
+                    Ok(()) => return Ok(position.global_position),
+                    Err(error) => {
+                        failures = failures.saturating_add(1);
+                        let wait = backoff::delay(Duration::from_millis(100), retry_max, failures);
+                        tracing::warn!(consumer = %key.consumer, %error, ?wait, "could not save the position; retrying");
+                        tokio::select! {
+                            () = cancel.cancelled() => return Err(error),
+                            () = tokio::time::sleep(wait) => {}
+                        }
+                    }
+                }
+            }
+        }));
+        Ok(())
+    }
+
+    /// Waits for the background save, if one runs.
+    async fn finish_save(&mut self) -> Result<()> {
+        if let Some(task) = self.saving.take() {
+            let position = task
+                .await
+                .map_err(|error| Error::Internal(format!("save task: {error}")))??;
+            self.saved = position;
+        }
         Ok(())
     }
 
@@ -658,9 +757,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
     /// The parked message as EventoDB has it (with its time); the stored copy if it cannot
     /// be read.
     async fn recover(&self, row: &ParkedRow) -> CategoryMessage {
-        let options = GetStreamOptions::new()
-            .position(row.position)
-            .batch_size(1);
+        let options = GetStreamOptions::new().position(row.position).batch_size(1);
         if let Ok(found) = self.client.stream_get(&row.stream, &options).await
             && let Some(message) = found.into_iter().next()
             && message.id.to_string() == row.event_id
@@ -717,6 +814,19 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             tracing::warn!(consumer = %self.key.consumer, %error, "consumer maintenance failed");
         }
     }
+}
+
+/// Inserts processed records and saves a position, in one transaction.
+async fn save_rows<DB: Backend>(
+    pool: &Pool<DB>,
+    key: &Key,
+    rows: &[ProcessedRow],
+    position: PositionRow,
+) -> Result<()> {
+    let mut tx = DB::begin_write(pool).await?;
+    DB::insert_processed(&mut *tx, key, rows).await?;
+    DB::save_position(&mut *tx, key, position).await?;
+    tx.commit().await.map_err(db)
 }
 
 fn processed_row(message: &CategoryMessage) -> ProcessedRow {

@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use eventodb_kit::client::{
-    CategoryMessage, Client, GetCategoryOptions, NewMessage, NsCreateOptions, Token,
-    WriteOptions, WritePosition,
+    CategoryMessage, Client, GetCategoryOptions, NewMessage, NsCreateOptions, Token, WriteOptions,
+    WritePosition,
 };
 use eventodb_kit::consumer::{
     BoxFuture, Consumer, ConsumerAdmin, ConsumerOptions, Context, FailurePolicy, Handled,
@@ -47,11 +47,11 @@ pub(crate) trait Db: Backend {
     /// Creates `consumer_effects (event_id, stream)`.
     fn create_effects(pool: &Pool<Self>) -> impl Future<Output = ()> + Send;
     /// Inserts one effect row on `conn` (the handler's transaction).
-    fn insert_effect<'c>(
-        conn: &'c mut Self::Connection,
-        event_id: &'c str,
-        stream: &'c str,
-    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send + 'c;
+    fn insert_effect(
+        conn: &mut Self::Connection,
+        event_id: &str,
+        stream: &str,
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
     /// Effect rows per event id.
     fn effect_counts(pool: &Pool<Self>) -> impl Future<Output = HashMap<String, i64>> + Send;
 }
@@ -86,7 +86,8 @@ impl Env {
                 }
                 let admin = admin.build().expect("client");
                 for _ in 0..20 {
-                    let namespace = format!("consumer{}", &Uuid::new_v4().simple().to_string()[..12]);
+                    let namespace =
+                        format!("consumer{}", &Uuid::new_v4().simple().to_string()[..12]);
                     match admin.ns_create(&namespace, &NsCreateOptions::new()).await {
                         Ok(created) => {
                             let client = Client::builder(url.clone())
@@ -94,7 +95,10 @@ impl Env {
                                 .request_timeout(Duration::from_secs(10))
                                 .build()
                                 .expect("client");
-                            return Env { server: None, client };
+                            return Env {
+                                server: None,
+                                client,
+                            };
                         }
                         Err(Error::InvalidArgument(_)) => continue,
                         Err(error) => panic!("ns.create on {url}: {error}"),
@@ -140,7 +144,12 @@ impl Env {
     }
 
     /// Writes one message and returns where it landed.
-    pub(crate) async fn write(&self, stream: &str, message_type: &str, n: i64) -> (Uuid, WritePosition) {
+    pub(crate) async fn write(
+        &self,
+        stream: &str,
+        message_type: &str,
+        n: i64,
+    ) -> (Uuid, WritePosition) {
         let id = Uuid::now_v7();
         let position = self
             .client
@@ -166,7 +175,10 @@ where
         if check().await {
             return;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -282,10 +294,18 @@ impl<DB: Db> Consumer<DB> for Recorder {
                 return Err(HandlerError::new(format!("poison {}", message.id)));
             }
             if self.effects {
-                DB::insert_effect(ctx.transaction()?, &message.id.to_string(), &message.stream_name)
-                    .await?;
+                DB::insert_effect(
+                    ctx.transaction()?,
+                    &message.id.to_string(),
+                    &message.stream_name,
+                )
+                .await?;
             }
-            self.log.0.lock().unwrap().push((self.tag.clone(), message.clone()));
+            self.log
+                .0
+                .lock()
+                .unwrap()
+                .push((self.tag.clone(), message.clone()));
             Ok(Handled::Done)
         })
     }
@@ -322,17 +342,24 @@ pub(crate) async fn killed_mid_batch_resumes_exactly_once<DB: Db>(pool: Pool<DB>
                 Recorder::new("order", "projector", log)
                     .effects()
                     .delay(Duration::from_millis(3)),
-                ConsumerOptions::new("projector").batch_size(25).transactional(true),
+                ConsumerOptions::new("projector")
+                    .batch_size(25)
+                    .transactional(true),
             )
             .consumer(
                 Recorder::new("order", "audit", log).delay(Duration::from_millis(3)),
-                ConsumerOptions::new("audit").batch_size(25).position_update_interval(10),
+                ConsumerOptions::new("audit")
+                    .batch_size(25)
+                    .position_update_interval(10),
             )
             .spawn()
     };
     let workers = start(&log).await.expect("spawn");
     let projector = workers.consumer("projector").unwrap().clone();
-    eventually("the projector is midway", LONG, || async { projector.position() >= 20 }).await;
+    eventually("the projector is midway", LONG, || async {
+        projector.position() >= 20
+    })
+    .await;
     assert!(projector.position() < last, "killed before the end");
     workers.kill();
 
@@ -345,15 +372,26 @@ pub(crate) async fn killed_mid_batch_resumes_exactly_once<DB: Db>(pool: Pool<DB>
     let effects = DB::effect_counts(&pool).await;
     assert_eq!(effects.len(), ids.len(), "every event has an effect");
     for id in &ids {
-        assert_eq!(effects.get(&id.to_string()), Some(&1), "event {id}: exactly one effect");
+        assert_eq!(
+            effects.get(&id.to_string()),
+            Some(&1),
+            "event {id}: exactly one effect"
+        );
     }
     let audited: HashSet<Uuid> = log.ids_of("audit").into_iter().collect();
-    assert_eq!(audited, ids.iter().copied().collect::<HashSet<_>>(), "audit saw every event");
+    assert_eq!(
+        audited,
+        ids.iter().copied().collect::<HashSet<_>>(),
+        "audit saw every event"
+    );
     let admin = ConsumerAdmin::for_kit(&kit);
     for name in ["projector", "audit"] {
         let positions = admin.positions("order", name).await.unwrap();
         assert_eq!(positions.len(), 1);
-        assert_eq!(positions[0].global_position, last, "{name} saved its position");
+        assert_eq!(
+            positions[0].global_position, last,
+            "{name} saved its position"
+        );
     }
 }
 
@@ -386,13 +424,19 @@ pub(crate) async fn group_of_three_matches_the_server_partition<DB: Db>(pool: Po
 
     let counts = log.counts();
     assert_eq!(counts.len(), ids.len(), "every event handled");
-    assert!(counts.values().all(|&n| n == 1), "each event handled once: {counts:?}");
+    assert!(
+        counts.values().all(|&n| n == 1),
+        "each event handled once: {counts:?}"
+    );
     for k in 0..3 {
         let share: HashSet<Uuid> = env
             .client
             .category_get(
                 "account",
-                &GetCategoryOptions::new().position(1).batch_size(10_000).consumer_group(k, 3),
+                &GetCategoryOptions::new()
+                    .position(1)
+                    .batch_size(10_000)
+                    .consumer_group(k, 3),
             )
             .await
             .unwrap()
@@ -401,7 +445,10 @@ pub(crate) async fn group_of_three_matches_the_server_partition<DB: Db>(pool: Po
             .collect();
         let handled: HashSet<Uuid> = log.ids_of(&format!("m{k}")).into_iter().collect();
         assert!(!share.is_empty(), "member {k} has a share");
-        assert_eq!(handled, share, "member {k} handled exactly the server's share");
+        assert_eq!(
+            handled, share,
+            "member {k} handled exactly the server's share"
+        );
     }
 }
 
@@ -451,12 +498,18 @@ pub(crate) async fn resizing_a_group_loses_and_repeats_nothing<DB: Db>(pool: Poo
     ids.extend(batch);
     run(vec![(0, 2)], last).await;
     let before_resize = log.ids().len();
-    assert!(before_resize < ids.len(), "member 1's share of the second batch is pending");
+    assert!(
+        before_resize < ids.len(),
+        "member 1's share of the second batch is pending"
+    );
     // Resize to 3.
     run(vec![(0, 3), (1, 3), (2, 3)], last).await;
     let counts = log.counts();
     assert_eq!(counts.len(), ids.len(), "nothing lost");
-    assert!(counts.values().all(|&n| n == 1), "nothing repeated: {counts:?}");
+    assert!(
+        counts.values().all(|&n| n == 1),
+        "nothing repeated: {counts:?}"
+    );
     // A third batch flows to the new members only.
     let (batch, last) = write_batch(2).await;
     ids.extend(batch);
@@ -506,13 +559,26 @@ pub(crate) async fn poison_event_stops_the_consumer<DB: Db>(pool: Pool<DB>) {
         other => panic!("unexpected error {other:?}"),
     }
     assert_eq!(recorder.failures(), 3, "tried three times");
-    assert_eq!(log.ids(), vec![ok], "nothing after the poison event was handled");
+    assert_eq!(
+        log.ids(),
+        vec![ok],
+        "nothing after the poison event was handled"
+    );
     let handle = workers.consumer("stopper").unwrap();
     assert!(!handle.is_running());
     assert!(handle.failure().is_some());
-    let positions = ConsumerAdmin::for_kit(&kit).positions("stop", "stopper").await.unwrap();
-    assert_eq!(positions[0].global_position, ok_at.global_position, "position before the poison");
-    workers.shutdown().await.expect("the failure was already taken");
+    let positions = ConsumerAdmin::for_kit(&kit)
+        .positions("stop", "stopper")
+        .await
+        .unwrap();
+    assert_eq!(
+        positions[0].global_position, ok_at.global_position,
+        "position before the poison"
+    );
+    workers
+        .shutdown()
+        .await
+        .expect("the failure was already taken");
 
     // Restarted (and fixed), it tries the event again.
     recorder.heal();
@@ -522,7 +588,10 @@ pub(crate) async fn poison_event_stops_the_consumer<DB: Db>(pool: Pool<DB>) {
         .spawn()
         .await
         .expect("spawn");
-    workers.consumers()[0].wait_for(poison_at.global_position, LONG).await.unwrap();
+    workers.consumers()[0]
+        .wait_for(poison_at.global_position, LONG)
+        .await
+        .unwrap();
     assert_eq!(log.ids()[..2], [ok, poison]);
     workers.shutdown().await.unwrap();
 }
@@ -554,9 +623,22 @@ pub(crate) async fn poison_event_parks_its_stream_until_released<DB: Db>(pool: P
     handle.wait_for(at.global_position, LONG).await.unwrap();
     assert_eq!(log.ids(), vec![a1, b1, b2], "other streams go on");
     let admin = ConsumerAdmin::for_kit(&kit);
-    let parked: Vec<Uuid> = admin.parked("park", "parker").await.unwrap().iter().map(|e| e.id).collect();
-    assert_eq!(parked, vec![p, a2], "the poison event and the one after it are parked");
-    assert_eq!(admin.parked_streams("park", "parker").await.unwrap(), vec!["park-1".to_string()]);
+    let parked: Vec<Uuid> = admin
+        .parked("park", "parker")
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(
+        parked,
+        vec![p, a2],
+        "the poison event and the one after it are parked"
+    );
+    assert_eq!(
+        admin.parked_streams("park", "parker").await.unwrap(),
+        vec!["park-1".to_string()]
+    );
     let first = &admin.parked("park", "parker").await.unwrap()[0];
     assert_eq!(first.attempts, 3);
     assert!(first.error.contains("poison"), "{}", first.error);
@@ -566,14 +648,33 @@ pub(crate) async fn poison_event_parks_its_stream_until_released<DB: Db>(pool: P
     handle.wait_for(at.global_position, LONG).await.unwrap();
     assert!(!log.contains(a3));
     assert_eq!(admin.parked("park", "parker").await.unwrap().len(), 3);
-    assert_eq!(handle.position(), at.global_position, "the position moves past parked events");
+    assert_eq!(
+        handle.position(),
+        at.global_position,
+        "the position moves past parked events"
+    );
 
     // Fixed and released: the parked events are handled in order.
     recorder.heal();
-    assert!(admin.release_stream("park", "parker", "park-1").await.unwrap());
-    assert!(!admin.release_stream("park", "parker", "park-2").await.unwrap(), "not parked");
+    assert!(
+        admin
+            .release_stream("park", "parker", "park-1")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !admin
+            .release_stream("park", "parker", "park-2")
+            .await
+            .unwrap(),
+        "not parked"
+    );
     eventually("the stream is unparked", LONG, || async {
-        admin.parked_streams("park", "parker").await.unwrap().is_empty()
+        admin
+            .parked_streams("park", "parker")
+            .await
+            .unwrap()
+            .is_empty()
     })
     .await;
     assert!(admin.parked("park", "parker").await.unwrap().is_empty());
@@ -596,7 +697,9 @@ pub(crate) async fn poison_event_is_skipped_with_a_record<DB: Db>(pool: Pool<DB>
     let workers = kit
         .workers()
         .consumer(
-            Recorder::new("skip", "skipper", &log).failing("Poison").unknown("Mystery"),
+            Recorder::new("skip", "skipper", &log)
+                .failing("Poison")
+                .unknown("Mystery"),
             ConsumerOptions::new("skipper")
                 .failure_policy(FailurePolicy::Skip)
                 .retry(fast_retry()),
@@ -615,7 +718,11 @@ pub(crate) async fn poison_event_is_skipped_with_a_record<DB: Db>(pool: Pool<DB>
         handle.wait_for(at.global_position, LONG).await.unwrap();
     }
     workers.shutdown().await.unwrap();
-    assert_eq!(log.ids_of("skipper"), vec![a, c], "unknown types are ignored by default");
+    assert_eq!(
+        log.ids_of("skipper"),
+        vec![a, c],
+        "unknown types are ignored by default"
+    );
     assert_eq!(log.ids_of("strict"), vec![a, p, c]);
     let admin = ConsumerAdmin::for_kit(&kit);
     let skipped = admin.skipped("skip", "skipper").await.unwrap();
@@ -623,7 +730,11 @@ pub(crate) async fn poison_event_is_skipped_with_a_record<DB: Db>(pool: Pool<DB>
     assert_eq!(skipped[0].attempts, 3);
     assert!(admin.parked("skip", "skipper").await.unwrap().is_empty());
     let strict = admin.skipped("skip", "strict").await.unwrap();
-    assert_eq!(strict.iter().map(|e| e.id).collect::<Vec<_>>(), vec![m], "strict: unknown type fails");
+    assert_eq!(
+        strict.iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![m],
+        "strict: unknown type fails"
+    );
     assert!(strict[0].error.contains("Mystery"));
     for name in ["skipper", "strict"] {
         let positions = admin.positions("skip", name).await.unwrap();
@@ -634,12 +745,16 @@ pub(crate) async fn poison_event_is_skipped_with_a_record<DB: Db>(pool: Pool<DB>
 /// Live wake-ups: a poke wakes a consumer that would not poll for an hour; after the SSE
 /// connection drops, the hub reconnects and pokes work again.
 pub(crate) async fn sse_outage_reconnects<DB: Db>(pool: Pool<DB>) {
-    let Some(env) = Env::ours("sse_outage_reconnects").await else { return };
+    let Some(env) = Env::ours("sse_outage_reconnects").await else {
+        return;
+    };
     let kit = env.kit(&pool);
     let log = Log::default();
     let workers = kit
         .workers()
-        .live_wakeups(HubOptions::default().backoff(Duration::from_millis(20), Duration::from_millis(200)))
+        .live_wakeups(
+            HubOptions::default().backoff(Duration::from_millis(20), Duration::from_millis(200)),
+        )
         .consumer(
             Recorder::new("live", "live", &log),
             ConsumerOptions::new("live").poll_interval(Duration::from_secs(3600)),
@@ -647,26 +762,39 @@ pub(crate) async fn sse_outage_reconnects<DB: Db>(pool: Pool<DB>) {
         .spawn()
         .await
         .expect("spawn");
-    eventually("connected", LONG, || async { workers.live_connections() >= 1 }).await;
+    eventually("connected", LONG, || async {
+        workers.live_connections() >= 1
+    })
+    .await;
     let (e1, _) = env.write("live-1", "Ok", 1).await;
     eventually("woken by a poke", LONG, || async { log.contains(e1) }).await;
 
     env.server().faults().drop_sse_connections();
-    eventually("reconnected", LONG, || async { workers.live_connections() >= 2 }).await;
+    eventually("reconnected", LONG, || async {
+        workers.live_connections() >= 2
+    })
+    .await;
     let (e2, _) = env.write("live-2", "Ok", 2).await;
-    eventually("woken by a poke after reconnecting", LONG, || async { log.contains(e2) }).await;
+    eventually("woken by a poke after reconnecting", LONG, || async {
+        log.contains(e2)
+    })
+    .await;
     assert!(workers.live_pokes() >= 2);
     workers.shutdown().await.unwrap();
 }
 
 /// While the SSE connection is down, polling still delivers.
 pub(crate) async fn sse_outage_falls_back_to_polling<DB: Db>(pool: Pool<DB>) {
-    let Some(env) = Env::ours("sse_outage_falls_back_to_polling").await else { return };
+    let Some(env) = Env::ours("sse_outage_falls_back_to_polling").await else {
+        return;
+    };
     let kit = env.kit(&pool);
     let log = Log::default();
     let workers = kit
         .workers()
-        .live_wakeups(HubOptions::default().backoff(Duration::from_secs(3600), Duration::from_secs(3600)))
+        .live_wakeups(
+            HubOptions::default().backoff(Duration::from_secs(3600), Duration::from_secs(3600)),
+        )
         .consumer(
             Recorder::new("poll", "poll", &log),
             ConsumerOptions::new("poll").poll_interval(Duration::from_millis(100)),
@@ -674,11 +802,18 @@ pub(crate) async fn sse_outage_falls_back_to_polling<DB: Db>(pool: Pool<DB>) {
         .spawn()
         .await
         .expect("spawn");
-    eventually("connected", LONG, || async { workers.live_connections() >= 1 }).await;
+    eventually("connected", LONG, || async {
+        workers.live_connections() >= 1
+    })
+    .await;
     env.server().faults().drop_sse_connections();
     let (e1, _) = env.write("poll-1", "Ok", 1).await;
     eventually("found by polling", LONG, || async { log.contains(e1) }).await;
-    assert_eq!(workers.live_connections(), 1, "no reconnection within the hour");
+    assert_eq!(
+        workers.live_connections(),
+        1,
+        "no reconnection within the hour"
+    );
     assert_eq!(workers.live_pokes(), 0, "no poke delivered it");
     workers.shutdown().await.unwrap();
 }
@@ -699,13 +834,22 @@ pub(crate) async fn two_consumers_both_see_every_event<DB: Db>(pool: Pool<DB>) {
     let log = Log::default();
     let workers = kit
         .workers()
-        .consumer(Recorder::new("shared", "a", &log), ConsumerOptions::new("a").batch_size(6))
-        .consumer(Recorder::new("shared", "b", &log), ConsumerOptions::new("b").batch_size(6))
+        .consumer(
+            Recorder::new("shared", "a", &log),
+            ConsumerOptions::new("a").batch_size(6),
+        )
+        .consumer(
+            Recorder::new("shared", "b", &log),
+            ConsumerOptions::new("b").batch_size(6),
+        )
         .spawn()
         .await
         .expect("spawn");
     for handle in workers.consumers() {
-        handle.wait_for(elsewhere.global_position, LONG).await.unwrap();
+        handle
+            .wait_for(elsewhere.global_position, LONG)
+            .await
+            .unwrap();
         let lag = handle.lag();
         assert_eq!(lag.position, last);
         assert_eq!(lag.behind(), 0);
@@ -715,7 +859,10 @@ pub(crate) async fn two_consumers_both_see_every_event<DB: Db>(pool: Pool<DB>) {
     assert_eq!(log.ids_of("b"), ids);
     let admin = ConsumerAdmin::for_kit(&kit);
     for name in ["a", "b"] {
-        assert_eq!(admin.positions("shared", name).await.unwrap()[0].global_position, last);
+        assert_eq!(
+            admin.positions("shared", name).await.unwrap()[0].global_position,
+            last
+        );
     }
 }
 
@@ -739,7 +886,9 @@ pub(crate) async fn wait_for_times_out_while_behind<DB: Db>(pool: Pool<DB>) {
         .expect("spawn");
     let handle = workers.consumer("slow").unwrap().clone();
     match handle.wait_for(last, Duration::from_millis(50)).await {
-        Err(Error::WaitTimeout { global_position, .. }) => assert_eq!(global_position, last),
+        Err(Error::WaitTimeout {
+            global_position, ..
+        }) => assert_eq!(global_position, last),
         other => panic!("expected a timeout, got {other:?}"),
     }
     handle.wait_for(last, LONG).await.unwrap();
@@ -759,7 +908,10 @@ pub(crate) async fn outbox_commit_reaches_the_handler<DB: Db>(pool: Pool<DB>) {
     let workers = kit
         .workers()
         .outbox_sender(SenderOptions::default())
-        .consumer(Recorder::new("e2e", "e2e", &log), ConsumerOptions::new("e2e"))
+        .consumer(
+            Recorder::new("e2e", "e2e", &log),
+            ConsumerOptions::new("e2e"),
+        )
         .spawn()
         .await
         .expect("spawn");
@@ -794,7 +946,10 @@ pub(crate) async fn bad_options_are_refused<DB: Db>(pool: Pool<DB>) {
             .consumer(Recorder::new("ok", "x", &log), options)
             .spawn()
             .await;
-        assert!(matches!(result, Err(Error::InvalidArgument(_))), "{result:?}");
+        assert!(
+            matches!(result, Err(Error::InvalidArgument(_))),
+            "{result:?}"
+        );
     }
     let twice = kit
         .workers()
