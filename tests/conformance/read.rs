@@ -212,3 +212,42 @@ async fn read_010_time_is_utc_rfc3339() {
     assert!(!is_rfc3339_utc("2025-01-15T10:30:00.1234567890Z"));
     assert!(!is_rfc3339_utc("2025-01-15T10:30:00+00:00"));
 }
+
+/// READ-010 with a Pebble-like server that stores nanoseconds: all digits survive.
+#[tokio::test]
+async fn read_010_time_with_nanoseconds() {
+    if eventodb_kit_tests::real_server() {
+        eventodb_kit_tests::skip(
+            "read_010_time_with_nanoseconds",
+            "needs the embedded server's nanosecond mode",
+        );
+        return;
+    }
+    let server = eventodb_kit_testkit::TestServer::builder()
+        .time_precision(eventodb_kit_testkit::TimePrecision::Nanoseconds)
+        .start()
+        .await
+        .unwrap();
+    let client = eventodb_kit::client::Client::builder(server.url())
+        .token(eventodb_kit::client::Token::parse(server.default_token()).unwrap())
+        .build()
+        .unwrap();
+    let stream = unique_stream("test");
+    write(&client, &stream, "T", json!({})).await;
+    let raw = client
+        .call_raw("stream.get", &[json!(stream), json!({})])
+        .await
+        .unwrap();
+    let text = raw[0][6].as_str().unwrap().to_owned();
+    assert!(is_rfc3339_utc(&text), "{text}");
+    let read = client
+        .stream_get(&stream, &GetStreamOptions::new())
+        .await
+        .unwrap();
+    let expected = chrono::DateTime::parse_from_rfc3339(&text).unwrap();
+    assert_eq!(read[0].time, expected);
+    assert_eq!(
+        read[0].time.timestamp_subsec_nanos(),
+        chrono::Timelike::nanosecond(&expected)
+    );
+}
