@@ -240,6 +240,10 @@ async fn read_010_time_with_nanoseconds() {
         .unwrap();
     let text = raw[0][6].as_str().unwrap().to_owned();
     assert!(is_rfc3339_utc(&text), "{text}");
+    assert!(
+        text.contains('.'),
+        "nanosecond mode sends a fraction: {text}"
+    );
     let read = client
         .stream_get(&stream, &GetStreamOptions::new())
         .await
