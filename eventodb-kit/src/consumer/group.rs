@@ -18,15 +18,30 @@ pub(crate) fn start_position(rows: &[PositionRow], member: i64, size: i64) -> i6
     {
         return own.global_position;
     }
+    // Without a row of its own, a member of a group whose rows all have the current size is
+    // not resuming after a resize: it never saved (it died before its first save, or starts
+    // after the others). Nobody handles its share but itself, so it starts at the beginning;
+    // the others' positions say nothing about its streams.
+    if rows.iter().all(|row| row.size == size && row.member != member) {
+        return 0;
+    }
     rows.iter()
         .map(|row| row.global_position)
         .min()
         .unwrap_or(0)
 }
 
-/// The position below which no member will ever read again: the lowest saved position.
-/// Processed records below it can go.
-pub(crate) fn purge_floor(rows: &[PositionRow]) -> Option<i64> {
+/// The position below which no member will ever read again: the lowest saved position,
+/// once every member of the current `size` has saved one (a member without a row may start
+/// from the beginning). Processed records below it can go.
+pub(crate) fn purge_floor(rows: &[PositionRow], size: i64) -> Option<i64> {
+    let complete = (0..size).all(|member| {
+        rows.iter()
+            .any(|row| row.member == member && row.size == size)
+    });
+    if !complete {
+        return None;
+    }
     rows.iter().map(|row| row.global_position).min()
 }
 
@@ -85,6 +100,18 @@ mod tests {
         assert_eq!(stale_floor(&rows, 3), None);
         let rows = [row(0, 3, 100), row(1, 3, 80), row(2, 3, 120), row(3, 2, 50)];
         assert_eq!(stale_floor(&rows, 3), Some(80));
-        assert_eq!(purge_floor(&rows), Some(50));
+        assert_eq!(purge_floor(&rows, 3), Some(50));
+    }
+
+    #[test]
+    fn a_member_that_never_saved_starts_at_the_beginning() {
+        // Members 0 and 1 saved, member 2 died before its first save (same size): the
+        // events of its share below the others' positions were handled by nobody.
+        let rows = [row(0, 3, 8), row(1, 3, 7)];
+        assert_eq!(start_position(&rows, 2, 3), 0);
+        // ...and nothing may be purged while it has no position.
+        assert_eq!(purge_floor(&rows, 3), None);
+        let rows = [row(0, 3, 8), row(1, 3, 7), row(2, 3, 3)];
+        assert_eq!(purge_floor(&rows, 3), Some(3));
     }
 }

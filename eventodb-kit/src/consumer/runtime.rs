@@ -801,7 +801,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                 DB::delete_stale_positions(&self.pool, &self.key, self.size, floor).await?;
             }
             let rows = DB::load_positions(&self.pool, &self.key).await?;
-            if let Some(floor) = group::purge_floor(&rows) {
+            if let Some(floor) = group::purge_floor(&rows, self.size) {
                 let purged = DB::purge_processed(&self.pool, &self.key, floor).await?;
                 if purged > 0 {
                     tracing::debug!(consumer = %self.key.consumer, purged, "processed records purged");
