@@ -16,6 +16,10 @@ struct TestDb {
 
 async fn fresh() -> Option<TestDb> {
     let Ok(url) = std::env::var("DATABASE_URL") else {
+        assert!(
+            std::env::var_os("EVENTODB_KIT_REQUIRE_POSTGRES").is_none(),
+            "DATABASE_URL is not set but EVENTODB_KIT_REQUIRE_POSTGRES is"
+        );
         eprintln!(
             "skipped: DATABASE_URL is not set (e.g. postgres://postgres@127.0.0.1:5432/test)"
         );

@@ -39,6 +39,9 @@
 //! * **Several processes.** A sender leases the rows it claims; claims are serialized
 //!   (an advisory lock on PostgreSQL, SQLite's single writer), so two senders never hold rows
 //!   of one stream at once.
+//! * **Verification.** Sent rows are read back from EventoDB before they may be purged; an
+//!   event EventoDB lost after acknowledging it is sent again (see
+//!   [`SenderOptions::verification`]) and counted in [`OutboxStatus::lost`].
 
 mod admin;
 pub(crate) mod backend;

@@ -224,14 +224,15 @@ pub(crate) mod private {
             limit: i64,
             sent_seq: i64,
         ) -> impl Future<Output = Result<Vec<Claimed>>> + Send;
-        /// Extends the lease of `owner` on the unsent rows of `stream`.
+        /// Extends the lease of `owner` on the unsent rows of `stream`; returns how many rows
+        /// it still holds (0: the lease was lost to another sender).
         fn renew(
             pool: &Pool<Self>,
             namespace: &str,
             stream: &str,
             owner: &str,
             lease: Duration,
-        ) -> impl Future<Output = Result<()>> + Send;
+        ) -> impl Future<Output = Result<u64>> + Send;
         /// Gives back the leases of `owner` on the unsent rows of `stream` after `after_seq`.
         fn release(
             pool: &Pool<Self>,
@@ -514,8 +515,8 @@ macro_rules! backend_impl {
                 stream: &str,
                 owner: &str,
                 lease: std::time::Duration,
-            ) -> $crate::error::Result<()> {
-                sqlx::query($sql.renew)
+            ) -> $crate::error::Result<u64> {
+                let done = sqlx::query($sql.renew)
                     .bind(namespace)
                     .bind(stream)
                     .bind(owner)
@@ -523,7 +524,7 @@ macro_rules! backend_impl {
                     .execute(pool)
                     .await
                     .map_err(db)?;
-                Ok(())
+                Ok(done.rows_affected())
             }
 
             async fn release(

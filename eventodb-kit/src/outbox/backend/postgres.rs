@@ -80,6 +80,7 @@ const SQL: Sql = Sql {
         WHERE o.seq IN (
             SELECT c.seq FROM eventodb_kit_outbox AS c
             WHERE c.namespace = $1 AND c.stream = $5 AND c.status = 'pending'
+              AND c.status IN ('pending', 'failed')
               AND c.next_attempt_at <= now()
               AND (c.lease_until IS NULL OR c.lease_until < now())
               AND NOT EXISTS (

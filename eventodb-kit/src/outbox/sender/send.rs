@@ -58,7 +58,8 @@ pub(super) async fn send_stream<DB: Backend>(shared: Arc<Shared<DB>>, batch: Str
                 return;
             }
             if Instant::now() >= renew_at {
-                if let Err(error) = DB::renew(
+                // Fencing: never send on a lease that may have passed to another sender.
+                match DB::renew(
                     shared.outbox.pool(),
                     shared.outbox.namespace(),
                     &stream,
@@ -67,7 +68,15 @@ pub(super) async fn send_stream<DB: Backend>(shared: Arc<Shared<DB>>, batch: Str
                 )
                 .await
                 {
-                    tracing::warn!(%error, %stream, "outbox lease renewal failed");
+                    Ok(0) => {
+                        tracing::warn!(%stream, "outbox lease lost to another sender; stopping this stream");
+                        return;
+                    }
+                    Ok(_) => {}
+                    Err(error) => {
+                        tracing::warn!(%error, %stream, "outbox lease renewal failed; stopping this stream");
+                        return;
+                    }
                 }
                 renew_at = Instant::now() + lease / 2;
             }
