@@ -22,7 +22,10 @@ pub(crate) fn start_position(rows: &[PositionRow], member: i64, size: i64) -> i6
     // not resuming after a resize: it never saved (it died before its first save, or starts
     // after the others). Nobody handles its share but itself, so it starts at the beginning;
     // the others' positions say nothing about its streams.
-    if rows.iter().all(|row| row.size == size && row.member != member) {
+    if rows
+        .iter()
+        .all(|row| row.size == size && row.member != member)
+    {
         return 0;
     }
     rows.iter()
