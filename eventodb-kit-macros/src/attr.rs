@@ -150,7 +150,6 @@ pub(crate) fn parse_attribute(
 }
 
 /// Like [`parse_attribute`], for the arguments of an attribute macro (`#[consumer(...)]`).
-#[allow(dead_code)] // used by `#[consumer]`, which is not written yet
 pub(crate) fn parse_arguments(
     tokens: proc_macro2::TokenStream,
     errors: &mut Errors,

@@ -4,6 +4,7 @@
 //! validate, expand), and attribute helpers shared by all macros live in `attr`.
 
 mod attr;
+mod consumer;
 mod event;
 
 use proc_macro::TokenStream;
@@ -91,4 +92,122 @@ use syn::{DeriveInput, parse_macro_input};
 pub fn derive_event(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
     event::derive(&input).into()
+}
+
+/// Implements `eventodb_kit::consumer::Consumer` for the type of an impl block whose
+/// `async fn`s each handle one event type: the macro builds the dispatch table (message
+/// type → `Event::decode`, i.e. serde plus the event's validation → the handler).
+///
+/// ```
+/// use eventodb_kit::consumer::{Context, HandlerError};
+/// use eventodb_kit::{Backend, Event, consumer};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize, Event)]
+/// #[event(category = "user", stream = "user-{user_id}")]
+/// struct UserCreated { user_id: u64, email: String }
+///
+/// #[derive(Serialize, Deserialize, Event)]
+/// #[event(category = "user", stream = "user-{user_id}")]
+/// struct UserDeleted { user_id: u64 }
+///
+/// struct Welcome;
+///
+/// #[consumer(category = "user")]
+/// impl Welcome {
+///     async fn created(&self, event: UserCreated) -> Result<(), HandlerError> {
+///         println!("welcome, {}", event.email);
+///         Ok(())
+///     }
+///
+///     async fn deleted<DB: Backend>(
+///         &self,
+///         event: UserDeleted,
+///         ctx: &mut Context<'_, DB>,
+///     ) -> Result<(), HandlerError> {
+///         println!("{} left (attempt {})", event.user_id, ctx.attempt());
+///         Ok(())
+///     }
+/// }
+/// ```
+///
+/// Run it like any consumer: `kit.workers().consumer(Welcome, ConsumerOptions::new("welcome"))`.
+///
+/// # Handlers
+///
+/// Every method of the impl block (a function taking `self`) is a handler; associated
+/// functions without `self` that are not `async` (constructors) and associated consts are
+/// left alone. Put helper methods in another `impl` block. A handler is
+///
+/// ```text
+/// async fn name(&self, event: EventType) -> Result<(), E>
+/// async fn name(&self, event: EventType, ctx: &mut Context<'_, DB>) -> Result<(), E>
+/// ```
+///
+/// - `EventType` implements `Event` (derived, or generated from a JSON Schema) and belongs to
+///   the consumer's category. Each event type has at most one handler.
+/// - `E` is `HandlerError` or anything that converts into it (any
+///   `std::error::Error + Send + Sync + 'static`): `?` works on most errors. An error is
+///   retried, then the consumer's `FailurePolicy` applies; `HandlerError::permanent` skips
+///   the retries.
+/// - The context's backend decides which `Consumer<DB>` impls exist: with a concrete backend
+///   (`Context<'_, sqlx::Sqlite>`, or a type parameter of the impl block) the consumer runs on
+///   that one; when no handler names one (no context, or a handler generic over
+///   `<DB: Backend>`), it runs on any backend. All handlers must agree.
+///
+/// A message whose data does not decode or validate never reaches a handler: it fails
+/// permanently with the `ValidationError` (every violation), and the consumer's failure
+/// policy (stop, park the stream, skip with a record) applies at once.
+///
+/// # `#[consumer(...)]` keys
+///
+/// | key | | meaning |
+/// |---|---|---|
+/// | `category = "user"` | required | The category the consumer reads (`Consumer::category`). |
+/// | `strict` | optional | A message type without a handler is a permanent failure (the failure policy applies) instead of being ignored. Same as `ConsumerOptions::strict_types(true)`. |
+/// | `transactional` | optional | Every message is handled in a database transaction that also records it as processed and saves the position: `ctx.transaction()` is that transaction, so a handler's writes happen exactly once. Same as `ConsumerOptions::transactional(true)`; without either, `ctx.transaction()` returns an error. |
+/// | `exhaustive = path` | optional | Every event type in the list at `path` (a `&[&str]` constant) must have a handler: with the events `eventodb-kit-codegen` generates, `exhaustive = events::categories::USER`. A type without a handler is a compile error naming it. |
+/// | `crate = "path"` | optional | The path of the eventodb-kit crate, for a renamed or re-exported dependency. |
+///
+/// A message type without a handler is ignored by default. To see it, mark one method
+/// `#[consumer(fallback)]`: it takes the raw message instead of an event
+/// (`async fn other(&self, message: &CategoryMessage, ...) -> Result<(), E>`) and gets every
+/// type without a handler. `strict` and a fallback exclude each other.
+///
+/// # Compile errors
+///
+/// Mistakes are compile errors on the token that is wrong: a missing `category`, an unknown
+/// key (the message lists the valid ones), a handler that is not `async`, does not take
+/// `&self`, takes its event by reference or something that is not a context, takes too many
+/// arguments or returns something other than `Result<(), E>`; an argument type that is not
+/// an event; an event of another category; two handlers for one event type (written alike,
+/// or two Rust types with the same `Event::TYPE`); in exhaustive mode, the types without a
+/// handler. For example, an event of another category:
+///
+/// ```compile_fail,E0080
+/// use eventodb_kit::consumer::HandlerError;
+/// use eventodb_kit::{Event, consumer};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize, Event)]
+/// #[event(category = "order", stream = "order-{order_id}")]
+/// struct OrderPlaced { order_id: u64 }
+///
+/// struct Welcome;
+///
+/// #[consumer(category = "user")]
+/// impl Welcome {
+///     // error: `OrderPlaced` is an event of category `order`, but this consumer reads `user`
+///     async fn placed(&self, event: OrderPlaced) -> Result<(), HandlerError> {
+///         Ok(())
+///     }
+/// }
+/// ```
+///
+/// The category and duplicate-type checks are `const` items that read `Event::CATEGORY` and
+/// `Event::TYPE`, so they need the event types to be nameable outside the impl block: an
+/// event type that uses a type parameter of the impl block is not supported.
+#[proc_macro_attribute]
+pub fn consumer(args: TokenStream, item: TokenStream) -> TokenStream {
+    consumer::expand(args.into(), item.into()).into()
 }

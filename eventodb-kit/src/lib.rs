@@ -8,6 +8,8 @@ pub mod event;
 pub mod registry;
 #[doc(hidden)]
 pub mod codegen_support;
+#[doc(hidden)]
+pub mod consumer_support;
 
 pub use client::Client;
 pub use error::{Error, ErrorCode, Result};
@@ -15,6 +17,9 @@ pub use event::{Event, ValidationError, Violation};
 
 /// Derive [`Event`] for a hand-written struct or enum.
 pub use eventodb_kit_macros::Event;
+
+/// Implement [`Consumer`](consumer::Consumer) for an impl block of typed event handlers.
+pub use eventodb_kit_macros::consumer;
 
 /// Items the macros and generated code refer to. Not a public API: anything here may change
 /// in any release.
@@ -60,6 +65,9 @@ pub mod __private {
     pub use regex;
     pub use schemars;
     pub use uuid;
+
+    // For `#[consumer]`.
+    pub use crate::consumer_support as consumer;
 }
 
 /// Includes the events `eventodb-kit-codegen` generated into `$OUT_DIR` (by default

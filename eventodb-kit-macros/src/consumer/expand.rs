@@ -1,0 +1,270 @@
+//! Code generation: the `Consumer` impl with its dispatch table, the compile-time checks
+//! rustc runs at the user's spans, and the stub impl emitted beside errors.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
+use syn::ext::IdentExt;
+use syn::spanned::Spanned;
+use syn::{Generics, Ident, ItemImpl, Path, Type, parse_quote};
+
+use super::parse::Handler;
+use super::valid::Checked;
+
+/// The impl's type parameter for "any backend".
+fn db_param() -> Ident {
+    Ident::new("__EventodbKitDb", Span::call_site())
+}
+
+/// `generics` plus a backend parameter.
+fn with_db(generics: &Generics, support: &TokenStream) -> Generics {
+    let mut generics = generics.clone();
+    let db = db_param();
+    generics.params.push(parse_quote!(#db: #support::Backend));
+    generics
+}
+
+/// The type as the user wrote it, for messages (`events :: UserCreated` → `events::UserCreated`).
+fn written(ty: &Type) -> String {
+    let text = ty.to_token_stream().to_string();
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == ' ' {
+            let next = chars.peek().copied().unwrap_or(' ');
+            let prev = out.chars().last().unwrap_or(' ');
+            if matches!(next, ':' | '<' | '>' | ',' | ')' | ']')
+                || matches!(prev, ':' | '<' | '(' | '[' | '&')
+            {
+                continue;
+            }
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Where a compile-time check about `ty` points: the name in a path (`UserCreated` in
+/// `events::UserCreated`), as a `const` item's error shows one token.
+fn name_span(ty: &Type) -> Span {
+    match ty {
+        Type::Path(path) => path
+            .path
+            .segments
+            .last()
+            .map_or_else(|| ty.span(), |last| last.ident.span()),
+        _ => ty.span(),
+    }
+}
+
+/// The `Consumer` impl and the checks, wrapped in `const _: () = { ... };`.
+pub(crate) fn expand(item: &ItemImpl, krate: &Path, checked: &Checked<'_>) -> TokenStream {
+    let support = quote!(#krate::__private::consumer);
+    let p = &support;
+    let self_ty = &item.self_ty;
+    let category = &checked.category;
+    let (generics, db) = match checked.db {
+        Some(db) => (item.generics.clone(), db.to_token_stream()),
+        None => (with_db(&item.generics, p), db_param().to_token_stream()),
+    };
+    let (impl_generics, _, where_clause) = generics.split_for_impl();
+    let arms = checked.handlers.iter().map(|handler| arm(p, handler));
+    let tail = match (checked.fallback, checked.strict) {
+        (Some(fallback), _) => {
+            let call = call(p, fallback, quote!(__message));
+            quote! {
+                #call
+                ::core::result::Result::Ok(#p::Handled::Done)
+            }
+        }
+        (None, true) => quote!(::core::result::Result::Err(#p::unknown_type(__message))),
+        (None, false) => quote!(::core::result::Result::Ok(#p::Handled::Unknown)),
+    };
+    let transactional = checked.transactional.then(|| {
+        quote! {
+            fn transactional(&self) -> bool {
+                true
+            }
+        }
+    });
+    let checks = checks(p, checked);
+    quote! {
+        const _: () = {
+            #[automatically_derived]
+            impl #impl_generics #p::Consumer<#db> for #self_ty #where_clause {
+                fn category(&self) -> &str {
+                    #category
+                }
+
+                #transactional
+
+                fn handle<'__a>(
+                    &'__a self,
+                    __message: &'__a #p::Message,
+                    __ctx: &'__a mut #p::Context<'_, #db>,
+                ) -> #p::BoxFuture<'__a, ::core::result::Result<#p::Handled, #p::HandlerError>> {
+                    #p::Box::pin(async move {
+                        let __type: &str = &__message.message_type;
+                        #(#arms)*
+                        #tail
+                    })
+                }
+            }
+
+            #checks
+        };
+    }
+}
+
+/// The handler call, its output converted. The conversion names the declared return type,
+/// spanned there, so a wrong return type is reported on it.
+fn call(p: &TokenStream, handler: &Handler<'_>, arg: TokenStream) -> TokenStream {
+    let name = handler.name();
+    let call = match handler.ctx {
+        Some(_) => quote!(Self::#name(self, #arg, __ctx)),
+        None => quote!(Self::#name(self, #arg)),
+    };
+    let output = handler.output;
+    let convert = quote_spanned!(output.span()=> #p::handler_result::<#output>);
+    quote! {
+        #convert(#call.await)?;
+    }
+}
+
+/// One entry of the dispatch table: type string → decode and validate → handler.
+fn arm(p: &TokenStream, handler: &Handler<'_>) -> TokenStream {
+    let ty = handler.arg;
+    let span = ty.span();
+    let event = quote_spanned!(span=> <#ty as #p::Event>);
+    let call = call(p, handler, quote!(__event));
+    quote! {
+        if __type == #event::TYPE {
+            let __event = #p::decoded(#event::decode(&__message.data))?;
+            #call
+            return ::core::result::Result::Ok(#p::Handled::Done);
+        }
+    }
+}
+
+/// The compile-time checks, as `const` items evaluated by `cargo check`: each event's
+/// category, distinct event types, and in exhaustive mode every type of the category.
+fn checks(p: &TokenStream, checked: &Checked<'_>) -> TokenStream {
+    let category = &checked.category;
+    let mut out = TokenStream::new();
+    for handler in &checked.handlers {
+        let ty = handler.arg;
+        let span = name_span(ty);
+        let check = format_ident!(
+            "{}_event_is_in_the_consumer_category",
+            handler.name().unraw()
+        );
+        let message_start = format!("`{}` is an event of category `", written(ty));
+        let message_end = format!(
+            "`, but this consumer reads `{category}`: handle it in a consumer of its own category"
+        );
+        out.extend(quote_spanned! {span=>
+            #[allow(non_upper_case_globals)]
+            const #check: () = {
+                const PARTS: &[&str] = &[#message_start, <#ty as #p::Event>::CATEGORY, #message_end];
+                const MESSAGE: [u8; #p::concat_len(PARTS)] = #p::concat(PARTS);
+                if !#p::str_eq(<#ty as #p::Event>::CATEGORY, #category) {
+                    ::core::panic!("{}", #p::as_str(&MESSAGE));
+                }
+            };
+        });
+    }
+    for (index, second) in checked.handlers.iter().enumerate() {
+        for first in &checked.handlers[..index] {
+            let (a, b) = (first.arg, second.arg);
+            let message = format!(
+                "`{}` has the same event type as `{}`, which `{}` handles: keep one handler per event type",
+                written(b),
+                written(a),
+                first.name()
+            );
+            let check = format_ident!(
+                "{}_and_{}_get_different_event_types",
+                first.name().unraw(),
+                second.name().unraw()
+            );
+            out.extend(quote_spanned! {name_span(b)=>
+                #[allow(non_upper_case_globals)]
+                const #check: () = if #p::str_eq(<#a as #p::Event>::TYPE, <#b as #p::Event>::TYPE) {
+                    ::core::panic!(#message);
+                };
+            });
+        }
+    }
+    if let Some(path) = checked.exhaustive {
+        let types = checked.handlers.iter().map(|handler| {
+            let ty = handler.arg;
+            quote_spanned!(ty.span()=> <#ty as #p::Event>::TYPE)
+        });
+        let start = format!(
+            "`#[consumer(category = \"{category}\", exhaustive = ...)]` has no handler for "
+        );
+        let end = ": add `async fn name(&self, event: EventType) -> Result<(), HandlerError>` for each, or drop `exhaustive`";
+        let span = path
+            .segments
+            .last()
+            .map_or_else(|| path.span(), |last| last.ident.span());
+        out.extend(quote_spanned! {span=>
+            #[allow(non_upper_case_globals)]
+            const every_event_of_the_category_has_a_handler: () = {
+                const HANDLED: &[&str] = &[#(#types),*];
+                const EXPECTED: &[&str] = #path;
+                const MISSING_LEN: usize = #p::missing_len(EXPECTED, HANDLED);
+                const MISSING: [u8; MISSING_LEN] = #p::missing(EXPECTED, HANDLED);
+                const PARTS: &[&str] = &[#start, #p::as_str(&MISSING), #end];
+                const MESSAGE: [u8; #p::concat_len(PARTS)] = #p::concat(PARTS);
+                if MISSING_LEN > 0 {
+                    ::core::panic!("{}", #p::as_str(&MESSAGE));
+                }
+            };
+        });
+    }
+    out
+}
+
+/// A stub impl emitted beside errors, so uses of the consumer raise no follow-on errors.
+pub(crate) fn stub(item: &ItemImpl, krate: &Path, category: &str) -> TokenStream {
+    if item.trait_.is_some() {
+        return TokenStream::new();
+    }
+    let support = quote!(#krate::__private::consumer);
+    let p = &support;
+    let self_ty = &item.self_ty;
+    let generics = with_db(&item.generics, p);
+    let db = db_param();
+    let (impl_generics, _, where_clause) = generics.split_for_impl();
+    quote! {
+        const _: () = {
+            #[automatically_derived]
+            impl #impl_generics #p::Consumer<#db> for #self_ty #where_clause {
+                fn category(&self) -> &str {
+                    #category
+                }
+
+                fn handle<'__a>(
+                    &'__a self,
+                    _: &'__a #p::Message,
+                    _: &'__a mut #p::Context<'_, #db>,
+                ) -> #p::BoxFuture<'__a, ::core::result::Result<#p::Handled, #p::HandlerError>> {
+                    #p::Box::pin(async { ::core::result::Result::Ok(#p::Handled::Unknown) })
+                }
+            }
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn written_types_read_like_source() {
+        let ty: Type = parse_quote!(events::UserCreated);
+        assert_eq!(written(&ty), "events::UserCreated");
+        let ty: Type = parse_quote!(Wrapper<u8, String>);
+        assert_eq!(written(&ty), "Wrapper<u8, String>");
+    }
+}

@@ -1,0 +1,182 @@
+//! Checks the macro can make on its own (rustc checks the rest at the user's spans, see
+//! `expand`): the arguments, duplicate handlers, one fallback, one backend.
+
+use proc_macro2::Span;
+use quote::ToTokens;
+use syn::{ItemImpl, LitStr, Path, Type};
+
+use super::parse::{Args, Db, Handler, Kind};
+use crate::attr::Errors;
+
+/// What the expansion needs, all checked.
+pub(crate) struct Checked<'a> {
+    pub(crate) category: String,
+    pub(crate) handlers: Vec<&'a Handler<'a>>,
+    pub(crate) fallback: Option<&'a Handler<'a>>,
+    pub(crate) strict: bool,
+    pub(crate) transactional: bool,
+    pub(crate) exhaustive: Option<&'a Path>,
+    /// The backend all contexts name, or `None` for any backend.
+    pub(crate) db: Option<&'a Type>,
+}
+
+/// The path of the eventodb-kit crate: `crate = "..."` or `::eventodb_kit`.
+pub(crate) fn krate(args: &Args, errors: &mut Errors) -> Path {
+    if let Some(lit) = &args.krate {
+        match lit.parse::<Path>() {
+            Ok(path) => return path,
+            Err(_) => errors.at(
+                lit.span(),
+                "`crate` takes the path of the eventodb-kit crate, e.g. `crate = \"::my_kit\"`",
+            ),
+        }
+    }
+    syn::parse_quote!(::eventodb_kit)
+}
+
+/// The category, when given and well-formed.
+pub(crate) fn category(args: &Args, errors: &mut Errors) -> Option<String> {
+    let Some(lit) = &args.category else {
+        errors.at(
+            Span::call_site(),
+            "`#[consumer]` needs `category = \"...\"`: write e.g. `#[consumer(category = \"user\")]`",
+        );
+        return None;
+    };
+    check_category(lit, errors).then(|| lit.value())
+}
+
+fn check_category(lit: &LitStr, errors: &mut Errors) -> bool {
+    let value = lit.value();
+    let problem = if value.is_empty() {
+        "the category cannot be empty: write e.g. `category = \"user\"`"
+    } else if value.contains('-') {
+        "a category cannot contain `-`: EventoDB ends a stream's category at its first `-`"
+    } else if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        "a category cannot contain spaces or control characters"
+    } else {
+        return true;
+    };
+    errors.at(lit.span(), problem);
+    false
+}
+
+/// Runs the checks; `None` when one failed.
+pub(crate) fn check<'a>(
+    item: &'a ItemImpl,
+    args: &'a Args,
+    category: Option<String>,
+    handlers: &'a [Handler<'a>],
+    candidates: bool,
+    errors: &mut Errors,
+) -> Option<Checked<'a>> {
+    let mut ok = category.is_some();
+    if let Some((_, path, _)) = &item.trait_ {
+        errors.spanned(
+            path,
+            "`#[consumer]` goes on an inherent impl block (`impl MyConsumer { ... }`): it implements `Consumer` itself",
+        );
+        ok = false;
+    }
+    let mut events: Vec<&Handler<'a>> = Vec::new();
+    let mut fallback: Option<&Handler<'a>> = None;
+    for handler in handlers {
+        match handler.kind {
+            Kind::Event => {
+                let written = handler.arg.to_token_stream().to_string();
+                if let Some(first) = events
+                    .iter()
+                    .find(|other| other.arg.to_token_stream().to_string() == written)
+                {
+                    errors.spanned(
+                        handler.arg,
+                        format_args!(
+                            "`{}` already has a handler, `{}`: keep one handler per event type",
+                            written.replace(' ', ""),
+                            first.name()
+                        ),
+                    );
+                    ok = false;
+                } else {
+                    events.push(handler);
+                }
+            }
+            Kind::Fallback => {
+                if let Some(first) = fallback {
+                    errors.spanned(
+                        handler.name(),
+                        format_args!(
+                            "`{}` is already the fallback: a consumer has at most one",
+                            first.name()
+                        ),
+                    );
+                    ok = false;
+                } else {
+                    fallback = Some(handler);
+                }
+            }
+        }
+    }
+    if let (Some(strict), Some(fallback)) = (&args.strict, fallback) {
+        errors.spanned(
+            strict,
+            format_args!(
+                "`strict` rejects the types without a handler, but `{}` is a fallback that takes them: drop one",
+                fallback.name()
+            ),
+        );
+        ok = false;
+    }
+    if !candidates && ok {
+        errors.spanned(
+            &item.self_ty,
+            "this consumer has no handler: add `async fn name(&self, event: EventType) -> Result<(), HandlerError>`",
+        );
+        ok = false;
+    }
+    let db = backend(handlers, errors);
+    match (ok, db, category) {
+        (true, Ok(db), Some(category)) => Some(Checked {
+            category,
+            handlers: events,
+            fallback,
+            strict: args.strict.is_some(),
+            transactional: args.transactional.is_some(),
+            exhaustive: args.exhaustive.as_ref(),
+            db,
+        }),
+        _ => None,
+    }
+}
+
+/// The one backend the handlers' contexts name (`None`: any backend).
+fn backend<'a>(handlers: &'a [Handler<'a>], errors: &mut Errors) -> Result<Option<&'a Type>, ()> {
+    let mut named: Option<&Type> = None;
+    let mut result = Ok(());
+    for handler in handlers {
+        if let Some(Db::Named(db)) = &handler.ctx {
+            match named {
+                None => named = Some(db),
+                Some(first) => {
+                    let (first_text, text) = (
+                        first.to_token_stream().to_string(),
+                        db.to_token_stream().to_string(),
+                    );
+                    if first_text != text {
+                        errors.spanned(
+                            db,
+                            format_args!(
+                                "this handler's context is for `{}`, another's for `{}`: a consumer runs on one backend (or make the handler generic: `async fn {}<DB: Backend>(.., ctx: &mut Context<'_, DB>)`)",
+                                text.replace(' ', ""),
+                                first_text.replace(' ', ""),
+                                handler.name(),
+                            ),
+                        );
+                        result = Err(());
+                    }
+                }
+            }
+        }
+    }
+    result.map(|()| named)
+}

@@ -1,0 +1,18 @@
+use eventodb_kit::{Event, consumer};
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Event)]
+#[event(category = "user", stream = "user-{user_id}")]
+struct UserCreated {
+    user_id: u64,
+}
+
+struct Users;
+
+#[consumer(category = "user")]
+impl Users {
+    fn new() -> Self {
+        Users
+    }
+}
+fn main() {}

@@ -1,0 +1,12 @@
+use eventodb_kit::{Event, consumer};
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Event)]
+#[event(category = "user", stream = "user-{user_id}")]
+struct UserCreated {
+    user_id: u64,
+}
+
+#[consumer(category = "user")]
+struct Users;
+fn main() {}

@@ -1,0 +1,25 @@
+use eventodb_kit::consumer::HandlerError;
+use eventodb_kit::{Event, consumer};
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Event)]
+#[event(category = "user", stream = "user-{user_id}")]
+struct UserCreated {
+    user_id: u64,
+}
+
+#[derive(Serialize, Deserialize, Event)]
+#[event(category = "order", stream = "order-{order_id}")]
+struct OrderPlaced {
+    order_id: u64,
+}
+
+struct Users;
+
+#[consumer(category = "user")]
+impl Users {
+    async fn placed(&self, _event: OrderPlaced) -> Result<(), HandlerError> {
+        Ok(())
+    }
+}
+fn main() {}
