@@ -83,13 +83,15 @@ const SQL: Sql = Sql {
               AND c.status IN ('pending', 'failed')
               AND c.next_attempt_at <= now()
               AND (c.lease_until IS NULL OR c.lease_until < now())
-              AND NOT EXISTS (
-                  SELECT 1 FROM eventodb_kit_outbox AS b
-                  WHERE b.namespace = c.namespace AND b.stream = c.stream AND b.seq < c.seq
+              -- Before the stream's first blocked row (computed once, not per row).
+              AND c.seq < coalesce((
+                  SELECT min(b.seq) FROM eventodb_kit_outbox AS b
+                  WHERE b.namespace = $1 AND b.stream = $5
                     AND b.status IN ('pending', 'failed')
                     AND (b.status = 'failed' OR b.next_attempt_at > now()
                          OR (b.lease_until >= now()
-                             AND NOT (b.lease_owner = $2 AND b.seq <= $6))))
+                             AND NOT (b.lease_owner = $2 AND b.seq <= $6)))),
+                  9223372036854775807)
             ORDER BY c.seq
             LIMIT $4)
         RETURNING o.seq, o.id::text AS id, o.stream, o.message_type, o.data, o.metadata,

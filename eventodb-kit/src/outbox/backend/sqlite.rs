@@ -102,23 +102,24 @@ const SQL: Sql = Sql {
         WHERE o.seq IN (
             SELECT c.seq FROM eventodb_kit_outbox AS c
             WHERE c.namespace = ?1 AND c.stream = ?5 AND c.status = 'pending'
-              AND c.status IN ('pending', 'failed') -- lets SQLite use the stream index
+              AND c.status IN ('pending', 'failed')
               AND c.next_attempt_at <= ",
         now!(),
         "
               AND (c.lease_until IS NULL OR c.lease_until < ",
         now!(),
         ")
-              AND NOT EXISTS (
-                  SELECT 1 FROM eventodb_kit_outbox AS b
-                  WHERE b.namespace = c.namespace AND b.stream = c.stream AND b.seq < c.seq
+              AND c.seq < coalesce((
+                  SELECT min(b.seq) FROM eventodb_kit_outbox AS b
+                  WHERE b.namespace = ?1 AND b.stream = ?5
                     AND b.status IN ('pending', 'failed')
                     AND (b.status = 'failed' OR b.next_attempt_at > ",
         now!(),
         "
                          OR (NOT (b.lease_owner = ?2 AND b.seq <= ?6) AND b.lease_until >= ",
         now!(),
-        ")))
+        "))),
+                  9223372036854775807)
             ORDER BY c.seq
             LIMIT ?4)
         RETURNING seq, id, stream, message_type, data, metadata, expected_version, attempts,
