@@ -222,19 +222,35 @@ async fn run_db<DB: Backend>(
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let mut samples = latencies.lock().unwrap().clone();
-    samples.sort();
-    let pct = |p: f64| -> f64 {
-        if samples.is_empty() {
-            return f64::NAN;
-        }
-        let at = ((samples.len() as f64 - 1.0) * p).round() as usize;
-        samples[at].as_secs_f64() * 1000.0
-    };
-    let (p50, p99) = (pct(0.50), pct(0.99));
+    let samples = std::mem::take(&mut *latencies.lock().unwrap());
+    let (p50, p99) = percentiles(&samples);
     println!(
-        "{name}: commit -> handler p50 {p50:.2} ms, p99 {p99:.2} ms ({} of {LATENCY_SAMPLES} samples)",
+        "{name}: outbox commit -> handler p50 {p50:.2} ms, p99 {p99:.2} ms ({} of {LATENCY_SAMPLES} samples)",
         samples.len()
+    );
+    // The consumer's share: a direct EventoDB write -> handler (poke, read, call).
+    for i in 0..LATENCY_SAMPLES {
+        let id = uuid::Uuid::now_v7();
+        sent_at.lock().unwrap().insert(id, Instant::now());
+        kit.client()
+            .stream_write(
+                &format!("latency-{}", i % 10),
+                &NewMessage::new("Pinged", json!({ "i": i })),
+                &WriteOptions::new().id(id),
+            )
+            .await?;
+        let expected = i + 1;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while latencies.lock().unwrap().len() < expected && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let direct = std::mem::take(&mut *latencies.lock().unwrap());
+    let (direct_p50, direct_p99) = percentiles(&direct);
+    println!(
+        "{name}: eventodb write -> handler p50 {direct_p50:.2} ms, p99 {direct_p99:.2} ms ({} samples)",
+        direct.len()
     );
 
     // Idle: requests to EventoDB (and PostgreSQL table accesses) per second.
@@ -273,10 +289,26 @@ async fn run_db<DB: Backend>(
         "latency_p50_ms": (p50 * 100.0).round() / 100.0,
         "latency_p99_ms": (p99 * 100.0).round() / 100.0,
         "latency_samples": samples.len(),
+        "write_to_handler_p50_ms": (direct_p50 * 100.0).round() / 100.0,
+        "write_to_handler_p99_ms": (direct_p99 * 100.0).round() / 100.0,
         "idle_eventodb_requests_per_sec": (eventodb_idle * 100.0).round() / 100.0,
         "idle_eventodb_requests_by_method": Value::Object(by_method),
         "idle_postgres_table_accesses_per_sec": db_idle.map(|r| (r * 100.0).round() / 100.0),
     }))
+}
+
+/// p50 and p99 in milliseconds.
+fn percentiles(samples: &[Duration]) -> (f64, f64) {
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    let pct = |p: f64| -> f64 {
+        if sorted.is_empty() {
+            return f64::NAN;
+        }
+        let at = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+        sorted[at].as_secs_f64() * 1000.0
+    };
+    (pct(0.50), pct(0.99))
 }
 
 /// Sequential and index scans of the tables in `schema` so far.
