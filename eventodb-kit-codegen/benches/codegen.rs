@@ -68,10 +68,22 @@ fn write_schemas(dir: &Path, count: usize) {
     }
 }
 
-/// Median of `runs` timings of generating from a folder of `count` schemas.
-fn generation(count: usize, runs: usize) -> Duration {
+/// CPU time of this process so far (user + system), from `/proc/self/stat` (Linux; 100 ticks
+/// per second). Less sensitive than wall time to other work on a shared machine.
+fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// Median wall time of `runs` generations from a folder of `count` schemas, and the mean CPU
+/// time per run.
+fn generation(count: usize, runs: usize) -> (Duration, Option<Duration>) {
     let dir = tempfile::tempdir().expect("temp dir");
     write_schemas(dir.path(), count);
+    let cpu_start = cpu_time();
     let mut times: Vec<Duration> = (0..runs)
         .map(|_| {
             let start = Instant::now();
@@ -84,8 +96,11 @@ fn generation(count: usize, runs: usize) -> Duration {
             start.elapsed()
         })
         .collect();
+    let cpu = cpu_start
+        .zip(cpu_time())
+        .map(|(start, end)| (end - start) / runs as u32);
     times.sort();
-    times[runs / 2]
+    (times[runs / 2], cpu)
 }
 
 struct Rebuild {
@@ -207,13 +222,15 @@ fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` runs this too: keep it quick then.
     let quick = !std::env::args().any(|arg| arg == "--bench");
     let runs = if quick { 1 } else { 7 };
-    let small = generation(50, runs);
-    let large = generation(500, runs);
+    let (small, small_cpu) = generation(50, runs);
+    let (large, large_cpu) = generation(500, runs);
     println!(
-        "generate: 50 schemas {:.1} ms, 500 schemas {:.1} ms ({:.2} ms per schema at 500)",
+        "generate: 50 schemas {:.1} ms, 500 schemas {:.1} ms wall ({:.2} ms per schema at 500); cpu {} / {} ms",
         ms(small),
         ms(large),
-        ms(large) / 500.0
+        ms(large) / 500.0,
+        small_cpu.map_or("?".to_owned(), |d| format!("{:.0}", ms(d))),
+        large_cpu.map_or("?".to_owned(), |d| format!("{:.0}", ms(d))),
     );
     let skip = quick || std::env::var_os("CODEGEN_BENCH_SKIP_REBUILD").is_some();
     let rebuild = if skip { None } else { rebuild(200) };
@@ -227,9 +244,11 @@ fn main() {
     }
     let figure = |value: Option<f64>| value.map_or("null".to_owned(), |v| format!("{v:.1}"));
     println!(
-        "{{\"bench\":\"codegen\",\"generate_50_ms\":{:.1},\"generate_500_ms\":{:.1},\"rebuild_events\":200,\"rebuild_noop_ms\":{},\"rebuild_touched_ms\":{},\"rebuild_changed_ms\":{}}}",
+        "{{\"bench\":\"codegen\",\"generate_50_ms\":{:.1},\"generate_500_ms\":{:.1},\"generate_50_cpu_ms\":{},\"generate_500_cpu_ms\":{},\"rebuild_events\":200,\"rebuild_noop_ms\":{},\"rebuild_touched_ms\":{},\"rebuild_changed_ms\":{}}}",
         ms(small),
         ms(large),
+        figure(small_cpu.map(ms)),
+        figure(large_cpu.map(ms)),
         figure(rebuild.as_ref().map(|r| ms(r.noop))),
         figure(rebuild.as_ref().map(|r| ms(r.touched))),
         figure(rebuild.as_ref().map(|r| ms(r.changed))),

@@ -20,7 +20,8 @@ pub(crate) struct Options {
     pub(crate) derive_event: bool,
 }
 
-pub(crate) fn emit(model: &Model, options: &Options) -> TokenStream {
+/// The code, in chunks (the header, each type, the registry) that parse on their own.
+pub(crate) fn emit(model: &Model, options: &Options) -> Vec<TokenStream> {
     // Generated code names the runtime crate through short aliases: less code to parse and
     // format (output size dominates generation time), and serde/schemars attributes that stay
     // short. One generated file per module (the aliases would clash).
@@ -34,17 +35,17 @@ pub(crate) fn emit(model: &Model, options: &Options) -> TokenStream {
         checked: validate::checked_types(model),
     };
     let real = &options.krate;
-    let mut out = quote! {
+    let mut out = vec![quote! {
         #[allow(unused_imports)]
         use #real::{
             self as __eventodb,
             __private::{codegen as __eventodb_codegen, schemars as __eventodb_schemars, serde as __eventodb_serde},
         };
-    };
+    }];
     for def in model.types.values() {
-        out.extend(emitter.type_def(def));
+        out.push(emitter.type_def(def));
     }
-    out.extend(registry::emit(&emitter));
+    out.push(registry::emit(&emitter));
     out
 }
 

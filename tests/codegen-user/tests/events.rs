@@ -1,0 +1,224 @@
+//! The generated events as an application uses them: construction, stream names, validation
+//! with JSON pointers, the registry.
+
+use eventodb_kit::Event;
+use eventodb_kit::registry::{DecodeError, EventRegistry, missing_type};
+use eventodb_kit_codegen_user::events::{self, AnyEvent, Events, categories};
+use serde_json::json;
+
+fn order() -> serde_json::Value {
+    json!({
+        "order_id": "c1d2e3f4-a5b6-4c7d-8e9f-0a1b2c3d4e5f",
+        "customer_id": "9a7b1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d",
+        "lines": [
+            { "sku": "ABC-0001", "quantity": 2, "unit_price": { "amount_minor": 1999, "currency": "EUR" } }
+        ],
+        "total": { "amount_minor": 3998, "currency": "EUR" },
+        "payment": { "method": "card", "last4": "4242", "brand": "visa" },
+        "placed_at": "2026-11-26T14:00:00Z"
+    })
+}
+
+#[test]
+fn stream_names_come_from_the_templates() {
+    let joined = events::ClassJoinRequested {
+        class_id: "class-9".into(),
+        student_id: "student-3".into(),
+        join_code: "JOIN42".into(),
+        requested_at: "2026-11-26T08:00:00Z".parse().expect("time"),
+    };
+    assert_eq!(joined.stream_name(), "class_membership-class-9+student-3");
+    assert_eq!(events::ClassJoinRequested::TYPE, "ClassJoinRequested");
+    assert_eq!(events::ClassJoinRequested::CATEGORY, "class_membership");
+    assert_eq!(
+        events::ClassJoinRequested::STREAM_TEMPLATE,
+        "class_membership-{class_id}+{student_id}"
+    );
+    let order = events::OrderPlaced::decode(&order()).expect("valid");
+    assert_eq!(
+        order.stream_name(),
+        "order-c1d2e3f4-a5b6-4c7d-8e9f-0a1b2c3d4e5f"
+    );
+}
+
+#[test]
+fn decode_reports_every_violation_with_its_pointer() {
+    let mut data = order();
+    data["lines"][0]["sku"] = json!("abc");
+    data["lines"][0]["quantity"] = json!(0);
+    data["lines"][0]["discount_percent"] = json!(100);
+    data["payment"] = json!({ "method": "invoice", "due_days": 3 });
+    data["coupon_codes"] = json!(["SAVE10", "SAVE10", "x"]);
+    data["attributes"] = json!({ "a/b": "y".repeat(101) });
+    data["shipping_address"] =
+        json!({ "street": "", "city": "Paris", "postal_code": "75002", "country": "fr" });
+    let error = events::OrderPlaced::decode(&data).expect_err("invalid");
+    let found: Vec<(String, String)> = error
+        .violations()
+        .iter()
+        .map(|v| (v.pointer.clone(), v.message.clone()))
+        .collect();
+    let expected = [
+        ("/attributes/a~1b", "must be at most 100 characters long"),
+        ("/coupon_codes", "must not contain duplicate items"),
+        (
+            "/coupon_codes/2",
+            "must match the pattern `^[A-Z0-9]{4,16}$`",
+        ),
+        ("/lines/0/discount_percent", "must be less than 100"),
+        ("/lines/0/quantity", "must be at least 1"),
+        (
+            "/lines/0/sku",
+            "must match the pattern `^[A-Z]{3}-[0-9]{4}$`",
+        ),
+        ("/payment/due_days", "must be at least 7"),
+        (
+            "/shipping_address/country",
+            "must match the pattern `^[A-Z]{2}$`",
+        ),
+        ("/shipping_address/street", "must not be empty"),
+    ];
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(p, m)| (p.to_string(), m.to_string()))
+        .collect();
+    assert_eq!(found, expected);
+    assert!(
+        error
+            .to_string()
+            .starts_with("invalid event: /attributes/a~1b: must be at most")
+    );
+}
+
+#[test]
+fn serde_errors_are_violations_too() {
+    let mut data = order();
+    data["payment"] = json!({ "method": "cash" });
+    let error = events::OrderPlaced::decode(&data).expect_err("unknown tag");
+    assert!(error.violations()[0].message.contains("cash"), "{error}");
+    let mut data = order();
+    data["surprise"] = json!(1);
+    let error = events::OrderPlaced::decode(&data).expect_err("unknown field");
+    assert!(
+        error.violations()[0].message.contains("surprise"),
+        "{error}"
+    );
+}
+
+#[test]
+fn validate_checks_events_built_in_code() {
+    let mut event = events::UserEmailChanged::decode(&json!({
+        "user_id": "9a7b1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d",
+        "old_email": "ada@example.com",
+        "new_email": "ada@lovelace.example",
+        "changed_at": "2026-11-26T13:00:00Z"
+    }))
+    .expect("valid");
+    assert_eq!(event.validate(), Ok(()));
+    event.new_email = "nope".into();
+    let error = event.validate().expect_err("invalid email");
+    assert_eq!(error.violations()[0].pointer, "/new_email");
+    assert_eq!(error.violations()[0].message, "must be an email address");
+}
+
+#[test]
+fn defaults_fill_in_absent_properties() {
+    let user = events::UserCreated::decode(&json!({
+        "user_id": "9a7b1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d",
+        "email": "ada@example.com",
+        "created_at": "2026-11-26T12:00:00Z"
+    }))
+    .expect("valid");
+    assert_eq!(user.plan, events::UserCreatedPlan::Free);
+    assert!(!user.marketing_opt_in);
+    assert_eq!(user.address, None);
+    // A required nullable property must be present, and may be null.
+    let missing = json!({ "user_id": "9a7b1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d", "deleted_at": "2026-11-30T00:00:00Z" });
+    assert!(events::UserDeleted::decode(&missing).is_err());
+    // An optional, non-nullable property refuses null.
+    let null_address = json!({
+        "user_id": "9a7b1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d", "email": "a@b.co",
+        "created_at": "2026-11-26T12:00:00Z", "address": null
+    });
+    assert!(events::UserCreated::decode(&null_address).is_err());
+}
+
+#[test]
+fn the_registry_knows_every_type_and_category() {
+    assert_eq!(Events::TYPES.len(), 13);
+    assert!(
+        Events::TYPES.windows(2).all(|pair| pair[0] < pair[1]),
+        "sorted"
+    );
+    assert_eq!(Events::category_of("OrderShipped"), Some("order"));
+    assert_eq!(Events::category_of("Nope"), None);
+    assert_eq!(
+        Events::types_in("class_membership"),
+        [
+            "ClassJoinRequested",
+            "ClassMembershipAccepted",
+            "ClassMembershipRejected"
+        ]
+    );
+    assert_eq!(
+        categories::USER,
+        ["UserCreated", "UserDeleted", "UserEmailChanged"]
+    );
+    assert_eq!(Events::types_in("nope"), [] as [&str; 0]);
+    let categories: Vec<&str> = Events::CATEGORIES.iter().map(|c| c.category).collect();
+    assert_eq!(
+        categories,
+        [
+            "class_membership",
+            "content_error",
+            "order",
+            "partnership",
+            "partnership_application",
+            "student_progress",
+            "user"
+        ]
+    );
+}
+
+#[test]
+fn the_registry_decodes_into_any_event() {
+    let event = Events::decode("OrderPlaced", &order()).expect("decodes");
+    assert!(matches!(event, AnyEvent::OrderPlaced(_)));
+    assert_eq!(event.event_type(), "OrderPlaced");
+    assert_eq!(event.category(), "order");
+    assert_eq!(
+        event.stream_name(),
+        "order-c1d2e3f4-a5b6-4c7d-8e9f-0a1b2c3d4e5f"
+    );
+    assert_eq!(event.to_data().expect("json"), order());
+    match Events::decode("Nope", &order()) {
+        Err(DecodeError::UnknownType { event_type }) => assert_eq!(event_type, "Nope"),
+        other => panic!("expected an unknown type, got {other:?}"),
+    }
+    match Events::decode("UserCreated", &order()) {
+        Err(DecodeError::Invalid { event_type, source }) => {
+            assert_eq!(event_type, "UserCreated");
+            assert!(!source.violations().is_empty());
+        }
+        other => panic!("expected an invalid event, got {other:?}"),
+    }
+}
+
+// A consumer-style compile-time check: every `user` event has a handler.
+const HANDLED: &[&str] = &[
+    <events::UserCreated as Event>::TYPE,
+    <events::UserDeleted as Event>::TYPE,
+    <events::UserEmailChanged as Event>::TYPE,
+];
+const _: () = if let Some(event_type) = missing_type(categories::USER, HANDLED) {
+    panic!("{}", event_type)
+};
+
+#[test]
+fn missing_type_names_the_unhandled_event() {
+    assert_eq!(missing_type(categories::USER, HANDLED), None);
+    assert_eq!(
+        missing_type(categories::USER, &HANDLED[..2]),
+        Some("UserEmailChanged")
+    );
+}
