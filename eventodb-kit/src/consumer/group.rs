@@ -2,14 +2,42 @@
 //!
 //! Each member saves its own position, with the group size it ran with. A member whose
 //! own row was saved with its current size resumes after it: the server's assignment did
-//! not change, so everything of its share up to there is handled. After a resize (its row
-//! has another size, or it has none while others do) the streams moved between members,
-//! so it starts after the **lowest** position of any member: every event at or below that
-//! was handled by its owner at the time, and the events above it that were already handled
-//! are recognised by their processed records (shared by the group) and skipped. Resizing
-//! therefore loses nothing and repeats nothing.
+//! not change, so everything of its share up to there is handled. After a resize the
+//! streams moved between members, so the first member to start with the new size records a
+//! row for every member of that size at the **lowest** position of any member
+//! ([`missing_rows`]): every event at or below it was handled by its owner at the time, and
+//! the events above it that were already handled are recognised by their processed records
+//! (shared by the group) and skipped. Resizing therefore loses nothing and repeats nothing.
 
 use super::store::PositionRow;
+
+/// The rows to write before a member of a group of `size` starts: every member of that
+/// size without a row of that size gets one at the lowest saved position (`0` when none).
+/// Written at once by the first member that starts after a resize (or in a new group), so
+/// the starting point of every member is on record before anyone moves: a member that dies
+/// before its first save, or starts long after the others advanced, still resumes from the
+/// right place and never from the beginning (whose processed records may be purged).
+/// `None` when every member already has a row of this size.
+pub(crate) fn missing_rows(rows: &[PositionRow], size: i64) -> Option<Vec<PositionRow>> {
+    let floor = rows
+        .iter()
+        .map(|row| row.global_position)
+        .min()
+        .unwrap_or(0);
+    let missing: Vec<PositionRow> = (0..size)
+        .filter(|member| {
+            !rows
+                .iter()
+                .any(|row| row.member == *member && row.size == size)
+        })
+        .map(|member| PositionRow {
+            member,
+            size,
+            global_position: floor,
+        })
+        .collect();
+    (!missing.is_empty()).then_some(missing)
+}
 
 /// The last global position to treat as handled (`0`: nothing yet).
 pub(crate) fn start_position(rows: &[PositionRow], member: i64, size: i64) -> i64 {
@@ -104,6 +132,28 @@ mod tests {
         let rows = [row(0, 3, 100), row(1, 3, 80), row(2, 3, 120), row(3, 2, 50)];
         assert_eq!(stale_floor(&rows, 3), Some(80));
         assert_eq!(purge_floor(&rows, 3), Some(50));
+    }
+
+    #[test]
+    fn a_resize_records_every_new_member_at_the_lowest_position() {
+        assert_eq!(
+            missing_rows(&[], 2),
+            Some(vec![row(0, 2, 0), row(1, 2, 0)]),
+            "a new group: everyone from the beginning"
+        );
+        let rows = [row(0, 2, 40), row(1, 2, 70)];
+        assert_eq!(
+            missing_rows(&rows, 3),
+            Some(vec![row(0, 3, 40), row(1, 3, 40), row(2, 3, 40)])
+        );
+        // Member 0 already saved with the new size; the others get the lowest position.
+        let rows = [row(0, 3, 90), row(1, 2, 70), row(2, 3, 95)];
+        assert_eq!(missing_rows(&rows, 3), Some(vec![row(1, 3, 70)]));
+        let rows = [row(0, 3, 90), row(1, 3, 70), row(2, 3, 95)];
+        assert_eq!(missing_rows(&rows, 3), None);
+        // Once written, every member resumes from its own row.
+        let rows = [row(0, 3, 40), row(1, 3, 40), row(2, 3, 40)];
+        assert_eq!(start_position(&rows, 2, 3), 40);
     }
 
     #[test]

@@ -42,6 +42,7 @@ pub(crate) struct Runtime<DB: Backend, C: Consumer<DB>> {
     client: Client,
     pool: Pool<DB>,
     key: Key,
+    metrics: crate::metrics::ConsumerMetrics,
     member: i64,
     size: i64,
     transactional: bool,
@@ -105,7 +106,15 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             category: category.clone(),
             consumer: options.name.clone(),
         };
-        let rows = DB::load_positions(&pool, &key).await?;
+        let mut rows = DB::load_positions(&pool, &key).await?;
+        if let Some(missing) = group::missing_rows(&rows, size) {
+            let mut tx = DB::begin_write(&pool).await?;
+            for row in missing {
+                DB::save_position(&mut *tx, &key, row).await?;
+            }
+            tx.commit().await.map_err(db)?;
+            rows = DB::load_positions(&pool, &key).await?;
+        }
         let position = group::start_position(&rows, member, size);
         let dedupe_until = DB::max_processed(&pool, &key).await?.unwrap_or(0);
         let held = DB::parked_streams(&pool, &key)
@@ -137,6 +146,12 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             options,
             client,
             pool,
+            metrics: crate::metrics::ConsumerMetrics::new(
+                &key.namespace,
+                &key.category,
+                &key.consumer,
+                member,
+            ),
             key,
             member,
             size,
@@ -161,7 +176,13 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
     /// Runs until `cancel`, or until the failure policy stops it. Saves the position on the
     /// way out.
     pub(crate) async fn run(mut self, cancel: CancellationToken) -> Result<()> {
-        let result = self.main(&cancel).await;
+        let span = crate::trace_context::consumer_span(
+            &self.key.namespace,
+            &self.key.category,
+            &self.key.consumer,
+            self.member,
+        );
+        let result = tracing::Instrument::instrument(self.main(&cancel), span).await;
         let saved = self.save().await;
         if let Err(error) = &saved {
             tracing::warn!(consumer = %self.key.consumer, %error, "could not save the position");
@@ -330,14 +351,21 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                 self.advance(message.global_position);
                 continue;
             }
-            match self.attempts(&message, false, cancel).await? {
+            match crate::trace_context::around_event(
+                &message,
+                self.attempts(&message, false, cancel),
+            )
+            .await?
+            {
                 Outcome::Handled => {
+                    self.metrics.handled();
                     if !self.transactional {
                         self.pending.push(processed_row(&message));
                     }
                 }
                 Outcome::Interrupted => return Ok(false),
                 Outcome::Failed { error, attempts } => {
+                    self.metrics.failed();
                     self.apply_policy(&message, error, attempts).await?;
                 }
             }
@@ -353,6 +381,13 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         self.position = global_position;
         self.since_save += 1;
         self.shared.advanced(global_position);
+        let head = self
+            .shared
+            .waker
+            .head
+            .load(std::sync::atomic::Ordering::Relaxed);
+        self.metrics.advanced(global_position, head);
+        self.metrics.parked(self.held.len());
     }
 
     /// Tries a message until it is handled, fails for good, or the consumer is cancelled.
@@ -705,7 +740,12 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                     return Ok(());
                 }
                 let message = self.recover(&row).await;
-                match self.attempts(&message, true, cancel).await? {
+                match crate::trace_context::around_event(
+                    &message,
+                    self.attempts(&message, true, cancel),
+                )
+                .await?
+                {
                     Outcome::Handled => {
                         if !self.transactional {
                             let mut tx = DB::begin_write(&self.pool).await?;
