@@ -5,7 +5,9 @@
 pub mod client;
 mod error;
 pub mod event;
+pub mod metrics;
 pub mod registry;
+pub mod trace_context;
 #[doc(hidden)]
 pub mod codegen_support;
 #[doc(hidden)]

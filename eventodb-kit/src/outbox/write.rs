@@ -151,10 +151,14 @@ pub(super) async fn write_batch<DB: Backend>(
     conn: &mut DB::Connection,
     messages: Vec<OutboxMessage>,
 ) -> Result<Vec<Written>> {
-    let checked = messages
+    let mut checked = messages
         .into_iter()
         .map(|item| message::check(&item.stream, item.message, item.spec))
         .collect::<Result<Vec<_>>>()?;
+    for message in &mut checked {
+        // After the content hash: a replayed idempotent write matches whatever its trace.
+        crate::trace_context::inject(&mut message.metadata);
+    }
     let mut written = Vec::with_capacity(checked.len());
     for message in &checked {
         written.push(insert(outbox, conn, message).await?);

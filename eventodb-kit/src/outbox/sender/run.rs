@@ -57,7 +57,9 @@ pub(super) async fn run<DB: Backend>(
         let mut next_purge = Instant::now() + Duration::from_millis(200);
         let mut next_verify = Instant::now() + Duration::from_millis(100);
         let mut db_failures = 0u32;
+        let mut next_metrics = Instant::now();
         while !cancel.is_cancelled() {
+            crate::metrics::refresh_outbox(&shared.outbox, &mut next_metrics).await;
             let mut claimed = 0;
             if tasks.len() < options.concurrency {
                 match DB::claim(

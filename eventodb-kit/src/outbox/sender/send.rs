@@ -202,6 +202,7 @@ async fn send_row<DB: Backend>(shared: &Shared<DB>, row: &Claimed) -> Result<Ste
 
 /// Hands the send to the recorder (the row stays leased until it is written).
 fn sent<DB: Backend>(shared: &Shared<DB>, row: &Claimed, position: WritePosition) -> Result<Step> {
+    crate::metrics::outbox_sent(shared.outbox.namespace());
     shared
         .marks
         .send((row.seq, position.position, position.global_position))
@@ -217,6 +218,7 @@ async fn retry<DB: Backend>(
 ) -> Result<Step> {
     let options = &shared.options;
     let delay = backoff(options.retry_initial, options.retry_max, row.attempts + 1);
+    crate::metrics::outbox_send_failed(shared.outbox.namespace(), false);
     tracing::warn!(
         stream = %row.stream, id = %row.id, attempts = row.attempts + 1, retry_in = ?delay,
         outcome_unknown, %error, "outbox send failed; will retry"
@@ -238,6 +240,7 @@ async fn fail<DB: Backend>(
     text: &str,
     outcome_unknown: bool,
 ) -> Result<Step> {
+    crate::metrics::outbox_send_failed(shared.outbox.namespace(), true);
     tracing::error!(
         stream = %row.stream, id = %row.id, error = %text,
         "outbox send failed permanently; the stream is parked until the row is retried or discarded"

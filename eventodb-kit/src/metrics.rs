@@ -1,0 +1,147 @@
+//! Metrics through the [`metrics`](https://docs.rs/metrics) facade: the kit records, the
+//! application installs whichever exporter it likes (Prometheus, StatsD, OpenTelemetry, ...).
+//! Nothing is recorded anywhere until a recorder is installed, and then it costs an atomic
+//! operation per update.
+//!
+//! Every name starts with `eventodb_kit_`. Labels: `namespace` on every metric; `category`,
+//! `consumer` and `member` (the group member, `0` for a plain consumer) on consumer metrics;
+//! `kind` on [`OUTBOX_SEND_FAILURES`].
+//!
+//! | name | type | what |
+//! |---|---|---|
+//! | [`OUTBOX_PENDING`] | gauge | rows waiting to be sent (refreshed by the sender's housekeeping) |
+//! | [`OUTBOX_FAILED`] | gauge | rows parked by a permanent failure |
+//! | [`OUTBOX_OLDEST_PENDING_SECONDS`] | gauge | age of the oldest pending row |
+//! | [`OUTBOX_SENT`] | counter | rows sent (the exporter's rate gives sent/s) |
+//! | [`OUTBOX_SEND_FAILURES`] | counter | failed sends, `kind` = `transient` or `permanent` |
+//! | [`CONSUMER_POSITION`] | gauge | global position the consumer has dealt with |
+//! | [`CONSUMER_LAG`] | gauge | newest global position seen minus the consumer's position |
+//! | [`CONSUMER_HANDLED`] | counter | events handled (the exporter's rate gives handled/s) |
+//! | [`CONSUMER_FAILURES`] | counter | events that failed for good (the failure policy applied) |
+//! | [`CONSUMER_PARKED`] | gauge | streams parked by this consumer |
+//!
+//! # Examples
+//!
+//! ```
+//! // With metrics-exporter-prometheus, for instance:
+//! // PrometheusBuilder::new().install()?;
+//! // ... then run the kit's workers; the names above appear in the scrape.
+//! assert!(eventodb_kit::metrics::OUTBOX_SENT.starts_with("eventodb_kit_"));
+//! ```
+
+use ::metrics::{Counter, Gauge, counter, gauge};
+
+use crate::outbox::backend::OutboxStatus;
+
+/// Gauge: outbox rows waiting to be sent (including those waiting for a retry).
+pub const OUTBOX_PENDING: &str = "eventodb_kit_outbox_pending";
+/// Gauge: outbox rows parked by a permanent failure.
+pub const OUTBOX_FAILED: &str = "eventodb_kit_outbox_failed";
+/// Gauge: age of the oldest pending outbox row, in seconds (0 when none is pending).
+pub const OUTBOX_OLDEST_PENDING_SECONDS: &str = "eventodb_kit_outbox_oldest_pending_seconds";
+/// Counter: outbox rows sent to EventoDB.
+pub const OUTBOX_SENT: &str = "eventodb_kit_outbox_sent_total";
+/// Counter: failed sends, label `kind` (`transient`: retried; `permanent`: the row is parked).
+pub const OUTBOX_SEND_FAILURES: &str = "eventodb_kit_outbox_send_failures_total";
+/// Gauge: the global position a consumer has dealt with.
+pub const CONSUMER_POSITION: &str = "eventodb_kit_consumer_position";
+/// Gauge: the newest global position the consumer has seen minus its position.
+pub const CONSUMER_LAG: &str = "eventodb_kit_consumer_lag";
+/// Counter: events a consumer handled (or ignored as an unknown type).
+pub const CONSUMER_HANDLED: &str = "eventodb_kit_consumer_handled_total";
+/// Counter: events that failed for good; the failure policy applied to them.
+pub const CONSUMER_FAILURES: &str = "eventodb_kit_consumer_failures_total";
+/// Gauge: streams a consumer holds parked.
+pub const CONSUMER_PARKED: &str = "eventodb_kit_consumer_parked";
+
+/// Records one sent outbox row.
+pub(crate) fn outbox_sent(namespace: &str) {
+    counter!(OUTBOX_SENT, "namespace" => namespace.to_owned()).increment(1);
+}
+
+/// Records one failed send; `permanent` when the row is parked.
+pub(crate) fn outbox_send_failed(namespace: &str, permanent: bool) {
+    let kind = if permanent { "permanent" } else { "transient" };
+    counter!(OUTBOX_SEND_FAILURES, "namespace" => namespace.to_owned(), "kind" => kind)
+        .increment(1);
+}
+
+/// Sets the outbox gauges from a status query.
+pub(crate) fn outbox_status(namespace: &str, status: &OutboxStatus) {
+    let labels = [("namespace", namespace.to_owned())];
+    gauge!(OUTBOX_PENDING, &labels).set(status.pending as f64);
+    gauge!(OUTBOX_FAILED, &labels).set(status.failed as f64);
+    let age = status
+        .oldest_pending_age
+        .map_or(0.0, |age| age.as_secs_f64());
+    gauge!(OUTBOX_OLDEST_PENDING_SECONDS, &labels).set(age);
+}
+
+/// A consumer's metric handles, registered once (updates are then plain atomics).
+pub(crate) struct ConsumerMetrics {
+    position: Gauge,
+    lag: Gauge,
+    handled: Counter,
+    failures: Counter,
+    parked: Gauge,
+}
+
+impl ConsumerMetrics {
+    /// Registers the handles for one consumer (group member `member`, `0` when plain).
+    pub(crate) fn new(namespace: &str, category: &str, consumer: &str, member: i64) -> Self {
+        let labels = [
+            ("namespace", namespace.to_owned()),
+            ("category", category.to_owned()),
+            ("consumer", consumer.to_owned()),
+            ("member", member.to_string()),
+        ];
+        Self {
+            position: gauge!(CONSUMER_POSITION, &labels),
+            lag: gauge!(CONSUMER_LAG, &labels),
+            handled: counter!(CONSUMER_HANDLED, &labels),
+            failures: counter!(CONSUMER_FAILURES, &labels),
+            parked: gauge!(CONSUMER_PARKED, &labels),
+        }
+    }
+
+    /// The consumer dealt with everything up to `position`; `head` is the newest global
+    /// position it has seen.
+    pub(crate) fn advanced(&self, position: i64, head: i64) {
+        self.position.set(position as f64);
+        self.lag.set(head.saturating_sub(position).max(0) as f64);
+    }
+
+    /// One event handled.
+    pub(crate) fn handled(&self) {
+        self.handled.increment(1);
+    }
+
+    /// One event failed for good.
+    pub(crate) fn failed(&self) {
+        self.failures.increment(1);
+    }
+
+    /// The number of parked streams changed.
+    pub(crate) fn parked(&self, streams: usize) {
+        self.parked.set(streams as f64);
+    }
+}
+
+/// How often the sender refreshes the outbox gauges (a status query).
+const OUTBOX_REFRESH: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Refreshes the outbox gauges when `next` is due, then moves `next` on.
+pub(crate) async fn refresh_outbox<DB: crate::outbox::Backend>(
+    outbox: &crate::outbox::Outbox<DB>,
+    next: &mut tokio::time::Instant,
+) {
+    let now = tokio::time::Instant::now();
+    if now < *next {
+        return;
+    }
+    *next = now + OUTBOX_REFRESH;
+    match outbox.status().await {
+        Ok(status) => outbox_status(outbox.namespace(), &status),
+        Err(error) => tracing::debug!(%error, "outbox status for metrics failed"),
+    }
+}
