@@ -3,19 +3,28 @@
 //! position, skip what they already handled and wake on server pokes.
 
 pub mod client;
-mod error;
-pub mod event;
-pub mod metrics;
-pub mod registry;
-pub mod trace_context;
 #[doc(hidden)]
 pub mod codegen_support;
+pub mod consumer;
 #[doc(hidden)]
 pub mod consumer_support;
+mod error;
+pub mod event;
+mod kit;
+pub mod metrics;
+pub mod migrate;
+pub mod outbox;
+pub mod registry;
+pub mod trace_context;
+mod workers;
 
 pub use client::Client;
 pub use error::{Error, ErrorCode, Result};
 pub use event::{Event, ValidationError, Violation};
+pub use kit::{Kit, KitBuilder};
+pub use migrate::{migrate, migrate_down, migrations};
+pub use outbox::{Backend, Outbox, RawMessage};
+pub use workers::{RunningWorkers, Workers};
 
 /// Derive [`Event`] for a hand-written struct or enum.
 pub use eventodb_kit_macros::Event;
