@@ -162,7 +162,7 @@ fn checks(p: &TokenStream, checked: &Checked<'_>) -> TokenStream {
             "`, but this consumer reads `{category}`: handle it in a consumer of its own category"
         );
         out.extend(quote_spanned! {span=>
-            #[allow(non_upper_case_globals)]
+            #[allow(dead_code, non_upper_case_globals)]
             const #check: () = {
                 const PARTS: &[&str] = &[#message_start, <#ty as #p::Event>::CATEGORY, #message_end];
                 const MESSAGE: [u8; #p::concat_len(PARTS)] = #p::concat(PARTS);
@@ -187,7 +187,7 @@ fn checks(p: &TokenStream, checked: &Checked<'_>) -> TokenStream {
                 second.name().unraw()
             );
             out.extend(quote_spanned! {name_span(b)=>
-                #[allow(non_upper_case_globals)]
+                #[allow(dead_code, non_upper_case_globals)]
                 const #check: () = if #p::str_eq(<#a as #p::Event>::TYPE, <#b as #p::Event>::TYPE) {
                     ::core::panic!(#message);
                 };
@@ -208,7 +208,7 @@ fn checks(p: &TokenStream, checked: &Checked<'_>) -> TokenStream {
             .last()
             .map_or_else(|| path.span(), |last| last.ident.span());
         out.extend(quote_spanned! {span=>
-            #[allow(non_upper_case_globals)]
+            #[allow(dead_code, non_upper_case_globals)]
             const every_event_of_the_category_has_a_handler: () = {
                 const HANDLED: &[&str] = &[#(#types),*];
                 const EXPECTED: &[&str] = #path;

@@ -64,3 +64,94 @@ fn without_method_attrs(item: &ItemImpl) -> ItemImpl {
     }
     item
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The messages of the `compile_error!`s in an expansion.
+    fn errors(tokens: &TokenStream) -> Vec<String> {
+        tokens
+            .to_string()
+            .split("compile_error ! {")
+            .skip(1)
+            .map(|rest| {
+                let start = rest.find('"').unwrap_or(0) + 1;
+                let end = rest[start..]
+                    .find("\" }")
+                    .map_or(rest.len(), |end| start + end);
+                rest[start..end].replace("\\\"", "\"")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_mistake_is_reported_in_one_build() {
+        let output = expand(
+            quote!(colour = "red", strict),
+            quote! {
+                impl Users {
+                    fn created(&self, event: UserCreated) -> Result<(), HandlerError> { Ok(()) }
+                    async fn deleted(&mut self, event: UserDeleted) -> Result<(), HandlerError> { Ok(()) }
+                    #[consumer(fallback)]
+                    async fn other(&self, message: &CategoryMessage) -> Result<(), HandlerError> { Ok(()) }
+                }
+            },
+        );
+        let messages = errors(&output);
+        assert_eq!(messages.len(), 5, "{messages:#?}");
+        assert!(messages[0].starts_with("unknown key `colour`"));
+        assert!(messages[1].starts_with("`#[consumer]` needs `category"));
+        assert!(messages[2].starts_with("a `#[consumer]` handler is an `async fn`"));
+        assert!(messages[3].starts_with("a handler takes `&self`"));
+        assert!(messages[4].starts_with("`strict` rejects"));
+    }
+
+    #[test]
+    fn errors_come_with_the_item_and_a_stub_impl() {
+        let output = expand(
+            quote!(category = "user"),
+            quote! {
+                impl Users {
+                    fn new() -> Self { Users }
+                    async fn created(&self) -> Result<(), HandlerError> { Ok(()) }
+                }
+            },
+        )
+        .to_string();
+        assert_eq!(output.matches("compile_error").count(), 1, "{output}");
+        assert!(output.starts_with("impl Users { fn new"), "{output}");
+        assert!(
+            output.contains("Consumer < __EventodbKitDb > for Users"),
+            "{output}"
+        );
+    }
+
+    #[test]
+    fn the_impl_is_kept_without_method_attributes_and_the_expansion_is_hygienic() {
+        let output = expand(
+            quote!(category = "user", transactional, crate = "kit"),
+            quote! {
+                impl Users {
+                    async fn created(&self, event: UserCreated, ctx: &mut Context<'_, Sqlite>) -> Result<(), HandlerError> { Ok(()) }
+                    #[consumer(fallback)]
+                    async fn other(&self, message: &CategoryMessage) -> Result<(), HandlerError> { Ok(()) }
+                }
+            },
+        )
+        .to_string();
+        assert!(errors(&output.parse().unwrap()).is_empty(), "{output}");
+        assert!(!output.contains("# [consumer"), "{output}");
+        assert!(output.contains("const _ : () = {"), "{output}");
+        assert!(output.contains("# [automatically_derived]"), "{output}");
+        assert!(
+            output.contains("impl kit :: __private :: consumer :: Consumer < Sqlite > for Users"),
+            "{output}"
+        );
+        assert!(output.contains("fn transactional"), "{output}");
+        assert!(
+            output.contains("Self :: other (self , __message)"),
+            "{output}"
+        );
+    }
+}

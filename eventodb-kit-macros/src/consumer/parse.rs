@@ -198,7 +198,7 @@ fn handler<'a>(method: &'a ImplItemFn, kind: Kind, errors: &mut Errors) -> Optio
     let mut ok = true;
     if sig.asyncness.is_none() {
         errors.spanned(
-            &sig.fn_token,
+            sig.fn_token,
             format_args!(
                 "a `#[consumer]` handler is an `async fn`: write `async fn {}`, or move this method to another `impl` block",
                 sig.ident
