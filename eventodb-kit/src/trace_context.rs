@@ -258,7 +258,7 @@ pub(crate) fn consumer_span(
     consumer: &str,
     member: i64,
 ) -> tracing::Span {
-    tracing::info_span!("consumer", namespace, category, consumer, member)
+    tracing::info_span!("consumer", %namespace, %category, %consumer, member)
 }
 
 /// Runs the handling of `message` in its `consumer_event` span and trace [`scope`].
@@ -286,11 +286,11 @@ pub(crate) fn around_event<F: Future>(
         None => Some(TraceContext::new_root()),
     };
     if let Some(context) = &context {
-        span.record("trace_id", context.trace_id());
-        span.record("span_id", context.span_id());
+        span.record("trace_id", tracing::field::display(context.trace_id()));
+        span.record("span_id", tracing::field::display(context.span_id()));
     }
     if let Some(parent) = &parent {
-        span.record("parent_span_id", parent.span_id());
+        span.record("parent_span_id", tracing::field::display(parent.span_id()));
         if let Some(propagator) = PROPAGATOR.get() {
             propagator.link(&span, parent);
         }

@@ -85,7 +85,8 @@ impl<'a, DB: Backend> Write<'a, DB> {
     }
 
     async fn run(self) -> Result<Written> {
-        let checked = message::check(&self.stream, self.message?, self.spec)?;
+        let mut checked = message::check(&self.stream, self.message?, self.spec)?;
+        crate::trace_context::inject(&mut checked.metadata);
         insert(self.outbox, self.conn, &checked).await
     }
 }
