@@ -8,7 +8,8 @@
 //!    baseline: Cargo's own overhead), one schema's mtime touched (build script reruns, output
 //!    unchanged), one schema's content changed (the crate recompiles).
 //!
-//! Ends with one JSON line of figures. Set `CODEGEN_BENCH_SKIP_REBUILD=1` to skip part 2; the
+//! Ends with one JSON line of figures. `CODEGEN_BENCH_ROUNDS` (default 3) sets the rebuild
+//! rounds (medians are reported). Set `CODEGEN_BENCH_SKIP_REBUILD=1` to skip part 2; the
 //! first run of part 2 compiles eventodb-kit's dependencies into the warm target dir and is
 //! bounded by a timeout (its figures are then `null`).
 
@@ -188,7 +189,12 @@ eventodb-kit-codegen = {{ path = "{root}/eventodb-kit-codegen" }}
     let mut noop = Vec::new();
     let mut touched = Vec::new();
     let mut changed = Vec::new();
-    for round in 0..3 {
+    let rounds: usize = std::env::var("CODEGEN_BENCH_ROUNDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(3)
+        .max(1);
+    for round in 0..rounds {
         noop.push(cargo_build(&dir, &target, limit)?);
         // Same content, new mtime: the build script reruns and leaves the output untouched.
         std::thread::sleep(Duration::from_millis(1100));

@@ -444,7 +444,7 @@ where
 /// A schemars transform for a required, nullable field: the schema also accepts `null`
 /// (schemars drops the `null` of an `Option` it is told is required).
 pub fn add_null(schema: &mut schemars::Schema) {
-    let original = std::mem::replace(schema, schemars::Schema::default());
+    let original = std::mem::take(schema);
     *schema = schemars::json_schema!({ "anyOf": [original, { "type": "null" }] });
 }
 
