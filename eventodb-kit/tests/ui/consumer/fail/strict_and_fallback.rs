@@ -17,7 +17,10 @@ impl Users {
     }
 
     #[consumer(fallback)]
-    async fn other(&self, _message: &eventodb_kit::client::CategoryMessage) -> Result<(), HandlerError> {
+    async fn other(
+        &self,
+        _message: &eventodb_kit::client::CategoryMessage,
+    ) -> Result<(), HandlerError> {
         Ok(())
     }
 }

@@ -18,11 +18,19 @@ struct Users;
 
 #[consumer(category = "user")]
 impl Users {
-    async fn created(&self, _event: UserCreated, _ctx: &mut Context<'_, sqlx::Sqlite>) -> Result<(), HandlerError> {
+    async fn created(
+        &self,
+        _event: UserCreated,
+        _ctx: &mut Context<'_, sqlx::Sqlite>,
+    ) -> Result<(), HandlerError> {
         Ok(())
     }
 
-    async fn deleted(&self, _event: UserDeleted, _ctx: &mut Context<'_, sqlx::Postgres>) -> Result<(), HandlerError> {
+    async fn deleted(
+        &self,
+        _event: UserDeleted,
+        _ctx: &mut Context<'_, sqlx::Postgres>,
+    ) -> Result<(), HandlerError> {
         Ok(())
     }
 }

@@ -21,7 +21,11 @@ struct Projector<DB> {
 
 #[consumer(category = "user")]
 impl<DB: Backend> Projector<DB> {
-    async fn created(&self, _event: UserCreated, ctx: &mut Context<'_, DB>) -> Result<(), HandlerError> {
+    async fn created(
+        &self,
+        _event: UserCreated,
+        ctx: &mut Context<'_, DB>,
+    ) -> Result<(), HandlerError> {
         let _ = ctx.consumer();
         Ok(())
     }

@@ -57,7 +57,9 @@ impl Users {
     const NAME: &'static str = "users";
 
     fn new() -> Self {
-        Users { greeting: "hi".into() }
+        Users {
+            greeting: "hi".into(),
+        }
     }
 
     /// Without a context.

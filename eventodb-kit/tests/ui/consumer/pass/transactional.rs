@@ -22,7 +22,11 @@ struct Profiles;
 
 #[consumer(category = "user", transactional)]
 impl Profiles {
-    async fn deleted(&self, event: UserDeleted, ctx: &mut Context<'_, Sqlite>) -> Result<(), HandlerError> {
+    async fn deleted(
+        &self,
+        event: UserDeleted,
+        ctx: &mut Context<'_, Sqlite>,
+    ) -> Result<(), HandlerError> {
         sqlx::query("DELETE FROM profiles WHERE id = ?1")
             .bind(event.user_id)
             .execute(ctx.transaction()?)
