@@ -3,20 +3,20 @@
 //! position, skip what they already handled and wake on server pokes.
 
 pub mod client;
+#[doc(hidden)]
+pub mod codegen_support;
 pub mod consumer;
+#[doc(hidden)]
+pub mod consumer_support;
 mod error;
 pub mod event;
 mod kit;
-pub mod migrate;
 pub mod metrics;
+pub mod migrate;
 pub mod outbox;
 pub mod registry;
 pub mod trace_context;
 mod workers;
-#[doc(hidden)]
-pub mod codegen_support;
-#[doc(hidden)]
-pub mod consumer_support;
 
 pub use client::Client;
 pub use error::{Error, ErrorCode, Result};
