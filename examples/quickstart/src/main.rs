@@ -11,7 +11,7 @@
 //! cargo run -p eventodb-kit-quickstart            # PostgreSQL + a real EventoDB
 //! ```
 //!
-//! `QUICKSTART_CHECKOUTS` sets the number of checkouts (default 1500, two events each).
+//! `QUICKSTART_CHECKOUTS` sets the number of checkouts (default 1000, two events each).
 
 mod consumers;
 mod db;
@@ -81,7 +81,7 @@ async fn run() -> Result<(), BoxError> {
         Ok(value) => value
             .parse()
             .map_err(|_| format!("QUICKSTART_CHECKOUTS={value:?} is not a number"))?,
-        Err(_) => 1500,
+        Err(_) => 1000,
     };
     let eventodb = match std::env::var("EVENTODB_URL") {
         Ok(url) => {
