@@ -37,7 +37,7 @@ use eventodb_kit::consumer::ConsumerOptions;
 use eventodb_kit::outbox::SenderOptions;
 use eventodb_kit_testkit::TestServer;
 use sqlx::Connection;
-use sqlx::postgres::{PgConnection, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{Pool, Postgres, Sqlite};
 use uuid::Uuid;
@@ -125,14 +125,38 @@ async fn run() -> Result<(), BoxError> {
                     .into());
                 }
             }
-            let pool = PgPoolOptions::new()
-                .max_connections(8)
-                .acquire_timeout(Duration::from_secs(5))
-                .connect(&url)
+            let mut options = PgConnectOptions::from_str(&url)
+                .map_err(|e| format!("bad DATABASE_URL {}: {e}", redact(&url)))?;
+            // The embedded EventoDB starts empty each run: keep this run's tables in a schema
+            // of its own, so the outbox and the consumers never meet a previous run's state.
+            let schema = eventodb
+                .embedded
+                .is_some()
+                .then(|| format!("quickstart_{}", Uuid::new_v4().simple()));
+            if let Some(schema) = &schema {
+                sqlx::query(&format!("CREATE SCHEMA {schema}"))
+                    .execute(&pool_of(&options).await?)
+                    .await
+                    .map_err(|e| format!("cannot create schema {schema}: {e}"))?;
+                options = options.options([("search_path", schema.as_str())]);
+            }
+            let pool = pool_of(&options)
                 .await
                 .map_err(|e| format!("cannot connect to PostgreSQL at {}: {e}", redact(&url)))?;
-            let label = format!("PostgreSQL at {}", redact(&url));
-            shop::<Postgres>(pool, &label, &eventodb, checkouts).await
+            let label = match &schema {
+                Some(schema) => format!("PostgreSQL at {} (schema {schema})", redact(&url)),
+                None => format!("PostgreSQL at {}", redact(&url)),
+            };
+            let result = shop::<Postgres>(pool.clone(), &label, &eventodb, checkouts).await;
+            pool.close().await;
+            if let Some(schema) = &schema
+                && let Ok(admin) = pool_of(&options).await
+            {
+                let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+                    .execute(&admin)
+                    .await;
+            }
+            result
         }
         Ok(url) if url.starts_with("sqlite:") => {
             let options = SqliteConnectOptions::from_str(&url)
@@ -166,6 +190,14 @@ async fn run() -> Result<(), BoxError> {
         server.shutdown().await;
     }
     result
+}
+
+async fn pool_of(options: &PgConnectOptions) -> sqlx::Result<Pool<Postgres>> {
+    PgPoolOptions::new()
+        .max_connections(8)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(options.clone())
+        .await
 }
 
 async fn sqlite_pool(options: SqliteConnectOptions) -> sqlx::Result<Pool<Sqlite>> {
