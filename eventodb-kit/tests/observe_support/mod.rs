@@ -21,7 +21,10 @@ pub(crate) const LONG: Duration = Duration::from_secs(20);
 
 /// What the handler saw: the message metadata and the current trace context.
 #[derive(Clone, Default)]
-pub(crate) struct Seen(pub(crate) Arc<Mutex<Vec<(Option<Value>, Option<TraceContext>)>>>);
+pub(crate) struct Seen(pub(crate) Arc<Mutex<Vec<Sighting>>>);
+
+/// The metadata of a handled message and the trace context its handler ran in.
+pub(crate) type Sighting = (Option<Value>, Option<TraceContext>);
 
 struct Probe {
     category: String,
@@ -108,7 +111,7 @@ pub(crate) async fn publish_and_consume(
     kit.outbox()
         .write(
             &mut *tx,
-            &format!("{category}-1"),
+            format!("{category}-1"),
             RawMessage::new("Happened", json!({ "n": 1 })),
         )
         .await
