@@ -1,5 +1,6 @@
 //! The outbox scenarios on SQLite (a fresh database file per test).
 
+mod eventodb_env;
 mod outbox_scenarios;
 
 use std::str::FromStr;
@@ -57,6 +58,8 @@ scenarios!(fresh, cleanup;
     two_senders_send_each_row_once_in_order,
     version_conflict_parks_only_its_stream,
     discard_unparks_the_stream,
+    parked_streams_do_not_starve_the_others,
+    long_streams_leave_no_stranded_lease,
     shutdown_mid_drain_loses_nothing,
     purges_sent_rows_after_retention,
     data_and_metadata_round_trip,

@@ -1,6 +1,7 @@
 //! Outbox scenarios, written once and run on SQLite (`outbox_sqlite.rs`) and PostgreSQL
 //! (`outbox_postgres.rs`). Each scenario gets a fresh database (file or schema) and, when it
-//! needs one, its own embedded EventoDB server.
+//! needs one, its own embedded EventoDB server, or with `EVENTODB_URL` a fresh namespace on
+//! that real EventoDB (scenarios that need fault injection skip there, saying why).
 
 #![allow(dead_code)]
 
@@ -11,11 +12,12 @@ use std::time::Duration;
 use eventodb_kit::client::{GetStreamOptions, Message, NewMessage, WriteOptions};
 use eventodb_kit::outbox::{OutboxMessage, RawMessage, RowStatus, SenderOptions};
 use eventodb_kit::{Backend, Error, Event, Kit, ValidationError, Violation};
-use eventodb_kit_testkit::TestServer;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sqlx::Pool;
 use uuid::Uuid;
+
+use crate::eventodb_env::Env;
 
 /// Generates one `#[tokio::test]` per scenario, each with a fresh pool from `$fresh`.
 #[macro_export]
@@ -41,16 +43,6 @@ pub(crate) fn init_tracing() {
             .with_test_writer()
             .try_init();
     }
-}
-
-/// A kit on `pool` talking to `server` (namespace `default`).
-pub(crate) fn kit<DB: Backend>(pool: &Pool<DB>, server: &TestServer) -> Kit<DB> {
-    Kit::builder(server.url())
-        .token(server.default_token())
-        .request_timeout(Duration::from_secs(5))
-        .database(pool.clone())
-        .build()
-        .expect("kit")
 }
 
 /// A kit whose EventoDB does not exist (connection refused): for tests that never send.
@@ -486,8 +478,8 @@ pub(crate) async fn sender_keeps_rows_while_eventodb_is_unreachable<DB: Backend>
 // ---------------------------------------------------------------- with EventoDB
 
 pub(crate) async fn drains_in_commit_order_per_stream<DB: Backend>(pool: Pool<DB>) {
-    let server = TestServer::start().await.unwrap();
-    let kit = kit(&pool, &server);
+    let env = Env::new("outbox").await;
+    let kit = env.kit(&pool);
     let mut expected: HashMap<String, Vec<Uuid>> = HashMap::new();
     for n in 0..20 {
         for s in 0..3 {
@@ -519,12 +511,14 @@ pub(crate) async fn drains_in_commit_order_per_stream<DB: Backend>(pool: Pool<DB
         .unwrap();
     assert_eq!(written.global_position, gp);
     sender.shutdown().await.unwrap();
-    assert_eq!(server.stats().count("stream.write"), 60);
+    if let Some(writes) = env.count("stream.write") {
+        assert_eq!(writes, 60);
+    }
 }
 
 pub(crate) async fn wakes_on_commit_without_polling<DB: Backend>(pool: Pool<DB>) {
-    let server = TestServer::start().await.unwrap();
-    let kit = kit(&pool, &server);
+    let env = Env::new("outbox").await;
+    let kit = env.kit(&pool);
     let sender = kit
         .outbox()
         .spawn_sender(fast().poll_interval(Duration::from_secs(3600)))
@@ -542,8 +536,8 @@ pub(crate) async fn wakes_on_commit_without_polling<DB: Backend>(pool: Pool<DB>)
 }
 
 pub(crate) async fn rollback_sends_nothing<DB: Backend>(pool: Pool<DB>) {
-    let server = TestServer::start().await.unwrap();
-    let kit = kit(&pool, &server);
+    let env = Env::new("outbox").await;
+    let kit = env.kit(&pool);
     let sender = kit.outbox().spawn_sender(fast()).await.unwrap();
     let mut tx = pool.begin().await.unwrap();
     kit.outbox()
@@ -566,8 +560,11 @@ pub(crate) async fn rollback_sends_nothing<DB: Backend>(pool: Pool<DB>) {
 }
 
 pub(crate) async fn writes_while_eventodb_is_down_drain_after<DB: Backend>(pool: Pool<DB>) {
-    let server = TestServer::start().await.unwrap();
-    let kit = kit(&pool, &server);
+    let Some(env) = Env::ours("writes_while_eventodb_is_down_drain_after").await else {
+        return;
+    };
+    let server = env.server();
+    let kit = env.kit(&pool);
     server.faults().refuse_connections(true);
     let sender = kit.outbox().spawn_sender(fast()).await.unwrap();
     let mut ids = Vec::new();
@@ -594,8 +591,11 @@ pub(crate) async fn writes_while_eventodb_is_down_drain_after<DB: Backend>(pool:
 }
 
 pub(crate) async fn unknown_outcome_is_checked_not_resent<DB: Backend>(pool: Pool<DB>) {
-    let server = TestServer::start().await.unwrap();
-    let kit = kit(&pool, &server);
+    let Some(env) = Env::ours("unknown_outcome_is_checked_not_resent").await else {
+        return;
+    };
+    let server = env.server();
+    let kit = env.kit(&pool);
     // The write is applied, then answered with a 500: the sender cannot know it landed.
     server.faults().fail_after_apply(1);
     let id = commit_one(&kit, "ambiguous-1", 1).await;
@@ -617,8 +617,8 @@ pub(crate) async fn unknown_outcome_is_checked_not_resent<DB: Backend>(pool: Poo
 }
 
 pub(crate) async fn duplicate_id_means_already_written<DB: Backend>(pool: Pool<DB>) {
-    let server = TestServer::start().await.unwrap();
-    let kit = kit(&pool, &server);
+    let env = Env::new("outbox").await;
+    let kit = env.kit(&pool);
     let id = commit_one(&kit, "dup-1", 1).await;
     // As if a previous sender had sent it and died before recording it (and before its
     // lease could mark the outcome unknown).
@@ -639,9 +639,11 @@ pub(crate) async fn duplicate_id_means_already_written<DB: Backend>(pool: Pool<D
 }
 
 pub(crate) async fn killed_senders_never_send_twice<DB: Backend>(pool: Pool<DB>) {
-    let server = TestServer::start().await.unwrap();
-    let kit = kit(&pool, &server);
-    server.faults().latency(Duration::from_millis(3));
+    let env = Env::new("outbox").await;
+    let kit = env.kit(&pool);
+    if let Some(server) = &env.server {
+        server.faults().latency(Duration::from_millis(3));
+    }
     let mut expected: HashMap<String, Vec<Uuid>> = HashMap::new();
     for n in 0..30 {
         let stream = format!("crash-{}", n % 3);
@@ -658,7 +660,7 @@ pub(crate) async fn killed_senders_never_send_twice<DB: Backend>(pool: Pool<DB>)
             .connect_with(pool.connect_options().as_ref().clone())
             .await
             .unwrap();
-        let process_kit = self::kit(&process_pool, &server);
+        let process_kit = env.kit(&process_pool);
         let sender = process_kit
             .outbox()
             .spawn_sender(options.clone())
@@ -678,9 +680,11 @@ pub(crate) async fn killed_senders_never_send_twice<DB: Backend>(pool: Pool<DB>)
 }
 
 pub(crate) async fn two_senders_send_each_row_once_in_order<DB: Backend>(pool: Pool<DB>) {
-    let server = TestServer::start().await.unwrap();
-    let kit = kit(&pool, &server);
-    server.faults().latency(Duration::from_millis(1));
+    let env = Env::new("outbox").await;
+    let kit = env.kit(&pool);
+    if let Some(server) = &env.server {
+        server.faults().latency(Duration::from_millis(1));
+    }
     let a = kit
         .outbox()
         .spawn_sender(
@@ -713,14 +717,16 @@ pub(crate) async fn two_senders_send_each_row_once_in_order<DB: Backend>(pool: P
     for (stream, ids) in &expected {
         assert_stream(&kit, stream, ids).await;
     }
-    assert_eq!(server.stats().count("stream.write"), 200);
+    if let Some(writes) = env.count("stream.write") {
+        assert_eq!(writes, 200);
+    }
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
 }
 
 pub(crate) async fn version_conflict_parks_only_its_stream<DB: Backend>(pool: Pool<DB>) {
-    let server = TestServer::start().await.unwrap();
-    let kit = kit(&pool, &server);
+    let env = Env::new("outbox").await;
+    let kit = env.kit(&pool);
     let existing = kit
         .client()
         .stream_write(
@@ -804,9 +810,76 @@ pub(crate) async fn version_conflict_parks_only_its_stream<DB: Backend>(pool: Po
     sender.shutdown().await.unwrap();
 }
 
+/// More parked streams than one claim scans (they sort first) do not hold back a healthy
+/// stream: a single wake-up goes round all of them.
+pub(crate) async fn parked_streams_do_not_starve_the_others<DB: Backend>(pool: Pool<DB>) {
+    let env = Env::new("outbox").await;
+    let kit = env.kit(&pool);
+    let parked: u64 = 300;
+    let mut tx = pool.begin().await.unwrap();
+    let batch: Vec<OutboxMessage> = (0..parked)
+        .map(|n| {
+            OutboxMessage::new(
+                format!("parked-{n:03}"),
+                RawMessage::new("Deposited", json!({ "n": n })),
+            )
+            // The streams are empty: every one of these is a real version conflict.
+            .expected_version(5)
+        })
+        .collect();
+    kit.outbox().write_batch(&mut *tx, batch).await.unwrap();
+    tx.commit().await.unwrap();
+    let sender = kit
+        .outbox()
+        .spawn_sender(fast().poll_interval(Duration::from_secs(3600)))
+        .await
+        .unwrap();
+    eventually("every stream parked", Duration::from_secs(60), || async {
+        let status = kit.outbox().status().await.unwrap();
+        (status.failed == parked).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await; // the sender is idle now
+    let healthy = commit_one(&kit, "zzz-healthy", 1).await;
+    kit.outbox()
+        .wait_sent(healthy, Duration::from_secs(10))
+        .await
+        .expect("sent on the commit's wake-up, past every parked stream");
+    assert_stream(&kit, "zzz-healthy", &[healthy]).await;
+    assert_eq!(kit.outbox().status().await.unwrap().failed, parked);
+    sender.shutdown().await.unwrap();
+}
+
+/// A stream longer than one stream task keeps (rounds of `batch_size` rows) is handed back
+/// with nothing left leased: it drains at once, and no row is looked up in EventoDB as if
+/// its outcome were unknown.
+pub(crate) async fn long_streams_leave_no_stranded_lease<DB: Backend>(pool: Pool<DB>) {
+    let env = Env::new("outbox").await;
+    let kit = env.kit(&pool);
+    let mut tx = pool.begin().await.unwrap();
+    let batch: Vec<OutboxMessage> = (0..300)
+        .map(|n| OutboxMessage::new("long-1", RawMessage::new("Counted", json!({ "n": n }))))
+        .collect();
+    let ids = kit.outbox().write_batch(&mut *tx, batch).await.unwrap();
+    tx.commit().await.unwrap();
+    // A stranded lease would hold the stream for a minute.
+    let options = fast().batch_size(5).lease(Duration::from_secs(60));
+    let sender = kit.outbox().spawn_sender(options).await.unwrap();
+    drained(&kit, Duration::from_secs(30)).await;
+    let ids: Vec<Uuid> = ids.iter().map(|written| written.id).collect();
+    assert_stream(&kit, "long-1", &ids).await;
+    if let Some(reads) = env.count("stream.get") {
+        assert_eq!(
+            reads, 1,
+            "only the test's own read: no lookups by the sender"
+        );
+    }
+    sender.shutdown().await.unwrap();
+}
+
 pub(crate) async fn discard_unparks_the_stream<DB: Backend>(pool: Pool<DB>) {
-    let server = TestServer::start().await.unwrap();
-    let kit = kit(&pool, &server);
+    let env = Env::new("outbox").await;
+    let kit = env.kit(&pool);
     let mut tx = pool.begin().await.unwrap();
     let doomed = kit
         .outbox()
@@ -836,9 +909,11 @@ pub(crate) async fn discard_unparks_the_stream<DB: Backend>(pool: Pool<DB>) {
 }
 
 pub(crate) async fn shutdown_mid_drain_loses_nothing<DB: Backend>(pool: Pool<DB>) {
-    let server = TestServer::start().await.unwrap();
-    let kit = kit(&pool, &server);
-    server.faults().latency(Duration::from_millis(5));
+    let env = Env::new("outbox").await;
+    let kit = env.kit(&pool);
+    if let Some(server) = &env.server {
+        server.faults().latency(Duration::from_millis(5));
+    }
     let mut expected: HashMap<String, Vec<Uuid>> = HashMap::new();
     for n in 0..60 {
         let stream = format!("stop-{}", n % 2);
@@ -889,8 +964,8 @@ pub(crate) async fn shutdown_mid_drain_loses_nothing<DB: Backend>(pool: Pool<DB>
 }
 
 pub(crate) async fn purges_sent_rows_after_retention<DB: Backend>(pool: Pool<DB>) {
-    let server = TestServer::start().await.unwrap();
-    let kit = kit(&pool, &server);
+    let env = Env::new("outbox").await;
+    let kit = env.kit(&pool);
     for n in 0..12 {
         commit_one(&kit, "purge-1", n).await;
     }
@@ -915,8 +990,8 @@ pub(crate) async fn purges_sent_rows_after_retention<DB: Backend>(pool: Pool<DB>
 
 /// Checks that a `Value` is what we wrote, for the JSON round trip through both databases.
 pub(crate) async fn data_and_metadata_round_trip<DB: Backend>(pool: Pool<DB>) {
-    let server = TestServer::start().await.unwrap();
-    let kit = kit(&pool, &server);
+    let env = Env::new("outbox").await;
+    let kit = env.kit(&pool);
     let data = json!({"text": "héllo ✓", "n": 12345678901_i64, "f": 1.5, "list": [1, {"a": null}], "t": true});
     let metadata = json!({"correlationStreamName": "flow-1", "schemaVersion": 2});
     let mut tx = pool.begin().await.unwrap();
@@ -963,8 +1038,11 @@ async fn send_and_wait<DB: Backend>(kit: &Kit<DB>, stream: &str, n: i64) -> Vec<
 }
 
 pub(crate) async fn lost_writes_are_resent_exactly_once<DB: Backend>(pool: Pool<DB>) {
-    let server = TestServer::start().await.unwrap();
-    let kit = kit(&pool, &server);
+    let Some(env) = Env::ours("lost_writes_are_resent_exactly_once").await else {
+        return;
+    };
+    let server = env.server();
+    let kit = env.kit(&pool);
     let sender = kit
         .outbox()
         .spawn_sender(fast().verification(Duration::from_millis(20), Duration::from_millis(600)))
@@ -992,8 +1070,8 @@ pub(crate) async fn lost_writes_are_resent_exactly_once<DB: Backend>(pool: Pool<
 }
 
 pub(crate) async fn nothing_is_purged_before_verification<DB: Backend>(pool: Pool<DB>) {
-    let server = TestServer::start().await.unwrap();
-    let kit = kit(&pool, &server);
+    let env = Env::new("outbox").await;
+    let kit = env.kit(&pool);
     let sender = kit
         .outbox()
         .spawn_sender(
@@ -1022,8 +1100,11 @@ pub(crate) async fn nothing_is_purged_before_verification<DB: Backend>(pool: Poo
 pub(crate) async fn a_stream_that_moved_on_gets_the_lost_event_at_its_end<DB: Backend>(
     pool: Pool<DB>,
 ) {
-    let server = TestServer::start().await.unwrap();
-    let kit = kit(&pool, &server);
+    let Some(env) = Env::ours("a_stream_that_moved_on_gets_the_lost_event_at_its_end").await else {
+        return;
+    };
+    let server = env.server();
+    let kit = env.kit(&pool);
     let options = fast().verification(Duration::from_millis(20), Duration::from_millis(600));
     let sender = kit.outbox().spawn_sender(options).await.unwrap();
     let ids = send_and_wait(&kit, "moved-1", 2).await;
@@ -1077,8 +1158,11 @@ pub(crate) async fn a_stream_that_moved_on_gets_the_lost_event_at_its_end<DB: Ba
 }
 
 pub(crate) async fn an_idle_sweep_sends_no_requests<DB: Backend>(pool: Pool<DB>) {
-    let server = TestServer::start().await.unwrap();
-    let kit = kit(&pool, &server);
+    let Some(env) = Env::ours("an_idle_sweep_sends_no_requests").await else {
+        return;
+    };
+    let server = env.server();
+    let kit = env.kit(&pool);
     let sender = kit
         .outbox()
         .spawn_sender(fast().verification(Duration::from_millis(10), Duration::ZERO))

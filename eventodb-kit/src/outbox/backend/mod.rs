@@ -30,7 +30,7 @@ pub enum DialectKind {
     Sqlite,
 }
 
-pub(crate) use private::{Claimed, Inserted, Unverified};
+pub(crate) use private::{Claim, Claimed, Inserted, Unverified};
 
 /// Counts for health checks and metrics.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -115,6 +115,10 @@ pub struct Migration {
     pub down: &'static str,
 }
 
+/// How many streams one claim's skip scan visits at most (bounds the cost of a claim when
+/// many streams are parked, backing off or already being sent).
+pub(crate) const HEAD_SCAN: i64 = 256;
+
 /// Converts a [`Duration`] to fractional seconds for an interval bind.
 pub(crate) fn secs(duration: Duration) -> f64 {
     duration.as_secs_f64()
@@ -160,6 +164,16 @@ pub(crate) mod private {
         pub outcome_unknown: bool,
     }
 
+    /// What one claim found.
+    #[derive(Debug)]
+    pub struct Claim {
+        /// The claimed rows, in `seq` order.
+        pub rows: Vec<Claimed>,
+        /// The scan went round every stream, from the first to the last, without filling the
+        /// free slots: nothing else can be claimed now.
+        pub round_done: bool,
+    }
+
     /// A sent row awaiting verification.
     #[derive(Debug, Clone)]
     pub struct Unverified {
@@ -203,15 +217,20 @@ pub(crate) mod private {
             cancel: tokio_util::sync::CancellationToken,
         ) -> impl Future<Output = Result<tokio::sync::watch::Receiver<u64>>> + Send;
 
-        /// Claims up to `limit` sendable rows: per stream a prefix of the unsent rows, leased
-        /// to `owner` for `lease`.
+        /// Claims the rows of up to `streams` streams whose head (oldest unsent row) can be
+        /// sent now: per stream a prefix of at most `per_stream` rows, leased to `owner` for
+        /// `lease`. One claim visits at most [`HEAD_SCAN`](super::HEAD_SCAN) streams, in name
+        /// order from `cursor`, and advances it: successive claims go round all streams, so
+        /// none starves behind busy, parked or backing-off ones.
         fn claim(
             pool: &Pool<Self>,
             namespace: &str,
             owner: &str,
             lease: Duration,
-            limit: i64,
-        ) -> impl Future<Output = Result<Vec<Claimed>>> + Send;
+            streams: usize,
+            per_stream: i64,
+            cursor: &mut String,
+        ) -> impl Future<Output = Result<Claim>> + Send;
         /// Claims the next rows of one stream for the task already sending it: its own rows
         /// up to `sent_seq` (sent, not yet recorded) do not hold the stream back; any other
         /// lease does (also one of the same owner: another task of this sender).
@@ -241,14 +260,8 @@ pub(crate) mod private {
             owner: &str,
             after_seq: i64,
         ) -> impl Future<Output = Result<()>> + Send;
-        /// Records a send: positions, time, lease cleared.
-        fn mark_sent(
-            pool: &Pool<Self>,
-            seq: i64,
-            position: i64,
-            global_position: i64,
-        ) -> impl Future<Output = Result<()>> + Send;
-        /// Records several sends in one transaction: `(seq, position, global_position)`.
+        /// Records several sends in one statement: `(seq, position, global_position)`;
+        /// positions and time set, leases cleared.
         fn mark_sent_many(
             pool: &Pool<Self>,
             sent: &[(i64, i64, i64)],
@@ -317,7 +330,7 @@ pub(crate) mod private {
             older_than: Duration,
             limit: i64,
         ) -> impl Future<Output = Result<Vec<Unverified>>> + Send;
-        /// Marks rows verified (one transaction).
+        /// Marks rows verified (one statement).
         fn mark_verified_many(
             pool: &Pool<Self>,
             seqs: &[i64],
@@ -470,19 +483,58 @@ macro_rules! backend_impl {
                 namespace: &str,
                 owner: &str,
                 lease: std::time::Duration,
-                limit: i64,
-            ) -> $crate::error::Result<Vec<$crate::outbox::backend::Claimed>> {
+                streams: usize,
+                per_stream: i64,
+                cursor: &mut String,
+            ) -> $crate::error::Result<$crate::outbox::backend::Claim> {
+                use $crate::outbox::backend::HEAD_SCAN;
                 let mut tx = claim_begin(pool, namespace).await?;
-                let rows = sqlx::query($sql.claim)
+                let heads: Vec<(String, bool)> = sqlx::query_as($sql.heads)
                     .bind(namespace)
-                    .bind(owner)
-                    .bind($interval(lease))
-                    .bind(limit)
+                    .bind(cursor.as_str())
+                    .bind(HEAD_SCAN)
                     .fetch_all(&mut *tx)
                     .await
                     .map_err(db)?;
+                let from_first = cursor.is_empty();
+                let reached_last = heads.len() < usize::try_from(HEAD_SCAN).unwrap_or(usize::MAX);
+                let mut picked: Vec<String> = Vec::new();
+                let mut stopped_early = false;
+                for (stream, claimable) in heads {
+                    if picked.len() >= streams {
+                        stopped_early = true;
+                        break;
+                    }
+                    if claimable {
+                        picked.push(stream.clone());
+                    }
+                    *cursor = stream;
+                }
+                let mut round_done = false;
+                if reached_last && !stopped_early {
+                    // The next scan starts from the first stream again.
+                    cursor.clear();
+                    round_done = from_first;
+                }
+                let mut rows = Vec::new();
+                for stream in &picked {
+                    let claimed = sqlx::query($sql.claim_stream)
+                        .bind(namespace)
+                        .bind(owner)
+                        .bind($interval(lease))
+                        .bind(per_stream)
+                        .bind(stream)
+                        .bind(0i64)
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                    rows.extend(claimed);
+                }
                 tx.commit().await.map_err(db)?;
-                decode_claimed(rows)
+                Ok($crate::outbox::backend::Claim {
+                    rows: decode_claimed(rows)?,
+                    round_done,
+                })
             }
 
             async fn claim_stream(
@@ -545,37 +597,20 @@ macro_rules! backend_impl {
                 Ok(())
             }
 
-            async fn mark_sent(
-                pool: &sqlx::Pool<Self>,
-                seq: i64,
-                position: i64,
-                global_position: i64,
-            ) -> $crate::error::Result<()> {
-                sqlx::query($sql.mark_sent)
-                    .bind(seq)
-                    .bind(position)
-                    .bind(global_position)
-                    .execute(pool)
-                    .await
-                    .map_err(db)?;
-                Ok(())
-            }
-
             async fn mark_sent_many(
                 pool: &sqlx::Pool<Self>,
                 sent: &[(i64, i64, i64)],
             ) -> $crate::error::Result<()> {
-                let mut tx = pool.begin().await.map_err(db)?;
-                for (seq, position, global_position) in sent {
-                    sqlx::query($sql.mark_sent)
-                        .bind(seq)
-                        .bind(position)
-                        .bind(global_position)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db)?;
-                }
-                tx.commit().await.map_err(db)?;
+                // One statement for the whole batch: one round trip, whatever its size.
+                let rows: Vec<[i64; 3]> = sent
+                    .iter()
+                    .map(|&(seq, position, global_position)| [seq, position, global_position])
+                    .collect();
+                sqlx::query($sql.mark_sent_many)
+                    .bind(sqlx::types::Json(rows))
+                    .execute(pool)
+                    .await
+                    .map_err(db)?;
                 Ok(())
             }
 
@@ -754,15 +789,11 @@ macro_rules! backend_impl {
                 pool: &sqlx::Pool<Self>,
                 seqs: &[i64],
             ) -> $crate::error::Result<()> {
-                let mut tx = pool.begin().await.map_err(db)?;
-                for seq in seqs {
-                    sqlx::query($sql.mark_verified)
-                        .bind(seq)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db)?;
-                }
-                tx.commit().await.map_err(db)?;
+                sqlx::query($sql.mark_verified_many)
+                    .bind(sqlx::types::Json(seqs))
+                    .execute(pool)
+                    .await
+                    .map_err(db)?;
                 Ok(())
             }
 
@@ -897,16 +928,18 @@ pub(crate) struct Sql {
     pub(crate) insert: &'static str,
     /// (namespace, key) → (id, content_hash)
     pub(crate) find_by_key: &'static str,
-    /// (namespace, owner, lease, limit) → claimed rows
-    pub(crate) claim: &'static str,
+    /// (namespace, after_stream, max_streams) → (stream, claimable) for the streams with
+    /// unsent rows after `after_stream`, in name order: an index skip scan, one probe per
+    /// stream, whatever the number of rows pending.
+    pub(crate) heads: &'static str,
     /// (namespace, owner, lease, limit, stream, sent_seq) → the next claimed rows of one stream
     pub(crate) claim_stream: &'static str,
     /// (namespace, stream, owner, lease)
     pub(crate) renew: &'static str,
     /// (namespace, stream, owner, after_seq)
     pub(crate) release: &'static str,
-    /// (seq, position, global_position)
-    pub(crate) mark_sent: &'static str,
+    /// (JSON array of `[seq, position, global_position]`)
+    pub(crate) mark_sent_many: &'static str,
     /// (seq, error, delay, outcome_unknown)
     pub(crate) mark_retry: &'static str,
     /// (seq, error, outcome_unknown)
@@ -927,8 +960,8 @@ pub(crate) struct Sql {
     pub(crate) purge: &'static str,
     /// (namespace, older_than, limit) → (seq, id, stream, position, global_position)
     pub(crate) unverified: &'static str,
-    /// (seq)
-    pub(crate) mark_verified: &'static str,
+    /// (JSON array of `seq`)
+    pub(crate) mark_verified_many: &'static str,
     /// (seq, error)
     pub(crate) requeue_lost: &'static str,
     /// (namespace) → seconds until the earliest pending row is due

@@ -36,6 +36,12 @@ const MIGRATIONS: &[Migration] = &[
         up: include_str!("../../../migrations/postgres/0004_outbox_verification.up.sql"),
         down: include_str!("../../../migrations/postgres/0004_outbox_verification.down.sql"),
     },
+    Migration {
+        version: 5,
+        name: "outbox_status",
+        up: include_str!("../../../migrations/postgres/0005_outbox_status.up.sql"),
+        down: include_str!("../../../migrations/postgres/0005_outbox_status.down.sql"),
+    },
 ];
 
 const SQL: Sql = Sql {
@@ -54,46 +60,41 @@ const SQL: Sql = Sql {
         RETURNING seq",
     find_by_key: "SELECT id::text, content_hash FROM eventodb_kit_outbox
         WHERE namespace = $1 AND idempotency_key = $2",
-    claim: "UPDATE eventodb_kit_outbox AS o
+    heads: "WITH RECURSIVE s(stream, n) AS (
+            SELECT (SELECT min(f.stream) FROM eventodb_kit_outbox AS f
+                    WHERE f.namespace = $1 AND f.status IN ('pending', 'failed')
+                      AND f.stream > $2), 1
+          UNION ALL
+            SELECT (SELECT min(f.stream) FROM eventodb_kit_outbox AS f
+                    WHERE f.namespace = $1 AND f.status IN ('pending', 'failed')
+                      AND f.stream > s.stream), s.n + 1
+            FROM s WHERE s.stream IS NOT NULL AND s.n < $3)
+        SELECT s.stream,
+               (h.status = 'pending' AND h.next_attempt_at <= now()
+                AND (h.lease_until IS NULL OR h.lease_until < now())) AS claimable
+        FROM s JOIN eventodb_kit_outbox AS h ON h.seq = (
+            SELECT min(m.seq) FROM eventodb_kit_outbox AS m
+            WHERE m.namespace = $1 AND m.stream = s.stream AND m.status IN ('pending', 'failed'))
+        ORDER BY s.n",
+    // The stream's first unsent rows (skipping the caller's own sent, unrecorded ones), then
+    // the prefix of them before the first row that holds the stream back: the cost depends
+    // on `limit`, never on the length of the stream.
+    claim_stream: "WITH head_rows AS (
+            SELECT seq, status, next_attempt_at, lease_until FROM eventodb_kit_outbox
+            WHERE namespace = $1 AND stream = $5 AND status IN ('pending', 'failed')
+              AND NOT (seq <= $6 AND lease_owner IS NOT DISTINCT FROM $2)
+            ORDER BY seq
+            LIMIT $4)
+        UPDATE eventodb_kit_outbox AS o
         SET lease_owner = $2,
             lease_until = now() + make_interval(secs => $3),
             outcome_unknown = o.outcome_unknown OR o.lease_until IS NOT NULL
         WHERE o.seq IN (
-            SELECT c.seq FROM eventodb_kit_outbox AS c
-            WHERE c.namespace = $1 AND c.status = 'pending'
-              AND c.next_attempt_at <= now()
-              AND (c.lease_until IS NULL OR c.lease_until < now())
-              AND NOT EXISTS (
-                  SELECT 1 FROM eventodb_kit_outbox AS b
-                  WHERE b.namespace = c.namespace AND b.stream = c.stream AND b.seq < c.seq
-                    AND b.status IN ('pending', 'failed')
-                    AND (b.status = 'failed' OR b.next_attempt_at > now()
-                         OR b.lease_until >= now()))
-            ORDER BY c.seq
-            LIMIT $4)
-        RETURNING o.seq, o.id::text AS id, o.stream, o.message_type, o.data, o.metadata,
-                  o.expected_version, o.attempts::int8 AS attempts, o.outcome_unknown",
-    claim_stream: "UPDATE eventodb_kit_outbox AS o
-        SET lease_owner = $2,
-            lease_until = now() + make_interval(secs => $3),
-            outcome_unknown = o.outcome_unknown OR o.lease_until IS NOT NULL
-        WHERE o.seq IN (
-            SELECT c.seq FROM eventodb_kit_outbox AS c
-            WHERE c.namespace = $1 AND c.stream = $5 AND c.status = 'pending'
-              AND c.status IN ('pending', 'failed')
-              AND c.next_attempt_at <= now()
-              AND (c.lease_until IS NULL OR c.lease_until < now())
-              -- Before the stream's first blocked row (computed once, not per row).
-              AND c.seq < coalesce((
-                  SELECT min(b.seq) FROM eventodb_kit_outbox AS b
-                  WHERE b.namespace = $1 AND b.stream = $5
-                    AND b.status IN ('pending', 'failed')
-                    AND (b.status = 'failed' OR b.next_attempt_at > now()
-                         OR (b.lease_until >= now()
-                             AND NOT (b.lease_owner = $2 AND b.seq <= $6)))),
-                  9223372036854775807)
-            ORDER BY c.seq
-            LIMIT $4)
+            SELECT h.seq FROM head_rows AS h
+            WHERE h.seq < coalesce((
+                SELECT min(b.seq) FROM head_rows AS b
+                WHERE b.status = 'failed' OR b.next_attempt_at > now()
+                   OR b.lease_until >= now()), 9223372036854775807))
         RETURNING o.seq, o.id::text AS id, o.stream, o.message_type, o.data, o.metadata,
                   o.expected_version, o.attempts::int8 AS attempts, o.outcome_unknown",
     renew: "UPDATE eventodb_kit_outbox
@@ -102,12 +103,14 @@ const SQL: Sql = Sql {
     release: "UPDATE eventodb_kit_outbox SET lease_owner = NULL, lease_until = NULL
         WHERE namespace = $1 AND stream = $2 AND lease_owner = $3 AND status = 'pending'
           AND seq > $4",
-    mark_sent: "UPDATE eventodb_kit_outbox
-        SET status = 'sent', sent_at = now(), position = $2, global_position = $3,
-            attempts = attempts + 1, outcome_unknown = FALSE,
-            last_error = CASE WHEN requeued > 0 THEN last_error END,
+    mark_sent_many: "UPDATE eventodb_kit_outbox AS o
+        SET status = 'sent', sent_at = now(),
+            position = (e.value->>1)::int8, global_position = (e.value->>2)::int8,
+            attempts = o.attempts + 1, outcome_unknown = FALSE,
+            last_error = CASE WHEN o.requeued > 0 THEN o.last_error END,
             lease_owner = NULL, lease_until = NULL
-        WHERE seq = $1",
+        FROM jsonb_array_elements($1::jsonb) AS e(value)
+        WHERE o.seq = (e.value->>0)::int8",
     mark_retry: "UPDATE eventodb_kit_outbox
         SET attempts = attempts + 1, last_error = $2,
             next_attempt_at = now() + make_interval(secs => $3),
@@ -120,13 +123,20 @@ const SQL: Sql = Sql {
             lease_owner = NULL, lease_until = NULL
         WHERE seq = $1 AND status = 'pending'",
     clear_unknown: "UPDATE eventodb_kit_outbox SET outcome_unknown = FALSE WHERE seq = $1",
-    status: "SELECT count(*) FILTER (WHERE status = 'pending'),
-               count(*) FILTER (WHERE status = 'failed'),
-               count(*) FILTER (WHERE status = 'sent'),
-               count(*) FILTER (WHERE status = 'sent' AND verified_at IS NULL),
-               EXTRACT(EPOCH FROM now() - min(created_at) FILTER (WHERE status = 'pending'))::float8,
-               count(*) FILTER (WHERE requeued > 0)
-        FROM eventodb_kit_outbox WHERE namespace = $1",
+    // One index scan per figure (each a partial index), never a scan of the whole table.
+    status: "SELECT
+            (SELECT count(*) FROM eventodb_kit_outbox
+             WHERE namespace = $1 AND status = 'pending'),
+            (SELECT count(*) FROM eventodb_kit_outbox
+             WHERE namespace = $1 AND status = 'failed'),
+            (SELECT count(*) FROM eventodb_kit_outbox
+             WHERE namespace = $1 AND status = 'sent'),
+            (SELECT count(*) FROM eventodb_kit_outbox
+             WHERE namespace = $1 AND status = 'sent' AND verified_at IS NULL),
+            (SELECT EXTRACT(EPOCH FROM now() - min(created_at))::float8 FROM eventodb_kit_outbox
+             WHERE namespace = $1 AND status = 'pending'),
+            (SELECT count(*) FROM eventodb_kit_outbox
+             WHERE namespace = $1 AND requeued > 0)",
     row: "SELECT id::text AS id, stream, message_type, status, attempts::int8 AS attempts,
                last_error, outcome_unknown, position, global_position, expected_version,
                idempotency_key
@@ -157,8 +167,8 @@ const SQL: Sql = Sql {
         WHERE namespace = $1 AND status = 'sent' AND verified_at IS NULL
           AND sent_at <= now() - make_interval(secs => $2)
         ORDER BY seq LIMIT $3",
-    mark_verified: "UPDATE eventodb_kit_outbox SET verified_at = now()
-        WHERE seq = $1 AND status = 'sent'",
+    mark_verified_many: "UPDATE eventodb_kit_outbox SET verified_at = now()
+        WHERE seq IN (SELECT jsonb_array_elements_text($1::jsonb)::int8) AND status = 'sent'",
     requeue_lost: "UPDATE eventodb_kit_outbox
         SET status = 'pending', requeued = requeued + 1, lost_at = now(), last_error = $2,
             position = NULL, global_position = NULL, sent_at = NULL, verified_at = NULL,

@@ -1,5 +1,5 @@
-//! SQLite: JSON and UUIDs as text, times as sortable UTC text, claims as one `UPDATE ...
-//! RETURNING` (SQLite runs one writer at a time, so a claim sees every committed lease);
+//! SQLite: JSON and UUIDs as text, times as sortable UTC text, claims under the
+//! write lock (SQLite runs one writer at a time, so a claim sees every committed lease);
 //! wake-ups by a commit hook installed on the connection that wrote the row.
 
 use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
@@ -34,6 +34,12 @@ const MIGRATIONS: &[Migration] = &[
         up: include_str!("../../../migrations/sqlite/0004_outbox_verification.up.sql"),
         down: include_str!("../../../migrations/sqlite/0004_outbox_verification.down.sql"),
     },
+    Migration {
+        version: 5,
+        name: "outbox_status",
+        up: include_str!("../../../migrations/sqlite/0005_outbox_status.up.sql"),
+        down: include_str!("../../../migrations/sqlite/0005_outbox_status.down.sql"),
+    },
 ];
 
 macro_rules! now {
@@ -61,67 +67,52 @@ const SQL: Sql = Sql {
         RETURNING seq",
     find_by_key: "SELECT id, content_hash FROM eventodb_kit_outbox
         WHERE namespace = ?1 AND idempotency_key = ?2",
-    claim: concat!(
-        "UPDATE eventodb_kit_outbox AS o
-        SET lease_owner = ?2,
-            lease_until = ",
-        now!("?3"),
-        ",
-            outcome_unknown = (o.outcome_unknown OR o.lease_until IS NOT NULL)
-        WHERE o.seq IN (
-            SELECT c.seq FROM eventodb_kit_outbox AS c
-            WHERE c.namespace = ?1 AND c.status = 'pending'
-              AND c.next_attempt_at <= ",
+    heads: concat!(
+        "WITH RECURSIVE s(stream, n) AS (
+            SELECT (SELECT min(f.stream) FROM eventodb_kit_outbox AS f
+                    WHERE f.namespace = ?1 AND f.status IN ('pending', 'failed')
+                      AND f.stream > ?2), 1
+          UNION ALL
+            SELECT (SELECT min(f.stream) FROM eventodb_kit_outbox AS f
+                    WHERE f.namespace = ?1 AND f.status IN ('pending', 'failed')
+                      AND f.stream > s.stream), s.n + 1
+            FROM s WHERE s.stream IS NOT NULL AND s.n < ?3)
+        SELECT s.stream,
+               (h.status = 'pending' AND h.next_attempt_at <= ",
         now!(),
         "
-              AND (c.lease_until IS NULL OR c.lease_until < ",
+                AND (h.lease_until IS NULL OR h.lease_until < ",
         now!(),
-        ")
-              AND NOT EXISTS (
-                  SELECT 1 FROM eventodb_kit_outbox AS b
-                  WHERE b.namespace = c.namespace AND b.stream = c.stream AND b.seq < c.seq
-                    AND b.status IN ('pending', 'failed')
-                    AND (b.status = 'failed' OR b.next_attempt_at > ",
-        now!(),
-        "
-                         OR b.lease_until >= ",
-        now!(),
-        "))
-            ORDER BY c.seq
-            LIMIT ?4)
-        RETURNING seq, id, stream, message_type, data, metadata, expected_version, attempts,
-                  outcome_unknown"
+        ")) AS claimable
+        FROM s JOIN eventodb_kit_outbox AS h ON h.seq = (
+            SELECT min(m.seq) FROM eventodb_kit_outbox AS m
+            WHERE m.namespace = ?1 AND m.stream = s.stream AND m.status IN ('pending', 'failed'))
+        ORDER BY s.n"
     ),
+    // See the PostgreSQL statement: cost bounded by `limit`, not by the stream's length.
     claim_stream: concat!(
-        "UPDATE eventodb_kit_outbox AS o
+        "WITH head_rows AS (
+            SELECT seq, status, next_attempt_at, lease_until FROM eventodb_kit_outbox
+            WHERE namespace = ?1 AND stream = ?5 AND status IN ('pending', 'failed')
+              AND NOT (seq <= ?6 AND lease_owner IS ?2)
+            ORDER BY seq
+            LIMIT ?4)
+        UPDATE eventodb_kit_outbox AS o
         SET lease_owner = ?2,
             lease_until = ",
         now!("?3"),
         ",
             outcome_unknown = (o.outcome_unknown OR o.lease_until IS NOT NULL)
         WHERE o.seq IN (
-            SELECT c.seq FROM eventodb_kit_outbox AS c
-            WHERE c.namespace = ?1 AND c.stream = ?5 AND c.status = 'pending'
-              AND c.status IN ('pending', 'failed')
-              AND c.next_attempt_at <= ",
+            SELECT h.seq FROM head_rows AS h
+            WHERE h.seq < coalesce((
+                SELECT min(b.seq) FROM head_rows AS b
+                WHERE b.status = 'failed' OR b.next_attempt_at > ",
         now!(),
         "
-              AND (c.lease_until IS NULL OR c.lease_until < ",
+                   OR b.lease_until >= ",
         now!(),
-        ")
-              AND c.seq < coalesce((
-                  SELECT min(b.seq) FROM eventodb_kit_outbox AS b
-                  WHERE b.namespace = ?1 AND b.stream = ?5
-                    AND b.status IN ('pending', 'failed')
-                    AND (b.status = 'failed' OR b.next_attempt_at > ",
-        now!(),
-        "
-                         OR (NOT (b.lease_owner = ?2 AND b.seq <= ?6) AND b.lease_until >= ",
-        now!(),
-        "))),
-                  9223372036854775807)
-            ORDER BY c.seq
-            LIMIT ?4)
+        "), 9223372036854775807))
         RETURNING seq, id, stream, message_type, data, metadata, expected_version, attempts,
                   outcome_unknown"
     ),
@@ -133,15 +124,16 @@ const SQL: Sql = Sql {
     release: "UPDATE eventodb_kit_outbox SET lease_owner = NULL, lease_until = NULL
         WHERE namespace = ?1 AND stream = ?2 AND lease_owner = ?3 AND status = 'pending'
           AND seq > ?4",
-    mark_sent: concat!(
-        "UPDATE eventodb_kit_outbox
+    mark_sent_many: concat!(
+        "UPDATE eventodb_kit_outbox AS o
         SET status = 'sent', sent_at = ",
         now!(),
-        ", position = ?2, global_position = ?3,
-            attempts = attempts + 1, outcome_unknown = 0,
-            last_error = CASE WHEN requeued > 0 THEN last_error END,
+        ", position = e.value ->> 1, global_position = e.value ->> 2,
+            attempts = o.attempts + 1, outcome_unknown = 0,
+            last_error = CASE WHEN o.requeued > 0 THEN o.last_error END,
             lease_owner = NULL, lease_until = NULL
-        WHERE seq = ?1"
+        FROM json_each(?1) AS e
+        WHERE o.seq = e.value ->> 0"
     ),
     mark_retry: concat!(
         "UPDATE eventodb_kit_outbox
@@ -159,14 +151,23 @@ const SQL: Sql = Sql {
             lease_owner = NULL, lease_until = NULL
         WHERE seq = ?1 AND status = 'pending'",
     clear_unknown: "UPDATE eventodb_kit_outbox SET outcome_unknown = 0 WHERE seq = ?1",
+    // One index scan per figure (each a partial index), never a scan of the whole table.
     status: concat!(
-        "SELECT sum(status = 'pending'), sum(status = 'failed'), sum(status = 'sent'),
-               sum(status = 'sent' AND verified_at IS NULL),
-               (julianday(",
+        "SELECT
+            (SELECT count(*) FROM eventodb_kit_outbox
+             WHERE namespace = ?1 AND status = 'pending'),
+            (SELECT count(*) FROM eventodb_kit_outbox
+             WHERE namespace = ?1 AND status = 'failed'),
+            (SELECT count(*) FROM eventodb_kit_outbox
+             WHERE namespace = ?1 AND status = 'sent'),
+            (SELECT count(*) FROM eventodb_kit_outbox
+             WHERE namespace = ?1 AND status = 'sent' AND verified_at IS NULL),
+            (SELECT (julianday(",
         now!(),
-        ") - julianday(min(CASE WHEN status = 'pending' THEN created_at END))) * 86400.0,
-               sum(requeued > 0)
-        FROM eventodb_kit_outbox WHERE namespace = ?1"
+        ") - julianday(min(created_at))) * 86400.0 FROM eventodb_kit_outbox
+             WHERE namespace = ?1 AND status = 'pending'),
+            (SELECT count(*) FROM eventodb_kit_outbox
+             WHERE namespace = ?1 AND requeued > 0)"
     ),
     row: "SELECT id, stream, message_type, status, attempts, last_error, outcome_unknown,
                position, global_position, expected_version, idempotency_key
@@ -209,10 +210,10 @@ const SQL: Sql = Sql {
         "
         ORDER BY seq LIMIT ?3"
     ),
-    mark_verified: concat!(
+    mark_verified_many: concat!(
         "UPDATE eventodb_kit_outbox SET verified_at = ",
         now!(),
-        " WHERE seq = ?1 AND status = 'sent'"
+        " WHERE seq IN (SELECT value FROM json_each(?1)) AND status = 'sent'"
     ),
     requeue_lost: concat!(
         "UPDATE eventodb_kit_outbox

@@ -46,7 +46,7 @@ impl Default for SenderOptions {
     fn default() -> Self {
         Self {
             poll_interval: Duration::from_secs(1),
-            batch_size: 500,
+            batch_size: 200,
             concurrency: 32,
             lease: Duration::from_secs(30),
             retry_initial: Duration::from_millis(100),
@@ -75,7 +75,8 @@ impl SenderOptions {
         self.poll_interval
     }
 
-    /// Rows claimed per database round trip (default 500); bounds the memory used.
+    /// Rows of one stream claimed per database round trip (default 200). The sender holds
+    /// at most `concurrency × batch_size` rows in memory, however many are pending.
     pub fn batch_size(mut self, rows: i64) -> Self {
         self.batch_size = rows.max(1);
         self

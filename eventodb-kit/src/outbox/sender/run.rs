@@ -54,27 +54,37 @@ pub(super) async fn run<DB: Backend>(
         let options = &shared.options;
         let mut tasks: JoinSet<()> = JoinSet::new();
         let mut wake_alive = true;
+        // Recorded sends unblock their streams' next rows (a stream whose last sent row was
+        // not yet recorded is not claimable): claim again then, not at the next poll.
+        let mut recorded = crate::outbox::wake::sent_rows();
         let mut next_purge = Instant::now() + Duration::from_millis(200);
         let mut next_verify = Instant::now() + Duration::from_millis(100);
         let mut db_failures = 0u32;
         let mut next_metrics = Instant::now();
+        // Where the next claim's scan of stream heads starts (round robin over streams).
+        let mut cursor = String::new();
         while !cancel.is_cancelled() {
             crate::metrics::refresh_outbox(&shared.outbox, &mut next_metrics).await;
             let mut claimed = 0;
+            let mut scan_on = false;
             if tasks.len() < options.concurrency {
                 match DB::claim(
                     shared.outbox.pool(),
                     shared.outbox.namespace(),
                     &shared.owner,
                     options.lease,
+                    options.concurrency - tasks.len(),
                     options.batch_size,
+                    &mut cursor,
                 )
                 .await
                 {
-                    Ok(rows) => {
+                    Ok(claim) => {
                         db_failures = 0;
-                        claimed = rows.len();
-                        for batch in by_stream(rows) {
+                        claimed = claim.rows.len();
+                        // Streams not yet visited may be sendable: scan on without waiting.
+                        scan_on = !claim.round_done;
+                        for batch in by_stream(claim.rows) {
                             tasks.spawn(send_stream(Arc::clone(&shared), batch).in_current_span());
                         }
                     }
@@ -117,7 +127,7 @@ pub(super) async fn run<DB: Backend>(
                 purge(&shared).await;
                 next_purge = Instant::now() + options.purge_interval;
             }
-            if claimed > 0 && tasks.len() < options.concurrency {
+            if (claimed > 0 || scan_on) && tasks.len() < options.concurrency {
                 continue;
             }
             let mut sleep_for = options.poll_interval;
@@ -141,6 +151,7 @@ pub(super) async fn run<DB: Backend>(
                         wake_alive = false;
                     }
                 }
+                _ = recorded.changed() => {}
                 () = tokio::time::sleep(sleep_for) => {}
             }
         }
@@ -158,7 +169,7 @@ pub(super) async fn run<DB: Backend>(
     result
 }
 
-/// Writes recorded sends in batches (one transaction each), so the database is not the
+/// Writes recorded sends in batches (one statement each), so the database is not the
 /// bottleneck. A batch that cannot be written after a few tries leaves its rows leased:
 /// the next claimer checks them against EventoDB (they are found, not sent again).
 async fn record<DB: Backend>(

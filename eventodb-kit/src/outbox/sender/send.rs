@@ -51,7 +51,7 @@ pub(super) async fn send_stream<DB: Backend>(shared: Arc<Shared<DB>>, batch: Str
     let lease = shared.options.lease;
     let mut renew_at = Instant::now() + lease / 2;
     let mut rows = rows;
-    for _round in 0..ROUNDS {
+    for round in 1..=ROUNDS {
         for row in &rows {
             if shared.cancel.is_cancelled() {
                 release(&shared, &stream, row.seq - 1).await;
@@ -95,7 +95,9 @@ pub(super) async fn send_stream<DB: Backend>(shared: Arc<Shared<DB>>, batch: Str
                 }
             }
         }
-        if shared.cancel.is_cancelled() {
+        if shared.cancel.is_cancelled() || round == ROUNDS {
+            // Give the slot back: the main claim takes the stream up again (after the
+            // other streams waiting for a slot), with nothing left leased here.
             return;
         }
         // Keep the stream while it has rows: no round trip through the main claim.
