@@ -488,12 +488,13 @@ macro_rules! backend_impl {
                 cursor: &mut String,
             ) -> $crate::error::Result<$crate::outbox::backend::Claim> {
                 use $crate::outbox::backend::HEAD_SCAN;
-                let mut tx = claim_begin(pool, namespace).await?;
+                // The scan runs outside the claim lock: it only picks candidates, and
+                // claim_stream decides under the lock. An idle claim takes no lock at all.
                 let heads: Vec<(String, bool)> = sqlx::query_as($sql.heads)
                     .bind(namespace)
                     .bind(cursor.as_str())
                     .bind(HEAD_SCAN)
-                    .fetch_all(&mut *tx)
+                    .fetch_all(pool)
                     .await
                     .map_err(db)?;
                 let from_first = cursor.is_empty();
@@ -516,6 +517,13 @@ macro_rules! backend_impl {
                     cursor.clear();
                     round_done = from_first;
                 }
+                if picked.is_empty() {
+                    return Ok($crate::outbox::backend::Claim {
+                        rows: Vec::new(),
+                        round_done,
+                    });
+                }
+                let mut tx = claim_begin(pool, namespace).await?;
                 let mut rows = Vec::new();
                 for stream in &picked {
                     let claimed = sqlx::query($sql.claim_stream)

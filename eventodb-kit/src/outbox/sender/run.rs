@@ -63,15 +63,20 @@ pub(super) async fn run<DB: Backend>(
         let mut next_metrics = Instant::now();
         // Where the next claim's scan of stream heads starts (round robin over streams).
         let mut cursor = String::new();
+        // Numbers the claims: each leases its rows under a token of its own.
+        let mut claims = 0u64;
         while !cancel.is_cancelled() {
             crate::metrics::refresh_outbox(&shared.outbox, &mut next_metrics).await;
             let mut claimed = 0;
             let mut scan_on = false;
             if tasks.len() < options.concurrency {
+                claims += 1;
+                let lease_owner = format!("{}#{claims}", shared.owner);
+                let claimed_at = Instant::now();
                 match DB::claim(
                     shared.outbox.pool(),
                     shared.outbox.namespace(),
-                    &shared.owner,
+                    &lease_owner,
                     options.lease,
                     options.concurrency - tasks.len(),
                     options.batch_size,
@@ -84,7 +89,7 @@ pub(super) async fn run<DB: Backend>(
                         claimed = claim.rows.len();
                         // Streams not yet visited may be sendable: scan on without waiting.
                         scan_on = !claim.round_done;
-                        for batch in by_stream(claim.rows) {
+                        for batch in by_stream(claim.rows, &lease_owner, claimed_at) {
                             tasks.spawn(send_stream(Arc::clone(&shared), batch).in_current_span());
                         }
                     }
@@ -206,7 +211,7 @@ async fn record<DB: Backend>(
 }
 
 /// Groups claimed rows by stream, keeping `seq` order within each stream.
-fn by_stream(rows: Vec<Claimed>) -> Vec<StreamBatch> {
+fn by_stream(rows: Vec<Claimed>, lease_owner: &str, claimed_at: Instant) -> Vec<StreamBatch> {
     let mut batches: Vec<StreamBatch> = Vec::new();
     let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for row in rows {
@@ -217,6 +222,8 @@ fn by_stream(rows: Vec<Claimed>) -> Vec<StreamBatch> {
                 batches.push(StreamBatch {
                     stream: row.stream.clone(),
                     rows: vec![row],
+                    lease_owner: lease_owner.to_owned(),
+                    claimed_at,
                 });
             }
         }
@@ -286,13 +293,17 @@ mod tests {
 
     #[test]
     fn groups_by_stream_in_order() {
-        let batches = by_stream(vec![
-            row(1, "a"),
-            row(2, "b"),
-            row(3, "a"),
-            row(4, "c"),
-            row(5, "b"),
-        ]);
+        let batches = by_stream(
+            vec![
+                row(1, "a"),
+                row(2, "b"),
+                row(3, "a"),
+                row(4, "c"),
+                row(5, "b"),
+            ],
+            "sender#1",
+            Instant::now(),
+        );
         let seen: Vec<(String, Vec<i64>)> = batches
             .into_iter()
             .map(|b| (b.stream, b.rows.iter().map(|r| r.seq).collect()))

@@ -17,6 +17,11 @@ use crate::outbox::backend::{Backend, Claimed};
 pub(super) struct StreamBatch {
     pub(super) stream: String,
     pub(super) rows: Vec<Claimed>,
+    /// The lease token of the claim (unique per claim, so that a task whose lease expired
+    /// and passed to another task, even of the same sender, learns it at its next renewal).
+    pub(super) lease_owner: String,
+    /// When the claim started: the lease runs out at `claimed_at + lease` at the latest.
+    pub(super) claimed_at: Instant,
 }
 
 /// What became of one row.
@@ -38,32 +43,44 @@ const LOOKUP_PAGE: i64 = 1000;
 /// (a few rounds). Stops at the first row that cannot be sent (its later rows are released,
 /// to be claimed again once it is sent) and between rows on shutdown.
 pub(super) async fn send_stream<DB: Backend>(shared: Arc<Shared<DB>>, batch: StreamBatch) {
-    let StreamBatch { stream, rows } = batch;
+    let StreamBatch {
+        stream,
+        rows,
+        lease_owner,
+        claimed_at,
+    } = batch;
+    let task = StreamTask {
+        shared: &shared,
+        stream: &stream,
+        lease_owner: &lease_owner,
+    };
     let Some(first) = rows.first() else { return };
     let permit = tokio::select! {
         permit = shared.permits.acquire() => permit.ok(),
         () = shared.cancel.cancelled() => None,
     };
     if permit.is_none() {
-        release(&shared, &stream, first.seq - 1).await;
+        task.release(first.seq - 1).await;
         return;
     }
     let lease = shared.options.lease;
-    let mut renew_at = Instant::now() + lease / 2;
+    // When the lease may run out, by this task's clock (it started no later than the claim).
+    let mut lease_ends = claimed_at + lease;
     let mut rows = rows;
     for round in 1..=ROUNDS {
         for row in &rows {
             if shared.cancel.is_cancelled() {
-                release(&shared, &stream, row.seq - 1).await;
+                task.release(row.seq - 1).await;
                 return;
             }
-            if Instant::now() >= renew_at {
-                // Fencing: never send on a lease that may have passed to another sender.
+            if lease_ends.saturating_duration_since(Instant::now()) < lease / 2 {
+                // Fencing: never send on a lease that may have passed to another task.
+                let renewing = Instant::now();
                 match DB::renew(
                     shared.outbox.pool(),
                     shared.outbox.namespace(),
                     &stream,
-                    &shared.owner,
+                    &lease_owner,
                     lease,
                 )
                 .await
@@ -72,47 +89,59 @@ pub(super) async fn send_stream<DB: Backend>(shared: Arc<Shared<DB>>, batch: Str
                         tracing::warn!(%stream, "outbox lease lost to another sender; stopping this stream");
                         return;
                     }
-                    Ok(_) => {}
+                    Ok(_) => lease_ends = renewing + lease,
                     Err(error) => {
                         tracing::warn!(%error, %stream, "outbox lease renewal failed; stopping this stream");
                         return;
                     }
                 }
-                renew_at = Instant::now() + lease / 2;
             }
-            match send_row(&shared, row).await {
+            // A send still running when the lease ends could land after another task has
+            // looked for it and sent it again: give up on it before then (outcome unknown,
+            // looked up before the next attempt).
+            let budget = lease_ends
+                .saturating_duration_since(Instant::now())
+                .saturating_sub(lease / 10);
+            match send_row(&shared, row, budget).await {
                 Ok(Step::Sent) => {}
                 Ok(Step::Held) => {
-                    release(&shared, &stream, row.seq).await;
+                    task.release(row.seq).await;
                     return;
                 }
                 Err(error) => {
                     // Recording failed: the row keeps its lease and is checked against the
                     // stream by whoever claims it after the lease.
                     tracing::warn!(%error, %stream, id = %row.id, "outbox could not record a send");
-                    release(&shared, &stream, row.seq).await;
+                    task.release(row.seq).await;
                     return;
                 }
             }
         }
-        if shared.cancel.is_cancelled() || round == ROUNDS {
-            // Give the slot back: the main claim takes the stream up again (after the
-            // other streams waiting for a slot), with nothing left leased here.
+        let limit = usize::try_from(shared.options.batch_size).unwrap_or(usize::MAX);
+        if shared.cancel.is_cancelled() || round == ROUNDS || rows.len() < limit {
+            // Give the slot back, with nothing left leased here: after the last round (the
+            // main claim takes the stream up again, after the streams waiting for a slot),
+            // or when the claim already took every sendable row (rows committed since then
+            // wake the main claim, as do these rows once recorded).
             return;
         }
         // Keep the stream while it has rows: no round trip through the main claim.
+        let claiming = Instant::now();
         match DB::claim_stream(
             shared.outbox.pool(),
             shared.outbox.namespace(),
             &stream,
-            &shared.owner,
+            &lease_owner,
             lease,
             shared.options.batch_size,
             rows.last().map_or(0, |row| row.seq),
         )
         .await
         {
-            Ok(next) if !next.is_empty() => rows = next,
+            Ok(next) if !next.is_empty() => {
+                rows = next;
+                lease_ends = claiming + lease;
+            }
             Ok(_) => return,
             Err(error) => {
                 tracing::warn!(%error, %stream, "outbox claim failed");
@@ -122,22 +151,36 @@ pub(super) async fn send_stream<DB: Backend>(shared: Arc<Shared<DB>>, batch: Str
     }
 }
 
-async fn release<DB: Backend>(shared: &Shared<DB>, stream: &str, after_seq: i64) {
-    if let Err(error) = DB::release(
-        shared.outbox.pool(),
-        shared.outbox.namespace(),
-        stream,
-        &shared.owner,
-        after_seq,
-    )
-    .await
-    {
-        tracing::warn!(%error, %stream, "outbox lease release failed; rows wait for the lease");
+/// The stream and lease one task works under.
+struct StreamTask<'a, DB: Backend> {
+    shared: &'a Shared<DB>,
+    stream: &'a str,
+    lease_owner: &'a str,
+}
+
+impl<DB: Backend> StreamTask<'_, DB> {
+    /// Gives back this task's leases on the stream's unsent rows after `after_seq`.
+    async fn release(&self, after_seq: i64) {
+        if let Err(error) = DB::release(
+            self.shared.outbox.pool(),
+            self.shared.outbox.namespace(),
+            self.stream,
+            self.lease_owner,
+            after_seq,
+        )
+        .await
+        {
+            tracing::warn!(%error, stream = %self.stream, "outbox lease release failed; rows wait for the lease");
+        }
     }
 }
 
 /// Sends one row; records the outcome.
-async fn send_row<DB: Backend>(shared: &Shared<DB>, row: &Claimed) -> Result<Step> {
+async fn send_row<DB: Backend>(
+    shared: &Shared<DB>,
+    row: &Claimed,
+    budget: Duration,
+) -> Result<Step> {
     let client = shared.outbox.client();
     let pool = shared.outbox.pool();
     let id = Uuid::parse_str(&row.id)
@@ -164,7 +207,17 @@ async fn send_row<DB: Backend>(shared: &Shared<DB>, row: &Claimed) -> Result<Ste
         options = options.expected_version(version);
     }
     let started = Instant::now();
-    match client.stream_write(&row.stream, &message, &options).await {
+    let written =
+        match tokio::time::timeout(budget, client.stream_write(&row.stream, &message, &options))
+            .await
+        {
+            Ok(written) => written,
+            Err(_) => Err(Error::Timeout {
+                url: format!("stream.write to {} (the row's lease ran out)", row.stream),
+                after: budget,
+            }),
+        };
+    match written {
         Ok(position) => {
             tracing::debug!(
                 stream = %row.stream, %id, position = position.position,
