@@ -117,16 +117,21 @@ pub(crate) fn expand(item: &ItemImpl, krate: &Path, checked: &Checked<'_>) -> To
 
 /// The handler call, its output converted. The conversion names the declared return type,
 /// spanned there, so a wrong return type is reported on it.
+///
+/// The call goes through `handler_future_must_be_send`, spanned at the handler's name: a
+/// handler whose future is not `Send` (an `Rc` held across an `.await`, say) is reported
+/// there once, as "future returned by `name` is not `Send`", instead of at the attribute.
 fn call(p: &TokenStream, handler: &Handler<'_>, arg: TokenStream) -> TokenStream {
     let name = handler.name();
     let call = match handler.ctx {
-        Some(_) => quote!(Self::#name(self, #arg, __ctx)),
-        None => quote!(Self::#name(self, #arg)),
+        Some(_) => quote_spanned!(name.span()=> Self::#name(self, #arg, __ctx)),
+        None => quote_spanned!(name.span()=> Self::#name(self, #arg)),
     };
+    let send = quote_spanned!(name.span()=> #p::handler_future_must_be_send(#call));
     let output = handler.output;
     let convert = quote_spanned!(output.span()=> #p::handler_result::<#output>);
     quote! {
-        #convert(#call.await)?;
+        #convert(#send.await)?;
     }
 }
 
