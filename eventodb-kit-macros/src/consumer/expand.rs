@@ -221,7 +221,7 @@ fn checks(p: &TokenStream, checked: &Checked<'_>) -> TokenStream {
                 const MISSING: [u8; MISSING_LEN] = #p::missing(EXPECTED, HANDLED);
                 const PARTS: &[&str] = &[#start, #p::as_str(&MISSING), #end];
                 const MESSAGE: [u8; #p::concat_len(PARTS)] = #p::concat(PARTS);
-                if MISSING_LEN > 0 {
+                if MISSING_LEN != 0 {
                     ::core::panic!("{}", #p::as_str(&MESSAGE));
                 }
             };
