@@ -247,7 +247,8 @@ async fn design_sections_one_to_four() {
         };
         kit.outbox().publish(&mut tx, &deposit).await.unwrap();
     }
-    kit.outbox()
+    let raw = kit
+        .outbox()
         .write(
             &mut tx,
             "account-7",
@@ -299,14 +300,20 @@ async fn design_sections_one_to_four() {
     }
     let workers = workers.spawn().await.expect("spawn");
 
-    let sent = kit
-        .outbox()
-        .wait_sent(last.id, LONG)
-        .await
-        .expect("the outbox sent the last event");
+    // The sender keeps commit order within a stream, not across streams: wait for the last
+    // event of each stream, then for every consumer to pass the later of the two.
+    let mut sent = 0;
+    for written in [raw, last] {
+        let position = kit
+            .outbox()
+            .wait_sent(written.id, LONG)
+            .await
+            .expect("the outbox sent the stream's last event");
+        sent = sent.max(position.global_position);
+    }
     for handle in workers.consumers() {
         handle
-            .wait_for(sent.global_position, LONG)
+            .wait_for(sent, LONG)
             .await
             .unwrap_or_else(|error| panic!("{} caught up: {error}", handle.name()));
     }
