@@ -146,6 +146,8 @@ pub fn derive_event(input: TokenStream) -> TokenStream {
 ///
 /// - `EventType` implements `Event` (derived, or generated from a JSON Schema) and belongs to
 ///   the consumer's category. Each event type has at most one handler.
+/// - The handler's future is `Send` (consumers run on a multi-threaded runtime): do not
+///   hold an `Rc`, a `RefCell` borrow or a `std::sync::MutexGuard` across an `.await`.
 /// - `E` is `HandlerError` or anything that converts into it (any
 ///   `std::error::Error + Send + Sync + 'static`): `?` works on most errors. An error is
 ///   retried, then the consumer's `FailurePolicy` applies; `HandlerError::permanent` skips
@@ -181,8 +183,11 @@ pub fn derive_event(input: TokenStream) -> TokenStream {
 /// `&self`, takes its event by reference or something that is not a context, takes too many
 /// arguments or returns something other than `Result<(), E>`; an argument type that is not
 /// an event; an event of another category; two handlers for one event type (written alike,
-/// or two Rust types with the same `Event::TYPE`); in exhaustive mode, the types without a
-/// handler. For example, an event of another category:
+/// or two Rust types with the same `Event::TYPE`); a handler whose future is not `Send`
+/// (rustc's "future cannot be sent between threads safely", at the handler's name, with the
+/// value held across an `.await`); in exhaustive mode, the types without a handler. A
+/// mistake leaves the impl block in place (with a stand-in `Consumer` impl), so it causes
+/// no other errors. For example, an event of another category:
 ///
 /// ```compile_fail,E0080
 /// use eventodb_kit::consumer::HandlerError;

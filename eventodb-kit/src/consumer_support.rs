@@ -65,10 +65,18 @@ pub fn handler_result<R: HandlerResult>(result: R) -> Result<(), HandlerError> {
 }
 
 /// Requires a handler's future to be `Send` (the runtime runs consumers on a multi-threaded
-/// runtime); the macro spans the call at the handler's name.
+/// runtime); the macro spans the call at the handler's name, so rustc's "future cannot be
+/// sent between threads safely" points there and names this function's bound.
+///
+/// It returns the future boxed, as a type that is `Send` whatever `F` is: when `F` is not,
+/// the one error is this bound's, and the `Consumer::handle` future around the call (which
+/// must be `Send` too) raises no second one at the `#[consumer]` attribute.
 #[inline]
-pub fn send_future<F: Future + Send>(future: F) -> F {
-    future
+pub fn handler_future_must_be_send<'a, F>(future: F) -> BoxFuture<'a, F::Output>
+where
+    F: Future + Send + 'a,
+{
+    Box::pin(future)
 }
 
 /// `left == right`, in a `const` context.

@@ -17,7 +17,9 @@ use std::fmt;
 pub trait Event: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// The message type stored in EventoDB, e.g. `UserCreated`.
     const TYPE: &'static str;
-    /// The category of the event's streams, e.g. `user`.
+    /// The category of the event's streams, e.g. `user`. Never empty: `""` marks the
+    /// stand-in impl `#[derive(Event)]` emits beside its compile errors, which `#[consumer]`
+    /// does not check again.
     const CATEGORY: &'static str;
     /// The stream-name template, e.g. `user-{user_id}` or `class_membership-{class_id}+{student_id}`.
     const STREAM_TEMPLATE: &'static str;

@@ -117,16 +117,21 @@ pub(crate) fn expand(item: &ItemImpl, krate: &Path, checked: &Checked<'_>) -> To
 
 /// The handler call, its output converted. The conversion names the declared return type,
 /// spanned there, so a wrong return type is reported on it.
+///
+/// The call goes through `handler_future_must_be_send`, spanned at the handler's name: a
+/// handler whose future is not `Send` (an `Rc` held across an `.await`, say) is reported
+/// there once, as "future returned by `name` is not `Send`", instead of at the attribute.
 fn call(p: &TokenStream, handler: &Handler<'_>, arg: TokenStream) -> TokenStream {
     let name = handler.name();
     let call = match handler.ctx {
-        Some(_) => quote!(Self::#name(self, #arg, __ctx)),
-        None => quote!(Self::#name(self, #arg)),
+        Some(_) => quote_spanned!(name.span()=> Self::#name(self, #arg, __ctx)),
+        None => quote_spanned!(name.span()=> Self::#name(self, #arg)),
     };
+    let send = quote_spanned!(name.span()=> #p::handler_future_must_be_send(#call));
     let output = handler.output;
     let convert = quote_spanned!(output.span()=> #p::handler_result::<#output>);
     quote! {
-        #convert(#call.await)?;
+        #convert(#send.await)?;
     }
 }
 
@@ -164,9 +169,12 @@ fn checks(p: &TokenStream, checked: &Checked<'_>) -> TokenStream {
         out.extend(quote_spanned! {span=>
             #[allow(dead_code, non_upper_case_globals)]
             const #check: () = {
-                const PARTS: &[&str] = &[#message_start, <#ty as #p::Event>::CATEGORY, #message_end];
+                const CATEGORY: &str = <#ty as #p::Event>::CATEGORY;
+                const PARTS: &[&str] = &[#message_start, CATEGORY, #message_end];
                 const MESSAGE: [u8; #p::concat_len(PARTS)] = #p::concat(PARTS);
-                if !#p::str_eq(<#ty as #p::Event>::CATEGORY, #category) {
+                // An empty category is `#[derive(Event)]`'s stand-in after an error it has
+                // already reported: no second error here.
+                if !#p::str_eq(CATEGORY, "") && !#p::str_eq(CATEGORY, #category) {
                     ::core::panic!("{}", #p::as_str(&MESSAGE));
                 }
             };
@@ -216,7 +224,7 @@ fn checks(p: &TokenStream, checked: &Checked<'_>) -> TokenStream {
                 const MISSING: [u8; MISSING_LEN] = #p::missing(EXPECTED, HANDLED);
                 const PARTS: &[&str] = &[#start, #p::as_str(&MISSING), #end];
                 const MESSAGE: [u8; #p::concat_len(PARTS)] = #p::concat(PARTS);
-                if MISSING_LEN > 0 {
+                if MISSING_LEN != 0 {
                     ::core::panic!("{}", #p::as_str(&MESSAGE));
                 }
             };

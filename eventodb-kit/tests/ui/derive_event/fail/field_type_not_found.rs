@@ -1,0 +1,11 @@
+use eventodb_kit::Event;
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Event)]
+#[event(category = "user", stream = "user-{user_id}")]
+struct UserCreated {
+    user_id: UserId,
+    email: String,
+}
+
+fn main() {}
