@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use sqlx::Pool;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
 use super::admin::release_signal;
 use super::backoff;
@@ -60,7 +61,8 @@ pub(crate) struct Runtime<DB: Backend, C: Consumer<DB>> {
     held: HashMap<String, bool>,
     last_maintenance: Option<Instant>,
     /// A save running in the background (plain consumers), and the position it saves.
-    saving: Option<JoinHandle<Result<i64>>>,
+    /// Aborted if the consumer task is (as a crash would end it).
+    saving: Option<AbortOnDropHandle<Result<i64>>>,
     _registration: Option<Registration>,
 }
 
@@ -110,7 +112,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         if let Some(missing) = group::missing_rows(&rows, size) {
             let mut tx = DB::begin_write(&pool).await?;
             for row in missing {
-                DB::save_position(&mut *tx, &key, row).await?;
+                DB::insert_position(&mut *tx, &key, row).await?;
             }
             tx.commit().await.map_err(db)?;
             rows = DB::load_positions(&pool, &key).await?;
@@ -580,7 +582,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         let cancel = cancel.clone();
         let retry_max = self.options.read_retry_max;
         self.since_save = 0;
-        self.saving = Some(tokio::spawn(async move {
+        self.saving = Some(AbortOnDropHandle::new(tokio::spawn(async move {
             let mut failures: u32 = 0;
             loop {
                 match save_rows(&pool, &key, &rows, position).await {
@@ -596,7 +598,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                     }
                 }
             }
-        }));
+        })));
         Ok(())
     }
 
@@ -836,11 +838,19 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         }
         self.last_maintenance = Some(Instant::now());
         let result: Result<()> = async {
-            let rows = DB::load_positions(&self.pool, &self.key).await?;
-            if let Some(floor) = group::stale_floor(&rows, self.size) {
-                DB::delete_stale_positions(&self.pool, &self.key, self.size, floor).await?;
+            let mut rows = DB::load_positions(&self.pool, &self.key).await?;
+            if rows.iter().any(|row| row.size != self.size) {
+                // Decided on locked rows: members of two sizes deciding at once could each
+                // delete a row of the other's size and leave no size complete, and a member
+                // starting then could begin past events nobody handled.
+                let mut tx = DB::begin_write(&self.pool).await?;
+                let locked = DB::lock_positions(&mut *tx, &self.key).await?;
+                if let Some(floor) = group::stale_floor(&locked, self.size) {
+                    DB::delete_stale_positions(&mut *tx, &self.key, self.size, floor).await?;
+                }
+                tx.commit().await.map_err(db)?;
+                rows = DB::load_positions(&self.pool, &self.key).await?;
             }
-            let rows = DB::load_positions(&self.pool, &self.key).await?;
             if let Some(floor) = group::purge_floor(&rows, self.size) {
                 let purged = DB::purge_processed(&self.pool, &self.key, floor).await?;
                 if purged > 0 {

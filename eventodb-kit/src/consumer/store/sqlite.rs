@@ -17,21 +17,37 @@ macro_rules! now {
     };
 }
 
-const SQL: Sql = Sql {
-    load_positions: concat!(
-        "SELECT group_member, group_size, global_position
-        FROM eventodb_kit_consumer_positions WHERE ",
-        key!()
-    ),
-    save_position: concat!(
+/// Every member's position (of every group size).
+macro_rules! positions {
+    () => {
+        concat!(
+            "SELECT group_member, group_size, global_position
+            FROM eventodb_kit_consumer_positions WHERE ",
+            key!()
+        )
+    };
+}
+
+/// A position row (member, size, global_position), and what to do when it exists.
+macro_rules! upsert_position {
+    () => {
         "INSERT INTO eventodb_kit_consumer_positions
             (namespace, category, consumer, group_member, group_size, global_position)
         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-        ON CONFLICT (namespace, category, consumer, group_member) DO UPDATE
-        SET group_size = excluded.group_size, global_position = excluded.global_position,
-            updated_at = ",
-        now!()
+        ON CONFLICT (namespace, category, consumer, group_size, group_member) DO "
+    };
+}
+
+const SQL: Sql = Sql {
+    load_positions: positions!(),
+    lock_positions: concat!(positions!(), " ORDER BY group_size, group_member"),
+    save_position: concat!(
+        upsert_position!(),
+        "UPDATE SET global_position = excluded.global_position, updated_at = ",
+        now!(),
+        " WHERE eventodb_kit_consumer_positions.global_position <= excluded.global_position"
     ),
+    insert_position: concat!(upsert_position!(), "NOTHING"),
     processed_among: concat!(
         "SELECT event_id FROM eventodb_kit_processed_events WHERE ",
         key!(),

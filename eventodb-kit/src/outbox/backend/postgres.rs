@@ -36,6 +36,14 @@ const MIGRATIONS: &[Migration] = &[
         up: include_str!("../../../migrations/postgres/0004_outbox_verification.up.sql"),
         down: include_str!("../../../migrations/postgres/0004_outbox_verification.down.sql"),
     },
+    Migration {
+        version: 5,
+        name: "consumer_positions_per_size",
+        up: include_str!("../../../migrations/postgres/0005_consumer_positions_per_size.up.sql"),
+        down: include_str!(
+            "../../../migrations/postgres/0005_consumer_positions_per_size.down.sql"
+        ),
+    },
 ];
 
 const SQL: Sql = Sql {

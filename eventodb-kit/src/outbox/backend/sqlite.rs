@@ -34,6 +34,12 @@ const MIGRATIONS: &[Migration] = &[
         up: include_str!("../../../migrations/sqlite/0004_outbox_verification.up.sql"),
         down: include_str!("../../../migrations/sqlite/0004_outbox_verification.down.sql"),
     },
+    Migration {
+        version: 5,
+        name: "consumer_positions_per_size",
+        up: include_str!("../../../migrations/sqlite/0005_consumer_positions_per_size.up.sql"),
+        down: include_str!("../../../migrations/sqlite/0005_consumer_positions_per_size.down.sql"),
+    },
 ];
 
 macro_rules! now {

@@ -1,0 +1,25 @@
+-- Back to one row per member: keep each member's lowest position (events above it that
+-- were handled already are skipped by their processed records; none is lost).
+CREATE TABLE eventodb_kit_consumer_positions_0004 (
+    namespace       TEXT        NOT NULL,
+    category        TEXT        NOT NULL,
+    consumer        TEXT        NOT NULL,
+    group_member    INTEGER     NOT NULL DEFAULT 0,
+    group_size      INTEGER     NOT NULL DEFAULT 1,
+    global_position INTEGER     NOT NULL,
+    updated_at      TEXT        NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    PRIMARY KEY (namespace, category, consumer, group_member)
+);
+INSERT INTO eventodb_kit_consumer_positions_0004
+    (namespace, category, consumer, group_member, group_size, global_position, updated_at)
+SELECT namespace, category, consumer, group_member, group_size, global_position, updated_at
+FROM eventodb_kit_consumer_positions p
+WHERE NOT EXISTS (
+    SELECT 1 FROM eventodb_kit_consumer_positions q
+    WHERE q.namespace = p.namespace AND q.category = p.category AND q.consumer = p.consumer
+      AND q.group_member = p.group_member AND q.group_size <> p.group_size
+      AND (q.global_position < p.global_position
+           OR (q.global_position = p.global_position AND q.group_size < p.group_size))
+);
+DROP TABLE eventodb_kit_consumer_positions;
+ALTER TABLE eventodb_kit_consumer_positions_0004 RENAME TO eventodb_kit_consumer_positions;

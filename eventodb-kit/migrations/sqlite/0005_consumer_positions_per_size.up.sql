@@ -1,0 +1,27 @@
+-- eventodb-kit 0005: one position row per group member *and* group size (SQLite).
+--
+-- A member's position only says something about its share under the group size it ran
+-- with. Keyed by member alone, a member restarted with a new size overwrote its row of the
+-- old size, and a member still running with the old size overwrote the new size's row: the
+-- next member to start after a resize could then begin past events nobody handled. With the
+-- size in the key, every size keeps its own rows until every member of the current size is
+-- past them (the consumer's maintenance deletes them then). SQLite cannot change a primary
+-- key in place, so the table is rebuilt.
+CREATE TABLE eventodb_kit_consumer_positions_0005 (
+    namespace       TEXT        NOT NULL,
+    category        TEXT        NOT NULL,
+    consumer        TEXT        NOT NULL,
+    -- 0 for a consumer without a group.
+    group_member    INTEGER     NOT NULL DEFAULT 0,
+    -- 1 for a consumer without a group.
+    group_size      INTEGER     NOT NULL DEFAULT 1,
+    global_position INTEGER     NOT NULL,
+    updated_at      TEXT        NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    PRIMARY KEY (namespace, category, consumer, group_size, group_member)
+);
+INSERT INTO eventodb_kit_consumer_positions_0005
+    (namespace, category, consumer, group_member, group_size, global_position, updated_at)
+SELECT namespace, category, consumer, group_member, group_size, global_position, updated_at
+FROM eventodb_kit_consumer_positions;
+DROP TABLE eventodb_kit_consumer_positions;
+ALTER TABLE eventodb_kit_consumer_positions_0005 RENAME TO eventodb_kit_consumer_positions;
