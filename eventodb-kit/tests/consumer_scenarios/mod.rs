@@ -992,6 +992,74 @@ pub(crate) async fn outbox_commit_reaches_the_handler<DB: Db>(pool: Pool<DB>) {
     workers.shutdown().await.unwrap();
 }
 
+/// A consumer with a correlation filter sees only the events whose
+/// `metadata.correlationStreamName` is a stream of that category (not one of another
+/// category, not one of a category that merely starts with the same letters, not an event
+/// without metadata), in order, and its position still moves past the events it never sees.
+pub(crate) async fn correlation_filter_sees_only_matching_events<DB: Db>(pool: Pool<DB>) {
+    let env = Env::new().await;
+    let kit = env.kit(&pool);
+    let mut matching = Vec::new();
+    let mut last = 0;
+    for i in 0..24 {
+        // Every third event matches (the last one too), so each window of a few events has
+        // one whatever the backend's scan.
+        let metadata = match i % 3 {
+            2 => Some(json!({ "correlationStreamName": format!("checkout-{i}") })),
+            1 if i % 2 == 0 => Some(json!({ "correlationStreamName": format!("refund-{i}") })),
+            1 => Some(json!({ "correlationStreamName": format!("checkouts-{i}") })),
+            _ => None,
+        };
+        let mut message = NewMessage::new("Paid", json!({ "n": i }));
+        if let Some(metadata) = &metadata {
+            message = message.metadata(metadata.clone());
+        }
+        let id = Uuid::now_v7();
+        let at = env
+            .client
+            .stream_write(
+                &format!("payment-{}", i % 5),
+                &message,
+                &WriteOptions::new().id(id),
+            )
+            .await
+            .expect("stream.write");
+        if i % 3 == 2 {
+            matching.push(id);
+        }
+        last = at.global_position;
+    }
+    let log = Log::default();
+    let workers = kit
+        .workers()
+        .consumer(
+            Recorder::new("payment", "checkouts", &log),
+            ConsumerOptions::new("checkouts")
+                .correlation("checkout")
+                .batch_size(4)
+                .poll_interval(Duration::from_millis(20)),
+        )
+        .spawn()
+        .await
+        .expect("spawn");
+    let handle = workers.consumer("checkouts").unwrap().clone();
+    eventually("the last matching event is handled", LONG, || async {
+        handle.position() == last
+    })
+    .await;
+    workers.shutdown().await.expect("shutdown");
+    assert_eq!(log.ids(), matching, "only the matching events, in order");
+    let saved = ConsumerAdmin::for_kit(&kit)
+        .positions("payment", "checkouts")
+        .await
+        .unwrap();
+    assert_eq!(saved.len(), 1);
+    assert_eq!(
+        saved[0].global_position, last,
+        "the saved position is past every event it did not see"
+    );
+}
+
 /// Bad options are refused before anything runs.
 pub(crate) async fn bad_options_are_refused<DB: Db>(pool: Pool<DB>) {
     let env = Env::new().await;
