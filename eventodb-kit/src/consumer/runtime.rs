@@ -261,14 +261,17 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                 let reading = self.read_from(last.global_position + 1);
                 prefetched = Some((read, tokio::spawn(reading)));
             }
-            if !self.handle_batch(batch, cancel).await? {
+            let handled = self.handle_batch(batch, cancel).await?;
+            self.shared.publish();
+            if !handled {
                 return Ok(());
             }
             self.save_soon(cancel).await?;
             if !caught_up {
                 continue;
             }
-            self.finish_save().await?;
+            // The background save goes on while the consumer waits: waiting for it here
+            // would hold the read after the next poke back by a database commit.
             self.shared.caught_up(read, self.position);
             self.maintain().await;
             tokio::select! {
