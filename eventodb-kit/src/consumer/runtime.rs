@@ -326,18 +326,25 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         batch: Vec<CategoryMessage>,
         cancel: &CancellationToken,
     ) -> Result<bool> {
-        let candidates: Vec<String> = batch
+        let candidates: Vec<&CategoryMessage> = batch
             .iter()
             .filter(|message| message.global_position <= self.dedupe_until)
-            .map(|message| message.id.to_string())
             .collect();
-        let processed: HashSet<String> = if candidates.is_empty() {
-            HashSet::new()
-        } else {
-            DB::processed_among(&self.pool, &self.key, &candidates)
+        let processed: HashSet<String> = match (candidates.first(), candidates.last()) {
+            (Some(first), Some(last)) => {
+                let ids: Vec<String> = candidates.iter().map(|m| m.id.to_string()).collect();
+                DB::processed_among(
+                    &self.pool,
+                    &self.key,
+                    &ids,
+                    first.global_position,
+                    last.global_position,
+                )
                 .await?
                 .into_iter()
                 .collect()
+            }
+            _ => HashSet::new(),
         };
         for message in batch {
             if cancel.is_cancelled() {
@@ -869,7 +876,8 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
     }
 }
 
-/// Inserts processed records and saves a position, in one transaction.
+/// Records a batch of processed events (one row) and saves a position, in one transaction:
+/// the position never gets ahead of the records that let group members skip repeats.
 async fn save_rows<DB: Backend>(
     pool: &Pool<DB>,
     key: &Key,
@@ -877,7 +885,9 @@ async fn save_rows<DB: Backend>(
     position: PositionRow,
 ) -> Result<()> {
     let mut tx = DB::begin_write(pool).await?;
-    DB::insert_processed(&mut *tx, key, rows).await?;
+    if !rows.is_empty() {
+        DB::insert_processed_batch(&mut *tx, key, rows).await?;
+    }
     DB::save_position(&mut *tx, key, position).await?;
     tx.commit().await.map_err(db)
 }

@@ -95,17 +95,25 @@ pub(crate) mod private {
             key: &Key,
             row: PositionRow,
         ) -> impl Future<Output = Result<()>> + Send;
-        /// Which of `ids` are recorded as processed.
+        /// Which of `ids` (of events from `first` to `last`) are recorded as processed.
         fn processed_among(
             pool: &Pool<Self>,
             key: &Key,
             ids: &[String],
+            first: i64,
+            last: i64,
         ) -> impl Future<Output = Result<Vec<String>>> + Send;
         /// The highest global position recorded as processed.
         fn max_processed(
             pool: &Pool<Self>,
             key: &Key,
         ) -> impl Future<Output = Result<Option<i64>>> + Send;
+        /// Records a plain consumer's handled events in one row (`rows` not empty).
+        fn insert_processed_batch(
+            conn: &mut Self::Connection,
+            key: &Key,
+            rows: &[ProcessedRow],
+        ) -> impl Future<Output = Result<()>> + Send;
         /// Inserts processed records, ignoring those already there; returns how many were new.
         fn insert_processed(
             conn: &mut Self::Connection,
@@ -205,12 +213,15 @@ pub(crate) struct Sql {
     pub(crate) save_position: &'static str,
     /// (member, size, global_position): insert unless the (member, size) row exists
     pub(crate) insert_position: &'static str,
-    /// (ids as a JSON array) → event_id
+    /// (ids as a JSON array, first global_position, last global_position) → event_id, from
+    /// both per-event rows and batches
     pub(crate) processed_among: &'static str,
     /// → max(global_position)
     pub(crate) max_processed: &'static str,
     /// (rows as a JSON array of {id, type, stream, gp})
     pub(crate) insert_processed: &'static str,
+    /// (first global_position, last global_position, ids as a JSON array)
+    pub(crate) insert_processed_batch: &'static str,
     /// → (stream, released)
     pub(crate) parked_streams: &'static str,
     /// (event_id, stream, type, position, global_position, data, metadata, error, attempts,
@@ -230,6 +241,8 @@ pub(crate) struct Sql {
     pub(crate) parked_failed_again: &'static str,
     /// (global_position)
     pub(crate) purge_processed: &'static str,
+    /// (global_position): batches wholly below it
+    pub(crate) purge_batches: &'static str,
     /// (size, global_position)
     pub(crate) delete_stale_positions: &'static str,
     /// Parameter 1 only: (namespace) → (category, consumer), sorted
@@ -238,6 +251,8 @@ pub(crate) struct Sql {
     pub(crate) reset_positions: &'static str,
     /// (global_position): processed records above it
     pub(crate) forget_processed_after: &'static str,
+    /// (global_position): batches that reach above it
+    pub(crate) forget_batches_after: &'static str,
 }
 
 /// Generates the [`private::Store`] impl of a dialect from its `SQL` table.
@@ -354,12 +369,16 @@ macro_rules! store_impl {
                 pool: &sqlx::Pool<Self>,
                 key: &$crate::consumer::store::Key,
                 ids: &[String],
+                first: i64,
+                last: i64,
             ) -> $crate::error::Result<Vec<String>> {
                 if ids.is_empty() {
                     return Ok(Vec::new());
                 }
                 let rows: Vec<(String,)> = keyed_as($sql.processed_among, key)
                     .bind(sqlx::types::Json(ids))
+                    .bind(first)
+                    .bind(last)
                     .fetch_all(pool)
                     .await
                     .map_err(db)?;
@@ -375,6 +394,25 @@ macro_rules! store_impl {
                     .await
                     .map_err(db)?;
                 Ok(max)
+            }
+
+            async fn insert_processed_batch(
+                conn: &mut $conn,
+                key: &$crate::consumer::store::Key,
+                rows: &[$crate::consumer::store::ProcessedRow],
+            ) -> $crate::error::Result<()> {
+                let first = rows.iter().map(|row| row.gp).min().unwrap_or(0);
+                let last = rows.iter().map(|row| row.gp).max().unwrap_or(0);
+                let ids: Vec<&str> = rows.iter().map(|row| row.id.as_str()).collect();
+                run(
+                    keyed($sql.insert_processed_batch, key)
+                        .bind(first)
+                        .bind(last)
+                        .bind(sqlx::types::Json(ids)),
+                    &mut *conn,
+                )
+                .await?;
+                Ok(())
             }
 
             async fn insert_processed(
@@ -533,7 +571,11 @@ macro_rules! store_impl {
                 key: &$crate::consumer::store::Key,
                 global_position: i64,
             ) -> $crate::error::Result<u64> {
-                run(keyed($sql.purge_processed, key).bind(global_position), pool).await
+                let events =
+                    run(keyed($sql.purge_processed, key).bind(global_position), pool).await?;
+                let batches =
+                    run(keyed($sql.purge_batches, key).bind(global_position), pool).await?;
+                Ok(events + batches)
             }
 
             async fn delete_stale_positions(
@@ -574,6 +616,11 @@ macro_rules! store_impl {
                 .await?;
                 run(
                     keyed($sql.forget_processed_after, key).bind(global_position),
+                    &mut *conn,
+                )
+                .await?;
+                run(
+                    keyed($sql.forget_batches_after, key).bind(global_position),
                     &mut *conn,
                 )
                 .await?;

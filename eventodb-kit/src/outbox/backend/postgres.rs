@@ -38,10 +38,10 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 5,
-        name: "consumer_positions_per_size",
-        up: include_str!("../../../migrations/postgres/0005_consumer_positions_per_size.up.sql"),
+        name: "consumer_positions_and_batches",
+        up: include_str!("../../../migrations/postgres/0005_consumer_positions_and_batches.up.sql"),
         down: include_str!(
-            "../../../migrations/postgres/0005_consumer_positions_per_size.down.sql"
+            "../../../migrations/postgres/0005_consumer_positions_and_batches.down.sql"
         ),
     },
 ];

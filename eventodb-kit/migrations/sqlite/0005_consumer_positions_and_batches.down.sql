@@ -1,3 +1,12 @@
+-- Batches back into per-event rows (type and stream are not kept; the batch's last position
+-- stands for each event's, so they are purged no earlier than before).
+INSERT INTO eventodb_kit_processed_events
+    (namespace, category, consumer, event_id, event_type, stream, global_position)
+SELECT b.namespace, b.category, b.consumer, j.value, '', '', b.last_position
+FROM eventodb_kit_processed_batches b, json_each(b.event_ids) AS j WHERE true
+ON CONFLICT DO NOTHING;
+DROP TABLE eventodb_kit_processed_batches;
+
 -- Back to one row per member: keep each member's lowest position (events above it that
 -- were handled already are skipped by their processed records; none is lost).
 CREATE TABLE eventodb_kit_consumer_positions_0004 (
