@@ -24,7 +24,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 const BATCH: i64 = 1000;
-const LATENCY_SAMPLES: usize = 200;
+const LATENCY_SAMPLES: usize = 400;
 const IDLE: Duration = Duration::from_secs(10);
 
 fn events() -> usize {
@@ -267,18 +267,28 @@ async fn run_db<DB: Backend>(
         .iter()
         .map(|(label, count)| (label.to_owned(), json!(count)))
         .collect();
-    let db_idle = match (postgres, scans_before) {
+    // Which tables were read while idle, so the figure says whose polling it is.
+    let db_idle_by_table = match (postgres, scans_before) {
         (Some((pool, schema)), Some(before)) => {
             tokio::time::sleep(Duration::from_millis(1500)).await; // statistics are flushed lazily
             let after = table_accesses(pool, schema).await?;
-            Some((after - before) as f64 / IDLE.as_secs_f64())
+            let by_table: serde_json::Map<String, Value> = after
+                .iter()
+                .map(|(table, n)| (table, n - before.get(table).copied().unwrap_or(0)))
+                .filter(|(_, n)| *n > 0)
+                .map(|(table, n)| (table.clone(), json!(n)))
+                .collect();
+            Some(by_table)
         }
         _ => None,
     };
+    let db_idle = db_idle_by_table.as_ref().map(|by_table| {
+        by_table.values().filter_map(Value::as_i64).sum::<i64>() as f64 / IDLE.as_secs_f64()
+    });
     println!(
         "{name}: idle {eventodb_idle:.2} EventoDB requests/s {by_method:?}{}",
         db_idle.map_or(String::new(), |r| format!(
-            ", {r:.2} PostgreSQL table accesses/s"
+            ", {r:.2} PostgreSQL table accesses/s {db_idle_by_table:?}"
         ))
     );
     workers.shutdown().await?;
@@ -294,6 +304,7 @@ async fn run_db<DB: Backend>(
         "idle_eventodb_requests_per_sec": (eventodb_idle * 100.0).round() / 100.0,
         "idle_eventodb_requests_by_method": Value::Object(by_method),
         "idle_postgres_table_accesses_per_sec": db_idle.map(|r| (r * 100.0).round() / 100.0),
+        "idle_postgres_table_accesses_by_table": db_idle_by_table.map(Value::Object),
     }))
 }
 
@@ -311,16 +322,19 @@ fn percentiles(samples: &[Duration]) -> (f64, f64) {
     (pct(0.50), pct(0.99))
 }
 
-/// Sequential and index scans of the tables in `schema` so far.
-async fn table_accesses(pool: &sqlx::PgPool, schema: &str) -> Result<i64, BoxError> {
-    let (n,): (Option<i64>,) = sqlx::query_as(
-        "SELECT sum(coalesce(seq_scan, 0) + coalesce(idx_scan, 0))::bigint
+/// Sequential and index scans of each table in `schema` so far.
+async fn table_accesses(
+    pool: &sqlx::PgPool,
+    schema: &str,
+) -> Result<HashMap<String, i64>, BoxError> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT relname::text, (coalesce(seq_scan, 0) + coalesce(idx_scan, 0))::bigint
          FROM pg_stat_user_tables WHERE schemaname = $1",
     )
     .bind(schema)
-    .fetch_one(pool)
+    .fetch_all(pool)
     .await?;
-    Ok(n.unwrap_or(0))
+    Ok(rows.into_iter().collect())
 }
 
 async fn sqlite_pool(path: &std::path::Path) -> Result<sqlx::SqlitePool, BoxError> {
