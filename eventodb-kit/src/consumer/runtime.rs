@@ -23,6 +23,10 @@ use crate::client::{CategoryMessage, Client, GetCategoryOptions, GetStreamOption
 use crate::error::{Error, Result};
 use crate::outbox::Backend;
 
+/// How many update intervals of handled events a plain consumer may run ahead of its
+/// saves while one save is still running, before it waits for that save.
+const COALESCE_LIMIT: usize = 8;
+
 /// How often processed records below every member's position are purged.
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(300);
 
@@ -52,6 +56,8 @@ pub(crate) struct Runtime<DB: Backend, C: Consumer<DB>> {
     position: i64,
     /// Last global position saved.
     saved: i64,
+    /// The global position the last save started (running or done) saves.
+    saving_to: i64,
     /// Messages at or below this may be recorded as processed already.
     dedupe_until: i64,
     /// Processed records of a plain consumer, saved with the next position.
@@ -161,6 +167,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             shared,
             position,
             saved: own_saved,
+            saving_to: own_saved,
             dedupe_until,
             pending: Vec::new(),
             since_save: 0,
@@ -266,7 +273,9 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             if !handled {
                 return Ok(());
             }
-            self.save_soon(cancel).await?;
+            // Between full batches a running save is not waited for; once caught up the
+            // last events are saved before the consumer sleeps.
+            self.save_soon(cancel, !caught_up).await?;
             if !caught_up {
                 continue;
             }
@@ -383,7 +392,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             }
             self.advance(message.global_position);
             if self.since_save >= self.options.position_update_interval {
-                self.save_soon(cancel).await?;
+                self.save_soon(cancel, true).await?;
             }
         }
         Ok(true)
@@ -568,6 +577,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         .await?;
         self.pending.clear();
         self.saved = self.position;
+        self.saving_to = self.position;
         self.since_save = 0;
         Ok(())
     }
@@ -576,19 +586,35 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
     /// (retrying until it succeeds or the consumer stops) while it handles the next
     /// messages, after the previous save finished; a transactional one now (its own
     /// transactions save positions too, and must not be overtaken).
-    async fn save_soon(&mut self, cancel: &CancellationToken) -> Result<()> {
+    ///
+    /// With `coalesce`, a plain consumer whose previous save still runs does not wait for
+    /// it: the events go with the next save, one larger batch (up to [`COALESCE_LIMIT`]
+    /// update intervals behind). Waiting there made handling wait for every commit.
+    async fn save_soon(&mut self, cancel: &CancellationToken, coalesce: bool) -> Result<()> {
         if self.transactional {
             return self.save_retrying(cancel).await;
         }
-        self.finish_save().await?;
-        if self.position == self.saved && self.pending.is_empty() {
+        if self.position == self.saving_to && self.pending.is_empty() {
             self.since_save = 0;
             return Ok(());
         }
+        let running = self.saving.as_ref().is_some_and(|task| !task.is_finished());
+        if coalesce
+            && running
+            && self.since_save
+                < self
+                    .options
+                    .position_update_interval
+                    .saturating_mul(COALESCE_LIMIT)
+        {
+            return Ok(());
+        }
+        self.finish_save().await?;
         let pool = self.pool.clone();
         let key = self.key.clone();
         let rows = std::mem::take(&mut self.pending);
         let position = self.position_row(self.position);
+        self.saving_to = self.position;
         let cancel = cancel.clone();
         let retry_max = self.options.read_retry_max;
         self.since_save = 0;
