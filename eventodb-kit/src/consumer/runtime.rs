@@ -273,27 +273,38 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             if !handled {
                 return Ok(());
             }
-            // Between full batches a running save is not waited for; once caught up the
-            // last events are saved before the consumer sleeps.
-            self.save_soon(cancel, !caught_up).await?;
+            // A running save is not waited for: the events go with the next save.
+            self.save_soon(cancel, true).await?;
             if !caught_up {
                 continue;
             }
-            // The background save goes on while the consumer waits: waiting for it here
-            // would hold the read after the next poke back by a database commit.
             self.shared.caught_up(read, self.position);
             self.maintain().await;
-            tokio::select! {
-                () = cancel.cancelled() => return Ok(()),
-                () = self.shared.waker.notify.notified() => {}
-                () = tokio::time::sleep(self.options.poll_interval) => {
-                    if !self.held.is_empty() {
-                        self.reload_held().await;
+            // Sleep until a poke, a poll or a release. A save still running goes on
+            // meanwhile (waiting for it here would hold the read after the next poke back
+            // by a commit, a checkpoint on SQLite); when it ends, what it left is saved.
+            let poll_at = tokio::time::Instant::now() + self.options.poll_interval;
+            loop {
+                let unsaved = !self.pending.is_empty() || self.position != self.saving_to;
+                tokio::select! {
+                    () = cancel.cancelled() => return Ok(()),
+                    () = self.shared.waker.notify.notified() => break,
+                    () = tokio::time::sleep_until(poll_at) => {
+                        if !self.held.is_empty() {
+                            self.reload_held().await;
+                        }
+                        break;
                     }
-                }
-                changed = releases.changed() => {
-                    if changed.is_ok() {
-                        self.reload_held().await;
+                    changed = releases.changed() => {
+                        if changed.is_ok() {
+                            self.reload_held().await;
+                        }
+                        break;
+                    }
+                    saved = saved(&mut self.saving), if unsaved && self.saving.is_some() => {
+                        self.saving = None;
+                        self.saved = saved?;
+                        self.save_soon(cancel, true).await?;
                     }
                 }
             }
@@ -640,11 +651,9 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
 
     /// Waits for the background save, if one runs.
     async fn finish_save(&mut self) -> Result<()> {
-        if let Some(task) = self.saving.take() {
-            let position = task
-                .await
-                .map_err(|error| Error::Internal(format!("save task: {error}")))??;
-            self.saved = position;
+        let mut saving = self.saving.take();
+        if saving.is_some() {
+            self.saved = saved(&mut saving).await?;
         }
         Ok(())
     }
@@ -899,6 +908,17 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         if let Err(error) = result {
             tracing::warn!(consumer = %self.key.consumer, %error, "consumer maintenance failed");
         }
+    }
+}
+
+/// The position a background save saved, once it ends (never, without one). The caller
+/// clears `saving` afterwards: a finished task is not polled again.
+async fn saved(saving: &mut Option<AbortOnDropHandle<Result<i64>>>) -> Result<i64> {
+    match saving {
+        Some(task) => task
+            .await
+            .map_err(|error| Error::Internal(format!("save task: {error}")))?,
+        None => std::future::pending().await,
     }
 }
 
