@@ -81,5 +81,6 @@ consumer_scenarios!(fresh, cleanup;
     two_consumers_both_see_every_event,
     wait_for_times_out_while_behind,
     outbox_commit_reaches_the_handler,
+    correlation_filter_sees_only_matching_events,
     bad_options_are_refused,
 );

@@ -1,13 +1,21 @@
 //! Where a consumer (or a consumer-group member) starts reading, from the saved positions.
 //!
-//! Each member saves its own position, with the group size it ran with. A member whose
-//! own row was saved with its current size resumes after it: the server's assignment did
-//! not change, so everything of its share up to there is handled. After a resize the
-//! streams moved between members, so the first member to start with the new size records a
-//! row for every member of that size at the **lowest** position of any member
-//! ([`missing_rows`]): every event at or below it was handled by its owner at the time, and
-//! the events above it that were already handled are recognised by their processed records
-//! (shared by the group) and skipped. Resizing therefore loses nothing and repeats nothing.
+//! Each member saves its own position **per group size**: a row (member, size, position)
+//! says "every event of this member's share under this size, up to here, is handled". A
+//! member whose row of its current size exists resumes after it: the server's assignment
+//! did not change, so everything of its share up to there is handled.
+//!
+//! The rule for a resize: the first member to start with a new size records a row for every
+//! member of that size at the **lowest** position of any row of any size ([`missing_rows`]),
+//! inserted only where no row of that (member, size) exists yet. Every event at or below
+//! that floor was handled by its owner under some complete earlier size; the events above
+//! it that were already handled are recognised by their processed records (shared by the
+//! group, and kept above the lowest row, see [`purge_floor`]) and skipped. Because rows are
+//! keyed by size, nothing a member of one size saves can move a row of another size: a
+//! member still running with the old size during a rolling restart keeps its own row, and
+//! the new members keep theirs, so no later starter can begin past an event that nobody
+//! handled. Resizing therefore loses nothing and repeats nothing; rows of an old size go
+//! once every member of the current size is past them ([`stale_floor`]).
 
 use super::store::PositionRow;
 
@@ -41,8 +49,9 @@ pub(crate) fn missing_rows(rows: &[PositionRow], size: i64) -> Option<Vec<Positi
 
 /// The last global position to treat as handled (`0`: nothing yet).
 pub(crate) fn start_position(rows: &[PositionRow], member: i64, size: i64) -> i64 {
-    if let Some(own) = rows.iter().find(|row| row.member == member)
-        && own.size == size
+    if let Some(own) = rows
+        .iter()
+        .find(|row| row.member == member && row.size == size)
     {
         return own.global_position;
     }
@@ -154,6 +163,27 @@ mod tests {
         // Once written, every member resumes from its own row.
         let rows = [row(0, 3, 40), row(1, 3, 40), row(2, 3, 40)];
         assert_eq!(start_position(&rows, 2, 3), 40);
+    }
+
+    #[test]
+    fn a_member_of_the_old_size_never_moves_the_new_sizes_rows() {
+        // Rolling restart from 2 to 3: the rows of size 3 were recorded at 10 (where member
+        // 0 of 2 stopped); members 0 and 2 of 3 moved on to 50, and member 1 of 2, still
+        // running, saved 50 too. Member 1 of 3 resumes from its own row: the events of its
+        // share between 10 and 50 that were member 0 of 2's are nobody else's.
+        let rows = [
+            row(0, 2, 10),
+            row(1, 2, 50),
+            row(0, 3, 50),
+            row(1, 3, 10),
+            row(2, 3, 50),
+        ];
+        assert_eq!(missing_rows(&rows, 3), None);
+        assert_eq!(start_position(&rows, 1, 3), 10);
+        assert_eq!(start_position(&rows, 1, 2), 50);
+        // The old rows stay until every member of size 3 is past them.
+        assert_eq!(stale_floor(&rows, 3), Some(10));
+        assert_eq!(purge_floor(&rows, 3), Some(10));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! [`ConsumerHandle`]: a running consumer seen from the application (position, lag,
 //! read-your-writes).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -29,7 +29,14 @@ pub(crate) struct Shared {
     pub(crate) category: String,
     pub(crate) group: Option<(i64, i64)>,
     pub(crate) waker: Arc<Waker>,
+    /// Published now and then (see [`Shared::advanced`]); wakes waiters.
     pub(crate) progress: watch::Sender<Progress>,
+    /// The last global position handled, parked or skipped, kept up to date per event.
+    pub(crate) position: AtomicI64,
+    /// The lowest position a [`ConsumerHandle::wait_for`] waits for (`i64::MAX`: none).
+    /// Progress is published per event only when it reaches this: waking every waiting
+    /// task for every event cost the consumer a thread wake-up per event.
+    wanted: AtomicI64,
     /// Reads started so far (each gets the next number).
     pub(crate) reads: AtomicU64,
     pub(crate) failure: Mutex<Option<String>>,
@@ -53,12 +60,26 @@ impl Shared {
             group,
             waker: Arc::new(Waker::default()),
             progress,
+            position: AtomicI64::new(position),
+            wanted: AtomicI64::new(i64::MAX),
             reads: AtomicU64::new(0),
             failure: Mutex::new(None),
         }
     }
 
+    /// The consumer dealt with `position`. Wakes the waiters only when one waits for it.
     pub(crate) fn advanced(&self, position: i64) {
+        self.position.store(position, Ordering::SeqCst);
+        if position >= self.wanted.load(Ordering::SeqCst) {
+            self.wanted.store(i64::MAX, Ordering::SeqCst);
+            self.publish();
+        }
+    }
+
+    /// Wakes the waiters with the current position (at least once per batch, so a waiter
+    /// that registered while another was being woken is never left waiting for long).
+    pub(crate) fn publish(&self) {
+        let position = self.position.load(Ordering::SeqCst);
         self.progress.send_if_modified(|progress| {
             let changed = progress.position != position;
             progress.position = position;
@@ -66,7 +87,13 @@ impl Shared {
         });
     }
 
+    /// Asks to be woken once the position reaches `position`.
+    fn want(&self, position: i64) {
+        self.wanted.fetch_min(position, Ordering::SeqCst);
+    }
+
     pub(crate) fn caught_up(&self, read: u64, position: i64) {
+        self.position.store(position, Ordering::SeqCst);
         self.progress.send_modify(|progress| {
             progress.position = position;
             progress.caught_up = progress.caught_up.max(read);
@@ -127,7 +154,7 @@ impl ConsumerHandle {
 
     /// The last global position handled, parked or skipped (`0`: none yet).
     pub fn position(&self) -> i64 {
-        self.shared.progress.borrow().position
+        self.shared.position.load(Ordering::SeqCst)
     }
 
     /// How far behind it is.
@@ -168,7 +195,12 @@ impl ConsumerHandle {
         let started = self.shared.reads.load(Ordering::SeqCst);
         let mut progress = self.shared.progress.subscribe();
         self.wake();
-        let reached = |p: &Progress| p.position >= global_position || p.caught_up > started;
+        // Registered before each look at the position (which the consumer stores before it
+        // looks at what is wanted), so one of the two always sees the other.
+        let reached = |p: &Progress| {
+            self.shared.want(global_position);
+            self.shared.position.load(Ordering::SeqCst) >= global_position || p.caught_up > started
+        };
         let waited =
             tokio::time::timeout(timeout, progress.wait_for(|p| reached(p) || !p.running)).await;
         match waited {

@@ -6,17 +6,19 @@
 //!   `eventodb_kit_consumer_positions` and never moves past a message that was not handled,
 //!   parked or skipped on purpose; reads continue at position + 1 (`category.get` is
 //!   inclusive). A restarted consumer resumes from there.
-//! * **Nothing handled twice by accident.** Every handled message gets a processed record
-//!   keyed by (namespace, category, consumer name, event id): consumers with different names
-//!   never shadow each other, and the members of a group share theirs. A plain handler is
-//!   at-least-once (a crash before the next save repeats the messages since), a
-//!   transactional one (see [`ConsumerOptions::transactional`]) commits its writes, the
-//!   processed record and the position together: exactly-once effects.
+//! * **Nothing handled twice by accident.** Every handled message is recorded as processed
+//!   under (namespace, category, consumer name, event id): consumers with different names
+//!   never shadow each other, and the members of a group share their records. A plain
+//!   handler is at-least-once (a crash before the next save repeats the messages since);
+//!   its records are saved one row per batch (`eventodb_kit_processed_batches`) in the
+//!   transaction that saves the position. A transactional one (see
+//!   [`ConsumerOptions::transactional`]) commits its writes, its processed record (a row of
+//!   `eventodb_kit_processed_events`) and the position together: exactly-once effects.
 //! * **Groups.** A member sends its `consumerGroup` to the server, which assigns streams
 //!   (md5 of the cardinal id); nothing is filtered here. Each member saves its own
-//!   position; after a resize every member starts from the lowest position of the group
-//!   and skips what the processed records show as handled, so resizing loses and repeats
-//!   nothing.
+//!   position per group size; after a resize every member of the new size starts from the
+//!   lowest saved position and skips what the processed records show as handled, so
+//!   resizing loses and repeats nothing (see the `group` module for the rule).
 //! * **Failures are visible.** A failing handler is retried with capped backoff, then the
 //!   [`FailurePolicy`] stops the consumer with a typed error, parks the stream, or skips the
 //!   event with a record.

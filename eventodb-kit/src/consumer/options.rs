@@ -149,7 +149,12 @@ impl ConsumerOptions {
         self
     }
 
-    /// Only messages whose `metadata.correlationStreamName` is in this category.
+    /// Only messages whose `metadata.correlationStreamName` is in this category (sent as
+    /// `category.get`'s `correlation`, so the server's rule applies: a name `<category>-…`
+    /// matches on every backend; messages without metadata never match). The position
+    /// moves past the messages that do not match when a later one that matches is handled.
+    /// A Pebble-backed server looks at only `batch_size` messages per read, so keep the
+    /// batch size above the longest run of messages that do not match.
     pub fn correlation(mut self, correlation: impl Into<String>) -> Self {
         self.correlation = Some(correlation.into());
         self

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use sqlx::Pool;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
 use super::admin::release_signal;
 use super::backoff;
@@ -21,6 +22,10 @@ use super::store::{Key, ParkedRow, PositionRow, ProcessedRow};
 use crate::client::{CategoryMessage, Client, GetCategoryOptions, GetStreamOptions};
 use crate::error::{Error, Result};
 use crate::outbox::Backend;
+
+/// How many update intervals of handled events a plain consumer may run ahead of its
+/// saves while one save is still running, before it waits for that save.
+const COALESCE_LIMIT: usize = 8;
 
 /// How often processed records below every member's position are purged.
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(300);
@@ -51,6 +56,8 @@ pub(crate) struct Runtime<DB: Backend, C: Consumer<DB>> {
     position: i64,
     /// Last global position saved.
     saved: i64,
+    /// The global position the last save started (running or done) saves.
+    saving_to: i64,
     /// Messages at or below this may be recorded as processed already.
     dedupe_until: i64,
     /// Processed records of a plain consumer, saved with the next position.
@@ -60,7 +67,8 @@ pub(crate) struct Runtime<DB: Backend, C: Consumer<DB>> {
     held: HashMap<String, bool>,
     last_maintenance: Option<Instant>,
     /// A save running in the background (plain consumers), and the position it saves.
-    saving: Option<JoinHandle<Result<i64>>>,
+    /// Aborted if the consumer task is (as a crash would end it).
+    saving: Option<AbortOnDropHandle<Result<i64>>>,
     _registration: Option<Registration>,
 }
 
@@ -110,7 +118,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         if let Some(missing) = group::missing_rows(&rows, size) {
             let mut tx = DB::begin_write(&pool).await?;
             for row in missing {
-                DB::save_position(&mut *tx, &key, row).await?;
+                DB::insert_position(&mut *tx, &key, row).await?;
             }
             tx.commit().await.map_err(db)?;
             rows = DB::load_positions(&pool, &key).await?;
@@ -159,6 +167,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             shared,
             position,
             saved: own_saved,
+            saving_to: own_saved,
             dedupe_until,
             pending: Vec::new(),
             since_save: 0,
@@ -259,27 +268,43 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                 let reading = self.read_from(last.global_position + 1);
                 prefetched = Some((read, tokio::spawn(reading)));
             }
-            if !self.handle_batch(batch, cancel).await? {
+            let handled = self.handle_batch(batch, cancel).await?;
+            self.shared.publish();
+            if !handled {
                 return Ok(());
             }
-            self.save_soon(cancel).await?;
+            // A running save is not waited for: the events go with the next save.
+            self.save_soon(cancel, true).await?;
             if !caught_up {
                 continue;
             }
-            self.finish_save().await?;
             self.shared.caught_up(read, self.position);
             self.maintain().await;
-            tokio::select! {
-                () = cancel.cancelled() => return Ok(()),
-                () = self.shared.waker.notify.notified() => {}
-                () = tokio::time::sleep(self.options.poll_interval) => {
-                    if !self.held.is_empty() {
-                        self.reload_held().await;
+            // Sleep until a poke, a poll or a release. A save still running goes on
+            // meanwhile (waiting for it here would hold the read after the next poke back
+            // by a commit, a checkpoint on SQLite); when it ends, what it left is saved.
+            let poll_at = tokio::time::Instant::now() + self.options.poll_interval;
+            loop {
+                let unsaved = !self.pending.is_empty() || self.position != self.saving_to;
+                tokio::select! {
+                    () = cancel.cancelled() => return Ok(()),
+                    () = self.shared.waker.notify.notified() => break,
+                    () = tokio::time::sleep_until(poll_at) => {
+                        if !self.held.is_empty() {
+                            self.reload_held().await;
+                        }
+                        break;
                     }
-                }
-                changed = releases.changed() => {
-                    if changed.is_ok() {
-                        self.reload_held().await;
+                    changed = releases.changed() => {
+                        if changed.is_ok() {
+                            self.reload_held().await;
+                        }
+                        break;
+                    }
+                    saved = saved(&mut self.saving), if unsaved && self.saving.is_some() => {
+                        self.saving = None;
+                        self.saved = saved?;
+                        self.save_soon(cancel, true).await?;
                     }
                 }
             }
@@ -321,18 +346,25 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         batch: Vec<CategoryMessage>,
         cancel: &CancellationToken,
     ) -> Result<bool> {
-        let candidates: Vec<String> = batch
+        let candidates: Vec<&CategoryMessage> = batch
             .iter()
             .filter(|message| message.global_position <= self.dedupe_until)
-            .map(|message| message.id.to_string())
             .collect();
-        let processed: HashSet<String> = if candidates.is_empty() {
-            HashSet::new()
-        } else {
-            DB::processed_among(&self.pool, &self.key, &candidates)
+        let processed: HashSet<String> = match (candidates.first(), candidates.last()) {
+            (Some(first), Some(last)) => {
+                let ids: Vec<String> = candidates.iter().map(|m| m.id.to_string()).collect();
+                DB::processed_among(
+                    &self.pool,
+                    &self.key,
+                    &ids,
+                    first.global_position,
+                    last.global_position,
+                )
                 .await?
                 .into_iter()
                 .collect()
+            }
+            _ => HashSet::new(),
         };
         for message in batch {
             if cancel.is_cancelled() {
@@ -371,7 +403,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             }
             self.advance(message.global_position);
             if self.since_save >= self.options.position_update_interval {
-                self.save_soon(cancel).await?;
+                self.save_soon(cancel, true).await?;
             }
         }
         Ok(true)
@@ -556,6 +588,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         .await?;
         self.pending.clear();
         self.saved = self.position;
+        self.saving_to = self.position;
         self.since_save = 0;
         Ok(())
     }
@@ -564,23 +597,39 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
     /// (retrying until it succeeds or the consumer stops) while it handles the next
     /// messages, after the previous save finished; a transactional one now (its own
     /// transactions save positions too, and must not be overtaken).
-    async fn save_soon(&mut self, cancel: &CancellationToken) -> Result<()> {
+    ///
+    /// With `coalesce`, a plain consumer whose previous save still runs does not wait for
+    /// it: the events go with the next save, one larger batch (up to [`COALESCE_LIMIT`]
+    /// update intervals behind). Waiting there made handling wait for every commit.
+    async fn save_soon(&mut self, cancel: &CancellationToken, coalesce: bool) -> Result<()> {
         if self.transactional {
             return self.save_retrying(cancel).await;
         }
-        self.finish_save().await?;
-        if self.position == self.saved && self.pending.is_empty() {
+        if self.position == self.saving_to && self.pending.is_empty() {
             self.since_save = 0;
             return Ok(());
         }
+        let running = self.saving.as_ref().is_some_and(|task| !task.is_finished());
+        if coalesce
+            && running
+            && self.since_save
+                < self
+                    .options
+                    .position_update_interval
+                    .saturating_mul(COALESCE_LIMIT)
+        {
+            return Ok(());
+        }
+        self.finish_save().await?;
         let pool = self.pool.clone();
         let key = self.key.clone();
         let rows = std::mem::take(&mut self.pending);
         let position = self.position_row(self.position);
+        self.saving_to = self.position;
         let cancel = cancel.clone();
         let retry_max = self.options.read_retry_max;
         self.since_save = 0;
-        self.saving = Some(tokio::spawn(async move {
+        self.saving = Some(AbortOnDropHandle::new(tokio::spawn(async move {
             let mut failures: u32 = 0;
             loop {
                 match save_rows(&pool, &key, &rows, position).await {
@@ -596,17 +645,15 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                     }
                 }
             }
-        }));
+        })));
         Ok(())
     }
 
     /// Waits for the background save, if one runs.
     async fn finish_save(&mut self) -> Result<()> {
-        if let Some(task) = self.saving.take() {
-            let position = task
-                .await
-                .map_err(|error| Error::Internal(format!("save task: {error}")))??;
-            self.saved = position;
+        let mut saving = self.saving.take();
+        if saving.is_some() {
+            self.saved = saved(&mut saving).await?;
         }
         Ok(())
     }
@@ -836,11 +883,19 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         }
         self.last_maintenance = Some(Instant::now());
         let result: Result<()> = async {
-            let rows = DB::load_positions(&self.pool, &self.key).await?;
-            if let Some(floor) = group::stale_floor(&rows, self.size) {
-                DB::delete_stale_positions(&self.pool, &self.key, self.size, floor).await?;
+            let mut rows = DB::load_positions(&self.pool, &self.key).await?;
+            if rows.iter().any(|row| row.size != self.size) {
+                // Decided on locked rows: members of two sizes deciding at once could each
+                // delete a row of the other's size and leave no size complete, and a member
+                // starting then could begin past events nobody handled.
+                let mut tx = DB::begin_write(&self.pool).await?;
+                let locked = DB::lock_positions(&mut *tx, &self.key).await?;
+                if let Some(floor) = group::stale_floor(&locked, self.size) {
+                    DB::delete_stale_positions(&mut *tx, &self.key, self.size, floor).await?;
+                }
+                tx.commit().await.map_err(db)?;
+                rows = DB::load_positions(&self.pool, &self.key).await?;
             }
-            let rows = DB::load_positions(&self.pool, &self.key).await?;
             if let Some(floor) = group::purge_floor(&rows, self.size) {
                 let purged = DB::purge_processed(&self.pool, &self.key, floor).await?;
                 if purged > 0 {
@@ -856,7 +911,19 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
     }
 }
 
-/// Inserts processed records and saves a position, in one transaction.
+/// The position a background save saved, once it ends (never, without one). The caller
+/// clears `saving` afterwards: a finished task is not polled again.
+async fn saved(saving: &mut Option<AbortOnDropHandle<Result<i64>>>) -> Result<i64> {
+    match saving {
+        Some(task) => task
+            .await
+            .map_err(|error| Error::Internal(format!("save task: {error}")))?,
+        None => std::future::pending().await,
+    }
+}
+
+/// Records a batch of processed events (one row) and saves a position, in one transaction:
+/// the position never gets ahead of the records that let group members skip repeats.
 async fn save_rows<DB: Backend>(
     pool: &Pool<DB>,
     key: &Key,
@@ -864,7 +931,9 @@ async fn save_rows<DB: Backend>(
     position: PositionRow,
 ) -> Result<()> {
     let mut tx = DB::begin_write(pool).await?;
-    DB::insert_processed(&mut *tx, key, rows).await?;
+    if !rows.is_empty() {
+        DB::insert_processed_batch(&mut *tx, key, rows).await?;
+    }
     DB::save_position(&mut *tx, key, position).await?;
     tx.commit().await.map_err(db)
 }

@@ -75,23 +75,45 @@ pub(crate) mod private {
             pool: &Pool<Self>,
             key: &Key,
         ) -> impl Future<Output = Result<Vec<PositionRow>>> + Send;
-        /// Upserts one member's position.
+        /// Every member's saved position, locked until the transaction ends (maintenance
+        /// decides on them and deletes some: two members must not decide at once).
+        fn lock_positions(
+            conn: &mut Self::Connection,
+            key: &Key,
+        ) -> impl Future<Output = Result<Vec<PositionRow>>> + Send;
+        /// Upserts one member's position (never moving it back: a save that lost a race
+        /// with a newer one changes nothing).
         fn save_position(
             conn: &mut Self::Connection,
             key: &Key,
             row: PositionRow,
         ) -> impl Future<Output = Result<()>> + Send;
-        /// Which of `ids` are recorded as processed.
+        /// Inserts one member's position unless that member already has a row of that
+        /// group size (a member that started at the same time may have moved on since).
+        fn insert_position(
+            conn: &mut Self::Connection,
+            key: &Key,
+            row: PositionRow,
+        ) -> impl Future<Output = Result<()>> + Send;
+        /// Which of `ids` (of events from `first` to `last`) are recorded as processed.
         fn processed_among(
             pool: &Pool<Self>,
             key: &Key,
             ids: &[String],
+            first: i64,
+            last: i64,
         ) -> impl Future<Output = Result<Vec<String>>> + Send;
         /// The highest global position recorded as processed.
         fn max_processed(
             pool: &Pool<Self>,
             key: &Key,
         ) -> impl Future<Output = Result<Option<i64>>> + Send;
+        /// Records a plain consumer's handled events in one row (`rows` not empty).
+        fn insert_processed_batch(
+            conn: &mut Self::Connection,
+            key: &Key,
+            rows: &[ProcessedRow],
+        ) -> impl Future<Output = Result<()>> + Send;
         /// Inserts processed records, ignoring those already there; returns how many were new.
         fn insert_processed(
             conn: &mut Self::Connection,
@@ -159,7 +181,7 @@ pub(crate) mod private {
         ) -> impl Future<Output = Result<u64>> + Send;
         /// Deletes position rows of another group size at or below `global_position`.
         fn delete_stale_positions(
-            pool: &Pool<Self>,
+            conn: &mut Self::Connection,
             key: &Key,
             size: i64,
             global_position: i64,
@@ -185,14 +207,21 @@ pub(crate) mod private {
 pub(crate) struct Sql {
     /// → (member, size, global_position)
     pub(crate) load_positions: &'static str,
-    /// (member, size, global_position)
+    /// → (member, size, global_position), locked for the transaction
+    pub(crate) lock_positions: &'static str,
+    /// (member, size, global_position): upsert
     pub(crate) save_position: &'static str,
-    /// (ids as a JSON array) → event_id
+    /// (member, size, global_position): insert unless the (member, size) row exists
+    pub(crate) insert_position: &'static str,
+    /// (ids as a JSON array, first global_position, last global_position) → event_id, from
+    /// both per-event rows and batches
     pub(crate) processed_among: &'static str,
     /// → max(global_position)
     pub(crate) max_processed: &'static str,
     /// (rows as a JSON array of {id, type, stream, gp})
     pub(crate) insert_processed: &'static str,
+    /// (first global_position, last global_position, ids as a JSON array)
+    pub(crate) insert_processed_batch: &'static str,
     /// → (stream, released)
     pub(crate) parked_streams: &'static str,
     /// (event_id, stream, type, position, global_position, data, metadata, error, attempts,
@@ -212,6 +241,8 @@ pub(crate) struct Sql {
     pub(crate) parked_failed_again: &'static str,
     /// (global_position)
     pub(crate) purge_processed: &'static str,
+    /// (global_position): batches wholly below it
+    pub(crate) purge_batches: &'static str,
     /// (size, global_position)
     pub(crate) delete_stale_positions: &'static str,
     /// Parameter 1 only: (namespace) → (category, consumer), sorted
@@ -220,11 +251,73 @@ pub(crate) struct Sql {
     pub(crate) reset_positions: &'static str,
     /// (global_position): processed records above it
     pub(crate) forget_processed_after: &'static str,
+    /// (global_position): batches that reach above it
+    pub(crate) forget_batches_after: &'static str,
 }
 
 /// Generates the [`private::Store`] impl of a dialect from its `SQL` table.
 macro_rules! store_impl {
     ($db:ty, $conn:ty, $sql:expr, $begin:path) => {
+        /// `sql` with the consumer's key bound as parameters 1 to 3 (every statement but
+        /// `consumers` starts with them).
+        fn keyed<'q>(
+            sql: &'q str,
+            key: &'q $crate::consumer::store::Key,
+        ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>> {
+            sqlx::query(sql)
+                .bind(&key.namespace)
+                .bind(&key.category)
+                .bind(&key.consumer)
+        }
+
+        /// [`keyed`] for a statement that returns rows of `O`.
+        fn keyed_as<'q, O>(
+            sql: &'q str,
+            key: &'q $crate::consumer::store::Key,
+        ) -> sqlx::query::QueryAs<'q, $db, O, <$db as sqlx::Database>::Arguments<'q>>
+        where
+            O: for<'r> sqlx::FromRow<'r, <$db as sqlx::Database>::Row>,
+        {
+            sqlx::query_as(sql)
+                .bind(&key.namespace)
+                .bind(&key.category)
+                .bind(&key.consumer)
+        }
+
+        /// Binds a position row's (member, size, global_position) as parameters 4 to 6.
+        fn position<'q>(
+            query: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>,
+            row: $crate::consumer::store::PositionRow,
+        ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>> {
+            query
+                .bind(row.member)
+                .bind(row.size)
+                .bind(row.global_position)
+        }
+
+        fn position_rows(rows: Vec<(i64, i64, i64)>) -> Vec<$crate::consumer::store::PositionRow> {
+            rows.into_iter()
+                .map(
+                    |(member, size, global_position)| $crate::consumer::store::PositionRow {
+                        member,
+                        size,
+                        global_position,
+                    },
+                )
+                .collect()
+        }
+
+        /// Runs a statement; returns how many rows it changed.
+        async fn run<'q, 'c, E>(
+            query: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>,
+            executor: E,
+        ) -> $crate::error::Result<u64>
+        where
+            E: sqlx::Executor<'c, Database = $db>,
+        {
+            Ok(query.execute(executor).await.map_err(db)?.rows_affected())
+        }
+
         impl $crate::consumer::store::private::Store for $db {
             async fn begin_write(
                 pool: &sqlx::Pool<Self>,
@@ -236,23 +329,22 @@ macro_rules! store_impl {
                 pool: &sqlx::Pool<Self>,
                 key: &$crate::consumer::store::Key,
             ) -> $crate::error::Result<Vec<$crate::consumer::store::PositionRow>> {
-                let rows: Vec<(i64, i64, i64)> = sqlx::query_as($sql.load_positions)
-                    .bind(&key.namespace)
-                    .bind(&key.category)
-                    .bind(&key.consumer)
+                let rows = keyed_as($sql.load_positions, key)
                     .fetch_all(pool)
                     .await
                     .map_err(db)?;
-                Ok(rows
-                    .into_iter()
-                    .map(
-                        |(member, size, global_position)| $crate::consumer::store::PositionRow {
-                            member,
-                            size,
-                            global_position,
-                        },
-                    )
-                    .collect())
+                Ok(position_rows(rows))
+            }
+
+            async fn lock_positions(
+                conn: &mut $conn,
+                key: &$crate::consumer::store::Key,
+            ) -> $crate::error::Result<Vec<$crate::consumer::store::PositionRow>> {
+                let rows = keyed_as($sql.lock_positions, key)
+                    .fetch_all(&mut *conn)
+                    .await
+                    .map_err(db)?;
+                Ok(position_rows(rows))
             }
 
             async fn save_position(
@@ -260,16 +352,16 @@ macro_rules! store_impl {
                 key: &$crate::consumer::store::Key,
                 row: $crate::consumer::store::PositionRow,
             ) -> $crate::error::Result<()> {
-                sqlx::query($sql.save_position)
-                    .bind(&key.namespace)
-                    .bind(&key.category)
-                    .bind(&key.consumer)
-                    .bind(row.member)
-                    .bind(row.size)
-                    .bind(row.global_position)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(db)?;
+                run(position(keyed($sql.save_position, key), row), &mut *conn).await?;
+                Ok(())
+            }
+
+            async fn insert_position(
+                conn: &mut $conn,
+                key: &$crate::consumer::store::Key,
+                row: $crate::consumer::store::PositionRow,
+            ) -> $crate::error::Result<()> {
+                run(position(keyed($sql.insert_position, key), row), &mut *conn).await?;
                 Ok(())
             }
 
@@ -277,15 +369,16 @@ macro_rules! store_impl {
                 pool: &sqlx::Pool<Self>,
                 key: &$crate::consumer::store::Key,
                 ids: &[String],
+                first: i64,
+                last: i64,
             ) -> $crate::error::Result<Vec<String>> {
                 if ids.is_empty() {
                     return Ok(Vec::new());
                 }
-                let rows: Vec<(String,)> = sqlx::query_as($sql.processed_among)
-                    .bind(&key.namespace)
-                    .bind(&key.category)
-                    .bind(&key.consumer)
+                let rows: Vec<(String,)> = keyed_as($sql.processed_among, key)
                     .bind(sqlx::types::Json(ids))
+                    .bind(first)
+                    .bind(last)
                     .fetch_all(pool)
                     .await
                     .map_err(db)?;
@@ -296,14 +389,30 @@ macro_rules! store_impl {
                 pool: &sqlx::Pool<Self>,
                 key: &$crate::consumer::store::Key,
             ) -> $crate::error::Result<Option<i64>> {
-                let (max,): (Option<i64>,) = sqlx::query_as($sql.max_processed)
-                    .bind(&key.namespace)
-                    .bind(&key.category)
-                    .bind(&key.consumer)
+                let (max,): (Option<i64>,) = keyed_as($sql.max_processed, key)
                     .fetch_one(pool)
                     .await
                     .map_err(db)?;
                 Ok(max)
+            }
+
+            async fn insert_processed_batch(
+                conn: &mut $conn,
+                key: &$crate::consumer::store::Key,
+                rows: &[$crate::consumer::store::ProcessedRow],
+            ) -> $crate::error::Result<()> {
+                let first = rows.iter().map(|row| row.gp).min().unwrap_or(0);
+                let last = rows.iter().map(|row| row.gp).max().unwrap_or(0);
+                let ids: Vec<&str> = rows.iter().map(|row| row.id.as_str()).collect();
+                run(
+                    keyed($sql.insert_processed_batch, key)
+                        .bind(first)
+                        .bind(last)
+                        .bind(sqlx::types::Json(ids)),
+                    &mut *conn,
+                )
+                .await?;
+                Ok(())
             }
 
             async fn insert_processed(
@@ -314,25 +423,18 @@ macro_rules! store_impl {
                 if rows.is_empty() {
                     return Ok(0);
                 }
-                let done = sqlx::query($sql.insert_processed)
-                    .bind(&key.namespace)
-                    .bind(&key.category)
-                    .bind(&key.consumer)
-                    .bind(sqlx::types::Json(rows))
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(db)?;
-                Ok(done.rows_affected())
+                run(
+                    keyed($sql.insert_processed, key).bind(sqlx::types::Json(rows)),
+                    &mut *conn,
+                )
+                .await
             }
 
             async fn parked_streams(
                 pool: &sqlx::Pool<Self>,
                 key: &$crate::consumer::store::Key,
             ) -> $crate::error::Result<Vec<(String, bool)>> {
-                sqlx::query_as($sql.parked_streams)
-                    .bind(&key.namespace)
-                    .bind(&key.category)
-                    .bind(&key.consumer)
+                keyed_as($sql.parked_streams, key)
                     .fetch_all(pool)
                     .await
                     .map_err(db)
@@ -343,23 +445,21 @@ macro_rules! store_impl {
                 key: &$crate::consumer::store::Key,
                 row: &$crate::consumer::store::ParkedRow,
             ) -> $crate::error::Result<()> {
-                sqlx::query($sql.park_event)
-                    .bind(&key.namespace)
-                    .bind(&key.category)
-                    .bind(&key.consumer)
-                    .bind(&row.event_id)
-                    .bind(&row.stream)
-                    .bind(&row.message_type)
-                    .bind(row.position)
-                    .bind(row.global_position)
-                    .bind(sqlx::types::Json(&row.data))
-                    .bind(row.metadata.as_ref().map(sqlx::types::Json))
-                    .bind(&row.error)
-                    .bind(i32::try_from(row.attempts).unwrap_or(i32::MAX))
-                    .bind(&row.status)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(db)?;
+                run(
+                    keyed($sql.park_event, key)
+                        .bind(&row.event_id)
+                        .bind(&row.stream)
+                        .bind(&row.message_type)
+                        .bind(row.position)
+                        .bind(row.global_position)
+                        .bind(sqlx::types::Json(&row.data))
+                        .bind(row.metadata.as_ref().map(sqlx::types::Json))
+                        .bind(&row.error)
+                        .bind(i32::try_from(row.attempts).unwrap_or(i32::MAX))
+                        .bind(&row.status),
+                    &mut *conn,
+                )
+                .await?;
                 Ok(())
             }
 
@@ -371,17 +471,15 @@ macro_rules! store_impl {
                 global_position: i64,
                 reason: &str,
             ) -> $crate::error::Result<()> {
-                sqlx::query($sql.hold_stream)
-                    .bind(&key.namespace)
-                    .bind(&key.category)
-                    .bind(&key.consumer)
-                    .bind(stream)
-                    .bind(event_id)
-                    .bind(global_position)
-                    .bind(reason)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(db)?;
+                run(
+                    keyed($sql.hold_stream, key)
+                        .bind(stream)
+                        .bind(event_id)
+                        .bind(global_position)
+                        .bind(reason),
+                    &mut *conn,
+                )
+                .await?;
                 Ok(())
             }
 
@@ -390,15 +488,8 @@ macro_rules! store_impl {
                 key: &$crate::consumer::store::Key,
                 stream: &str,
             ) -> $crate::error::Result<bool> {
-                let done = sqlx::query($sql.release_stream)
-                    .bind(&key.namespace)
-                    .bind(&key.category)
-                    .bind(&key.consumer)
-                    .bind(stream)
-                    .execute(pool)
-                    .await
-                    .map_err(db)?;
-                Ok(done.rows_affected() > 0)
+                let done = run(keyed($sql.release_stream, key).bind(stream), pool).await?;
+                Ok(done > 0)
             }
 
             async fn unhold_stream(
@@ -406,14 +497,7 @@ macro_rules! store_impl {
                 key: &$crate::consumer::store::Key,
                 stream: &str,
             ) -> $crate::error::Result<()> {
-                sqlx::query($sql.unhold_stream)
-                    .bind(&key.namespace)
-                    .bind(&key.category)
-                    .bind(&key.consumer)
-                    .bind(stream)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(db)?;
+                run(keyed($sql.unhold_stream, key).bind(stream), &mut *conn).await?;
                 Ok(())
             }
 
@@ -424,10 +508,7 @@ macro_rules! store_impl {
                 status: &str,
             ) -> $crate::error::Result<Vec<$crate::consumer::store::ParkedRow>> {
                 use sqlx::Row as _;
-                let rows = sqlx::query($sql.parked_events)
-                    .bind(&key.namespace)
-                    .bind(&key.category)
-                    .bind(&key.consumer)
+                let rows = keyed($sql.parked_events, key)
                     .bind(stream)
                     .bind(status)
                     .fetch_all(pool)
@@ -463,14 +544,7 @@ macro_rules! store_impl {
                 key: &$crate::consumer::store::Key,
                 event_id: &str,
             ) -> $crate::error::Result<()> {
-                sqlx::query($sql.delete_parked)
-                    .bind(&key.namespace)
-                    .bind(&key.category)
-                    .bind(&key.consumer)
-                    .bind(event_id)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(db)?;
+                run(keyed($sql.delete_parked, key).bind(event_id), &mut *conn).await?;
                 Ok(())
             }
 
@@ -481,16 +555,14 @@ macro_rules! store_impl {
                 error: &str,
                 attempts: i64,
             ) -> $crate::error::Result<()> {
-                sqlx::query($sql.parked_failed_again)
-                    .bind(&key.namespace)
-                    .bind(&key.category)
-                    .bind(&key.consumer)
-                    .bind(event_id)
-                    .bind(error)
-                    .bind(i32::try_from(attempts).unwrap_or(i32::MAX))
-                    .execute(pool)
-                    .await
-                    .map_err(db)?;
+                run(
+                    keyed($sql.parked_failed_again, key)
+                        .bind(event_id)
+                        .bind(error)
+                        .bind(i32::try_from(attempts).unwrap_or(i32::MAX)),
+                    pool,
+                )
+                .await?;
                 Ok(())
             }
 
@@ -499,33 +571,26 @@ macro_rules! store_impl {
                 key: &$crate::consumer::store::Key,
                 global_position: i64,
             ) -> $crate::error::Result<u64> {
-                let done = sqlx::query($sql.purge_processed)
-                    .bind(&key.namespace)
-                    .bind(&key.category)
-                    .bind(&key.consumer)
-                    .bind(global_position)
-                    .execute(pool)
-                    .await
-                    .map_err(db)?;
-                Ok(done.rows_affected())
+                let events =
+                    run(keyed($sql.purge_processed, key).bind(global_position), pool).await?;
+                let batches =
+                    run(keyed($sql.purge_batches, key).bind(global_position), pool).await?;
+                Ok(events + batches)
             }
 
             async fn delete_stale_positions(
-                pool: &sqlx::Pool<Self>,
+                conn: &mut $conn,
                 key: &$crate::consumer::store::Key,
                 size: i64,
                 global_position: i64,
             ) -> $crate::error::Result<u64> {
-                let done = sqlx::query($sql.delete_stale_positions)
-                    .bind(&key.namespace)
-                    .bind(&key.category)
-                    .bind(&key.consumer)
-                    .bind(size)
-                    .bind(global_position)
-                    .execute(pool)
-                    .await
-                    .map_err(db)?;
-                Ok(done.rows_affected())
+                run(
+                    keyed($sql.delete_stale_positions, key)
+                        .bind(size)
+                        .bind(global_position),
+                    &mut *conn,
+                )
+                .await
             }
 
             async fn consumers(
@@ -544,23 +609,22 @@ macro_rules! store_impl {
                 key: &$crate::consumer::store::Key,
                 global_position: i64,
             ) -> $crate::error::Result<u64> {
-                let done = sqlx::query($sql.reset_positions)
-                    .bind(&key.namespace)
-                    .bind(&key.category)
-                    .bind(&key.consumer)
-                    .bind(global_position)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(db)?;
-                sqlx::query($sql.forget_processed_after)
-                    .bind(&key.namespace)
-                    .bind(&key.category)
-                    .bind(&key.consumer)
-                    .bind(global_position)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(db)?;
-                Ok(done.rows_affected())
+                let done = run(
+                    keyed($sql.reset_positions, key).bind(global_position),
+                    &mut *conn,
+                )
+                .await?;
+                run(
+                    keyed($sql.forget_processed_after, key).bind(global_position),
+                    &mut *conn,
+                )
+                .await?;
+                run(
+                    keyed($sql.forget_batches_after, key).bind(global_position),
+                    &mut *conn,
+                )
+                .await?;
+                Ok(done)
             }
         }
 

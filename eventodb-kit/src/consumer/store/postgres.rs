@@ -11,32 +11,68 @@ macro_rules! key {
     };
 }
 
-const SQL: Sql = Sql {
-    load_positions: concat!(
-        "SELECT group_member, group_size, global_position
-        FROM eventodb_kit_consumer_positions WHERE ",
-        key!()
-    ),
-    save_position: "INSERT INTO eventodb_kit_consumer_positions
+/// Every member's position (of every group size).
+macro_rules! positions {
+    () => {
+        concat!(
+            "SELECT group_member, group_size, global_position
+            FROM eventodb_kit_consumer_positions WHERE ",
+            key!()
+        )
+    };
+}
+
+/// A position row (member, size, global_position), and what to do when it exists.
+macro_rules! upsert_position {
+    () => {
+        "INSERT INTO eventodb_kit_consumer_positions
             (namespace, category, consumer, group_member, group_size, global_position)
         VALUES ($1, $2, $3, $4, $5, $6)
-        ON CONFLICT (namespace, category, consumer, group_member) DO UPDATE
-        SET group_size = EXCLUDED.group_size, global_position = EXCLUDED.global_position,
-            updated_at = now()",
+        ON CONFLICT (namespace, category, consumer, group_size, group_member) DO "
+    };
+}
+
+const SQL: Sql = Sql {
+    load_positions: positions!(),
+    lock_positions: concat!(
+        positions!(),
+        " ORDER BY group_size, group_member FOR UPDATE"
+    ),
+    save_position: concat!(
+        upsert_position!(),
+        "UPDATE SET global_position = EXCLUDED.global_position, updated_at = ",
+        "now()",
+        " WHERE eventodb_kit_consumer_positions.global_position <= EXCLUDED.global_position"
+    ),
+    insert_position: concat!(upsert_position!(), "NOTHING"),
     processed_among: concat!(
         "SELECT event_id FROM eventodb_kit_processed_events WHERE ",
         key!(),
-        " AND event_id IN (SELECT jsonb_array_elements_text($4::jsonb))"
+        " AND event_id IN (SELECT jsonb_array_elements_text($4::jsonb))
+        UNION
+        SELECT t.e FROM eventodb_kit_processed_batches
+            CROSS JOIN LATERAL jsonb_array_elements_text(event_ids) AS t(e)
+        WHERE ",
+        key!(),
+        " AND last_position >= $5 AND first_position <= $6
+            AND t.e IN (SELECT jsonb_array_elements_text($4::jsonb))"
     ),
     max_processed: concat!(
-        "SELECT max(global_position) FROM eventodb_kit_processed_events WHERE ",
-        key!()
+        "SELECT max(m) FROM (
+            SELECT max(global_position) AS m FROM eventodb_kit_processed_events WHERE ",
+        key!(),
+        " UNION ALL SELECT max(last_position) FROM eventodb_kit_processed_batches WHERE ",
+        key!(),
+        ") AS t"
     ),
     insert_processed: "INSERT INTO eventodb_kit_processed_events
             (namespace, category, consumer, event_id, event_type, stream, global_position)
         SELECT $1, $2, $3, e->>'id', e->>'type', e->>'stream', (e->>'gp')::bigint
         FROM jsonb_array_elements($4::jsonb) AS e
         ON CONFLICT DO NOTHING",
+    insert_processed_batch: "INSERT INTO eventodb_kit_processed_batches
+            (namespace, category, consumer, first_position, last_position, event_ids)
+        VALUES ($1, $2, $3, $4, $5, $6)",
     parked_streams: concat!(
         "SELECT stream, released_at IS NOT NULL FROM eventodb_kit_parked_streams WHERE ",
         key!()
@@ -85,6 +121,11 @@ const SQL: Sql = Sql {
         key!(),
         " AND global_position < $4"
     ),
+    purge_batches: concat!(
+        "DELETE FROM eventodb_kit_processed_batches WHERE ",
+        key!(),
+        " AND last_position < $4"
+    ),
     delete_stale_positions: concat!(
         "DELETE FROM eventodb_kit_consumer_positions WHERE ",
         key!(),
@@ -103,6 +144,11 @@ const SQL: Sql = Sql {
         "DELETE FROM eventodb_kit_processed_events WHERE ",
         key!(),
         " AND global_position > $4"
+    ),
+    forget_batches_after: concat!(
+        "DELETE FROM eventodb_kit_processed_batches WHERE ",
+        key!(),
+        " AND last_position > $4"
     ),
 };
 

@@ -17,29 +17,54 @@ macro_rules! now {
     };
 }
 
-const SQL: Sql = Sql {
-    load_positions: concat!(
-        "SELECT group_member, group_size, global_position
-        FROM eventodb_kit_consumer_positions WHERE ",
-        key!()
-    ),
-    save_position: concat!(
+/// Every member's position (of every group size).
+macro_rules! positions {
+    () => {
+        concat!(
+            "SELECT group_member, group_size, global_position
+            FROM eventodb_kit_consumer_positions WHERE ",
+            key!()
+        )
+    };
+}
+
+/// A position row (member, size, global_position), and what to do when it exists.
+macro_rules! upsert_position {
+    () => {
         "INSERT INTO eventodb_kit_consumer_positions
             (namespace, category, consumer, group_member, group_size, global_position)
         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-        ON CONFLICT (namespace, category, consumer, group_member) DO UPDATE
-        SET group_size = excluded.group_size, global_position = excluded.global_position,
-            updated_at = ",
-        now!()
+        ON CONFLICT (namespace, category, consumer, group_size, group_member) DO "
+    };
+}
+
+const SQL: Sql = Sql {
+    load_positions: positions!(),
+    lock_positions: concat!(positions!(), " ORDER BY group_size, group_member"),
+    save_position: concat!(
+        upsert_position!(),
+        "UPDATE SET global_position = excluded.global_position, updated_at = ",
+        now!(),
+        " WHERE eventodb_kit_consumer_positions.global_position <= excluded.global_position"
     ),
+    insert_position: concat!(upsert_position!(), "NOTHING"),
     processed_among: concat!(
         "SELECT event_id FROM eventodb_kit_processed_events WHERE ",
         key!(),
-        " AND event_id IN (SELECT value FROM json_each(?4))"
+        " AND event_id IN (SELECT value FROM json_each(?4))
+        UNION
+        SELECT j.value FROM eventodb_kit_processed_batches AS b, json_each(b.event_ids) AS j
+        WHERE b.namespace = ?1 AND b.category = ?2 AND b.consumer = ?3
+            AND b.last_position >= ?5 AND b.first_position <= ?6
+            AND j.value IN (SELECT value FROM json_each(?4))"
     ),
     max_processed: concat!(
-        "SELECT max(global_position) FROM eventodb_kit_processed_events WHERE ",
-        key!()
+        "SELECT max(m) FROM (
+            SELECT max(global_position) AS m FROM eventodb_kit_processed_events WHERE ",
+        key!(),
+        " UNION ALL SELECT max(last_position) FROM eventodb_kit_processed_batches WHERE ",
+        key!(),
+        ")"
     ),
     insert_processed: "INSERT INTO eventodb_kit_processed_events
             (namespace, category, consumer, event_id, event_type, stream, global_position)
@@ -47,6 +72,9 @@ const SQL: Sql = Sql {
                json_extract(value, '$.stream'), json_extract(value, '$.gp')
         FROM json_each(?4) WHERE true
         ON CONFLICT DO NOTHING",
+    insert_processed_batch: "INSERT INTO eventodb_kit_processed_batches
+            (namespace, category, consumer, first_position, last_position, event_ids)
+        VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     parked_streams: concat!(
         "SELECT stream, released_at IS NOT NULL FROM eventodb_kit_parked_streams WHERE ",
         key!()
@@ -100,6 +128,11 @@ const SQL: Sql = Sql {
         key!(),
         " AND global_position < ?4"
     ),
+    purge_batches: concat!(
+        "DELETE FROM eventodb_kit_processed_batches WHERE ",
+        key!(),
+        " AND last_position < ?4"
+    ),
     delete_stale_positions: concat!(
         "DELETE FROM eventodb_kit_consumer_positions WHERE ",
         key!(),
@@ -119,6 +152,11 @@ const SQL: Sql = Sql {
         "DELETE FROM eventodb_kit_processed_events WHERE ",
         key!(),
         " AND global_position > ?4"
+    ),
+    forget_batches_after: concat!(
+        "DELETE FROM eventodb_kit_processed_batches WHERE ",
+        key!(),
+        " AND last_position > ?4"
     ),
 };
 

@@ -38,9 +38,17 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 5,
+        name: "consumer_positions_and_batches",
+        up: include_str!("../../../migrations/postgres/0005_consumer_positions_and_batches.up.sql"),
+        down: include_str!(
+            "../../../migrations/postgres/0005_consumer_positions_and_batches.down.sql"
+        ),
+    },
+    Migration {
+        version: 6,
         name: "outbox_status",
-        up: include_str!("../../../migrations/postgres/0005_outbox_status.up.sql"),
-        down: include_str!("../../../migrations/postgres/0005_outbox_status.down.sql"),
+        up: include_str!("../../../migrations/postgres/0006_outbox_status.up.sql"),
+        down: include_str!("../../../migrations/postgres/0006_outbox_status.down.sql"),
     },
 ];
 

@@ -1,4 +1,4 @@
--- eventodb-kit 0005: indexes that keep the outbox status cheap however many sent rows are kept
+-- eventodb-kit 0006: indexes that keep the outbox status cheap however many sent rows are kept
 -- (health checks and metrics read it every few seconds).
 
 -- Parked rows: counted by status, listed by `failed`.
