@@ -3,6 +3,7 @@
 //! `EVENTODB_KIT_REQUIRE_POSTGRES` is set, as in CI).
 
 mod consumer_scenarios;
+mod eventodb_env;
 
 use std::collections::HashMap;
 use std::str::FromStr;

@@ -1,6 +1,7 @@
 //! The consumer scenarios on SQLite (a fresh database file per test).
 
 mod consumer_scenarios;
+mod eventodb_env;
 
 use std::collections::HashMap;
 use std::str::FromStr;

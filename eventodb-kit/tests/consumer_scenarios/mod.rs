@@ -12,19 +12,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use eventodb_kit::client::{
-    CategoryMessage, Client, GetCategoryOptions, NewMessage, NsCreateOptions, Token, WriteOptions,
-    WritePosition,
+    CategoryMessage, GetCategoryOptions, NewMessage, WriteOptions, WritePosition,
 };
 use eventodb_kit::consumer::{
     BoxFuture, Consumer, ConsumerAdmin, ConsumerOptions, Context, FailurePolicy, Handled,
     HandlerError, HubOptions, RetryPolicy,
 };
 use eventodb_kit::outbox::{RawMessage, SenderOptions};
-use eventodb_kit::{Backend, Error, Kit, RunningWorkers};
-use eventodb_kit_testkit::TestServer;
+use eventodb_kit::{Backend, Error, RunningWorkers};
 use serde_json::json;
 use sqlx::Pool;
 use uuid::Uuid;
+
+pub(crate) use crate::eventodb_env::Env;
 
 /// Generates one `#[tokio::test]` per scenario, each with a fresh pool from `$fresh`.
 #[macro_export]
@@ -68,81 +68,8 @@ pub(crate) fn init_tracing() {
 
 const LONG: Duration = Duration::from_secs(30);
 
-/// An EventoDB for one scenario: the embedded server, or a fresh namespace on the real one.
-pub(crate) struct Env {
-    pub(crate) server: Option<TestServer>,
-    pub(crate) client: Client,
-}
-
+/// What the consumer scenarios add to the shared EventoDB environment.
 impl Env {
-    /// The embedded server, or with `EVENTODB_URL` a new namespace there (created with
-    /// `EVENTODB_TOKEN`).
-    pub(crate) async fn new() -> Env {
-        match std::env::var("EVENTODB_URL") {
-            Ok(url) => {
-                let mut admin = Client::builder(url.clone());
-                if let Ok(token) = std::env::var("EVENTODB_TOKEN") {
-                    admin = admin.token(Token::parse(&token).expect("EVENTODB_TOKEN"));
-                }
-                let admin = admin.build().expect("client");
-                for _ in 0..20 {
-                    let namespace =
-                        format!("consumer{}", &Uuid::new_v4().simple().to_string()[..12]);
-                    match admin.ns_create(&namespace, &NsCreateOptions::new()).await {
-                        Ok(created) => {
-                            let client = Client::builder(url.clone())
-                                .token(created.token)
-                                .request_timeout(Duration::from_secs(10))
-                                .build()
-                                .expect("client");
-                            return Env {
-                                server: None,
-                                client,
-                            };
-                        }
-                        Err(Error::InvalidArgument(_)) => continue,
-                        Err(error) => panic!("ns.create on {url}: {error}"),
-                    }
-                }
-                panic!("could not name a namespace");
-            }
-            Err(_) => {
-                let server = TestServer::start().await.expect("test server");
-                let client = Client::builder(server.url())
-                    .token(Token::parse(server.default_token()).expect("token"))
-                    .request_timeout(Duration::from_secs(10))
-                    .build()
-                    .expect("client");
-                Env {
-                    server: Some(server),
-                    client,
-                }
-            }
-        }
-    }
-
-    /// The embedded server only (for fault injection); `None` with a printed reason when
-    /// `EVENTODB_URL` is set.
-    pub(crate) async fn ours(test: &str) -> Option<Env> {
-        if std::env::var_os("EVENTODB_URL").is_some() {
-            eprintln!("skipped {test}: needs the embedded server's fault injection");
-            return None;
-        }
-        Some(Env::new().await)
-    }
-
-    pub(crate) fn server(&self) -> &TestServer {
-        self.server.as_ref().expect("embedded server")
-    }
-
-    pub(crate) fn kit<DB: Backend>(&self, pool: &Pool<DB>) -> Kit<DB> {
-        Kit::builder("unused")
-            .client(self.client.clone())
-            .database(pool.clone())
-            .build()
-            .expect("kit")
-    }
-
     /// Writes one message and returns where it landed.
     pub(crate) async fn write(
         &self,
@@ -325,7 +252,7 @@ fn member(name: &str, k: i64, size: i64) -> ConsumerOptions {
 /// A consumer killed mid-batch and restarted handles every event; a transactional
 /// handler's effects happen exactly once.
 pub(crate) async fn killed_mid_batch_resumes_exactly_once<DB: Db>(pool: Pool<DB>) {
-    let env = Env::new().await;
+    let env = Env::new("consumer").await;
     let kit = env.kit(&pool);
     DB::create_effects(&pool).await;
     let mut ids = Vec::new();
@@ -397,7 +324,7 @@ pub(crate) async fn killed_mid_batch_resumes_exactly_once<DB: Db>(pool: Pool<DB>
 
 /// Three members together handle each event exactly once, each exactly the server's share.
 pub(crate) async fn group_of_three_matches_the_server_partition<DB: Db>(pool: Pool<DB>) {
-    let env = Env::new().await;
+    let env = Env::new("consumer").await;
     let kit = env.kit(&pool);
     let mut ids = Vec::new();
     let mut last = 0;
@@ -461,7 +388,7 @@ pub(crate) async fn group_of_three_matches_the_server_partition<DB: Db>(pool: Po
 /// row per member, the old member's save replaced member 1 of 3's row, member 1 of 3 started
 /// after the others' positions, and those events were lost.)
 pub(crate) async fn resizing_a_group_loses_and_repeats_nothing<DB: Db>(pool: Pool<DB>) {
-    let env = Env::new().await;
+    let env = Env::new("consumer").await;
     let kit = env.kit(&pool);
     let admin = ConsumerAdmin::for_kit(&kit);
     let log = Log::default();
@@ -582,7 +509,7 @@ pub(crate) async fn resizing_a_group_loses_and_repeats_nothing<DB: Db>(pool: Poo
 
 /// A poison event with the stop policy stops the consumer with a typed error, before it.
 pub(crate) async fn poison_event_stops_the_consumer<DB: Db>(pool: Pool<DB>) {
-    let env = Env::new().await;
+    let env = Env::new("consumer").await;
     let kit = env.kit(&pool);
     let (ok, ok_at) = env.write("stop-1", "Ok", 0).await;
     let (poison, poison_at) = env.write("stop-1", "Poison", 1).await;
@@ -660,7 +587,7 @@ pub(crate) async fn poison_event_stops_the_consumer<DB: Db>(pool: Pool<DB>) {
 /// A poison event with the park policy parks its stream (and every later event of it),
 /// other streams go on, and a released stream is handled in order.
 pub(crate) async fn poison_event_parks_its_stream_until_released<DB: Db>(pool: Pool<DB>) {
-    let env = Env::new().await;
+    let env = Env::new("consumer").await;
     let kit = env.kit(&pool);
     let (a1, _) = env.write("park-1", "Ok", 1).await;
     let (p, _) = env.write("park-1", "Poison", 2).await;
@@ -748,7 +675,7 @@ pub(crate) async fn poison_event_parks_its_stream_until_released<DB: Db>(pool: P
 
 /// A poison event with the skip policy is recorded as skipped and the consumer goes on.
 pub(crate) async fn poison_event_is_skipped_with_a_record<DB: Db>(pool: Pool<DB>) {
-    let env = Env::new().await;
+    let env = Env::new("consumer").await;
     let kit = env.kit(&pool);
     let (a, _) = env.write("skip-1", "Ok", 1).await;
     let (p, _) = env.write("skip-1", "Poison", 2).await;
@@ -882,7 +809,7 @@ pub(crate) async fn sse_outage_falls_back_to_polling<DB: Db>(pool: Pool<DB>) {
 /// Two consumers with different names on one category both see every event; waiting for a
 /// position of another category returns once caught up; lag is zero then.
 pub(crate) async fn two_consumers_both_see_every_event<DB: Db>(pool: Pool<DB>) {
-    let env = Env::new().await;
+    let env = Env::new("consumer").await;
     let kit = env.kit(&pool);
     let mut ids = Vec::new();
     let mut last = 0;
@@ -929,7 +856,7 @@ pub(crate) async fn two_consumers_both_see_every_event<DB: Db>(pool: Pool<DB>) {
 
 /// `wait_for` times out while the consumer is behind.
 pub(crate) async fn wait_for_times_out_while_behind<DB: Db>(pool: Pool<DB>) {
-    let env = Env::new().await;
+    let env = Env::new("consumer").await;
     let kit = env.kit(&pool);
     let mut last = 0;
     for i in 0..5 {
@@ -963,7 +890,7 @@ pub(crate) async fn wait_for_times_out_while_behind<DB: Db>(pool: Pool<DB>) {
 /// The workers builder runs the outbox sender and a consumer together: a committed outbox
 /// row reaches the handler.
 pub(crate) async fn outbox_commit_reaches_the_handler<DB: Db>(pool: Pool<DB>) {
-    let env = Env::new().await;
+    let env = Env::new("consumer").await;
     let kit = env.kit(&pool);
     let log = Log::default();
     let workers = kit
@@ -997,7 +924,7 @@ pub(crate) async fn outbox_commit_reaches_the_handler<DB: Db>(pool: Pool<DB>) {
 /// category, not one of a category that merely starts with the same letters, not an event
 /// without metadata), in order, and its position still moves past the events it never sees.
 pub(crate) async fn correlation_filter_sees_only_matching_events<DB: Db>(pool: Pool<DB>) {
-    let env = Env::new().await;
+    let env = Env::new("consumer").await;
     let kit = env.kit(&pool);
     let mut matching = Vec::new();
     let mut last = 0;
@@ -1062,7 +989,7 @@ pub(crate) async fn correlation_filter_sees_only_matching_events<DB: Db>(pool: P
 
 /// Bad options are refused before anything runs.
 pub(crate) async fn bad_options_are_refused<DB: Db>(pool: Pool<DB>) {
-    let env = Env::new().await;
+    let env = Env::new("consumer").await;
     let kit = env.kit(&pool);
     let log = Log::default();
     for options in [

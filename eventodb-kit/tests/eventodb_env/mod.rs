@@ -47,7 +47,7 @@ impl Env {
         let server = TestServer::start().await.expect("test server");
         let client = Client::builder(server.url())
             .token(Token::parse(server.default_token()).expect("token"))
-            .request_timeout(Duration::from_secs(5))
+            .request_timeout(Duration::from_secs(10))
             .build()
             .expect("client");
         Env {
