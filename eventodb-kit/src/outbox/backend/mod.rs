@@ -488,15 +488,22 @@ macro_rules! backend_impl {
                 cursor: &mut String,
             ) -> $crate::error::Result<$crate::outbox::backend::Claim> {
                 use $crate::outbox::backend::HEAD_SCAN;
-                // The scan runs outside the claim lock: it only picks candidates, and
-                // claim_stream decides under the lock. An idle claim takes no lock at all.
-                let heads: Vec<(String, bool)> = sqlx::query_as($sql.heads)
+                // The scan only picks candidates (claim_stream decides under the lock), so
+                // where it can, it runs outside the lock: an idle claim takes no lock at all.
+                let mut locked = if SCAN_UNDER_LOCK {
+                    Some(claim_begin(pool, namespace).await?)
+                } else {
+                    None
+                };
+                let scan = sqlx::query_as($sql.heads)
                     .bind(namespace)
                     .bind(cursor.as_str())
-                    .bind(HEAD_SCAN)
-                    .fetch_all(pool)
-                    .await
-                    .map_err(db)?;
+                    .bind(HEAD_SCAN);
+                let heads: Vec<(String, bool)> = match locked.as_mut() {
+                    Some(tx) => scan.fetch_all(&mut **tx).await,
+                    None => scan.fetch_all(pool).await,
+                }
+                .map_err(db)?;
                 let from_first = cursor.is_empty();
                 let reached_last = heads.len() < usize::try_from(HEAD_SCAN).unwrap_or(usize::MAX);
                 let mut picked: Vec<String> = Vec::new();
@@ -518,12 +525,18 @@ macro_rules! backend_impl {
                     round_done = from_first;
                 }
                 if picked.is_empty() {
+                    if let Some(tx) = locked {
+                        tx.commit().await.map_err(db)?;
+                    }
                     return Ok($crate::outbox::backend::Claim {
                         rows: Vec::new(),
                         round_done,
                     });
                 }
-                let mut tx = claim_begin(pool, namespace).await?;
+                let mut tx = match locked {
+                    Some(tx) => tx,
+                    None => claim_begin(pool, namespace).await?,
+                };
                 let mut rows = Vec::new();
                 for stream in &picked {
                     let claimed = sqlx::query($sql.claim_stream)

@@ -210,6 +210,9 @@ async fn begin_locked(pool: &PgPool) -> Result<Transaction<'static, Postgres>> {
     Ok(tx)
 }
 
+/// Notifications arrive after the commit, so the claim's scan of stream heads needs no lock.
+const SCAN_UNDER_LOCK: bool = false;
+
 /// A transaction holding the claim lock of `namespace`: claims are serialized so that two
 /// senders never take rows of one stream (a claim sees the leases the previous one committed).
 async fn claim_begin(pool: &PgPool, namespace: &str) -> Result<Transaction<'static, Postgres>> {

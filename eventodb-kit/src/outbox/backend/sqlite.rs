@@ -256,6 +256,11 @@ async fn begin_locked(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>>
     pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)
 }
 
+/// The claim's scan of stream heads runs under the write lock: the commit hook that wakes
+/// the sender fires while the writer is still committing, and only the write lock waits for
+/// that commit (a plain read could miss the row and leave it to the fallback poll).
+const SCAN_UNDER_LOCK: bool = true;
+
 /// Claims take the write lock up front, so they read what the last writer committed.
 async fn claim_begin(pool: &SqlitePool, _namespace: &str) -> Result<Transaction<'static, Sqlite>> {
     begin_locked(pool).await
