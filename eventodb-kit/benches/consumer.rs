@@ -7,8 +7,9 @@
 //!
 //! `CONSUMER_BENCH_QUICK=1` divides the event count by 10.
 
+mod support;
+
 use std::collections::HashMap;
-use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,10 +19,7 @@ use eventodb_kit::outbox::{RawMessage, SenderOptions};
 use eventodb_kit::{Backend, Kit};
 use eventodb_kit_testkit::TestServer;
 use serde_json::{Value, json};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use support::{BoxError, drop_schema, pg_pool, sqlite_pool};
 
 const BATCH: i64 = 1000;
 const LATENCY_SAMPLES: usize = 400;
@@ -67,7 +65,7 @@ async fn run() -> Result<(), BoxError> {
 
     match std::env::var("DATABASE_URL") {
         Ok(url) => {
-            let (pg, schema) = pg_pool(&url).await?;
+            let (pg, schema) = pg_pool(&url, "consumer_bench").await?;
             eventodb_kit::migrate(&pg).await?;
             let kit = Kit::from_parts(kit_client.clone(), pg.clone());
             let db = run_db("postgres", &kit, &server, last, Some((&pg, &schema))).await?;
@@ -348,41 +346,4 @@ async fn table_accesses(
     .fetch_all(pool)
     .await?;
     Ok(rows.into_iter().collect())
-}
-
-async fn sqlite_pool(path: &std::path::Path) -> Result<sqlx::SqlitePool, BoxError> {
-    let options = SqliteConnectOptions::from_str("sqlite://bench.db")?
-        .filename(path)
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Normal)
-        .busy_timeout(Duration::from_secs(30));
-    Ok(SqlitePoolOptions::new()
-        .max_connections(8)
-        .connect_with(options)
-        .await?)
-}
-
-async fn pg_pool(url: &str) -> Result<(sqlx::PgPool, String), BoxError> {
-    let schema = format!("consumer_bench_{}", uuid::Uuid::new_v4().simple());
-    let admin = sqlx::PgPool::connect(url).await?;
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(&admin)
-        .await?;
-    admin.close().await;
-    let options = PgConnectOptions::from_str(url)?.options([("search_path", schema.as_str())]);
-    let pool = PgPoolOptions::new()
-        .max_connections(16)
-        .connect_with(options)
-        .await?;
-    Ok((pool, schema))
-}
-
-async fn drop_schema(url: &str, schema: &str) {
-    if let Ok(admin) = sqlx::PgPool::connect(url).await {
-        let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
-            .execute(&admin)
-            .await;
-        admin.close().await;
-    }
 }

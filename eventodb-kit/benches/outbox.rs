@@ -7,7 +7,8 @@
 //!
 //! `OUTBOX_BENCH_QUICK=1` divides the event counts by 10.
 
-use std::str::FromStr;
+mod support;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,10 +18,7 @@ use eventodb_kit::{Backend, Kit};
 use eventodb_kit_testkit::TestServer;
 use serde_json::{Value, json};
 use sqlx::Pool;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use support::{BoxError, drop_schema, pg_pool, sqlite_pool};
 
 fn scale(n: usize) -> usize {
     if std::env::var_os("OUTBOX_BENCH_QUICK").is_some() {
@@ -46,11 +44,15 @@ async fn parent() -> Result<(), BoxError> {
     let raw = raw_best(&server, scale(20_000), 100).await?;
     println!(
         "raw client: best {:.0} events/s (concurrency {})",
-        raw.0, raw.1
+        raw.rate, raw.concurrency
     );
     let mut results = serde_json::Map::new();
-    results.insert("raw_client_events_per_sec".into(), json!(raw.0.round()));
-    results.insert("raw_client_best_concurrency".into(), json!(raw.1));
+    results.insert("raw_client_events_per_sec".into(), json!(raw.rate.round()));
+    results.insert("raw_client_best_concurrency".into(), json!(raw.concurrency));
+    results.insert(
+        "raw_client_cpu_us_per_event".into(),
+        json!(raw.cpu_us_per_event.round()),
+    );
 
     let dir = tempfile::tempdir()?;
     let sqlite = sqlite_pool(&dir.path().join("bench.db")).await?;
@@ -61,7 +63,7 @@ async fn parent() -> Result<(), BoxError> {
 
     match std::env::var("DATABASE_URL") {
         Ok(url) => {
-            let (pg, schema) = pg_pool(&url).await?;
+            let (pg, schema) = pg_pool(&url, "outbox_bench").await?;
             eventodb_kit::migrate(&pg).await?;
             let pg_results = run_db("postgres", &pg, &server, raw).await?;
             let mem = memory(&server, "postgres").await?;
@@ -84,22 +86,32 @@ fn merge(mut a: Value, b: Value) -> Value {
     a
 }
 
+/// The raw client's best run: events/s, tasks in flight, CPU of this process per event
+/// (client and embedded server).
+#[derive(Clone, Copy)]
+struct Raw {
+    rate: f64,
+    concurrency: usize,
+    cpu_us_per_event: f64,
+}
+
 /// The raw client's best rate writing `total` events over `streams` streams.
-async fn raw_best(
-    server: &TestServer,
-    total: usize,
-    streams: usize,
-) -> Result<(f64, usize), BoxError> {
+async fn raw_best(server: &TestServer, total: usize, streams: usize) -> Result<Raw, BoxError> {
     let client = Kit::builder(server.url())
         .token(server.default_token())
         .database(sqlx::SqlitePool::connect_lazy("sqlite::memory:")?)
         .build()?
         .client()
         .clone();
-    let mut best = (0.0, 0);
+    let mut best = Raw {
+        rate: 0.0,
+        concurrency: 0,
+        cpu_us_per_event: 0.0,
+    };
     for concurrency in [8usize, 32, 128] {
         let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let started = Instant::now();
+        let cpu = cpu_seconds();
         let mut tasks = Vec::new();
         for _ in 0..concurrency {
             let client = client.clone();
@@ -126,9 +138,16 @@ async fn raw_best(
             task.await?;
         }
         let rate = total as f64 / started.elapsed().as_secs_f64();
-        println!("raw client: concurrency {concurrency}: {rate:.0} events/s");
-        if rate > best.0 {
-            best = (rate, concurrency);
+        let cpu_us = (cpu_seconds() - cpu) / total as f64 * 1e6;
+        println!(
+            "raw client: concurrency {concurrency}: {rate:.0} events/s, {cpu_us:.0} µs CPU per event"
+        );
+        if rate > best.rate {
+            best = Raw {
+                rate,
+                concurrency,
+                cpu_us_per_event: cpu_us,
+            };
         }
     }
     Ok(best)
@@ -138,7 +157,7 @@ async fn run_db<DB: Backend>(
     name: &str,
     pool: &Pool<DB>,
     server: &TestServer,
-    (raw_best, raw_concurrency): (f64, usize),
+    raw: Raw,
 ) -> Result<Value, BoxError> {
     let kit = Kit::builder(server.url())
         .token(server.default_token())
@@ -147,12 +166,13 @@ async fn run_db<DB: Backend>(
     let defaults = SenderOptions::default();
     let many = drain(&kit, &format!("{name}many"), scale(20_000), 100, &defaults).await?;
     println!(
-        "{name}: 20k over 100 streams, default sender: {many:.0} events/s (ratio {:.2} to raw)",
-        many / raw_best
+        "{name}: 20k over 100 streams, default sender: {:.0} events/s (ratio {:.2} to raw)",
+        many.rate,
+        many.rate / raw.rate
     );
     // The same drain with as many sends in flight as the raw client's best run had: the
     // embedded server shares the CPU, so the best number in flight depends on the machine.
-    let matched_options = SenderOptions::default().concurrency(raw_concurrency);
+    let matched_options = SenderOptions::default().concurrency(raw.concurrency);
     let matched = drain(
         &kit,
         &format!("{name}matched"),
@@ -162,23 +182,44 @@ async fn run_db<DB: Backend>(
     )
     .await?;
     println!(
-        "{name}: 20k over 100 streams, concurrency {raw_concurrency}: {matched:.0} events/s (ratio {:.2} to raw)",
-        matched / raw_best
+        "{name}: 20k over 100 streams, concurrency {}: {:.0} events/s (ratio {:.2} to raw)",
+        raw.concurrency,
+        matched.rate,
+        matched.rate / raw.rate
     );
     let one = drain(&kit, &format!("{name}one"), scale(5_000), 1, &defaults).await?;
-    println!("{name}: 5k on one stream: {one:.0} events/s");
+    println!("{name}: 5k on one stream: {:.0} events/s", one.rate);
     let (p50, p99) = latency(&kit, &format!("{name}lat"), 300).await?;
     println!("{name}: commit to sent: p50 {p50:.2} ms, p99 {p99:.2} ms (poll interval 1 s)");
-    let ratio = |rate: f64| (rate / raw_best * 100.0).round() / 100.0;
-    Ok(json!({
-        "many_streams_events_per_sec": many.round(),
-        "many_streams_ratio_to_raw": ratio(many),
-        "many_streams_matched_concurrency_events_per_sec": matched.round(),
-        "many_streams_matched_concurrency_ratio_to_raw": ratio(matched),
-        "one_stream_events_per_sec": one.round(),
+    let ratio = |rate: f64| (rate / raw.rate * 100.0).round() / 100.0;
+    let mut figures = json!({
+        "many_streams_events_per_sec": many.rate.round(),
+        "many_streams_ratio_to_raw": ratio(many.rate),
+        "many_streams_cpu_us_per_event": many.cpu_us_per_event.round(),
+        "many_streams_cores_busy": (many.cores_used * 100.0).round() / 100.0,
+        "many_streams_matched_concurrency_events_per_sec": matched.rate.round(),
+        "many_streams_matched_concurrency_ratio_to_raw": ratio(matched.rate),
+        "one_stream_events_per_sec": one.rate.round(),
         "commit_to_sent_p50_ms": (p50 * 100.0).round() / 100.0,
         "commit_to_sent_p99_ms": (p99 * 100.0).round() / 100.0,
-    }))
+    });
+    if name == "sqlite" {
+        figures["many_streams_sqlite_threads_cpu_us_per_event"] =
+            json!(many.sqlite_us_per_event.round());
+    }
+    Ok(figures)
+}
+
+/// A timed drain: events/s and where the CPU went.
+struct Drained {
+    rate: f64,
+    /// CPU (user + system) of this whole process per event: client, embedded server, sender,
+    /// and SQLite's threads (PostgreSQL's own processes are not counted).
+    cpu_us_per_event: f64,
+    /// Of that, SQLite's connection threads.
+    sqlite_us_per_event: f64,
+    /// Cores kept busy on average (the machine has `available_parallelism`).
+    cores_used: f64,
 }
 
 /// Fills the outbox with `total` events over `streams` streams (sender stopped), then times
@@ -189,9 +230,11 @@ async fn drain<DB: Backend>(
     total: usize,
     streams: usize,
     options: &SenderOptions,
-) -> Result<f64, BoxError> {
+) -> Result<Drained, BoxError> {
     let last_per_stream = fill(kit, prefix, total, streams).await?;
     let started = Instant::now();
+    let cpu = cpu_seconds();
+    let sqlite = sqlite_thread_seconds();
     let sender = kit.outbox().spawn_sender(options.clone()).await?;
     // Each stream is sent in order, so it is done when its last row is: waiting on those rows
     // (point lookups when sends are recorded) costs the database far less than counting the
@@ -199,9 +242,21 @@ async fn drain<DB: Backend>(
     for id in last_per_stream {
         kit.outbox().wait_sent(id, Duration::from_secs(600)).await?;
     }
-    let rate = total as f64 / started.elapsed().as_secs_f64();
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu;
+    let sqlite = sqlite_thread_seconds() - sqlite;
     sender.shutdown().await?;
-    Ok(rate)
+    let drained = Drained {
+        rate: total as f64 / elapsed,
+        cpu_us_per_event: cpu / total as f64 * 1e6,
+        sqlite_us_per_event: sqlite / total as f64 * 1e6,
+        cores_used: cpu / elapsed,
+    };
+    println!(
+        "  {prefix}: {total} events in {elapsed:.2} s; CPU {:.0} µs per event (SQLite threads {:.0}), {:.2} cores busy",
+        drained.cpu_us_per_event, drained.sqlite_us_per_event, drained.cores_used
+    );
+    Ok(drained)
 }
 
 /// Writes `total` events over `streams` streams in transactions of 1,000; returns the id of
@@ -324,7 +379,7 @@ async fn memory_child(args: &[String]) -> Result<(), BoxError> {
         }
         _ => {
             let database_url = std::env::var("DATABASE_URL")?;
-            let (pool, schema) = pg_pool(&database_url).await?;
+            let (pool, schema) = pg_pool(&database_url, "outbox_bench").await?;
             eventodb_kit::migrate(&pool).await?;
             let result = child_drain(&pool, rows, url, token).await;
             drop_schema(&database_url, &schema).await;
@@ -371,6 +426,47 @@ async fn child_drain<DB: Backend>(
     Ok(())
 }
 
+/// CPU seconds (user + system) this process has used so far (Linux `/proc/self/stat`).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The command name may hold spaces: the fields start after its closing paren.
+    stat_cpu_seconds(stat.rsplit_once(')').map_or("", |(_, rest)| rest))
+}
+
+/// CPU seconds used so far by SQLite's connection threads (sqlx names them
+/// `sqlx-sqlite-worker-N`), from `/proc/self/task`.
+fn sqlite_thread_seconds() -> f64 {
+    let mut total = 0.0;
+    for entry in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        if !head.contains("(sqlx-sqlite") {
+            continue;
+        }
+        total += stat_cpu_seconds(rest);
+    }
+    total
+}
+
+/// utime + stime in seconds from the fields of a `stat` line after the command's `)`:
+/// they are fields 14 and 15 of the line, 12 and 13 after the paren (ticks of 1/100 s).
+fn stat_cpu_seconds(after_command: &str) -> f64 {
+    let fields: Vec<&str> = after_command.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn rss_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -381,41 +477,4 @@ fn rss_kib(field: &str) -> u64 {
                 .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
         })
         .unwrap_or(0)
-}
-
-async fn sqlite_pool(path: &std::path::Path) -> Result<sqlx::SqlitePool, BoxError> {
-    let options = SqliteConnectOptions::from_str("sqlite://bench.db")?
-        .filename(path)
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Normal)
-        .busy_timeout(Duration::from_secs(30));
-    Ok(SqlitePoolOptions::new()
-        .max_connections(8)
-        .connect_with(options)
-        .await?)
-}
-
-async fn pg_pool(url: &str) -> Result<(sqlx::PgPool, String), BoxError> {
-    let schema = format!("outbox_bench_{}", uuid::Uuid::new_v4().simple());
-    let admin = sqlx::PgPool::connect(url).await?;
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(&admin)
-        .await?;
-    admin.close().await;
-    let options = PgConnectOptions::from_str(url)?.options([("search_path", schema.as_str())]);
-    let pool = PgPoolOptions::new()
-        .max_connections(16)
-        .connect_with(options)
-        .await?;
-    Ok((pool, schema))
-}
-
-async fn drop_schema(url: &str, schema: &str) {
-    if let Ok(admin) = sqlx::PgPool::connect(url).await {
-        let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
-            .execute(&admin)
-            .await;
-        admin.close().await;
-    }
 }

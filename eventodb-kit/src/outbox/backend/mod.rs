@@ -539,16 +539,9 @@ macro_rules! backend_impl {
                 };
                 let mut rows = Vec::new();
                 for stream in &picked {
-                    let claimed = sqlx::query($sql.claim_stream)
-                        .bind(namespace)
-                        .bind(owner)
-                        .bind($interval(lease))
-                        .bind(per_stream)
-                        .bind(stream)
-                        .bind(0i64)
-                        .fetch_all(&mut *tx)
-                        .await
-                        .map_err(db)?;
+                    let claimed =
+                        lease_stream_rows(&mut tx, namespace, stream, owner, lease, per_stream, 0)
+                            .await?;
                     rows.extend(claimed);
                 }
                 tx.commit().await.map_err(db)?;
@@ -568,16 +561,9 @@ macro_rules! backend_impl {
                 sent_seq: i64,
             ) -> $crate::error::Result<Vec<$crate::outbox::backend::Claimed>> {
                 let mut tx = claim_begin(pool, namespace).await?;
-                let rows = sqlx::query($sql.claim_stream)
-                    .bind(namespace)
-                    .bind(owner)
-                    .bind($interval(lease))
-                    .bind(limit)
-                    .bind(stream)
-                    .bind(sent_seq)
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(db)?;
+                let rows =
+                    lease_stream_rows(&mut tx, namespace, stream, owner, lease, limit, sent_seq)
+                        .await?;
                 tx.commit().await.map_err(db)?;
                 decode_claimed(rows)
             }
@@ -843,6 +829,29 @@ macro_rules! backend_impl {
                     .map_err(db)?;
                 Ok(secs.map(|secs| std::time::Duration::from_secs_f64(secs.max(0.0))))
             }
+        }
+
+        /// Leases up to `limit` sendable rows of `stream` after `sent_seq` (the claim
+        /// statement), inside the caller's claim transaction.
+        async fn lease_stream_rows(
+            tx: &mut sqlx::Transaction<'static, $db>,
+            namespace: &str,
+            stream: &str,
+            owner: &str,
+            lease: std::time::Duration,
+            limit: i64,
+            sent_seq: i64,
+        ) -> $crate::error::Result<Vec<<$db as sqlx::Database>::Row>> {
+            sqlx::query($sql.claim_stream)
+                .bind(namespace)
+                .bind(owner)
+                .bind($interval(lease))
+                .bind(limit)
+                .bind(stream)
+                .bind(sent_seq)
+                .fetch_all(&mut **tx)
+                .await
+                .map_err(db)
         }
 
         fn decode_claimed(

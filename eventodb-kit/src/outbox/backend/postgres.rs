@@ -50,6 +50,12 @@ const MIGRATIONS: &[Migration] = &[
         up: include_str!("../../../migrations/postgres/0006_outbox_status.up.sql"),
         down: include_str!("../../../migrations/postgres/0006_outbox_status.down.sql"),
     },
+    Migration {
+        version: 7,
+        name: "outbox_fillfactor",
+        up: include_str!("../../../migrations/postgres/0007_outbox_fillfactor.up.sql"),
+        down: include_str!("../../../migrations/postgres/0007_outbox_fillfactor.down.sql"),
+    },
 ];
 
 const SQL: Sql = Sql {

@@ -268,12 +268,25 @@ async fn claim_begin(pool: &SqlitePool, _namespace: &str) -> Result<Transaction<
 
 /// Wakes the in-process senders when this connection's transaction commits (a rolled-back
 /// transaction never wakes them). Replaces any commit hook set on the connection.
+///
+/// The hook wakes once, at the commit of the transaction that wrote the row, and stays quiet
+/// after it: the connection goes back to the pool, and a hook that fired on every later
+/// commit (the sender's own claims and records included) would wake the sender in a loop.
 async fn after_insert_hook(conn: &mut SqliteConnection) -> Result<()> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
     let mut handle = conn.lock_handle().await.map_err(db)?;
-    handle.set_commit_hook(|| {
-        crate::outbox::wake::local_commit();
+    let armed = Arc::new(AtomicBool::new(true));
+    let on_commit = Arc::clone(&armed);
+    handle.set_commit_hook(move || {
+        if on_commit.swap(false, Ordering::Relaxed) {
+            crate::outbox::wake::local_commit();
+        }
         true
     });
+    // A rolled-back write leaves nothing to send: disarm, or the connection's next commit
+    // would wake the sender for nothing.
+    handle.set_rollback_hook(move || armed.store(false, Ordering::Relaxed));
     Ok(())
 }
 
@@ -286,4 +299,44 @@ async fn wake_source(
     _cancel: tokio_util::sync::CancellationToken,
 ) -> Result<tokio::sync::watch::Receiver<u64>> {
     Ok(crate::outbox::wake::local_commits())
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::{Connection, Executor};
+
+    use super::*;
+
+    fn commits() -> u64 {
+        *crate::outbox::wake::local_commits().borrow()
+    }
+
+    /// Only the commit of a transaction that wrote outbox rows wakes the sender; later
+    /// commits on the same (pooled) connection do not, nor does a rolled-back write.
+    #[tokio::test]
+    async fn the_commit_hook_wakes_once_per_outbox_write() {
+        let mut conn = SqliteConnection::connect("sqlite::memory:").await.unwrap();
+        conn.execute("CREATE TABLE t (n INTEGER)").await.unwrap();
+
+        let before = commits();
+        let mut tx = conn.begin().await.unwrap();
+        tx.execute("INSERT INTO t VALUES (1)").await.unwrap();
+        after_insert_hook(&mut tx).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(commits(), before + 1, "the writing commit wakes");
+
+        let mut tx = conn.begin().await.unwrap();
+        tx.execute("INSERT INTO t VALUES (2)").await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(commits(), before + 1, "a later commit does not wake");
+
+        let mut tx = conn.begin().await.unwrap();
+        tx.execute("INSERT INTO t VALUES (3)").await.unwrap();
+        after_insert_hook(&mut tx).await.unwrap();
+        tx.rollback().await.unwrap();
+        let mut tx = conn.begin().await.unwrap();
+        tx.execute("INSERT INTO t VALUES (4)").await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(commits(), before + 1, "a rolled-back write never wakes");
+    }
 }
