@@ -66,6 +66,12 @@ pub(super) async fn run<DB: Backend>(
         // Numbers the claims: each leases its rows under a token of its own.
         let mut claims = 0u64;
         while !cancel.is_cancelled() {
+            // Free the slots of every task that has finished, not only the one that woke us:
+            // the claim below then fills them all at once (joining one task per claim let a
+            // wave of streams that ended together be replaced one stream per claim).
+            while let Some(joined) = tasks.try_join_next() {
+                report(joined);
+            }
             crate::metrics::refresh_outbox(&shared.outbox, &mut next_metrics).await;
             let mut claimed = 0;
             let mut scan_on = false;
