@@ -55,23 +55,36 @@ pub(crate) async fn create_streams(pool: &sqlx::PgPool, streams: usize) {
     .expect("create streams");
 }
 
-/// One writer: commits `events` events over `streams` streams, no faster than `rate` events/s
-/// for all `writers` together.
-pub(crate) async fn run(
-    kit: Kit<Postgres>,
-    writer: usize,
-    seed: u64,
-    events: u64,
-    streams: usize,
-    rate: f64,
-    written: Arc<Written>,
-) {
+/// What one writer does.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Plan {
+    /// The soak's seed (each writer draws from its own stream of it).
+    pub(crate) seed: u64,
+    /// Events this writer commits.
+    pub(crate) events: u64,
+    /// Streams it spreads them over.
+    pub(crate) streams: usize,
+    /// Most events in one business transaction (each has 1 to this many).
+    pub(crate) per_transaction: u64,
+    /// Events/s of all writers together, at most.
+    pub(crate) rate: f64,
+}
+
+/// One writer: commits its plan's events, several per business transaction.
+pub(crate) async fn run(kit: Kit<Postgres>, writer: usize, plan: Plan, written: Arc<Written>) {
+    let Plan {
+        seed,
+        events,
+        streams,
+        per_transaction,
+        rate,
+    } = plan;
     let mut rng = StdRng::seed_from_u64(seed ^ (0x5eed_0000 + writer as u64));
     let started = Instant::now();
     let mut mine = 0u64;
     let mut n = 0u64;
     while mine < events {
-        let size = rng.random_range(1..=5u64).min(events - mine);
+        let size = rng.random_range(1..=per_transaction).min(events - mine);
         let targets: Vec<usize> = (0..size).map(|_| rng.random_range(0..streams)).collect();
         let rollback = rng.random_bool(0.04);
         let mut tx = kit.pool().begin().await.expect("begin");
