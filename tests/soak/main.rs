@@ -121,6 +121,7 @@ async fn soak() {
             events,
             streams: config.streams,
             per_transaction: config.per_transaction,
+            writers: config.writers,
             rate,
         };
         writer_tasks.push(tokio::spawn(writers::run(
