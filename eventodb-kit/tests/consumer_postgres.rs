@@ -4,60 +4,20 @@
 
 mod consumer_scenarios;
 mod eventodb_env;
+mod pg_schema;
 
 use std::collections::HashMap;
-use std::str::FromStr;
 
 use consumer_scenarios::Db;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use pg_schema::PgSchema;
 use sqlx::{PgConnection, PgPool, Postgres};
 
-struct TestDb {
-    pool: PgPool,
-    url: String,
-    schema: String,
+async fn fresh() -> Option<PgSchema> {
+    pg_schema::fresh("consumer", 12).await
 }
 
-async fn fresh() -> Option<TestDb> {
-    let Ok(url) = std::env::var("DATABASE_URL") else {
-        assert!(
-            std::env::var_os("EVENTODB_KIT_REQUIRE_POSTGRES").is_none(),
-            "EVENTODB_KIT_REQUIRE_POSTGRES is set but DATABASE_URL is not"
-        );
-        eprintln!(
-            "skipped: DATABASE_URL is not set (e.g. postgres://postgres@127.0.0.1:5432/test)"
-        );
-        return None;
-    };
-    let schema = format!("consumer_{}", uuid::Uuid::new_v4().simple());
-    let admin = PgPool::connect(&url)
-        .await
-        .expect("connect to DATABASE_URL");
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(&admin)
-        .await
-        .expect("create schema");
-    admin.close().await;
-    let options = PgConnectOptions::from_str(&url)
-        .expect("DATABASE_URL")
-        .options([("search_path", schema.as_str())]);
-    let pool = PgPoolOptions::new()
-        .max_connections(12)
-        .connect_with(options)
-        .await
-        .expect("pool");
-    eventodb_kit::migrate(&pool).await.expect("migrate");
-    Some(TestDb { pool, url, schema })
-}
-
-async fn cleanup(db: TestDb) {
-    db.pool.close().await;
-    if let Ok(admin) = PgPool::connect(&db.url).await {
-        let _ = sqlx::query(&format!("DROP SCHEMA {} CASCADE", db.schema))
-            .execute(&admin)
-            .await;
-        admin.close().await;
-    }
+async fn cleanup(db: PgSchema) {
+    db.cleanup().await;
 }
 
 impl Db for Postgres {
@@ -91,6 +51,13 @@ impl Db for Postgres {
         .into_iter()
         .collect()
     }
+
+    async fn effects_seen_by(conn: &mut PgConnection) -> Result<i64, sqlx::Error> {
+        let (count,): (i64,) = sqlx::query_as("SELECT count(*) FROM consumer_effects")
+            .fetch_one(conn)
+            .await?;
+        Ok(count)
+    }
 }
 
 consumer_scenarios!(fresh, cleanup;
@@ -107,4 +74,10 @@ consumer_scenarios!(fresh, cleanup;
     outbox_commit_reaches_the_handler,
     correlation_filter_sees_only_matching_events,
     bad_options_are_refused,
+    batched_transactions_commit_effects_once,
+    failure_mid_batch_is_retried_alone,
+    poison_mid_batch_is_skipped_alone,
+    poison_mid_batch_parks_only_its_stream,
+    killed_inside_a_batch_transaction_leaves_no_partial_effects,
+    doubled_group_members_never_handle_twice,
 );

@@ -68,6 +68,13 @@ impl Db for Sqlite {
         .into_iter()
         .collect()
     }
+
+    async fn effects_seen_by(conn: &mut SqliteConnection) -> Result<i64, sqlx::Error> {
+        let (count,): (i64,) = sqlx::query_as("SELECT count(*) FROM consumer_effects")
+            .fetch_one(conn)
+            .await?;
+        Ok(count)
+    }
 }
 
 consumer_scenarios!(fresh, cleanup;
@@ -84,4 +91,10 @@ consumer_scenarios!(fresh, cleanup;
     outbox_commit_reaches_the_handler,
     correlation_filter_sees_only_matching_events,
     bad_options_are_refused,
+    batched_transactions_commit_effects_once,
+    failure_mid_batch_is_retried_alone,
+    poison_mid_batch_is_skipped_alone,
+    poison_mid_batch_parks_only_its_stream,
+    killed_inside_a_batch_transaction_leaves_no_partial_effects,
+    doubled_group_members_never_handle_twice,
 );

@@ -3,62 +3,16 @@
 
 mod eventodb_env;
 mod outbox_scenarios;
+mod pg_schema;
 
-use std::str::FromStr;
+use pg_schema::PgSchema;
 
-use sqlx::PgPool;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-
-struct TestDb {
-    pool: PgPool,
-    url: String,
-    schema: String,
+async fn fresh() -> Option<PgSchema> {
+    pg_schema::fresh("outbox", 12).await
 }
 
-async fn fresh() -> Option<TestDb> {
-    let Ok(url) = std::env::var("DATABASE_URL") else {
-        assert!(
-            std::env::var_os("EVENTODB_KIT_REQUIRE_POSTGRES").is_none(),
-            "DATABASE_URL is not set but EVENTODB_KIT_REQUIRE_POSTGRES is"
-        );
-        eprintln!(
-            "skipped: DATABASE_URL is not set (e.g. postgres://postgres@127.0.0.1:5432/test)"
-        );
-        return None;
-    };
-    let schema = format!("outbox_{}", uuid::Uuid::new_v4().simple());
-    let admin = PgPool::connect(&url)
-        .await
-        .expect("connect to DATABASE_URL");
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(&admin)
-        .await
-        .expect("create schema");
-    admin.close().await;
-    let options = PgConnectOptions::from_str(&url)
-        .expect("DATABASE_URL")
-        .options([("search_path", schema.as_str())]);
-    let pool = PgPoolOptions::new()
-        .max_connections(12)
-        .connect_with(options)
-        .await
-        .expect("pool");
-    let applied = eventodb_kit::migrate(&pool).await.expect("migrate");
-    assert_eq!(
-        applied.len(),
-        eventodb_kit::migrations::<sqlx::Postgres>().len()
-    );
-    Some(TestDb { pool, url, schema })
-}
-
-async fn cleanup(db: TestDb) {
-    db.pool.close().await;
-    if let Ok(admin) = PgPool::connect(&db.url).await {
-        let _ = sqlx::query(&format!("DROP SCHEMA {} CASCADE", db.schema))
-            .execute(&admin)
-            .await;
-        admin.close().await;
-    }
+async fn cleanup(db: PgSchema) {
+    db.cleanup().await;
 }
 
 scenarios!(fresh, cleanup;

@@ -10,6 +10,8 @@
 //! reads a category of its own (`ConsumerOptions::category`), so tests sharing a real server
 //! and namespace never see each other's events.
 
+mod pg_schema;
+
 use std::future::Future;
 use std::marker::PhantomData;
 use std::str::FromStr;
@@ -25,10 +27,10 @@ use eventodb_kit::consumer::{
 };
 use eventodb_kit::{Backend, Error, Event, Kit, consumer};
 use eventodb_kit_testkit::TestServer;
+use pg_schema::PgSchema;
 use serde_json::{Value, json};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
-use sqlx::{PgConnection, PgPool, Pool, Postgres, Sqlite, SqliteConnection};
+use sqlx::{PgConnection, Pool, Postgres, Sqlite, SqliteConnection};
 use uuid::Uuid;
 
 /// The codegen's output for the workspace's `schemas/`, as its golden test keeps it: the
@@ -150,55 +152,16 @@ impl TestDb for Sqlite {
     }
 }
 
-/// The PostgreSQL schema a test made, dropped at the end.
-struct Schema {
-    url: String,
-    name: String,
-}
-
 impl TestDb for Postgres {
-    type Guard = Schema;
+    type Guard = PgSchema;
 
-    async fn fresh() -> Option<(Pool<Postgres>, Schema)> {
-        let Ok(url) = std::env::var("DATABASE_URL") else {
-            assert!(
-                std::env::var_os("EVENTODB_KIT_REQUIRE_POSTGRES").is_none(),
-                "EVENTODB_KIT_REQUIRE_POSTGRES is set but DATABASE_URL is not"
-            );
-            eprintln!(
-                "skipped: DATABASE_URL is not set (e.g. postgres://postgres@127.0.0.1:5432/test)"
-            );
-            return None;
-        };
-        let name = format!("typed_{}", Uuid::new_v4().simple());
-        let admin = PgPool::connect(&url)
-            .await
-            .expect("connect to DATABASE_URL");
-        sqlx::query(&format!("CREATE SCHEMA {name}"))
-            .execute(&admin)
-            .await
-            .expect("create schema");
-        admin.close().await;
-        let options = PgConnectOptions::from_str(&url)
-            .expect("DATABASE_URL")
-            .options([("search_path", name.as_str())]);
-        let pool = PgPoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await
-            .expect("pool");
-        eventodb_kit::migrate(&pool).await.expect("migrate");
-        Some((pool, Schema { url, name }))
+    async fn fresh() -> Option<(Pool<Postgres>, PgSchema)> {
+        let schema = pg_schema::fresh("typed", 4).await?;
+        Some((schema.pool.clone(), schema))
     }
 
-    async fn cleanup(pool: Pool<Postgres>, schema: Schema) {
-        pool.close().await;
-        if let Ok(admin) = PgPool::connect(&schema.url).await {
-            let _ = sqlx::query(&format!("DROP SCHEMA {} CASCADE", schema.name))
-                .execute(&admin)
-                .await;
-            admin.close().await;
-        }
+    async fn cleanup(_pool: Pool<Postgres>, schema: PgSchema) {
+        schema.cleanup().await;
     }
 
     async fn create_directory(pool: &Pool<Postgres>) {

@@ -3,15 +3,16 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+#[path = "../../../eventodb-kit/tests/pg_schema/mod.rs"]
+mod pg_schema;
+
 use std::future::Future;
 use std::process::Command;
-use std::str::FromStr;
 use std::time::Duration;
 
 use serde_json::Value;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
-use sqlx::{PgPool, Pool, Postgres, Sqlite};
+use sqlx::{Pool, Postgres, Sqlite};
 
 /// A fresh database: its pool (for setting rows up through the library) and the URL the
 /// binary connects with.
@@ -23,7 +24,7 @@ pub struct TestDb<DB: sqlx::Database> {
 
 enum Cleanup {
     Sqlite(tempfile::TempDir),
-    Postgres { admin_url: String, schema: String },
+    Postgres(pg_schema::Schema),
 }
 
 /// A temp-file SQLite database; migrated when `migrated`.
@@ -52,40 +53,17 @@ pub async fn sqlite(migrated: bool) -> TestDb<Sqlite> {
 /// A fresh schema in `DATABASE_URL`'s database; `None` (with a printed reason) when
 /// `DATABASE_URL` is unset, a panic when it is unset and `EVENTODB_KIT_REQUIRE_POSTGRES` is set.
 pub async fn postgres(migrated: bool) -> Option<TestDb<Postgres>> {
-    let Ok(admin_url) = std::env::var("DATABASE_URL") else {
-        assert!(
-            std::env::var_os("EVENTODB_KIT_REQUIRE_POSTGRES").is_none(),
-            "EVENTODB_KIT_REQUIRE_POSTGRES is set but DATABASE_URL is not"
-        );
-        eprintln!(
-            "skipped: DATABASE_URL is not set (e.g. postgres://postgres@127.0.0.1:5432/test)"
-        );
-        return None;
-    };
-    let schema = format!("cli_{}", uuid::Uuid::new_v4().simple());
-    let admin = PgPool::connect(&admin_url)
-        .await
-        .expect("connect to DATABASE_URL");
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(&admin)
-        .await
-        .expect("create schema");
-    admin.close().await;
+    let schema = pg_schema::Schema::create("cli").await?;
     // The binary gets the schema through the URL, as an operator would pass it.
-    let separator = if admin_url.contains('?') { '&' } else { '?' };
-    let url = format!("{admin_url}{separator}options=-c%20search_path%3D{schema}");
-    let pool = PgPoolOptions::new()
-        .max_connections(6)
-        .connect_with(PgConnectOptions::from_str(&url).expect("DATABASE_URL"))
-        .await
-        .expect("pool");
+    let url = schema.url();
+    let pool = schema.pool(6).await;
     if migrated {
         eventodb_kit::migrate(&pool).await.expect("migrate");
     }
     Some(TestDb {
         pool,
         url,
-        cleanup: Cleanup::Postgres { admin_url, schema },
+        cleanup: Cleanup::Postgres(schema),
     })
 }
 
@@ -95,14 +73,7 @@ impl<DB: sqlx::Database> TestDb<DB> {
         self.pool.close().await;
         match self.cleanup {
             Cleanup::Sqlite(dir) => drop(dir),
-            Cleanup::Postgres { admin_url, schema } => {
-                if let Ok(admin) = PgPool::connect(&admin_url).await {
-                    let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
-                        .execute(&admin)
-                        .await;
-                    admin.close().await;
-                }
-            }
+            Cleanup::Postgres(schema) => schema.drop_all().await,
         }
     }
 }

@@ -202,7 +202,12 @@ impl<'c, DB: Backend> Context<'c, DB> {
     }
 
     /// The database transaction the processed record and the position commit in (use it as
-    /// an executor: `.execute(ctx.transaction()?)`). Rolled back if the handler fails.
+    /// an executor: `.execute(ctx.transaction()?)`). What the handler writes there is rolled
+    /// back if it fails. With
+    /// [`ConsumerOptions::transaction_batch`](crate::consumer::ConsumerOptions::transaction_batch)
+    /// above 1 it is a savepoint in a transaction shared with other events of the batch:
+    /// a failure rolls back to the savepoint only, and the commit comes after the handler
+    /// returns, with the other events (so do not count on it being visible to others yet).
     ///
     /// # Errors
     /// A permanent [`HandlerError`] when the consumer is not transactional.

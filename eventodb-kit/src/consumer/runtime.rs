@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sqlx::Pool;
+use sqlx::{Pool, Transaction};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
@@ -29,6 +29,17 @@ const COALESCE_LIMIT: usize = 8;
 
 /// How often processed records below every member's position are purged.
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(300);
+
+/// A transaction shared by several messages of a batch, not yet committed.
+struct OpenBatch<DB: Backend> {
+    tx: Transaction<'static, DB>,
+    /// Index in the batch of its first message (where to start again if it rolls back).
+    first: usize,
+    /// The position after its last message.
+    upto: i64,
+    /// Messages it handled (for the metrics, counted when it commits).
+    handled: usize,
+}
 
 /// What became of one message.
 enum Outcome {
@@ -366,45 +377,261 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             }
             _ => HashSet::new(),
         };
-        for message in batch {
+        if self.transactional && self.options.transaction_batch > 1 {
+            return self.handle_batch_together(&batch, &processed, cancel).await;
+        }
+        for message in &batch {
             if cancel.is_cancelled() {
                 return Ok(false);
             }
             if message.global_position <= self.position {
                 continue;
             }
-            if self.held.contains_key(&message.stream_name) {
-                self.hold_behind(&message).await?;
-                self.advance(message.global_position);
+            if !self.handle_one(message, &processed, cancel).await? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// A transactional consumer's batch in shared transactions (see
+    /// [`ConsumerOptions::transaction_batch`]): each message in a savepoint of the open
+    /// transaction, which commits with the position when it holds `transaction_batch`
+    /// messages, before a message that takes the one-transaction-per-try path (a failing
+    /// handler, a parked stream), at the end of the batch, and on cancel. A database error
+    /// rolls the open transaction back; its messages and the rest of the batch then take
+    /// the per-event path, which retries database trouble.
+    async fn handle_batch_together(
+        &mut self,
+        batch: &[CategoryMessage],
+        processed: &HashSet<String>,
+        cancel: &CancellationToken,
+    ) -> Result<bool> {
+        let mut open: Option<OpenBatch<DB>> = None;
+        let mut batched = true;
+        let mut i = 0;
+        loop {
+            let at_end = i >= batch.len();
+            let cancelled = cancel.is_cancelled();
+            if let Some(batch_tx) = &open {
+                let full = i - batch_tx.first >= self.options.transaction_batch;
+                let alone = !at_end && self.held.contains_key(&batch[i].stream_name);
+                if (at_end || cancelled || full || alone)
+                    && let Some(first) = self.commit_open(&mut open).await
+                {
+                    batched = false;
+                    i = first;
+                    // Cancelled: rolled back, the position stays before them.
+                    if !cancelled {
+                        continue;
+                    }
+                }
+            }
+            if cancelled {
+                return Ok(false);
+            }
+            let Some(message) = batch.get(i) else {
+                return Ok(true);
+            };
+            i += 1;
+            if message.global_position <= self.position {
+                continue;
+            }
+            if !batched || self.held.contains_key(&message.stream_name) {
+                if !self.handle_one(message, processed, cancel).await? {
+                    return Ok(false);
+                }
                 continue;
             }
             if processed.contains(&message.id.to_string()) {
                 tracing::debug!(consumer = %self.key.consumer, id = %message.id, "already processed");
-                self.advance(message.global_position);
+                match &mut open {
+                    Some(batch_tx) => batch_tx.upto = message.global_position,
+                    None => self.advance(message.global_position),
+                }
                 continue;
             }
-            match crate::trace_context::around_event(
-                &message,
-                self.attempts(&message, false, cancel),
-            )
-            .await?
-            {
-                Outcome::Handled => {
-                    self.metrics.handled();
-                    if !self.transactional {
-                        self.pending.push(processed_row(&message));
+            if open.is_none() {
+                match DB::begin_write(&self.pool).await {
+                    Ok(tx) => {
+                        open = Some(OpenBatch {
+                            tx,
+                            first: i - 1,
+                            upto: self.position,
+                            handled: 0,
+                        });
+                    }
+                    Err(error) => {
+                        tracing::warn!(consumer = %self.key.consumer, %error, "could not begin a transaction; handling events one by one");
+                        batched = false;
+                        i -= 1;
+                        continue;
                     }
                 }
-                Outcome::Interrupted => return Ok(false),
-                Outcome::Failed { error, attempts } => {
-                    self.metrics.failed();
-                    self.apply_policy(&message, error, attempts).await?;
+            }
+            let batch_tx = open.as_mut().expect("open");
+            let step = crate::trace_context::around_event(
+                message,
+                self.try_in_savepoint(&mut batch_tx.tx, message),
+            )
+            .await;
+            match step {
+                Ok(None) => {
+                    batch_tx.upto = message.global_position;
+                    batch_tx.handled += 1;
+                }
+                Ok(Some(result)) => {
+                    // Commit the events before it, then retry it on its own.
+                    if let Some(first) = self.commit_open(&mut open).await {
+                        batched = false;
+                        i = first;
+                        continue;
+                    }
+                    let outcome = crate::trace_context::around_event(
+                        message,
+                        self.attempts(message, false, cancel, Some(result)),
+                    )
+                    .await?;
+                    if !self.settle(message, outcome, cancel).await? {
+                        return Ok(false);
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(consumer = %self.key.consumer, %error, "database error in a batch of events; rolled back, handling them one by one");
+                    i = open.take().expect("open").first;
+                    batched = false;
                 }
             }
-            self.advance(message.global_position);
-            if self.since_save >= self.options.position_update_interval {
-                self.save_soon(cancel, true).await?;
+        }
+    }
+
+    /// Commits the open shared transaction, if any. On failure it is rolled back: returns
+    /// the batch index of its first message, to handle again one by one.
+    async fn commit_open(&mut self, open: &mut Option<OpenBatch<DB>>) -> Option<usize> {
+        let batch_tx = open.take()?;
+        let first = batch_tx.first;
+        match self.commit_batch(batch_tx).await {
+            Ok(()) => None,
+            Err(error) => {
+                tracing::warn!(consumer = %self.key.consumer, %error, "could not commit a batch of events; handling them one by one");
+                Some(first)
             }
+        }
+    }
+
+    /// Commits a shared transaction with the position after its last message.
+    async fn commit_batch(&mut self, open: OpenBatch<DB>) -> Result<()> {
+        let OpenBatch {
+            mut tx,
+            upto,
+            handled,
+            ..
+        } = open;
+        if upto > self.position {
+            DB::save_position(&mut *tx, &self.key, self.position_row(upto)).await?;
+        }
+        tx.commit().await.map_err(db)?;
+        for _ in 0..handled {
+            self.metrics.handled();
+        }
+        if upto > self.position {
+            self.advance(upto);
+        }
+        self.saved = self.saved.max(upto);
+        self.saving_to = self.saving_to.max(upto);
+        Ok(())
+    }
+
+    /// One try of a message in a savepoint of a shared transaction: claims the processed
+    /// record (a message another member already handled counts as handled), runs the
+    /// handler, and keeps both or rolls both back. `None` when kept; the handler's result
+    /// when it was rolled back (the message takes the per-event path then).
+    async fn try_in_savepoint(
+        &self,
+        tx: &mut Transaction<'static, DB>,
+        message: &CategoryMessage,
+    ) -> Result<Option<Result<Handled, HandlerError>>> {
+        let mut savepoint = sqlx::Connection::begin(&mut **tx).await.map_err(db)?;
+        let claimed =
+            DB::insert_processed(&mut *savepoint, &self.key, &[processed_row(message)]).await?;
+        if claimed == 0 {
+            savepoint.commit().await.map_err(db)?;
+            tracing::debug!(consumer = %self.key.consumer, id = %message.id, "already processed");
+            return Ok(None);
+        }
+        let result = {
+            let mut ctx = self.context(1, false, Some(&mut *savepoint));
+            self.consumer.handle(message, &mut ctx).await
+        };
+        if self.keeps(&result) {
+            savepoint.commit().await.map_err(db)?;
+            Ok(None)
+        } else {
+            savepoint.rollback().await.map_err(db)?;
+            Ok(Some(result))
+        }
+    }
+
+    /// Whether a handler's result is kept (committed and recorded as processed).
+    fn keeps(&self, result: &Result<Handled, HandlerError>) -> bool {
+        match result {
+            Ok(Handled::Done) => true,
+            Ok(Handled::Unknown) => !self.options.strict_types,
+            Err(_) => false,
+        }
+    }
+
+    /// One message on its own: held back behind a parked stream, skipped when already
+    /// processed, or tried (one transaction per try for a transactional consumer) with the
+    /// failure policy after the last try. `false` when cancelled before it was handled.
+    async fn handle_one(
+        &mut self,
+        message: &CategoryMessage,
+        processed: &HashSet<String>,
+        cancel: &CancellationToken,
+    ) -> Result<bool> {
+        if self.held.contains_key(&message.stream_name) {
+            self.hold_behind(message).await?;
+            self.advance(message.global_position);
+            return Ok(true);
+        }
+        if processed.contains(&message.id.to_string()) {
+            tracing::debug!(consumer = %self.key.consumer, id = %message.id, "already processed");
+            self.advance(message.global_position);
+            return Ok(true);
+        }
+        let outcome = crate::trace_context::around_event(
+            message,
+            self.attempts(message, false, cancel, None),
+        )
+        .await?;
+        self.settle(message, outcome, cancel).await
+    }
+
+    /// Records what became of a message tried on its own and moves past it. `false` when
+    /// it was interrupted (the position stays before it).
+    async fn settle(
+        &mut self,
+        message: &CategoryMessage,
+        outcome: Outcome,
+        cancel: &CancellationToken,
+    ) -> Result<bool> {
+        match outcome {
+            Outcome::Handled => {
+                self.metrics.handled();
+                if !self.transactional {
+                    self.pending.push(processed_row(message));
+                }
+            }
+            Outcome::Interrupted => return Ok(false),
+            Outcome::Failed { error, attempts } => {
+                self.metrics.failed();
+                self.apply_policy(message, error, attempts).await?;
+            }
+        }
+        self.advance(message.global_position);
+        if self.since_save >= self.options.position_update_interval {
+            self.save_soon(cancel, true).await?;
         }
         Ok(true)
     }
@@ -424,18 +651,23 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
 
     /// Tries a message until it is handled, fails for good, or the consumer is cancelled.
     /// Database trouble is retried without counting as a try.
+    /// `first` is the result of a first try made elsewhere (in a shared transaction, rolled
+    /// back): the tries go on from the second.
     async fn attempts(
         &self,
         message: &CategoryMessage,
         replay: bool,
         cancel: &CancellationToken,
+        mut first: Option<Result<Handled, HandlerError>>,
     ) -> Result<Outcome> {
         let retry = self.options.retry;
         let mut attempt: u32 = 0;
         let mut infrastructure: u32 = 0;
         loop {
             attempt += 1;
-            let result = if self.transactional {
+            let result = if let Some(result) = first.take() {
+                Ok(result)
+            } else if self.transactional {
                 self.try_in_transaction(message, attempt, replay).await
             } else {
                 Ok(self.try_plain(message, attempt, replay).await)
@@ -541,12 +773,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             let mut ctx = self.context(attempt, replay, Some(&mut *tx));
             self.consumer.handle(message, &mut ctx).await
         };
-        let keep = match &result {
-            Ok(Handled::Done) => true,
-            Ok(Handled::Unknown) => !self.options.strict_types,
-            Err(_) => false,
-        };
-        if !keep {
+        if !self.keeps(&result) {
             tx.rollback().await.map_err(db)?;
             return Ok(result);
         }
@@ -789,7 +1016,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                 let message = self.recover(&row).await;
                 match crate::trace_context::around_event(
                     &message,
-                    self.attempts(&message, true, cancel),
+                    self.attempts(&message, true, cancel, None),
                 )
                 .await?
                 {

@@ -54,6 +54,10 @@ pub(crate) trait Db: Backend {
     ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
     /// Effect rows per event id.
     fn effect_counts(pool: &Pool<Self>) -> impl Future<Output = HashMap<String, i64>> + Send;
+    /// Effect rows as `conn` sees them (its transaction's own rows included).
+    fn effects_seen_by(
+        conn: &mut Self::Connection,
+    ) -> impl Future<Output = Result<i64, sqlx::Error>> + Send;
 }
 
 /// Logs to the test output when `RUST_LOG` is set.
@@ -156,6 +160,7 @@ pub(crate) struct Recorder {
     tag: String,
     log: Log,
     failing: Arc<Mutex<HashSet<String>>>,
+    flaky: HashSet<String>,
     unknown: HashSet<String>,
     failures: Arc<AtomicU32>,
     delay: Duration,
@@ -169,6 +174,7 @@ impl Recorder {
             tag: tag.into(),
             log: log.clone(),
             failing: Arc::default(),
+            flaky: HashSet::new(),
             unknown: HashSet::new(),
             failures: Arc::default(),
             delay: Duration::ZERO,
@@ -177,6 +183,11 @@ impl Recorder {
     }
     pub(crate) fn failing(self, message_type: &str) -> Self {
         self.failing.lock().unwrap().insert(message_type.into());
+        self
+    }
+    /// Messages of this type fail on their first try (after writing their effect).
+    pub(crate) fn flaky(mut self, message_type: &str) -> Self {
+        self.flaky.insert(message_type.into());
         self
     }
     pub(crate) fn heal(&self) {
@@ -221,12 +232,11 @@ impl<DB: Db> Consumer<DB> for Recorder {
                 return Err(HandlerError::new(format!("poison {}", message.id)));
             }
             if self.effects {
-                DB::insert_effect(
-                    ctx.transaction()?,
-                    &message.id.to_string(),
-                    &message.stream_name,
-                )
-                .await?;
+                insert_effect(ctx, message).await?;
+            }
+            if ctx.attempt() == 1 && self.flaky.contains(&message.message_type) {
+                self.failures.fetch_add(1, Ordering::SeqCst);
+                return Err(HandlerError::new(format!("flaky {}", message.id)));
             }
             self.log
                 .0
@@ -238,8 +248,52 @@ impl<DB: Db> Consumer<DB> for Recorder {
     }
 }
 
+/// Writes the effect row of `message` in the handler's transaction.
+async fn insert_effect<DB: Db>(
+    ctx: &mut Context<'_, DB>,
+    message: &CategoryMessage,
+) -> Result<(), HandlerError> {
+    DB::insert_effect(
+        ctx.transaction()?,
+        &message.id.to_string(),
+        &message.stream_name,
+    )
+    .await?;
+    Ok(())
+}
+
 fn fast_retry() -> RetryPolicy {
     RetryPolicy::new(3, Duration::from_millis(1), Duration::from_millis(5))
+}
+
+/// The ids of a consumer's parked events, oldest first.
+async fn parked_ids<DB: Db>(admin: &ConsumerAdmin<DB>, category: &str, name: &str) -> Vec<Uuid> {
+    admin
+        .parked(category, name)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.id)
+        .collect()
+}
+
+/// Waits until a consumer has no parked stream left.
+async fn unparked<DB: Db>(admin: &ConsumerAdmin<DB>, category: &str, name: &str) {
+    eventually("the stream is unparked", LONG, || async {
+        admin
+            .parked_streams(category, name)
+            .await
+            .unwrap()
+            .is_empty()
+    })
+    .await;
+}
+
+/// Waits until every consumer of `workers` has dealt with `last`.
+async fn caught_up(workers: &RunningWorkers, last: i64) {
+    for handle in workers.consumers() {
+        handle.wait_for(last, LONG).await.expect("caught up");
+    }
 }
 
 /// Member `k` of a group, tagged `m<k>`.
@@ -416,11 +470,6 @@ pub(crate) async fn resizing_a_group_loses_and_repeats_nothing<DB: Db>(pool: Poo
         }
         workers.spawn()
     };
-    async fn caught_up(workers: &RunningWorkers, last: i64) {
-        for handle in workers.consumers() {
-            handle.wait_for(last, LONG).await.expect("caught up");
-        }
-    }
     let (batch, last) = write_batch(0).await;
     ids.extend(batch);
     let workers = spawn(&[(0, 2), (1, 2)]).await.expect("spawn");
@@ -611,15 +660,8 @@ pub(crate) async fn poison_event_parks_its_stream_until_released<DB: Db>(pool: P
     handle.wait_for(at.global_position, LONG).await.unwrap();
     assert_eq!(log.ids(), vec![a1, b1, b2], "other streams go on");
     let admin = ConsumerAdmin::for_kit(&kit);
-    let parked: Vec<Uuid> = admin
-        .parked("park", "parker")
-        .await
-        .unwrap()
-        .iter()
-        .map(|e| e.id)
-        .collect();
     assert_eq!(
-        parked,
+        parked_ids(&admin, "park", "parker").await,
         vec![p, a2],
         "the poison event and the one after it are parked"
     );
@@ -657,14 +699,7 @@ pub(crate) async fn poison_event_parks_its_stream_until_released<DB: Db>(pool: P
             .unwrap(),
         "not parked"
     );
-    eventually("the stream is unparked", LONG, || async {
-        admin
-            .parked_streams("park", "parker")
-            .await
-            .unwrap()
-            .is_empty()
-    })
-    .await;
+    unparked(&admin, "park", "parker").await;
     assert!(admin.parked("park", "parker").await.unwrap().is_empty());
     assert_eq!(log.ids_in_stream("park-1"), vec![a1, p, a2, a3]);
     let (a4, at) = env.write("park-1", "Ok", 7).await;
@@ -1014,4 +1049,373 @@ pub(crate) async fn bad_options_are_refused<DB: Db>(pool: Pool<DB>) {
         .spawn()
         .await;
     assert!(matches!(twice, Err(Error::InvalidArgument(_))));
+}
+
+// ------------------------------------------------ transactions shared by a batch
+
+/// A transactional consumer that writes an effect and notes how many effects of earlier
+/// events its transaction sees that are not committed yet: 0 with one transaction per
+/// event, up to `transaction_batch - 1` when events share one.
+struct Peeker<DB: Db> {
+    category: String,
+    pool: Pool<DB>,
+    ahead: Arc<Mutex<Vec<i64>>>,
+}
+
+impl<DB: Db> Consumer<DB> for Peeker<DB> {
+    fn category(&self) -> &str {
+        &self.category
+    }
+
+    fn transactional(&self) -> bool {
+        true
+    }
+
+    fn handle<'a>(
+        &'a self,
+        message: &'a CategoryMessage,
+        ctx: &'a mut Context<'_, DB>,
+    ) -> BoxFuture<'a, Result<Handled, HandlerError>> {
+        Box::pin(async move {
+            insert_effect(ctx, message).await?;
+            let inside = DB::effects_seen_by(ctx.transaction()?).await?;
+            let mut other = self.pool.acquire().await?;
+            let committed = DB::effects_seen_by(&mut other).await?;
+            self.ahead.lock().unwrap().push(inside - committed - 1);
+            Ok(Handled::Done)
+        })
+    }
+}
+
+/// Writes `n` events of `message_type` round-robin over `streams` streams of `category`
+/// (`poison` at the indexes given); returns their ids and global positions in order.
+async fn write_round_robin(
+    env: &Env,
+    category: &str,
+    streams: i64,
+    n: i64,
+    poison: &[(i64, &str)],
+) -> Vec<(Uuid, i64)> {
+    let mut written = Vec::new();
+    for i in 0..n {
+        let message_type = poison
+            .iter()
+            .find(|(at, _)| *at == i)
+            .map_or("Ok", |(_, kind)| kind);
+        let (id, at) = env
+            .write(&format!("{category}-{}", i % streams), message_type, i)
+            .await;
+        written.push((id, at.global_position));
+    }
+    written
+}
+
+/// Asserts that exactly the events `expected` have one effect each, and no other event any.
+fn assert_effects_once(effects: &HashMap<String, i64>, expected: &[Uuid]) {
+    let want: HashMap<String, i64> = expected.iter().map(|id| (id.to_string(), 1)).collect();
+    assert_eq!(effects, &want, "exactly one effect per expected event");
+}
+
+/// Events of a read share transactions of `transaction_batch` events: a handler sees the
+/// uncommitted effects of the earlier events of its transaction (never more than the
+/// bound), each effect happens once, and the position is saved with the last commit. With
+/// `transaction_batch(1)` every event commits alone.
+pub(crate) async fn batched_transactions_commit_effects_once<DB: Db>(pool: Pool<DB>) {
+    let env = Env::new("consumer").await;
+    let kit = env.kit(&pool);
+    DB::create_effects(&pool).await;
+    let written = write_round_robin(&env, "batch", 5, 40, &[]).await;
+    let last = written.last().unwrap().1;
+    let admin = ConsumerAdmin::for_kit(&kit);
+    let mut seen = Vec::new();
+    // One after the other: each counts the effects of the whole table.
+    for (name, per_transaction) in [("alone", 1), ("together", 10)] {
+        let ahead = Arc::new(Mutex::new(Vec::new()));
+        let workers = kit
+            .workers()
+            .consumer(
+                Peeker {
+                    category: "batch".into(),
+                    pool: pool.clone(),
+                    ahead: ahead.clone(),
+                },
+                ConsumerOptions::new(name)
+                    .batch_size(25)
+                    .transaction_batch(per_transaction),
+            )
+            .spawn()
+            .await
+            .expect("spawn");
+        caught_up(&workers, last).await;
+        workers.shutdown().await.expect("shutdown");
+        let positions = admin.positions("batch", name).await.unwrap();
+        assert_eq!(positions[0].global_position, last, "{name} saved");
+        seen.push(ahead.lock().unwrap().clone());
+    }
+    assert_eq!(seen[0].len(), 40);
+    assert!(
+        seen[0].iter().all(|&n| n == 0),
+        "one transaction per event: {:?}",
+        seen[0]
+    );
+    assert_eq!(seen[1].len(), 40);
+    assert_eq!(
+        seen[1].iter().max(),
+        Some(&9),
+        "ten events per transaction: {:?}",
+        seen[1]
+    );
+    let effects = DB::effect_counts(&pool).await;
+    assert_eq!(effects.len(), 40);
+    assert!(
+        effects.values().all(|&n| n == 2),
+        "one effect per event and consumer: {effects:?}"
+    );
+}
+
+/// A transactional recorder with effects, started on 12 events of `category` (3 streams,
+/// round-robin) whose event `at` has type `kind`, and waited for until it has dealt with
+/// the last one. Transactions span whole reads (`batch_size(50)`, the default
+/// `transaction_batch`), so event `at` fails in the middle of one.
+struct MidBatch {
+    written: Vec<(Uuid, i64)>,
+    log: Log,
+    recorder: Recorder,
+    workers: RunningWorkers,
+}
+
+async fn mid_batch<DB: Db>(
+    env: &Env,
+    pool: &Pool<DB>,
+    category: &str,
+    (at, kind): (i64, &str),
+    policy: FailurePolicy,
+) -> MidBatch {
+    DB::create_effects(pool).await;
+    let written = write_round_robin(env, category, 3, 12, &[(at, kind)]).await;
+    let last = written.last().unwrap().1;
+    let log = Log::default();
+    let recorder = Recorder::new(category, category, &log)
+        .effects()
+        .flaky("Flaky")
+        .failing("Poison");
+    let workers = env
+        .kit(pool)
+        .workers()
+        .consumer(
+            recorder.clone(),
+            ConsumerOptions::new(category)
+                .transactional(true)
+                .batch_size(50)
+                .failure_policy(policy)
+                .retry(fast_retry()),
+        )
+        .spawn()
+        .await
+        .expect("spawn");
+    caught_up(&workers, last).await;
+    MidBatch {
+        written,
+        log,
+        recorder,
+        workers,
+    }
+}
+
+/// A handler that fails on its first try in the middle of a shared transaction: the events
+/// before it are committed, it is retried on its own (its second try is attempt 2) and
+/// handled, the events after it are handled; every effect happens once.
+pub(crate) async fn failure_mid_batch_is_retried_alone<DB: Db>(pool: Pool<DB>) {
+    let env = Env::new("consumer").await;
+    let run = mid_batch(&env, &pool, "flaky", (5, "Flaky"), FailurePolicy::Stop).await;
+    run.workers.shutdown().await.expect("shutdown");
+    let ids: Vec<Uuid> = run.written.iter().map(|(id, _)| *id).collect();
+    assert_eq!(run.recorder.failures(), 1, "one failed try");
+    assert_eq!(run.log.ids(), ids, "each handled once, in order");
+    assert_effects_once(&DB::effect_counts(&pool).await, &ids);
+    let positions = ConsumerAdmin::for_kit(&env.kit(&pool))
+        .positions("flaky", "flaky")
+        .await
+        .unwrap();
+    assert_eq!(positions[0].global_position, run.written[11].1);
+}
+
+/// A poison event in the middle of a shared transaction, with the skip policy: it gets
+/// all its tries (the first in the shared transaction counts), is recorded as skipped
+/// without an effect, and every other event has its effect once.
+pub(crate) async fn poison_mid_batch_is_skipped_alone<DB: Db>(pool: Pool<DB>) {
+    let env = Env::new("consumer").await;
+    let kit = env.kit(&pool);
+    let run = mid_batch(&env, &pool, "skipb", (5, "Poison"), FailurePolicy::Skip).await;
+    run.workers.shutdown().await.expect("shutdown");
+    let MidBatch {
+        written,
+        log,
+        recorder,
+        ..
+    } = run;
+    let poison = written[5].0;
+    let others: Vec<Uuid> = written
+        .iter()
+        .map(|(id, _)| *id)
+        .filter(|id| *id != poison)
+        .collect();
+    assert_eq!(log.ids(), others);
+    assert_effects_once(&DB::effect_counts(&pool).await, &others);
+    assert_eq!(recorder.failures(), 3, "three tries in all");
+    let skipped = ConsumerAdmin::for_kit(&kit)
+        .skipped("skipb", "skipb")
+        .await
+        .unwrap();
+    assert_eq!(
+        skipped.iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![poison]
+    );
+    assert_eq!(skipped[0].attempts, 3);
+}
+
+/// A poison event in the middle of a shared transaction, with the park policy: its stream
+/// is parked from it on, the other streams' events are handled once; released after the
+/// fix, the parked events are handled once, in order.
+pub(crate) async fn poison_mid_batch_parks_only_its_stream<DB: Db>(pool: Pool<DB>) {
+    let env = Env::new("consumer").await;
+    let kit = env.kit(&pool);
+    let MidBatch {
+        written,
+        log,
+        recorder,
+        workers,
+    } = mid_batch(
+        &env,
+        &pool,
+        "parkb",
+        (4, "Poison"),
+        FailurePolicy::ParkStream,
+    )
+    .await;
+    // Stream parkb-1 is events 1, 4, 7, 10: parked from 4 on.
+    let parked: Vec<Uuid> = [4, 7, 10].iter().map(|&i| written[i].0).collect();
+    let others: Vec<Uuid> = written
+        .iter()
+        .map(|(id, _)| *id)
+        .filter(|id| !parked.contains(id))
+        .collect();
+    assert_eq!(log.ids(), others, "the other streams go on");
+    assert_effects_once(&DB::effect_counts(&pool).await, &others);
+    let admin = ConsumerAdmin::for_kit(&kit);
+    assert_eq!(parked_ids(&admin, "parkb", "parkb").await, parked);
+
+    recorder.heal();
+    assert!(
+        admin
+            .release_stream("parkb", "parkb", "parkb-1")
+            .await
+            .unwrap()
+    );
+    unparked(&admin, "parkb", "parkb").await;
+    workers.shutdown().await.expect("shutdown");
+    let all: Vec<Uuid> = written.iter().map(|(id, _)| *id).collect();
+    assert_effects_once(&DB::effect_counts(&pool).await, &all);
+    assert_eq!(
+        log.ids_in_stream("parkb-1"),
+        vec![written[1].0, written[4].0, written[7].0, written[10].0]
+    );
+}
+
+/// A consumer killed while a shared transaction is open leaves no part of it: the
+/// committed effects are exactly those of the events up to the saved position. Restarted,
+/// it handles the rest, every effect once.
+pub(crate) async fn killed_inside_a_batch_transaction_leaves_no_partial_effects<DB: Db>(
+    pool: Pool<DB>,
+) {
+    let env = Env::new("consumer").await;
+    let kit = env.kit(&pool);
+    DB::create_effects(&pool).await;
+    let written = write_round_robin(&env, "crash", 8, 80, &[]).await;
+    let last = written.last().unwrap().1;
+    let log = Log::default();
+    let start = || {
+        kit.workers()
+            .consumer(
+                Recorder::new("crash", "crash", &log)
+                    .effects()
+                    .delay(Duration::from_millis(5)),
+                ConsumerOptions::new("crash")
+                    .transactional(true)
+                    .batch_size(50)
+                    .transaction_batch(20),
+            )
+            .spawn()
+    };
+    let workers = start().await.expect("spawn");
+    // Handled 28: 20 committed, 8 in the open transaction.
+    eventually("inside the second transaction", LONG, || async {
+        log.ids().len() >= 28
+    })
+    .await;
+    workers.kill();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let handled_before = log.ids().len();
+    let admin = ConsumerAdmin::for_kit(&kit);
+    let saved = admin.positions("crash", "crash").await.unwrap()[0].global_position;
+    assert!(saved < last, "killed before the end");
+    let committed: Vec<Uuid> = written
+        .iter()
+        .filter(|(_, gp)| *gp <= saved)
+        .map(|(id, _)| *id)
+        .collect();
+    assert_effects_once(&DB::effect_counts(&pool).await, &committed);
+    assert!(
+        handled_before > committed.len(),
+        "killed with handled events not committed ({handled_before} handled, {} committed)",
+        committed.len()
+    );
+
+    let workers = start().await.expect("spawn again");
+    caught_up(&workers, last).await;
+    workers.shutdown().await.expect("shutdown");
+    let all: Vec<Uuid> = written.iter().map(|(id, _)| *id).collect();
+    assert_effects_once(&DB::effect_counts(&pool).await, &all);
+}
+
+/// Two copies of the same group members run at once with shared transactions (as a
+/// deploy that starts the new processes before the old ones stop would): each claims an
+/// event's processed record in the event's savepoint, so every effect happens once. Member
+/// 2 runs only at the end: until every member has saved a position, no processed record is
+/// purged (two copies of one member are outside what the purge assumes: one saved position
+/// per member).
+pub(crate) async fn doubled_group_members_never_handle_twice<DB: Db>(pool: Pool<DB>) {
+    let env = Env::new("consumer").await;
+    let kit = env.kit(&pool);
+    DB::create_effects(&pool).await;
+    let written = write_round_robin(&env, "dup", 12, 60, &[]).await;
+    let last = written.last().unwrap().1;
+    let log = Log::default();
+    let spawn = |members: &[i64]| {
+        let mut workers = kit.workers();
+        for &k in members {
+            workers = workers.consumer(
+                Recorder::new("dup", &format!("m{k}"), &log)
+                    .effects()
+                    .delay(Duration::from_millis(2)),
+                member("dups", k, 3)
+                    .transactional(true)
+                    .transaction_batch(4),
+            );
+        }
+        workers.spawn()
+    };
+    let first = spawn(&[0, 1]).await.expect("spawn");
+    let second = spawn(&[0, 1]).await.expect("spawn copies");
+    caught_up(&first, last).await;
+    caught_up(&second, last).await;
+    first.shutdown().await.expect("shutdown");
+    second.shutdown().await.expect("shutdown");
+    let third = spawn(&[2]).await.expect("spawn member 2");
+    caught_up(&third, last).await;
+    third.shutdown().await.expect("shutdown");
+    let all: Vec<Uuid> = written.iter().map(|(id, _)| *id).collect();
+    assert_effects_once(&DB::effect_counts(&pool).await, &all);
+    let counts = log.counts();
+    assert_eq!(counts.len(), all.len(), "every event handled");
 }

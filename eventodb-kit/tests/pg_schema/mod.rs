@@ -1,0 +1,111 @@
+//! A fresh PostgreSQL schema per test in `DATABASE_URL`'s database: shared by the
+//! PostgreSQL tests of this crate and, through `#[path]` modules, by the workspace soak
+//! (`tests/soak`) and the CLI's tests, so that every one of them skips, fails and cleans up
+//! the same way.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::str::FromStr;
+
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+/// The variable that turns a missing `DATABASE_URL` from a skip into a failure (as in CI).
+pub const REQUIRE_VAR: &str = "EVENTODB_KIT_REQUIRE_POSTGRES";
+
+/// An empty schema of its own; dropped by [`Schema::drop_all`].
+pub struct Schema {
+    admin_url: String,
+    name: String,
+}
+
+impl Schema {
+    /// Creates `<prefix>_<uuid>`. `None`, with a printed reason, when `DATABASE_URL` is
+    /// unset; a panic then when `EVENTODB_KIT_REQUIRE_POSTGRES` is set.
+    pub async fn create(prefix: &str) -> Option<Schema> {
+        let Ok(admin_url) = std::env::var("DATABASE_URL") else {
+            assert!(
+                std::env::var_os(REQUIRE_VAR).is_none(),
+                "{REQUIRE_VAR} is set but DATABASE_URL is not"
+            );
+            eprintln!(
+                "skipped: DATABASE_URL is not set (e.g. postgres://postgres@127.0.0.1:5432/test)"
+            );
+            return None;
+        };
+        let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+        let admin = PgPool::connect(&admin_url)
+            .await
+            .expect("connect to DATABASE_URL");
+        sqlx::query(&format!("CREATE SCHEMA {name}"))
+            .execute(&admin)
+            .await
+            .expect("create schema");
+        admin.close().await;
+        Some(Schema { admin_url, name })
+    }
+
+    /// `DATABASE_URL` with the schema as its `search_path` (`options=-c search_path=…`), as
+    /// an operator would hand it to the binary.
+    pub fn url(&self) -> String {
+        let separator = if self.admin_url.contains('?') {
+            '&'
+        } else {
+            '?'
+        };
+        format!(
+            "{}{separator}options=-c%20search_path%3D{}",
+            self.admin_url, self.name
+        )
+    }
+
+    /// A pool of up to `max_connections` on the schema.
+    pub async fn pool(&self, max_connections: u32) -> PgPool {
+        let options = PgConnectOptions::from_str(&self.url()).expect("DATABASE_URL");
+        PgPoolOptions::new()
+            .max_connections(max_connections)
+            .connect_with(options)
+            .await
+            .expect("pool")
+    }
+
+    /// Drops the schema (best effort: a test that failed may have left the database
+    /// unreachable).
+    pub async fn drop_all(self) {
+        if let Ok(admin) = PgPool::connect(&self.admin_url).await {
+            let _ = sqlx::query(&format!("DROP SCHEMA {} CASCADE", self.name))
+                .execute(&admin)
+                .await;
+            admin.close().await;
+        }
+    }
+}
+
+/// A fresh schema with the kit's migrations applied, and a pool on it.
+pub struct PgSchema {
+    /// Connections whose `search_path` is the schema.
+    pub pool: PgPool,
+    schema: Schema,
+}
+
+/// A fresh migrated schema named `<prefix>_<uuid>` and a pool of up to `max_connections`
+/// on it; `None` as for [`Schema::create`].
+pub async fn fresh(prefix: &str, max_connections: u32) -> Option<PgSchema> {
+    let schema = Schema::create(prefix).await?;
+    let pool = schema.pool(max_connections).await;
+    let applied = eventodb_kit::migrate(&pool).await.expect("migrate");
+    assert_eq!(
+        applied.len(),
+        eventodb_kit::migrations::<sqlx::Postgres>().len(),
+        "a fresh schema gets every migration"
+    );
+    Some(PgSchema { pool, schema })
+}
+
+impl PgSchema {
+    /// Closes the pool and drops the schema.
+    pub async fn cleanup(self) {
+        self.pool.close().await;
+        self.schema.drop_all().await;
+    }
+}
