@@ -252,9 +252,14 @@ async fn drain<DB: Backend>(
         sqlite_us_per_event: sqlite / total as f64 * 1e6,
         cores_used: cpu / elapsed,
     };
+    let sqlite_part = if drained.sqlite_us_per_event > 0.0 {
+        format!(" (SQLite threads {:.0})", drained.sqlite_us_per_event)
+    } else {
+        String::new()
+    };
     println!(
-        "  {prefix}: {total} events in {elapsed:.2} s; CPU {:.0} µs per event (SQLite threads {:.0}), {:.2} cores busy",
-        drained.cpu_us_per_event, drained.sqlite_us_per_event, drained.cores_used
+        "  {prefix}: {total} events in {elapsed:.2} s; CPU of this process {:.0} µs per event{sqlite_part}, {:.2} cores busy",
+        drained.cpu_us_per_event, drained.cores_used
     );
     Ok(drained)
 }
