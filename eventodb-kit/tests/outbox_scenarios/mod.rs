@@ -638,6 +638,94 @@ pub(crate) async fn duplicate_id_means_already_written<DB: Backend>(pool: Pool<D
     sender.shutdown().await.unwrap();
 }
 
+/// Raw SQL without binds, for scenarios that stage what a dead sender left behind or look at
+/// tables the API does not show.
+pub(crate) trait RawSql: Backend {
+    /// Runs `sql`.
+    fn exec_sql(pool: &Pool<Self>, sql: &str) -> impl Future<Output = ()> + Send;
+    /// The first column of the first row of `sql`, an integer.
+    fn query_i64(pool: &Pool<Self>, sql: &str) -> impl Future<Output = i64> + Send;
+}
+
+macro_rules! raw_sql {
+    ($($db:ty),*) => {$(
+        impl RawSql for $db {
+            async fn exec_sql(pool: &Pool<Self>, sql: &str) {
+                sqlx::Executor::execute(pool, sql).await.unwrap();
+            }
+
+            async fn query_i64(pool: &Pool<Self>, sql: &str) -> i64 {
+                let row = sqlx::Executor::fetch_one(pool, sql).await.unwrap();
+                sqlx::Row::try_get(&row, 0).unwrap()
+            }
+        }
+    )*};
+}
+
+raw_sql!(sqlx::Sqlite, sqlx::Postgres);
+
+/// A stream lease held by another sender keeps the stream back while it lasts; once it has
+/// run out, its rows may have been sent without being recorded: each is looked up in
+/// EventoDB first, and the one found there is recorded, not sent again.
+pub(crate) async fn an_expired_lease_hands_its_rows_over_for_lookup<DB: RawSql>(pool: Pool<DB>) {
+    let env = Env::new("outbox").await;
+    let kit = env.kit(&pool);
+    let ids = [
+        commit_one(&kit, "lease-1", 1).await,
+        commit_one(&kit, "lease-1", 2).await,
+        commit_one(&kit, "lease-1", 3).await,
+    ];
+    // The dead sender sent the first row and died before recording it.
+    kit.client()
+        .stream_write(
+            "lease-1",
+            &NewMessage::new("Counted", json!({"n": 1})),
+            &WriteOptions::new().id(ids[0]),
+        )
+        .await
+        .unwrap();
+    let through = DB::query_i64(&pool, "SELECT max(seq) FROM eventodb_kit_outbox").await;
+    let namespace = kit.outbox().namespace().to_owned();
+    DB::exec_sql(
+        &pool,
+        &format!(
+            "INSERT INTO eventodb_kit_outbox_leases
+                (namespace, stream, owner, lease_until, through_seq)
+             VALUES ('{namespace}', 'lease-1', 'dead-sender#1', '2999-01-01T00:00:00.000Z', {through})"
+        ),
+    )
+    .await;
+    let writes_before = env.count("stream.write");
+    let sender = kit.outbox().spawn_sender(fast()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        read_stream(&kit, "lease-1").await.len(),
+        1,
+        "nothing is sent under another sender's live lease"
+    );
+    assert_eq!(kit.outbox().status().await.unwrap().pending, 3);
+    DB::exec_sql(
+        &pool,
+        "UPDATE eventodb_kit_outbox_leases SET lease_until = '2000-01-01T00:00:00.000Z'",
+    )
+    .await;
+    drained(&kit, Duration::from_secs(20)).await;
+    assert_stream(&kit, "lease-1", &ids).await;
+    if let (Some(before), Some(after)) = (writes_before, env.count("stream.write")) {
+        assert_eq!(
+            after - before,
+            2,
+            "the row found in EventoDB was not sent again"
+        );
+    }
+    let row = kit.outbox().row(ids[0]).await.unwrap().unwrap();
+    assert_eq!(
+        (row.status, row.position, row.outcome_unknown, row.attempts),
+        (RowStatus::Sent, Some(0), false, 1)
+    );
+    sender.shutdown().await.unwrap();
+}
+
 pub(crate) async fn killed_senders_never_send_twice<DB: Backend>(pool: Pool<DB>) {
     let env = Env::new("outbox").await;
     let kit = env.kit(&pool);
@@ -963,7 +1051,7 @@ pub(crate) async fn shutdown_mid_drain_loses_nothing<DB: Backend>(pool: Pool<DB>
     next.shutdown().await.unwrap();
 }
 
-pub(crate) async fn purges_sent_rows_after_retention<DB: Backend>(pool: Pool<DB>) {
+pub(crate) async fn purges_sent_rows_after_retention<DB: RawSql>(pool: Pool<DB>) {
     let env = Env::new("outbox").await;
     let kit = env.kit(&pool);
     for n in 0..12 {
@@ -985,6 +1073,12 @@ pub(crate) async fn purges_sent_rows_after_retention<DB: Backend>(pool: Pool<DB>
     })
     .await;
     assert_eq!(read_stream(&kit, "purge-1").await.len(), 12);
+    // The stream's lease goes too once it has run out: no row per stream ever sent.
+    eventually("stream lease purged", Duration::from_secs(20), || async {
+        let leases = DB::query_i64(&pool, "SELECT count(*) FROM eventodb_kit_outbox_leases").await;
+        (leases == 0).then_some(())
+    })
+    .await;
     sender.shutdown().await.unwrap();
 }
 

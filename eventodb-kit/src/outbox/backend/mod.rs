@@ -243,8 +243,8 @@ pub(crate) mod private {
             limit: i64,
             sent_seq: i64,
         ) -> impl Future<Output = Result<Vec<Claimed>>> + Send;
-        /// Extends the lease of `owner` on the unsent rows of `stream`; returns how many rows
-        /// it still holds (0: the lease was lost to another sender).
+        /// Extends the lease of `owner` on `stream`; returns 1, or 0 when the lease was lost
+        /// to another sender.
         fn renew(
             pool: &Pool<Self>,
             namespace: &str,
@@ -252,7 +252,8 @@ pub(crate) mod private {
             owner: &str,
             lease: Duration,
         ) -> impl Future<Output = Result<u64>> + Send;
-        /// Gives back the leases of `owner` on the unsent rows of `stream` after `after_seq`.
+        /// Shrinks the lease of `owner` on `stream` to the rows up to `after_seq` (those
+        /// sent and perhaps not yet recorded stay fenced).
         fn release(
             pool: &Pool<Self>,
             namespace: &str,
@@ -261,7 +262,7 @@ pub(crate) mod private {
             after_seq: i64,
         ) -> impl Future<Output = Result<()>> + Send;
         /// Records several sends in one statement: `(seq, position, global_position)`;
-        /// positions and time set, leases cleared.
+        /// positions and time set.
         fn mark_sent_many(
             pool: &Pool<Self>,
             sent: &[(i64, i64, i64)],
@@ -315,7 +316,8 @@ pub(crate) mod private {
             id: &str,
         ) -> impl Future<Output = Result<bool>> + Send;
         /// Deletes up to `batch` sent (and, if `require_verified`, verified) or discarded
-        /// rows older than `retention`.
+        /// rows older than `retention`, and up to `batch` stream leases that ran out and
+        /// fence no unsent row.
         fn purge(
             pool: &Pool<Self>,
             namespace: &str,
@@ -545,10 +547,7 @@ macro_rules! backend_impl {
                     rows.extend(claimed);
                 }
                 tx.commit().await.map_err(db)?;
-                Ok($crate::outbox::backend::Claim {
-                    rows: decode_claimed(rows)?,
-                    round_done,
-                })
+                Ok($crate::outbox::backend::Claim { rows, round_done })
             }
 
             async fn claim_stream(
@@ -565,7 +564,7 @@ macro_rules! backend_impl {
                     lease_stream_rows(&mut tx, namespace, stream, owner, lease, limit, sent_seq)
                         .await?;
                 tx.commit().await.map_err(db)?;
-                decode_claimed(rows)
+                Ok(rows)
             }
 
             async fn renew(
@@ -761,6 +760,13 @@ macro_rules! backend_impl {
                     .execute(pool)
                     .await
                     .map_err(db)?;
+                // Leases of streams that went quiet: one row per stream ever sent otherwise.
+                sqlx::query($sql.purge_leases)
+                    .bind(namespace)
+                    .bind(batch)
+                    .execute(pool)
+                    .await
+                    .map_err(db)?;
                 Ok(done.rows_affected())
             }
 
@@ -831,8 +837,10 @@ macro_rules! backend_impl {
             }
         }
 
-        /// Leases up to `limit` sendable rows of `stream` after `sent_seq` (the claim
-        /// statement), inside the caller's claim transaction.
+        /// Leases up to `limit` sendable rows of `stream` after `sent_seq`, inside the
+        /// caller's claim transaction (claims are serialized: SQLite's write lock, a
+        /// PostgreSQL advisory lock). One lease row per stream, not a write per row: see
+        /// migration `outbox_stream_leases`.
         async fn lease_stream_rows(
             tx: &mut sqlx::Transaction<'static, $db>,
             namespace: &str,
@@ -841,21 +849,85 @@ macro_rules! backend_impl {
             lease: std::time::Duration,
             limit: i64,
             sent_seq: i64,
-        ) -> $crate::error::Result<Vec<<$db as sqlx::Database>::Row>> {
-            sqlx::query($sql.claim_stream)
+        ) -> $crate::error::Result<Vec<$crate::outbox::backend::Claimed>> {
+            use sqlx::Row as _;
+            // (owner, live, through_seq); locked on PostgreSQL against a concurrent renewal.
+            let current: Option<(String, bool, i64)> = sqlx::query_as($sql.lease_read)
                 .bind(namespace)
-                .bind(owner)
-                .bind($interval(lease))
-                .bind(limit)
+                .bind(stream)
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(db)?;
+            let rows = sqlx::query($sql.stream_rows)
+                .bind(namespace)
                 .bind(stream)
                 .bind(sent_seq)
+                .bind(limit)
                 .fetch_all(&mut **tx)
                 .await
-                .map_err(db)
+                .map_err(db)?;
+            let mut taken = Vec::with_capacity(rows.len());
+            for row in &rows {
+                // The rows before the first one that holds the stream back (parked, or
+                // waiting for its retry).
+                if row.try_get::<bool, _>("held").map_err(db)? {
+                    break;
+                }
+                taken.push(row);
+            }
+            let Some(head) = rows.first() else {
+                return Ok(Vec::new());
+            };
+            let head_seq: i64 = head.try_get("seq").map_err(db)?;
+            // Rows up to here were under another task's lease that ran out: that task may have
+            // sent them without recording it, so each is looked up before it is sent again.
+            let mut unknown_through = None;
+            match current {
+                Some((holder, _, _)) if sent_seq > 0 && holder != owner => {
+                    // The caller's own lease passed to another task.
+                    return Ok(Vec::new());
+                }
+                Some((holder, live, through)) if holder != owner && through >= head_seq => {
+                    if live {
+                        return Ok(Vec::new());
+                    }
+                    unknown_through = Some(through);
+                }
+                _ => {}
+            }
+            if let Some(through) = unknown_through {
+                sqlx::query($sql.mark_unknown_through)
+                    .bind(namespace)
+                    .bind(stream)
+                    .bind(through)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(db)?;
+            }
+            let Some(last) = taken.last() else {
+                return Ok(Vec::new());
+            };
+            let through_seq: i64 = last.try_get("seq").map_err(db)?;
+            sqlx::query($sql.lease_upsert)
+                .bind(namespace)
+                .bind(stream)
+                .bind(owner)
+                .bind($interval(lease))
+                .bind(through_seq)
+                .execute(&mut **tx)
+                .await
+                .map_err(db)?;
+            let mut claimed = decode_claimed(taken)?;
+            if let Some(through) = unknown_through {
+                for row in &mut claimed {
+                    row.outcome_unknown |= row.seq <= through;
+                }
+            }
+            Ok(claimed)
         }
 
         fn decode_claimed(
-            rows: Vec<<$db as sqlx::Database>::Row>,
+            rows: Vec<&<$db as sqlx::Database>::Row>,
         ) -> $crate::error::Result<Vec<$crate::outbox::backend::Claimed>> {
             use sqlx::Row as _;
             let mut claimed = rows
@@ -962,12 +1034,23 @@ pub(crate) struct Sql {
     /// unsent rows after `after_stream`, in name order: an index skip scan, one probe per
     /// stream, whatever the number of rows pending.
     pub(crate) heads: &'static str,
-    /// (namespace, owner, lease, limit, stream, sent_seq) → the next claimed rows of one stream
-    pub(crate) claim_stream: &'static str,
-    /// (namespace, stream, owner, lease)
+    /// (namespace, stream) → (owner, live, through_seq) of the stream's lease; locks it
+    /// where a renewal could otherwise slip in between this read and the claim's write.
+    pub(crate) lease_read: &'static str,
+    /// (namespace, stream, after_seq, limit) → the stream's first unsent rows after
+    /// `after_seq` (claim columns, and `held`: parked or not yet due)
+    pub(crate) stream_rows: &'static str,
+    /// (namespace, stream, through_seq): marks the stream's pending rows up to
+    /// `through_seq` outcome unknown
+    pub(crate) mark_unknown_through: &'static str,
+    /// (namespace, stream, owner, lease, through_seq): takes or extends the stream's lease
+    pub(crate) lease_upsert: &'static str,
+    /// (namespace, stream, owner, lease) → 1 while `owner` holds the stream's lease
     pub(crate) renew: &'static str,
-    /// (namespace, stream, owner, after_seq)
+    /// (namespace, stream, owner, after_seq): the lease covers no row after `after_seq`
     pub(crate) release: &'static str,
+    /// (namespace, batch): deletes leases that ran out and fence no unsent row
+    pub(crate) purge_leases: &'static str,
     /// (JSON array of `[seq, position, global_position]`)
     pub(crate) mark_sent_many: &'static str,
     /// (seq, error, delay, outcome_unknown)

@@ -56,6 +56,12 @@ const MIGRATIONS: &[Migration] = &[
         up: include_str!("../../../migrations/postgres/0007_outbox_fillfactor.up.sql"),
         down: include_str!("../../../migrations/postgres/0007_outbox_fillfactor.down.sql"),
     },
+    Migration {
+        version: 8,
+        name: "outbox_stream_leases",
+        up: include_str!("../../../migrations/postgres/0008_outbox_stream_leases.up.sql"),
+        down: include_str!("../../../migrations/postgres/0008_outbox_stream_leases.down.sql"),
+    },
 ];
 
 const SQL: Sql = Sql {
@@ -85,38 +91,51 @@ const SQL: Sql = Sql {
             FROM s WHERE s.stream IS NOT NULL AND s.n < $3)
         SELECT s.stream,
                (h.status = 'pending' AND h.next_attempt_at <= now()
-                AND (h.lease_until IS NULL OR h.lease_until < now())) AS claimable
+                AND NOT EXISTS (
+                    SELECT 1 FROM eventodb_kit_outbox_leases AS l
+                    WHERE l.namespace = $1 AND l.stream = s.stream
+                      AND l.through_seq >= h.seq AND l.lease_until >= now())) AS claimable
         FROM s JOIN eventodb_kit_outbox AS h ON h.seq = (
             SELECT min(m.seq) FROM eventodb_kit_outbox AS m
             WHERE m.namespace = $1 AND m.stream = s.stream AND m.status IN ('pending', 'failed'))
         ORDER BY s.n",
-    // The stream's first unsent rows (skipping the caller's own sent, unrecorded ones), then
-    // the prefix of them before the first row that holds the stream back: the cost depends
-    // on `limit`, never on the length of the stream.
-    claim_stream: "WITH head_rows AS (
-            SELECT seq, status, next_attempt_at, lease_until FROM eventodb_kit_outbox
-            WHERE namespace = $1 AND stream = $5 AND status IN ('pending', 'failed')
-              AND NOT (seq <= $6 AND lease_owner IS NOT DISTINCT FROM $2)
-            ORDER BY seq
-            LIMIT $4)
-        UPDATE eventodb_kit_outbox AS o
-        SET lease_owner = $2,
-            lease_until = now() + make_interval(secs => $3),
-            outcome_unknown = o.outcome_unknown OR o.lease_until IS NOT NULL
-        WHERE o.seq IN (
-            SELECT h.seq FROM head_rows AS h
-            WHERE h.seq < coalesce((
-                SELECT min(b.seq) FROM head_rows AS b
-                WHERE b.status = 'failed' OR b.next_attempt_at > now()
-                   OR b.lease_until >= now()), 9223372036854775807))
-        RETURNING o.seq, o.id::text AS id, o.stream, o.message_type, o.data, o.metadata,
-                  o.expected_version, o.attempts::int8 AS attempts, o.outcome_unknown",
-    renew: "UPDATE eventodb_kit_outbox
+    // Claims are serialized by an advisory lock, renewals are not: the row lock makes a
+    // renewal wait for the claim and then find the lease gone, instead of renewing a lease
+    // the claim read as expired and is taking over.
+    lease_read: "SELECT owner, lease_until >= now() AS live, through_seq
+        FROM eventodb_kit_outbox_leases WHERE namespace = $1 AND stream = $2
+        FOR UPDATE",
+    // Cost bounded by `limit`, not by the stream's length.
+    stream_rows: "SELECT seq, id::text AS id, stream, message_type, data, metadata,
+               expected_version, attempts::int8 AS attempts, outcome_unknown,
+               (status = 'failed' OR next_attempt_at > now()) AS held
+        FROM eventodb_kit_outbox
+        WHERE namespace = $1 AND stream = $2 AND status IN ('pending', 'failed') AND seq > $3
+        ORDER BY seq
+        LIMIT $4",
+    mark_unknown_through: "UPDATE eventodb_kit_outbox SET outcome_unknown = TRUE
+        WHERE namespace = $1 AND stream = $2 AND status = 'pending' AND seq <= $3
+          AND NOT outcome_unknown",
+    lease_upsert: "INSERT INTO eventodb_kit_outbox_leases
+            (namespace, stream, owner, lease_until, through_seq)
+        VALUES ($1, $2, $3, now() + make_interval(secs => $4), $5)
+        ON CONFLICT (namespace, stream) DO UPDATE
+        SET owner = excluded.owner, lease_until = excluded.lease_until,
+            through_seq = excluded.through_seq",
+    renew: "UPDATE eventodb_kit_outbox_leases
         SET lease_until = now() + make_interval(secs => $4)
-        WHERE namespace = $1 AND stream = $2 AND lease_owner = $3 AND status = 'pending'",
-    release: "UPDATE eventodb_kit_outbox SET lease_owner = NULL, lease_until = NULL
-        WHERE namespace = $1 AND stream = $2 AND lease_owner = $3 AND status = 'pending'
-          AND seq > $4",
+        WHERE namespace = $1 AND stream = $2 AND owner = $3",
+    release: "UPDATE eventodb_kit_outbox_leases SET through_seq = $4
+        WHERE namespace = $1 AND stream = $2 AND owner = $3 AND through_seq > $4",
+    purge_leases: "DELETE FROM eventodb_kit_outbox_leases
+        WHERE namespace = $1 AND stream IN (
+            SELECT l.stream FROM eventodb_kit_outbox_leases AS l
+            WHERE l.namespace = $1 AND l.lease_until < now()
+              AND NOT EXISTS (
+                  SELECT 1 FROM eventodb_kit_outbox AS o
+                  WHERE o.namespace = $1 AND o.stream = l.stream AND o.status = 'pending'
+                    AND o.seq <= l.through_seq)
+            LIMIT $2)",
     // Committed without waiting for the WAL flush: if PostgreSQL crashes and loses this
     // record, the rows are still leased (the claim was flushed), so whoever claims them after
     // the lease marks their outcome unknown and finds them in EventoDB instead of resending.
@@ -127,20 +146,17 @@ const SQL: Sql = Sql {
         SET status = 'sent', sent_at = now(),
             position = (e.value->>1)::int8, global_position = (e.value->>2)::int8,
             attempts = o.attempts + 1, outcome_unknown = FALSE,
-            last_error = CASE WHEN o.requeued > 0 THEN o.last_error END,
-            lease_owner = NULL, lease_until = NULL
+            last_error = CASE WHEN o.requeued > 0 THEN o.last_error END
         FROM jsonb_array_elements($1::jsonb) AS e(value), async_commit
         WHERE o.seq = (e.value->>0)::int8",
     mark_retry: "UPDATE eventodb_kit_outbox
         SET attempts = attempts + 1, last_error = $2,
             next_attempt_at = now() + make_interval(secs => $3),
-            outcome_unknown = outcome_unknown OR $4,
-            lease_owner = NULL, lease_until = NULL
+            outcome_unknown = outcome_unknown OR $4
         WHERE seq = $1 AND status = 'pending'",
     mark_failed: "UPDATE eventodb_kit_outbox
         SET status = 'failed', attempts = attempts + 1, last_error = $2,
-            outcome_unknown = outcome_unknown OR $3,
-            lease_owner = NULL, lease_until = NULL
+            outcome_unknown = outcome_unknown OR $3
         WHERE seq = $1 AND status = 'pending'",
     clear_unknown: "UPDATE eventodb_kit_outbox SET outcome_unknown = FALSE WHERE seq = $1",
     // One index scan per figure (each a partial index), never a scan of the whole table.
@@ -173,7 +189,7 @@ const SQL: Sql = Sql {
                                  ELSE write_options END
         WHERE namespace = $1 AND id = $2::uuid AND status = 'failed'",
     discard: "UPDATE eventodb_kit_outbox
-        SET status = 'discarded', lease_owner = NULL, lease_until = NULL
+        SET status = 'discarded'
         WHERE namespace = $1 AND id = $2::uuid AND status IN ('pending', 'failed')",
     purge: "DELETE FROM eventodb_kit_outbox WHERE seq IN (
             SELECT seq FROM eventodb_kit_outbox
@@ -193,8 +209,7 @@ const SQL: Sql = Sql {
         SET status = 'pending', requeued = requeued + 1, lost_at = now(), last_error = $2,
             position = NULL, global_position = NULL, sent_at = NULL, verified_at = NULL,
             expected_version = NULL, write_options = write_options - 'expectedVersion',
-            next_attempt_at = now(), outcome_unknown = FALSE,
-            lease_owner = NULL, lease_until = NULL
+            next_attempt_at = now(), outcome_unknown = FALSE
         WHERE seq = $1 AND status = 'sent'",
     next_due: "SELECT EXTRACT(EPOCH FROM min(next_attempt_at) - now())::float8
         FROM eventodb_kit_outbox

@@ -48,6 +48,12 @@ const MIGRATIONS: &[Migration] = &[
         up: include_str!("../../../migrations/sqlite/0006_outbox_status.up.sql"),
         down: include_str!("../../../migrations/sqlite/0006_outbox_status.down.sql"),
     },
+    Migration {
+        version: 7,
+        name: "outbox_stream_leases",
+        up: include_str!("../../../migrations/sqlite/0007_outbox_stream_leases.up.sql"),
+        down: include_str!("../../../migrations/sqlite/0007_outbox_stream_leases.down.sql"),
+    },
 ];
 
 macro_rules! now {
@@ -89,7 +95,10 @@ const SQL: Sql = Sql {
                (h.status = 'pending' AND h.next_attempt_at <= ",
         now!(),
         "
-                AND (h.lease_until IS NULL OR h.lease_until < ",
+                AND NOT EXISTS (
+                    SELECT 1 FROM eventodb_kit_outbox_leases AS l
+                    WHERE l.namespace = ?1 AND l.stream = s.stream
+                      AND l.through_seq >= h.seq AND l.lease_until >= ",
         now!(),
         ")) AS claimable
         FROM s JOIN eventodb_kit_outbox AS h ON h.seq = (
@@ -97,49 +106,63 @@ const SQL: Sql = Sql {
             WHERE m.namespace = ?1 AND m.stream = s.stream AND m.status IN ('pending', 'failed'))
         ORDER BY s.n"
     ),
-    // See the PostgreSQL statement: cost bounded by `limit`, not by the stream's length.
-    claim_stream: concat!(
-        "WITH head_rows AS (
-            SELECT seq, status, next_attempt_at, lease_until FROM eventodb_kit_outbox
-            WHERE namespace = ?1 AND stream = ?5 AND status IN ('pending', 'failed')
-              AND NOT (seq <= ?6 AND lease_owner IS ?2)
-            ORDER BY seq
-            LIMIT ?4)
-        UPDATE eventodb_kit_outbox AS o
-        SET lease_owner = ?2,
-            lease_until = ",
-        now!("?3"),
-        ",
-            outcome_unknown = (o.outcome_unknown OR o.lease_until IS NOT NULL)
-        WHERE o.seq IN (
-            SELECT h.seq FROM head_rows AS h
-            WHERE h.seq < coalesce((
-                SELECT min(b.seq) FROM head_rows AS b
-                WHERE b.status = 'failed' OR b.next_attempt_at > ",
+    // Claims run under the write lock: nothing can change the lease between read and write.
+    lease_read: concat!(
+        "SELECT owner, lease_until >= ",
         now!(),
-        "
-                   OR b.lease_until >= ",
+        " AS live, through_seq
+        FROM eventodb_kit_outbox_leases WHERE namespace = ?1 AND stream = ?2"
+    ),
+    // Cost bounded by `limit`, not by the stream's length.
+    stream_rows: concat!(
+        "SELECT seq, id, stream, message_type, data, metadata, expected_version, attempts,
+               outcome_unknown, (status = 'failed' OR next_attempt_at > ",
         now!(),
-        "), 9223372036854775807))
-        RETURNING seq, id, stream, message_type, data, metadata, expected_version, attempts,
-                  outcome_unknown"
+        ") AS held
+        FROM eventodb_kit_outbox
+        WHERE namespace = ?1 AND stream = ?2 AND status IN ('pending', 'failed') AND seq > ?3
+        ORDER BY seq
+        LIMIT ?4"
+    ),
+    mark_unknown_through: "UPDATE eventodb_kit_outbox SET outcome_unknown = 1
+        WHERE namespace = ?1 AND stream = ?2 AND status = 'pending' AND seq <= ?3
+          AND outcome_unknown = 0",
+    lease_upsert: concat!(
+        "INSERT INTO eventodb_kit_outbox_leases (namespace, stream, owner, lease_until, through_seq)
+        VALUES (?1, ?2, ?3, ",
+        now!("?4"),
+        ", ?5)
+        ON CONFLICT (namespace, stream) DO UPDATE
+        SET owner = excluded.owner, lease_until = excluded.lease_until,
+            through_seq = excluded.through_seq"
     ),
     renew: concat!(
-        "UPDATE eventodb_kit_outbox SET lease_until = ",
+        "UPDATE eventodb_kit_outbox_leases SET lease_until = ",
         now!("?4"),
-        " WHERE namespace = ?1 AND stream = ?2 AND lease_owner = ?3 AND status = 'pending'"
+        " WHERE namespace = ?1 AND stream = ?2 AND owner = ?3"
     ),
-    release: "UPDATE eventodb_kit_outbox SET lease_owner = NULL, lease_until = NULL
-        WHERE namespace = ?1 AND stream = ?2 AND lease_owner = ?3 AND status = 'pending'
-          AND seq > ?4",
+    release: "UPDATE eventodb_kit_outbox_leases SET through_seq = ?4
+        WHERE namespace = ?1 AND stream = ?2 AND owner = ?3 AND through_seq > ?4",
+    purge_leases: concat!(
+        "DELETE FROM eventodb_kit_outbox_leases
+        WHERE namespace = ?1 AND stream IN (
+            SELECT l.stream FROM eventodb_kit_outbox_leases AS l
+            WHERE l.namespace = ?1 AND l.lease_until < ",
+        now!(),
+        "
+              AND NOT EXISTS (
+                  SELECT 1 FROM eventodb_kit_outbox AS o
+                  WHERE o.namespace = ?1 AND o.stream = l.stream AND o.status = 'pending'
+                    AND o.seq <= l.through_seq)
+            LIMIT ?2)"
+    ),
     mark_sent_many: concat!(
         "UPDATE eventodb_kit_outbox AS o
         SET status = 'sent', sent_at = ",
         now!(),
         ", position = e.value ->> 1, global_position = e.value ->> 2,
             attempts = o.attempts + 1, outcome_unknown = 0,
-            last_error = CASE WHEN o.requeued > 0 THEN o.last_error END,
-            lease_owner = NULL, lease_until = NULL
+            last_error = CASE WHEN o.requeued > 0 THEN o.last_error END
         FROM json_each(?1) AS e
         WHERE o.seq = e.value ->> 0"
     ),
@@ -149,14 +172,12 @@ const SQL: Sql = Sql {
             next_attempt_at = ",
         now!("?3"),
         ",
-            outcome_unknown = (outcome_unknown OR ?4),
-            lease_owner = NULL, lease_until = NULL
+            outcome_unknown = (outcome_unknown OR ?4)
         WHERE seq = ?1 AND status = 'pending'"
     ),
     mark_failed: "UPDATE eventodb_kit_outbox
         SET status = 'failed', attempts = attempts + 1, last_error = ?2,
-            outcome_unknown = (outcome_unknown OR ?3),
-            lease_owner = NULL, lease_until = NULL
+            outcome_unknown = (outcome_unknown OR ?3)
         WHERE seq = ?1 AND status = 'pending'",
     clear_unknown: "UPDATE eventodb_kit_outbox SET outcome_unknown = 0 WHERE seq = ?1",
     // One index scan per figure (each a partial index), never a scan of the whole table.
@@ -195,7 +216,7 @@ const SQL: Sql = Sql {
         WHERE namespace = ?1 AND id = ?2 AND status = 'failed'"
     ),
     discard: "UPDATE eventodb_kit_outbox
-        SET status = 'discarded', lease_owner = NULL, lease_until = NULL
+        SET status = 'discarded'
         WHERE namespace = ?1 AND id = ?2 AND status IN ('pending', 'failed')",
     purge: concat!(
         "DELETE FROM eventodb_kit_outbox WHERE seq IN (
@@ -232,7 +253,7 @@ const SQL: Sql = Sql {
             expected_version = NULL, write_options = json_remove(write_options, '$.expectedVersion'),
             next_attempt_at = ",
         now!(),
-        ", outcome_unknown = 0, lease_owner = NULL, lease_until = NULL
+        ", outcome_unknown = 0
         WHERE seq = ?1 AND status = 'sent'"
     ),
     next_due: concat!(

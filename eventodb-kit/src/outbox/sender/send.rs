@@ -105,7 +105,9 @@ pub(super) async fn send_stream<DB: Backend>(shared: Arc<Shared<DB>>, batch: Str
             match send_row(&shared, row, budget).await {
                 Ok(Step::Sent) => {}
                 Ok(Step::Held) => {
-                    task.release(row.seq).await;
+                    // The row's own state now holds the stream back (parked, or waiting for
+                    // its retry); the lease keeps only the rows sent before it.
+                    task.release(row.seq - 1).await;
                     return;
                 }
                 Err(error) => {
@@ -159,7 +161,8 @@ struct StreamTask<'a, DB: Backend> {
 }
 
 impl<DB: Backend> StreamTask<'_, DB> {
-    /// Gives back this task's leases on the stream's unsent rows after `after_seq`.
+    /// Shrinks this task's lease on the stream to the rows up to `after_seq`: those were sent
+    /// and may not be recorded yet, so they stay fenced until they are (or the lease ends).
     async fn release(&self, after_seq: i64) {
         if let Err(error) = DB::release(
             self.shared.outbox.pool(),
