@@ -135,8 +135,6 @@ pub(crate) mod private {
 
     use sqlx::Pool;
 
-    use serde_json::Value;
-
     use super::{DialectKind, Migration, OutboxRow, OutboxStatus};
     use crate::error::Result;
     use crate::outbox::message::CheckedMessage;
@@ -156,9 +154,8 @@ pub(crate) mod private {
         pub seq: i64,
         pub id: String,
         pub stream: String,
-        pub message_type: String,
-        pub data: Value,
-        pub metadata: Option<Value>,
+        /// Built once at the claim: every attempt sends it as it is, without a copy.
+        pub message: crate::client::NewMessage,
         pub expected_version: Option<i64>,
         pub attempts: i64,
         pub outcome_unknown: bool,
@@ -933,15 +930,22 @@ macro_rules! backend_impl {
             let mut claimed = rows
                 .into_iter()
                 .map(|row| {
+                    let data = row.try_get::<sqlx::types::Json<serde_json::Value>, _>("data")?.0;
+                    let metadata = row
+                        .try_get::<Option<sqlx::types::Json<serde_json::Value>>, _>("metadata")?
+                        .map(|json| json.0);
+                    let mut message = $crate::client::NewMessage::new(
+                        row.try_get::<String, _>("message_type")?,
+                        data,
+                    );
+                    if let Some(metadata) = metadata {
+                        message = message.metadata(metadata);
+                    }
                     Ok($crate::outbox::backend::Claimed {
                         seq: row.try_get("seq")?,
                         id: row.try_get("id")?,
                         stream: row.try_get("stream")?,
-                        message_type: row.try_get("message_type")?,
-                        data: row.try_get::<sqlx::types::Json<serde_json::Value>, _>("data")?.0,
-                        metadata: row
-                            .try_get::<Option<sqlx::types::Json<serde_json::Value>>, _>("metadata")?
-                            .map(|json| json.0),
+                        message,
                         expected_version: row.try_get("expected_version")?,
                         attempts: row.try_get::<i64, _>("attempts")?,
                         outcome_unknown: row.try_get("outcome_unknown")?,

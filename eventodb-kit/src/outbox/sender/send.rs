@@ -8,7 +8,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::run::Shared;
-use crate::client::{GetStreamOptions, NewMessage, WriteOptions, WritePosition};
+use crate::client::{GetStreamOptions, WriteOptions, WritePosition};
 use crate::error::{Error, Result};
 use crate::outbox::backend::{Backend, Claimed};
 
@@ -201,25 +201,23 @@ async fn send_row<DB: Backend>(
             Err(error) => return retry(shared, row, &error, true).await,
         }
     }
-    let mut message = NewMessage::new(row.message_type.clone(), row.data.clone());
-    if let Some(metadata) = &row.metadata {
-        message = message.metadata(metadata.clone());
-    }
     let mut options = WriteOptions::new().id(id);
     if let Some(version) = row.expected_version {
         options = options.expected_version(version);
     }
     let started = Instant::now();
-    let written =
-        match tokio::time::timeout(budget, client.stream_write(&row.stream, &message, &options))
-            .await
-        {
-            Ok(written) => written,
-            Err(_) => Err(Error::Timeout {
-                url: format!("stream.write to {} (the row's lease ran out)", row.stream),
-                after: budget,
-            }),
-        };
+    let written = match tokio::time::timeout(
+        budget,
+        client.stream_write(&row.stream, &row.message, &options),
+    )
+    .await
+    {
+        Ok(written) => written,
+        Err(_) => Err(Error::Timeout {
+            url: format!("stream.write to {} (the row's lease ran out)", row.stream),
+            after: budget,
+        }),
+    };
     match written {
         Ok(position) => {
             tracing::debug!(
