@@ -31,6 +31,7 @@ scenarios!(fresh, cleanup;
     unknown_outcome_is_checked_not_resent,
     duplicate_id_means_already_written,
     an_expired_lease_hands_its_rows_over_for_lookup,
+    a_row_committed_late_is_not_held_by_the_lease,
     killed_senders_never_send_twice,
     two_senders_send_each_row_once_in_order,
     version_conflict_parks_only_its_stream,

@@ -5,5 +5,5 @@ WHERE status = 'pending' AND EXISTS (
     SELECT 1 FROM eventodb_kit_outbox_leases AS l
     WHERE l.namespace = eventodb_kit_outbox.namespace
       AND l.stream = eventodb_kit_outbox.stream
-      AND l.through_seq >= eventodb_kit_outbox.seq);
+      AND eventodb_kit_outbox.seq BETWEEN l.from_seq AND l.through_seq);
 DROP TABLE eventodb_kit_outbox_leases;

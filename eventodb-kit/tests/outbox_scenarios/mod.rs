@@ -684,14 +684,16 @@ pub(crate) async fn an_expired_lease_hands_its_rows_over_for_lookup<DB: RawSql>(
         )
         .await
         .unwrap();
+    let from = DB::query_i64(&pool, "SELECT min(seq) FROM eventodb_kit_outbox").await;
     let through = DB::query_i64(&pool, "SELECT max(seq) FROM eventodb_kit_outbox").await;
     let namespace = kit.outbox().namespace().to_owned();
     DB::exec_sql(
         &pool,
         &format!(
             "INSERT INTO eventodb_kit_outbox_leases
-                (namespace, stream, owner, lease_until, through_seq)
-             VALUES ('{namespace}', 'lease-1', 'dead-sender#1', '2999-01-01T00:00:00.000Z', {through})"
+                (namespace, stream, owner, lease_until, from_seq, through_seq)
+             VALUES ('{namespace}', 'lease-1', 'dead-sender#1', '2999-01-01T00:00:00.000Z',
+                     {from}, {through})"
         ),
     )
     .await;
@@ -723,6 +725,49 @@ pub(crate) async fn an_expired_lease_hands_its_rows_over_for_lookup<DB: RawSql>(
         (row.status, row.position, row.outcome_unknown, row.attempts),
         (RowStatus::Sent, Some(0), false, 1)
     );
+    sender.shutdown().await.unwrap();
+}
+
+/// Two writers on one stream: the one that took the lower `seq` commits last, after the
+/// sender has sent and recorded the other row under a long lease. The late row goes out at
+/// once, after the other (commit order), and without a lookup: the lease covered only the
+/// rows it took. PostgreSQL only (SQLite runs one writer at a time).
+pub(crate) async fn a_row_committed_late_is_not_held_by_the_lease<DB: Backend>(pool: Pool<DB>) {
+    let env = Env::new("outbox").await;
+    let kit = env.kit(&pool);
+    let mut slow = pool.begin().await.unwrap();
+    let late = kit
+        .outbox()
+        .write(
+            &mut *slow,
+            "late-1",
+            RawMessage::new("Counted", json!({ "n": 1 })),
+        )
+        .await
+        .unwrap()
+        .id;
+    let early = commit_one(&kit, "late-1", 2).await;
+    let sender = kit
+        .outbox()
+        .spawn_sender(fast().lease(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    kit.outbox()
+        .wait_sent(early, Duration::from_secs(20))
+        .await
+        .unwrap();
+    slow.commit().await.unwrap();
+    kit.outbox()
+        .wait_sent(late, Duration::from_secs(10))
+        .await
+        .expect("the late row is not held back until the 60 s lease ends");
+    assert_stream(&kit, "late-1", &[early, late]).await;
+    if let Some(reads) = env.count("stream.get") {
+        assert_eq!(
+            reads, 1,
+            "only the test's own read: no lookup by the sender"
+        );
+    }
     sender.shutdown().await.unwrap();
 }
 

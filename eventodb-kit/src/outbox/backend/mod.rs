@@ -848,8 +848,9 @@ macro_rules! backend_impl {
             sent_seq: i64,
         ) -> $crate::error::Result<Vec<$crate::outbox::backend::Claimed>> {
             use sqlx::Row as _;
-            // (owner, live, through_seq); locked on PostgreSQL against a concurrent renewal.
-            let current: Option<(String, bool, i64)> = sqlx::query_as($sql.lease_read)
+            // (owner, live, from_seq, through_seq, fencing); locked on PostgreSQL against a
+            // concurrent renewal.
+            let current: Option<(String, bool, i64, i64, bool)> = sqlx::query_as($sql.lease_read)
                 .bind(namespace)
                 .bind(stream)
                 .fetch_optional(&mut **tx)
@@ -876,48 +877,56 @@ macro_rules! backend_impl {
                 return Ok(Vec::new());
             };
             let head_seq: i64 = head.try_get("seq").map_err(db)?;
-            // Rows up to here were under another task's lease that ran out: that task may have
-            // sent them without recording it, so each is looked up before it is sent again.
-            let mut unknown_through = None;
+            // Rows in this range were under another task's lease that ran out: that task may
+            // have sent them without recording it, so each is looked up before it is sent again.
+            let mut unknown = None;
             match current {
-                Some((holder, _, _)) if sent_seq > 0 && holder != owner => {
+                Some((holder, ..)) if sent_seq > 0 && holder != owner => {
                     // The caller's own lease passed to another task.
                     return Ok(Vec::new());
                 }
-                Some((holder, live, through)) if holder != owner && through >= head_seq => {
+                // Another task's lease still covers pending rows (a lease whose rows are all
+                // recorded, or that reaches only below the head, fences nothing).
+                Some((holder, live, from, through, true))
+                    if holder != owner && through >= head_seq =>
+                {
                     if live {
                         return Ok(Vec::new());
                     }
-                    unknown_through = Some(through);
+                    unknown = Some((from, through));
                 }
                 _ => {}
             }
-            if let Some(through) = unknown_through {
-                sqlx::query($sql.mark_unknown_through)
+            if let Some((from, through)) = unknown {
+                sqlx::query($sql.mark_unknown_between)
                     .bind(namespace)
                     .bind(stream)
+                    .bind(from)
                     .bind(through)
                     .execute(&mut **tx)
                     .await
                     .map_err(db)?;
             }
-            let Some(last) = taken.last() else {
+            let (Some(first), Some(last)) = (taken.first(), taken.last()) else {
                 return Ok(Vec::new());
             };
+            let from_seq: i64 = first.try_get("seq").map_err(db)?;
             let through_seq: i64 = last.try_get("seq").map_err(db)?;
+            // A continuation keeps its lease's start: its earlier rows may not be recorded yet.
             sqlx::query($sql.lease_upsert)
                 .bind(namespace)
                 .bind(stream)
                 .bind(owner)
                 .bind($interval(lease))
+                .bind(from_seq)
                 .bind(through_seq)
                 .execute(&mut **tx)
                 .await
                 .map_err(db)?;
             let mut claimed = decode_claimed(taken)?;
-            if let Some(through) = unknown_through {
+            if let Some((from, through)) = unknown {
                 for row in &mut claimed {
-                    row.outcome_unknown |= row.seq <= through;
+                    row.outcome_unknown |= (from..=through).contains(&row.seq);
                 }
             }
             Ok(claimed)
@@ -1038,16 +1047,18 @@ pub(crate) struct Sql {
     /// unsent rows after `after_stream`, in name order: an index skip scan, one probe per
     /// stream, whatever the number of rows pending.
     pub(crate) heads: &'static str,
-    /// (namespace, stream) → (owner, live, through_seq) of the stream's lease; locks it
-    /// where a renewal could otherwise slip in between this read and the claim's write.
+    /// (namespace, stream) → (owner, live, from_seq, through_seq, fencing: a pending row lies
+    /// between them) of the stream's lease; locks it where a renewal could otherwise slip in
+    /// between this read and the claim's write.
     pub(crate) lease_read: &'static str,
     /// (namespace, stream, after_seq, limit) → the stream's first unsent rows after
     /// `after_seq` (claim columns, and `held`: parked or not yet due)
     pub(crate) stream_rows: &'static str,
-    /// (namespace, stream, through_seq): marks the stream's pending rows up to
-    /// `through_seq` outcome unknown
-    pub(crate) mark_unknown_through: &'static str,
-    /// (namespace, stream, owner, lease, through_seq): takes or extends the stream's lease
+    /// (namespace, stream, from_seq, through_seq): marks the stream's pending rows between
+    /// them outcome unknown
+    pub(crate) mark_unknown_between: &'static str,
+    /// (namespace, stream, owner, lease, from_seq, through_seq): takes the stream's lease, or
+    /// extends the caller's own (keeping its `from_seq`)
     pub(crate) lease_upsert: &'static str,
     /// (namespace, stream, owner, lease) → 1 while `owner` holds the stream's lease
     pub(crate) renew: &'static str,

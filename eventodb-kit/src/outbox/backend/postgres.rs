@@ -94,7 +94,12 @@ const SQL: Sql = Sql {
                 AND NOT EXISTS (
                     SELECT 1 FROM eventodb_kit_outbox_leases AS l
                     WHERE l.namespace = $1 AND l.stream = s.stream
-                      AND l.through_seq >= h.seq AND l.lease_until >= now())) AS claimable
+                      AND l.through_seq >= h.seq AND l.lease_until >= now()
+                      AND EXISTS (
+                          SELECT 1 FROM eventodb_kit_outbox AS p
+                          WHERE p.namespace = $1 AND p.stream = s.stream
+                            AND p.status IN ('pending', 'failed') AND p.status = 'pending'
+                            AND p.seq BETWEEN l.from_seq AND l.through_seq))) AS claimable
         FROM s JOIN eventodb_kit_outbox AS h ON h.seq = (
             SELECT min(m.seq) FROM eventodb_kit_outbox AS m
             WHERE m.namespace = $1 AND m.stream = s.stream AND m.status IN ('pending', 'failed'))
@@ -102,9 +107,13 @@ const SQL: Sql = Sql {
     // Claims are serialized by an advisory lock, renewals are not: the row lock makes a
     // renewal wait for the claim and then find the lease gone, instead of renewing a lease
     // the claim read as expired and is taking over.
-    lease_read: "SELECT owner, lease_until >= now() AS live, through_seq
-        FROM eventodb_kit_outbox_leases WHERE namespace = $1 AND stream = $2
-        FOR UPDATE",
+    lease_read: "SELECT owner, lease_until >= now() AS live, from_seq, through_seq,
+            EXISTS (SELECT 1 FROM eventodb_kit_outbox AS p
+                    WHERE p.namespace = $1 AND p.stream = $2
+                      AND p.status IN ('pending', 'failed') AND p.status = 'pending'
+                      AND p.seq BETWEEN l.from_seq AND l.through_seq) AS fencing
+        FROM eventodb_kit_outbox_leases AS l WHERE namespace = $1 AND stream = $2
+        FOR UPDATE OF l",
     // Cost bounded by `limit`, not by the stream's length.
     stream_rows: "SELECT seq, id::text AS id, stream, message_type, data, metadata,
                expected_version, attempts::int8 AS attempts, outcome_unknown,
@@ -113,14 +122,17 @@ const SQL: Sql = Sql {
         WHERE namespace = $1 AND stream = $2 AND status IN ('pending', 'failed') AND seq > $3
         ORDER BY seq
         LIMIT $4",
-    mark_unknown_through: "UPDATE eventodb_kit_outbox SET outcome_unknown = TRUE
-        WHERE namespace = $1 AND stream = $2 AND status = 'pending' AND seq <= $3
+    mark_unknown_between: "UPDATE eventodb_kit_outbox SET outcome_unknown = TRUE
+        WHERE namespace = $1 AND stream = $2 AND status IN ('pending', 'failed')
+          AND status = 'pending' AND seq BETWEEN $3 AND $4
           AND NOT outcome_unknown",
-    lease_upsert: "INSERT INTO eventodb_kit_outbox_leases
-            (namespace, stream, owner, lease_until, through_seq)
-        VALUES ($1, $2, $3, now() + make_interval(secs => $4), $5)
+    lease_upsert: "INSERT INTO eventodb_kit_outbox_leases AS l
+            (namespace, stream, owner, lease_until, from_seq, through_seq)
+        VALUES ($1, $2, $3, now() + make_interval(secs => $4), $5, $6)
         ON CONFLICT (namespace, stream) DO UPDATE
-        SET owner = excluded.owner, lease_until = excluded.lease_until,
+        SET from_seq = CASE WHEN l.owner = excluded.owner THEN l.from_seq
+                            ELSE excluded.from_seq END,
+            owner = excluded.owner, lease_until = excluded.lease_until,
             through_seq = excluded.through_seq",
     renew: "UPDATE eventodb_kit_outbox_leases
         SET lease_until = now() + make_interval(secs => $4)
@@ -133,8 +145,9 @@ const SQL: Sql = Sql {
             WHERE l.namespace = $1 AND l.lease_until < now()
               AND NOT EXISTS (
                   SELECT 1 FROM eventodb_kit_outbox AS o
-                  WHERE o.namespace = $1 AND o.stream = l.stream AND o.status = 'pending'
-                    AND o.seq <= l.through_seq)
+                  WHERE o.namespace = $1 AND o.stream = l.stream
+                    AND o.status IN ('pending', 'failed') AND o.status = 'pending'
+                    AND o.seq BETWEEN l.from_seq AND l.through_seq)
             LIMIT $2)",
     // Committed without waiting for the WAL flush: if PostgreSQL crashes and loses this
     // record, the rows are still leased (the claim was flushed), so whoever claims them after

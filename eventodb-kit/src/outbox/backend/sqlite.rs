@@ -100,18 +100,30 @@ const SQL: Sql = Sql {
                     WHERE l.namespace = ?1 AND l.stream = s.stream
                       AND l.through_seq >= h.seq AND l.lease_until >= ",
         now!(),
-        ")) AS claimable
+        "
+                      AND EXISTS (
+                          SELECT 1 FROM eventodb_kit_outbox AS p
+                          WHERE p.namespace = ?1 AND p.stream = s.stream
+                            AND p.status IN ('pending', 'failed') AND p.status = 'pending'
+                            AND p.seq BETWEEN l.from_seq AND l.through_seq))) AS claimable
         FROM s JOIN eventodb_kit_outbox AS h ON h.seq = (
             SELECT min(m.seq) FROM eventodb_kit_outbox AS m
             WHERE m.namespace = ?1 AND m.stream = s.stream AND m.status IN ('pending', 'failed'))
         ORDER BY s.n"
     ),
     // Claims run under the write lock: nothing can change the lease between read and write.
+    // `status IN ('pending', 'failed') AND status = 'pending'`, here and below: SQLite uses a
+    // partial index only when the query repeats its condition, and the per-stream index
+    // (namespace, stream, seq) is the one that keeps this check to the lease's own rows.
     lease_read: concat!(
         "SELECT owner, lease_until >= ",
         now!(),
-        " AS live, through_seq
-        FROM eventodb_kit_outbox_leases WHERE namespace = ?1 AND stream = ?2"
+        " AS live, from_seq, through_seq,
+            EXISTS (SELECT 1 FROM eventodb_kit_outbox AS p
+                    WHERE p.namespace = ?1 AND p.stream = ?2
+                      AND p.status IN ('pending', 'failed') AND p.status = 'pending'
+                      AND p.seq BETWEEN l.from_seq AND l.through_seq) AS fencing
+        FROM eventodb_kit_outbox_leases AS l WHERE namespace = ?1 AND stream = ?2"
     ),
     // Cost bounded by `limit`, not by the stream's length.
     stream_rows: concat!(
@@ -124,16 +136,20 @@ const SQL: Sql = Sql {
         ORDER BY seq
         LIMIT ?4"
     ),
-    mark_unknown_through: "UPDATE eventodb_kit_outbox SET outcome_unknown = 1
-        WHERE namespace = ?1 AND stream = ?2 AND status = 'pending' AND seq <= ?3
+    mark_unknown_between: "UPDATE eventodb_kit_outbox SET outcome_unknown = 1
+        WHERE namespace = ?1 AND stream = ?2 AND status IN ('pending', 'failed')
+          AND status = 'pending' AND seq BETWEEN ?3 AND ?4
           AND outcome_unknown = 0",
     lease_upsert: concat!(
-        "INSERT INTO eventodb_kit_outbox_leases (namespace, stream, owner, lease_until, through_seq)
+        "INSERT INTO eventodb_kit_outbox_leases
+            (namespace, stream, owner, lease_until, from_seq, through_seq)
         VALUES (?1, ?2, ?3, ",
         now!("?4"),
-        ", ?5)
+        ", ?5, ?6)
         ON CONFLICT (namespace, stream) DO UPDATE
-        SET owner = excluded.owner, lease_until = excluded.lease_until,
+        SET from_seq = CASE WHEN eventodb_kit_outbox_leases.owner = excluded.owner
+                            THEN eventodb_kit_outbox_leases.from_seq ELSE excluded.from_seq END,
+            owner = excluded.owner, lease_until = excluded.lease_until,
             through_seq = excluded.through_seq"
     ),
     renew: concat!(
@@ -152,8 +168,9 @@ const SQL: Sql = Sql {
         "
               AND NOT EXISTS (
                   SELECT 1 FROM eventodb_kit_outbox AS o
-                  WHERE o.namespace = ?1 AND o.stream = l.stream AND o.status = 'pending'
-                    AND o.seq <= l.through_seq)
+                  WHERE o.namespace = ?1 AND o.stream = l.stream
+                    AND o.status IN ('pending', 'failed') AND o.status = 'pending'
+                    AND o.seq BETWEEN l.from_seq AND l.through_seq)
             LIMIT ?2)"
     ),
     mark_sent_many: concat!(
