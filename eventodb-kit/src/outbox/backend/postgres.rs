@@ -62,6 +62,12 @@ const MIGRATIONS: &[Migration] = &[
         up: include_str!("../../../migrations/postgres/0008_outbox_stream_leases.up.sql"),
         down: include_str!("../../../migrations/postgres/0008_outbox_stream_leases.down.sql"),
     },
+    Migration {
+        version: 9,
+        name: "outbox_idempotency_index",
+        up: include_str!("../../../migrations/postgres/0009_outbox_idempotency_index.up.sql"),
+        down: include_str!("../../../migrations/postgres/0009_outbox_idempotency_index.down.sql"),
+    },
 ];
 
 const SQL: Sql = Sql {
@@ -76,7 +82,7 @@ const SQL: Sql = Sql {
             (id, namespace, stream, message_type, data, metadata, write_options,
              expected_version, idempotency_key, content_hash)
         VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-        ON CONFLICT (namespace, idempotency_key) DO NOTHING
+        ON CONFLICT (namespace, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
         RETURNING seq",
     find_by_key: "SELECT id::text, content_hash FROM eventodb_kit_outbox
         WHERE namespace = $1 AND idempotency_key = $2",
