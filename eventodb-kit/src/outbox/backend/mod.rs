@@ -164,7 +164,7 @@ pub(crate) mod private {
     /// What one claim found.
     #[derive(Debug)]
     pub struct Claim {
-        /// The claimed rows, in `seq` order.
+        /// The claimed rows, stream after stream, each stream's rows in `seq` order.
         pub rows: Vec<Claimed>,
         /// The scan went round every stream, from the first to the last, without filling the
         /// free slots: nothing else can be claimed now.
@@ -856,6 +856,32 @@ macro_rules! backend_impl {
                 .fetch_optional(&mut **tx)
                 .await
                 .map_err(db)?;
+            match current {
+                Some((holder, ..)) if sent_seq > 0 && holder != owner => {
+                    // The caller's own lease passed to another task.
+                    return Ok(Vec::new());
+                }
+                // Another task's lease still covers pending rows (it then reaches the head: a
+                // lease whose rows are all recorded, or that lies below the head, fences
+                // nothing).
+                Some((holder, live, from, through, true)) if holder != owner => {
+                    if live {
+                        return Ok(Vec::new());
+                    }
+                    // It ran out: that task may have sent these rows without recording it,
+                    // so each is looked up before it is sent again (marked before they are
+                    // read, so the rows below carry the mark).
+                    sqlx::query($sql.mark_unknown_between)
+                        .bind(namespace)
+                        .bind(stream)
+                        .bind(from)
+                        .bind(through)
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(db)?;
+                }
+                _ => {}
+            }
             let rows = sqlx::query($sql.stream_rows)
                 .bind(namespace)
                 .bind(stream)
@@ -873,40 +899,6 @@ macro_rules! backend_impl {
                 }
                 taken.push(row);
             }
-            let Some(head) = rows.first() else {
-                return Ok(Vec::new());
-            };
-            let head_seq: i64 = head.try_get("seq").map_err(db)?;
-            // Rows in this range were under another task's lease that ran out: that task may
-            // have sent them without recording it, so each is looked up before it is sent again.
-            let mut unknown = None;
-            match current {
-                Some((holder, ..)) if sent_seq > 0 && holder != owner => {
-                    // The caller's own lease passed to another task.
-                    return Ok(Vec::new());
-                }
-                // Another task's lease still covers pending rows (a lease whose rows are all
-                // recorded, or that reaches only below the head, fences nothing).
-                Some((holder, live, from, through, true))
-                    if holder != owner && through >= head_seq =>
-                {
-                    if live {
-                        return Ok(Vec::new());
-                    }
-                    unknown = Some((from, through));
-                }
-                _ => {}
-            }
-            if let Some((from, through)) = unknown {
-                sqlx::query($sql.mark_unknown_between)
-                    .bind(namespace)
-                    .bind(stream)
-                    .bind(from)
-                    .bind(through)
-                    .execute(&mut **tx)
-                    .await
-                    .map_err(db)?;
-            }
             let (Some(first), Some(last)) = (taken.first(), taken.last()) else {
                 return Ok(Vec::new());
             };
@@ -923,21 +915,15 @@ macro_rules! backend_impl {
                 .execute(&mut **tx)
                 .await
                 .map_err(db)?;
-            let mut claimed = decode_claimed(taken)?;
-            if let Some((from, through)) = unknown {
-                for row in &mut claimed {
-                    row.outcome_unknown |= (from..=through).contains(&row.seq);
-                }
-            }
-            Ok(claimed)
+            decode_claimed(taken)
         }
 
         fn decode_claimed(
             rows: Vec<&<$db as sqlx::Database>::Row>,
         ) -> $crate::error::Result<Vec<$crate::outbox::backend::Claimed>> {
             use sqlx::Row as _;
-            let mut claimed = rows
-                .into_iter()
+            // `stream_rows` reads them in `seq` order.
+            rows.into_iter()
                 .map(|row| {
                     let data = row.try_get::<sqlx::types::Json<serde_json::Value>, _>("data")?.0;
                     let metadata = row
@@ -961,9 +947,7 @@ macro_rules! backend_impl {
                     })
                 })
                 .collect::<Result<Vec<_>, sqlx::Error>>()
-                .map_err(db)?;
-            claimed.sort_by_key(|row| row.seq);
-            Ok(claimed)
+                .map_err(db)
         }
 
         fn decode_row(
