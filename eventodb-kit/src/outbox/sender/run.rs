@@ -23,7 +23,7 @@ pub(super) struct Shared<DB: Backend> {
     pub(super) cancel: CancellationToken,
     pub(super) permits: Semaphore,
     /// Sends to record: `(seq, position, global_position)`, written in batches.
-    pub(super) marks: mpsc::UnboundedSender<(i64, i64, i64)>,
+    pub(super) marks: mpsc::UnboundedSender<Mark>,
 }
 
 /// Runs until `cancel`; then waits for the stream tasks, which finish their current send.
@@ -180,22 +180,17 @@ pub(super) async fn run<DB: Backend>(
     result
 }
 
+/// A send to record: `(seq, position, global_position)`.
+type Mark = (i64, i64, i64);
+
 /// Writes recorded sends in batches (one statement each), so the database is not the
 /// bottleneck. A batch that cannot be written after a few tries leaves its rows leased:
 /// the next claimer checks them against EventoDB (they are found, not sent again).
-async fn record<DB: Backend>(
-    pool: sqlx::Pool<DB>,
-    mut marks: mpsc::UnboundedReceiver<(i64, i64, i64)>,
-) {
-    let mut batch = Vec::new();
-    while let Some(first) = marks.recv().await {
-        batch.push(first);
-        while batch.len() < 1000 {
-            match marks.try_recv() {
-                Ok(mark) => batch.push(mark),
-                Err(_) => break,
-            }
-        }
+async fn record<DB: Backend>(pool: sqlx::Pool<DB>, mut marks: mpsc::UnboundedReceiver<Mark>) {
+    let mut batch = Vec::with_capacity(RECORD_BATCH);
+    let mut busy = false;
+    while next_batch(&mut marks, &mut batch, busy).await {
+        busy = batch.len() >= RECORD_BUSY;
         for attempt in 1..=3u64 {
             match DB::mark_sent_many(&pool, &batch).await {
                 Ok(()) => {
@@ -214,6 +209,45 @@ async fn record<DB: Backend>(
         }
         batch.clear();
     }
+}
+
+/// Most sends one record statement writes.
+const RECORD_BATCH: usize = 1000;
+
+/// A batch at least this large means sends arrive faster than they are recorded.
+const RECORD_BUSY: usize = 16;
+
+/// How long a busy recorder waits for more sends before it writes. Each statement rewrites
+/// every page its rows touch (index leaves of each stream, table pages), so larger batches
+/// cost less per row: on SQLite, 25 µs per row in batches of 40 against 14 in batches of
+/// 100 (measured outside the sender). In the outbox bench it made a fourth to a fifth as many
+/// record statements, and PostgreSQL's processes used about a third less CPU per event. An
+/// idle recorder writes a lone send at once.
+const RECORD_LINGER: Duration = Duration::from_millis(2);
+
+/// Waits for the next sends to record and puts them in `batch` (empty on entry): all that are
+/// waiting, and when `busy`, those arriving within [`RECORD_LINGER`]. False once every sender
+/// is gone and nothing is left.
+async fn next_batch(
+    marks: &mut mpsc::UnboundedReceiver<Mark>,
+    batch: &mut Vec<Mark>,
+    busy: bool,
+) -> bool {
+    if marks.recv_many(batch, RECORD_BATCH).await == 0 {
+        return false;
+    }
+    if busy {
+        let linger = tokio::time::sleep(RECORD_LINGER);
+        tokio::pin!(linger);
+        while batch.len() < RECORD_BATCH {
+            let room = RECORD_BATCH - batch.len();
+            tokio::select! {
+                received = marks.recv_many(batch, room) => if received == 0 { break },
+                () = &mut linger => break,
+            }
+        }
+    }
+    true
 }
 
 /// Groups claimed rows by stream, keeping `seq` order within each stream.
@@ -293,6 +327,59 @@ mod tests {
             attempts: 0,
             outcome_unknown: false,
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_recorder_writes_at_once_and_a_busy_one_waits_for_more() {
+        let (marks, mut rx) = mpsc::unbounded_channel();
+        let mut batch = Vec::new();
+        marks.send((1, 0, 0)).unwrap();
+        let started = Instant::now();
+        assert!(next_batch(&mut rx, &mut batch, false).await);
+        assert_eq!(batch, vec![(1, 0, 0)]);
+        assert_eq!(started.elapsed(), Duration::ZERO, "idle: no wait");
+
+        batch.clear();
+        let late = marks.clone();
+        tokio::spawn(async move {
+            // Tokio's timers tick in milliseconds: 1 ms is inside the 2 ms linger, 5 ms is not.
+            late.send((2, 0, 0)).unwrap();
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            late.send((3, 0, 0)).unwrap();
+            tokio::time::sleep(Duration::from_millis(4)).await;
+            late.send((4, 0, 0)).unwrap();
+        });
+        let started = Instant::now();
+        assert!(next_batch(&mut rx, &mut batch, true).await);
+        let seqs: Vec<i64> = batch.iter().map(|mark| mark.0).collect();
+        assert_eq!(seqs, vec![2, 3], "busy: what arrives within the linger");
+        assert_eq!(started.elapsed(), RECORD_LINGER);
+
+        batch.clear();
+        assert!(next_batch(&mut rx, &mut batch, false).await);
+        assert_eq!(batch, vec![(4, 0, 0)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_busy_recorder_writes_a_full_batch_without_waiting() {
+        let (marks, mut rx) = mpsc::unbounded_channel();
+        for seq in 0..=i64::try_from(RECORD_BATCH).unwrap() {
+            marks.send((seq, 0, 0)).unwrap();
+        }
+        let mut batch = Vec::new();
+        let started = Instant::now();
+        assert!(next_batch(&mut rx, &mut batch, true).await);
+        assert_eq!(batch.len(), RECORD_BATCH);
+        assert_eq!(started.elapsed(), Duration::ZERO);
+        batch.clear();
+        drop(marks);
+        assert!(next_batch(&mut rx, &mut batch, true).await, "the rest");
+        assert_eq!(batch.len(), 1);
+        batch.clear();
+        assert!(
+            !next_batch(&mut rx, &mut batch, true).await,
+            "closed and empty"
+        );
     }
 
     #[test]
