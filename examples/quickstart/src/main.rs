@@ -57,6 +57,8 @@ type BoxError = Box<dyn StdError + Send + Sync>;
 const GROUP_SIZE: usize = 3;
 /// How long the consumers may take to catch up after the last commit.
 const CATCH_UP: Duration = Duration::from_secs(45);
+/// How long the summary waits for the sender to record its last sends.
+const RECORD_WAIT: Duration = Duration::from_secs(30);
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -346,7 +348,16 @@ async fn shop<DB: AppDb>(
     progress.finish().await;
     let written_in = checkout?;
 
-    let status = kit.outbox().status().await?;
+    // The consumers read the events from EventoDB, so they can be done before the sender has
+    // recorded its last sends in the outbox (on SQLite its record statement may wait for the
+    // write lock): give it a moment, and say how long it took.
+    let caught_up = Instant::now();
+    let mut status = kit.outbox().status().await?;
+    while status.pending > 0 && caught_up.elapsed() < RECORD_WAIT {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        status = kit.outbox().status().await?;
+    }
+    let record_lag = caught_up.elapsed();
     workers
         .shutdown()
         .await
@@ -361,11 +372,22 @@ async fn shop<DB: AppDb>(
         written_in.as_secs_f64(),
         written as f64 / written_in.as_secs_f64()
     );
+    let recorded = if status.pending == 0 {
+        format!(
+            "the last recorded {:.1} s after the consumers caught up",
+            record_lag.as_secs_f64()
+        )
+    } else {
+        format!(
+            "still not all recorded {:.1} s after the consumers caught up",
+            record_lag.as_secs_f64()
+        )
+    };
     println!(
-        "  events sent      {} (outbox: {} pending, {} failed)",
+        "  events sent      {} (outbox: {} pending, {} failed; {recorded})",
         written.saturating_sub(status.pending + status.failed),
         status.pending,
-        status.failed
+        status.failed,
     );
     let per_member: Vec<String> = members
         .iter()
