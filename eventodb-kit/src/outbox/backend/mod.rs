@@ -349,6 +349,26 @@ pub(crate) mod private {
     }
 }
 
+/// SQL, one rule for both dialects: true while the lease aliased `l` fences its stream,
+/// that is while one of the rows it took is still pending (sent, maybe, but not recorded).
+/// `$namespace` and `$stream` are SQL expressions. The status condition is written twice
+/// because SQLite uses a partial index only when a query repeats its condition, and the
+/// per-stream index (namespace, stream, seq) keeps this check to the lease's own rows.
+macro_rules! lease_fences {
+    ($namespace:literal, $stream:literal) => {
+        concat!(
+            "EXISTS (SELECT 1 FROM eventodb_kit_outbox AS p WHERE p.namespace = ",
+            $namespace,
+            " AND p.stream = ",
+            $stream,
+            " AND p.status IN ('pending', 'failed') AND p.status = 'pending'",
+            " AND p.seq BETWEEN l.from_seq AND l.through_seq)"
+        )
+    };
+}
+
+pub(crate) use lease_fences;
+
 /// Generates the shared part of a [`private::Dialect`] impl from a dialect's `SQL` table.
 macro_rules! backend_impl {
     ($db:ty, $conn:ty, $sql:expr, $interval:path, $begin_locked:path) => {

@@ -3,7 +3,7 @@
 
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
-use super::{DialectKind, Migration, Sql, backend_impl, secs};
+use super::{DialectKind, Migration, Sql, backend_impl, lease_fences, secs};
 use crate::error::Result;
 
 const KIND: DialectKind = DialectKind::Postgres;
@@ -86,7 +86,8 @@ const SQL: Sql = Sql {
         RETURNING seq",
     find_by_key: "SELECT id::text, content_hash FROM eventodb_kit_outbox
         WHERE namespace = $1 AND idempotency_key = $2",
-    heads: "WITH RECURSIVE s(stream, n) AS (
+    heads: concat!(
+        "WITH RECURSIVE s(stream, n) AS (
             SELECT (SELECT min(f.stream) FROM eventodb_kit_outbox AS f
                     WHERE f.namespace = $1 AND f.status IN ('pending', 'failed')
                       AND f.stream > $2), 1
@@ -101,25 +102,24 @@ const SQL: Sql = Sql {
                     SELECT 1 FROM eventodb_kit_outbox_leases AS l
                     WHERE l.namespace = $1 AND l.stream = s.stream
                       AND l.through_seq >= h.seq AND l.lease_until >= now()
-                      AND EXISTS (
-                          SELECT 1 FROM eventodb_kit_outbox AS p
-                          WHERE p.namespace = $1 AND p.stream = s.stream
-                            AND p.status IN ('pending', 'failed') AND p.status = 'pending'
-                            AND p.seq BETWEEN l.from_seq AND l.through_seq))) AS claimable
+                      AND ",
+        lease_fences!("$1", "s.stream"),
+        ")) AS claimable
         FROM s JOIN eventodb_kit_outbox AS h ON h.seq = (
             SELECT min(m.seq) FROM eventodb_kit_outbox AS m
             WHERE m.namespace = $1 AND m.stream = s.stream AND m.status IN ('pending', 'failed'))
-        ORDER BY s.n",
+        ORDER BY s.n"
+    ),
     // Claims are serialized by an advisory lock, renewals are not: the row lock makes a
     // renewal wait for the claim and then find the lease gone, instead of renewing a lease
     // the claim read as expired and is taking over.
-    lease_read: "SELECT owner, lease_until >= now() AS live, from_seq, through_seq,
-            EXISTS (SELECT 1 FROM eventodb_kit_outbox AS p
-                    WHERE p.namespace = $1 AND p.stream = $2
-                      AND p.status IN ('pending', 'failed') AND p.status = 'pending'
-                      AND p.seq BETWEEN l.from_seq AND l.through_seq) AS fencing
+    lease_read: concat!(
+        "SELECT owner, lease_until >= now() AS live, from_seq, through_seq, ",
+        lease_fences!("$1", "$2"),
+        " AS fencing
         FROM eventodb_kit_outbox_leases AS l WHERE namespace = $1 AND stream = $2
-        FOR UPDATE OF l",
+        FOR UPDATE OF l"
+    ),
     // Cost bounded by `limit`, not by the stream's length.
     stream_rows: "SELECT seq, id::text AS id, stream, message_type, data, metadata,
                expected_version, attempts::int8 AS attempts, outcome_unknown,
@@ -145,16 +145,15 @@ const SQL: Sql = Sql {
         WHERE namespace = $1 AND stream = $2 AND owner = $3",
     release: "UPDATE eventodb_kit_outbox_leases SET through_seq = $4
         WHERE namespace = $1 AND stream = $2 AND owner = $3 AND through_seq > $4",
-    purge_leases: "DELETE FROM eventodb_kit_outbox_leases
+    purge_leases: concat!(
+        "DELETE FROM eventodb_kit_outbox_leases
         WHERE namespace = $1 AND stream IN (
             SELECT l.stream FROM eventodb_kit_outbox_leases AS l
-            WHERE l.namespace = $1 AND l.lease_until < now()
-              AND NOT EXISTS (
-                  SELECT 1 FROM eventodb_kit_outbox AS o
-                  WHERE o.namespace = $1 AND o.stream = l.stream
-                    AND o.status IN ('pending', 'failed') AND o.status = 'pending'
-                    AND o.seq BETWEEN l.from_seq AND l.through_seq)
-            LIMIT $2)",
+            WHERE l.namespace = $1 AND l.lease_until < now() AND NOT ",
+        lease_fences!("$1", "l.stream"),
+        "
+            LIMIT $2)"
+    ),
     // Committed without waiting for the WAL flush: if PostgreSQL crashes and loses this
     // record, the rows are still leased (the claim was flushed), so whoever claims them after
     // the lease marks their outcome unknown and finds them in EventoDB instead of resending.

@@ -4,7 +4,7 @@
 
 use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
 
-use super::{DialectKind, Migration, Sql, backend_impl, secs};
+use super::{DialectKind, Migration, Sql, backend_impl, lease_fences, secs};
 use crate::error::Result;
 
 const KIND: DialectKind = DialectKind::Sqlite;
@@ -100,29 +100,23 @@ const SQL: Sql = Sql {
                     WHERE l.namespace = ?1 AND l.stream = s.stream
                       AND l.through_seq >= h.seq AND l.lease_until >= ",
         now!(),
-        "
-                      AND EXISTS (
-                          SELECT 1 FROM eventodb_kit_outbox AS p
-                          WHERE p.namespace = ?1 AND p.stream = s.stream
-                            AND p.status IN ('pending', 'failed') AND p.status = 'pending'
-                            AND p.seq BETWEEN l.from_seq AND l.through_seq))) AS claimable
+        " AND ",
+        lease_fences!("?1", "s.stream"),
+        ")) AS claimable
         FROM s JOIN eventodb_kit_outbox AS h ON h.seq = (
             SELECT min(m.seq) FROM eventodb_kit_outbox AS m
             WHERE m.namespace = ?1 AND m.stream = s.stream AND m.status IN ('pending', 'failed'))
         ORDER BY s.n"
     ),
     // Claims run under the write lock: nothing can change the lease between read and write.
-    // `status IN ('pending', 'failed') AND status = 'pending'`, here and below: SQLite uses a
-    // partial index only when the query repeats its condition, and the per-stream index
-    // (namespace, stream, seq) is the one that keeps this check to the lease's own rows.
+    // `status IN ('pending', 'failed') AND status = 'pending'`, below and in `lease_fences!`:
+    // SQLite uses a partial index only when the query repeats its condition.
     lease_read: concat!(
         "SELECT owner, lease_until >= ",
         now!(),
-        " AS live, from_seq, through_seq,
-            EXISTS (SELECT 1 FROM eventodb_kit_outbox AS p
-                    WHERE p.namespace = ?1 AND p.stream = ?2
-                      AND p.status IN ('pending', 'failed') AND p.status = 'pending'
-                      AND p.seq BETWEEN l.from_seq AND l.through_seq) AS fencing
+        " AS live, from_seq, through_seq, ",
+        lease_fences!("?1", "?2"),
+        " AS fencing
         FROM eventodb_kit_outbox_leases AS l WHERE namespace = ?1 AND stream = ?2"
     ),
     // Cost bounded by `limit`, not by the stream's length.
@@ -165,12 +159,9 @@ const SQL: Sql = Sql {
             SELECT l.stream FROM eventodb_kit_outbox_leases AS l
             WHERE l.namespace = ?1 AND l.lease_until < ",
         now!(),
+        " AND NOT ",
+        lease_fences!("?1", "l.stream"),
         "
-              AND NOT EXISTS (
-                  SELECT 1 FROM eventodb_kit_outbox AS o
-                  WHERE o.namespace = ?1 AND o.stream = l.stream
-                    AND o.status IN ('pending', 'failed') AND o.status = 'pending'
-                    AND o.seq BETWEEN l.from_seq AND l.through_seq)
             LIMIT ?2)"
     ),
     mark_sent_many: concat!(
