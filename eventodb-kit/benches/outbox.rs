@@ -2,7 +2,8 @@
 //! the raw client's best concurrent write rate to the same server in the same run (the raw
 //! client writes the same events, at the number in flight that was best at the start, just
 //! before each of three drains; the median round's ratio is reported); the
-//! latency from commit to "sent" with the default 1 s poll interval; and the sender's peak
+//! latency from commit to "sent" with the default 1 s poll interval (on SQLite also while
+//! the application commits other transactions as fast as it can); and the sender's peak
 //! memory while it sends 20,000 events with 20,000 and with 200,000 rows pending (measured in
 //! a child process, which holds only the database and the sender). SQLite always; PostgreSQL when `DATABASE_URL` is set.
 //! Ends with one JSON line.
@@ -65,8 +66,12 @@ async fn parent() -> Result<(), BoxError> {
     let sqlite = sqlite_pool(&dir.path().join("bench.db")).await?;
     eventodb_kit::migrate(&sqlite).await?;
     let sqlite_results = run_db("sqlite", &sqlite, &server, raw).await?;
+    let contended = contended_latency(&sqlite, &server).await?;
     let mem = memory(&server, "sqlite").await?;
-    results.insert("sqlite".into(), merge(sqlite_results, mem));
+    results.insert(
+        "sqlite".into(),
+        merge(merge(sqlite_results, contended), mem),
+    );
 
     match std::env::var("DATABASE_URL") {
         Ok(url) => {
@@ -417,6 +422,56 @@ async fn latency<DB: Backend>(
     samples.sort_by(f64::total_cmp);
     let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
     Ok((at(0.5), at(0.99)))
+}
+
+/// Commit → sent latency on SQLite while the application commits other transactions on the
+/// same database as fast as it can (two tasks): the sender competes with them for SQLite's
+/// write lock. The uncontended figures of the same run are the baseline.
+async fn contended_latency(
+    pool: &sqlx::SqlitePool,
+    server: &TestServer,
+) -> Result<Value, BoxError> {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let kit = Kit::builder(server.url())
+        .token(server.default_token())
+        .database(pool.clone())
+        .build()?;
+    sqlx::query("CREATE TABLE IF NOT EXISTS bench_app_writes (n INTEGER)")
+        .execute(pool)
+        .await?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let commits = Arc::new(AtomicU64::new(0));
+    let mut writers = Vec::new();
+    for _ in 0..2 {
+        let (pool, stop, commits) = (pool.clone(), Arc::clone(&stop), Arc::clone(&commits));
+        writers.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let mut tx = pool.begin().await?;
+                sqlx::query("INSERT INTO bench_app_writes (n) VALUES (1)")
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                commits.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok::<(), sqlx::Error>(())
+        }));
+    }
+    let started = Instant::now();
+    let measured = latency(&kit, "sqlitecontended", 300).await;
+    stop.store(true, Ordering::Relaxed);
+    let app_rate = commits.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+    for writer in writers {
+        writer.await??;
+    }
+    let (p50, p99) = measured?;
+    println!(
+        "sqlite: commit to sent while the application commits {app_rate:.0} other transactions/s: p50 {p50:.2} ms, p99 {p99:.2} ms"
+    );
+    Ok(json!({
+        "contended_commit_to_sent_p50_ms": (p50 * 100.0).round() / 100.0,
+        "contended_commit_to_sent_p99_ms": (p99 * 100.0).round() / 100.0,
+        "contended_app_commits_per_sec": app_rate.round(),
+    }))
 }
 
 /// Peak memory of a child process draining 20,000 and 200,000 pending rows.

@@ -106,6 +106,18 @@ impl<DB: Backend> Outbox<DB> {
         }
     }
 
+    /// The same outbox over another pool to the same database (the sender's own; see
+    /// `Dialect::sender_pool`).
+    pub(crate) fn with_pool(&self, pool: Pool<DB>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                pool,
+                client: self.inner.client.clone(),
+                namespace: self.inner.namespace.clone(),
+            }),
+        }
+    }
+
     /// The namespace the rows are written for.
     pub fn namespace(&self) -> &str {
         &self.inner.namespace

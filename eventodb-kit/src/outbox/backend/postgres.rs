@@ -3,7 +3,7 @@
 
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
-use super::{DialectKind, Migration, Sql, backend_impl, lease_fences, secs};
+use super::{DialectKind, Migration, Sql, backend_impl, lease_fences, retry_busy, secs};
 use crate::error::Result;
 
 const KIND: DialectKind = DialectKind::Postgres;
@@ -270,6 +270,12 @@ async fn after_insert_hook(_conn: &mut PgConnection) -> Result<()> {
 }
 
 backend_impl!(Postgres, PgConnection, SQL, interval, begin_locked);
+
+/// The sender shares the application's pool: PostgreSQL's row locks and the claim's advisory
+/// lock queue their waiters, so none needs connections of its own.
+async fn sender_pool(_pool: &PgPool) -> Result<Option<PgPool>> {
+    Ok(None)
+}
 
 /// `LISTEN`s on the trigger's channel (own connection, reconnected by sqlx when lost) and
 /// bumps the returned channel for each notification about `namespace`, and after a lost

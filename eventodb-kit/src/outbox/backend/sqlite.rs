@@ -4,7 +4,7 @@
 
 use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
 
-use super::{DialectKind, Migration, Sql, backend_impl, lease_fences, secs};
+use super::{DialectKind, Migration, Sql, backend_impl, lease_fences, retry_busy, secs};
 use crate::error::Result;
 
 const KIND: DialectKind = DialectKind::Sqlite;
@@ -330,6 +330,44 @@ async fn wake_source(
     Ok(crate::outbox::wake::local_commits())
 }
 
+/// Connections the sender opens beside the application's pool. One: SQLite runs one writer
+/// at a time anyway, and the sender's own statements then queue for the connection in the
+/// pool instead of meeting on SQLite's lock, where the one that loses polls for it. In four
+/// interleaved runs of the outbox bench, commit → sent while the application writes had a p50
+/// of 4.9–10.5 ms with 4 connections and 5.0–7.3 ms with one; a connection also keeps its
+/// own page cache.
+const SENDER_CONNECTIONS: u32 = 1;
+
+/// The sender's own connections to the application's database file, with busy timeout 0:
+/// a statement that finds the write lock taken fails at once, and the sender's operations
+/// try again themselves (after 1 ms, then every 10 ms: [`super::BUSY_POLL`]) instead of
+/// sleeping in SQLite's busy handler, which checks the lock only every 100 ms once a
+/// connection has waited a while. Same options as the application's pool otherwise (file,
+/// journal mode, pragmas).
+///
+/// `None` for an in-memory or temporary database: only the application's pool's
+/// connections see it.
+async fn sender_pool(pool: &SqlitePool) -> Result<Option<SqlitePool>> {
+    let (file,): (String,) =
+        sqlx::query_as("SELECT file FROM pragma_database_list WHERE name = 'main'")
+            .fetch_one(pool)
+            .await
+            .map_err(db)?;
+    if file.is_empty() {
+        return Ok(None);
+    }
+    let options = pool
+        .connect_options()
+        .as_ref()
+        .clone()
+        .busy_timeout(std::time::Duration::ZERO);
+    Ok(Some(
+        sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(SENDER_CONNECTIONS)
+            .connect_lazy_with(options),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use sqlx::{Connection, Executor};
@@ -367,5 +405,116 @@ mod tests {
         tx.execute("INSERT INTO t VALUES (4)").await.unwrap();
         tx.commit().await.unwrap();
         assert_eq!(commits(), before + 1, "a rolled-back write never wakes");
+    }
+
+    /// A pool on a database file, migrated, as an application would hand it to the outbox.
+    async fn file_pool(dir: &tempfile::TempDir) -> SqlitePool {
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(dir.path().join("app.db"))
+            .create_if_missing(true)
+            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
+        let pool = SqlitePool::connect_with(options).await.unwrap();
+        crate::migrate(&pool).await.unwrap();
+        pool
+    }
+
+    /// The application's pool on a new file, and the sender's pool beside it.
+    async fn app_and_sender_pools() -> (tempfile::TempDir, SqlitePool, SqlitePool) {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = file_pool(&dir).await;
+        let own = sender_pool(&pool)
+            .await
+            .unwrap()
+            .expect("a file gets a pool");
+        (dir, pool, own)
+    }
+
+    async fn busy_timeout(pool: &SqlitePool) -> i64 {
+        let (ms,): (i64,) = sqlx::query_as("PRAGMA busy_timeout")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        ms
+    }
+
+    /// The application's pool holds SQLite's write lock until it commits.
+    async fn hold_write_lock(pool: &SqlitePool) -> Transaction<'static, Sqlite> {
+        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
+        sqlx::query("UPDATE eventodb_kit_outbox SET attempts = attempts WHERE seq = 0")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx
+    }
+
+    #[tokio::test]
+    async fn the_sender_gets_a_connection_of_its_own_that_never_waits_in_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = file_pool(&dir).await;
+        let app_timeout = busy_timeout(&pool).await;
+        let own = sender_pool(&pool)
+            .await
+            .unwrap()
+            .expect("a file gets a pool");
+        assert_eq!(busy_timeout(&own).await, 0);
+        assert_eq!(
+            busy_timeout(&pool).await,
+            app_timeout,
+            "the application's pool is as it was"
+        );
+        assert!(app_timeout > 0);
+        let (tables,): (i64,) =
+            sqlx::query_as("SELECT count(*) FROM sqlite_master WHERE name = 'eventodb_kit_outbox'")
+                .fetch_one(&own)
+                .await
+                .unwrap();
+        assert_eq!(tables, 1, "the same database");
+
+        let memory = SqlitePool::connect("sqlite::memory:").await.unwrap();
+        assert!(
+            sender_pool(&memory).await.unwrap().is_none(),
+            "an in-memory database is seen only through its own pool"
+        );
+    }
+
+    /// The sender's statement waits for the lock by trying again itself: it goes through
+    /// once the application commits, instead of failing at once (busy timeout 0).
+    #[tokio::test]
+    async fn a_sender_statement_goes_through_once_the_application_commits() {
+        let (_dir, pool, own) = app_and_sender_pools().await;
+        let held = hold_write_lock(&pool).await;
+
+        let refused = sqlx::query("DELETE FROM eventodb_kit_outbox_leases")
+            .execute(&own)
+            .await
+            .map_err(db)
+            .unwrap_err();
+        assert!(super::super::is_busy(KIND, &refused), "{refused}");
+        assert!(!super::super::is_busy(DialectKind::Postgres, &refused));
+
+        let release = tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            held.commit().await.unwrap();
+        });
+        <Sqlite as super::super::private::Dialect>::release(&own, "default", "s", "w", 0)
+            .await
+            .expect("tried again until the lock was free");
+        release.await.unwrap();
+    }
+
+    /// A lock held for longer than the sender waits fails the statement with the busy error
+    /// (the sender then backs off as after any database error). On the real clock: a paused
+    /// one would also run out the pool's acquire timeout while SQLite's thread works.
+    #[tokio::test]
+    async fn a_sender_statement_gives_up_after_the_lock_wait() {
+        let (_dir, pool, own) = app_and_sender_pools().await;
+        let _held = hold_write_lock(&pool).await;
+        let started = tokio::time::Instant::now();
+        let error =
+            <Sqlite as super::super::private::Dialect>::release(&own, "default", "s", "w", 0)
+                .await
+                .unwrap_err();
+        assert!(super::super::is_busy(KIND, &error), "{error}");
+        assert!(started.elapsed() >= super::super::LOCK_WAIT);
     }
 }

@@ -217,6 +217,12 @@ pub(super) async fn spawn<DB: Backend>(
     outbox: Outbox<DB>,
     options: SenderOptions,
 ) -> Result<Sender> {
+    // On a SQLite file the sender writes through connections of its own (see `sender_pool`).
+    let own_pool = DB::sender_pool(outbox.pool()).await?;
+    let outbox = match &own_pool {
+        Some(pool) => outbox.with_pool(pool.clone()),
+        None => outbox,
+    };
     let cancel = CancellationToken::new();
     let wake_cancel = cancel.child_token();
     let wake = DB::wake_source(outbox.pool(), outbox.namespace(), wake_cancel.clone()).await?;
@@ -228,7 +234,14 @@ pub(super) async fn spawn<DB: Backend>(
         )
     });
     let shutdown_timeout = options.shutdown_timeout;
-    let task = tokio::spawn(run::run(outbox, options, owner, cancel.clone(), wake));
+    let task_cancel = cancel.clone();
+    let task = tokio::spawn(async move {
+        let result = run::run(outbox, options, owner, task_cancel, wake).await;
+        if let Some(pool) = own_pool {
+            pool.close().await;
+        }
+        result
+    });
     Ok(Sender {
         cancel,
         wake_cancel,
