@@ -342,8 +342,8 @@ const SENDER_CONNECTIONS: u32 = 1;
 /// a statement that finds the write lock taken fails at once, and the sender's operations
 /// try again themselves (after 1 ms, then every 10 ms: [`super::BUSY_POLL`]) instead of
 /// sleeping in SQLite's busy handler, which checks the lock only every 100 ms once a
-/// connection has waited a while. Same options as the application's pool otherwise (file,
-/// journal mode, pragmas).
+/// connection has waited a while. Same connect options as the application's pool otherwise
+/// (file, journal mode, pragmas); the pool's own hooks (`after_connect`) are not run.
 ///
 /// `None` for an in-memory or temporary database: only the application's pool's
 /// connections see it.
