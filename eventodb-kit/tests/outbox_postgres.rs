@@ -45,6 +45,7 @@ scenarios!(fresh, cleanup;
     nothing_is_purged_before_verification,
     a_stream_that_moved_on_gets_the_lost_event_at_its_end,
     an_idle_sweep_sends_no_requests,
+    sends_each_row_once_while_the_application_writes,
 );
 
 /// The migration SQL shipped in `migrations/postgres/` is what `migrate` runs.
