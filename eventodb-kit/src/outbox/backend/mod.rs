@@ -175,9 +175,9 @@ const SQLITE_BUSY: i32 = 5;
 
 /// Runs `$operation` (an `async` block, created anew for each try) until it does not fail
 /// with [`is_busy`] or [`LOCK_WAIT`] has passed, trying again after [`BUSY_FIRST_POLL`] and
-/// then every [`BUSY_POLL`]. Only for
-/// operations that are whole transactions (an autocommit statement, or a transaction of
-/// their own): a refused statement inside a larger transaction cannot be tried again alone.
+/// then every [`BUSY_POLL`]. Only for operations that are whole transactions (an autocommit
+/// statement, or a transaction of their own): a refused statement inside a larger
+/// transaction cannot be tried again alone.
 macro_rules! retry_busy {
     ($operation:expr) => {{
         let started = tokio::time::Instant::now();
@@ -727,14 +727,14 @@ macro_rules! backend_impl {
                 pool: &sqlx::Pool<Self>,
                 sent: &[(i64, i64, i64)],
             ) -> $crate::error::Result<()> {
+                // One statement for the whole batch: one round trip, whatever its size.
+                let rows: Vec<[i64; 3]> = sent
+                    .iter()
+                    .map(|&(seq, position, global_position)| [seq, position, global_position])
+                    .collect();
                 retry_busy!(async {
-                    // One statement for the whole batch: one round trip, whatever its size.
-                    let rows: Vec<[i64; 3]> = sent
-                        .iter()
-                        .map(|&(seq, position, global_position)| [seq, position, global_position])
-                        .collect();
                     sqlx::query($sql.mark_sent_many)
-                        .bind(sqlx::types::Json(rows))
+                        .bind(sqlx::types::Json(&rows))
                         .execute(pool)
                         .await
                         .map_err(db)?;
@@ -882,24 +882,28 @@ macro_rules! backend_impl {
                 batch: i64,
                 require_verified: bool,
             ) -> $crate::error::Result<u64> {
-                retry_busy!(async {
-                    let done = sqlx::query($sql.purge)
+                // Two statements, each tried again on its own: a refused second one does not
+                // run the first again.
+                let done = retry_busy!(async {
+                    sqlx::query($sql.purge)
                         .bind(namespace)
                         .bind($interval(retention))
                         .bind(batch)
                         .bind(require_verified)
                         .execute(pool)
                         .await
-                        .map_err(db)?;
-                    // Leases of streams that went quiet: one row per stream ever sent otherwise.
+                        .map_err(db)
+                })?;
+                // Leases of streams that went quiet: one row per stream ever sent otherwise.
+                retry_busy!(async {
                     sqlx::query($sql.purge_leases)
                         .bind(namespace)
                         .bind(batch)
                         .execute(pool)
                         .await
-                        .map_err(db)?;
-                    Ok(done.rows_affected())
-                })
+                        .map_err(db)
+                })?;
+                Ok(done.rows_affected())
             }
 
             async fn unverified(

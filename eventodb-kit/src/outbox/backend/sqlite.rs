@@ -338,7 +338,7 @@ async fn wake_source(
 /// own page cache.
 const SENDER_CONNECTIONS: u32 = 1;
 
-/// The sender's own connections to the application's database file, with busy timeout 0:
+/// The sender's own pool on the application's database file, busy timeout 0:
 /// a statement that finds the write lock taken fails at once, and the sender's operations
 /// try again themselves (after 1 ms, then every 10 ms: [`super::BUSY_POLL`]) instead of
 /// sleeping in SQLite's busy handler, which checks the lock only every 100 ms once a

@@ -217,7 +217,7 @@ pub(super) async fn spawn<DB: Backend>(
     outbox: Outbox<DB>,
     options: SenderOptions,
 ) -> Result<Sender> {
-    // On a SQLite file the sender writes through connections of its own (see `sender_pool`).
+    // On a SQLite file the sender writes through a connection of its own (see `sender_pool`).
     let own_pool = DB::sender_pool(outbox.pool()).await?;
     let outbox = match &own_pool {
         Some(pool) => outbox.with_pool(pool.clone()),
