@@ -2,6 +2,10 @@
 //! method, a transactional outbox on PostgreSQL and SQLite, and consumers that track their
 //! position, skip what they already handled and wake on server pokes.
 
+// The integration tests' PostgreSQL schema helper, shared with unit tests, names the crate.
+#[cfg(test)]
+extern crate self as eventodb_kit;
+
 pub mod client;
 #[doc(hidden)]
 pub mod codegen_support;

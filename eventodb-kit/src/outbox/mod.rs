@@ -37,9 +37,10 @@
 //! * **Order.** Per stream, rows go out in `seq` order; a stream whose head waits (for a
 //!   retry, or parked by a permanent failure) holds back its later rows, other streams flow.
 //! * **Several processes.** A sender leases each stream it claims (one lease row per stream,
-//!   covering the rows it took); claims are serialized (an advisory lock on PostgreSQL,
-//!   SQLite's single writer), so two senders never hold rows of one stream at once. A lease
-//!   keeps fencing the rows sent under it until their sends are recorded.
+//!   covering the rows it took); claims of a stream are serialized (on PostgreSQL by an
+//!   advisory lock and the stream's lease row, on SQLite by its single writer), so two senders
+//!   never hold rows of one stream at once. A lease keeps fencing the rows sent under it until
+//!   their sends are recorded.
 //! * **Verification.** Sent rows are read back from EventoDB before they may be purged; an
 //!   event EventoDB lost after acknowledging it is sent again (see
 //!   [`SenderOptions::verification`]) and counted in [`OutboxStatus::lost`].

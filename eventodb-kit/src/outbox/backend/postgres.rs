@@ -1,5 +1,6 @@
-//! PostgreSQL: `jsonb`, `timestamptz`, `uuid`; claims serialized per namespace by an advisory
-//! transaction lock; wake-ups by a trigger's `NOTIFY` (delivered at commit only).
+//! PostgreSQL: `jsonb`, `timestamptz`, `uuid`; claims of new streams serialized per namespace by
+//! an advisory transaction lock, a stream's lease row locked by whoever claims its rows;
+//! wake-ups by a trigger's `NOTIFY` (delivered at commit only).
 
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
@@ -86,15 +87,20 @@ const SQL: Sql = Sql {
         RETURNING seq",
     find_by_key: "SELECT id::text, content_hash FROM eventodb_kit_outbox
         WHERE namespace = $1 AND idempotency_key = $2",
+    // `ORDER BY ... LIMIT 1`, not `min()`: after a burst of writes, before the statistics
+    // caught up, PostgreSQL answered the first `min(f.stream)` by reading every unsent row
+    // of every stream (13,400 rows and 9 ms in one claim of a 20,000-row drain).
     heads: concat!(
         "WITH RECURSIVE s(stream, n) AS (
-            SELECT (SELECT min(f.stream) FROM eventodb_kit_outbox AS f
+            SELECT (SELECT f.stream FROM eventodb_kit_outbox AS f
                     WHERE f.namespace = $1 AND f.status IN ('pending', 'failed')
-                      AND f.stream > $2), 1
+                      AND f.stream > $2
+                    ORDER BY f.stream LIMIT 1), 1
           UNION ALL
-            SELECT (SELECT min(f.stream) FROM eventodb_kit_outbox AS f
+            SELECT (SELECT f.stream FROM eventodb_kit_outbox AS f
                     WHERE f.namespace = $1 AND f.status IN ('pending', 'failed')
-                      AND f.stream > s.stream), s.n + 1
+                      AND f.stream > s.stream
+                    ORDER BY f.stream LIMIT 1), s.n + 1
             FROM s WHERE s.stream IS NOT NULL AND s.n < $3)
         SELECT s.stream,
                (h.status = 'pending' AND h.next_attempt_at <= now()
@@ -103,19 +109,20 @@ const SQL: Sql = Sql {
                     WHERE l.namespace = $1 AND l.stream = s.stream
                       AND l.through_seq >= h.seq AND l.lease_until >= now()
                       AND ",
-        lease_fences!("$1", "s.stream"),
+        lease_fences!(postgres, "$1", "s.stream"),
         ")) AS claimable
         FROM s JOIN eventodb_kit_outbox AS h ON h.seq = (
-            SELECT min(m.seq) FROM eventodb_kit_outbox AS m
-            WHERE m.namespace = $1 AND m.stream = s.stream AND m.status IN ('pending', 'failed'))
+            SELECT m.seq FROM eventodb_kit_outbox AS m
+            WHERE m.namespace = $1 AND m.stream = s.stream AND m.status IN ('pending', 'failed')
+            ORDER BY m.seq LIMIT 1)
         ORDER BY s.n"
     ),
-    // Claims are serialized by an advisory lock, renewals are not: the row lock makes a
-    // renewal wait for the claim and then find the lease gone, instead of renewing a lease
-    // the claim read as expired and is taking over.
+    // The row lock serializes the claims of one stream (a task claiming its stream's next
+    // rows holds no advisory lock), and makes a renewal wait for the claim and then find the
+    // lease gone, instead of renewing a lease the claim read as expired and is taking over.
     lease_read: concat!(
         "SELECT owner, lease_until >= now() AS live, from_seq, through_seq, ",
-        lease_fences!("$1", "$2"),
+        lease_fences!(postgres, "$1", "$2"),
         " AS fencing
         FROM eventodb_kit_outbox_leases AS l WHERE namespace = $1 AND stream = $2
         FOR UPDATE OF l"
@@ -150,7 +157,7 @@ const SQL: Sql = Sql {
         WHERE namespace = $1 AND stream IN (
             SELECT l.stream FROM eventodb_kit_outbox_leases AS l
             WHERE l.namespace = $1 AND l.lease_until < now() AND NOT ",
-        lease_fences!("$1", "l.stream"),
+        lease_fences!(postgres, "$1", "l.stream"),
         "
             LIMIT $2)"
     ),
@@ -264,6 +271,16 @@ async fn claim_begin(pool: &PgPool, namespace: &str) -> Result<Transaction<'stat
     Ok(tx)
 }
 
+/// A transaction for a task taking the next rows of a stream it already leases. It takes no
+/// claim lock: it reads its lease row `FOR UPDATE` before anything else (`lease_read`), as
+/// every claim does, so it waits for, or makes wait, the one claim that might take the same
+/// stream, and it never writes another stream's lease. Under the claim lock, one such task
+/// per stream queued behind every claim: measured on 20,000 rows over 100 streams, sessions
+/// spent 7–17 s in all waiting for that lock during a 1.5 s drain.
+async fn continue_begin(pool: &PgPool, _namespace: &str) -> Result<Transaction<'static, Postgres>> {
+    pool.begin().await.map_err(db)
+}
+
 /// Nothing to do: the trigger notifies at commit.
 async fn after_insert_hook(_conn: &mut PgConnection) -> Result<()> {
     Ok(())
@@ -324,4 +341,168 @@ async fn wake_source(
         }
     });
     Ok(rx)
+}
+
+/// A fresh schema per test in `DATABASE_URL`'s database (the integration tests' helper).
+#[cfg(test)]
+#[path = "../../../tests/pg_schema/mod.rs"]
+mod pg_schema;
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::*;
+
+    /// Writes `rows` pending rows in one statement; `stream` is an SQL expression of the row
+    /// number `i` (from 1).
+    async fn insert_rows(pool: &PgPool, stream: &str, rows: i64) {
+        sqlx::query(&format!(
+            "INSERT INTO eventodb_kit_outbox
+                (id, namespace, stream, message_type, data, content_hash)
+            SELECT gen_random_uuid(), 'default', {stream}, 'T', '{{}}', 'h'
+            FROM generate_series(1, $1) AS i"
+        ))
+        .bind(rows)
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+
+    /// 20,000 pending rows over 100 streams (row `i` on stream `s-{i % 100}`, `seq` = `i`),
+    /// written at once and never analyzed: the table right after a burst of writes, before
+    /// autovacuum has caught up with its statistics.
+    async fn backlog() -> Option<pg_schema::PgSchema> {
+        let db = pg_schema::fresh("eventodb_kit_plans", 2).await?;
+        insert_rows(&db.pool, "'s-' || (i % 100)", 20_000).await;
+        Some(db)
+    }
+
+    /// The shared buffers (hits and reads) a statement touched, from its `EXPLAIN ANALYZE`.
+    fn buffers(explain: &Value) -> i64 {
+        let plan = &explain[0]["Plan"];
+        plan["Shared Hit Blocks"].as_i64().unwrap() + plan["Shared Read Blocks"].as_i64().unwrap()
+    }
+
+    /// A lease whose range holds only other streams' rows: the check reads the lease's own
+    /// stream's rows, not every pending row in the range.
+    #[tokio::test]
+    async fn the_lease_check_reads_only_its_streams_rows() {
+        let Some(db) = backlog().await else { return };
+        // "quiet" has rows after the backlog only, and a lease over the whole backlog.
+        insert_rows(&db.pool, "'quiet'", 10).await;
+        sqlx::query(
+            "INSERT INTO eventodb_kit_outbox_leases
+                (namespace, stream, owner, lease_until, from_seq, through_seq)
+            VALUES ('default', 'quiet', 'other', now() + interval '30 seconds', 1, 20000)",
+        )
+        .execute(&db.pool)
+        .await
+        .unwrap();
+        let (explain,): (sqlx::types::Json<Value>,) = sqlx::query_as(&format!(
+            "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {}",
+            SQL.lease_read
+        ))
+        .bind("default")
+        .bind("quiet")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        let touched = buffers(&explain);
+        let (_, live, _, _, fencing): (String, bool, i64, i64, bool) =
+            sqlx::query_as(SQL.lease_read)
+                .bind("default")
+                .bind("quiet")
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+        db.cleanup().await;
+        assert!(live);
+        assert!(!fencing, "no row of the stream lies in the lease's range");
+        assert!(
+            touched < 20,
+            "the lease check touched {touched} buffers: {explain:?}"
+        );
+    }
+
+    /// The scan of stream heads reads a few index entries per stream, however many rows
+    /// each stream has.
+    #[tokio::test]
+    async fn the_head_scan_reads_per_stream_not_per_row() {
+        let Some(db) = backlog().await else { return };
+        let (explain,): (sqlx::types::Json<Value>,) = sqlx::query_as(&format!(
+            "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {}",
+            SQL.heads
+        ))
+        .bind("default")
+        .bind("s-49")
+        .bind(crate::outbox::backend::HEAD_SCAN)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        let touched = buffers(&explain);
+        let heads: Vec<(String, bool)> = sqlx::query_as(SQL.heads)
+            .bind("default")
+            .bind("s-49")
+            .bind(crate::outbox::backend::HEAD_SCAN)
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+        db.cleanup().await;
+        // Stream names after "s-49", in text order.
+        assert_eq!(heads.len(), 55);
+        assert!(heads.iter().all(|(_, claimable)| *claimable));
+        assert!(
+            touched < 2_000,
+            "the head scan touched {touched} buffers: {explain:?}"
+        );
+    }
+
+    /// A task taking its own stream's next rows does not queue behind a claim of other
+    /// streams (the claim lock), and a task whose lease is gone gets nothing.
+    #[tokio::test]
+    async fn a_stream_task_continues_while_another_claim_holds_the_lock() {
+        use crate::outbox::backend::private::Dialect;
+        let Some(db) = pg_schema::fresh("eventodb_kit_continue", 4).await else {
+            return;
+        };
+        insert_rows(&db.pool, "'a'", 6).await;
+        let lease = std::time::Duration::from_secs(30);
+        let mut cursor = String::new();
+        let first = Postgres::claim(&db.pool, "default", "me", lease, 1, 2, &mut cursor)
+            .await
+            .unwrap();
+        let taken: Vec<i64> = first.rows.iter().map(|row| row.seq).collect();
+        assert_eq!(taken.len(), 2);
+
+        let held = claim_begin(&db.pool, "default").await.unwrap();
+        let next = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            Postgres::claim_stream(&db.pool, "default", "a", "me", lease, 2, taken[1]),
+        )
+        .await
+        .expect("the next rows are claimed while the claim lock is held")
+        .unwrap();
+        held.rollback().await.unwrap();
+        let next: Vec<i64> = next.iter().map(|row| row.seq).collect();
+        assert_eq!(next, vec![taken[1] + 1, taken[1] + 2]);
+
+        sqlx::query("DELETE FROM eventodb_kit_outbox_leases")
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        let gone = Postgres::claim_stream(&db.pool, "default", "a", "me", lease, 2, next[1])
+            .await
+            .unwrap();
+        let nothing_sent = Postgres::claim_stream(&db.pool, "default", "a", "me", lease, 2, 0)
+            .await
+            .unwrap();
+        db.cleanup().await;
+        // Rows 5 and 6 are still pending: the main claim takes them.
+        assert!(gone.is_empty(), "a task whose lease is gone gets nothing");
+        assert!(
+            nothing_sent.is_empty(),
+            "a task that sent nothing gets nothing"
+        );
+    }
 }

@@ -101,7 +101,7 @@ const SQL: Sql = Sql {
                       AND l.through_seq >= h.seq AND l.lease_until >= ",
         now!(),
         " AND ",
-        lease_fences!("?1", "s.stream"),
+        lease_fences!(sqlite, "?1", "s.stream"),
         ")) AS claimable
         FROM s JOIN eventodb_kit_outbox AS h ON h.seq = (
             SELECT min(m.seq) FROM eventodb_kit_outbox AS m
@@ -115,7 +115,7 @@ const SQL: Sql = Sql {
         "SELECT owner, lease_until >= ",
         now!(),
         " AS live, from_seq, through_seq, ",
-        lease_fences!("?1", "?2"),
+        lease_fences!(sqlite, "?1", "?2"),
         " AS fencing
         FROM eventodb_kit_outbox_leases AS l WHERE namespace = ?1 AND stream = ?2"
     ),
@@ -160,7 +160,7 @@ const SQL: Sql = Sql {
             WHERE l.namespace = ?1 AND l.lease_until < ",
         now!(),
         " AND NOT ",
-        lease_fences!("?1", "l.stream"),
+        lease_fences!(sqlite, "?1", "l.stream"),
         "
             LIMIT ?2)"
     ),
@@ -293,6 +293,15 @@ const SCAN_UNDER_LOCK: bool = true;
 /// Claims take the write lock up front, so they read what the last writer committed.
 async fn claim_begin(pool: &SqlitePool, _namespace: &str) -> Result<Transaction<'static, Sqlite>> {
     begin_locked(pool).await
+}
+
+/// A task taking the next rows of its own stream takes the write lock too: SQLite has no
+/// row locks, so the write lock is what keeps it and another claim of the stream apart.
+async fn continue_begin(
+    pool: &SqlitePool,
+    namespace: &str,
+) -> Result<Transaction<'static, Sqlite>> {
+    claim_begin(pool, namespace).await
 }
 
 /// Wakes the in-process senders when this connection's transaction commits (a rolled-back
