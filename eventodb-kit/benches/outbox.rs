@@ -207,6 +207,7 @@ async fn run_db<DB: Backend>(
         .build()?;
     let defaults = SenderOptions::default();
     let mut rounds = Vec::new();
+    let mut cpu_ratios = Vec::new();
     for round in 1..=ROUNDS {
         let paired = raw_run(
             kit.client(),
@@ -230,8 +231,15 @@ async fn run_db<DB: Backend>(
             drained.rate,
             drained.rate / paired.rate
         );
+        // CPU per event of the raw client against that of the drain (both this process,
+        // with PostgreSQL's processes added for the drain): the ratio the drain could reach if
+        // both kept every core busy.
+        cpu_ratios.push(
+            paired.cpu_us_per_event / (drained.cpu_us_per_event + drained.postgres_us_per_event),
+        );
         rounds.push((paired.rate, drained));
     }
+    let cpu_ratio = median(&mut cpu_ratios);
     let paired_ratio = median(
         &mut rounds
             .iter()
@@ -242,10 +250,11 @@ async fn run_db<DB: Backend>(
     rounds.sort_by(|a, b| a.1.rate.total_cmp(&b.1.rate));
     let many = rounds.swap_remove(ROUNDS / 2).1;
     println!(
-        "{name}: 20k over 100 streams, default sender: median {:.0} events/s; median ratio {:.2} to the raw client in the same round; {:.2} to the raw client's best at the start",
+        "{name}: 20k over 100 streams, default sender: median {:.0} events/s; median ratio {:.2} to the raw client in the same round; {:.2} to the raw client's best at the start; CPU per event, raw client to drain: {:.2}",
         many.rate,
         paired_ratio,
-        many.rate / raw.rate
+        many.rate / raw.rate,
+        cpu_ratio
     );
     // The same drain with as many sends in flight as the raw client's best run had: the
     // embedded server shares the CPU, so the best number in flight depends on the machine.
@@ -274,6 +283,7 @@ async fn run_db<DB: Backend>(
         "many_streams_ratio_to_raw": (paired_ratio * 100.0).round() / 100.0,
         "many_streams_ratio_to_raw_best_at_start": ratio(many.rate),
         "many_streams_paired_raw_events_per_sec": paired_raw.round(),
+        "many_streams_cpu_ratio_to_raw": (cpu_ratio * 100.0).round() / 100.0,
         "many_streams_cpu_us_per_event": many.cpu_us_per_event.round(),
         "many_streams_cores_busy": (many.cores_used * 100.0).round() / 100.0,
         "many_streams_matched_concurrency_events_per_sec": matched.rate.round(),
