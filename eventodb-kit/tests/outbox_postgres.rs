@@ -34,6 +34,7 @@ scenarios!(fresh, cleanup;
     a_row_committed_late_is_not_held_by_the_lease,
     killed_senders_never_send_twice,
     two_senders_send_each_row_once_in_order,
+    two_senders_with_small_batches_send_each_row_once_in_order,
     version_conflict_parks_only_its_stream,
     discard_unparks_the_stream,
     parked_streams_do_not_starve_the_others,

@@ -57,6 +57,7 @@ scenarios!(fresh, cleanup;
     an_expired_lease_hands_its_rows_over_for_lookup,
     killed_senders_never_send_twice,
     two_senders_send_each_row_once_in_order,
+    two_senders_with_small_batches_send_each_row_once_in_order,
     version_conflict_parks_only_its_stream,
     discard_unparks_the_stream,
     parked_streams_do_not_starve_the_others,

@@ -848,32 +848,52 @@ pub(crate) async fn killed_senders_never_send_twice<DB: Backend>(pool: Pool<DB>)
 }
 
 pub(crate) async fn two_senders_send_each_row_once_in_order<DB: Backend>(pool: Pool<DB>) {
+    two_senders_drain(pool, "pair", 200, 0, 40, 5).await;
+}
+
+/// Batches of 3 rows, and a backlog of 10 rows per stream when the senders start: each stream
+/// task claims its stream's next rows again and again (on PostgreSQL without the claim lock,
+/// on the stream's lease row alone) while the other sender's claims look at the same streams.
+pub(crate) async fn two_senders_with_small_batches_send_each_row_once_in_order<DB: Backend>(
+    pool: Pool<DB>,
+) {
+    two_senders_drain(pool, "small", 3, 10, 20, 3).await;
+}
+
+/// Two senders (4 streams in flight each, `batch_size` rows per claim) drain rows committed
+/// round robin over `streams` streams: `before` rounds before they start, `during` rounds
+/// while they run.
+async fn two_senders_drain<DB: Backend>(
+    pool: Pool<DB>,
+    prefix: &str,
+    batch_size: i64,
+    before: i64,
+    during: i64,
+    streams: usize,
+) {
     let env = Env::new("outbox").await;
     let kit = env.kit(&pool);
     if let Some(server) = &env.server {
         server.faults().latency(Duration::from_millis(1));
     }
+    let mut expected = commit_round_robin(&kit, prefix, before, streams).await;
+    let options = fast()
+        .lease(Duration::from_secs(10))
+        .concurrency(4)
+        .batch_size(batch_size);
     let a = kit
         .outbox()
-        .spawn_sender(
-            fast()
-                .lease(Duration::from_secs(10))
-                .worker_id("a")
-                .concurrency(4),
-        )
+        .spawn_sender(options.clone().worker_id("a"))
         .await
         .unwrap();
     let b = kit
         .outbox()
-        .spawn_sender(
-            fast()
-                .lease(Duration::from_secs(10))
-                .worker_id("b")
-                .concurrency(4),
-        )
+        .spawn_sender(options.worker_id("b"))
         .await
         .unwrap();
-    let expected = commit_round_robin(&kit, "pair", 40, 5).await;
+    for (stream, ids) in commit_round_robin(&kit, prefix, during, streams).await {
+        expected.entry(stream).or_default().extend(ids);
+    }
     drained(&kit, Duration::from_secs(30)).await;
     assert_streams(&kit, &env, &expected).await;
     a.shutdown().await.unwrap();
