@@ -207,7 +207,6 @@ async fn run_db<DB: Backend>(
         .build()?;
     let defaults = SenderOptions::default();
     let mut rounds = Vec::new();
-    let mut cpu_ratios = Vec::new();
     for round in 1..=ROUNDS {
         let paired = raw_run(
             kit.client(),
@@ -231,22 +230,31 @@ async fn run_db<DB: Backend>(
             drained.rate,
             drained.rate / paired.rate
         );
-        // CPU per event of the raw client against that of the drain (both this process,
-        // with PostgreSQL's processes added for the drain): the ratio the drain could reach if
-        // both kept every core busy.
-        cpu_ratios.push(
-            paired.cpu_us_per_event / (drained.cpu_us_per_event + drained.postgres_us_per_event),
-        );
-        rounds.push((paired.rate, drained));
+        rounds.push((paired, drained));
     }
-    let cpu_ratio = median(&mut cpu_ratios);
+    // CPU per event of the raw client against that of the drain (both this process, with
+    // PostgreSQL's processes added for the drain): the ratio the drain could reach if both
+    // kept every core busy.
+    let cpu_ratio = median(
+        &mut rounds
+            .iter()
+            .map(|(paired, drained)| {
+                paired.cpu_us_per_event / (drained.cpu_us_per_event + drained.postgres_us_per_event)
+            })
+            .collect::<Vec<_>>(),
+    );
     let paired_ratio = median(
         &mut rounds
             .iter()
-            .map(|(raw_rate, drained)| drained.rate / raw_rate)
+            .map(|(paired, drained)| drained.rate / paired.rate)
             .collect::<Vec<_>>(),
     );
-    let paired_raw = median(&mut rounds.iter().map(|(rate, _)| *rate).collect::<Vec<_>>());
+    let paired_raw = median(
+        &mut rounds
+            .iter()
+            .map(|(paired, _)| paired.rate)
+            .collect::<Vec<_>>(),
+    );
     rounds.sort_by(|a, b| a.1.rate.total_cmp(&b.1.rate));
     let many = rounds.swap_remove(ROUNDS / 2).1;
     println!(
