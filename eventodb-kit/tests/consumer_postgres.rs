@@ -81,3 +81,123 @@ consumer_scenarios!(fresh, cleanup;
     killed_inside_a_batch_transaction_leaves_no_partial_effects,
     doubled_group_members_never_handle_twice,
 );
+
+/// PostgreSQL drops the consumers' connections again and again while they work, as when the
+/// database restarts or fails over: handler transactions, savepoints, position saves and
+/// processed records fail mid-flight, some of them after PostgreSQL committed them. With
+/// retries that would poison an event after two failed tries, a transactional consumer (in
+/// shared transactions and alone) and a plain one still handle every event, the
+/// transactional ones with exactly one effect each, and none of them stops or parks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dropped_database_connections_lose_and_repeat_no_effect() {
+    use std::time::Duration;
+
+    use consumer_scenarios::{Db as _, Log, Recorder};
+    use eventodb_kit::consumer::{ConsumerAdmin, ConsumerOptions, RetryPolicy};
+
+    consumer_scenarios::init_tracing();
+    let Some(db) = fresh().await else { return };
+    let env = consumer_scenarios::Env::new("consumer").await;
+    Postgres::create_effects(&db.pool).await;
+    // The consumers' "process": a pool of its own, named so that only its sessions end.
+    let name = format!("consumer_dropped_{}", uuid::Uuid::new_v4().simple());
+    let consumer_pool = pg_schema::named_pool(&db.pool, &name, 8).await;
+    let kit = env.kit(&consumer_pool);
+    let mut ids = Vec::new();
+    let mut last = 0;
+    for i in 0..150 {
+        let (id, at) = env.write(&format!("order-{}", i % 9), "Placed", i).await;
+        ids.push(id);
+        last = at.global_position;
+    }
+    let log = Log::default();
+    let retry = RetryPolicy::new(2, Duration::from_millis(1), Duration::from_millis(5));
+    // Two transactional consumers: events in shared transactions of 5, and one by one.
+    let transactional = |name: &str, per_transaction: usize| {
+        let recorder = Recorder::new("order", name, &log)
+            .effects()
+            .delay(Duration::from_millis(1));
+        let options = ConsumerOptions::new(name)
+            .batch_size(20)
+            .transactional(true)
+            .transaction_batch(per_transaction)
+            .read_retry_max(Duration::from_millis(200))
+            .retry(retry);
+        (recorder, options)
+    };
+    let (shared, shared_options) = transactional("shared", 5);
+    let (alone, alone_options) = transactional("alone", 1);
+    let workers = kit
+        .workers()
+        .consumer(shared, shared_options)
+        .consumer(alone, alone_options)
+        .consumer(
+            Recorder::new("order", "plain", &log).delay(Duration::from_millis(1)),
+            ConsumerOptions::new("plain")
+                .batch_size(20)
+                .position_update_interval(7)
+                .read_retry_max(Duration::from_millis(200))
+                .retry(retry),
+        )
+        .spawn()
+        .await
+        .expect("spawn");
+
+    let ender = pg_schema::SessionEnder::start(db.pool.clone(), name);
+    // Sessions are ended until 100 have been (or every consumer is done), then the
+    // database stays up and the consumers catch up.
+    let cut_off = tokio::time::Instant::now() + Duration::from_secs(30);
+    while ender.ended() < 100
+        && tokio::time::Instant::now() < cut_off
+        && workers
+            .consumers()
+            .iter()
+            .any(|handle| handle.position() < last)
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let ended = ender.stop().await;
+    assert!(
+        ended >= 20,
+        "only {ended} of the consumers' sessions were ended while they worked"
+    );
+    for handle in workers.consumers() {
+        handle
+            .wait_for(last, Duration::from_secs(60))
+            .await
+            .unwrap_or_else(|error| panic!("{} caught up: {error}", handle.name()));
+    }
+    workers.shutdown().await.expect("shutdown");
+
+    let effects = Postgres::effect_counts(&db.pool).await;
+    let expected: std::collections::HashSet<String> = ids.iter().map(ToString::to_string).collect();
+    for id in &expected {
+        // One effect per transactional consumer.
+        assert_eq!(
+            effects.get(id),
+            Some(&2),
+            "event {id}: one effect per consumer"
+        );
+    }
+    assert_eq!(effects.len(), expected.len(), "no other effects");
+    for tag in ["shared", "alone", "plain"] {
+        let seen: std::collections::HashSet<String> =
+            log.ids_of(tag).iter().map(ToString::to_string).collect();
+        assert_eq!(seen, expected, "{tag} handled every event");
+    }
+    let admin = ConsumerAdmin::for_kit(&kit);
+    for name in ["shared", "alone", "plain"] {
+        assert!(
+            admin.parked("order", name).await.unwrap().is_empty(),
+            "{name} parked nothing"
+        );
+        let positions = admin.positions("order", name).await.unwrap();
+        assert_eq!(
+            positions[0].global_position, last,
+            "{name} saved its position"
+        );
+    }
+    println!("the consumers' sessions ended while they worked: {ended}");
+    consumer_pool.close().await;
+    cleanup(db).await;
+}

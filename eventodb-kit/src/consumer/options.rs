@@ -230,7 +230,9 @@ impl ConsumerOptions {
         self
     }
 
-    /// Longest wait between retries of a failing `category.get` (default 30 s).
+    /// Longest wait between retries of infrastructure failures (default 30 s): a failing
+    /// `category.get`, and database errors while handling an event or saving the position.
+    /// Those are retried for as long as they last and never count as a handler's tries.
     pub fn read_retry_max(mut self, max: Duration) -> Self {
         self.read_retry_max = max.max(Duration::from_millis(10));
         self

@@ -109,3 +109,76 @@ impl PgSchema {
         self.schema.drop_all().await;
     }
 }
+
+/// A pool of up to `max_connections` like `pool`'s, whose sessions carry the
+/// `application_name` `name`: [`end_sessions`] ends them and no others.
+pub async fn named_pool(pool: &PgPool, name: &str, max_connections: u32) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .connect_with(
+            pool.connect_options()
+                .as_ref()
+                .clone()
+                .application_name(name),
+        )
+        .await
+        .expect("named pool")
+}
+
+/// Ends every session named `name` (as a PostgreSQL restart or failover does: open
+/// transactions roll back, statements in flight fail, a commit in flight may or may not have
+/// happened), from `admin`, whose own sessions are kept. How many it ended.
+pub async fn end_sessions(admin: &PgPool, name: &str) -> u64 {
+    let ended: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE application_name = $1 AND pid <> pg_backend_pid()) AS t",
+    )
+    .bind(name)
+    .fetch_one(admin)
+    .await
+    .expect("end sessions");
+    u64::try_from(ended).unwrap_or(0)
+}
+
+/// Ends the sessions named `name` again and again, at uneven gaps (5 to 35 ms, so that the
+/// ends land at every step of the work), until stopped.
+pub struct SessionEnder {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ended: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SessionEnder {
+    /// Starts ending the sessions named `name`, from `admin`.
+    pub fn start(admin: PgPool, name: String) -> SessionEnder {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let ended = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let task = {
+            let (stop, ended) = (stop.clone(), ended.clone());
+            tokio::spawn(async move {
+                let mut round = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let gap = 5 + (round * 7) % 31;
+                    tokio::time::sleep(std::time::Duration::from_millis(gap)).await;
+                    ended.fetch_add(end_sessions(&admin, &name).await, Ordering::Relaxed);
+                    round += 1;
+                }
+            })
+        };
+        SessionEnder { stop, ended, task }
+    }
+
+    /// Sessions ended so far.
+    pub fn ended(&self) -> u64 {
+        self.ended.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Stops; the sessions ended in all.
+    pub async fn stop(self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let ended = self.ended;
+        self.task.await.expect("session ender");
+        ended.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
