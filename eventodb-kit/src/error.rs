@@ -14,6 +14,17 @@ use serde_json::Value;
 /// The result type of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// `error` as a `tracing` field value that keeps its causes. The messages of this crate's
+/// errors leave the cause to `source()` (so that reports do not repeat it), and `%error`
+/// records the message alone: a lost connection logged "database error" and nothing more.
+/// Recorded as an error, subscribers print the chain (`tracing_subscriber::fmt` adds
+/// `error.sources=[…]`).
+pub(crate) fn log_field<'e>(
+    error: &'e (dyn std::error::Error + 'static),
+) -> &'e (dyn std::error::Error + 'static) {
+    error
+}
+
 /// Everything that can go wrong in eventodb-kit.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -393,6 +404,44 @@ mod tests {
             message: message.into(),
             details: None,
         }
+    }
+
+    /// What `tracing_subscriber::fmt` writes for a warning with `error = log_field(..)`.
+    fn logged(error: &Error) -> String {
+        #[derive(Clone, Default)]
+        struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Buffer {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::warn!(error = log_field(error), "could not save the position");
+        });
+        String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn a_logged_error_keeps_its_cause() {
+        let lost = Error::Database {
+            source: sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "connection reset by peer",
+            )),
+        };
+        let line = logged(&lost);
+        assert!(line.contains("error=database error"), "{line}");
+        assert!(line.contains("connection reset by peer"), "{line}");
     }
 
     #[test]

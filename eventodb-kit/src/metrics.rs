@@ -142,6 +142,9 @@ pub(crate) async fn refresh_outbox<DB: crate::outbox::Backend>(
     *next = now + OUTBOX_REFRESH;
     match outbox.status().await {
         Ok(status) => outbox_status(outbox.namespace(), &status),
-        Err(error) => tracing::debug!(%error, "outbox status for metrics failed"),
+        Err(error) => tracing::debug!(
+            error = crate::error::log_field(&error),
+            "outbox status for metrics failed"
+        ),
     }
 }

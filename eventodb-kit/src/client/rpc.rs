@@ -37,7 +37,11 @@ impl Client {
                 })
             } else {
                 let error = error_from_reply(&self.inner.rpc_url_str, status.as_u16(), &reply);
-                tracing::debug!(status = status.as_u16(), %error, "rpc failed");
+                tracing::debug!(
+                    status = status.as_u16(),
+                    error = crate::error::log_field(&error),
+                    "rpc failed"
+                );
                 Err(error)
             }
         }
@@ -78,7 +82,11 @@ impl Client {
                 elapsed_us,
                 "rpc reply"
             ),
-            Err(error) => tracing::debug!(%error, elapsed_us, "rpc transport failure"),
+            Err(error) => tracing::debug!(
+                error = crate::error::log_field(error),
+                elapsed_us,
+                "rpc transport failure"
+            ),
         }
         result
     }

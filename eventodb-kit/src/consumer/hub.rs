@@ -255,7 +255,10 @@ async fn run(client: Client, options: HubOptions, inner: Weak<Inner>, cancel: Ca
                             );
                         }
                         Ok(Some(Err(error))) => {
-                            tracing::debug!(%error, "live wake-ups: bad poke or lost connection");
+                            tracing::debug!(
+                                error = crate::error::log_field(&error),
+                                "live wake-ups: bad poke or lost connection"
+                            );
                             if !pokes_continue(&error) {
                                 break;
                             }
@@ -275,7 +278,10 @@ async fn run(client: Client, options: HubOptions, inner: Weak<Inner>, cancel: Ca
                 }
             }
             Err(error) => {
-                tracing::warn!(%error, "live wake-ups: cannot subscribe");
+                tracing::warn!(
+                    error = crate::error::log_field(&error),
+                    "live wake-ups: cannot subscribe"
+                );
             }
         }
         failures = failures.saturating_add(1);

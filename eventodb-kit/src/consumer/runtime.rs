@@ -205,7 +205,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         let result = tracing::Instrument::instrument(self.main(&cancel), span).await;
         let saved = self.save().await;
         if let Err(error) = &saved {
-            tracing::warn!(consumer = %self.key.consumer, %error, "could not save the position");
+            tracing::warn!(consumer = %self.key.consumer, error = crate::error::log_field(error), "could not save the position");
         }
         let result = result.and(saved);
         self.shared
@@ -214,7 +214,9 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             Ok(()) => {
                 tracing::info!(consumer = %self.key.consumer, position = self.position, "consumer stopped")
             }
-            Err(error) => tracing::error!(consumer = %self.key.consumer, %error, "consumer failed"),
+            Err(error) => {
+                tracing::error!(consumer = %self.key.consumer, error = crate::error::log_field(error), "consumer failed")
+            }
         }
         result
     }
@@ -256,7 +258,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                         self.options.read_retry_max,
                         read_failures,
                     );
-                    tracing::warn!(consumer = %self.key.consumer, %error, ?wait, "category.get failed; retrying");
+                    tracing::warn!(consumer = %self.key.consumer, error = crate::error::log_field(&error), ?wait, "category.get failed; retrying");
                     tokio::select! {
                         () = cancel.cancelled() => return Ok(()),
                         () = tokio::time::sleep(wait) => {}
@@ -462,7 +464,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                         });
                     }
                     Err(error) => {
-                        tracing::warn!(consumer = %self.key.consumer, %error, "could not begin a transaction; handling events one by one");
+                        tracing::warn!(consumer = %self.key.consumer, error = crate::error::log_field(&error), "could not begin a transaction; handling events one by one");
                         batched = false;
                         i -= 1;
                         continue;
@@ -497,7 +499,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                     }
                 }
                 Err(error) => {
-                    tracing::warn!(consumer = %self.key.consumer, %error, "database error in a batch of events; rolled back, handling them one by one");
+                    tracing::warn!(consumer = %self.key.consumer, error = crate::error::log_field(&error), "database error in a batch of events; rolled back, handling them one by one");
                     i = open.take().expect("open").first;
                     batched = false;
                 }
@@ -513,7 +515,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         match self.commit_batch(batch_tx).await {
             Ok(()) => None,
             Err(error) => {
-                tracing::warn!(consumer = %self.key.consumer, %error, "could not commit a batch of events; handling them one by one");
+                tracing::warn!(consumer = %self.key.consumer, error = crate::error::log_field(&error), "could not commit a batch of events; handling them one by one");
                 Some(first)
             }
         }
@@ -681,7 +683,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                         self.options.read_retry_max,
                         infrastructure,
                     );
-                    tracing::warn!(consumer = %self.key.consumer, %error, ?wait, "database error while handling; retrying");
+                    tracing::warn!(consumer = %self.key.consumer, error = crate::error::log_field(&error), ?wait, "database error while handling; retrying");
                     wait
                 }
                 Ok(Ok(Handled::Done)) => return Ok(Outcome::Handled),
@@ -708,7 +710,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                         id = %message.id,
                         stream = %message.stream_name,
                         attempt,
-                        %error,
+                        error = crate::error::log_field(error.source()),
                         ?wait,
                         "handler failed; retrying"
                     );
@@ -864,7 +866,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                     Err(error) => {
                         failures = failures.saturating_add(1);
                         let wait = backoff::delay(Duration::from_millis(100), retry_max, failures);
-                        tracing::warn!(consumer = %key.consumer, %error, ?wait, "could not save the position; retrying");
+                        tracing::warn!(consumer = %key.consumer, error = crate::error::log_field(&error), ?wait, "could not save the position; retrying");
                         tokio::select! {
                             () = cancel.cancelled() => return Err(error),
                             () = tokio::time::sleep(wait) => {}
@@ -897,7 +899,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                         self.options.read_retry_max,
                         failures,
                     );
-                    tracing::warn!(consumer = %self.key.consumer, %error, ?wait, "could not save the position; retrying");
+                    tracing::warn!(consumer = %self.key.consumer, error = crate::error::log_field(&error), ?wait, "could not save the position; retrying");
                     tokio::select! {
                         () = cancel.cancelled() => return Err(error),
                         () = tokio::time::sleep(wait) => {}
@@ -991,7 +993,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         match DB::parked_streams(&self.pool, &self.key).await {
             Ok(rows) => self.held = rows.into_iter().collect(),
             Err(error) => {
-                tracing::warn!(consumer = %self.key.consumer, %error, "could not read parked streams");
+                tracing::warn!(consumer = %self.key.consumer, error = crate::error::log_field(&error), "could not read parked streams");
             }
         }
     }
@@ -1133,7 +1135,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         }
         .await;
         if let Err(error) = result {
-            tracing::warn!(consumer = %self.key.consumer, %error, "consumer maintenance failed");
+            tracing::warn!(consumer = %self.key.consumer, error = crate::error::log_field(&error), "consumer maintenance failed");
         }
     }
 }

@@ -256,7 +256,7 @@ impl Client {
             } else {
                 error_from_reply(&task_url, status, &body)
             };
-            tracing::debug!(url = %task_url, %error, "subscription refused");
+            tracing::debug!(url = %task_url, error = crate::error::log_field(&error), "subscription refused");
             Err(error)
         });
         let mut pokes = PokeStream {

@@ -326,7 +326,7 @@ async fn wake_source(
                         bump(&tx);
                     }
                     Err(error) => {
-                        tracing::warn!(%error, "outbox listen failed; retrying in 1s");
+                        tracing::warn!(error = crate::error::log_field(&error), "outbox listen failed; retrying in 1s");
                         bump(&tx);
                         tokio::select! {
                             () = cancel.cancelled() => break,

@@ -106,7 +106,7 @@ pub(super) async fn run<DB: Backend>(
                             options.retry_max,
                             i64::from(db_failures),
                         );
-                        tracing::warn!(%error, retry_in = ?delay, "outbox claim failed");
+                        tracing::warn!(error = crate::error::log_field(&error), retry_in = ?delay, "outbox claim failed");
                         tokio::select! {
                             () = cancel.cancelled() => break,
                             () = tokio::time::sleep(delay) => continue,
@@ -131,7 +131,7 @@ pub(super) async fn run<DB: Backend>(
                             next_verify = Instant::now();
                         }
                     }
-                    Err(error) => tracing::warn!(%error, "outbox verification sweep failed"),
+                    Err(error) => tracing::warn!(error = crate::error::log_field(&error), "outbox verification sweep failed"),
                 }
             }
             if Instant::now() >= next_purge {
@@ -151,7 +151,7 @@ pub(super) async fn run<DB: Backend>(
                 match DB::next_due(shared.outbox.pool(), shared.outbox.namespace()).await {
                     Ok(Some(due)) => sleep_for = sleep_for.min(due + Duration::from_millis(1)),
                     Ok(None) => {}
-                    Err(error) => tracing::warn!(%error, "outbox next-due query failed"),
+                    Err(error) => tracing::warn!(error = crate::error::log_field(&error), "outbox next-due query failed"),
                 }
             }
             tokio::select! {
@@ -198,11 +198,16 @@ async fn record<DB: Backend>(pool: sqlx::Pool<DB>, mut marks: mpsc::UnboundedRec
                     break;
                 }
                 Err(error) if attempt < 3 => {
-                    tracing::warn!(%error, rows = batch.len(), "outbox could not record sends; retrying");
+                    tracing::warn!(
+                        error = crate::error::log_field(&error),
+                        rows = batch.len(),
+                        "outbox could not record sends; retrying"
+                    );
                     tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
                 }
                 Err(error) => tracing::error!(
-                    %error, rows = batch.len(),
+                    error = crate::error::log_field(&error),
+                    rows = batch.len(),
                     "outbox could not record sends; they are checked against EventoDB after the lease"
                 ),
             }
@@ -302,7 +307,10 @@ async fn purge<DB: Backend>(shared: &Shared<DB>) {
                 }
             }
             Err(error) => {
-                tracing::warn!(%error, "outbox purge failed");
+                tracing::warn!(
+                    error = crate::error::log_field(&error),
+                    "outbox purge failed"
+                );
                 break;
             }
         }

@@ -91,7 +91,7 @@ pub(super) async fn send_stream<DB: Backend>(shared: Arc<Shared<DB>>, batch: Str
                     }
                     Ok(_) => lease_ends = renewing + lease,
                     Err(error) => {
-                        tracing::warn!(%error, %stream, "outbox lease renewal failed; stopping this stream");
+                        tracing::warn!(error = crate::error::log_field(&error), %stream, "outbox lease renewal failed; stopping this stream");
                         return;
                     }
                 }
@@ -113,7 +113,7 @@ pub(super) async fn send_stream<DB: Backend>(shared: Arc<Shared<DB>>, batch: Str
                 Err(error) => {
                     // Recording failed: the row keeps its lease and is checked against the
                     // stream by whoever claims it after the lease.
-                    tracing::warn!(%error, %stream, id = %row.id, "outbox could not record a send");
+                    tracing::warn!(error = crate::error::log_field(&error), %stream, id = %row.id, "outbox could not record a send");
                     task.release(row.seq).await;
                     return;
                 }
@@ -146,7 +146,7 @@ pub(super) async fn send_stream<DB: Backend>(shared: Arc<Shared<DB>>, batch: Str
             }
             Ok(_) => return,
             Err(error) => {
-                tracing::warn!(%error, %stream, "outbox claim failed");
+                tracing::warn!(error = crate::error::log_field(&error), %stream, "outbox claim failed");
                 return;
             }
         }
@@ -173,7 +173,7 @@ impl<DB: Backend> StreamTask<'_, DB> {
         )
         .await
         {
-            tracing::warn!(%error, stream = %self.stream, "outbox lease release failed; rows wait for the lease");
+            tracing::warn!(error = crate::error::log_field(&error), stream = %self.stream, "outbox lease release failed; rows wait for the lease");
         }
     }
 }
@@ -277,7 +277,7 @@ async fn retry<DB: Backend>(
     crate::metrics::outbox_send_failed(shared.outbox.namespace(), false);
     tracing::warn!(
         stream = %row.stream, id = %row.id, attempts = row.attempts + 1, retry_in = ?delay,
-        outcome_unknown, %error, "outbox send failed; will retry"
+        outcome_unknown, error = crate::error::log_field(error), "outbox send failed; will retry"
     );
     DB::mark_retry(
         shared.outbox.pool(),

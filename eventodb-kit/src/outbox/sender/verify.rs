@@ -139,7 +139,7 @@ async fn check_stream<DB: Backend>(shared: &Shared<DB>, rows: &[Unverified]) -> 
         {
             Ok(page) => page,
             Err(error) => {
-                tracing::warn!(%error, %stream, "outbox verification read failed; will retry");
+                tracing::warn!(error = crate::error::log_field(&error), %stream, "outbox verification read failed; will retry");
                 return rows.iter().map(|_| Found::Unknown).collect();
             }
         };
