@@ -1,5 +1,6 @@
 //! The fault harness: the workers as restartable units (two senders, three group members,
-//! the plain consumer) and a seeded random schedule of faults against them and EventoDB.
+//! the plain consumer) and a seeded random schedule of faults against them, their database
+//! sessions and EventoDB.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use sqlx::Postgres;
 use tokio::time::Instant;
 
 use crate::consumers::{self, Effects, GROUP, Seen};
+use crate::pg_schema;
 
 /// Faults injected, by kind.
 pub(crate) type Counts = BTreeMap<&'static str, u64>;
@@ -42,12 +44,16 @@ struct Unit {
 
 /// The workers and the server under fault.
 pub(crate) struct Harness {
+    /// The workers' kit: its pool's sessions carry `sessions.name`.
     kit: Kit<Postgres>,
+    sessions: Sessions,
     server: Arc<TestServer>,
     seen: Seen,
     units: Vec<Unit>,
     rng: StdRng,
     pub(crate) counts: Counts,
+    /// The workers' database sessions ended by `db_sessions_end` faults.
+    pub(crate) sessions_ended: u64,
     /// Why workers stopped by themselves (not by the harness).
     pub(crate) worker_failures: Vec<String>,
     paused_until: Option<Instant>,
@@ -72,8 +78,22 @@ fn sender_options(slot: usize) -> SenderOptions {
         .shutdown_timeout(Duration::from_secs(10))
 }
 
+/// Ends database sessions, as a PostgreSQL restart or failover does.
+pub(crate) struct Sessions {
+    /// A pool whose sessions are never ended (the writers' and the checks').
+    pub(crate) admin: sqlx::PgPool,
+    /// The `application_name` of the workers' sessions.
+    pub(crate) name: String,
+}
+
 impl Harness {
-    pub(crate) fn new(kit: Kit<Postgres>, server: Arc<TestServer>, seen: Seen, seed: u64) -> Self {
+    pub(crate) fn new(
+        kit: Kit<Postgres>,
+        sessions: Sessions,
+        server: Arc<TestServer>,
+        seen: Seen,
+        seed: u64,
+    ) -> Self {
         let mut units = vec![
             Unit::new(Kind::Sender(0)),
             Unit::new(Kind::Sender(1)),
@@ -82,11 +102,13 @@ impl Harness {
         units.extend((0..GROUP).map(|k| Unit::new(Kind::Member(k))));
         Self {
             kit,
+            sessions,
             server,
             seen,
             units,
             rng: StdRng::seed_from_u64(seed),
             counts: Counts::new(),
+            sessions_ended: 0,
             worker_failures: Vec::new(),
             paused_until: None,
             latency_until: None,
@@ -166,6 +188,12 @@ impl Harness {
             78..=87 => {
                 faults.drop_sse_connections();
                 self.count("drop_sse");
+            }
+            88..=93 => {
+                let ended =
+                    pg_schema::end_sessions(&self.sessions.admin, &self.sessions.name).await;
+                self.count("db_sessions_end");
+                self.sessions_ended += ended;
             }
             _ => {}
         }

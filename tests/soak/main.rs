@@ -1,8 +1,9 @@
 //! The fault-injection soak: events through the outbox on PostgreSQL to the embedded
 //! EventoDB, consumed by a 3-member transactional group and a plain consumer, while a seeded
-//! fault harness kills and restarts the workers and EventoDB, fails requests (some after
-//! applying them), adds latency and drops SSE connections. Then every guarantee is checked
-//! and the figures are printed as one JSON line.
+//! fault harness kills and restarts the workers and EventoDB, ends the workers' database
+//! sessions (as a PostgreSQL restart or failover does), fails requests (some after applying
+//! them), adds latency and drops SSE connections. Then every guarantee is checked and the
+//! figures are printed as one JSON line.
 //!
 //! Needs `DATABASE_URL` (skipped with a printed reason without it; failed when
 //! `EVENTODB_KIT_REQUIRE_POSTGRES` is set). By default the 50,000 events of issue 7: 8 writer
@@ -105,6 +106,20 @@ async fn soak() {
         .build()
         .expect("kit");
     writers::create_streams(kit.pool(), config.streams).await;
+    // The workers run on sessions of their own, which the harness ends now and then (as a
+    // PostgreSQL restart or failover would); the writers and the checks keep theirs.
+    let sessions = harness::Sessions {
+        admin: db.pool.clone(),
+        name: format!("soak_workers_{}", uuid::Uuid::new_v4().simple()),
+    };
+    let workers_pool = pg_schema::named_pool(&db.pool, &sessions.name, 24).await;
+    let workers_kit = Kit::builder(server.url())
+        .token(server.default_token())
+        .connect_timeout(Duration::from_secs(1))
+        .request_timeout(Duration::from_secs(3))
+        .database(workers_pool.clone())
+        .build()
+        .expect("the workers' kit");
 
     let written = Arc::new(writers::Written::default());
     let rate = config.events as f64 / (config.fault_seconds as f64 * 0.8);
@@ -133,7 +148,13 @@ async fn soak() {
     }
 
     let seen = consumers::Seen::default();
-    let mut harness = harness::Harness::new(kit.clone(), server.clone(), seen.clone(), config.seed);
+    let mut harness = harness::Harness::new(
+        workers_kit,
+        sessions,
+        server.clone(),
+        seen.clone(),
+        config.seed,
+    );
     harness.supervise(true).await;
     let mut rng = rand::rngs::StdRng::seed_from_u64(config.seed.rotate_left(17));
     let fault_until = started + Duration::from_secs(config.fault_seconds);
@@ -190,6 +211,7 @@ async fn soak() {
         "faults".into(),
         serde_json::to_value(&harness.counts).expect("faults"),
     );
+    object.insert("db_sessions_ended".into(), harness.sessions_ended.into());
     object.insert(
         "faults_total".into(),
         harness.counts.values().sum::<u64>().into(),
@@ -230,6 +252,7 @@ async fn soak() {
         }
     );
     drop(harness);
+    workers_pool.close().await;
     if let Ok(server) = Arc::try_unwrap(server) {
         server.shutdown().await;
     }
