@@ -6,7 +6,8 @@ mod consumer_scenarios;
 mod eventodb_env;
 mod pg_schema;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 use consumer_scenarios::Db;
 use pg_schema::PgSchema;
@@ -82,27 +83,22 @@ consumer_scenarios!(fresh, cleanup;
     doubled_group_members_never_handle_twice,
 );
 
-/// PostgreSQL drops the consumers' connections again and again while they work, as when the
-/// database restarts or fails over: handler transactions, savepoints, position saves and
-/// processed records fail mid-flight, some of them after PostgreSQL committed them. With
-/// retries that would poison an event after two failed tries, a transactional consumer (in
-/// shared transactions and alone) and a plain one still handle every event, the
-/// transactional ones with exactly one effect each, and none of them stops or parks.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn dropped_database_connections_lose_and_repeat_no_effect() {
-    use std::time::Duration;
-
-    use consumer_scenarios::{Db as _, Log, Recorder};
+/// Two transactional consumers (events in shared transactions of 5, and one by one) and a
+/// plain one, on `consumer_pool`, all with retries that would poison an event after two
+/// failed tries, handle 150 events while `disrupt` runs (it starts once they are midway; it
+/// gets the last event's global position and the consumers' handles): every event is handled by each, has exactly one effect per
+/// transactional consumer, nothing is parked and every position reaches the end.
+async fn consumers_work_through<F, Fut>(db: &PgSchema, consumer_pool: &PgPool, disrupt: F)
+where
+    F: FnOnce(i64, Vec<eventodb_kit::consumer::ConsumerHandle>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    use consumer_scenarios::{Log, Recorder, eventually};
     use eventodb_kit::consumer::{ConsumerAdmin, ConsumerOptions, RetryPolicy};
 
-    consumer_scenarios::init_tracing();
-    let Some(db) = fresh().await else { return };
     let env = consumer_scenarios::Env::new("consumer").await;
     Postgres::create_effects(&db.pool).await;
-    // The consumers' "process": a pool of its own, named so that only its sessions end.
-    let name = format!("consumer_dropped_{}", uuid::Uuid::new_v4().simple());
-    let consumer_pool = pg_schema::named_pool(&db.pool, &name, 8).await;
-    let kit = env.kit(&consumer_pool);
+    let kit = env.kit(consumer_pool);
     let mut ids = Vec::new();
     let mut last = 0;
     for i in 0..150 {
@@ -112,7 +108,6 @@ async fn dropped_database_connections_lose_and_repeat_no_effect() {
     }
     let log = Log::default();
     let retry = RetryPolicy::new(2, Duration::from_millis(1), Duration::from_millis(5));
-    // Two transactional consumers: events in shared transactions of 5, and one by one.
     let transactional = |name: &str, per_transaction: usize| {
         let recorder = Recorder::new("order", name, &log)
             .effects()
@@ -142,25 +137,16 @@ async fn dropped_database_connections_lose_and_repeat_no_effect() {
         .spawn()
         .await
         .expect("spawn");
-
-    let ender = pg_schema::SessionEnder::start(db.pool.clone(), name);
-    // Sessions are ended until 100 have been (or every consumer is done), then the
-    // database stays up and the consumers catch up.
-    let cut_off = tokio::time::Instant::now() + Duration::from_secs(30);
-    while ender.ended() < 100
-        && tokio::time::Instant::now() < cut_off
-        && workers
-            .consumers()
-            .iter()
-            .any(|handle| handle.position() < last)
-    {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let ended = ender.stop().await;
-    assert!(
-        ended >= 20,
-        "only {ended} of the consumers' sessions were ended while they worked"
-    );
+    eventually(
+        "the consumers are midway",
+        Duration::from_secs(30),
+        || async {
+            let positions: Vec<i64> = workers.consumers().iter().map(|h| h.position()).collect();
+            positions.iter().any(|&p| p >= last / 4) && positions.iter().any(|&p| p < last)
+        },
+    )
+    .await;
+    disrupt(last, workers.consumers().to_vec()).await;
     for handle in workers.consumers() {
         handle
             .wait_for(last, Duration::from_secs(60))
@@ -170,7 +156,7 @@ async fn dropped_database_connections_lose_and_repeat_no_effect() {
     workers.shutdown().await.expect("shutdown");
 
     let effects = Postgres::effect_counts(&db.pool).await;
-    let expected: std::collections::HashSet<String> = ids.iter().map(ToString::to_string).collect();
+    let expected: HashSet<String> = ids.iter().map(ToString::to_string).collect();
     for id in &expected {
         // One effect per transactional consumer.
         assert_eq!(
@@ -181,11 +167,10 @@ async fn dropped_database_connections_lose_and_repeat_no_effect() {
     }
     assert_eq!(effects.len(), expected.len(), "no other effects");
     for tag in ["shared", "alone", "plain"] {
-        let seen: std::collections::HashSet<String> =
-            log.ids_of(tag).iter().map(ToString::to_string).collect();
+        let seen: HashSet<String> = log.ids_of(tag).iter().map(ToString::to_string).collect();
         assert_eq!(seen, expected, "{tag} handled every event");
     }
-    let admin = ConsumerAdmin::for_kit(&kit);
+    let admin = ConsumerAdmin::for_kit(&env.kit(&db.pool));
     for name in ["shared", "alone", "plain"] {
         assert!(
             admin.parked("order", name).await.unwrap().is_empty(),
@@ -197,7 +182,55 @@ async fn dropped_database_connections_lose_and_repeat_no_effect() {
             "{name} saved its position"
         );
     }
-    println!("the consumers' sessions ended while they worked: {ended}");
+}
+
+/// PostgreSQL ends the consumers' sessions again and again while they work, as a restart or
+/// failover does: handler transactions, savepoints, position saves and processed records fail
+/// mid-flight, some of them after PostgreSQL committed them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dropped_database_connections_lose_and_repeat_no_effect() {
+    consumer_scenarios::init_tracing();
+    let Some(db) = fresh().await else { return };
+    // The consumers' "process": a pool of its own, named so that only its sessions end.
+    let name = format!("consumer_dropped_{}", uuid::Uuid::new_v4().simple());
+    let consumer_pool = pg_schema::named_pool(&db.pool, &name, 8).await;
+    let admin = db.pool.clone();
+    consumers_work_through(&db, &consumer_pool, |last, handles| {
+        let ender = pg_schema::SessionEnder::start(admin, name);
+        async move {
+            // Until 100 sessions were ended, or every consumer is done.
+            let cut_off = tokio::time::Instant::now() + Duration::from_secs(30);
+            while ender.ended() < 100
+                && tokio::time::Instant::now() < cut_off
+                && handles.iter().any(|h| h.position() < last)
+            {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let ended = ender.stop().await;
+            assert!(
+                ended >= 20,
+                "only {ended} of the consumers' sessions were ended while they worked"
+            );
+            println!("the consumers' sessions ended while they worked: {ended}");
+        }
+    })
+    .await;
+    consumer_pool.close().await;
+    cleanup(db).await;
+}
+
+/// The consumers' database goes away for 2 s while they work (every connection closed, new
+/// ones refused).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_database_outage_loses_and_repeats_no_effect() {
+    consumer_scenarios::init_tracing();
+    let Some(db) = fresh().await else { return };
+    let proxy = pg_schema::DbProxy::start(&db.pool).await;
+    let consumer_pool = proxy.pool(&db.pool, 8).await;
+    consumers_work_through(&db, &consumer_pool, |_, _| {
+        proxy.outage(Duration::from_secs(2))
+    })
+    .await;
     consumer_pool.close().await;
     cleanup(db).await;
 }

@@ -5,6 +5,9 @@ mod eventodb_env;
 mod outbox_scenarios;
 mod pg_schema;
 
+use std::time::Duration;
+
+use eventodb_kit::Kit;
 use pg_schema::PgSchema;
 
 async fn fresh() -> Option<PgSchema> {
@@ -49,63 +52,94 @@ scenarios!(fresh, cleanup;
     sends_each_row_once_while_the_application_writes,
 );
 
-/// PostgreSQL drops the sender's connections again and again while it drains, as when the
-/// database restarts or fails over: claims, lease renewals, the records of sends and the
-/// `LISTEN` connection all fail mid-flight, some of them after PostgreSQL committed them.
-/// The sender reconnects and every row still reaches EventoDB once, in commit order per
-/// stream.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn dropped_database_connections_send_each_row_once_in_order() {
-    use std::time::Duration;
+/// A sender on `sender_pool` drains rows committed before `disrupt` starts (once the sender
+/// is midway) and while it runs, then one committed after it: every stream holds its ids once
+/// and in order, and the server saw one write per row. `disrupt` gets the application's kit.
+async fn drains_through<F, Fut>(db: &PgSchema, sender_pool: &sqlx::PgPool, disrupt: F)
+where
+    F: FnOnce(Kit<sqlx::Postgres>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    use outbox_scenarios::{assert_streams, commit_round_robin, drained, eventually, fast};
 
-    use outbox_scenarios::{assert_streams, commit_round_robin, drained, fast};
-
-    outbox_scenarios::init_tracing();
-    let Some(db) = fresh().await else { return };
     let env = eventodb_env::Env::new("outbox").await;
     if let Some(server) = &env.server {
         server.faults().latency(Duration::from_millis(2));
     }
-    // The sender's "process": a pool of its own, named so that only its sessions are ended.
-    let name = format!("outbox_dropped_{}", uuid::Uuid::new_v4().simple());
-    let sender_pool = pg_schema::named_pool(&db.pool, &name, 6).await;
     let kit = env.kit(&db.pool);
-    let sender_kit = env.kit(&sender_pool);
-    let mut expected = commit_round_robin(&kit, "dropped", 20, 10).await;
-    let sender = sender_kit
+    let mut expected = commit_round_robin(&kit, "disrupted", 30, 10).await;
+    let sender = env
+        .kit(sender_pool)
         .outbox()
         .spawn_sender(fast().concurrency(4).batch_size(5))
         .await
         .expect("sender");
-    let ender = pg_schema::SessionEnder::start(db.pool.clone(), name);
-    for (stream, ids) in commit_round_robin(&kit, "dropped", 20, 10).await {
+    eventually("the sender is midway", Duration::from_secs(30), || async {
+        let status = kit.outbox().status().await.expect("status");
+        (status.sent >= 50 && status.pending > 0).then_some(())
+    })
+    .await;
+    let ((), during) = tokio::join!(
+        disrupt(kit.clone()),
+        commit_round_robin(&kit, "disrupted", 10, 10)
+    );
+    for (stream, ids) in during {
         expected.entry(stream).or_default().extend(ids);
     }
-    // Sessions are ended until 100 have been (or every row is sent), then the database
-    // stays up and the sender catches up.
-    let cut_off = tokio::time::Instant::now() + Duration::from_secs(30);
-    while ender.ended() < 100 && tokio::time::Instant::now() < cut_off {
-        let status = kit.outbox().status().await.expect("status");
-        if status.pending == 0 && status.failed == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let ended = ender.stop().await;
-    assert!(
-        ended >= 20,
-        "only {ended} of the sender's sessions were ended while it drained"
-    );
     drained(&kit, Duration::from_secs(60)).await;
     // Once the database stays up, a new commit is sent as before (the sender listens again).
-    for (stream, ids) in commit_round_robin(&kit, "dropped", 1, 10).await {
+    for (stream, ids) in commit_round_robin(&kit, "disrupted", 1, 10).await {
         expected.entry(stream).or_default().extend(ids);
     }
     drained(&kit, Duration::from_secs(30)).await;
     assert_streams(&kit, &env, &expected).await;
     sender.shutdown().await.expect("shutdown");
+}
+
+/// PostgreSQL ends the sender's sessions again and again while it drains, as a restart or
+/// failover does: claims, lease renewals, the records of sends and `LISTEN` fail mid-flight,
+/// some after PostgreSQL committed them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dropped_database_connections_send_each_row_once_in_order() {
+    outbox_scenarios::init_tracing();
+    let Some(db) = fresh().await else { return };
+    // The sender's "process": a pool of its own, named so that only its sessions are ended.
+    let name = format!("outbox_dropped_{}", uuid::Uuid::new_v4().simple());
+    let sender_pool = pg_schema::named_pool(&db.pool, &name, 6).await;
+    let admin = db.pool.clone();
+    drains_through(&db, &sender_pool, |kit| async move {
+        let ender = pg_schema::SessionEnder::start(admin, name);
+        // Until 100 sessions were ended, or every row is sent.
+        let cut_off = tokio::time::Instant::now() + Duration::from_secs(30);
+        while ender.ended() < 100 && tokio::time::Instant::now() < cut_off {
+            let status = kit.outbox().status().await.expect("status");
+            if status.pending == 0 && status.failed == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let ended = ender.stop().await;
+        assert!(
+            ended >= 20,
+            "only {ended} of the sender's sessions were ended while it drained"
+        );
+        println!("the sender's sessions ended while it drained: {ended}");
+    })
+    .await;
     sender_pool.close().await;
-    println!("the sender's sessions ended while it drained: {ended}");
+    cleanup(db).await;
+}
+
+/// The sender's database goes away for 2 s mid-drain (every connection closed, new ones
+/// refused), longer than the sender's leases, while the application keeps committing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_database_outage_mid_drain_sends_each_row_once_in_order() {
+    outbox_scenarios::init_tracing();
+    let Some(db) = fresh().await else { return };
+    let proxy = pg_schema::DbProxy::start(&db.pool).await;
+    let sender_pool = proxy.pool(&db.pool, 6).await;
+    drains_through(&db, &sender_pool, |_| proxy.outage(Duration::from_secs(2))).await;
+    sender_pool.close().await;
     cleanup(db).await;
 }
 

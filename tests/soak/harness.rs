@@ -58,6 +58,8 @@ pub(crate) struct Harness {
     pub(crate) worker_failures: Vec<String>,
     paused_until: Option<Instant>,
     latency_until: Option<Instant>,
+    /// When the workers' database comes back.
+    db_down_until: Option<Instant>,
 }
 
 /// The senders' options. The lease is short (a killed sender's streams wait for it) but not
@@ -78,12 +80,15 @@ fn sender_options(slot: usize) -> SenderOptions {
         .shutdown_timeout(Duration::from_secs(10))
 }
 
-/// Ends database sessions, as a PostgreSQL restart or failover does.
+/// The workers' database sessions, which faults end or cut off (as a PostgreSQL restart,
+/// failover or crash does).
 pub(crate) struct Sessions {
     /// A pool whose sessions are never ended (the writers' and the checks').
     pub(crate) admin: sqlx::PgPool,
     /// The `application_name` of the workers' sessions.
     pub(crate) name: String,
+    /// The proxy the workers reach PostgreSQL through.
+    pub(crate) proxy: pg_schema::DbProxy,
 }
 
 impl Harness {
@@ -112,6 +117,7 @@ impl Harness {
             worker_failures: Vec::new(),
             paused_until: None,
             latency_until: None,
+            db_down_until: None,
         }
     }
 
@@ -152,6 +158,10 @@ impl Harness {
         if self.latency_until.is_some_and(|t| t <= now) {
             self.server.faults().latency(Duration::ZERO);
             self.latency_until = None;
+        }
+        if self.db_down_until.is_some_and(|t| t <= now) {
+            self.sessions.proxy.come_up();
+            self.db_down_until = None;
         }
         let faults = self.server.faults();
         match self.rng.random_range(0..100) {
@@ -194,6 +204,12 @@ impl Harness {
                     pg_schema::end_sessions(&self.sessions.admin, &self.sessions.name).await;
                 self.count("db_sessions_end");
                 self.sessions_ended += ended;
+            }
+            94..=96 if self.db_down_until.is_none() => {
+                self.sessions.proxy.go_down();
+                let down = self.rng.random_range(200..2000);
+                self.db_down_until = Some(now + Duration::from_millis(down));
+                self.count("db_down");
             }
             _ => {}
         }
@@ -252,6 +268,9 @@ impl Harness {
         self.server.faults().clear();
         if self.paused_until.take().is_some() {
             self.server.resume().await.expect("resume EventoDB");
+        }
+        if self.db_down_until.take().is_some() {
+            self.sessions.proxy.come_up();
         }
         self.supervise(true).await;
     }

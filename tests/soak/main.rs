@@ -1,8 +1,9 @@
 //! The fault-injection soak: events through the outbox on PostgreSQL to the embedded
 //! EventoDB, consumed by a 3-member transactional group and a plain consumer, while a seeded
 //! fault harness kills and restarts the workers and EventoDB, ends the workers' database
-//! sessions (as a PostgreSQL restart or failover does), fails requests (some after applying
-//! them), adds latency and drops SSE connections. Then every guarantee is checked and the
+//! sessions or cuts them off from PostgreSQL for a while (as a restart, failover or crash of
+//! PostgreSQL does), fails requests (some after applying them), adds latency and drops SSE
+//! connections. Then every guarantee is checked and the
 //! figures are printed as one JSON line.
 //!
 //! Needs `DATABASE_URL` (skipped with a printed reason without it; failed when
@@ -106,13 +107,18 @@ async fn soak() {
         .build()
         .expect("kit");
     writers::create_streams(kit.pool(), config.streams).await;
-    // The workers run on sessions of their own, which the harness ends now and then (as a
-    // PostgreSQL restart or failover would); the writers and the checks keep theirs.
+    // The workers reach PostgreSQL through a proxy, on sessions of their own: the harness
+    // ends those sessions now and then, or cuts the proxy off for a while (as a restart,
+    // failover or crash of PostgreSQL would). The writers and the checks keep theirs.
+    let proxy = pg_schema::DbProxy::start(&db.pool).await;
+    let name = format!("soak_workers_{}", uuid::Uuid::new_v4().simple());
+    let workers_pool =
+        pg_schema::connect(proxy.options(&db.pool).application_name(&name), 24).await;
     let sessions = harness::Sessions {
         admin: db.pool.clone(),
-        name: format!("soak_workers_{}", uuid::Uuid::new_v4().simple()),
+        name,
+        proxy,
     };
-    let workers_pool = pg_schema::named_pool(&db.pool, &sessions.name, 24).await;
     let workers_kit = Kit::builder(server.url())
         .token(server.default_token())
         .connect_timeout(Duration::from_secs(1))

@@ -62,11 +62,7 @@ impl Schema {
     /// A pool of up to `max_connections` on the schema.
     pub async fn pool(&self, max_connections: u32) -> PgPool {
         let options = PgConnectOptions::from_str(&self.url()).expect("DATABASE_URL");
-        PgPoolOptions::new()
-            .max_connections(max_connections)
-            .connect_with(options)
-            .await
-            .expect("pool")
+        connect(options, max_connections).await
     }
 
     /// Drops the schema (best effort: a test that failed may have left the database
@@ -113,16 +109,21 @@ impl PgSchema {
 /// A pool of up to `max_connections` like `pool`'s, whose sessions carry the
 /// `application_name` `name`: [`end_sessions`] ends them and no others.
 pub async fn named_pool(pool: &PgPool, name: &str, max_connections: u32) -> PgPool {
+    let options = pool
+        .connect_options()
+        .as_ref()
+        .clone()
+        .application_name(name);
+    connect(options, max_connections).await
+}
+
+/// A pool of up to `max_connections` with `options`.
+pub async fn connect(options: PgConnectOptions, max_connections: u32) -> PgPool {
     PgPoolOptions::new()
         .max_connections(max_connections)
-        .connect_with(
-            pool.connect_options()
-                .as_ref()
-                .clone()
-                .application_name(name),
-        )
+        .connect_with(options)
         .await
-        .expect("named pool")
+        .expect("pool")
 }
 
 /// Ends every session named `name` (as a PostgreSQL restart or failover does: open
@@ -180,5 +181,104 @@ impl SessionEnder {
         let ended = self.ended;
         self.task.await.expect("session ender");
         ended.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// A TCP proxy in front of PostgreSQL whose "database" can go down: [`DbProxy::outage`]
+/// closes every connection through it and refuses new ones for a while, as a PostgreSQL
+/// that crashed and restarts does to its clients.
+pub struct DbProxy {
+    port: u16,
+    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Bumped to close every open connection.
+    cut: tokio::sync::watch::Sender<u64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl DbProxy {
+    /// A proxy to the server `pool` connects to.
+    pub async fn start(pool: &PgPool) -> DbProxy {
+        use std::sync::atomic::Ordering;
+        let options = pool.connect_options();
+        // A socket directory as the host: the same server's TCP port on this machine.
+        let host = match options.get_host() {
+            host if host.starts_with('/') => "127.0.0.1",
+            host => host,
+        };
+        let target = format!("{host}:{}", options.get_port());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("proxy listener");
+        let port = listener.local_addr().expect("proxy address").port();
+        let down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (cut, _) = tokio::sync::watch::channel(0u64);
+        let task = {
+            let (down, cut) = (down.clone(), cut.clone());
+            tokio::spawn(async move {
+                loop {
+                    let Ok((mut client, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    if down.load(Ordering::SeqCst) {
+                        // Refused: closed before a byte of the handshake.
+                        drop(client);
+                        continue;
+                    }
+                    let target = target.clone();
+                    let mut cut = cut.subscribe();
+                    tokio::spawn(async move {
+                        let Ok(mut server) = tokio::net::TcpStream::connect(&target).await else {
+                            return;
+                        };
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                            _ = cut.changed() => {}
+                        }
+                    });
+                }
+            })
+        };
+        DbProxy {
+            port,
+            down,
+            cut,
+            task,
+        }
+    }
+
+    /// `pool`'s connect options, through the proxy.
+    pub fn options(&self, pool: &PgPool) -> PgConnectOptions {
+        let options = pool.connect_options().as_ref().clone();
+        options.host("127.0.0.1").port(self.port)
+    }
+
+    /// A pool of up to `max_connections` like `pool`'s, through the proxy.
+    pub async fn pool(&self, pool: &PgPool, max_connections: u32) -> PgPool {
+        connect(self.options(pool), max_connections).await
+    }
+
+    /// The database goes down: every connection through the proxy is closed, and new ones
+    /// are refused until [`DbProxy::come_up`].
+    pub fn go_down(&self) {
+        self.down.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.cut.send_modify(|generation| *generation += 1);
+    }
+
+    /// The database is back: connections are accepted again.
+    pub fn come_up(&self) {
+        self.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Down for `duration`, then up again.
+    pub async fn outage(&self, duration: std::time::Duration) {
+        self.go_down();
+        tokio::time::sleep(duration).await;
+        self.come_up();
+    }
+}
+
+impl Drop for DbProxy {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
