@@ -52,6 +52,15 @@ scenarios!(fresh, cleanup;
     sends_each_row_once_while_the_application_writes,
 );
 
+/// Waits until 50 rows are sent and some are still pending.
+async fn midway(kit: &Kit<sqlx::Postgres>) {
+    outbox_scenarios::eventually("the sender is midway", Duration::from_secs(30), || async {
+        let status = kit.outbox().status().await.expect("status");
+        (status.sent >= 50 && status.pending > 0).then_some(())
+    })
+    .await;
+}
+
 /// A sender on `sender_pool` drains rows committed before `disrupt` starts (once the sender
 /// is midway) and while it runs, then one committed after it: every stream holds its ids once
 /// and in order, and the server saw one write per row. `disrupt` gets the application's kit.
@@ -60,7 +69,7 @@ where
     F: FnOnce(Kit<sqlx::Postgres>) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    use outbox_scenarios::{assert_streams, commit_round_robin, drained, eventually, fast};
+    use outbox_scenarios::{assert_streams, commit_round_robin, drained, fast};
 
     let env = eventodb_env::Env::new("outbox").await;
     if let Some(server) = &env.server {
@@ -74,11 +83,7 @@ where
         .spawn_sender(fast().concurrency(4).batch_size(5))
         .await
         .expect("sender");
-    eventually("the sender is midway", Duration::from_secs(30), || async {
-        let status = kit.outbox().status().await.expect("status");
-        (status.sent >= 50 && status.pending > 0).then_some(())
-    })
-    .await;
+    midway(&kit).await;
     let ((), during) = tokio::join!(
         disrupt(kit.clone()),
         commit_round_robin(&kit, "disrupted", 10, 10)
@@ -139,6 +144,41 @@ async fn a_database_outage_mid_drain_sends_each_row_once_in_order() {
     let proxy = pg_schema::DbProxy::start(&db.pool).await;
     let sender_pool = proxy.pool(&db.pool, 6).await;
     drains_through(&db, &sender_pool, |_| proxy.outage(Duration::from_secs(2))).await;
+    sender_pool.close().await;
+    cleanup(db).await;
+}
+
+/// A 1 s outage fails the records of sends that EventoDB acknowledged. The sender keeps them
+/// and writes them once the database is back, so their streams go on at once: nothing waits
+/// for the lease (60 s here) to run out, and no row is looked up in EventoDB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sends_recorded_after_an_outage_need_no_lookup() {
+    use outbox_scenarios::{assert_streams, commit_round_robin, drained, fast};
+
+    outbox_scenarios::init_tracing();
+    let Some(db) = fresh().await else { return };
+    let Some(env) = eventodb_env::Env::ours("sends_recorded_after_an_outage_need_no_lookup").await
+    else {
+        return cleanup(db).await;
+    };
+    env.server().faults().latency(Duration::from_millis(2));
+    let proxy = pg_schema::DbProxy::start(&db.pool).await;
+    let sender_pool = proxy.pool(&db.pool, 6).await;
+    let kit = env.kit(&db.pool);
+    let expected = commit_round_robin(&kit, "recorded", 30, 10).await;
+    let sender = env
+        .kit(&sender_pool)
+        .outbox()
+        .spawn_sender(fast().lease(Duration::from_secs(60)).concurrency(4))
+        .await
+        .expect("sender");
+    midway(&kit).await;
+    proxy.outage(Duration::from_secs(1)).await;
+    drained(&kit, Duration::from_secs(20)).await;
+    // Counted before the streams are read below.
+    assert_eq!(env.count("stream.get"), Some(0), "no row was looked up");
+    assert_streams(&kit, &env, &expected).await;
+    sender.shutdown().await.expect("shutdown");
     sender_pool.close().await;
     cleanup(db).await;
 }

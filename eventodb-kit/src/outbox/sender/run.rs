@@ -40,7 +40,7 @@ pub(super) async fn run<DB: Backend>(
         worker = %owner
     );
     let (marks, marks_rx) = mpsc::unbounded_channel();
-    let recorder = record(outbox.pool().clone(), marks_rx).instrument(span.clone());
+    let recorder = record(outbox.pool().clone(), marks_rx, options.lease).instrument(span.clone());
     let shared = Arc::new(Shared {
         permits: Semaphore::new(options.concurrency),
         marks,
@@ -184,37 +184,52 @@ pub(super) async fn run<DB: Backend>(
 type Mark = (i64, i64, i64);
 
 /// Writes recorded sends in batches (one statement each), so the database is not the
-/// bottleneck. A batch that cannot be written after a few tries leaves its rows leased:
-/// the next claimer checks them against EventoDB (they are found, not sent again).
-async fn record<DB: Backend>(pool: sqlx::Pool<DB>, mut marks: mpsc::UnboundedReceiver<Mark>) {
+/// bottleneck. A batch that cannot be written is tried again, with backoff, for up to
+/// `patience` (the lease): a database that restarts or fails over comes back within that, and
+/// the streams then go on at once. Until the sends are recorded, the lease keeps their rows
+/// from being sent again. A batch given up leaves its rows leased: the next claimer after the
+/// lease checks them against EventoDB (they are found, not sent again). Written late, after
+/// another sender found them, a record changes nothing: the rows are sent either way.
+async fn record<DB: Backend>(
+    pool: sqlx::Pool<DB>,
+    mut marks: mpsc::UnboundedReceiver<Mark>,
+    patience: Duration,
+) {
     let mut batch = Vec::with_capacity(RECORD_BATCH);
     let mut busy = false;
     while next_batch(&mut marks, &mut batch, busy).await {
         busy = batch.len() >= RECORD_BUSY;
-        for attempt in 1..=3u64 {
+        let give_up_at = Instant::now() + patience;
+        let mut failures = 0i64;
+        loop {
             match DB::mark_sent_many(&pool, &batch).await {
                 Ok(()) => {
                     crate::outbox::wake::rows_sent();
                     break;
                 }
-                Err(error) if attempt < 3 => {
-                    tracing::warn!(
-                        error = crate::error::log_field(&error),
-                        rows = batch.len(),
-                        "outbox could not record sends; retrying"
-                    );
-                    tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+                Err(error) => {
+                    failures += 1;
+                    let wait = super::send::backoff(RECORD_RETRY, RECORD_RETRY_MAX, failures);
+                    if Instant::now() + wait >= give_up_at {
+                        tracing::error!(
+                            error = crate::error::log_field(&error),
+                            rows = batch.len(),
+                            "outbox could not record sends; they are checked against EventoDB after the lease"
+                        );
+                        break;
+                    }
+                    tracing::warn!(error = crate::error::log_field(&error), rows = batch.len(), retry_in = ?wait, "outbox could not record sends; retrying");
+                    tokio::time::sleep(wait).await;
                 }
-                Err(error) => tracing::error!(
-                    error = crate::error::log_field(&error),
-                    rows = batch.len(),
-                    "outbox could not record sends; they are checked against EventoDB after the lease"
-                ),
             }
         }
         batch.clear();
     }
 }
+
+/// First and longest wait between tries of a record that failed.
+const RECORD_RETRY: Duration = Duration::from_millis(10);
+const RECORD_RETRY_MAX: Duration = Duration::from_secs(1);
 
 /// Most sends one record statement writes.
 const RECORD_BATCH: usize = 1000;
