@@ -183,6 +183,43 @@ async fn sends_recorded_after_an_outage_need_no_lookup() {
     cleanup(db).await;
 }
 
+/// The database is away when a stream task must renew its lease (halfway through its 4 s), so
+/// the task stops with rows left and cannot give them back. It gives them back once the
+/// database answers: the rows are sent by the next claim, without waiting for the lease to run
+/// out, and none is looked up in EventoDB as if it might have been sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lease_the_database_could_not_take_back_is_given_back_later() {
+    use outbox_scenarios::{assert_streams, commit_round_robin, drained, fast};
+
+    outbox_scenarios::init_tracing();
+    let Some(db) = fresh().await else { return };
+    let test = "a_lease_the_database_could_not_take_back_is_given_back_later";
+    let Some(env) = eventodb_env::Env::ours(test).await else {
+        return cleanup(db).await;
+    };
+    // 200 rows per stream at 20 ms a write: each task is still sending when it renews.
+    env.server().faults().latency(Duration::from_millis(20));
+    let proxy = pg_schema::DbProxy::start(&db.pool).await;
+    let sender_pool = proxy.pool(&db.pool, 6).await;
+    let kit = env.kit(&db.pool);
+    let expected = commit_round_robin(&kit, "renewed", 200, 2).await;
+    let sender = env
+        .kit(&sender_pool)
+        .outbox()
+        .spawn_sender(fast().lease(Duration::from_secs(4)).concurrency(2))
+        .await
+        .expect("sender");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    proxy.outage(Duration::from_millis(1500)).await;
+    drained(&kit, Duration::from_secs(30)).await;
+    // Counted before the streams are read below.
+    assert_eq!(env.count("stream.get"), Some(0), "no row was looked up");
+    assert_streams(&kit, &env, &expected).await;
+    sender.shutdown().await.expect("shutdown");
+    sender_pool.close().await;
+    cleanup(db).await;
+}
+
 /// The migration SQL shipped in `migrations/postgres/` is what `migrate` runs.
 #[test]
 fn shipped_sql_matches_the_embedded_migrations() {

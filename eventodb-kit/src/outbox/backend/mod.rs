@@ -347,6 +347,13 @@ pub(crate) mod private {
             owner: &str,
             after_seq: i64,
         ) -> impl Future<Output = Result<()>> + Send;
+        /// Deletes every lease of `owner`: the token of a claim that failed, so that nothing
+        /// was sent under it, though its commit may have taken effect.
+        fn drop_leases(
+            pool: &Pool<Self>,
+            namespace: &str,
+            owner: &str,
+        ) -> impl Future<Output = Result<()>> + Send;
         /// Records several sends in one statement: `(seq, position, global_position)`;
         /// positions and time set.
         fn mark_sent_many(
@@ -745,6 +752,22 @@ macro_rules! backend_impl {
                         .bind(stream)
                         .bind(owner)
                         .bind(after_seq)
+                        .execute(pool)
+                        .await
+                        .map_err(db)?;
+                    Ok(())
+                })
+            }
+
+            async fn drop_leases(
+                pool: &sqlx::Pool<Self>,
+                namespace: &str,
+                owner: &str,
+            ) -> $crate::error::Result<()> {
+                retry_busy!(async {
+                    sqlx::query($sql.drop_leases)
+                        .bind(namespace)
+                        .bind(owner)
                         .execute(pool)
                         .await
                         .map_err(db)?;
@@ -1228,6 +1251,8 @@ pub(crate) struct Sql {
     pub(crate) renew: &'static str,
     /// (namespace, stream, owner, after_seq): the lease covers no row after `after_seq`
     pub(crate) release: &'static str,
+    /// (namespace, owner): deletes every lease of `owner`
+    pub(crate) drop_leases: &'static str,
     /// (namespace, batch): deletes leases that ran out and fence no unsent row
     pub(crate) purge_leases: &'static str,
     /// (JSON array of `[seq, position, global_position]`)

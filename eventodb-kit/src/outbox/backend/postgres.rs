@@ -152,6 +152,7 @@ const SQL: Sql = Sql {
         WHERE namespace = $1 AND stream = $2 AND owner = $3",
     release: "UPDATE eventodb_kit_outbox_leases SET through_seq = $4
         WHERE namespace = $1 AND stream = $2 AND owner = $3 AND through_seq > $4",
+    drop_leases: "DELETE FROM eventodb_kit_outbox_leases WHERE namespace = $1 AND owner = $2",
     purge_leases: concat!(
         "DELETE FROM eventodb_kit_outbox_leases
         WHERE namespace = $1 AND stream IN (
@@ -504,5 +505,41 @@ mod tests {
             nothing_sent.is_empty(),
             "a task that sent nothing gets nothing"
         );
+    }
+
+    /// A claim whose commit took effect though the sender saw it fail: dropping its leases
+    /// frees its streams at once (the next claim takes them) and leaves other claims' leases.
+    #[tokio::test]
+    async fn a_failed_claims_leases_are_dropped_alone() {
+        use crate::outbox::backend::private::Dialect;
+        let Some(db) = pg_schema::fresh("eventodb_kit_drop_leases", 4).await else {
+            return;
+        };
+        insert_rows(&db.pool, "'s-' || (i % 2)", 4).await;
+        let lease = std::time::Duration::from_secs(30);
+        let mut cursor = String::new();
+        let lost = Postgres::claim(&db.pool, "default", "lost#1", lease, 1, 2, &mut cursor)
+            .await
+            .unwrap();
+        let kept = Postgres::claim(&db.pool, "default", "kept#2", lease, 1, 2, &mut cursor)
+            .await
+            .unwrap();
+        assert_eq!((lost.rows.len(), kept.rows.len()), (2, 2));
+        Postgres::drop_leases(&db.pool, "default", "lost#1")
+            .await
+            .unwrap();
+        let owners: Vec<String> =
+            sqlx::query_scalar("SELECT owner FROM eventodb_kit_outbox_leases ORDER BY owner")
+                .fetch_all(&db.pool)
+                .await
+                .unwrap();
+        let again = Postgres::claim(&db.pool, "default", "next#3", lease, 2, 2, &mut cursor)
+            .await
+            .unwrap();
+        db.cleanup().await;
+        assert_eq!(owners, vec!["kept#2".to_owned()]);
+        let again: Vec<i64> = again.rows.iter().map(|row| row.seq).collect();
+        let lost: Vec<i64> = lost.rows.iter().map(|row| row.seq).collect();
+        assert_eq!(again, lost, "the next claim takes the failed claim's rows");
     }
 }

@@ -153,6 +153,7 @@ const SQL: Sql = Sql {
     ),
     release: "UPDATE eventodb_kit_outbox_leases SET through_seq = ?4
         WHERE namespace = ?1 AND stream = ?2 AND owner = ?3 AND through_seq > ?4",
+    drop_leases: "DELETE FROM eventodb_kit_outbox_leases WHERE namespace = ?1 AND owner = ?2",
     purge_leases: concat!(
         "DELETE FROM eventodb_kit_outbox_leases
         WHERE namespace = ?1 AND stream IN (

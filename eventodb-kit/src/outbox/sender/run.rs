@@ -24,6 +24,60 @@ pub(super) struct Shared<DB: Backend> {
     pub(super) permits: Semaphore,
     /// Sends to record: `(seq, position, global_position)`, written in batches.
     pub(super) marks: mpsc::UnboundedSender<Mark>,
+    /// Leases to give back once the database answers again.
+    pub(super) releases: std::sync::Mutex<Vec<Release>>,
+}
+
+/// A lease the sender could not give back when it was done with it (the database did not
+/// answer). Left alone, it would hold its stream back until it ran out (30 s by default), and
+/// its rows would then be looked up in EventoDB as if they might have been sent.
+#[derive(Debug)]
+pub(super) enum Release {
+    /// Every lease of a claim that failed: its commit may have taken effect, and nothing was
+    /// sent under it.
+    Claim { owner: String },
+    /// A stream task's lease, to shrink to the rows up to `after_seq` (sent, and perhaps not
+    /// recorded yet: those stay fenced).
+    Stream {
+        stream: String,
+        owner: String,
+        after_seq: i64,
+    },
+}
+
+impl<DB: Backend> Shared<DB> {
+    /// Keeps `release` for the next try.
+    pub(super) fn release_later(&self, release: Release) {
+        self.releases
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(release);
+    }
+
+    /// Tries the releases kept for later; keeps those that fail again.
+    async fn retry_releases(&self) {
+        let pending = std::mem::take(
+            &mut *self
+                .releases
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for release in pending {
+            let (pool, namespace) = (self.outbox.pool(), self.outbox.namespace());
+            let done = match &release {
+                Release::Claim { owner } => DB::drop_leases(pool, namespace, owner).await,
+                Release::Stream {
+                    stream,
+                    owner,
+                    after_seq,
+                } => DB::release(pool, namespace, stream, owner, *after_seq).await,
+            };
+            match done {
+                Ok(()) => tracing::debug!(?release, "outbox lease given back"),
+                Err(_) => self.release_later(release),
+            }
+        }
+    }
 }
 
 /// Runs until `cancel`; then waits for the stream tasks, which finish their current send.
@@ -44,6 +98,7 @@ pub(super) async fn run<DB: Backend>(
     let shared = Arc::new(Shared {
         permits: Semaphore::new(options.concurrency),
         marks,
+        releases: std::sync::Mutex::default(),
         outbox,
         options,
         owner,
@@ -73,6 +128,7 @@ pub(super) async fn run<DB: Backend>(
                 report(joined);
             }
             crate::metrics::refresh_outbox(&shared.outbox, &mut next_metrics).await;
+            shared.retry_releases().await;
             let mut claimed = 0;
             let mut scan_on = false;
             if tasks.len() < options.concurrency {
@@ -100,6 +156,7 @@ pub(super) async fn run<DB: Backend>(
                         }
                     }
                     Err(error) => {
+                        shared.release_later(Release::Claim { owner: lease_owner });
                         db_failures = db_failures.saturating_add(1);
                         let delay = super::send::backoff(
                             options.retry_initial,
@@ -170,6 +227,7 @@ pub(super) async fn run<DB: Backend>(
         while let Some(joined) = tasks.join_next().await {
             report(joined);
         }
+        shared.retry_releases().await;
         // Dropping `shared` closes the record channel: the recorder writes what is left.
         drop(shared);
         Ok(())

@@ -92,6 +92,7 @@ pub(super) async fn send_stream<DB: Backend>(shared: Arc<Shared<DB>>, batch: Str
                     Ok(_) => lease_ends = renewing + lease,
                     Err(error) => {
                         tracing::warn!(error = crate::error::log_field(&error), %stream, "outbox lease renewal failed; stopping this stream");
+                        task.release(row.seq - 1).await;
                         return;
                     }
                 }
@@ -147,6 +148,8 @@ pub(super) async fn send_stream<DB: Backend>(shared: Arc<Shared<DB>>, batch: Str
             Ok(_) => return,
             Err(error) => {
                 tracing::warn!(error = crate::error::log_field(&error), %stream, "outbox claim failed");
+                // Its commit may have taken effect: the lease would then cover the next rows.
+                task.release(rows.last().map_or(0, |row| row.seq)).await;
                 return;
             }
         }
@@ -173,7 +176,12 @@ impl<DB: Backend> StreamTask<'_, DB> {
         )
         .await
         {
-            tracing::warn!(error = crate::error::log_field(&error), stream = %self.stream, "outbox lease release failed; rows wait for the lease");
+            tracing::warn!(error = crate::error::log_field(&error), stream = %self.stream, "outbox lease release failed; trying again later");
+            self.shared.release_later(super::run::Release::Stream {
+                stream: self.stream.to_owned(),
+                owner: self.lease_owner.to_owned(),
+                after_seq,
+            });
         }
     }
 }
