@@ -54,15 +54,18 @@ impl<DB: Backend> Shared<DB> {
             .push(release);
     }
 
-    /// Tries the releases kept for later; keeps those that fail again.
+    /// Tries the releases kept for later, in order. At the first that fails (the database
+    /// still does not answer, and each try may wait for the pool's acquire timeout) it keeps
+    /// that one and the rest for the next time.
     async fn retry_releases(&self) {
-        let pending = std::mem::take(
+        let mut pending = std::mem::take(
             &mut *self
                 .releases
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
-        for release in pending {
+        )
+        .into_iter();
+        while let Some(release) = pending.next() {
             let (pool, namespace) = (self.outbox.pool(), self.outbox.namespace());
             let done = match &release {
                 Release::Claim { owner } => DB::drop_leases(pool, namespace, owner).await,
@@ -72,10 +75,15 @@ impl<DB: Backend> Shared<DB> {
                     after_seq,
                 } => DB::release(pool, namespace, stream, owner, *after_seq).await,
             };
-            match done {
-                Ok(()) => tracing::debug!(?release, "outbox lease given back"),
-                Err(_) => self.release_later(release),
+            if done.is_err() {
+                let mut kept = self
+                    .releases
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                kept.splice(0..0, std::iter::once(release).chain(pending));
+                return;
             }
+            tracing::debug!(?release, "outbox lease given back");
         }
     }
 }
@@ -408,6 +416,79 @@ mod tests {
             attempts: 0,
             outcome_unknown: false,
         }
+    }
+
+    /// The sender's shared state over `pool`.
+    fn shared(pool: sqlx::SqlitePool) -> Shared<sqlx::Sqlite> {
+        let kit = crate::Kit::builder("http://127.0.0.1:9")
+            .database(pool)
+            .build()
+            .unwrap();
+        Shared {
+            outbox: kit.outbox().clone(),
+            options: SenderOptions::default(),
+            owner: "test".into(),
+            cancel: CancellationToken::new(),
+            permits: Semaphore::new(1),
+            marks: mpsc::unbounded_channel().0,
+            releases: std::sync::Mutex::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn kept_releases_wait_for_the_database_in_order_and_then_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("outbox.db").display()
+        );
+        let up = sqlx::SqlitePool::connect(&url).await.unwrap();
+        crate::migrate(&up).await.unwrap();
+        for owner in ["a#1", "b#2"] {
+            sqlx::query(
+                "INSERT INTO eventodb_kit_outbox_leases
+                    (namespace, stream, owner, lease_until, from_seq, through_seq)
+                VALUES ('default', ?1, ?1, '9999-01-01T00:00:00.000Z', 1, 5)",
+            )
+            .bind(owner)
+            .execute(&up)
+            .await
+            .unwrap();
+        }
+        // A sender whose database does not answer keeps both, in order, after one try.
+        let down = sqlx::SqlitePool::connect(&url).await.unwrap();
+        down.close().await;
+        let down = shared(down);
+        down.release_later(Release::Claim {
+            owner: "a#1".into(),
+        });
+        down.release_later(Release::Stream {
+            stream: "b#2".into(),
+            owner: "b#2".into(),
+            after_seq: 2,
+        });
+        down.retry_releases().await;
+        let kept = std::mem::take(&mut *down.releases.lock().unwrap());
+        let owners: Vec<&str> = kept
+            .iter()
+            .map(|release| match release {
+                Release::Claim { owner } | Release::Stream { owner, .. } => owner.as_str(),
+            })
+            .collect();
+        assert_eq!(owners, ["a#1", "b#2"]);
+        // Once it answers, both go: the failed claim's lease is deleted, the stream task's
+        // shrunk to the rows it sent.
+        let back = shared(up.clone());
+        back.releases.lock().unwrap().extend(kept);
+        back.retry_releases().await;
+        assert!(back.releases.lock().unwrap().is_empty());
+        let leases: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT owner, through_seq FROM eventodb_kit_outbox_leases ORDER BY owner",
+        )
+        .fetch_all(&up)
+        .await
+        .unwrap();
+        assert_eq!(leases, vec![("b#2".to_owned(), 2)]);
     }
 
     #[tokio::test(start_paused = true)]
