@@ -183,7 +183,7 @@ async fn sends_recorded_after_an_outage_need_no_lookup() {
     cleanup(db).await;
 }
 
-/// The database is away when a stream task must renew its lease (halfway through its 4 s), so
+/// The database is away when a stream task must renew its lease (halfway through its 6 s), so
 /// the task stops with rows left and cannot give them back. It gives them back once the
 /// database answers: the rows are sent by the next claim, without waiting for the lease to run
 /// out, and none is looked up in EventoDB as if it might have been sent.
@@ -197,20 +197,22 @@ async fn a_lease_the_database_could_not_take_back_is_given_back_later() {
     let Some(env) = eventodb_env::Env::ours(test).await else {
         return cleanup(db).await;
     };
-    // 200 rows per stream at 20 ms a write: each task is still sending when it renews.
+    // 300 rows per stream at 20 ms a write: each task is still sending when it renews, 3 s
+    // after its claim. The database is away from 2 s to 4 s, and comes back 2 s before the
+    // lease would run out.
     env.server().faults().latency(Duration::from_millis(20));
     let proxy = pg_schema::DbProxy::start(&db.pool).await;
     let sender_pool = proxy.pool(&db.pool, 6).await;
     let kit = env.kit(&db.pool);
-    let expected = commit_round_robin(&kit, "renewed", 200, 2).await;
+    let expected = commit_round_robin(&kit, "renewed", 300, 2).await;
     let sender = env
         .kit(&sender_pool)
         .outbox()
-        .spawn_sender(fast().lease(Duration::from_secs(4)).concurrency(2))
+        .spawn_sender(fast().lease(Duration::from_secs(6)).concurrency(2))
         .await
         .expect("sender");
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    proxy.outage(Duration::from_millis(1500)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    proxy.outage(Duration::from_secs(2)).await;
     drained(&kit, Duration::from_secs(30)).await;
     // Counted before the streams are read below.
     assert_eq!(env.count("stream.get"), Some(0), "no row was looked up");
