@@ -113,22 +113,12 @@ async fn dropped_database_connections_send_each_row_once_in_order() {
     let sender_pool = pg_schema::named_pool(&db.pool, &name, 6).await;
     let admin = db.pool.clone();
     drains_through(&db, &sender_pool, |kit| async move {
-        let ender = pg_schema::SessionEnder::start(admin, name);
-        // Until 100 sessions were ended, or every row is sent.
-        let cut_off = tokio::time::Instant::now() + Duration::from_secs(30);
-        while ender.ended() < 100 && tokio::time::Instant::now() < cut_off {
+        // Until every row is sent.
+        pg_schema::SessionEnder::end_while(admin, name, || async {
             let status = kit.outbox().status().await.expect("status");
-            if status.pending == 0 && status.failed == 0 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        let ended = ender.stop().await;
-        assert!(
-            ended >= 20,
-            "only {ended} of the sender's sessions were ended while it drained"
-        );
-        println!("the sender's sessions ended while it drained: {ended}");
+            status.pending > 0 || status.failed > 0
+        })
+        .await;
     })
     .await;
     sender_pool.close().await;
@@ -148,32 +138,43 @@ async fn a_database_outage_mid_drain_sends_each_row_once_in_order() {
     cleanup(db).await;
 }
 
-/// A 1 s outage fails the records of sends that EventoDB acknowledged. The sender keeps them
-/// and writes them once the database is back, so their streams go on at once: nothing waits
-/// for the lease (60 s here) to run out, and no row is looked up in EventoDB.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sends_recorded_after_an_outage_need_no_lookup() {
-    use outbox_scenarios::{assert_streams, commit_round_robin, drained, fast};
+/// A sender that reaches PostgreSQL through a proxy, with `options`, drains `rounds` rows on
+/// each of `streams` streams (EventoDB answering each write after `latency`); once `wait`
+/// returns (it gets the application's kit) the database goes away for `outage`. Afterwards
+/// every row was sent once and in order, and none was looked up in EventoDB. Needs the
+/// embedded server's request counts (skipped on a real EventoDB).
+async fn drains_without_lookup<F, Fut>(
+    test: &str,
+    latency: Duration,
+    (rounds, streams): (i64, usize),
+    options: eventodb_kit::outbox::SenderOptions,
+    wait: F,
+    outage: Duration,
+) where
+    F: FnOnce(Kit<sqlx::Postgres>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    use outbox_scenarios::{assert_streams, commit_round_robin, drained};
 
     outbox_scenarios::init_tracing();
     let Some(db) = fresh().await else { return };
-    let Some(env) = eventodb_env::Env::ours("sends_recorded_after_an_outage_need_no_lookup").await
-    else {
+    let Some(env) = eventodb_env::Env::ours(test).await else {
         return cleanup(db).await;
     };
-    env.server().faults().latency(Duration::from_millis(2));
+    env.server().faults().latency(latency);
     let proxy = pg_schema::DbProxy::start(&db.pool).await;
     let sender_pool = proxy.pool(&db.pool, 6).await;
     let kit = env.kit(&db.pool);
-    let expected = commit_round_robin(&kit, "recorded", 30, 10).await;
+    let expected = commit_round_robin(&kit, "unlooked", rounds, streams).await;
     let sender = env
         .kit(&sender_pool)
         .outbox()
-        .spawn_sender(fast().lease(Duration::from_secs(60)).concurrency(4))
+        .spawn_sender(options)
         .await
         .expect("sender");
-    midway(&kit).await;
-    proxy.outage(Duration::from_secs(1)).await;
+    wait(kit.clone()).await;
+    proxy.outage(outage).await;
+    // Well before any lease here runs out.
     drained(&kit, Duration::from_secs(20)).await;
     // Counted before the streams are read below.
     assert_eq!(env.count("stream.get"), Some(0), "no row was looked up");
@@ -183,43 +184,44 @@ async fn sends_recorded_after_an_outage_need_no_lookup() {
     cleanup(db).await;
 }
 
+/// A 1 s outage fails the records of sends that EventoDB acknowledged. The sender keeps them
+/// and writes them once the database is back, so their streams go on at once: nothing waits
+/// for the lease (60 s here) to run out, and no row is looked up in EventoDB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sends_recorded_after_an_outage_need_no_lookup() {
+    drains_without_lookup(
+        "sends_recorded_after_an_outage_need_no_lookup",
+        Duration::from_millis(2),
+        (30, 10),
+        outbox_scenarios::fast()
+            .lease(Duration::from_secs(60))
+            .concurrency(4),
+        |kit| async move { midway(&kit).await },
+        Duration::from_secs(1),
+    )
+    .await;
+}
+
 /// The database is away when a stream task must renew its lease (halfway through its 6 s), so
 /// the task stops with rows left and cannot give them back. It gives them back once the
 /// database answers: the rows are sent by the next claim, without waiting for the lease to run
 /// out, and none is looked up in EventoDB as if it might have been sent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_lease_the_database_could_not_take_back_is_given_back_later() {
-    use outbox_scenarios::{assert_streams, commit_round_robin, drained, fast};
-
-    outbox_scenarios::init_tracing();
-    let Some(db) = fresh().await else { return };
-    let test = "a_lease_the_database_could_not_take_back_is_given_back_later";
-    let Some(env) = eventodb_env::Env::ours(test).await else {
-        return cleanup(db).await;
-    };
     // 300 rows per stream at 20 ms a write: each task is still sending when it renews, 3 s
     // after its claim. The database is away from 2 s to 4 s, and comes back 2 s before the
     // lease would run out.
-    env.server().faults().latency(Duration::from_millis(20));
-    let proxy = pg_schema::DbProxy::start(&db.pool).await;
-    let sender_pool = proxy.pool(&db.pool, 6).await;
-    let kit = env.kit(&db.pool);
-    let expected = commit_round_robin(&kit, "renewed", 300, 2).await;
-    let sender = env
-        .kit(&sender_pool)
-        .outbox()
-        .spawn_sender(fast().lease(Duration::from_secs(6)).concurrency(2))
-        .await
-        .expect("sender");
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    proxy.outage(Duration::from_secs(2)).await;
-    drained(&kit, Duration::from_secs(30)).await;
-    // Counted before the streams are read below.
-    assert_eq!(env.count("stream.get"), Some(0), "no row was looked up");
-    assert_streams(&kit, &env, &expected).await;
-    sender.shutdown().await.expect("shutdown");
-    sender_pool.close().await;
-    cleanup(db).await;
+    drains_without_lookup(
+        "a_lease_the_database_could_not_take_back_is_given_back_later",
+        Duration::from_millis(20),
+        (300, 2),
+        outbox_scenarios::fast()
+            .lease(Duration::from_secs(6))
+            .concurrency(2),
+        |_| tokio::time::sleep(Duration::from_secs(2)),
+        Duration::from_secs(2),
+    )
+    .await;
 }
 
 /// The migration SQL shipped in `migrations/postgres/` is what `migrate` runs.

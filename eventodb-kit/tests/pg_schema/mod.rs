@@ -170,6 +170,28 @@ impl SessionEnder {
         SessionEnder { stop, ended, task }
     }
 
+    /// Ends the sessions named `name`, from `admin`, while `busy` says the work goes on,
+    /// until 100 were ended (or 30 s passed); then stops and returns how many it ended. Fails
+    /// when fewer than 20 were: the work was not disrupted enough to show anything.
+    pub async fn end_while<F, Fut>(admin: PgPool, name: String, mut busy: F) -> u64
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let ender = SessionEnder::start(admin, name.clone());
+        let cut_off = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        while ender.ended() < 100 && tokio::time::Instant::now() < cut_off && busy().await {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let ended = ender.stop().await;
+        assert!(
+            ended >= 20,
+            "only {ended} sessions named {name} were ended while the work went on"
+        );
+        println!("sessions ended while the work went on: {ended}");
+        ended
+    }
+
     /// Sessions ended so far.
     pub fn ended(&self) -> u64 {
         self.ended.load(std::sync::atomic::Ordering::Relaxed)
