@@ -13,7 +13,7 @@ use eventodb_kit::client::{GetStreamOptions, Message, NewMessage, WriteOptions};
 use eventodb_kit::outbox::{OutboxMessage, RawMessage, RowStatus, SenderOptions};
 use eventodb_kit::{Backend, Error, Event, Kit, ValidationError, Violation};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 use sqlx::Pool;
 use uuid::Uuid;
 
@@ -1217,35 +1217,58 @@ pub(crate) async fn purges_sent_rows_after_retention<DB: RawSql>(pool: Pool<DB>)
     sender.shutdown().await.unwrap();
 }
 
-/// Checks that a `Value` is what we wrote, for the JSON round trip through both databases.
+/// Checks that a `Value` is what we wrote, for the JSON round trip through both databases
+/// (quotes, escapes and nulls included).
 pub(crate) async fn data_and_metadata_round_trip<DB: Backend>(pool: Pool<DB>) {
     let env = Env::new("outbox").await;
     let kit = env.kit(&pool);
-    let data = json!({"text": "héllo ✓", "n": 12345678901_i64, "f": 1.5, "list": [1, {"a": null}], "t": true});
+    let data = json!({
+        "text": "héllo ✓ 🎉", "n": 12345678901_i64, "f": 1.5, "neg": -7,
+        "list": [1, {"a": null}], "t": true,
+        "escapes": "quote \" back\\slash \n tab\t nul-ish \u{1} end",
+        "key \"with\" quotes": "]},[",
+    });
     let metadata = json!({"correlationStreamName": "flow-1", "schemaVersion": 2});
+    let message_type = "Mixed \"quoted\" ✓";
     let mut tx = pool.begin().await.unwrap();
-    let written = kit
+    let first = kit
         .outbox()
         .write(
             &mut *tx,
             "json-1",
-            RawMessage::new("Mixed", data.clone()).metadata(metadata.clone()),
+            RawMessage::new(message_type, data.clone()).metadata(metadata.clone()),
+        )
+        .await
+        .unwrap();
+    // No metadata, and an expected version: the other arm of each null.
+    let second = kit
+        .outbox()
+        .write_batch(
+            &mut *tx,
+            vec![
+                OutboxMessage::new("json-1", RawMessage::new("Plain", json!({})))
+                    .expected_version(0),
+            ],
         )
         .await
         .unwrap();
     tx.commit().await.unwrap();
     let sender = kit.outbox().spawn_sender(fast()).await.unwrap();
     kit.outbox()
-        .wait_sent(written.id, Duration::from_secs(10))
+        .wait_sent(second[0].id, Duration::from_secs(10))
         .await
         .unwrap();
     let stored = read_stream(&kit, "json-1").await;
-    assert_eq!(stored.len(), 1);
-    assert_eq!(stored[0].id, written.id);
-    assert_eq!(stored[0].message_type, "Mixed");
+    assert_eq!(stored.len(), 2);
+    assert_eq!(stored[0].id, first.id);
+    assert_eq!(stored[0].message_type, message_type);
     assert_eq!(stored[0].data, data);
     assert_eq!(stored[0].metadata.as_ref(), Some(&metadata));
-    let _: Value = stored[0].data.clone();
+    assert_eq!(stored[1].id, second[0].id);
+    assert_eq!(stored[1].message_type, "Plain");
+    assert_eq!(stored[1].data, json!({}));
+    assert_eq!(stored[1].metadata, None);
+    assert_eq!(stored[1].position, 1);
     sender.shutdown().await.unwrap();
 }
 
