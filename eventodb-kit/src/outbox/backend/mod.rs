@@ -244,8 +244,10 @@ pub(crate) mod private {
     /// What one claim found.
     #[derive(Debug)]
     pub struct Claim {
-        /// The claimed rows, stream after stream, each stream's rows in `seq` order.
+        /// The rows leased, stream after stream, each stream's rows in `seq` order.
         pub rows: Vec<Claimed>,
+        /// Streams picked but not leased yet (the caller leases them with `lease_streams`).
+        pub rest: Vec<String>,
         /// The scan went round every stream, from the first to the last, without filling the
         /// free slots: nothing else can be claimed now.
         pub round_done: bool,
@@ -300,11 +302,14 @@ pub(crate) mod private {
             pool: &Pool<Self>,
         ) -> impl Future<Output = Result<Option<Pool<Self>>>> + Send;
 
-        /// Claims the rows of up to `streams` streams whose head (oldest unsent row) can be
-        /// sent now: per stream a prefix of at most `per_stream` rows, leased to `owner` for
-        /// `lease`. One claim visits at most [`HEAD_SCAN`](super::HEAD_SCAN) streams, in name
-        /// order from `cursor`, and advances it: successive claims go round all streams, so
-        /// none starves behind busy, parked or backing-off ones.
+        /// Picks up to `streams` streams whose head (oldest unsent row) can be sent now, and
+        /// leases the first `first_streams` of them: per stream a prefix of at most
+        /// `per_stream` rows, to `owner` for `lease`, in one transaction under the claim lock.
+        /// The scan visits at most [`HEAD_SCAN`](super::HEAD_SCAN) streams, in name order from
+        /// `cursor`, and advances it: successive claims go round all streams, so none starves
+        /// behind busy, parked or backing-off ones. The streams picked and not leased are
+        /// returned for `lease_streams`.
+        #[allow(clippy::too_many_arguments)]
         fn claim(
             pool: &Pool<Self>,
             namespace: &str,
@@ -313,7 +318,20 @@ pub(crate) mod private {
             streams: usize,
             per_stream: i64,
             cursor: &mut String,
+            first_streams: usize,
         ) -> impl Future<Output = Result<Claim>> + Send;
+        /// Leases, in one transaction under the claim lock, a prefix of at most `per_stream`
+        /// sendable rows of each of `streams` (picked by a `claim`) to `owner` for `lease`.
+        /// A stream another lease still fences, or whose head cannot be sent any more, gives
+        /// nothing. Returns the rows stream after stream, each stream's rows in `seq` order.
+        fn lease_streams(
+            pool: &Pool<Self>,
+            namespace: &str,
+            owner: &str,
+            lease: Duration,
+            per_stream: i64,
+            streams: &[String],
+        ) -> impl Future<Output = Result<Vec<Claimed>>> + Send;
         /// Claims the next rows of one stream for the task already sending it: its own rows
         /// up to `sent_seq` (sent, not yet recorded) do not hold the stream back; any other
         /// lease does (also one of the same owner: another task of this sender), and so does
@@ -629,11 +647,13 @@ macro_rules! backend_impl {
                 streams: usize,
                 per_stream: i64,
                 cursor: &mut String,
+                first_streams: usize,
             ) -> $crate::error::Result<$crate::outbox::backend::Claim> {
                 retry_busy!(async {
                     use $crate::outbox::backend::HEAD_SCAN;
-                    // The scan only picks candidates (claim_stream decides under the lock), so
-                    // where it can, it runs outside the lock: an idle claim takes no lock at all.
+                    // The scan only picks candidates (`lease_stream_rows` decides under the
+                    // lock), so where it can, it runs outside the lock: an idle claim takes no
+                    // lock at all.
                     let mut locked = if SCAN_UNDER_LOCK {
                         Some(claim_begin(pool, namespace).await?)
                     } else {
@@ -669,12 +689,14 @@ macro_rules! backend_impl {
                         cursor.clear();
                         round_done = from_first;
                     }
+                    let rest = picked.split_off(first_streams.min(picked.len()));
                     if picked.is_empty() {
                         if let Some(tx) = locked {
                             tx.commit().await.map_err(db)?;
                         }
                         return Ok($crate::outbox::backend::Claim {
                             rows: Vec::new(),
+                            rest,
                             round_done,
                         });
                     }
@@ -682,16 +704,34 @@ macro_rules! backend_impl {
                         Some(tx) => tx,
                         None => claim_begin(pool, namespace).await?,
                     };
-                    let mut rows = Vec::new();
-                    for stream in &picked {
-                        let claimed = lease_stream_rows(
-                            &mut tx, namespace, stream, owner, lease, per_stream, 0,
-                        )
-                        .await?;
-                        rows.extend(claimed);
-                    }
+                    let rows =
+                        lease_each(&mut tx, namespace, owner, lease, per_stream, &picked).await?;
                     tx.commit().await.map_err(db)?;
-                    Ok($crate::outbox::backend::Claim { rows, round_done })
+                    Ok($crate::outbox::backend::Claim {
+                        rows,
+                        rest,
+                        round_done,
+                    })
+                })
+            }
+
+            async fn lease_streams(
+                pool: &sqlx::Pool<Self>,
+                namespace: &str,
+                owner: &str,
+                lease: std::time::Duration,
+                per_stream: i64,
+                streams: &[String],
+            ) -> $crate::error::Result<Vec<$crate::outbox::backend::Claimed>> {
+                if streams.is_empty() {
+                    return Ok(Vec::new());
+                }
+                retry_busy!(async {
+                    let mut tx = claim_begin(pool, namespace).await?;
+                    let rows =
+                        lease_each(&mut tx, namespace, owner, lease, per_stream, streams).await?;
+                    tx.commit().await.map_err(db)?;
+                    Ok(rows)
                 })
             }
 
@@ -1031,6 +1071,25 @@ macro_rules! backend_impl {
                     Ok(secs.map(|secs| std::time::Duration::from_secs_f64(secs.max(0.0))))
                 })
             }
+        }
+
+        /// Leases the sendable head rows of each of `streams` inside the caller's claim
+        /// transaction (see `lease_stream_rows`).
+        async fn lease_each(
+            tx: &mut sqlx::Transaction<'static, $db>,
+            namespace: &str,
+            owner: &str,
+            lease: std::time::Duration,
+            per_stream: i64,
+            streams: &[String],
+        ) -> $crate::error::Result<Vec<$crate::outbox::backend::Claimed>> {
+            let mut rows = Vec::new();
+            for stream in streams {
+                rows.extend(
+                    lease_stream_rows(tx, namespace, stream, owner, lease, per_stream, 0).await?,
+                );
+            }
+            Ok(rows)
         }
 
         /// Leases up to `limit` sendable rows of `stream` after `sent_seq`, inside the

@@ -459,6 +459,25 @@ mod tests {
         );
     }
 
+    /// One claim of the sender's on PostgreSQL: every picked stream in one transaction.
+    async fn claim_all(
+        pool: &sqlx::PgPool,
+        owner: &str,
+        lease: std::time::Duration,
+        streams: usize,
+        per_stream: i64,
+        cursor: &mut String,
+    ) -> Vec<crate::outbox::backend::Claimed> {
+        use crate::outbox::backend::private::Dialect;
+        let claim = Postgres::claim(
+            pool, "default", owner, lease, streams, per_stream, cursor, streams,
+        )
+        .await
+        .unwrap();
+        assert!(claim.rest.is_empty());
+        claim.rows
+    }
+
     /// A task taking its own stream's next rows does not queue behind a claim of other
     /// streams (the claim lock), and a task whose lease is gone gets nothing.
     #[tokio::test]
@@ -470,10 +489,8 @@ mod tests {
         insert_rows(&db.pool, "'a'", 6).await;
         let lease = std::time::Duration::from_secs(30);
         let mut cursor = String::new();
-        let first = Postgres::claim(&db.pool, "default", "me", lease, 1, 2, &mut cursor)
-            .await
-            .unwrap();
-        let taken: Vec<i64> = first.rows.iter().map(|row| row.seq).collect();
+        let first = claim_all(&db.pool, "me", lease, 1, 2, &mut cursor).await;
+        let taken: Vec<i64> = first.iter().map(|row| row.seq).collect();
         assert_eq!(taken.len(), 2);
 
         let held = claim_begin(&db.pool, "default").await.unwrap();
@@ -518,13 +535,9 @@ mod tests {
         insert_rows(&db.pool, "'s-' || (i % 2)", 4).await;
         let lease = std::time::Duration::from_secs(30);
         let mut cursor = String::new();
-        let lost = Postgres::claim(&db.pool, "default", "lost#1", lease, 1, 2, &mut cursor)
-            .await
-            .unwrap();
-        let kept = Postgres::claim(&db.pool, "default", "kept#2", lease, 1, 2, &mut cursor)
-            .await
-            .unwrap();
-        assert_eq!((lost.rows.len(), kept.rows.len()), (2, 2));
+        let lost = claim_all(&db.pool, "lost#1", lease, 1, 2, &mut cursor).await;
+        let kept = claim_all(&db.pool, "kept#2", lease, 1, 2, &mut cursor).await;
+        assert_eq!((lost.len(), kept.len()), (2, 2));
         Postgres::drop_leases(&db.pool, "default", "lost#1")
             .await
             .unwrap();
@@ -533,13 +546,11 @@ mod tests {
                 .fetch_all(&db.pool)
                 .await
                 .unwrap();
-        let again = Postgres::claim(&db.pool, "default", "next#3", lease, 2, 2, &mut cursor)
-            .await
-            .unwrap();
+        let again = claim_all(&db.pool, "next#3", lease, 2, 2, &mut cursor).await;
         db.cleanup().await;
         assert_eq!(owners, vec!["kept#2".to_owned()]);
-        let again: Vec<i64> = again.rows.iter().map(|row| row.seq).collect();
-        let lost: Vec<i64> = lost.rows.iter().map(|row| row.seq).collect();
+        let again: Vec<i64> = again.iter().map(|row| row.seq).collect();
+        let lost: Vec<i64> = lost.iter().map(|row| row.seq).collect();
         assert_eq!(again, lost, "the next claim takes the failed claim's rows");
     }
 }
