@@ -130,21 +130,132 @@ impl ConsumerMetrics {
 /// How often the sender refreshes the outbox gauges (a status query).
 const OUTBOX_REFRESH: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Refreshes the outbox gauges when `next` is due, then moves `next` on.
-pub(crate) async fn refresh_outbox<DB: crate::outbox::Backend>(
-    outbox: &crate::outbox::Outbox<DB>,
-    next: &mut tokio::time::Instant,
-) {
-    let now = tokio::time::Instant::now();
-    if now < *next {
-        return;
+/// Keeps a sender's outbox gauges fresh. The status query counts every pending row (46 to
+/// 50 ms on SQLite and 83 to 92 ms on PostgreSQL with 200,000 pending, 5 to 11 ms with
+/// 20,000), so it runs on a task of its own: in the sender's loop it held up the first claim
+/// by that long, and every claim after it for as long again every 5 s.
+#[derive(Debug)]
+pub(crate) struct OutboxGauges {
+    next: tokio::time::Instant,
+    running: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl OutboxGauges {
+    /// Gauges whose first refresh is due at once.
+    pub(crate) fn new() -> Self {
+        Self {
+            next: tokio::time::Instant::now(),
+            running: None,
+        }
     }
-    *next = now + OUTBOX_REFRESH;
-    match outbox.status().await {
-        Ok(status) => outbox_status(outbox.namespace(), &status),
-        Err(error) => tracing::debug!(
-            error = crate::error::log_field(&error),
-            "outbox status for metrics failed"
-        ),
+
+    /// Starts a refresh when one is due and the last one has finished.
+    pub(crate) fn refresh<DB: crate::outbox::Backend>(
+        &mut self,
+        outbox: &crate::outbox::Outbox<DB>,
+    ) {
+        use tracing::Instrument as _;
+        let now = tokio::time::Instant::now();
+        if now < self.next
+            || self
+                .running
+                .as_ref()
+                .is_some_and(|task| !task.is_finished())
+        {
+            return;
+        }
+        self.next = now + OUTBOX_REFRESH;
+        let outbox = outbox.clone();
+        let refresh = async move {
+            match outbox.status().await {
+                Ok(status) => outbox_status(outbox.namespace(), &status),
+                Err(error) => tracing::debug!(
+                    error = crate::error::log_field(&error),
+                    "outbox status for metrics failed"
+                ),
+            }
+        };
+        self.running = Some(tokio::spawn(refresh.in_current_span()));
+    }
+}
+
+impl Drop for OutboxGauges {
+    fn drop(&mut self) {
+        // A status query is only a read: stopping it with the sender leaves nothing half-done.
+        if let Some(task) = self.running.take() {
+            task.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+    /// The status query runs on a task of its own, at most one at a time and once per
+    /// [`OUTBOX_REFRESH`]: the sender's loop never waits for it.
+    #[tokio::test(flavor = "current_thread")]
+    async fn outbox_gauges_refresh_beside_the_sender() {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let _guard = metrics::set_default_local_recorder(&recorder);
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("gauges.db").display()
+        );
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        crate::migrate(&pool).await.unwrap();
+        let kit = crate::Kit::builder("http://127.0.0.1:9")
+            .database(pool.clone())
+            .build()
+            .unwrap();
+        let outbox = kit.outbox();
+        let mut conn = pool.acquire().await.unwrap();
+        for n in 0..3 {
+            outbox
+                .write(
+                    &mut *conn,
+                    "gauged-1",
+                    crate::outbox::RawMessage::new("T", serde_json::json!({ "n": n })),
+                )
+                .await
+                .unwrap();
+        }
+        drop(conn);
+        let pending = || {
+            snapshotter
+                .snapshot()
+                .into_vec()
+                .into_iter()
+                .find(|(key, ..)| key.key().name() == OUTBOX_PENDING)
+                .map(|(.., value)| value)
+        };
+
+        let mut gauges = OutboxGauges::new();
+        gauges.refresh(outbox);
+        assert_eq!(pending(), None, "refresh returns before the query runs");
+        gauges
+            .running
+            .take()
+            .expect("a refresh task")
+            .await
+            .unwrap();
+        assert_eq!(pending(), Some(DebugValue::Gauge(3.0.into())));
+
+        gauges.refresh(outbox);
+        assert!(
+            gauges.running.is_none(),
+            "not due again for {OUTBOX_REFRESH:?}"
+        );
+
+        // Due again while the last refresh still runs: nothing new starts.
+        let slow = tokio::spawn(std::future::pending::<()>());
+        let slow_id = slow.id();
+        gauges.running = Some(slow);
+        gauges.next = tokio::time::Instant::now();
+        gauges.refresh(outbox);
+        assert_eq!(gauges.running.as_ref().map(|task| task.id()), Some(slow_id));
     }
 }

@@ -123,7 +123,7 @@ pub(super) async fn run<DB: Backend>(
         let mut next_purge = Instant::now() + Duration::from_millis(200);
         let mut next_verify = Instant::now() + Duration::from_millis(100);
         let mut db_failures = 0u32;
-        let mut next_metrics = Instant::now();
+        let mut gauges = crate::metrics::OutboxGauges::new();
         // Where the next claim's scan of stream heads starts (round robin over streams).
         let mut cursor = String::new();
         // Numbers the claims: each leases its rows under a token of its own.
@@ -135,7 +135,7 @@ pub(super) async fn run<DB: Backend>(
             while let Some(joined) = tasks.try_join_next() {
                 report(joined);
             }
-            crate::metrics::refresh_outbox(&shared.outbox, &mut next_metrics).await;
+            gauges.refresh(&shared.outbox);
             shared.retry_releases().await;
             let mut claimed = 0;
             let mut scan_on = false;
