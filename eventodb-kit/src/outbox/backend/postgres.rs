@@ -153,9 +153,15 @@ const SQL: Sql = Sql {
     release: "UPDATE eventodb_kit_outbox_leases SET through_seq = $4
         WHERE namespace = $1 AND stream = $2 AND owner = $3 AND through_seq > $4",
     drop_leases: "DELETE FROM eventodb_kit_outbox_leases WHERE namespace = $1 AND owner = $2",
+    // The deleted row itself must still be expired and fence nothing: when a stream task
+    // extends the lease meanwhile (it holds the row's lock), PostgreSQL checks the row's own
+    // conditions again on the new version, but not the subquery's, whose rows it read before
+    // the wait. The subquery only bounds how many go at once.
     purge_leases: concat!(
-        "DELETE FROM eventodb_kit_outbox_leases
-        WHERE namespace = $1 AND stream IN (
+        "DELETE FROM eventodb_kit_outbox_leases AS l
+        WHERE l.namespace = $1 AND l.lease_until < now() AND NOT ",
+        lease_fences!(postgres, "$1", "l.stream"),
+        " AND l.stream IN (
             SELECT l.stream FROM eventodb_kit_outbox_leases AS l
             WHERE l.namespace = $1 AND l.lease_until < now() AND NOT ",
         lease_fences!(postgres, "$1", "l.stream"),
@@ -522,6 +528,83 @@ mod tests {
             nothing_sent.is_empty(),
             "a task that sent nothing gets nothing"
         );
+    }
+
+    /// A quiet lease that a stream task extends while the purge waits for its row is kept:
+    /// the purge deletes only a lease that is still expired and fences nothing.
+    #[tokio::test]
+    async fn purging_quiet_leases_spares_one_extended_meanwhile() {
+        use crate::outbox::backend::private::Dialect;
+        let Some(db) = pg_schema::fresh("eventodb_kit_purge_leases", 4).await else {
+            return;
+        };
+        insert_rows(&db.pool, "'a'", 3).await;
+        for statement in [
+            // Rows 1 and 2 sent under a lease that has run out; row 3 not claimed yet.
+            "UPDATE eventodb_kit_outbox SET status = 'sent' WHERE seq <= 2",
+            "INSERT INTO eventodb_kit_outbox_leases
+                (namespace, stream, owner, lease_until, from_seq, through_seq)
+            VALUES ('default', 'a', 'task', now() - interval '1 minute', 1, 2)",
+        ] {
+            sqlx::query(statement).execute(&db.pool).await.unwrap();
+        }
+        // The task takes its next row as `claim_stream` does: its lease row locked first.
+        let mut task = db.pool.begin().await.unwrap();
+        sqlx::query("SELECT 1 FROM eventodb_kit_outbox_leases WHERE stream = 'a' FOR UPDATE")
+            .execute(&mut *task)
+            .await
+            .unwrap();
+        let purger = pg_schema::named_pool(&db.pool, "purge_leases_test", 1).await;
+        let purge = tokio::spawn({
+            let purger = purger.clone();
+            async move {
+                Postgres::purge(
+                    &purger,
+                    "default",
+                    std::time::Duration::from_secs(3600),
+                    10,
+                    true,
+                )
+                .await
+            }
+        });
+        // Until the purge waits for the task's lock (it read the lease as quiet before).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity
+                WHERE application_name = 'purge_leases_test' AND wait_event_type = 'Lock'",
+            )
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+            if waiting > 0 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the purge never waited"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        sqlx::query(
+            "UPDATE eventodb_kit_outbox_leases
+            SET lease_until = now() + interval '30 seconds', through_seq = 3
+            WHERE stream = 'a'",
+        )
+        .execute(&mut *task)
+        .await
+        .unwrap();
+        task.commit().await.unwrap();
+        purge.await.unwrap().unwrap();
+        let kept: Vec<(String, i64)> =
+            sqlx::query_as("SELECT owner, through_seq FROM eventodb_kit_outbox_leases")
+                .fetch_all(&db.pool)
+                .await
+                .unwrap();
+        purger.close().await;
+        db.cleanup().await;
+        assert_eq!(kept, vec![("task".to_owned(), 3)]);
     }
 
     /// A claim whose commit took effect though the sender saw it fail: dropping its leases
