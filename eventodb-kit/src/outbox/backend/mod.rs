@@ -303,12 +303,12 @@ pub(crate) mod private {
         ) -> impl Future<Output = Result<Option<Pool<Self>>>> + Send;
 
         /// Picks up to `streams` streams whose head (oldest unsent row) can be sent now, and
-        /// leases the first `first_streams` of them: per stream a prefix of at most
-        /// `per_stream` rows, to `owner` for `lease`, in one transaction under the claim lock.
-        /// The scan visits at most [`HEAD_SCAN`](super::HEAD_SCAN) streams, in name order from
-        /// `cursor`, and advances it: successive claims go round all streams, so none starves
-        /// behind busy, parked or backing-off ones. The streams picked and not leased are
-        /// returned for `lease_streams`.
+        /// leases them in one transaction under the claim lock, in order, until it holds
+        /// `first_rows` rows: per stream a prefix of at most `per_stream` rows, to `owner` for
+        /// `lease`. The scan visits at most [`HEAD_SCAN`](super::HEAD_SCAN) streams, in name
+        /// order from `cursor`, and advances it: successive claims go round all streams, so
+        /// none starves behind busy, parked or backing-off ones. The streams picked and not
+        /// leased are returned for `lease_streams`.
         #[allow(clippy::too_many_arguments)]
         fn claim(
             pool: &Pool<Self>,
@@ -318,12 +318,13 @@ pub(crate) mod private {
             streams: usize,
             per_stream: i64,
             cursor: &mut String,
-            first_streams: usize,
+            first_rows: usize,
         ) -> impl Future<Output = Result<Claim>> + Send;
         /// Leases, in one transaction under the claim lock, a prefix of at most `per_stream`
-        /// sendable rows of each of `streams` (picked by a `claim`) to `owner` for `lease`.
-        /// A stream another lease still fences, or whose head cannot be sent any more, gives
-        /// nothing. Returns the rows stream after stream, each stream's rows in `seq` order.
+        /// sendable rows of `streams` (picked by a `claim`), in order, to `owner` for `lease`,
+        /// until it holds `min_rows` rows. A stream another lease still fences, or whose head
+        /// cannot be sent any more, gives nothing. Returns the rows, stream after stream, each
+        /// stream's rows in `seq` order, and how many of `streams` it went through.
         fn lease_streams(
             pool: &Pool<Self>,
             namespace: &str,
@@ -331,7 +332,8 @@ pub(crate) mod private {
             lease: Duration,
             per_stream: i64,
             streams: &[String],
-        ) -> impl Future<Output = Result<Vec<Claimed>>> + Send;
+            min_rows: usize,
+        ) -> impl Future<Output = Result<(Vec<Claimed>, usize)>> + Send;
         /// Claims the next rows of one stream for the task already sending it: its own rows
         /// up to `sent_seq` (sent, not yet recorded) do not hold the stream back; any other
         /// lease does (also one of the same owner: another task of this sender), and so does
@@ -647,7 +649,7 @@ macro_rules! backend_impl {
                 streams: usize,
                 per_stream: i64,
                 cursor: &mut String,
-                first_streams: usize,
+                first_rows: usize,
             ) -> $crate::error::Result<$crate::outbox::backend::Claim> {
                 retry_busy!(async {
                     use $crate::outbox::backend::HEAD_SCAN;
@@ -689,14 +691,13 @@ macro_rules! backend_impl {
                         cursor.clear();
                         round_done = from_first;
                     }
-                    let rest = picked.split_off(first_streams.min(picked.len()));
                     if picked.is_empty() {
                         if let Some(tx) = locked {
                             tx.commit().await.map_err(db)?;
                         }
                         return Ok($crate::outbox::backend::Claim {
                             rows: Vec::new(),
-                            rest,
+                            rest: Vec::new(),
                             round_done,
                         });
                     }
@@ -704,9 +705,12 @@ macro_rules! backend_impl {
                         Some(tx) => tx,
                         None => claim_begin(pool, namespace).await?,
                     };
-                    let rows =
-                        lease_each(&mut tx, namespace, owner, lease, per_stream, &picked).await?;
+                    let (rows, used) = lease_each(
+                        &mut tx, namespace, owner, lease, per_stream, &picked, first_rows,
+                    )
+                    .await?;
                     tx.commit().await.map_err(db)?;
+                    let rest = picked.split_off(used);
                     Ok($crate::outbox::backend::Claim {
                         rows,
                         rest,
@@ -722,16 +726,19 @@ macro_rules! backend_impl {
                 lease: std::time::Duration,
                 per_stream: i64,
                 streams: &[String],
-            ) -> $crate::error::Result<Vec<$crate::outbox::backend::Claimed>> {
+                min_rows: usize,
+            ) -> $crate::error::Result<(Vec<$crate::outbox::backend::Claimed>, usize)> {
                 if streams.is_empty() {
-                    return Ok(Vec::new());
+                    return Ok((Vec::new(), 0));
                 }
                 retry_busy!(async {
                     let mut tx = claim_begin(pool, namespace).await?;
-                    let rows =
-                        lease_each(&mut tx, namespace, owner, lease, per_stream, streams).await?;
+                    let leased = lease_each(
+                        &mut tx, namespace, owner, lease, per_stream, streams, min_rows,
+                    )
+                    .await?;
                     tx.commit().await.map_err(db)?;
-                    Ok(rows)
+                    Ok(leased)
                 })
             }
 
@@ -1073,8 +1080,9 @@ macro_rules! backend_impl {
             }
         }
 
-        /// Leases the sendable head rows of each of `streams` inside the caller's claim
-        /// transaction (see `lease_stream_rows`).
+        /// Leases the sendable head rows of `streams`, in order, inside the caller's claim
+        /// transaction (see `lease_stream_rows`), until it holds `min_rows` rows (at least one
+        /// stream). Returns the rows and how many streams it went through.
         async fn lease_each(
             tx: &mut sqlx::Transaction<'static, $db>,
             namespace: &str,
@@ -1082,14 +1090,20 @@ macro_rules! backend_impl {
             lease: std::time::Duration,
             per_stream: i64,
             streams: &[String],
-        ) -> $crate::error::Result<Vec<$crate::outbox::backend::Claimed>> {
+            min_rows: usize,
+        ) -> $crate::error::Result<(Vec<$crate::outbox::backend::Claimed>, usize)> {
             let mut rows = Vec::new();
+            let mut used = 0;
             for stream in streams {
                 rows.extend(
                     lease_stream_rows(tx, namespace, stream, owner, lease, per_stream, 0).await?,
                 );
+                used += 1;
+                if rows.len() >= min_rows {
+                    break;
+                }
             }
-            Ok(rows)
+            Ok((rows, used))
         }
 
         /// Leases up to `limit` sendable rows of `stream` after `sent_seq`, inside the

@@ -476,7 +476,14 @@ mod tests {
     ) -> Vec<crate::outbox::backend::Claimed> {
         use crate::outbox::backend::private::Dialect;
         let claim = Postgres::claim(
-            pool, "default", owner, lease, streams, per_stream, cursor, streams,
+            pool,
+            "default",
+            owner,
+            lease,
+            streams,
+            per_stream,
+            cursor,
+            usize::MAX,
         )
         .await
         .unwrap();
