@@ -201,12 +201,7 @@ mod tests {
         let snapshotter = recorder.snapshotter();
         let _guard = metrics::set_default_local_recorder(&recorder);
         let dir = tempfile::tempdir().unwrap();
-        let url = format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("gauges.db").display()
-        );
-        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-        crate::migrate(&pool).await.unwrap();
+        let pool = crate::outbox::backend::sqlite_file_pool(&dir).await;
         let kit = crate::Kit::builder("http://127.0.0.1:9")
             .database(pool.clone())
             .build()

@@ -119,6 +119,19 @@ pub struct Migration {
 /// many streams are parked, backing off or already being sent).
 pub(crate) const HEAD_SCAN: i64 = 256;
 
+/// For tests: a pool on a new SQLite file `app.db` in `dir`, in WAL mode and migrated, as an
+/// application would hand it to the outbox.
+#[cfg(test)]
+pub(crate) async fn sqlite_file_pool(dir: &tempfile::TempDir) -> sqlx::SqlitePool {
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(dir.path().join("app.db"))
+        .create_if_missing(true)
+        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
+    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    crate::migrate(&pool).await.unwrap();
+    pool
+}
+
 /// Converts a [`Duration`] to fractional seconds for an interval bind.
 pub(crate) fn secs(duration: Duration) -> f64 {
     duration.as_secs_f64()

@@ -417,21 +417,10 @@ mod tests {
         assert_eq!(commits(), before + 1, "a rolled-back write never wakes");
     }
 
-    /// A pool on a database file, migrated, as an application would hand it to the outbox.
-    async fn file_pool(dir: &tempfile::TempDir) -> SqlitePool {
-        let options = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(dir.path().join("app.db"))
-            .create_if_missing(true)
-            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
-        let pool = SqlitePool::connect_with(options).await.unwrap();
-        crate::migrate(&pool).await.unwrap();
-        pool
-    }
-
     /// The application's pool on a new file, and the sender's pool beside it.
     async fn app_and_sender_pools() -> (tempfile::TempDir, SqlitePool, SqlitePool) {
         let dir = tempfile::tempdir().unwrap();
-        let pool = file_pool(&dir).await;
+        let pool = crate::outbox::backend::sqlite_file_pool(&dir).await;
         let own = sender_pool(&pool)
             .await
             .unwrap()
@@ -460,7 +449,7 @@ mod tests {
     #[tokio::test]
     async fn the_sender_gets_a_connection_of_its_own_that_never_waits_in_sqlite() {
         let dir = tempfile::tempdir().unwrap();
-        let pool = file_pool(&dir).await;
+        let pool = crate::outbox::backend::sqlite_file_pool(&dir).await;
         let app_timeout = busy_timeout(&pool).await;
         let own = sender_pool(&pool)
             .await

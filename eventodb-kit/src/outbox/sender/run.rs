@@ -581,12 +581,7 @@ mod tests {
         batch_size: i64,
     ) -> (Vec<(String, String, usize)>, Vec<(String, String)>) {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("outbox.db").display()
-        );
-        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-        crate::migrate(&pool).await.unwrap();
+        let pool = crate::outbox::backend::sqlite_file_pool(&dir).await;
         let mut shared = shared(pool.clone());
         shared.options = shared.options.clone().batch_size(batch_size);
         let mut tx = pool.begin().await.unwrap();
