@@ -64,6 +64,8 @@ scenarios!(fresh, cleanup;
     long_streams_leave_no_stranded_lease,
     shutdown_mid_drain_loses_nothing,
     purges_sent_rows_after_retention,
+    a_long_purge_does_not_hold_back_sends,
+    a_slow_sweep_does_not_hold_back_sends,
     data_and_metadata_round_trip,
     lost_writes_are_resent_exactly_once,
     nothing_is_purged_before_verification,

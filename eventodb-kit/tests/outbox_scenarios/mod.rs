@@ -1217,6 +1217,132 @@ pub(crate) async fn purges_sent_rows_after_retention<DB: RawSql>(pool: Pool<DB>)
     sender.shutdown().await.unwrap();
 }
 
+/// Commits `rows` events spread over `streams` streams `{prefix}-N`, 1,000 per transaction.
+async fn commit_many<DB: Backend>(kit: &Kit<DB>, prefix: &str, rows: usize, streams: usize) {
+    for chunk in (0..rows).collect::<Vec<_>>().chunks(1000) {
+        let mut tx = kit.pool().begin().await.expect("begin");
+        let messages = chunk
+            .iter()
+            .map(|n| {
+                OutboxMessage::new(
+                    format!("{prefix}-{}", n % streams),
+                    RawMessage::new("Counted", json!({ "n": n })),
+                )
+            })
+            .collect();
+        kit.outbox()
+            .write_batch(&mut *tx, messages)
+            .await
+            .expect("write");
+        tx.commit().await.expect("commit");
+    }
+}
+
+/// A purge of many rows runs beside the claims: a commit made while it runs is sent before
+/// it ends. (Run inline, the purge held every claim until it had deleted all it could.)
+pub(crate) async fn a_long_purge_does_not_hold_back_sends<DB: RawSql>(pool: Pool<DB>) {
+    let env = Env::new("outbox").await;
+    let kit = env.kit(&pool);
+    // 20,000 rows sent long ago (as far as the outbox knows): 4,000 purge statements of 5.
+    commit_many(&kit, "old", 20_000, 100).await;
+    DB::exec_sql(
+        &pool,
+        "UPDATE eventodb_kit_outbox
+        SET status = 'sent', sent_at = created_at, position = 0, global_position = 0",
+    )
+    .await;
+    let old_rows = "SELECT count(*) FROM eventodb_kit_outbox WHERE stream LIKE 'old-%'";
+    let sender = kit
+        .outbox()
+        .spawn_sender(
+            fast()
+                .retention(Duration::ZERO)
+                .purge(Duration::from_secs(60), 5)
+                .without_verification(),
+        )
+        .await
+        .unwrap();
+    eventually("the purge started", Duration::from_secs(20), || async {
+        (DB::query_i64(&pool, old_rows).await < 20_000).then_some(())
+    })
+    .await;
+    let id = commit_one(&kit, "fresh-1", 1).await;
+    kit.outbox()
+        .wait_sent(id, Duration::from_secs(20))
+        .await
+        .unwrap();
+    let left = DB::query_i64(&pool, old_rows).await;
+    assert!(left > 0, "the send waited for the whole purge");
+    assert_stream(&kit, "fresh-1", &[id]).await;
+    eventually("the purge ended", Duration::from_secs(60), || async {
+        (DB::query_i64(&pool, old_rows).await == 0).then_some(())
+    })
+    .await;
+    sender.shutdown().await.unwrap();
+}
+
+/// A verification sweep waiting on a slow EventoDB runs beside the claims: a commit made
+/// while it reads is sent before the sweep's page is done.
+pub(crate) async fn a_slow_sweep_does_not_hold_back_sends<DB: Backend>(pool: Pool<DB>) {
+    let Some(env) = Env::ours("a_slow_sweep_does_not_hold_back_sends").await else {
+        return;
+    };
+    let kit = env.kit(&pool);
+    // 1,000 sent rows over 100 streams, not verified yet.
+    commit_many(&kit, "swept", 1000, 100).await;
+    let first = kit
+        .outbox()
+        .spawn_sender(fast().without_verification())
+        .await
+        .unwrap();
+    drained(&kit, Duration::from_secs(30)).await;
+    first.shutdown().await.unwrap();
+    assert_eq!(kit.outbox().status().await.unwrap().unverified, 1000);
+
+    // Every request now takes 300 ms: the sweep's page of 1,000 rows reads 100 streams, 8 at
+    // a time, about 4 s; a send takes one request.
+    env.server().faults().latency(Duration::from_millis(300));
+    let sender = kit
+        .outbox()
+        .spawn_sender(
+            fast()
+                .verification(Duration::from_millis(20), Duration::ZERO)
+                .shutdown_timeout(Duration::from_secs(3)),
+        )
+        .await
+        .unwrap();
+    // The first sweep starts 100 ms after the sender.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let id = commit_one(&kit, "fresh-1", 1).await;
+    kit.outbox()
+        .wait_sent(id, Duration::from_secs(20))
+        .await
+        .unwrap();
+    let unverified = kit.outbox().status().await.unwrap().unverified;
+    assert!(
+        unverified >= 1000,
+        "the send waited for the sweep's page ({unverified} rows left to verify)"
+    );
+    // A stopping sender does not wait for the sweep's reads: with EventoDB answering after
+    // 60 s (the client gives up after 10), it stops within its 3 s shutdown timeout.
+    env.server().faults().latency(Duration::from_secs(60));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    sender.shutdown().await.unwrap();
+
+    env.server().faults().latency(Duration::ZERO);
+    let sender = kit
+        .outbox()
+        .spawn_sender(fast().verification(Duration::from_millis(20), Duration::ZERO))
+        .await
+        .unwrap();
+    eventually("everything verified", Duration::from_secs(30), || async {
+        (kit.outbox().status().await.unwrap().unverified == 0).then_some(())
+    })
+    .await;
+    assert_stream(&kit, "fresh-1", &[id]).await;
+    sender.shutdown().await.unwrap();
+}
+
 /// Checks that a `Value` is what we wrote, for the JSON round trip through both databases
 /// (quotes, escapes and nulls included).
 pub(crate) async fn data_and_metadata_round_trip<DB: Backend>(pool: Pool<DB>) {

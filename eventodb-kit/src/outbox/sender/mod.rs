@@ -1,5 +1,6 @@
 //! The sender: a background task that claims committed rows and writes them to EventoDB.
 
+mod housekeeping;
 mod run;
 mod send;
 mod verify;

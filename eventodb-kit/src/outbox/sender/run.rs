@@ -112,6 +112,9 @@ pub(super) async fn run<DB: Backend>(
         owner,
         cancel: cancel.clone(),
     });
+    // Beside the claims, never in their way: see `housekeeping`.
+    let purging = super::housekeeping::purge_loop(Arc::clone(&shared)).instrument(span.clone());
+    let verifying = super::housekeeping::verify_loop(Arc::clone(&shared)).instrument(span.clone());
     let main = async move {
         tracing::info!("outbox sender started");
         let options = &shared.options;
@@ -120,8 +123,6 @@ pub(super) async fn run<DB: Backend>(
         // Recorded sends unblock their streams' next rows (a stream whose last sent row was
         // not yet recorded is not claimable): claim again then, not at the next poll.
         let mut recorded = crate::outbox::wake::sent_rows();
-        let mut next_purge = Instant::now() + Duration::from_millis(200);
-        let mut next_verify = Instant::now() + Duration::from_millis(100);
         let mut db_failures = 0u32;
         let mut gauges = crate::metrics::OutboxGauges::new();
         // Where the next claim's scan of stream heads starts (round robin over streams).
@@ -166,39 +167,10 @@ pub(super) async fn run<DB: Backend>(
                     }
                 }
             }
-            if let Some(interval) = options.verify_interval
-                && Instant::now() >= next_verify
-            {
-                next_verify = Instant::now() + interval;
-                match super::verify::sweep(&shared).await {
-                    Ok(swept) => {
-                        if swept.verified > 0 || swept.lost > 0 {
-                            tracing::debug!(
-                                verified = swept.verified,
-                                lost = swept.lost,
-                                "outbox verification sweep"
-                            );
-                        }
-                        if swept.rows >= 1000 {
-                            next_verify = Instant::now();
-                        }
-                    }
-                    Err(error) => tracing::warn!(error = crate::error::log_field(&error), "outbox verification sweep failed"),
-                }
-            }
-            if Instant::now() >= next_purge {
-                purge(&shared).await;
-                next_purge = Instant::now() + options.purge_interval;
-            }
             if (claimed > 0 || scan_on) && tasks.len() < options.concurrency {
                 continue;
             }
             let mut sleep_for = options.poll_interval;
-            if options.verify_interval.is_some() {
-                sleep_for = sleep_for.min(next_verify.saturating_duration_since(Instant::now()));
-            }
-            sleep_for = sleep_for.min(next_purge.saturating_duration_since(Instant::now()));
-            sleep_for = sleep_for.max(Duration::from_millis(1));
             if claimed == 0 && tasks.is_empty() {
                 match DB::next_due(shared.outbox.pool(), shared.outbox.namespace()).await {
                     Ok(Some(due)) => sleep_for = sleep_for.min(due + Duration::from_millis(1)),
@@ -223,12 +195,13 @@ pub(super) async fn run<DB: Backend>(
             report(joined);
         }
         shared.retry_releases().await;
-        // Dropping `shared` closes the record channel: the recorder writes what is left.
+        // Dropping `shared` closes the record channel once the housekeeping loops have
+        // stopped too: the recorder writes what is left.
         drop(shared);
         Ok(())
     }
     .instrument(span);
-    let (result, ()) = tokio::join!(main, recorder);
+    let (result, (), (), ()) = tokio::join!(main, recorder, purging, verifying);
     tracing::info!("outbox sender stopped");
     result
 }
@@ -440,42 +413,6 @@ fn report(joined: std::result::Result<(), tokio::task::JoinError>) {
         && error.is_panic()
     {
         tracing::error!(%error, "outbox stream task panicked; its rows are retried after the lease");
-    }
-}
-
-async fn purge<DB: Backend>(shared: &Shared<DB>) {
-    let options = &shared.options;
-    let mut total = 0u64;
-    loop {
-        if shared.cancel.is_cancelled() {
-            break;
-        }
-        match DB::purge(
-            shared.outbox.pool(),
-            shared.outbox.namespace(),
-            options.retention,
-            options.purge_batch,
-            options.verify_interval.is_some(),
-        )
-        .await
-        {
-            Ok(deleted) => {
-                total += deleted;
-                if deleted < u64::try_from(options.purge_batch).unwrap_or(u64::MAX) {
-                    break;
-                }
-            }
-            Err(error) => {
-                tracing::warn!(
-                    error = crate::error::log_field(&error),
-                    "outbox purge failed"
-                );
-                break;
-            }
-        }
-    }
-    if total > 0 {
-        tracing::debug!(rows = total, "outbox rows purged");
     }
 }
 

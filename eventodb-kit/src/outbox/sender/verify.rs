@@ -130,13 +130,15 @@ async fn check_stream<DB: Backend>(shared: &Shared<DB>, rows: &[Unverified]) -> 
     let mut next = from;
     while next <= to {
         let batch = (to - next + 1).min(MAX_BATCH_SIZE);
-        let page = match client
-            .stream_get(
-                stream,
-                &GetStreamOptions::new().position(next).batch_size(batch),
-            )
-            .await
-        {
+        let options = GetStreamOptions::new().position(next).batch_size(batch);
+        let read = client.stream_get(stream, &options);
+        // A stopping sender does not wait for EventoDB (a read may take the client's whole
+        // timeout): what was not read is checked by the next sweep.
+        let read = tokio::select! {
+            () = shared.cancel.cancelled() => return rows.iter().map(|_| Found::Unknown).collect(),
+            read = read => read,
+        };
+        let page = match read {
             Ok(page) => page,
             Err(error) => {
                 tracing::warn!(error = crate::error::log_field(&error), %stream, "outbox verification read failed; will retry");
