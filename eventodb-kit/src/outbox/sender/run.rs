@@ -430,6 +430,7 @@ mod tests {
             expected_version: None,
             attempts: 0,
             outcome_unknown: false,
+            more_after: false,
         }
     }
 
@@ -517,6 +518,18 @@ mod tests {
     async fn claim_seven_streams(
         batch_size: i64,
     ) -> (Vec<(String, String, usize)>, Vec<(String, String)>) {
+        let (batches, leases) = claim_seven_streams_batches(batch_size).await;
+        let handed = batches
+            .into_iter()
+            .map(|batch| (batch.lease_owner, batch.stream, batch.rows.len()))
+            .collect();
+        (handed, leases)
+    }
+
+    /// What [`claim_seven_streams`] hands to the stream tasks, whole.
+    async fn claim_seven_streams_batches(
+        batch_size: i64,
+    ) -> (Vec<StreamBatch>, Vec<(String, String)>) {
         let dir = tempfile::tempdir().unwrap();
         let pool = crate::outbox::backend::sqlite_file_pool(&dir).await;
         let mut shared = shared(pool.clone());
@@ -536,11 +549,14 @@ mod tests {
         let (mut cursor, mut claims) = (String::new(), 0);
         let mut handed = Vec::new();
         let outcome = claim(&shared, 8, &mut cursor, &mut claims, |batch| {
-            handed.push((batch.lease_owner, batch.stream, batch.rows.len()));
+            handed.push(batch);
         })
         .await
         .unwrap();
-        assert_eq!((outcome.rows, outcome.round_done), (14, true));
+        assert_eq!(
+            (outcome.rows, outcome.round_done),
+            (7 * batch_size.min(2) as usize, true)
+        );
         let leases =
             sqlx::query_as("SELECT owner, stream FROM eventodb_kit_outbox_leases ORDER BY stream")
                 .fetch_all(&pool)
@@ -575,6 +591,22 @@ mod tests {
             .collect();
         assert_eq!(handed, expected);
         assert!(leases.iter().all(|(owner, _)| owner == "test#1"));
+    }
+
+    /// A stream task claims on only when its stream had a row after its batch: a batch that
+    /// took the stream's last row (a full one included) ends the task.
+    #[tokio::test]
+    async fn a_claim_says_whether_a_stream_has_rows_after_the_batch() {
+        for (batch_size, rows, more) in [(1, 1, true), (2, 2, false), (3, 2, false)] {
+            let (batches, _) = claim_seven_streams_batches(batch_size).await;
+            assert_eq!(batches.len(), 7);
+            for batch in batches {
+                let flags: Vec<bool> = batch.rows.iter().map(|row| row.more_after).collect();
+                let mut expected = vec![false; rows];
+                expected[rows - 1] = more;
+                assert_eq!(flags, expected, "batches of {batch_size}, {}", batch.stream);
+            }
+        }
     }
 
     #[tokio::test(start_paused = true)]

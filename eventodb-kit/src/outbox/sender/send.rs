@@ -120,12 +120,12 @@ pub(super) async fn send_stream<DB: Backend>(shared: Arc<Shared<DB>>, batch: Str
                 }
             }
         }
-        let limit = usize::try_from(shared.options.batch_size).unwrap_or(usize::MAX);
-        if shared.cancel.is_cancelled() || round == ROUNDS || rows.len() < limit {
+        let more = rows.last().is_some_and(|row| row.more_after);
+        if shared.cancel.is_cancelled() || round == ROUNDS || !more {
             // Give the slot back, with nothing left leased here: after the last round (the
             // main claim takes the stream up again, after the streams waiting for a slot),
-            // or when the claim already took every sendable row (rows committed since then
-            // wake the main claim, as do these rows once recorded).
+            // or when the claim already took every row the stream had (rows committed since
+            // then wake the main claim, as do these rows once recorded).
             return;
         }
         // Keep the stream while it has rows: no round trip through the main claim.
