@@ -112,6 +112,8 @@ impl SenderOptions {
     }
 
     /// How often to purge (default every 60 s) and how many rows per statement (default 500).
+    /// The purge runs beside the sending, statement after statement, so a large one delays
+    /// no send.
     pub fn purge(mut self, interval: Duration, batch: i64) -> Self {
         self.purge_interval = interval.max(Duration::from_millis(10));
         self.purge_batch = batch.max(1);
