@@ -151,7 +151,7 @@ impl<D> KitBuilder<D> {
     }
 
     /// The database for the outbox and the consumers' state (a `PgPool` or a `SqlitePool`;
-    /// run [`migrate`](crate::migrate) on it first).
+    /// run [`migrate`](crate::migrate()) on it first).
     pub fn database<DB: Backend>(self, pool: Pool<DB>) -> KitBuilder<Pool<DB>> {
         KitBuilder {
             url: self.url,

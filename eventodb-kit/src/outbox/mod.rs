@@ -95,7 +95,7 @@ impl<DB: Backend> fmt::Debug for Outbox<DB> {
 
 impl<DB: Backend> Outbox<DB> {
     /// An outbox in `pool` for the namespace of `client`'s token (`default` without one).
-    /// Run [`migrate`](crate::migrate) on the pool first.
+    /// Run [`migrate`](crate::migrate()) on the pool first.
     pub fn new(pool: Pool<DB>, client: Client) -> Self {
         let namespace = client.namespace().unwrap_or("default").to_owned();
         Self {

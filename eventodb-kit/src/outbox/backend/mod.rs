@@ -102,7 +102,7 @@ pub struct OutboxRow {
     pub idempotency_key: Option<String>,
 }
 
-/// A migration step, applied by [`migrate`](crate::migrate) and shipped as SQL.
+/// A migration step, applied by [`migrate`](crate::migrate()) and shipped as SQL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Migration {
     /// Version number, from 1, without gaps.
