@@ -1423,7 +1423,12 @@ pub(crate) async fn lost_writes_are_resent_exactly_once<DB: Backend>(pool: Pool<
     let kit = env.kit(&pool);
     let sender = kit
         .outbox()
-        .spawn_sender(fast().verification(Duration::from_millis(20), Duration::from_millis(600)))
+        .spawn_sender(
+            fast()
+                .verification(Duration::from_millis(20), Duration::from_millis(600))
+                // Lost rows are sent again at once, not at the next poll.
+                .poll_interval(Duration::from_secs(60)),
+        )
         .await
         .unwrap();
     let ids = send_and_wait(&kit, "lossy-1", 5).await;

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -26,6 +26,9 @@ pub(super) struct Shared<DB: Backend> {
     pub(super) marks: mpsc::UnboundedSender<Mark>,
     /// Leases to give back once the database answers again.
     pub(super) releases: std::sync::Mutex<Vec<Release>>,
+    /// Rows became sendable without a commit to wake the sender (the sweep put lost rows
+    /// back): claim now, not at the next poll.
+    pub(super) claim_now: Notify,
 }
 
 /// A lease the sender could not give back when it was done with it (the database did not
@@ -107,6 +110,7 @@ pub(super) async fn run<DB: Backend>(
         permits: Semaphore::new(options.concurrency),
         marks,
         releases: std::sync::Mutex::default(),
+        claim_now: Notify::new(),
         outbox,
         options,
         owner,
@@ -187,6 +191,7 @@ pub(super) async fn run<DB: Backend>(
                     }
                 }
                 _ = recorded.changed() => {}
+                () = shared.claim_now.notified() => {}
                 () = tokio::time::sleep(sleep_for) => {}
             }
         }
@@ -448,6 +453,7 @@ mod tests {
             permits: Semaphore::new(1),
             marks: mpsc::unbounded_channel().0,
             releases: std::sync::Mutex::default(),
+            claim_now: Notify::new(),
         }
     }
 

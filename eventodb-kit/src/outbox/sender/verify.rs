@@ -96,6 +96,9 @@ pub(super) async fn sweep<DB: Backend>(shared: &Shared<DB>) -> Result<Swept> {
                     };
                     if DB::requeue_lost(shared.outbox.pool(), row.seq, &text).await? {
                         swept.lost += 1;
+                        // No commit wakes the sender for a row put back (no `NOTIFY` on
+                        // PostgreSQL): send it now, not at the next poll.
+                        shared.claim_now.notify_one();
                         tracing::error!(
                             stream = %row.stream,
                             id = %row.id,
@@ -113,9 +116,6 @@ pub(super) async fn sweep<DB: Backend>(shared: &Shared<DB>) -> Result<Swept> {
     if !verified.is_empty() {
         DB::mark_verified_many(shared.outbox.pool(), &verified).await?;
         swept.verified = verified.len();
-    }
-    if swept.lost > 0 {
-        crate::outbox::wake::local_commit();
     }
     Ok(swept)
 }
