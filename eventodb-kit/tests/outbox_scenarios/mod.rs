@@ -1219,10 +1219,9 @@ pub(crate) async fn purges_sent_rows_after_retention<DB: RawSql>(pool: Pool<DB>)
 
 /// Commits `rows` events spread over `streams` streams `{prefix}-N`, 1,000 per transaction.
 async fn commit_many<DB: Backend>(kit: &Kit<DB>, prefix: &str, rows: usize, streams: usize) {
-    for chunk in (0..rows).collect::<Vec<_>>().chunks(1000) {
+    for first in (0..rows).step_by(1000) {
         let mut tx = kit.pool().begin().await.expect("begin");
-        let messages = chunk
-            .iter()
+        let messages = (first..rows.min(first + 1000))
             .map(|n| {
                 OutboxMessage::new(
                     format!("{prefix}-{}", n % streams),

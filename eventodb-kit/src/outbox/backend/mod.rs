@@ -1194,16 +1194,16 @@ macro_rules! backend_impl {
                 rows.pop();
             }
             let mut taken = Vec::with_capacity(rows.len());
-            let mut held = false;
             for row in &rows {
                 // The rows before the first one that holds the stream back (parked, or
                 // waiting for its retry).
                 if row.try_get::<bool, _>("held").map_err(db)? {
-                    held = true;
                     break;
                 }
                 taken.push(row);
             }
+            // A held row stops the stream task anyway.
+            let more_after = more_after && taken.len() == rows.len();
             let (Some(first), Some(last)) = (taken.first(), taken.last()) else {
                 return Ok(Vec::new());
             };
@@ -1222,8 +1222,7 @@ macro_rules! backend_impl {
                 .map_err(db)?;
             let mut claimed = decode_claimed(taken)?;
             if let Some(last) = claimed.last_mut() {
-                // A held row stops the stream task anyway.
-                last.more_after = more_after && !held;
+                last.more_after = more_after;
             }
             Ok(claimed)
         }

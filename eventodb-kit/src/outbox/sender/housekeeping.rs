@@ -19,8 +19,6 @@ use crate::outbox::backend::Backend;
 const FIRST_PURGE: Duration = Duration::from_millis(200);
 /// When the first sweep runs after the sender starts.
 const FIRST_SWEEP: Duration = Duration::from_millis(100);
-/// A sweep that read this many rows sweeps again at once: more are likely waiting.
-const FULL_SWEEP: usize = 1000;
 
 /// Purges sent rows past the retention every purge interval, until the sender stops. A purge
 /// stops between batches when the sender stops; each batch is one statement.
@@ -58,7 +56,7 @@ pub(super) async fn verify_loop<DB: Backend>(shared: Arc<Shared<DB>>) {
                         "outbox verification sweep"
                     );
                 }
-                if swept.rows >= FULL_SWEEP {
+                if swept.full {
                     next = Instant::now();
                 }
             }

@@ -24,8 +24,8 @@ const STREAMS_AT_ONCE: usize = 8;
 /// What one sweep did.
 #[derive(Debug, Default)]
 pub(super) struct Swept {
-    /// Rows looked at (a full page means: sweep again soon).
-    pub(super) rows: usize,
+    /// It read a full page: more rows may be waiting, sweep again at once.
+    pub(super) full: bool,
     /// Rows confirmed in EventoDB.
     pub(super) verified: usize,
     /// Rows EventoDB lost, put back to pending.
@@ -53,7 +53,7 @@ pub(super) async fn sweep<DB: Backend>(shared: &Shared<DB>) -> Result<Swept> {
     )
     .await?;
     let mut swept = Swept {
-        rows: rows.len(),
+        full: i64::try_from(rows.len()).is_ok_and(|read| read >= PAGE),
         ..Swept::default()
     };
     if rows.is_empty() {
@@ -135,14 +135,14 @@ async fn check_stream<DB: Backend>(shared: &Shared<DB>, rows: &[Unverified]) -> 
         // A stopping sender does not wait for EventoDB (a read may take the client's whole
         // timeout): what was not read is checked by the next sweep.
         let read = tokio::select! {
-            () = shared.cancel.cancelled() => return rows.iter().map(|_| Found::Unknown).collect(),
+            () = shared.cancel.cancelled() => return unknown(rows),
             read = read => read,
         };
         let page = match read {
             Ok(page) => page,
             Err(error) => {
                 tracing::warn!(error = crate::error::log_field(&error), %stream, "outbox verification read failed; will retry");
-                return rows.iter().map(|_| Found::Unknown).collect();
+                return unknown(rows);
             }
         };
         let Some(last) = page.last().map(|m| m.position) else {
@@ -172,4 +172,9 @@ async fn check_stream<DB: Backend>(shared: &Shared<DB>, rows: &[Unverified]) -> 
             }
         })
         .collect()
+}
+
+/// Every row of a stream that could not be read: checked by the next sweep.
+fn unknown(rows: &[Unverified]) -> Vec<Found> {
+    rows.iter().map(|_| Found::Unknown).collect()
 }
