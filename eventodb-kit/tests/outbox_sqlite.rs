@@ -66,6 +66,7 @@ scenarios!(fresh, cleanup;
     purges_sent_rows_after_retention,
     a_long_purge_does_not_hold_back_sends,
     a_slow_sweep_does_not_hold_back_sends,
+    a_long_stream_takes_turns_with_waiting_streams,
     data_and_metadata_round_trip,
     lost_writes_are_resent_exactly_once,
     nothing_is_purged_before_verification,

@@ -1342,6 +1342,44 @@ pub(crate) async fn a_slow_sweep_does_not_hold_back_sends<DB: Backend>(pool: Poo
     sender.shutdown().await.unwrap();
 }
 
+/// A stream with many rows gives its slot up after a time slice when another stream waits
+/// for one: with a single slot, a later stream's event is sent while the long stream still
+/// has rows, and each stream keeps its order.
+pub(crate) async fn a_long_stream_takes_turns_with_waiting_streams<DB: Backend>(pool: Pool<DB>) {
+    let Some(env) = Env::ours("a_long_stream_takes_turns_with_waiting_streams").await else {
+        return;
+    };
+    let kit = env.kit(&pool);
+    // 60 sends of 30 ms each: the long stream alone would hold the slot for 1.8 s.
+    commit_many(&kit, "long", 60, 1).await;
+    let short = commit_one(&kit, "short-1", 1).await;
+    env.server().faults().latency(Duration::from_millis(30));
+    let sender = kit
+        .outbox()
+        .spawn_sender(fast().concurrency(1))
+        .await
+        .unwrap();
+    kit.outbox()
+        .wait_sent(short, Duration::from_secs(20))
+        .await
+        .unwrap();
+    let pending = kit.outbox().status().await.unwrap().pending;
+    assert!(
+        pending > 0,
+        "the waiting stream was sent only after the long one had sent all its rows"
+    );
+    drained(&kit, Duration::from_secs(30)).await;
+    sender.shutdown().await.unwrap();
+    env.server().faults().latency(Duration::ZERO);
+    let long: Vec<i64> = read_stream(&kit, "long-0")
+        .await
+        .iter()
+        .map(|message| message.data["n"].as_i64().unwrap())
+        .collect();
+    assert_eq!(long, (0..60).collect::<Vec<_>>());
+    assert_stream(&kit, "short-1", &[short]).await;
+}
+
 /// Checks that a `Value` is what we wrote, for the JSON round trip through both databases
 /// (quotes, escapes and nulls included).
 pub(crate) async fn data_and_metadata_round_trip<DB: Backend>(pool: Pool<DB>) {

@@ -83,7 +83,9 @@ impl SenderOptions {
         self
     }
 
-    /// Streams sent at the same time (default 32). Within a stream, one at a time.
+    /// Streams sent at the same time (default 32). Within a stream, one at a time. While
+    /// other streams wait for a slot, a stream gives its slot up after 500 ms of sending and
+    /// waits for its next turn.
     pub fn concurrency(mut self, streams: usize) -> Self {
         self.concurrency = streams.max(1);
         self

@@ -1,6 +1,7 @@
 //! The sender's main loop: claim, hand each stream to a task, wait for a wake-up.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore, mpsc, watch};
@@ -29,6 +30,10 @@ pub(super) struct Shared<DB: Backend> {
     /// Rows became sendable without a commit to wake the sender (the sweep put lost rows
     /// back): claim now, not at the next poll.
     pub(super) claim_now: Notify,
+    /// Streams may be waiting for a slot: the last claim filled every free slot before its
+    /// scan had visited every stream. Stream tasks then give their slot up after a time
+    /// slice (see `send::SLICE`).
+    pub(super) streams_waiting: AtomicBool,
 }
 
 /// A lease the sender could not give back when it was done with it (the database did not
@@ -111,6 +116,7 @@ pub(super) async fn run<DB: Backend>(
         marks,
         releases: std::sync::Mutex::default(),
         claim_now: Notify::new(),
+        streams_waiting: AtomicBool::new(false),
         outbox,
         options,
         owner,
@@ -155,6 +161,7 @@ pub(super) async fn run<DB: Backend>(
                         claimed = rows;
                         // Streams not yet visited may be sendable: scan on without waiting.
                         scan_on = !round_done;
+                        shared.streams_waiting.store(!round_done, Ordering::Relaxed);
                     }
                     Err(error) => {
                         db_failures = db_failures.saturating_add(1);
@@ -454,6 +461,7 @@ mod tests {
             marks: mpsc::unbounded_channel().0,
             releases: std::sync::Mutex::default(),
             claim_now: Notify::new(),
+            streams_waiting: AtomicBool::new(false),
         }
     }
 
