@@ -44,6 +44,7 @@ scenarios!(fresh, cleanup;
     long_streams_leave_no_stranded_lease,
     shutdown_mid_drain_loses_nothing,
     purges_sent_rows_after_retention,
+    the_purge_deletes_only_rows_past_the_retention,
     a_long_purge_does_not_hold_back_sends,
     a_slow_sweep_does_not_hold_back_sends,
     a_long_stream_takes_turns_with_waiting_streams,

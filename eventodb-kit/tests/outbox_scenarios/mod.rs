@@ -1217,6 +1217,77 @@ pub(crate) async fn purges_sent_rows_after_retention<DB: RawSql>(pool: Pool<DB>)
     sender.shutdown().await.unwrap();
 }
 
+/// An operator's purge deletes verified sent rows and discarded rows past the retention, and
+/// keeps everything else: sent rows not yet read back, rows sent within the retention, and
+/// rows not sent.
+pub(crate) async fn the_purge_deletes_only_rows_past_the_retention<DB: RawSql>(pool: Pool<DB>) {
+    let env = Env::new("outbox").await;
+    let kit = env.kit(&pool);
+    for stream in [
+        "verified-1",
+        "unverified-1",
+        "discarded-1",
+        "recent-1",
+        "pending-1",
+    ] {
+        for n in 0..6 {
+            commit_one(&kit, stream, n).await;
+        }
+    }
+    let long_ago = "'2020-01-01T00:00:00.000Z'";
+    for (stream, set) in [
+        (
+            "verified",
+            format!("status = 'sent', sent_at = {long_ago}, verified_at = {long_ago}"),
+        ),
+        (
+            "unverified",
+            format!("status = 'sent', sent_at = {long_ago}"),
+        ),
+        (
+            "discarded",
+            format!("status = 'discarded', created_at = {long_ago}"),
+        ),
+        (
+            "recent",
+            "status = 'sent', sent_at = created_at, verified_at = created_at".to_owned(),
+        ),
+    ] {
+        DB::exec_sql(
+            &pool,
+            &format!("UPDATE eventodb_kit_outbox SET {set} WHERE stream = '{stream}-1'"),
+        )
+        .await;
+    }
+    // Batches of 4: every branch of the purge is cut short at least once.
+    let deleted = kit
+        .outbox()
+        .purge(Duration::from_secs(3600), 4)
+        .await
+        .unwrap();
+    assert_eq!(deleted, 12);
+    for (stream, left) in [
+        ("verified", 0),
+        ("unverified", 6),
+        ("discarded", 0),
+        ("recent", 6),
+        ("pending", 6),
+    ] {
+        let count = DB::query_i64(
+            &pool,
+            &format!("SELECT count(*) FROM eventodb_kit_outbox WHERE stream = '{stream}-1'"),
+        )
+        .await;
+        assert_eq!(count, left, "rows left on {stream}-1");
+    }
+    let status = kit.outbox().status().await.unwrap();
+    assert_eq!(
+        (status.pending, status.sent, status.unverified),
+        (6, 12, 6),
+        "{status:?}"
+    );
+}
+
 /// Commits `rows` events spread over `streams` streams `{prefix}-N`, 1,000 per transaction.
 async fn commit_many<DB: Backend>(kit: &Kit<DB>, prefix: &str, rows: usize, streams: usize) {
     for first in (0..rows).step_by(1000) {

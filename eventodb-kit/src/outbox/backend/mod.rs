@@ -907,7 +907,7 @@ macro_rules! backend_impl {
                 namespace: &str,
             ) -> $crate::error::Result<$crate::outbox::backend::OutboxStatus> {
                 retry_busy!(async {
-                    let (pending, failed, sent, unverified, age, lost): (
+                    let (pending, failed, verified, unverified, age, lost): (
                         Option<i64>,
                         Option<i64>,
                         Option<i64>,
@@ -923,7 +923,7 @@ macro_rules! backend_impl {
                     Ok($crate::outbox::backend::OutboxStatus {
                         pending: count(pending),
                         failed: count(failed),
-                        sent: count(sent),
+                        sent: count(verified) + count(unverified),
                         unverified: count(unverified),
                         lost: count(lost),
                         oldest_pending_age: age

@@ -54,6 +54,12 @@ const MIGRATIONS: &[Migration] = &[
         up: include_str!("../../../migrations/sqlite/0007_outbox_stream_leases.up.sql"),
         down: include_str!("../../../migrations/sqlite/0007_outbox_stream_leases.down.sql"),
     },
+    Migration {
+        version: 8,
+        name: "outbox_sent_indexes",
+        up: include_str!("../../../migrations/sqlite/0008_outbox_sent_indexes.up.sql"),
+        down: include_str!("../../../migrations/sqlite/0008_outbox_sent_indexes.down.sql"),
+    },
 ];
 
 macro_rules! now {
@@ -197,7 +203,7 @@ const SQL: Sql = Sql {
             (SELECT count(*) FROM eventodb_kit_outbox
              WHERE namespace = ?1 AND status = 'failed'),
             (SELECT count(*) FROM eventodb_kit_outbox
-             WHERE namespace = ?1 AND status = 'sent'),
+             WHERE namespace = ?1 AND status = 'sent' AND verified_at IS NOT NULL),
             (SELECT count(*) FROM eventodb_kit_outbox
              WHERE namespace = ?1 AND status = 'sent' AND verified_at IS NULL),
             (SELECT (julianday(",
@@ -227,17 +233,30 @@ const SQL: Sql = Sql {
     discard: "UPDATE eventodb_kit_outbox
         SET status = 'discarded'
         WHERE namespace = ?1 AND id = ?2 AND status IN ('pending', 'failed')",
+    // One branch per kind of row, each read from its own index oldest first: a single
+    // condition over all of them was answered by reading the whole table.
     purge: concat!(
         "DELETE FROM eventodb_kit_outbox WHERE seq IN (
-            SELECT seq FROM eventodb_kit_outbox
-            WHERE namespace = ?1
-              AND ((status = 'sent' AND (NOT ?4 OR verified_at IS NOT NULL) AND sent_at < ",
+            SELECT seq FROM (SELECT seq FROM eventodb_kit_outbox
+                WHERE namespace = ?1 AND status = 'sent' AND verified_at IS NOT NULL
+                  AND sent_at < ",
         now!("'-' || ?2"),
-        ")
-                OR (status = 'discarded' AND created_at < ",
+        "
+                ORDER BY sent_at LIMIT ?3)
+            UNION ALL
+            SELECT seq FROM (SELECT seq FROM eventodb_kit_outbox
+                WHERE NOT ?4 AND namespace = ?1 AND status = 'sent' AND verified_at IS NULL
+                  AND sent_at < ",
         now!("'-' || ?2"),
-        "))
-            ORDER BY seq LIMIT ?3)"
+        "
+                ORDER BY sent_at LIMIT ?3)
+            UNION ALL
+            SELECT seq FROM (SELECT seq FROM eventodb_kit_outbox
+                WHERE namespace = ?1 AND status = 'discarded' AND created_at < ",
+        now!("'-' || ?2"),
+        "
+                ORDER BY created_at LIMIT ?3)
+            LIMIT ?3)"
     ),
     unverified: concat!(
         "SELECT seq, id, stream, position, global_position
@@ -246,7 +265,7 @@ const SQL: Sql = Sql {
           AND sent_at <= ",
         now!("'-' || ?2"),
         "
-        ORDER BY seq LIMIT ?3"
+        ORDER BY sent_at, seq LIMIT ?3"
     ),
     mark_verified_many: concat!(
         "UPDATE eventodb_kit_outbox SET verified_at = ",
@@ -415,6 +434,72 @@ mod tests {
         tx.execute("INSERT INTO t VALUES (4)").await.unwrap();
         tx.commit().await.unwrap();
         assert_eq!(commits(), before + 1, "a rolled-back write never wakes");
+    }
+
+    /// The lines of SQLite's plan for `sql` (run with `binds`) that read the outbox table.
+    async fn outbox_reads(
+        pool: &SqlitePool,
+        sql: &str,
+        binds: (&str, &str, i64, bool),
+    ) -> Vec<String> {
+        let plan: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .bind(binds.0)
+                .bind(binds.1)
+                .bind(binds.2)
+                .bind(binds.3)
+                .fetch_all(pool)
+                .await
+                .unwrap();
+        plan.into_iter()
+            .map(|(_, _, _, detail)| detail)
+            .filter(|detail| detail.contains("eventodb_kit_outbox "))
+            .collect()
+    }
+
+    /// The purge, the sweep's read and the status read each find their rows through the
+    /// partial indexes made for them, never through a scan of the namespace's rows: they run
+    /// every minute, every sweep and every health check, with a week of sent rows kept by
+    /// default. (The purge's one condition over every kind of row, ordered by `seq`, was
+    /// answered by reading every row of the namespace.)
+    #[tokio::test]
+    async fn housekeeping_reads_go_through_their_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = crate::outbox::backend::sqlite_file_pool(&dir).await;
+        let binds = ("default", "3600.000 seconds", 500, true);
+        let cases = [
+            (
+                "purge",
+                SQL.purge,
+                &["verified", "unverified", "discarded"][..],
+            ),
+            ("unverified", SQL.unverified, &["unverified"][..]),
+            (
+                "status",
+                SQL.status,
+                &["pending", "failed", "verified", "unverified", "lost"][..],
+            ),
+        ];
+        for (name, sql, indexes) in cases {
+            let reads = outbox_reads(&pool, sql, binds).await;
+            let by_index = |index: &str| {
+                let index = format!("INDEX eventodb_kit_outbox_{index} ");
+                reads.iter().any(|read| read.contains(&index))
+            };
+            for index in indexes {
+                assert!(
+                    by_index(index),
+                    "{name} does not use the {index} index: {reads:#?}"
+                );
+            }
+            for read in &reads {
+                let indexed = indexes
+                    .iter()
+                    .any(|index| read.contains(&format!("INDEX eventodb_kit_outbox_{index} ")))
+                    || read.contains("USING INTEGER PRIMARY KEY");
+                assert!(indexed, "{name} reads the outbox otherwise: {read}");
+            }
+        }
     }
 
     /// The application's pool on a new file, and the sender's pool beside it.
