@@ -843,18 +843,7 @@ macro_rules! backend_impl {
                 sent: &[(i64, i64, i64)],
             ) -> $crate::error::Result<()> {
                 // One statement for the whole batch: one round trip, whatever its size.
-                let rows: Vec<[i64; 3]> = sent
-                    .iter()
-                    .map(|&(seq, position, global_position)| [seq, position, global_position])
-                    .collect();
-                retry_busy!(async {
-                    sqlx::query($sql.mark_sent_many)
-                        .bind(sqlx::types::Json(&rows))
-                        .execute(pool)
-                        .await
-                        .map_err(db)?;
-                    Ok(())
-                })
+                record_sends(pool, sent).await
             }
 
             async fn mark_retry(

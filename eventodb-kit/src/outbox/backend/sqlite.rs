@@ -350,6 +350,23 @@ async fn after_insert_hook(conn: &mut SqliteConnection) -> Result<()> {
 
 backend_impl!(Sqlite, SqliteConnection, SQL, interval, begin_locked);
 
+/// Records sends in one statement, the batch as a JSON array of `[seq, position,
+/// global_position]` (SQLite has no array binds).
+async fn record_sends(pool: &SqlitePool, sent: &[(i64, i64, i64)]) -> Result<()> {
+    let rows: Vec<[i64; 3]> = sent
+        .iter()
+        .map(|&(seq, position, global_position)| [seq, position, global_position])
+        .collect();
+    retry_busy!(async {
+        sqlx::query(SQL.mark_sent_many)
+            .bind(sqlx::types::Json(&rows))
+            .execute(pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    })
+}
+
 /// In-process commits (see [`after_insert_hook`]).
 async fn wake_source(
     _pool: &SqlitePool,
