@@ -11,6 +11,9 @@
 -- both `eventodb_kit_outbox_sent` and `eventodb_kit_outbox_unverified`; now it goes into the
 -- second only, and into `eventodb_kit_outbox_verified` when the sweep verifies it (an update
 -- that added an entry to `eventodb_kit_outbox_sent` before).
+--
+-- Building the indexes holds the database's write lock: apply it when the outbox is small or
+-- writes can wait.
 
 DROP INDEX eventodb_kit_outbox_sent;
 DROP INDEX eventodb_kit_outbox_unverified;
