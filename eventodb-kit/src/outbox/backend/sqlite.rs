@@ -497,22 +497,18 @@ mod tests {
                 &["pending", "failed", "verified", "unverified", "lost"][..],
             ),
         ];
+        let uses =
+            |read: &str, index: &str| read.contains(&format!("INDEX eventodb_kit_outbox_{index} "));
         for (name, sql, indexes) in cases {
             let reads = outbox_reads(&pool, sql, binds).await;
-            let by_index = |index: &str| {
-                let index = format!("INDEX eventodb_kit_outbox_{index} ");
-                reads.iter().any(|read| read.contains(&index))
-            };
             for index in indexes {
                 assert!(
-                    by_index(index),
+                    reads.iter().any(|read| uses(read, index)),
                     "{name} does not use the {index} index: {reads:#?}"
                 );
             }
             for read in &reads {
-                let indexed = indexes
-                    .iter()
-                    .any(|index| read.contains(&format!("INDEX eventodb_kit_outbox_{index} ")))
+                let indexed = indexes.iter().any(|index| uses(read, index))
                     || read.contains("USING INTEGER PRIMARY KEY");
                 assert!(indexed, "{name} reads the outbox otherwise: {read}");
             }

@@ -161,7 +161,7 @@ pub(super) async fn run<DB: Backend>(
                         claimed = rows;
                         // Streams not yet visited may be sendable: scan on without waiting.
                         scan_on = !round_done;
-                        shared.streams_waiting.store(!round_done, Ordering::Relaxed);
+                        shared.streams_waiting.store(scan_on, Ordering::Relaxed);
                     }
                     Err(error) => {
                         db_failures = db_failures.saturating_add(1);

@@ -80,7 +80,7 @@ pub(super) async fn send_stream<DB: Backend>(shared: Arc<Shared<DB>>, batch: Str
     let mut lease_ends = claimed_at + lease;
     let slice_ends = Instant::now() + SLICE;
     let slice_over =
-        || Instant::now() >= slice_ends && shared.streams_waiting.load(Ordering::Relaxed);
+        || shared.streams_waiting.load(Ordering::Relaxed) && Instant::now() >= slice_ends;
     let mut rows = rows;
     for round in 1..=ROUNDS {
         for (at, row) in rows.iter().enumerate() {
