@@ -3,7 +3,7 @@
 //! Every builder serializes to a JSON object with the server's exact camelCase keys and
 //! omits unset options (the server rejects `null` for every optional field). Values the
 //! server, or one of its backends, would reject or treat inconsistently are refused with
-//! [`Error::InvalidArgument`](crate::Error::InvalidArgument) before anything is sent.
+//! [`Error::InvalidArgument`] before anything is sent.
 
 use serde::Serialize;
 use uuid::Uuid;
@@ -41,7 +41,7 @@ impl WriteOptions {
 
     /// Only write when the stream's last position is `version` (`-1`: the stream must be
     /// empty). Otherwise the write fails with
-    /// [`Error::VersionConflict`](crate::Error::VersionConflict).
+    /// [`Error::VersionConflict`].
     pub fn expected_version(mut self, version: i64) -> Self {
         self.expected_version = Some(version);
         self

@@ -1,0 +1,259 @@
+//! The sealed half of [`Backend`](super::Backend): only this crate can implement it.
+//! Its items are unnameable outside the crate, so crate-private types in its signatures
+//! leak nothing.
+#![allow(unreachable_pub, private_interfaces)]
+
+use std::future::Future;
+use std::time::Duration;
+
+use sqlx::Pool;
+
+use super::{DialectKind, Migration, OutboxRow, OutboxStatus};
+use crate::error::Result;
+use crate::outbox::message::CheckedMessage;
+
+/// Outcome of inserting an outbox row.
+#[derive(Debug)]
+pub enum Inserted {
+    /// A new row.
+    New,
+    /// The idempotency key was taken: the winner's id and content hash.
+    Existing { id: String, content_hash: String },
+}
+
+/// A row claimed by a sender, with everything needed to send it.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub seq: i64,
+    pub id: String,
+    pub stream: String,
+    /// Built once at the claim: every attempt sends it as it is, without a copy.
+    pub message: crate::client::NewMessage,
+    pub expected_version: Option<i64>,
+    pub attempts: i64,
+    pub outcome_unknown: bool,
+    /// Set on the last row a claim took of its stream when the stream had a row after
+    /// it: only then does the stream task claim on (see `lease_stream_rows`).
+    pub more_after: bool,
+}
+
+/// What one claim found.
+#[derive(Debug)]
+pub struct Claim {
+    /// The rows leased, stream after stream, each stream's rows in `seq` order.
+    pub rows: Vec<Claimed>,
+    /// Streams picked but not leased yet (the caller leases them with `lease_streams`).
+    pub rest: Vec<String>,
+    /// The scan went round every stream, from the first to the last, without filling the
+    /// free slots: nothing else can be claimed now.
+    pub round_done: bool,
+}
+
+/// A sent row awaiting verification.
+#[derive(Debug, Clone)]
+pub struct Unverified {
+    pub seq: i64,
+    pub id: String,
+    pub stream: String,
+    pub position: i64,
+    pub global_position: i64,
+}
+
+/// The statements of one database, and the operations built on them.
+#[allow(private_interfaces)]
+pub trait Dialect: sqlx::Database + Sized {
+    /// Which dialect this is.
+    const KIND: DialectKind;
+    /// The migrations, in order.
+    const MIGRATIONS: &'static [Migration];
+
+    /// Applies the missing migrations (under a lock; one transaction).
+    fn migrate_up(pool: &Pool<Self>) -> impl Future<Output = Result<Vec<i64>>> + Send;
+    /// Reverts migrations above `target` (under a lock; one transaction).
+    fn migrate_down(
+        pool: &Pool<Self>,
+        target: i64,
+    ) -> impl Future<Output = Result<Vec<i64>>> + Send;
+
+    /// Inserts a row in the caller's transaction; on an idempotency-key conflict, reads the
+    /// winner.
+    fn insert(
+        conn: &mut Self::Connection,
+        namespace: &str,
+        message: &CheckedMessage,
+    ) -> impl Future<Output = Result<Inserted>> + Send;
+    /// Arranges for the sender to be woken when the caller's transaction commits.
+    fn after_insert(conn: &mut Self::Connection) -> impl Future<Output = Result<()>> + Send;
+    /// A channel that changes when rows of `namespace` may have been committed; any
+    /// task it needs stops on `cancel`.
+    fn wake_source(
+        pool: &Pool<Self>,
+        namespace: &str,
+        cancel: tokio_util::sync::CancellationToken,
+    ) -> impl Future<Output = Result<tokio::sync::watch::Receiver<u64>>> + Send;
+    /// A pool of the sender's own for the database of `pool`, when it needs one (SQLite:
+    /// connections that never wait in SQLite's busy handler, and whose statements the
+    /// sender's operations try again themselves). `None`: the sender uses `pool`.
+    fn sender_pool(pool: &Pool<Self>) -> impl Future<Output = Result<Option<Pool<Self>>>> + Send;
+
+    /// Picks up to `streams` streams whose head (oldest unsent row) can be sent now, and
+    /// leases them in one transaction under the claim lock, in order, until it holds
+    /// `first_rows` rows: per stream a prefix of at most `per_stream` rows, to `owner` for
+    /// `lease`. The scan visits at most [`HEAD_SCAN`](super::HEAD_SCAN) streams, in name
+    /// order from `cursor`, and advances it: successive claims go round all streams, so
+    /// none starves behind busy, parked or backing-off ones. The streams picked and not
+    /// leased are returned for `lease_streams`.
+    #[allow(clippy::too_many_arguments)]
+    fn claim(
+        pool: &Pool<Self>,
+        namespace: &str,
+        owner: &str,
+        lease: Duration,
+        streams: usize,
+        per_stream: i64,
+        cursor: &mut String,
+        first_rows: usize,
+    ) -> impl Future<Output = Result<Claim>> + Send;
+    /// Leases, in one transaction under the claim lock, a prefix of at most `per_stream`
+    /// sendable rows of `streams` (picked by a `claim`), in order, to `owner` for `lease`,
+    /// until it holds `min_rows` rows. A stream another lease still fences, or whose head
+    /// cannot be sent any more, gives nothing. Returns the rows, stream after stream, each
+    /// stream's rows in `seq` order, and how many of `streams` it went through.
+    fn lease_streams(
+        pool: &Pool<Self>,
+        namespace: &str,
+        owner: &str,
+        lease: Duration,
+        per_stream: i64,
+        streams: &[String],
+        min_rows: usize,
+    ) -> impl Future<Output = Result<(Vec<Claimed>, usize)>> + Send;
+    /// Claims the next rows of one stream for the task already sending it: its own rows
+    /// up to `sent_seq` (sent, not yet recorded) do not hold the stream back; any other
+    /// lease does (also one of the same owner: another task of this sender), and so does
+    /// a missing one. `sent_seq` is the last row the task sent (nothing is claimed for a
+    /// task that sent none). On PostgreSQL it takes no claim lock, only the stream's lease
+    /// row.
+    fn claim_stream(
+        pool: &Pool<Self>,
+        namespace: &str,
+        stream: &str,
+        owner: &str,
+        lease: Duration,
+        limit: i64,
+        sent_seq: i64,
+    ) -> impl Future<Output = Result<Vec<Claimed>>> + Send;
+    /// Extends the lease of `owner` on `stream`; returns 1, or 0 when the lease was lost
+    /// to another sender.
+    fn renew(
+        pool: &Pool<Self>,
+        namespace: &str,
+        stream: &str,
+        owner: &str,
+        lease: Duration,
+    ) -> impl Future<Output = Result<u64>> + Send;
+    /// Shrinks the lease of `owner` on `stream` to the rows up to `after_seq` (those
+    /// sent and perhaps not yet recorded stay fenced).
+    fn release(
+        pool: &Pool<Self>,
+        namespace: &str,
+        stream: &str,
+        owner: &str,
+        after_seq: i64,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Deletes every lease of `owner`: the token of a claim that failed, so that nothing
+    /// was sent under it, though its commit may have taken effect.
+    fn drop_leases(
+        pool: &Pool<Self>,
+        namespace: &str,
+        owner: &str,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Records several sends in one statement: `(seq, position, global_position)`;
+    /// positions and time set.
+    fn mark_sent_many(
+        pool: &Pool<Self>,
+        sent: &[(i64, i64, i64)],
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Records a transient failure: retry after `delay`.
+    fn mark_retry(
+        pool: &Pool<Self>,
+        seq: i64,
+        error: &str,
+        delay: Duration,
+        outcome_unknown: bool,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Records a permanent failure: the row parks its stream.
+    fn mark_failed(
+        pool: &Pool<Self>,
+        seq: i64,
+        error: &str,
+        outcome_unknown: bool,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Clears the outcome-unknown flag after the stream proved the event absent.
+    fn clear_unknown(pool: &Pool<Self>, seq: i64) -> impl Future<Output = Result<()>> + Send;
+
+    /// Counts for health checks.
+    fn status(
+        pool: &Pool<Self>,
+        namespace: &str,
+    ) -> impl Future<Output = Result<OutboxStatus>> + Send;
+    /// One row by id.
+    fn row(
+        pool: &Pool<Self>,
+        namespace: &str,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<OutboxRow>>> + Send;
+    /// Rows parked by a permanent failure, oldest first.
+    fn failed(
+        pool: &Pool<Self>,
+        namespace: &str,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<OutboxRow>>> + Send;
+    /// Failed → pending, due now. `false` if no failed row has that id.
+    fn retry(
+        pool: &Pool<Self>,
+        namespace: &str,
+        id: &str,
+        drop_expected_version: bool,
+    ) -> impl Future<Output = Result<bool>> + Send;
+    /// Failed or pending → discarded. `false` if no such unsent row.
+    fn discard(
+        pool: &Pool<Self>,
+        namespace: &str,
+        id: &str,
+    ) -> impl Future<Output = Result<bool>> + Send;
+    /// Deletes up to `batch` sent (and, if `require_verified`, verified) or discarded
+    /// rows older than `retention`, and up to `batch` stream leases that ran out and
+    /// fence no unsent row.
+    fn purge(
+        pool: &Pool<Self>,
+        namespace: &str,
+        retention: Duration,
+        batch: i64,
+        require_verified: bool,
+    ) -> impl Future<Output = Result<u64>> + Send;
+    /// Up to `limit` sent rows not yet verified, sent at least `older_than` ago.
+    fn unverified(
+        pool: &Pool<Self>,
+        namespace: &str,
+        older_than: Duration,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<Unverified>>> + Send;
+    /// Marks rows verified (one statement).
+    fn mark_verified_many(
+        pool: &Pool<Self>,
+        seqs: &[i64],
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Puts a sent row whose event EventoDB lost back to pending (without its expected
+    /// version). `false` if the row was not sent.
+    fn requeue_lost(
+        pool: &Pool<Self>,
+        seq: i64,
+        error: &str,
+    ) -> impl Future<Output = Result<bool>> + Send;
+    /// Time until the earliest pending row that is not yet due becomes due.
+    fn next_due(
+        pool: &Pool<Self>,
+        namespace: &str,
+    ) -> impl Future<Output = Result<Option<Duration>>> + Send;
+}
