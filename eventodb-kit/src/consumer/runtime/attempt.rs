@@ -1,0 +1,223 @@
+//! Handling one message: its tries, with or without a transaction of its own, and what
+//! becomes of it.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::client::CategoryMessage;
+use crate::consumer::backoff;
+use crate::consumer::handler::{Consumer, Context, Handled, HandlerError};
+use crate::error::Result;
+use crate::outbox::Backend;
+
+use super::{Outcome, Runtime, db, processed_row};
+
+impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
+    /// Whether a handler's result is kept (committed and recorded as processed).
+    pub(super) fn keeps(&self, result: &Result<Handled, HandlerError>) -> bool {
+        match result {
+            Ok(Handled::Done) => true,
+            Ok(Handled::Unknown) => !self.options.strict_types,
+            Err(_) => false,
+        }
+    }
+
+    /// One message on its own: held back behind a parked stream, skipped when already
+    /// processed, or tried (one transaction per try for a transactional consumer) with the
+    /// failure policy after the last try. `false` when cancelled before it was handled.
+    pub(super) async fn handle_one(
+        &mut self,
+        message: &CategoryMessage,
+        processed: &HashSet<String>,
+        cancel: &CancellationToken,
+    ) -> Result<bool> {
+        if self.held.contains_key(&message.stream_name) {
+            self.hold_behind(message).await?;
+            self.advance(message.global_position);
+            return Ok(true);
+        }
+        if processed.contains(&message.id.to_string()) {
+            tracing::debug!(consumer = %self.key.consumer, id = %message.id, "already processed");
+            self.advance(message.global_position);
+            return Ok(true);
+        }
+        let outcome = crate::trace_context::around_event(
+            message,
+            self.attempts(message, false, cancel, None),
+        )
+        .await?;
+        self.settle(message, outcome, cancel).await
+    }
+
+    /// Records what became of a message tried on its own and moves past it. `false` when
+    /// it was interrupted (the position stays before it).
+    pub(super) async fn settle(
+        &mut self,
+        message: &CategoryMessage,
+        outcome: Outcome,
+        cancel: &CancellationToken,
+    ) -> Result<bool> {
+        match outcome {
+            Outcome::Handled => {
+                self.metrics.handled();
+                if !self.transactional {
+                    self.pending.push(processed_row(message));
+                }
+            }
+            Outcome::Interrupted => return Ok(false),
+            Outcome::Failed { error, attempts } => {
+                self.metrics.failed();
+                self.apply_policy(message, error, attempts).await?;
+            }
+        }
+        self.advance(message.global_position);
+        if self.since_save >= self.options.position_update_interval {
+            self.save_soon(cancel, true).await?;
+        }
+        Ok(true)
+    }
+
+    /// Tries a message until it is handled, fails for good, or the consumer is cancelled.
+    /// Database trouble is retried without counting as a try.
+    /// `first` is the result of a first try made elsewhere (in a shared transaction, rolled
+    /// back): the tries go on from the second.
+    pub(super) async fn attempts(
+        &self,
+        message: &CategoryMessage,
+        replay: bool,
+        cancel: &CancellationToken,
+        mut first: Option<Result<Handled, HandlerError>>,
+    ) -> Result<Outcome> {
+        let retry = self.options.retry;
+        let mut attempt: u32 = 0;
+        let mut infrastructure: u32 = 0;
+        loop {
+            attempt += 1;
+            let result = if let Some(result) = first.take() {
+                Ok(result)
+            } else if self.transactional {
+                self.try_in_transaction(message, attempt, replay).await
+            } else {
+                Ok(self.try_plain(message, attempt, replay).await)
+            };
+            let wait = match result {
+                Err(error) => {
+                    attempt -= 1;
+                    infrastructure = infrastructure.saturating_add(1);
+                    let wait = backoff::delay(
+                        Duration::from_millis(100),
+                        self.options.read_retry_max,
+                        infrastructure,
+                    );
+                    tracing::warn!(consumer = %self.key.consumer, error = crate::error::log_field(&error), ?wait, "database error while handling; retrying");
+                    wait
+                }
+                Ok(Ok(Handled::Done)) => return Ok(Outcome::Handled),
+                Ok(Ok(Handled::Unknown)) if !self.options.strict_types => {
+                    tracing::trace!(consumer = %self.key.consumer, message_type = %message.message_type, "no handler; ignored");
+                    return Ok(Outcome::Handled);
+                }
+                Ok(Ok(Handled::Unknown)) => {
+                    return Ok(Outcome::Failed {
+                        error: format!("no handler for message type {:?}", message.message_type),
+                        attempts: attempt,
+                    });
+                }
+                Ok(Err(error)) => {
+                    if error.is_permanent() || attempt >= retry.attempts {
+                        return Ok(Outcome::Failed {
+                            error: error.to_string(),
+                            attempts: attempt,
+                        });
+                    }
+                    let wait = backoff::delay(retry.initial, retry.max, attempt);
+                    tracing::warn!(
+                        consumer = %self.key.consumer,
+                        id = %message.id,
+                        stream = %message.stream_name,
+                        attempt,
+                        error = crate::error::log_field(error.source()),
+                        ?wait,
+                        "handler failed; retrying"
+                    );
+                    wait
+                }
+            };
+            tokio::select! {
+                () = cancel.cancelled() => return Ok(Outcome::Interrupted),
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    pub(super) fn context<'c>(
+        &'c self,
+        attempt: u32,
+        replay: bool,
+        transaction: Option<&'c mut DB::Connection>,
+    ) -> Context<'c, DB> {
+        Context {
+            consumer: &self.key.consumer,
+            category: &self.key.category,
+            group: self.options.group,
+            attempt,
+            replay,
+            transaction,
+        }
+    }
+
+    pub(super) async fn try_plain(
+        &self,
+        message: &CategoryMessage,
+        attempt: u32,
+        replay: bool,
+    ) -> Result<Handled, HandlerError> {
+        let mut ctx = self.context(attempt, replay, None);
+        self.consumer.handle(message, &mut ctx).await
+    }
+
+    /// One try in a transaction that first claims the processed record (a message another
+    /// member already handled is skipped), then runs the handler, then saves the position
+    /// (or, for a replay, deletes the parked record) and commits.
+    pub(super) async fn try_in_transaction(
+        &self,
+        message: &CategoryMessage,
+        attempt: u32,
+        replay: bool,
+    ) -> Result<Result<Handled, HandlerError>> {
+        let mut tx = DB::begin_write(&self.pool).await?;
+        let claimed = DB::insert_processed(&mut *tx, &self.key, &[processed_row(message)]).await?;
+        if claimed == 0 {
+            if replay {
+                DB::delete_parked(&mut *tx, &self.key, &message.id.to_string()).await?;
+                tx.commit().await.map_err(db)?;
+            } else {
+                tx.rollback().await.map_err(db)?;
+            }
+            tracing::debug!(consumer = %self.key.consumer, id = %message.id, "already processed");
+            return Ok(Ok(Handled::Done));
+        }
+        let result = {
+            let mut ctx = self.context(attempt, replay, Some(&mut *tx));
+            self.consumer.handle(message, &mut ctx).await
+        };
+        if !self.keeps(&result) {
+            tx.rollback().await.map_err(db)?;
+            return Ok(result);
+        }
+        if replay {
+            DB::delete_parked(&mut *tx, &self.key, &message.id.to_string()).await?;
+        } else {
+            DB::save_position(
+                &mut *tx,
+                &self.key,
+                self.position_row(message.global_position),
+            )
+            .await?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(result)
+    }
+}

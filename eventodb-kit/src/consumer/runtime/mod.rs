@@ -1,0 +1,422 @@
+//! The consumer task: read a batch from the position, handle each message once (retrying
+//! and applying the failure policy), save the position and the processed records, sleep
+//! until a poke, a poll or a release.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sqlx::{Pool, Transaction};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
+
+use super::admin::release_signal;
+use super::backoff;
+use super::group;
+use super::handle::Shared;
+use super::handler::Consumer;
+use super::hub::{Hub, Registration};
+use super::options::ConsumerOptions;
+use super::store::{Key, ProcessedRow};
+use crate::client::{CategoryMessage, Client, GetCategoryOptions};
+use crate::error::{Error, Result};
+use crate::outbox::Backend;
+
+mod attempt;
+mod batch;
+mod parked;
+mod save;
+
+use save::saved;
+
+/// How many update intervals of handled events a plain consumer may run ahead of its
+/// saves while one save is still running, before it waits for that save.
+const COALESCE_LIMIT: usize = 8;
+
+/// How often processed records below every member's position are purged.
+const MAINTENANCE_EVERY: Duration = Duration::from_secs(300);
+
+/// A transaction shared by several messages of a batch, not yet committed.
+struct OpenBatch<DB: Backend> {
+    tx: Transaction<'static, DB>,
+    /// Index in the batch of its first message (where to start again if it rolls back).
+    first: usize,
+    /// The position after its last message.
+    upto: i64,
+    /// Messages it handled (for the metrics, counted when it commits).
+    handled: usize,
+}
+
+/// What became of one message.
+enum Outcome {
+    /// Handled (or ignored as an unknown type).
+    Handled,
+    /// Failed for good: the failure policy applies.
+    Failed { error: String, attempts: u32 },
+    /// Cancelled before it was handled: the position stays before it.
+    Interrupted,
+}
+
+/// One consumer, ready to run.
+pub(crate) struct Runtime<DB: Backend, C: Consumer<DB>> {
+    consumer: C,
+    options: ConsumerOptions,
+    client: Client,
+    pool: Pool<DB>,
+    key: Key,
+    metrics: crate::metrics::ConsumerMetrics,
+    member: i64,
+    size: i64,
+    transactional: bool,
+    shared: Arc<Shared>,
+    /// Last global position dealt with (handled, parked or skipped).
+    position: i64,
+    /// Last global position saved.
+    saved: i64,
+    /// The global position the last save started (running or done) saves.
+    saving_to: i64,
+    /// Messages at or below this may be recorded as processed already.
+    dedupe_until: i64,
+    /// Processed records of a plain consumer, saved with the next position.
+    pending: Vec<ProcessedRow>,
+    since_save: usize,
+    /// Parked streams, and whether an operator released them.
+    held: HashMap<String, bool>,
+    last_maintenance: Option<Instant>,
+    /// A save running in the background (plain consumers), and the position it saves.
+    /// Aborted if the consumer task is (as a crash would end it).
+    saving: Option<AbortOnDropHandle<Result<i64>>>,
+    _registration: Option<Registration>,
+}
+
+fn db(source: sqlx::Error) -> Error {
+    Error::Database { source }
+}
+
+impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
+    /// Loads the consumer's state: its position (see [`group`]), the highest processed
+    /// position and its parked streams.
+    pub(crate) async fn start(
+        consumer: C,
+        options: ConsumerOptions,
+        client: Client,
+        pool: Pool<DB>,
+        namespace: String,
+        hub: Option<&Hub>,
+    ) -> Result<Self> {
+        let category = options
+            .category
+            .clone()
+            .unwrap_or_else(|| consumer.category().to_owned());
+        if options.name.is_empty() {
+            return Err(Error::InvalidArgument(
+                "a consumer needs a non-empty name".into(),
+            ));
+        }
+        if category.contains('-') {
+            return Err(Error::InvalidArgument(format!(
+                "consumer {:?}: category {category:?} contains '-' and would match nothing",
+                options.name
+            )));
+        }
+        let (member, size) = options.group.unwrap_or((0, 1));
+        if size <= 0 || member < 0 || member >= size {
+            return Err(Error::InvalidArgument(format!(
+                "consumer {:?}: group member {member} of size {size} is invalid: need 0 <= member < size",
+                options.name
+            )));
+        }
+        let key = Key {
+            namespace,
+            category: category.clone(),
+            consumer: options.name.clone(),
+        };
+        let mut rows = DB::load_positions(&pool, &key).await?;
+        if let Some(missing) = group::missing_rows(&rows, size) {
+            let mut tx = DB::begin_write(&pool).await?;
+            for row in missing {
+                DB::insert_position(&mut *tx, &key, row).await?;
+            }
+            tx.commit().await.map_err(db)?;
+            rows = DB::load_positions(&pool, &key).await?;
+        }
+        let position = group::start_position(&rows, member, size);
+        let dedupe_until = DB::max_processed(&pool, &key).await?.unwrap_or(0);
+        let held = DB::parked_streams(&pool, &key)
+            .await?
+            .into_iter()
+            .collect::<HashMap<_, _>>();
+        let own_saved = rows
+            .iter()
+            .find(|row| row.member == member && row.size == size)
+            .map_or(-1, |row| row.global_position);
+        tracing::info!(
+            consumer = %options.name,
+            %category,
+            member,
+            size,
+            position,
+            "consumer starting"
+        );
+        let shared = Arc::new(Shared::new(
+            options.name.clone(),
+            category.clone(),
+            options.group,
+            position,
+        ));
+        let registration = hub.map(|hub| hub.register(&category, &shared.waker));
+        let transactional = options.transactional || consumer.transactional();
+        Ok(Self {
+            consumer,
+            options,
+            client,
+            pool,
+            metrics: crate::metrics::ConsumerMetrics::new(
+                &key.namespace,
+                &key.category,
+                &key.consumer,
+                member,
+            ),
+            key,
+            member,
+            size,
+            transactional,
+            shared,
+            position,
+            saved: own_saved,
+            saving_to: own_saved,
+            dedupe_until,
+            pending: Vec::new(),
+            since_save: 0,
+            held,
+            last_maintenance: None,
+            saving: None,
+            _registration: registration,
+        })
+    }
+
+    pub(crate) fn shared(&self) -> Arc<Shared> {
+        Arc::clone(&self.shared)
+    }
+
+    /// Runs until `cancel`, or until the failure policy stops it. Saves the position on the
+    /// way out.
+    pub(crate) async fn run(mut self, cancel: CancellationToken) -> Result<()> {
+        let span = crate::trace_context::consumer_span(
+            &self.key.namespace,
+            &self.key.category,
+            &self.key.consumer,
+            self.member,
+        );
+        let result = tracing::Instrument::instrument(self.main(&cancel), span).await;
+        let saved = self.save().await;
+        if let Err(error) = &saved {
+            tracing::warn!(consumer = %self.key.consumer, error = crate::error::log_field(error), "could not save the position");
+        }
+        let result = result.and(saved);
+        self.shared
+            .finished(result.as_ref().err().map(ToString::to_string));
+        match &result {
+            Ok(()) => {
+                tracing::info!(consumer = %self.key.consumer, position = self.position, "consumer stopped")
+            }
+            Err(error) => {
+                tracing::error!(consumer = %self.key.consumer, error = crate::error::log_field(error), "consumer failed")
+            }
+        }
+        result
+    }
+
+    async fn main(&mut self, cancel: &CancellationToken) -> Result<()> {
+        let mut releases = release_signal();
+        let mut read_failures: u32 = 0;
+        let mut prefetched: Option<(u64, JoinHandle<Result<Vec<CategoryMessage>>>)> = None;
+        loop {
+            if cancel.is_cancelled() {
+                return Ok(());
+            }
+            if self.held.values().any(|released| *released) {
+                self.replay_released(cancel).await?;
+                if cancel.is_cancelled() {
+                    return Ok(());
+                }
+            }
+            let (read, batch) = match prefetched.take() {
+                Some((read, task)) => (
+                    read,
+                    task.await
+                        .map_err(|error| Error::Internal(format!("read task: {error}")))?,
+                ),
+                None => {
+                    let read = self.next_read();
+                    (read, self.read_from(self.position + 1).await)
+                }
+            };
+            let batch = match batch {
+                Ok(batch) => {
+                    read_failures = 0;
+                    batch
+                }
+                Err(error) if error.is_transient() => {
+                    read_failures = read_failures.saturating_add(1);
+                    let wait = backoff::delay(
+                        Duration::from_millis(100),
+                        self.options.read_retry_max,
+                        read_failures,
+                    );
+                    tracing::warn!(consumer = %self.key.consumer, error = crate::error::log_field(&error), ?wait, "category.get failed; retrying");
+                    tokio::select! {
+                        () = cancel.cancelled() => return Ok(()),
+                        () = tokio::time::sleep(wait) => {}
+                    }
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
+            let caught_up =
+                i64::try_from(batch.len()).unwrap_or(i64::MAX) < self.options.batch_size;
+            if let Some(last) = batch.last() {
+                self.shared
+                    .waker
+                    .head
+                    .fetch_max(last.global_position, std::sync::atomic::Ordering::Relaxed);
+            }
+            // A full batch: read the next one while this one is handled.
+            if !caught_up && let Some(last) = batch.last() {
+                let read = self.next_read();
+                let reading = self.read_from(last.global_position + 1);
+                prefetched = Some((read, tokio::spawn(reading)));
+            }
+            let handled = self.handle_batch(batch, cancel).await?;
+            self.shared.publish();
+            if !handled {
+                return Ok(());
+            }
+            // A running save is not waited for: the events go with the next save.
+            self.save_soon(cancel, true).await?;
+            if !caught_up {
+                continue;
+            }
+            self.shared.caught_up(read, self.position);
+            self.maintain().await;
+            // Sleep until a poke, a poll or a release. A save still running goes on
+            // meanwhile (waiting for it here would hold the read after the next poke back
+            // by a commit, a checkpoint on SQLite); when it ends, what it left is saved.
+            let poll_at = tokio::time::Instant::now() + self.options.poll_interval;
+            loop {
+                let unsaved = !self.pending.is_empty() || self.position != self.saving_to;
+                tokio::select! {
+                    () = cancel.cancelled() => return Ok(()),
+                    () = self.shared.waker.notify.notified() => break,
+                    () = tokio::time::sleep_until(poll_at) => {
+                        if !self.held.is_empty() {
+                            self.reload_held().await;
+                        }
+                        break;
+                    }
+                    changed = releases.changed() => {
+                        if changed.is_ok() {
+                            self.reload_held().await;
+                        }
+                        break;
+                    }
+                    saved = saved(&mut self.saving), if unsaved && self.saving.is_some() => {
+                        self.saving = None;
+                        self.saved = saved?;
+                        self.save_soon(cancel, true).await?;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Numbers a read that starts now (see [`ConsumerHandle::wait_for`](super::ConsumerHandle::wait_for)).
+    fn next_read(&self) -> u64 {
+        self.shared
+            .reads
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1
+    }
+
+    /// A read of the next batch from `global_position` (owns what it needs, so it can run
+    /// in a task of its own).
+    fn read_from(
+        &self,
+        global_position: i64,
+    ) -> impl std::future::Future<Output = Result<Vec<CategoryMessage>>> + Send + 'static {
+        let mut options = GetCategoryOptions::new()
+            .position(global_position)
+            .batch_size(self.options.batch_size);
+        if let Some(correlation) = &self.options.correlation {
+            options = options.correlation(correlation.clone());
+        }
+        if let Some((member, size)) = self.options.group {
+            options = options.consumer_group(member, size);
+        }
+        let client = self.client.clone();
+        let category = self.key.category.clone();
+        async move { client.category_get(&category, &options).await }
+    }
+
+    fn advance(&mut self, global_position: i64) {
+        self.position = global_position;
+        self.since_save += 1;
+        self.shared.advanced(global_position);
+        let head = self
+            .shared
+            .waker
+            .head
+            .load(std::sync::atomic::Ordering::Relaxed);
+        self.metrics.advanced(global_position, head);
+        self.metrics.parked(self.held.len());
+    }
+
+    /// Now and then: purge processed records no member will read again, and forget the
+    /// positions of an old group size once every current member is past them.
+    async fn maintain(&mut self) {
+        if self
+            .last_maintenance
+            .is_some_and(|last| last.elapsed() < MAINTENANCE_EVERY)
+        {
+            return;
+        }
+        self.last_maintenance = Some(Instant::now());
+        let result: Result<()> = async {
+            let mut rows = DB::load_positions(&self.pool, &self.key).await?;
+            if rows.iter().any(|row| row.size != self.size) {
+                // Decided on locked rows: members of two sizes deciding at once could each
+                // delete a row of the other's size and leave no size complete, and a member
+                // starting then could begin past events nobody handled.
+                let mut tx = DB::begin_write(&self.pool).await?;
+                let locked = DB::lock_positions(&mut *tx, &self.key).await?;
+                if let Some(floor) = group::stale_floor(&locked, self.size) {
+                    DB::delete_stale_positions(&mut *tx, &self.key, self.size, floor).await?;
+                }
+                tx.commit().await.map_err(db)?;
+                rows = DB::load_positions(&self.pool, &self.key).await?;
+            }
+            if let Some(floor) = group::purge_floor(&rows, self.size) {
+                let purged = DB::purge_processed(&self.pool, &self.key, floor).await?;
+                if purged > 0 {
+                    tracing::debug!(consumer = %self.key.consumer, purged, "processed records purged");
+                }
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(error) = result {
+            tracing::warn!(consumer = %self.key.consumer, error = crate::error::log_field(&error), "consumer maintenance failed");
+        }
+    }
+}
+
+/// The processed record of a handled message.
+fn processed_row(message: &CategoryMessage) -> ProcessedRow {
+    ProcessedRow {
+        id: message.id.to_string(),
+        message_type: message.message_type.clone(),
+        stream: message.stream_name.clone(),
+        gp: message.global_position,
+    }
+}
