@@ -244,3 +244,78 @@ fn shipped_sql_matches_the_embedded_migrations() {
         assert_eq!(down, step.down);
     }
 }
+
+/// A pool through `proxy` that connects only when used: an application that starts before
+/// its database answers.
+fn lazy_pool(proxy: &pg_schema::DbProxy, db: &PgSchema) -> sqlx::PgPool {
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(6)
+        .connect_lazy_with(proxy.options(&db.pool))
+}
+
+/// The sender's database cannot be reached when the sender starts: it starts all the same,
+/// delivers the rows committed meanwhile once the database answers, and then listens: a row
+/// committed later is sent without waiting for the poll (a minute here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sender_started_before_its_database_delivers_once_it_answers() {
+    use outbox_scenarios::{assert_streams, commit_round_robin, drained, fast};
+
+    outbox_scenarios::init_tracing();
+    let Some(db) = fresh().await else { return };
+    let env = eventodb_env::Env::new("outbox").await;
+    let kit = env.kit(&db.pool);
+    let proxy = pg_schema::DbProxy::start(&db.pool).await;
+    proxy.go_down();
+    let sender_pool = lazy_pool(&proxy, &db);
+    let sender = env
+        .kit(&sender_pool)
+        .outbox()
+        .spawn_sender(fast().poll_interval(Duration::from_secs(60)))
+        .await
+        .expect("the sender starts while its database cannot be reached");
+    let mut expected = commit_round_robin(&kit, "late-db", 3, 4).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let status = kit.outbox().status().await.expect("status");
+    assert_eq!(status.sent, 0, "nothing is sent while the database is away");
+    proxy.come_up();
+    drained(&kit, Duration::from_secs(20)).await;
+    // Past the listener's retry, so that its connection's own wake-up is spent: within the
+    // poll interval, only a notification can wake the sender for these.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for (stream, ids) in commit_round_robin(&kit, "late-db", 1, 4).await {
+        expected.entry(stream).or_default().extend(ids);
+    }
+    drained(&kit, Duration::from_secs(10)).await;
+    assert_streams(&kit, &env, &expected).await;
+    sender.shutdown().await.expect("shutdown");
+    sender_pool.close().await;
+    cleanup(db).await;
+}
+
+/// A sender whose database does not exist fails to start, with the database's error: waiting
+/// would not mend it.
+#[tokio::test]
+async fn a_sender_whose_database_does_not_exist_fails_to_start() {
+    let Some(db) = fresh().await else { return };
+    let env = eventodb_env::Env::new("outbox").await;
+    let options = db
+        .pool
+        .connect_options()
+        .as_ref()
+        .clone()
+        .database("eventodb_kit_no_such_database");
+    let pool = sqlx::postgres::PgPoolOptions::new().connect_lazy_with(options);
+    let started = env
+        .kit(&pool)
+        .outbox()
+        .spawn_sender(outbox_scenarios::fast())
+        .await;
+    cleanup(db).await;
+    match started {
+        Err(eventodb_kit::Error::Database { source }) => {
+            let code = source.as_database_error().and_then(|error| error.code());
+            assert_eq!(code.as_deref(), Some("3D000"), "{source}");
+        }
+        other => panic!("expected the database's error, got {:?}", other.map(|_| ())),
+    }
+}

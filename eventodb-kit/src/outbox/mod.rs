@@ -174,8 +174,13 @@ impl<DB: Backend> Outbox<DB> {
 
     /// Starts a sender: a background task that sends committed rows to EventoDB.
     ///
+    /// A PostgreSQL database that cannot be reached yet (refused, reset, starting up) is
+    /// waited for: the sender starts, and delivers once the database answers.
+    ///
     /// # Errors
-    /// [`Error::Database`](crate::Error::Database) when PostgreSQL `LISTEN` cannot start.
+    /// [`Error::Database`](crate::Error::Database) when PostgreSQL refuses the sender's
+    /// listening connection for a reason waiting cannot mend (authentication, a missing
+    /// database), or when a SQLite pool fails the query that asks which file it holds.
     pub async fn spawn_sender(&self, options: SenderOptions) -> Result<Sender> {
         sender::spawn(self.clone(), options).await
     }

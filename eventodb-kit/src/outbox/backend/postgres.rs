@@ -340,25 +340,62 @@ async fn sender_pool(_pool: &PgPool) -> Result<Option<PgPool>> {
 /// `LISTEN`s on the trigger's channel (own connection, reconnected by sqlx when lost) and
 /// bumps the returned channel for each notification about `namespace`, and after a lost
 /// connection (notifications may have been missed).
+///
+/// A database that cannot be reached yet (see [`unreachable`]) does not stop the sender from
+/// starting: an application whose database comes up after it (a container started first, a
+/// failover under way) gets a sender that delivers once the database answers, as one that
+/// lost its database later does. Until the listener connects, the sender polls, and its claims
+/// fail and back off. An error that waiting cannot mend (a wrong password, a missing database)
+/// fails at once.
 async fn wake_source(
     pool: &PgPool,
     namespace: &str,
     cancel: tokio_util::sync::CancellationToken,
 ) -> Result<tokio::sync::watch::Receiver<u64>> {
-    let mut listener = sqlx::postgres::PgListener::connect_with(pool)
-        .await
-        .map_err(db)?;
-    listener.listen(CHANNEL).await.map_err(db)?;
+    let mut listener = match listen(pool).await {
+        Ok(listener) => Some(listener),
+        Err(error) if unreachable(&error) => {
+            tracing::warn!(
+                error = crate::error::log_field(&error),
+                "outbox listen: the database cannot be reached; the sender starts and listens once it can"
+            );
+            None
+        }
+        Err(error) => return Err(db(error)),
+    };
     let (tx, rx) = tokio::sync::watch::channel(0u64);
     let namespace = namespace.to_owned();
+    let pool = pool.clone();
     let bump = move |tx: &tokio::sync::watch::Sender<u64>| {
         tx.send_modify(|generation| *generation = generation.wrapping_add(1));
     };
     tokio::spawn(async move {
         loop {
+            let Some(connected) = listener.as_mut() else {
+                tokio::select! {
+                    () = cancel.cancelled() => break,
+                    () = tokio::time::sleep(LISTEN_RETRY) => {}
+                }
+                match listen(&pool).await {
+                    Ok(connected) => {
+                        tracing::info!("outbox listen connected");
+                        listener = Some(connected);
+                        // Rows may have been committed while nobody listened.
+                        bump(&tx);
+                    }
+                    Err(error) => tracing::debug!(
+                        error = crate::error::log_field(&error),
+                        "outbox listen: the database still cannot be reached"
+                    ),
+                }
+                if tx.is_closed() {
+                    break;
+                }
+                continue;
+            };
             tokio::select! {
                 () = cancel.cancelled() => break,
-                received = listener.try_recv() => match received {
+                received = connected.try_recv() => match received {
                     Ok(Some(notification)) => {
                         if notification.payload() == namespace {
                             bump(&tx);
@@ -373,7 +410,7 @@ async fn wake_source(
                         bump(&tx);
                         tokio::select! {
                             () = cancel.cancelled() => break,
-                            () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                            () = tokio::time::sleep(LISTEN_RETRY) => {}
                         }
                     }
                 },
@@ -384,6 +421,30 @@ async fn wake_source(
         }
     });
     Ok(rx)
+}
+
+/// How long the listener waits before it connects again.
+const LISTEN_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A connection of its own, listening on the trigger's channel.
+async fn listen(pool: &PgPool) -> std::result::Result<sqlx::postgres::PgListener, sqlx::Error> {
+    let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+    listener.listen(CHANNEL).await?;
+    Ok(listener)
+}
+
+/// Whether connecting failed in a way that waiting can mend: the connection refused, reset or
+/// timed out, the server starting up or shutting down (`57P01` to `57P03`), a connection
+/// exception (class `08`), or too many connections (`53300`). Not: authentication, a missing
+/// database or role, TLS or configuration errors.
+fn unreachable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut => true,
+        sqlx::Error::Database(error) => error.code().is_some_and(|code| {
+            code.starts_with("08") || code.starts_with("57P") || code == "53300"
+        }),
+        _ => false,
+    }
 }
 
 /// A fresh schema per test in `DATABASE_URL`'s database (the integration tests' helper).
