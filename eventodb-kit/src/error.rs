@@ -25,6 +25,20 @@ pub(crate) fn log_field<'e>(
     error
 }
 
+/// Whether a database operation failed in a way that waiting can mend: the connection refused,
+/// reset or timed out, the server starting up or shutting down (`57P01` to `57P03`), a
+/// connection exception (class `08`), or too many connections (`53300`). Not: authentication,
+/// a missing database or role, TLS or configuration errors, or anything a statement did.
+pub(crate) fn database_unreachable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut => true,
+        sqlx::Error::Database(error) => error.code().is_some_and(|code| {
+            code.starts_with("08") || code.starts_with("57P") || code == "53300"
+        }),
+        _ => false,
+    }
+}
+
 /// Everything that can go wrong in eventodb-kit.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -394,6 +408,19 @@ impl From<&str> for ErrorCode {
 
 #[cfg(test)]
 mod tests {
+    /// Connection trouble is waited out; errors a retry cannot mend are not.
+    #[test]
+    fn database_unreachable_tells_waiting_from_giving_up() {
+        let refused = sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert!(database_unreachable(&refused));
+        assert!(database_unreachable(&sqlx::Error::PoolTimedOut));
+        assert!(!database_unreachable(&sqlx::Error::RowNotFound));
+        assert!(!database_unreachable(&sqlx::Error::PoolClosed));
+        assert!(!database_unreachable(&sqlx::Error::Configuration(
+            "bad url".into()
+        )));
+    }
+
     use super::*;
     use serde_json::json;
 

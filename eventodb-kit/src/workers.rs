@@ -138,9 +138,15 @@ impl<DB: Backend> Workers<DB> {
 
     /// Loads every consumer's state, then starts everything chosen.
     ///
+    /// A PostgreSQL database that cannot be reached yet (refused, reset, starting up) is
+    /// waited for: everything starts, the consumers read their state and the sender claims
+    /// rows once it answers.
+    ///
     /// # Errors
     /// [`Error::InvalidArgument`] for a bad consumer option; [`Error::Database`] when a
-    /// consumer's state cannot be read or the sender cannot start. Nothing runs then.
+    /// consumer's state cannot be read, or the sender cannot start, for a reason waiting
+    /// cannot mend (a wrong password, a missing database, a missing table). Nothing runs
+    /// then.
     pub async fn spawn(self) -> Result<RunningWorkers> {
         let hub = match (&self.hub, self.consumers.is_empty()) {
             (Some(options), false) => Some(Hub::shared(self.kit.client(), *options)),

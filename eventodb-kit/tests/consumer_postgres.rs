@@ -222,3 +222,131 @@ async fn a_database_outage_loses_and_repeats_no_effect() {
     consumer_pool.close().await;
     cleanup(db).await;
 }
+
+/// The stored position of the consumer `name`, if it has one.
+async fn stored_position(db: &PgSchema, name: &str) -> Option<i64> {
+    sqlx::query_scalar(
+        "SELECT global_position FROM eventodb_kit_consumer_positions WHERE consumer = $1",
+    )
+    .bind(name)
+    .fetch_optional(&db.pool)
+    .await
+    .expect("position")
+}
+
+/// Workers started while their database cannot be reached start all the same. Once it
+/// answers, the sender delivers the rows committed meanwhile, and the consumer, which reads
+/// its state only then, handles each once and in order, and saves its position.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn workers_started_before_their_database_work_once_it_answers() {
+    use consumer_scenarios::{Log, Recorder, eventually};
+    use eventodb_kit::consumer::ConsumerOptions;
+    use eventodb_kit::outbox::{RawMessage, SenderOptions};
+
+    consumer_scenarios::init_tracing();
+    let Some(db) = fresh().await else { return };
+    let env = consumer_scenarios::Env::new("consumer").await;
+    let kit = env.kit(&db.pool);
+    let proxy = pg_schema::DbProxy::start(&db.pool).await;
+    proxy.go_down();
+    let late_pool = proxy.lazy_pool(&db.pool, 8);
+    let log = Log::default();
+    let workers = env
+        .kit(&late_pool)
+        .workers()
+        .outbox_sender(SenderOptions::default())
+        .consumer(
+            Recorder::new("late", "late", &log),
+            ConsumerOptions::new("late").poll_interval(Duration::from_millis(100)),
+        )
+        .spawn()
+        .await
+        .expect("the workers start while their database cannot be reached");
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let mut tx = db.pool.begin().await.unwrap();
+        let written = kit
+            .outbox()
+            .write(
+                &mut *tx,
+                "late-1",
+                RawMessage::new("Ok", serde_json::json!({ "n": i })),
+            )
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        ids.push(written.id);
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        log.ids().is_empty(),
+        "nothing moves while the database is away"
+    );
+    proxy.come_up();
+    eventually("handled", Duration::from_secs(30), || async {
+        log.ids().len() >= 5
+    })
+    .await;
+    assert_eq!(log.ids(), ids, "each once, in order");
+    workers.shutdown().await.expect("shutdown");
+    let last = log.last_global_position();
+    let saved = stored_position(&db, "late").await;
+    late_pool.close().await;
+    cleanup(db).await;
+    assert_eq!(saved, last, "the position is saved");
+}
+
+/// A consumer stopped before its database answered read nothing and saves nothing: the
+/// position it saved in an earlier run stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_consumer_stopped_before_its_database_answered_keeps_its_position() {
+    use consumer_scenarios::{Log, Recorder, eventually};
+    use eventodb_kit::consumer::ConsumerOptions;
+
+    consumer_scenarios::init_tracing();
+    let Some(db) = fresh().await else { return };
+    let env = consumer_scenarios::Env::new("consumer").await;
+    let mut last = 0;
+    for i in 0..3 {
+        last = env.write("kept-1", "Ok", i).await.1.global_position;
+    }
+    let log = Log::default();
+    let first = env
+        .kit(&db.pool)
+        .workers()
+        .consumer(
+            Recorder::new("kept", "first", &log),
+            ConsumerOptions::new("kept"),
+        )
+        .spawn()
+        .await
+        .expect("spawn");
+    eventually("handled", Duration::from_secs(30), || async {
+        log.ids().len() == 3
+    })
+    .await;
+    first.shutdown().await.expect("shutdown");
+    assert_eq!(stored_position(&db, "kept").await, Some(last));
+
+    let proxy = pg_schema::DbProxy::start(&db.pool).await;
+    proxy.go_down();
+    let late_pool = proxy.lazy_pool(&db.pool, 8);
+    let second = env
+        .kit(&late_pool)
+        .workers()
+        .consumer(
+            Recorder::new("kept", "second", &log),
+            ConsumerOptions::new("kept"),
+        )
+        .spawn()
+        .await
+        .expect("the workers start while their database cannot be reached");
+    // Back, but stopped before the consumer tries again to read its state.
+    proxy.come_up();
+    second.shutdown().await.expect("shutdown");
+    let saved = stored_position(&db, "kept").await;
+    late_pool.close().await;
+    cleanup(db).await;
+    assert_eq!(saved, Some(last), "the saved position is kept");
+    assert!(log.ids_of("second").is_empty());
+}

@@ -245,14 +245,6 @@ fn shipped_sql_matches_the_embedded_migrations() {
     }
 }
 
-/// A pool through `proxy` that connects only when used: an application that starts before
-/// its database answers.
-fn lazy_pool(proxy: &pg_schema::DbProxy, db: &PgSchema) -> sqlx::PgPool {
-    sqlx::postgres::PgPoolOptions::new()
-        .max_connections(6)
-        .connect_lazy_with(proxy.options(&db.pool))
-}
-
 /// The sender's database cannot be reached when the sender starts: it starts all the same,
 /// delivers the rows committed meanwhile once the database answers, and then listens: a row
 /// committed later is sent without waiting for the poll (a minute here).
@@ -266,7 +258,7 @@ async fn a_sender_started_before_its_database_delivers_once_it_answers() {
     let kit = env.kit(&db.pool);
     let proxy = pg_schema::DbProxy::start(&db.pool).await;
     proxy.go_down();
-    let sender_pool = lazy_pool(&proxy, &db);
+    let sender_pool = proxy.lazy_pool(&db.pool, 6);
     let sender = env
         .kit(&sender_pool)
         .outbox()

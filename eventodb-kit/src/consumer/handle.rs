@@ -152,7 +152,8 @@ impl ConsumerHandle {
         self.shared.group
     }
 
-    /// The last global position handled, parked or skipped (`0`: none yet).
+    /// The last global position handled, parked or skipped (`0`: none yet, or the consumer
+    /// has not read its saved position: its database could not be reached when it started).
     pub fn position(&self) -> i64 {
         self.shared.position.load(Ordering::SeqCst)
     }

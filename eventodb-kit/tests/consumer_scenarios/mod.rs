@@ -150,6 +150,14 @@ impl Log {
     pub(crate) fn contains(&self, id: Uuid) -> bool {
         self.ids().contains(&id)
     }
+    /// The global position of the last message handled.
+    pub(crate) fn last_global_position(&self) -> Option<i64> {
+        self.0
+            .lock()
+            .unwrap()
+            .last()
+            .map(|(_, m)| m.global_position)
+    }
 }
 
 /// A consumer that records what it handles; message types in `failing` fail, types in

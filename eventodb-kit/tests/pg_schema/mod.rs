@@ -279,6 +279,14 @@ impl DbProxy {
         connect(self.options(pool), max_connections).await
     }
 
+    /// A pool like `pool`'s through the proxy that connects only when used: an application
+    /// that starts before its database answers.
+    pub fn lazy_pool(&self, pool: &PgPool, max_connections: u32) -> PgPool {
+        PgPoolOptions::new()
+            .max_connections(max_connections)
+            .connect_lazy_with(self.options(pool))
+    }
+
     /// The database goes down: every connection through the proxy is closed, and new ones
     /// are refused until [`DbProxy::come_up`].
     pub fn go_down(&self) {

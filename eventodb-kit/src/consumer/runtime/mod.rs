@@ -37,6 +37,55 @@ const COALESCE_LIMIT: usize = 8;
 /// How often processed records below every member's position are purged.
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(300);
 
+/// How long a consumer whose database could not be reached at the start waits before it
+/// tries again.
+const LOAD_RETRY: Duration = Duration::from_secs(1);
+
+/// What a consumer reads from the database before it handles anything.
+#[derive(Default)]
+struct LoadedState {
+    /// Where it starts (see [`group::start_position`]).
+    position: i64,
+    /// Its own saved position, or -1.
+    own_saved: i64,
+    /// The highest position recorded as processed.
+    dedupe_until: i64,
+    /// Parked streams, and whether an operator released them.
+    held: HashMap<String, bool>,
+}
+
+/// Reads the consumer's state: its position (writing the rows of a group that lacks some),
+/// the highest processed position and its parked streams.
+async fn load_state<DB: Backend>(
+    pool: &Pool<DB>,
+    key: &Key,
+    member: i64,
+    size: i64,
+) -> Result<LoadedState> {
+    let mut rows = DB::load_positions(pool, key).await?;
+    if let Some(missing) = group::missing_rows(&rows, size) {
+        let mut tx = DB::begin_write(pool).await?;
+        for row in missing {
+            DB::insert_position(&mut *tx, key, row).await?;
+        }
+        tx.commit().await.map_err(db)?;
+        rows = DB::load_positions(pool, key).await?;
+    }
+    let own_saved = rows
+        .iter()
+        .find(|row| row.member == member && row.size == size)
+        .map_or(-1, |row| row.global_position);
+    Ok(LoadedState {
+        position: group::start_position(&rows, member, size),
+        own_saved,
+        dedupe_until: DB::max_processed(pool, key).await?.unwrap_or(0),
+        held: DB::parked_streams(pool, key)
+            .await?
+            .into_iter()
+            .collect::<HashMap<_, _>>(),
+    })
+}
+
 /// A transaction shared by several messages of a batch, not yet committed.
 struct OpenBatch<DB: Backend> {
     tx: Transaction<'static, DB>,
@@ -87,6 +136,10 @@ pub(crate) struct Runtime<DB: Backend, C: Consumer<DB>> {
     /// A save running in the background (plain consumers), and the position it saves.
     /// Aborted if the consumer task is (as a crash would end it).
     saving: Option<AbortOnDropHandle<Result<i64>>>,
+    /// Whether the state above was read from the database. A consumer whose database could
+    /// not be reached at the start reads it in its task before anything else, and saves
+    /// nothing until then.
+    loaded: bool,
     _registration: Option<Registration>,
 }
 
@@ -132,25 +185,25 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             category: category.clone(),
             consumer: options.name.clone(),
         };
-        let mut rows = DB::load_positions(&pool, &key).await?;
-        if let Some(missing) = group::missing_rows(&rows, size) {
-            let mut tx = DB::begin_write(&pool).await?;
-            for row in missing {
-                DB::insert_position(&mut *tx, &key, row).await?;
+        let (state, loaded) = match load_state(&pool, &key, member, size).await {
+            Ok(state) => (state, true),
+            // Loaded in the task, once the database answers (see `load_retrying`).
+            Err(Error::Database { source }) if crate::error::database_unreachable(&source) => {
+                tracing::warn!(
+                    consumer = %options.name,
+                    error = crate::error::log_field(&source),
+                    "consumer: the database cannot be reached; it starts once it can"
+                );
+                (LoadedState::default(), false)
             }
-            tx.commit().await.map_err(db)?;
-            rows = DB::load_positions(&pool, &key).await?;
-        }
-        let position = group::start_position(&rows, member, size);
-        let dedupe_until = DB::max_processed(&pool, &key).await?.unwrap_or(0);
-        let held = DB::parked_streams(&pool, &key)
-            .await?
-            .into_iter()
-            .collect::<HashMap<_, _>>();
-        let own_saved = rows
-            .iter()
-            .find(|row| row.member == member && row.size == size)
-            .map_or(-1, |row| row.global_position);
+            Err(error) => return Err(error),
+        };
+        let LoadedState {
+            position,
+            own_saved,
+            dedupe_until,
+            held,
+        } = state;
         tracing::info!(
             consumer = %options.name,
             %category,
@@ -192,6 +245,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             held,
             last_maintenance: None,
             saving: None,
+            loaded,
             _registration: registration,
         })
     }
@@ -209,6 +263,21 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             &self.key.consumer,
             self.member,
         );
+        if !self.loaded {
+            match tracing::Instrument::instrument(self.load_retrying(&cancel), span.clone()).await {
+                Ok(true) => {}
+                // Stopped before the database answered: nothing was read, nothing to save.
+                Ok(false) => {
+                    self.shared.finished(None);
+                    return Ok(());
+                }
+                Err(error) => {
+                    self.shared.finished(Some(error.to_string()));
+                    tracing::error!(consumer = %self.key.consumer, error = crate::error::log_field(&error), "consumer failed");
+                    return Err(error);
+                }
+            }
+        }
         let result = tracing::Instrument::instrument(self.main(&cancel), span).await;
         let saved = self.save().await;
         if let Err(error) = &saved {
@@ -226,6 +295,35 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             }
         }
         result
+    }
+
+    /// Reads the state the start could not, once the database answers: tries again every
+    /// [`LOAD_RETRY`] while it cannot be reached. `false` when cancelled first.
+    async fn load_retrying(&mut self, cancel: &CancellationToken) -> Result<bool> {
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return Ok(false),
+                () = tokio::time::sleep(LOAD_RETRY) => {}
+            }
+            match load_state(&self.pool, &self.key, self.member, self.size).await {
+                Ok(state) => {
+                    self.position = state.position;
+                    self.saved = state.own_saved;
+                    self.saving_to = state.own_saved;
+                    self.dedupe_until = state.dedupe_until;
+                    self.held = state.held;
+                    self.loaded = true;
+                    self.shared.advanced(self.position);
+                    self.shared.publish();
+                    tracing::info!(consumer = %self.key.consumer, position = self.position, "consumer starting: the database answers");
+                    return Ok(true);
+                }
+                Err(Error::Database { source }) if crate::error::database_unreachable(&source) => {
+                    tracing::debug!(consumer = %self.key.consumer, error = crate::error::log_field(&source), "consumer: the database still cannot be reached");
+                }
+                Err(error) => return Err(error),
+            }
+        }
     }
 
     async fn main(&mut self, cancel: &CancellationToken) -> Result<()> {

@@ -341,7 +341,8 @@ async fn sender_pool(_pool: &PgPool) -> Result<Option<PgPool>> {
 /// bumps the returned channel for each notification about `namespace`, and after a lost
 /// connection (notifications may have been missed).
 ///
-/// A database that cannot be reached yet (see [`unreachable`]) does not stop the sender from
+/// A database that cannot be reached yet (see
+/// [`database_unreachable`](crate::error::database_unreachable)) does not stop the sender from
 /// starting: an application whose database comes up after it (a container started first, a
 /// failover under way) gets a sender that delivers once the database answers, as one that
 /// lost its database later does. Until the listener connects, the sender polls, and its claims
@@ -354,7 +355,7 @@ async fn wake_source(
 ) -> Result<tokio::sync::watch::Receiver<u64>> {
     let mut listener = match listen(pool).await {
         Ok(listener) => Some(listener),
-        Err(error) if unreachable(&error) => {
+        Err(error) if crate::error::database_unreachable(&error) => {
             tracing::warn!(
                 error = crate::error::log_field(&error),
                 "outbox listen: the database cannot be reached; the sender starts and listens once it can"
@@ -431,20 +432,6 @@ async fn listen(pool: &PgPool) -> std::result::Result<sqlx::postgres::PgListener
     let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
     listener.listen(CHANNEL).await?;
     Ok(listener)
-}
-
-/// Whether connecting failed in a way that waiting can mend: the connection refused, reset or
-/// timed out, the server starting up or shutting down (`57P01` to `57P03`), a connection
-/// exception (class `08`), or too many connections (`53300`). Not: authentication, a missing
-/// database or role, TLS or configuration errors.
-fn unreachable(error: &sqlx::Error) -> bool {
-    match error {
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut => true,
-        sqlx::Error::Database(error) => error.code().is_some_and(|code| {
-            code.starts_with("08") || code.starts_with("57P") || code == "53300"
-        }),
-        _ => false,
-    }
 }
 
 /// A fresh schema per test in `DATABASE_URL`'s database (the integration tests' helper).
