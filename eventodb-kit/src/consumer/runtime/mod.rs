@@ -204,14 +204,16 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             dedupe_until,
             held,
         } = state;
-        tracing::info!(
-            consumer = %options.name,
-            %category,
-            member,
-            size,
-            position,
-            "consumer starting"
-        );
+        if loaded {
+            tracing::info!(
+                consumer = %options.name,
+                %category,
+                member,
+                size,
+                position,
+                "consumer starting"
+            );
+        }
         let shared = Arc::new(Shared::new(
             options.name.clone(),
             category.clone(),
@@ -315,7 +317,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                     self.loaded = true;
                     self.shared.advanced(self.position);
                     self.shared.publish();
-                    tracing::info!(consumer = %self.key.consumer, position = self.position, "consumer starting: the database answers");
+                    tracing::info!(consumer = %self.key.consumer, category = %self.key.category, member = self.member, size = self.size, position = self.position, "consumer starting: the database answers");
                     return Ok(true);
                 }
                 Err(Error::Database { source }) if crate::error::database_unreachable(&source) => {
