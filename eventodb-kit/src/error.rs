@@ -408,6 +408,9 @@ impl From<&str> for ErrorCode {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use serde_json::json;
+
     /// Connection trouble is waited out; errors a retry cannot mend are not.
     #[test]
     fn database_unreachable_tells_waiting_from_giving_up() {
@@ -420,9 +423,6 @@ mod tests {
             "bad url".into()
         )));
     }
-
-    use super::*;
-    use serde_json::json;
 
     fn server(code: &str, status: u16, message: &str) -> Error {
         Error::Server {
