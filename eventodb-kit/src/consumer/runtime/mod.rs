@@ -265,23 +265,13 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             &self.key.consumer,
             self.member,
         );
-        if !self.loaded {
-            match tracing::Instrument::instrument(self.load_retrying(&cancel), span.clone()).await {
-                Ok(true) => {}
-                // Stopped before the database answered: nothing was read, nothing to save.
-                Ok(false) => {
-                    self.shared.finished(None);
-                    return Ok(());
-                }
-                Err(error) => {
-                    self.shared.finished(Some(error.to_string()));
-                    tracing::error!(consumer = %self.key.consumer, error = crate::error::log_field(&error), "consumer failed");
-                    return Err(error);
-                }
-            }
-        }
         let result = tracing::Instrument::instrument(self.main(&cancel), span).await;
-        let saved = self.save().await;
+        // A consumer stopped before it could read its state has nothing of its own to save.
+        let saved = if self.loaded {
+            self.save().await
+        } else {
+            Ok(())
+        };
         if let Err(error) = &saved {
             tracing::warn!(consumer = %self.key.consumer, error = crate::error::log_field(error), "could not save the position");
         }
@@ -300,11 +290,11 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
     }
 
     /// Reads the state the start could not, once the database answers: tries again every
-    /// [`LOAD_RETRY`] while it cannot be reached. `false` when cancelled first.
-    async fn load_retrying(&mut self, cancel: &CancellationToken) -> Result<bool> {
+    /// [`LOAD_RETRY`] while it cannot be reached. Still not `loaded` when cancelled first.
+    async fn load_retrying(&mut self, cancel: &CancellationToken) -> Result<()> {
         loop {
             tokio::select! {
-                () = cancel.cancelled() => return Ok(false),
+                () = cancel.cancelled() => return Ok(()),
                 () = tokio::time::sleep(LOAD_RETRY) => {}
             }
             match load_state(&self.pool, &self.key, self.member, self.size).await {
@@ -318,7 +308,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                     self.shared.advanced(self.position);
                     self.shared.publish();
                     tracing::info!(consumer = %self.key.consumer, category = %self.key.category, member = self.member, size = self.size, position = self.position, "consumer starting: the database answers");
-                    return Ok(true);
+                    return Ok(());
                 }
                 Err(Error::Database { source }) if crate::error::database_unreachable(&source) => {
                     tracing::debug!(consumer = %self.key.consumer, error = crate::error::log_field(&source), "consumer: the database still cannot be reached");
@@ -329,6 +319,12 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
     }
 
     async fn main(&mut self, cancel: &CancellationToken) -> Result<()> {
+        if !self.loaded {
+            self.load_retrying(cancel).await?;
+            if !self.loaded {
+                return Ok(());
+            }
+        }
         let mut releases = release_signal();
         let mut read_failures: u32 = 0;
         let mut prefetched: Option<(u64, JoinHandle<Result<Vec<CategoryMessage>>>)> = None;
