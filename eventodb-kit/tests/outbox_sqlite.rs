@@ -74,6 +74,7 @@ scenarios!(fresh, cleanup;
     a_stream_that_moved_on_gets_the_lost_event_at_its_end,
     an_idle_sweep_sends_no_requests,
     sends_each_row_once_while_the_application_writes,
+    status_counts_follow_every_change_to_a_row,
 );
 
 /// The migration SQL shipped in `migrations/sqlite/` is what `migrate` runs.

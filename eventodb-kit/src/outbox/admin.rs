@@ -13,11 +13,11 @@ use crate::error::{Error, Result};
 impl<DB: Backend> Outbox<DB> {
     /// Counts for health checks and metrics: pending, failed, sent, oldest pending age.
     ///
-    /// Each figure is counted from a partial index of its own, so its cost grows with the
-    /// rows it counts: `pending`, `failed` and `unverified` with the backlog, `sent` with
-    /// the rows kept for the retention (a week by default; counting a million kept rows took
-    /// about 25 ms on PostgreSQL here). A health check polled every few seconds on a busy
-    /// outbox may want a shorter retention.
+    /// `sent` and `unverified` are read from counts that triggers keep up to date (whatever
+    /// changes a row: the sender, the sweep, the purge, or a statement run by hand), so they
+    /// cost the same however many sent rows the retention keeps. `pending`, `failed`, `lost`
+    /// and the oldest pending age are counted from partial indexes of their own: their cost
+    /// grows with the backlog, not with the rows kept.
     ///
     /// # Errors
     /// [`Error::Database`].

@@ -1,0 +1,5 @@
+DROP TRIGGER eventodb_kit_outbox_count_truncate ON eventodb_kit_outbox;
+DROP TRIGGER eventodb_kit_outbox_count_delete ON eventodb_kit_outbox;
+DROP TRIGGER eventodb_kit_outbox_count_update ON eventodb_kit_outbox;
+DROP FUNCTION eventodb_kit_outbox_count();
+DROP TABLE eventodb_kit_outbox_counts;

@@ -1,0 +1,3 @@
+DROP TRIGGER eventodb_kit_outbox_count_delete;
+DROP TRIGGER eventodb_kit_outbox_count_update;
+DROP TABLE eventodb_kit_outbox_counts;
