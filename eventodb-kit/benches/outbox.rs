@@ -322,6 +322,7 @@ async fn run_db<DB: Backend>(
         "many_streams_read_and_send_ratio_to_raw": floor.ratio,
         "many_streams_read_and_send_ratio_to_raw_rounds": floor.rounds,
         "many_streams_read_and_send_database_cpu_us_per_event": floor.database_cpu_us_per_event,
+        "many_streams_read_and_send_cpu_us_per_event": floor.cpu_us_per_event,
         "many_streams_paired_raw_events_per_sec": paired_raw.round(),
         "many_streams_cpu_ratio_to_raw": (cpu_ratio * 100.0).round() / 100.0,
         "many_streams_cpu_us_per_event": many.cpu_us_per_event.round(),
@@ -419,6 +420,9 @@ struct Floor {
     rounds: Vec<f64>,
     /// Median CPU of the database (SQLite's threads or PostgreSQL's processes) per event.
     database_cpu_us_per_event: f64,
+    /// Median CPU of this process per event (SQLite's threads included), against the drain's
+    /// `many_streams_cpu_us_per_event`: what the sender's own work adds in this process.
+    cpu_us_per_event: f64,
 }
 
 /// Rounds of "raw client, then [`read_and_send`]": the most any outbox design could reach
@@ -431,6 +435,7 @@ async fn read_and_send_rounds<DB: Backend>(
 ) -> Result<Floor, BoxError> {
     let mut ratios = Vec::new();
     let mut database_cpu = Vec::new();
+    let mut process_cpu = Vec::new();
     for round in 1..=ROUNDS {
         let paired = raw_run(
             kit.client(),
@@ -457,6 +462,7 @@ async fn read_and_send_rounds<DB: Backend>(
         );
         ratios.push(floor.rate / paired.rate);
         database_cpu.push(floor.sqlite_us_per_event + floor.postgres_us_per_event);
+        process_cpu.push(floor.cpu_us_per_event);
     }
     let rounds = ratios
         .iter()
@@ -466,6 +472,7 @@ async fn read_and_send_rounds<DB: Backend>(
         ratio: (median(&mut ratios) * 100.0).round() / 100.0,
         rounds,
         database_cpu_us_per_event: median(&mut database_cpu).round(),
+        cpu_us_per_event: median(&mut process_cpu).round(),
     })
 }
 
