@@ -312,3 +312,38 @@ async fn a_sender_whose_database_does_not_exist_fails_to_start() {
         other => panic!("expected the database's error, got {:?}", other.map(|_| ())),
     }
 }
+
+/// The triggers that keep the sent counts work from a session whose `search_path` does not
+/// hold the kit's schema, as an operator's `psql` reaching the outbox by its qualified name.
+/// (Their function kept no search path at first, and such a statement failed: relation
+/// `eventodb_kit_outbox_counts` does not exist.)
+#[tokio::test]
+async fn the_counts_follow_a_change_made_from_another_search_path() {
+    let Some(db) = fresh().await else { return };
+    let kit = outbox_scenarios::offline_kit(&db.pool);
+    for n in 0..6 {
+        outbox_scenarios::commit_one(&kit, "operator-1", n).await;
+    }
+    let (schema,): (String,) = sqlx::query_as("SELECT current_schema()")
+        .fetch_one(&db.pool)
+        .await
+        .expect("schema");
+    let url = std::env::var("DATABASE_URL").expect("fresh() read it");
+    let operator = sqlx::PgPool::connect(&url).await.expect("operator session");
+    for sql in [
+        format!("UPDATE {schema}.eventodb_kit_outbox SET status = 'sent', sent_at = created_at"),
+        format!(
+            "DELETE FROM {schema}.eventodb_kit_outbox
+             WHERE seq = (SELECT min(seq) FROM {schema}.eventodb_kit_outbox)"
+        ),
+    ] {
+        sqlx::query(&sql)
+            .execute(&operator)
+            .await
+            .unwrap_or_else(|error| panic!("{sql}: {error}"));
+    }
+    operator.close().await;
+    let status = kit.outbox().status().await.expect("status");
+    assert_eq!((status.sent, status.unverified, status.pending), (5, 5, 0));
+    cleanup(db).await;
+}

@@ -19,8 +19,12 @@ CREATE TABLE eventodb_kit_outbox_counts (
 -- that recording a batch of sends costs one counter update. A namespace's row is locked from
 -- that update to the commit, which serializes the statements that change its counts (the
 -- senders' records, the sweep, the purge), each a short transaction of its own.
+--
+-- The function keeps the search path the migration ran with: it names the counts table
+-- without a schema, and a session that reaches the outbox by a qualified name (an operator's
+-- `DELETE FROM app.eventodb_kit_outbox ...`) must still find the table beside it.
 CREATE FUNCTION eventodb_kit_outbox_count() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 BEGIN
     IF TG_OP = 'TRUNCATE' THEN
         DELETE FROM eventodb_kit_outbox_counts;
