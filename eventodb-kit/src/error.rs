@@ -157,6 +157,14 @@ pub enum Error {
         /// The id.
         id: String,
     },
+    /// An operator asked to discard an outbox row that a sender is sending right now (its
+    /// stream is leased over the row): discarding it could not stop the send. Try again once
+    /// the send is recorded (the row is then `sent`), or park the stream first.
+    #[error("outbox row {id} is being sent now; it can no longer be discarded")]
+    OutboxRowInFlight {
+        /// The row's message id.
+        id: String,
+    },
     /// An event failed its own validation before it was written.
     #[error(transparent)]
     InvalidEvent(#[from] crate::event::ValidationError),

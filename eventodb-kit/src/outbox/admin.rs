@@ -73,7 +73,9 @@ impl<DB: Backend> Outbox<DB> {
     /// `false` when no pending or failed row has that id.
     ///
     /// # Errors
-    /// [`Error::Database`].
+    /// [`Error::OutboxRowInFlight`] when a sender holds the row right now (its stream is
+    /// leased over it): the send may already be on its way, and a discard could not stop
+    /// it. [`Error::Database`].
     pub async fn discard(&self, id: Uuid) -> Result<bool> {
         let done = DB::discard(self.pool(), self.namespace(), &id.to_string()).await?;
         if done {

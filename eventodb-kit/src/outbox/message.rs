@@ -89,6 +89,16 @@ pub(crate) struct WriteSpec {
     pub(crate) metadata: Option<Value>,
 }
 
+/// The longest stream name, message type or idempotency key the outbox takes, in bytes.
+/// Stream names and keys are index keys: PostgreSQL refuses an index entry over 2,704 bytes
+/// (after the namespace), and aborts the caller's transaction when it does. One limit on
+/// both databases, so that what SQLite takes PostgreSQL takes too.
+pub(crate) const MAX_NAME_BYTES: usize = 1024;
+
+/// The highest position EventoDB can take in a request: its JSON numbers are read as
+/// float64, exact only up to 2^53.
+pub(crate) const MAX_POSITION: i64 = (1 << 53) - 1;
+
 /// Checks a message and its options; fixes the id (UUIDv7 unless given) and the idempotency
 /// key (the explicit one, else a string `data.idempotency_key`).
 pub(crate) fn check(stream: &str, message: RawMessage, spec: WriteSpec) -> Result<CheckedMessage> {
@@ -112,10 +122,11 @@ pub(crate) fn check(stream: &str, message: RawMessage, spec: WriteSpec) -> Resul
         check_json("metadata", metadata)?;
     }
     if let Some(version) = spec.expected_version
-        && version < -1
+        && !(-1..=MAX_POSITION).contains(&version)
     {
         return Err(Error::InvalidArgument(format!(
-            "expected version must be -1 (no stream) or a position, got {version}"
+            "expected version must be -1 (no stream) or a position up to {MAX_POSITION}, \
+             got {version}"
         )));
     }
     if spec.id.is_some_and(|id| id.is_nil()) {
@@ -156,6 +167,12 @@ pub(crate) fn check(stream: &str, message: RawMessage, spec: WriteSpec) -> Resul
 fn check_name(what: &str, value: &str) -> Result<()> {
     if value.is_empty() {
         return Err(Error::InvalidArgument(format!("{what} must not be empty")));
+    }
+    if value.len() > MAX_NAME_BYTES {
+        return Err(Error::InvalidArgument(format!(
+            "{what} must be at most {MAX_NAME_BYTES} bytes long, got {}",
+            value.len()
+        )));
     }
     if value.contains('\0') {
         return Err(Error::InvalidArgument(format!(

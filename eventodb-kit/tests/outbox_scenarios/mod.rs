@@ -409,6 +409,7 @@ pub(crate) async fn bad_input_is_rejected_before_the_database<DB: Backend>(pool:
     let kit = offline_kit(&pool);
     let outbox = kit.outbox();
     let mut tx = pool.begin().await.unwrap();
+    let long_name = format!("a-{}", "x".repeat(3000));
     let cases: Vec<(&str, RawMessage)> = vec![
         ("", RawMessage::new("T", json!({}))),
         ("a-1", RawMessage::new("", json!({}))),
@@ -418,6 +419,12 @@ pub(crate) async fn bad_input_is_rejected_before_the_database<DB: Backend>(pool:
         ("a-\u{0}1", RawMessage::new("T", json!({}))),
         ("a-1", RawMessage::new("T", json!({"x": "nul\u{0}"}))),
         ("a-1", RawMessage::new("T", json!({})).metadata(json!(5))),
+        // Past PostgreSQL's index entry limit: refused on both databases alike.
+        (&long_name, RawMessage::new("T", json!({}))),
+        (
+            "a-1",
+            RawMessage::new("T", json!({"idempotency_key": long_name.clone()})),
+        ),
     ];
     for (stream, message) in cases {
         let result = outbox.write(&mut *tx, stream, message).await;
@@ -431,6 +438,12 @@ pub(crate) async fn bad_input_is_rejected_before_the_database<DB: Backend>(pool:
         .expected_version(-7)
         .await;
     assert!(matches!(negative, Err(Error::InvalidArgument(_))));
+    // EventoDB reads numbers as float64: a version past 2^53 cannot be sent as it is.
+    let huge = outbox
+        .write(&mut *tx, "a-1", RawMessage::new("T", json!({})))
+        .expected_version(i64::MAX)
+        .await;
+    assert!(matches!(huge, Err(Error::InvalidArgument(_))), "{huge:?}");
     let invalid = UserCreated {
         user_id: "u1".into(),
         email: "nope".into(),
@@ -651,6 +664,40 @@ pub(crate) async fn unknown_outcome_is_checked_not_resent<DB: Backend>(pool: Poo
     sender.shutdown().await.unwrap();
 }
 
+/// A row whose last outcome was unknown is looked up before it is written again, and the
+/// lookup's time counts against the lease: a slow lookup gives up (the outcome stays unknown)
+/// instead of pushing the write past the lease, when another sender may already have found
+/// the row missing and sent it.
+pub(crate) async fn a_slow_lookup_does_not_outlast_the_lease<DB: RawSql>(pool: Pool<DB>) {
+    let Some(env) = Env::ours("a_slow_lookup_does_not_outlast_the_lease").await else {
+        return;
+    };
+    let server = env.server();
+    let kit = env.kit(&pool);
+    let id = commit_one(&kit, "slow-1", 1).await;
+    DB::exec_sql(
+        &pool,
+        "UPDATE eventodb_kit_outbox SET outcome_unknown = TRUE",
+    )
+    .await;
+    // Every request takes longer than the whole lease (500 ms in `fast`).
+    server.faults().latency(Duration::from_millis(800));
+    let sender = kit.outbox().spawn_sender(fast()).await.unwrap();
+    let row = eventually("an attempt given up", Duration::from_secs(20), || async {
+        let row = kit.outbox().row(id).await.unwrap().unwrap();
+        (row.attempts > 0).then_some(row)
+    })
+    .await;
+    let error = row.last_error.clone().unwrap_or_default();
+    assert!(error.contains("looking up the row"), "{error}");
+    assert!(row.outcome_unknown, "still to be looked up");
+    assert_eq!(server.stats().count("stream.write"), 0);
+    server.faults().latency(Duration::ZERO);
+    drained(&kit, Duration::from_secs(20)).await;
+    assert_stream(&kit, "slow-1", &[id]).await;
+    sender.shutdown().await.unwrap();
+}
+
 pub(crate) async fn duplicate_id_means_already_written<DB: Backend>(pool: Pool<DB>) {
     let env = Env::new("outbox").await;
     let kit = env.kit(&pool);
@@ -699,6 +746,24 @@ macro_rules! raw_sql {
 
 raw_sql!(sqlx::Sqlite, sqlx::Postgres);
 
+/// Leases every row of `stream` to `owner` until the year 2999, as a sender of another
+/// process would.
+async fn stage_live_lease<DB: RawSql>(pool: &Pool<DB>, namespace: &str, stream: &str, owner: &str) {
+    let rows = format!("FROM eventodb_kit_outbox WHERE stream = '{stream}'");
+    let from = DB::query_i64(pool, &format!("SELECT min(seq) {rows}")).await;
+    let through = DB::query_i64(pool, &format!("SELECT max(seq) {rows}")).await;
+    DB::exec_sql(
+        pool,
+        &format!(
+            "INSERT INTO eventodb_kit_outbox_leases
+                (namespace, stream, owner, lease_until, from_seq, through_seq)
+             VALUES ('{namespace}', '{stream}', '{owner}', '2999-01-01T00:00:00.000Z',
+                     {from}, {through})"
+        ),
+    )
+    .await;
+}
+
 /// A stream lease held by another sender keeps the stream back while it lasts; once it has
 /// run out, its rows may have been sent without being recorded: each is looked up in
 /// EventoDB first, and the one found there is recorded, not sent again.
@@ -719,19 +784,7 @@ pub(crate) async fn an_expired_lease_hands_its_rows_over_for_lookup<DB: RawSql>(
         )
         .await
         .unwrap();
-    let from = DB::query_i64(&pool, "SELECT min(seq) FROM eventodb_kit_outbox").await;
-    let through = DB::query_i64(&pool, "SELECT max(seq) FROM eventodb_kit_outbox").await;
-    let namespace = kit.outbox().namespace().to_owned();
-    DB::exec_sql(
-        &pool,
-        &format!(
-            "INSERT INTO eventodb_kit_outbox_leases
-                (namespace, stream, owner, lease_until, from_seq, through_seq)
-             VALUES ('{namespace}', 'lease-1', 'dead-sender#1', '2999-01-01T00:00:00.000Z',
-                     {from}, {through})"
-        ),
-    )
-    .await;
+    stage_live_lease(&pool, kit.outbox().namespace(), "lease-1", "dead-sender#1").await;
     let writes_before = env.count("stream.write");
     let sender = kit.outbox().spawn_sender(fast()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -848,7 +901,13 @@ pub(crate) async fn killed_senders_never_send_twice<DB: Backend>(pool: Pool<DB>)
 }
 
 pub(crate) async fn two_senders_send_each_row_once_in_order<DB: Backend>(pool: Pool<DB>) {
-    two_senders_drain(pool, "pair", 200, 0, 40, 5).await;
+    two_senders_drain(pool, "pair", 200, 0, 40, 5, ["a", "b"]).await;
+}
+
+/// Two processes configured with one worker id (a copy of one deployment's settings) are
+/// still two lease owners: neither takes the other's leases for its own.
+pub(crate) async fn two_senders_with_one_worker_id_send_each_row_once<DB: Backend>(pool: Pool<DB>) {
+    two_senders_drain(pool, "twin", 3, 10, 20, 3, ["orders", "orders"]).await;
 }
 
 /// Batches of 3 rows, and a backlog of 10 rows per stream when the senders start: each stream
@@ -857,7 +916,7 @@ pub(crate) async fn two_senders_send_each_row_once_in_order<DB: Backend>(pool: P
 pub(crate) async fn two_senders_with_small_batches_send_each_row_once_in_order<DB: Backend>(
     pool: Pool<DB>,
 ) {
-    two_senders_drain(pool, "small", 3, 10, 20, 3).await;
+    two_senders_drain(pool, "small", 3, 10, 20, 3, ["a", "b"]).await;
 }
 
 /// Two senders (4 streams in flight each, `batch_size` rows per claim) drain rows committed
@@ -870,6 +929,7 @@ async fn two_senders_drain<DB: Backend>(
     before: i64,
     during: i64,
     streams: usize,
+    worker_ids: [&str; 2],
 ) {
     let env = Env::new("outbox").await;
     let kit = env.kit(&pool);
@@ -883,12 +943,12 @@ async fn two_senders_drain<DB: Backend>(
         .batch_size(batch_size);
     let a = kit
         .outbox()
-        .spawn_sender(options.clone().worker_id("a"))
+        .spawn_sender(options.clone().worker_id(worker_ids[0]))
         .await
         .unwrap();
     let b = kit
         .outbox()
-        .spawn_sender(options.worker_id("b"))
+        .spawn_sender(options.worker_id(worker_ids[1]))
         .await
         .unwrap();
     for (stream, ids) in commit_round_robin(&kit, prefix, during, streams).await {
@@ -1098,6 +1158,34 @@ pub(crate) async fn long_streams_leave_no_stranded_lease<DB: Backend>(pool: Pool
         );
     }
     sender.shutdown().await.unwrap();
+}
+
+/// A row a sender holds (its stream leased over the row) may be on its way to EventoDB: a
+/// discard could neither stop that send nor keep the rows after it from overtaking it, so
+/// it is refused with a typed error, and allowed again once the lease has run out.
+pub(crate) async fn a_row_being_sent_cannot_be_discarded<DB: RawSql>(pool: Pool<DB>) {
+    let kit = offline_kit(&pool);
+    let id = commit_one(&kit, "busy-1", 1).await;
+    stage_live_lease(&pool, kit.outbox().namespace(), "busy-1", "other-sender#1").await;
+    let refused = kit.outbox().discard(id).await;
+    assert!(
+        matches!(&refused, Err(Error::OutboxRowInFlight { id: held }) if *held == id.to_string()),
+        "{refused:?}"
+    );
+    let row = kit.outbox().row(id).await.unwrap().unwrap();
+    assert_eq!(
+        row.status,
+        RowStatus::Pending,
+        "the refusal changed nothing"
+    );
+    DB::exec_sql(
+        &pool,
+        "UPDATE eventodb_kit_outbox_leases SET lease_until = '2000-01-01T00:00:00.000Z'",
+    )
+    .await;
+    assert!(kit.outbox().discard(id).await.unwrap());
+    let row = kit.outbox().row(id).await.unwrap().unwrap();
+    assert_eq!(row.status, RowStatus::Discarded);
 }
 
 pub(crate) async fn discard_unparks_the_stream<DB: Backend>(pool: Pool<DB>) {

@@ -232,6 +232,15 @@ const SQL: Sql = Sql {
             write_options = CASE WHEN $3 THEN write_options - 'expectedVersion'
                                  ELSE write_options END
         WHERE namespace = $1 AND id = $2::uuid AND status = 'failed'",
+    discard_lock_lease: "SELECT 1 FROM eventodb_kit_outbox_leases AS l
+        WHERE l.namespace = $1 AND l.stream = (
+            SELECT o.stream FROM eventodb_kit_outbox AS o WHERE o.namespace = $1 AND o.id = $2::uuid)
+        FOR UPDATE OF l",
+    discard_in_flight: "SELECT EXISTS (
+            SELECT 1 FROM eventodb_kit_outbox AS o
+            JOIN eventodb_kit_outbox_leases AS l ON l.namespace = o.namespace AND l.stream = o.stream
+            WHERE o.namespace = $1 AND o.id = $2::uuid AND o.status = 'pending'
+              AND l.lease_until >= now() AND o.seq BETWEEN l.from_seq AND l.through_seq)",
     discard: "UPDATE eventodb_kit_outbox
         SET status = 'discarded'
         WHERE namespace = $1 AND id = $2::uuid AND status IN ('pending', 'failed')",
@@ -255,7 +264,8 @@ const SQL: Sql = Sql {
                  ORDER BY created_at LIMIT $3)
             ) AS due
             LIMIT $3)",
-    unverified: "SELECT seq, id::text AS id, stream, position, global_position
+    unverified: "SELECT seq, id::text AS id, stream, position, global_position,
+               requeued::int8 AS requeued
         FROM eventodb_kit_outbox
         WHERE namespace = $1 AND status = 'sent' AND verified_at IS NULL
           AND sent_at <= now() - make_interval(secs => $2)
@@ -267,7 +277,7 @@ const SQL: Sql = Sql {
             position = NULL, global_position = NULL, sent_at = NULL, verified_at = NULL,
             expected_version = NULL, write_options = write_options - 'expectedVersion',
             next_attempt_at = now(), outcome_unknown = FALSE
-        WHERE seq = $1 AND status = 'sent'",
+        WHERE seq = $1 AND status = 'sent' AND requeued = $3",
     next_due: "SELECT EXTRACT(EPOCH FROM min(next_attempt_at) - now())::float8
         FROM eventodb_kit_outbox
         WHERE namespace = $1 AND status = 'pending' AND next_attempt_at > now()",

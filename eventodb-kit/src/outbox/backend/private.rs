@@ -57,6 +57,9 @@ pub struct Unverified {
     pub stream: String,
     pub position: i64,
     pub global_position: i64,
+    /// How often the row was put back before: the sweep puts it back only if no other
+    /// sweep did since it read the row.
+    pub requeued: i64,
 }
 
 /// The statements of one database, and the operations built on them.
@@ -245,10 +248,13 @@ pub trait Dialect: sqlx::Database + Sized {
         seqs: &[i64],
     ) -> impl Future<Output = Result<()>> + Send;
     /// Puts a sent row whose event EventoDB lost back to pending (without its expected
-    /// version). `false` if the row was not sent.
+    /// version). `false` if the row was not sent, or was put back since the sweep read it
+    /// (`requeued` differs: another process's sweep put it back, and it may be sent again
+    /// already).
     fn requeue_lost(
         pool: &Pool<Self>,
         seq: i64,
+        requeued: i64,
         error: &str,
     ) -> impl Future<Output = Result<bool>> + Send;
     /// Time until the earliest pending row that is not yet due becomes due.

@@ -427,12 +427,33 @@ macro_rules! backend_impl {
                 namespace: &str,
                 id: &str,
             ) -> $crate::error::Result<bool> {
+                // Under the claim lock and the stream's lease row (so no claim is half-way
+                // through taking the row), refuse a row a sender holds: it may be on its way
+                // to EventoDB, and discarding it would neither stop that send nor keep the
+                // rows after it from overtaking it.
+                let mut tx = claim_begin(pool, namespace).await?;
+                sqlx::query($sql.discard_lock_lease)
+                    .bind(namespace)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                let in_flight: bool = sqlx::query_scalar($sql.discard_in_flight)
+                    .bind(namespace)
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                if in_flight {
+                    return Err($crate::error::Error::OutboxRowInFlight { id: id.to_owned() });
+                }
                 let done = sqlx::query($sql.discard)
                     .bind(namespace)
                     .bind(id)
-                    .execute(pool)
+                    .execute(&mut *tx)
                     .await
                     .map_err(db)?;
+                tx.commit().await.map_err(db)?;
                 Ok(done.rows_affected() > 0)
             }
 
@@ -474,7 +495,7 @@ macro_rules! backend_impl {
                 limit: i64,
             ) -> $crate::error::Result<Vec<$crate::outbox::backend::Unverified>> {
                 retry_busy!(async {
-                    let rows: Vec<(i64, String, String, Option<i64>, Option<i64>)> =
+                    let rows: Vec<(i64, String, String, Option<i64>, Option<i64>, i64)> =
                         sqlx::query_as($sql.unverified)
                             .bind(namespace)
                             .bind($interval(older_than))
@@ -484,13 +505,14 @@ macro_rules! backend_impl {
                             .map_err(db)?;
                     Ok(rows
                         .into_iter()
-                        .map(|(seq, id, stream, position, global_position)| {
+                        .map(|(seq, id, stream, position, global_position, requeued)| {
                             $crate::outbox::backend::Unverified {
                                 seq,
                                 id,
                                 stream,
                                 position: position.unwrap_or(-1),
                                 global_position: global_position.unwrap_or(-1),
+                                requeued,
                             }
                         })
                         .collect())
@@ -514,12 +536,14 @@ macro_rules! backend_impl {
             async fn requeue_lost(
                 pool: &sqlx::Pool<Self>,
                 seq: i64,
+                requeued: i64,
                 error: &str,
             ) -> $crate::error::Result<bool> {
                 retry_busy!(async {
                     let done = sqlx::query($sql.requeue_lost)
                         .bind(seq)
                         .bind(error)
+                        .bind(requeued)
                         .execute(pool)
                         .await
                         .map_err(db)?;

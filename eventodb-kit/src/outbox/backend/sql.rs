@@ -56,11 +56,16 @@ pub(crate) struct Sql {
     pub(crate) failed: &'static str,
     /// (namespace, id, drop_expected_version)
     pub(crate) retry: &'static str,
+    /// (namespace, id): locks the lease row of the row's stream, if there is one (waits
+    /// for a claim of that stream to commit).
+    pub(crate) discard_lock_lease: &'static str,
+    /// (namespace, id) → whether a live lease covers the row while it is pending
+    pub(crate) discard_in_flight: &'static str,
     /// (namespace, id)
     pub(crate) discard: &'static str,
     /// (namespace, retention, batch, require_verified)
     pub(crate) purge: &'static str,
-    /// (namespace, older_than, limit) → (seq, id, stream, position, global_position)
+    /// (namespace, older_than, limit) → (seq, id, stream, position, global_position, requeued)
     pub(crate) unverified: &'static str,
     /// (JSON array of `seq`)
     pub(crate) mark_verified_many: &'static str,

@@ -235,6 +235,17 @@ const SQL: Sql = Sql {
                                  ELSE write_options END
         WHERE namespace = ?1 AND id = ?2 AND status = 'failed'"
     ),
+    // The claim's write lock (`BEGIN IMMEDIATE`) already keeps claims out.
+    discard_lock_lease: "SELECT 1 WHERE ?1 IS NOT NULL AND ?2 IS NOT NULL",
+    discard_in_flight: concat!(
+        "SELECT EXISTS (
+            SELECT 1 FROM eventodb_kit_outbox AS o
+            JOIN eventodb_kit_outbox_leases AS l ON l.namespace = o.namespace AND l.stream = o.stream
+            WHERE o.namespace = ?1 AND o.id = ?2 AND o.status = 'pending'
+              AND l.lease_until >= ",
+        now!(),
+        " AND o.seq BETWEEN l.from_seq AND l.through_seq)"
+    ),
     discard: "UPDATE eventodb_kit_outbox
         SET status = 'discarded'
         WHERE namespace = ?1 AND id = ?2 AND status IN ('pending', 'failed')",
@@ -264,7 +275,7 @@ const SQL: Sql = Sql {
             LIMIT ?3)"
     ),
     unverified: concat!(
-        "SELECT seq, id, stream, position, global_position
+        "SELECT seq, id, stream, position, global_position, requeued
         FROM eventodb_kit_outbox
         WHERE namespace = ?1 AND status = 'sent' AND verified_at IS NULL
           AND sent_at <= ",
@@ -287,7 +298,7 @@ const SQL: Sql = Sql {
             next_attempt_at = ",
         now!(),
         ", outcome_unknown = 0
-        WHERE seq = ?1 AND status = 'sent'"
+        WHERE seq = ?1 AND status = 'sent' AND requeued = ?3"
     ),
     next_due: concat!(
         "SELECT (julianday(min(next_attempt_at)) - julianday(",
@@ -515,6 +526,54 @@ mod tests {
                 assert!(indexed, "{name} reads the outbox otherwise: {read}");
             }
         }
+    }
+
+    /// A sweep puts a lost row back only if no sweep did since it read the row: the sweeps
+    /// of two processes that both found the event missing would otherwise both put it back,
+    /// the second after the first one's resend was recorded, and it would be sent twice.
+    #[tokio::test]
+    async fn a_lost_row_is_put_back_once_per_read() {
+        use crate::outbox::backend::private::Dialect;
+
+        let dir = tempfile::tempdir().unwrap();
+        let pool = crate::outbox::backend::sqlite_file_pool(&dir).await;
+        let mark_sent = "UPDATE eventodb_kit_outbox SET status = 'sent', position = 0,
+            global_position = 1, sent_at = '2000-01-01T00:00:00.000Z'";
+        sqlx::query(
+            "INSERT INTO eventodb_kit_outbox (id, namespace, stream, message_type, data,
+                content_hash)
+             VALUES ('0190c0de-0000-7000-8000-000000000001', 'default', 's-1', 'T', '{}', 'h')",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        sqlx::query(mark_sent).execute(&pool).await.unwrap();
+        let unverified = |pool| Sqlite::unverified(pool, "default", std::time::Duration::ZERO, 10);
+        let read_by_a = unverified(&pool).await.unwrap();
+        let read_by_b = unverified(&pool).await.unwrap();
+        let (row, stale) = (&read_by_a[0], &read_by_b[0]);
+        assert_eq!((row.requeued, stale.requeued), (0, 0));
+
+        assert!(
+            Sqlite::requeue_lost(&pool, row.seq, row.requeued, "lost")
+                .await
+                .unwrap()
+        );
+        // A's sender sends it again, and records it.
+        sqlx::query(mark_sent).execute(&pool).await.unwrap();
+        assert!(
+            !Sqlite::requeue_lost(&pool, stale.seq, stale.requeued, "lost")
+                .await
+                .unwrap(),
+            "B's read is older than A's put-back"
+        );
+        let fresh = &unverified(&pool).await.unwrap()[0];
+        assert_eq!(fresh.requeued, 1);
+        assert!(
+            Sqlite::requeue_lost(&pool, fresh.seq, fresh.requeued, "lost")
+                .await
+                .unwrap()
+        );
     }
 
     /// The application's pool on a new file, and the sender's pool beside it.

@@ -56,7 +56,10 @@ pub(super) async fn verify_loop<DB: Backend>(shared: Arc<Shared<DB>>) {
                         "outbox verification sweep"
                     );
                 }
-                if swept.full {
+                // Straight on only while it gets somewhere: a full page that verified
+                // nothing (EventoDB down, or streams it cannot read) waits for the interval
+                // instead of reading the same page again at once.
+                if swept.full && (swept.verified > 0 || swept.lost > 0) {
                     next = Instant::now();
                 }
             }

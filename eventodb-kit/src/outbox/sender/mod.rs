@@ -148,7 +148,10 @@ impl SenderOptions {
         self
     }
 
-    /// A name for this sender in leases and logs (default: process id and a random suffix).
+    /// A name for this sender in leases and logs (default: the process id). A random suffix
+    /// is added for each run either way: leases are told apart by owner, so two runs under
+    /// one name (two processes, or a restart that finds its crashed predecessor's leases)
+    /// must never pass for one another.
     pub fn worker_id(mut self, id: impl Into<String>) -> Self {
         self.worker_id = Some(id.into());
         self
@@ -231,13 +234,14 @@ pub(super) async fn spawn<DB: Backend>(
     let cancel = CancellationToken::new();
     let wake_cancel = cancel.child_token();
     let wake = DB::wake_source(outbox.pool(), outbox.namespace(), wake_cancel.clone()).await?;
-    let owner = options.worker_id.clone().unwrap_or_else(|| {
-        format!(
-            "pid{}-{}",
-            std::process::id(),
-            &uuid::Uuid::new_v4().simple().to_string()[..8]
-        )
-    });
+    let name = options
+        .worker_id
+        .clone()
+        .unwrap_or_else(|| format!("pid{}", std::process::id()));
+    let owner = format!(
+        "{name}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
     let shutdown_timeout = options.shutdown_timeout;
     let task_cancel = cancel.clone();
     let task = tokio::spawn(async move {

@@ -116,11 +116,11 @@ pub(super) async fn send_stream<DB: Backend>(shared: Arc<Shared<DB>>, batch: Str
             }
             // A send still running when the lease ends could land after another task has
             // looked for it and sent it again: give up on it before then (outcome unknown,
-            // looked up before the next attempt).
-            let budget = lease_ends
-                .saturating_duration_since(Instant::now())
-                .saturating_sub(lease / 10);
-            match send_row(&shared, row, budget).await {
+            // looked up before the next attempt). The deadline covers the lookup that comes
+            // first for a row whose last outcome was unknown, so a slow lookup cannot push
+            // the write past the lease.
+            let deadline = lease_ends.checked_sub(lease / 10).unwrap_or(lease_ends);
+            match send_row(&shared, row, deadline).await {
                 Ok(Step::Sent) => {}
                 Ok(Step::Held) => {
                     // The row's own state now holds the stream back (parked, or waiting for
@@ -207,14 +207,22 @@ impl<DB: Backend> StreamTask<'_, DB> {
 async fn send_row<DB: Backend>(
     shared: &Shared<DB>,
     row: &Claimed,
-    budget: Duration,
+    deadline: Instant,
 ) -> Result<Step> {
     let client = shared.outbox.client();
     let pool = shared.outbox.pool();
     let id = Uuid::parse_str(&row.id)
         .map_err(|error| Error::Internal(format!("outbox id {:?}: {error}", row.id)))?;
+    let entered = Instant::now();
+    let out_of_lease = |what: &str| Error::Timeout {
+        url: format!("{what} in {} (the row's lease ran out)", row.stream),
+        after: deadline.saturating_duration_since(entered),
+    };
     if row.outcome_unknown {
-        match find_in_stream(shared, row, id).await {
+        let lookup = tokio::time::timeout_at(deadline, find_in_stream(shared, row, id))
+            .await
+            .unwrap_or_else(|_| Err(out_of_lease("looking up the row")));
+        match lookup {
             Ok(Some(position)) => {
                 tracing::info!(
                     stream = %row.stream, %id, position = position.position,
@@ -231,18 +239,22 @@ async fn send_row<DB: Backend>(
         options = options.expected_version(version);
     }
     let started = Instant::now();
-    let written = match tokio::time::timeout(
-        budget,
+    if started >= deadline {
+        // Not started: nothing can have reached EventoDB.
+        return retry(
+            shared,
+            row,
+            &out_of_lease("no time left to write the row"),
+            false,
+        )
+        .await;
+    }
+    let written = tokio::time::timeout_at(
+        deadline,
         client.stream_write(&row.stream, &row.message, &options),
     )
     .await
-    {
-        Ok(written) => written,
-        Err(_) => Err(Error::Timeout {
-            url: format!("stream.write to {} (the row's lease ran out)", row.stream),
-            after: budget,
-        }),
-    };
+    .unwrap_or_else(|_| Err(out_of_lease("stream.write")));
     match written {
         Ok(position) => {
             tracing::debug!(

@@ -94,7 +94,7 @@ pub(super) async fn sweep<DB: Backend>(shared: &Shared<DB>) -> Result<Swept> {
                             row.position, row.global_position
                         )
                     };
-                    if DB::requeue_lost(shared.outbox.pool(), row.seq, &text).await? {
+                    if DB::requeue_lost(shared.outbox.pool(), row.seq, row.requeued, &text).await? {
                         swept.lost += 1;
                         // No commit wakes the sender for a row put back (no `NOTIFY` on
                         // PostgreSQL): send it now, not at the next poll.
