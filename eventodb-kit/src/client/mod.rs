@@ -25,7 +25,9 @@
 //! Empty stream names, `batchSize` values the server rejects or the backends disagree on
 //! (`0`; `-1` on `category.get`, which crashes Pebble), data or metadata that is not a JSON
 //! object or contains NUL characters, `%`/`_` in `ns.streams` prefixes, invalid consumer
-//! groups. All of these are [`Error::InvalidArgument`].
+//! groups, a consumer group on the whole namespace (`category.get("")`, where Pebble ignores
+//! it), `stream.get` with both `position` and `globalPosition`, an empty correlation, and
+//! positions past 2^53 - 1. All of these are [`Error::InvalidArgument`].
 
 mod admin;
 mod builder;
@@ -53,7 +55,8 @@ pub use builder::{
 };
 pub use message::{CategoryMessage, Message, NewMessage, WritePosition};
 pub use options::{
-    ConsumerGroup, GetCategoryOptions, GetStreamOptions, MAX_BATCH_SIZE, NsCreateOptions,
+    ConsumerGroup, GetCategoryOptions, GetStreamOptions, MAX_BATCH_SIZE, MAX_POSITION,
+    NsCreateOptions,
     NsStreamsOptions, WriteOptions,
 };
 pub use sse::{Poke, PokeStream, SseEvent, SseParser, Subscription};
@@ -250,6 +253,15 @@ impl Client {
         options: &GetCategoryOptions,
     ) -> Result<Vec<CategoryMessage>> {
         options.validate()?;
+        if category.is_empty() && options.has_consumer_group() {
+            // Pebble ignores the group on the whole-namespace read: every member would get
+            // every message.
+            return Err(Error::InvalidArgument(
+                "a consumer group on the whole namespace (category \"\") is refused: Pebble \
+                 ignores the group there; read a category"
+                    .into(),
+            ));
+        }
         self.call(
             "category.get",
             &("category.get", category, options),
@@ -285,6 +297,14 @@ impl Client {
             "ns.create result: {createdAt, namespace, token}",
         )
         .await
+        .map_err(|error| match error {
+            // The reply holds the new namespace's token: an error must never show it.
+            Error::Decode { expected, .. } => Error::Decode {
+                expected,
+                body: "(not shown: an ns.create reply holds a token)".into(),
+            },
+            other => other,
+        })
     }
 
     /// Deletes a namespace and its messages (`ns.delete`).

@@ -15,6 +15,20 @@ use super::token::Token;
 /// The largest `batchSize` the server accepts.
 pub const MAX_BATCH_SIZE: i64 = 10_000;
 
+/// The largest position or version a request can carry: the server reads JSON numbers as
+/// float64, exact only up to 2^53, and what it does beyond that is undefined.
+pub const MAX_POSITION: i64 = (1 << 53) - 1;
+
+/// Refuses a position the server could not read exactly.
+fn check_position(what: &str, value: Option<i64>) -> Result<()> {
+    match value {
+        Some(value) if value > MAX_POSITION => Err(Error::InvalidArgument(format!(
+            "{what} {value} is past {MAX_POSITION}: EventoDB reads numbers as float64"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Options of [`Client::stream_write`](super::Client::stream_write).
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -86,8 +100,9 @@ impl GetStreamOptions {
         self
     }
 
-    /// Only messages at or after this global position. Where both are given, some backends
-    /// ignore `position`.
+    /// Only messages at or after this global position. Not together with
+    /// [`position`](Self::position): Pebble applies both, the other backends ignore
+    /// `position`, so the pair is refused.
     pub fn global_position(mut self, global_position: i64) -> Self {
         self.global_position = Some(global_position);
         self
@@ -100,6 +115,15 @@ impl GetStreamOptions {
     }
 
     pub(crate) fn validate(&self) -> Result<()> {
+        if self.position.is_some() && self.global_position.is_some() {
+            return Err(Error::InvalidArgument(
+                "stream.get with both position and globalPosition is refused: Pebble applies \
+                 both, the other backends ignore position; give one"
+                    .into(),
+            ));
+        }
+        check_position("position", self.position)?;
+        check_position("globalPosition", self.global_position)?;
         match self.batch_size {
             None | Some(-1) | Some(1..=MAX_BATCH_SIZE) => Ok(()),
             Some(0) => Err(Error::InvalidArgument(
@@ -209,7 +233,19 @@ impl GetCategoryOptions {
         if let Some(group) = &self.consumer_group {
             group.validate()?;
         }
-        Ok(())
+        if self.correlation.as_deref() == Some("") {
+            return Err(Error::InvalidArgument(
+                "an empty correlation is refused: it means no filter on Pebble and SQLite, \
+                 and only empty correlation categories on PostgreSQL"
+                    .into(),
+            ));
+        }
+        check_position("position", self.position)
+    }
+
+    /// Whether a consumer group is set.
+    pub(crate) fn has_consumer_group(&self) -> bool {
+        self.consumer_group.is_some()
     }
 }
 
@@ -356,13 +392,12 @@ mod tests {
             json!({"id": "0192e4a0-7b1a-7c3d-8e4f-5a6b7c8d9e0f", "expectedVersion": -1})
         );
         assert_eq!(
-            json_of(
-                &GetStreamOptions::new()
-                    .position(5)
-                    .global_position(7)
-                    .batch_size(10)
-            ),
-            json!({"position": 5, "globalPosition": 7, "batchSize": 10})
+            json_of(&GetStreamOptions::new().position(5).batch_size(10)),
+            json!({"position": 5, "batchSize": 10})
+        );
+        assert_eq!(
+            json_of(&GetStreamOptions::new().global_position(7)),
+            json!({"globalPosition": 7})
         );
         assert_eq!(
             json_of(
@@ -389,6 +424,22 @@ mod tests {
             ),
             json!({"prefix": "acc", "cursor": "acc-1", "limit": 2})
         );
+    }
+
+    /// What the backends read differently is refused before anything is sent.
+    #[test]
+    fn options_the_backends_disagree_on_are_refused() {
+        let both = GetStreamOptions::new().position(1).global_position(2);
+        assert!(matches!(both.validate(), Err(Error::InvalidArgument(_))));
+        let empty = GetCategoryOptions::new().correlation("");
+        assert!(matches!(empty.validate(), Err(Error::InvalidArgument(_))));
+        assert!(GetCategoryOptions::new().correlation("workflow").validate().is_ok());
+        for past in [MAX_POSITION + 1, i64::MAX] {
+            assert!(GetStreamOptions::new().position(past).validate().is_err());
+            assert!(GetStreamOptions::new().global_position(past).validate().is_err());
+            assert!(GetCategoryOptions::new().position(past).validate().is_err());
+        }
+        assert!(GetStreamOptions::new().position(MAX_POSITION).validate().is_ok());
     }
 
     #[test]

@@ -93,14 +93,12 @@ impl Client {
 
     /// A reqwest error as [`Error::Timeout`] or [`Error::Transport`].
     pub(super) fn map_transport(&self, url: &str, e: reqwest::Error) -> Error {
-        if e.is_timeout() {
+        // A connect that timed out sent nothing: it stays a transport error, whose outcome
+        // is known (not applied), so the outbox does not look up a write that never left.
+        if e.is_timeout() && !e.is_connect() {
             Error::Timeout {
                 url: url.to_owned(),
-                after: if e.is_connect() {
-                    self.inner.connect_timeout
-                } else {
-                    self.inner.request_timeout
-                },
+                after: self.inner.request_timeout,
             }
         } else {
             Error::Transport {

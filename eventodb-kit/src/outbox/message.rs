@@ -4,6 +4,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::client::MAX_POSITION;
 use crate::error::{Error, Result};
 
 /// An untyped message for [`Outbox::write`](super::Outbox::write): a type and a JSON object.
@@ -94,10 +95,6 @@ pub(crate) struct WriteSpec {
 /// (after the namespace), and aborts the caller's transaction when it does. One limit on
 /// both databases, so that what SQLite takes PostgreSQL takes too.
 pub(crate) const MAX_NAME_BYTES: usize = 1024;
-
-/// The highest position EventoDB can take in a request: its JSON numbers are read as
-/// float64, exact only up to 2^53.
-pub(crate) const MAX_POSITION: i64 = (1 << 53) - 1;
 
 /// Checks a message and its options; fixes the id (UUIDv7 unless given) and the idempotency
 /// key (the explicit one, else a string `data.idempotency_key`).

@@ -340,8 +340,8 @@ impl PokeStream {
         let mut next = self.subscription.clone();
         if let Some(last) = &self.last {
             next.position = Some(match next.target {
-                Target::Stream(_) => last.position + 1,
-                _ => last.global_position + 1,
+                Target::Stream(_) => last.position.saturating_add(1),
+                _ => last.global_position.saturating_add(1),
             });
         }
         next
