@@ -68,8 +68,10 @@ pub(crate) async fn handle(
 
 async fn handle_rpc(shared: &Shared, req: Request<Incoming>) -> Result<Response<Body>, Dropped> {
     let (parts, body) = req.into_parts();
-    let Some(body) = read_body(shared, &parts.headers, body).await? else {
-        return Ok(too_large());
+    let body = match read_body(shared, &parts.headers, body).await? {
+        Read::Whole(body) => body,
+        Read::TooLarge => return Ok(too_large()),
+        Read::Stalled => return Ok(request_timeout()),
     };
     let envelope = rpc::Envelope::parse(&body);
     shared.faults.count(envelope.label());
@@ -107,8 +109,10 @@ async fn handle_subscribe(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Dropped> {
     let (parts, body) = req.into_parts();
-    if read_body(&shared, &parts.headers, body).await?.is_none() {
-        return Ok(too_large());
+    match read_body(&shared, &parts.headers, body).await? {
+        Read::Whole(_) => {}
+        Read::TooLarge => return Ok(too_large()),
+        Read::Stalled => return Ok(request_timeout()),
     }
     shared.faults.count("/subscribe");
     if shared.faults.take_fail_next() {
@@ -139,30 +143,50 @@ fn auth_header(headers: &http::HeaderMap) -> Option<&[u8]> {
         .map(HeaderValue::as_bytes)
 }
 
-/// The whole body, or `None` when it is over the limit.
+/// What reading a request body came to.
+enum Read {
+    Whole(Bytes),
+    /// Over the body limit.
+    TooLarge,
+    /// Not in full within the read timeout.
+    Stalled,
+}
+
+/// Reads the whole body, within the body limit and the read timeout.
 async fn read_body(
     shared: &Shared,
     headers: &http::HeaderMap,
     body: Incoming,
-) -> Result<Option<Bytes>, Dropped> {
+) -> Result<Read, Dropped> {
     let limit = shared.config.body_limit;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
-        return Ok(None);
+        return Ok(Read::TooLarge);
     }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(Some(collected.to_bytes())),
-        Err(e)
+    let reading = Limited::new(body, limit).collect();
+    match tokio::time::timeout(shared.config.read_timeout, reading).await {
+        Err(_) => Ok(Read::Stalled),
+        Ok(Ok(collected)) => Ok(Read::Whole(collected.to_bytes())),
+        Ok(Err(e))
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some() =>
         {
-            Ok(None)
+            Ok(Read::TooLarge)
         }
-        Err(_) => Err(Dropped),
+        Ok(Err(_)) => Err(Dropped),
     }
+}
+
+/// The real server's answer to a request that did not arrive within its read timeout.
+fn request_timeout() -> Response<Body> {
+    let mut response = text(StatusCode::REQUEST_TIMEOUT, "Request timeout");
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 fn injected() -> RpcError {

@@ -54,7 +54,8 @@
 //! [`TimePrecision::Nanoseconds`] is chosen.
 //!
 //! Not emulated: `/import` and `/debug/pprof` (both answer `404 NOT_FOUND`), the 30 s read
-//! timeout's `408` (a stalled request is closed after the idle timeout instead), out-of-order
+//! timeout's `408` for stalled *headers* (those are closed after the idle timeout instead; a
+//! stalled body gets the `408`, see [`TestServerBuilder::read_timeout`]), out-of-order
 //! publishing (pokes are published in write order), and JSON nesting beyond 1000 levels (Go
 //! allows 10000). The catch-up/subscribe race is off by default
 //! ([`TestServerBuilder::subscribe_gap`] turns it on).
@@ -79,7 +80,7 @@ mod token;
 pub use backend::Backend;
 pub use faults::{Faults, RequestStats};
 pub use server::{
-    DEFAULT_BODY_LIMIT, DEFAULT_HEADER_LIMIT, DEFAULT_IDLE_TIMEOUT, Error, TestServer,
-    TestServerBuilder, VERSION,
+    DEFAULT_BODY_LIMIT, DEFAULT_HEADER_LIMIT, DEFAULT_IDLE_TIMEOUT, DEFAULT_READ_TIMEOUT, Error,
+    TestServer, TestServerBuilder, VERSION,
 };
 pub use time::TimePrecision;

@@ -27,6 +27,10 @@ pub const DEFAULT_HEADER_LIMIT: usize = 4096;
 /// Default idle keep-alive timeout: the real server's `IdleTimeout`.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Default time a request body has to arrive in full: the real server's `ReadTimeout`,
+/// after which it answers `408`.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Default request-body limit: fasthttp's `MaxRequestBodySize` on the real server.
 pub const DEFAULT_BODY_LIMIT: usize = 100 * 1024 * 1024;
 
@@ -61,6 +65,7 @@ pub struct TestServerBuilder {
     precision: TimePrecision,
     poke_buffer: Option<usize>,
     idle_timeout: Option<Duration>,
+    read_timeout: Duration,
     subscribe_gap: Option<Duration>,
 }
 
@@ -76,6 +81,7 @@ impl Default for TestServerBuilder {
             precision: TimePrecision::Seconds,
             poke_buffer: None,
             idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
+            read_timeout: DEFAULT_READ_TIMEOUT,
             subscribe_gap: None,
         }
     }
@@ -146,6 +152,14 @@ impl TestServerBuilder {
         self
     }
 
+    /// Answers `408 Request Timeout` (plain text, connection closed) to a request whose
+    /// body has not arrived in full this long after its headers (default 30 s, like the real
+    /// server's read timeout).
+    pub fn read_timeout(mut self, timeout: Duration) -> Self {
+        self.read_timeout = timeout;
+        self
+    }
+
     /// Emulates the real server's catch-up/subscribe race (protocol §6.6): a subscription
     /// starts receiving live pokes only this long after its catch-up query, so writes in
     /// between get no poke. Off by default (no poke is lost between catch-up and live).
@@ -188,6 +202,7 @@ impl TestServerBuilder {
             header_limit: self.header_limit,
             poke_buffer: self.poke_buffer,
             idle_timeout: self.idle_timeout,
+            read_timeout: self.read_timeout,
             subscribe_gap: self.subscribe_gap,
             version: VERSION.to_owned(),
         };

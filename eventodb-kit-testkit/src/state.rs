@@ -16,6 +16,8 @@ pub(crate) struct Config {
     pub(crate) poke_buffer: Option<usize>,
     /// `None`: no idle timeout.
     pub(crate) idle_timeout: Option<std::time::Duration>,
+    /// How long a request body may take to arrive.
+    pub(crate) read_timeout: std::time::Duration,
     /// `Some`: register SSE subscriptions this long after their catch-up (the race).
     pub(crate) subscribe_gap: Option<std::time::Duration>,
     pub(crate) version: String,

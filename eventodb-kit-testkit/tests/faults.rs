@@ -381,6 +381,36 @@ async fn idle_keep_alive_connections_are_closed() {
     assert!(matches!(eof, Ok(0) | Err(_)), "{eof:?}");
 }
 
+/// A body that stops arriving gets the real server's `408` (plain text, connection closed)
+/// after the read timeout, instead of a connection left hanging.
+#[tokio::test]
+async fn a_stalled_request_body_gets_a_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::builder()
+        .read_timeout(Duration::from_millis(200))
+        .start()
+        .await
+        .unwrap();
+    let mut socket = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+    socket
+        .write_all(b"POST /rpc HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n[\"sys.ve")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), socket.read_to_end(&mut answer))
+        .await
+        .expect("answered and closed within 10 s")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
+    assert!(answer.contains("text/plain"), "{answer}");
+    assert!(answer.ends_with("Request timeout"), "{answer}");
+}
+
 #[tokio::test]
 async fn an_unlimited_category_get_crashes_like_pebble_when_asked() {
     let server = TestServer::start().await.unwrap();

@@ -132,6 +132,7 @@ mod tests {
             header_limit: 4096,
             poke_buffer: None,
             idle_timeout: None,
+            read_timeout: crate::server::DEFAULT_READ_TIMEOUT,
             subscribe_gap: None,
             version: "0.7.0".to_owned(),
         };

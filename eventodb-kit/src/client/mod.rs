@@ -56,8 +56,7 @@ pub use builder::{
 pub use message::{CategoryMessage, Message, NewMessage, WritePosition};
 pub use options::{
     ConsumerGroup, GetCategoryOptions, GetStreamOptions, MAX_BATCH_SIZE, MAX_POSITION,
-    NsCreateOptions,
-    NsStreamsOptions, WriteOptions,
+    NsCreateOptions, NsStreamsOptions, WriteOptions,
 };
 pub use sse::{Poke, PokeStream, SseEvent, SseParser, Subscription};
 pub use token::Token;

@@ -433,13 +433,28 @@ mod tests {
         assert!(matches!(both.validate(), Err(Error::InvalidArgument(_))));
         let empty = GetCategoryOptions::new().correlation("");
         assert!(matches!(empty.validate(), Err(Error::InvalidArgument(_))));
-        assert!(GetCategoryOptions::new().correlation("workflow").validate().is_ok());
+        assert!(
+            GetCategoryOptions::new()
+                .correlation("workflow")
+                .validate()
+                .is_ok()
+        );
         for past in [MAX_POSITION + 1, i64::MAX] {
             assert!(GetStreamOptions::new().position(past).validate().is_err());
-            assert!(GetStreamOptions::new().global_position(past).validate().is_err());
+            assert!(
+                GetStreamOptions::new()
+                    .global_position(past)
+                    .validate()
+                    .is_err()
+            );
             assert!(GetCategoryOptions::new().position(past).validate().is_err());
         }
-        assert!(GetStreamOptions::new().position(MAX_POSITION).validate().is_ok());
+        assert!(
+            GetStreamOptions::new()
+                .position(MAX_POSITION)
+                .validate()
+                .is_ok()
+        );
     }
 
     #[test]
