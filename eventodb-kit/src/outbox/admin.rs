@@ -37,8 +37,14 @@ impl<DB: Backend> Outbox<DB> {
     /// later rows of its stream until it is retried or discarded.
     ///
     /// # Errors
-    /// [`Error::Database`].
+    /// [`Error::InvalidArgument`] for a negative `limit`; [`Error::Database`].
     pub async fn failed(&self, limit: i64) -> Result<Vec<OutboxRow>> {
+        if limit < 0 {
+            // PostgreSQL refuses a negative LIMIT, SQLite reads it as "no limit".
+            return Err(Error::InvalidArgument(format!(
+                "limit must not be negative, got {limit}"
+            )));
+        }
         DB::failed(self.pool(), self.namespace(), limit).await
     }
 
@@ -91,8 +97,14 @@ impl<DB: Backend> Outbox<DB> {
     /// from EventoDB are kept.
     ///
     /// # Errors
-    /// [`Error::Database`].
+    /// [`Error::InvalidArgument`] for a `batch` under 1; [`Error::Database`].
     pub async fn purge(&self, retention: Duration, batch: i64) -> Result<u64> {
+        if batch < 1 {
+            return Err(Error::InvalidArgument(format!(
+                "purge batch must be at least 1, got {batch}"
+            )));
+        }
+        let retention = retention.min(Duration::from_secs(100 * 365 * 24 * 3600));
         let mut total = 0;
         loop {
             let deleted = DB::purge(self.pool(), self.namespace(), retention, batch, true).await?;

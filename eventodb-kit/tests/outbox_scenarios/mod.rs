@@ -444,6 +444,18 @@ pub(crate) async fn bad_input_is_rejected_before_the_database<DB: Backend>(pool:
         .expected_version(i64::MAX)
         .await;
     assert!(matches!(huge, Err(Error::InvalidArgument(_))), "{huge:?}");
+    // The operator calls too: PostgreSQL refuses a negative LIMIT, SQLite reads it as none.
+    let listed = outbox.failed(-1).await;
+    assert!(
+        matches!(listed, Err(Error::InvalidArgument(_))),
+        "{listed:?}"
+    );
+    let purged = outbox.purge(Duration::MAX, 0).await;
+    assert!(
+        matches!(purged, Err(Error::InvalidArgument(_))),
+        "{purged:?}"
+    );
+    assert_eq!(outbox.purge(Duration::MAX, 10).await.unwrap(), 0);
     let invalid = UserCreated {
         user_id: "u1".into(),
         email: "nope".into(),

@@ -43,6 +43,13 @@ pub struct SenderOptions {
     pub(super) verify_after: Duration,
 }
 
+/// The longest lease: a lease is added to the clock, and a dead sender's streams wait for it.
+const LONGEST_LEASE: Duration = Duration::from_secs(24 * 3600);
+
+/// The longest age the database is asked about (retention, verification delay): beyond
+/// it, PostgreSQL's intervals overflow and SQLite's date arithmetic gives nothing.
+const LONGEST_AGE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 impl Default for SenderOptions {
     fn default() -> Self {
         Self {
@@ -92,9 +99,10 @@ impl SenderOptions {
     }
 
     /// How long claimed rows stay reserved for this sender (default 30 s, renewed while
-    /// sending). When a sender dies, other senders take its rows over after this.
+    /// sending; between 100 ms and 1 day). When a sender dies, other senders take its rows
+    /// over after this.
     pub fn lease(mut self, lease: Duration) -> Self {
-        self.lease = lease.max(Duration::from_millis(100));
+        self.lease = lease.clamp(Duration::from_millis(100), LONGEST_LEASE);
         self
     }
 
@@ -106,10 +114,10 @@ impl SenderOptions {
         self
     }
 
-    /// How long sent rows are kept before they are purged (default 7 days). Idempotency keys
-    /// are remembered as long as their rows.
+    /// How long sent rows are kept before they are purged (default 7 days, at most 100
+    /// years). Idempotency keys are remembered as long as their rows.
     pub fn retention(mut self, retention: Duration) -> Self {
-        self.retention = retention;
+        self.retention = retention.min(LONGEST_AGE);
         self
     }
 
@@ -137,7 +145,7 @@ impl SenderOptions {
     /// [`OutboxStatus::lost`]: crate::outbox::OutboxStatus::lost
     pub fn verification(mut self, interval: Duration, after: Duration) -> Self {
         self.verify_interval = Some(interval.max(Duration::from_millis(10)));
-        self.verify_after = after;
+        self.verify_after = after.min(LONGEST_AGE);
         self
     }
 
@@ -257,4 +265,30 @@ pub(super) async fn spawn<DB: Backend>(
         task: Some(task),
         shutdown_timeout,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Durations the sender adds to a clock or hands to the database are kept in range: a
+    /// lease of `Duration::MAX` panicked when added to the claim's instant, and a retention
+    /// of it failed every purge on PostgreSQL (SQLite purged nothing).
+    #[test]
+    fn durations_are_kept_in_range() {
+        let options = SenderOptions::default()
+            .lease(Duration::MAX)
+            .retention(Duration::MAX)
+            .verification(Duration::from_secs(30), Duration::MAX);
+        assert_eq!(options.lease, LONGEST_LEASE);
+        assert_eq!(options.retention, LONGEST_AGE);
+        assert_eq!(options.verify_after, LONGEST_AGE);
+        assert!(
+            tokio::time::Instant::now()
+                .checked_add(options.lease)
+                .is_some()
+        );
+        let short = SenderOptions::default().lease(Duration::ZERO);
+        assert_eq!(short.lease, Duration::from_millis(100));
+    }
 }
