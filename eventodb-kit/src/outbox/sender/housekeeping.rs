@@ -56,10 +56,7 @@ pub(super) async fn verify_loop<DB: Backend>(shared: Arc<Shared<DB>>) {
                         "outbox verification sweep"
                     );
                 }
-                // Straight on only while it gets somewhere: a full page that verified
-                // nothing (EventoDB down, or streams it cannot read) waits for the interval
-                // instead of reading the same page again at once.
-                if swept.full && (swept.verified > 0 || swept.lost > 0) {
+                if swept.again_at_once() {
                     next = Instant::now();
                 }
             }

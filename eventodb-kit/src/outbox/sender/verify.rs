@@ -32,6 +32,15 @@ pub(super) struct Swept {
     pub(super) lost: usize,
 }
 
+impl Swept {
+    /// Whether to sweep again without waiting for the interval: only while sweeps get
+    /// somewhere. A full page that verified nothing (EventoDB down, or streams it cannot
+    /// read) would otherwise be read again at once, over and over, for the whole outage.
+    pub(super) fn again_at_once(&self) -> bool {
+        self.full && (self.verified > 0 || self.lost > 0)
+    }
+}
+
 /// What EventoDB holds for one row.
 enum Found {
     /// The row's id at the recorded position (or elsewhere in the stream).
@@ -177,4 +186,22 @@ async fn check_stream<DB: Backend>(shared: &Shared<DB>, rows: &[Unverified]) -> 
 /// Every row of a stream that could not be read: checked by the next sweep.
 fn unknown(rows: &[Unverified]) -> Vec<Found> {
     rows.iter().map(|_| Found::Unknown).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Swept;
+
+    #[test]
+    fn only_a_full_page_that_got_somewhere_is_followed_at_once() {
+        let swept = |full, verified, lost| Swept {
+            full,
+            verified,
+            lost,
+        };
+        assert!(swept(true, 1000, 0).again_at_once());
+        assert!(swept(true, 0, 3).again_at_once());
+        assert!(!swept(true, 0, 0).again_at_once(), "EventoDB down: wait");
+        assert!(!swept(false, 10, 0).again_at_once(), "nothing more to read");
+    }
 }
