@@ -97,4 +97,5 @@ consumer_scenarios!(fresh, cleanup;
     poison_mid_batch_parks_only_its_stream,
     killed_inside_a_batch_transaction_leaves_no_partial_effects,
     doubled_group_members_never_handle_twice,
+    released_stream_replays_on_its_member_only,
 );

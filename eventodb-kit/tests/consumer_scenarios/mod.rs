@@ -1432,3 +1432,61 @@ pub(crate) async fn doubled_group_members_never_handle_twice<DB: Db>(pool: Pool<
     let counts = log.counts();
     assert_eq!(counts.len(), all.len(), "every event handled");
 }
+
+/// A stream parked in a group of three and released: only the member the server gives the
+/// stream replays its parked events, so each is handled once. (Every member replayed every
+/// released stream: each parked event was handled three times.)
+pub(crate) async fn released_stream_replays_on_its_member_only<DB: Db>(pool: Pool<DB>) {
+    let env = Env::new("consumer").await;
+    let kit = env.kit(&pool);
+    let (a1, _) = env.write("gpark-1", "Ok", 1).await;
+    let (p, _) = env.write("gpark-1", "Poison", 2).await;
+    let (a2, _) = env.write("gpark-1", "Ok", 3).await;
+    let mut last = 0;
+    for i in 2..8 {
+        last = env
+            .write(&format!("gpark-{i}"), "Ok", i)
+            .await
+            .1
+            .global_position;
+    }
+    let log = Log::default();
+    // Slow handlers: every member that replays reads the parked events before the first
+    // replay deletes them.
+    let recorder = Recorder::new("gpark", "m", &log)
+        .failing("Poison")
+        .delay(Duration::from_millis(30));
+    let mut workers = kit.workers();
+    for k in 0..3 {
+        workers = workers.consumer(
+            recorder.clone(),
+            member("grouped", k, 3)
+                .failure_policy(FailurePolicy::ParkStream)
+                .retry(fast_retry()),
+        );
+    }
+    let workers = workers.spawn().await.expect("spawn");
+    caught_up(&workers, last).await;
+    let admin = ConsumerAdmin::for_kit(&kit);
+    assert_eq!(parked_ids(&admin, "gpark", "grouped").await, vec![p, a2]);
+
+    recorder.heal();
+    assert!(
+        admin
+            .release_stream("gpark", "grouped", "gpark-1")
+            .await
+            .unwrap()
+    );
+    unparked(&admin, "gpark", "grouped").await;
+    // One more read by every member: a member that replays does so before it reads.
+    let (a3, at) = env.write("gpark-1", "Ok", 4).await;
+    caught_up(&workers, at.global_position).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    workers.shutdown().await.expect("shutdown");
+    assert_eq!(log.ids_in_stream("gpark-1"), vec![a1, p, a2, a3]);
+    let counts = log.counts();
+    assert!(
+        counts.values().all(|&n| n == 1),
+        "each event handled once: {counts:?}"
+    );
+}

@@ -79,11 +79,33 @@ async fn load_state<DB: Backend>(
         position: group::start_position(&rows, member, size),
         own_saved,
         dedupe_until: DB::max_processed(pool, key).await?.unwrap_or(0),
-        held: DB::parked_streams(pool, key)
-            .await?
-            .into_iter()
-            .collect::<HashMap<_, _>>(),
+        held: owned_parked(DB::parked_streams(pool, key).await?, member, size),
     })
+}
+
+/// The parked streams a member deals with: those the server now gives it (see
+/// [`group::stream_member`]). The parked streams are kept per consumer name, shared by the
+/// group; a member that replayed every released stream made every member handle its
+/// events.
+///
+/// Decided by the stream's member under the member's current size, not by who parked it:
+/// the member that reads a stream's new events is the one that holds them back behind the
+/// parked one, and only that member can replay the stream in order with them (a replay and
+/// a hold run one after the other in its task). After a resize the parker may be gone, or
+/// the stream may now go to another member, which then both holds and replays it. While a
+/// rolling resize runs two sizes at once, the stream's members of both sizes take it; the
+/// processed records keep that from handling an event twice except in a race.
+fn owned_parked(rows: Vec<(String, bool)>, member: i64, size: i64) -> HashMap<String, bool> {
+    rows.into_iter()
+        .filter(|(stream, _)| owns(stream, member, size))
+        .collect()
+}
+
+/// Whether `stream` is `member`'s under a group of `size`. Everything is the only member's
+/// without a group; a name the server gives to no member of a group (no `-`: it was parked
+/// before the consumer became a group) goes to member 0, so that it is never stuck.
+fn owns(stream: &str, member: i64, size: i64) -> bool {
+    size <= 1 || group::stream_member(stream, size).unwrap_or(0) == member
 }
 
 /// A transaction shared by several messages of a batch, not yet committed.

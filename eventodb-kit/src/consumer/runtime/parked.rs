@@ -95,7 +95,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
 
     pub(super) async fn reload_held(&mut self) {
         match DB::parked_streams(&self.pool, &self.key).await {
-            Ok(rows) => self.held = rows.into_iter().collect(),
+            Ok(rows) => self.held = super::owned_parked(rows, self.member, self.size),
             Err(error) => {
                 tracing::warn!(consumer = %self.key.consumer, error = crate::error::log_field(&error), "could not read parked streams");
             }
