@@ -59,6 +59,17 @@ impl Db for Postgres {
             .await?;
         Ok(count)
     }
+
+    async fn release_elsewhere(pool: &PgPool, stream: &str) {
+        let done = sqlx::query(
+            "UPDATE eventodb_kit_parked_streams SET released_at = now() WHERE stream = $1",
+        )
+        .bind(stream)
+        .execute(pool)
+        .await
+        .expect("release");
+        assert_eq!(done.rows_affected(), 1, "{stream} is parked");
+    }
 }
 
 consumer_scenarios!(fresh, cleanup;
@@ -82,6 +93,7 @@ consumer_scenarios!(fresh, cleanup;
     killed_inside_a_batch_transaction_leaves_no_partial_effects,
     doubled_group_members_never_handle_twice,
     released_stream_replays_on_its_member_only,
+    release_elsewhere_is_seen_while_busy,
 );
 
 /// Two transactional consumers (events in shared transactions of 5, and one by one) and a

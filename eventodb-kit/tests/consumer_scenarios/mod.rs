@@ -58,6 +58,9 @@ pub(crate) trait Db: Backend {
     fn effects_seen_by(
         conn: &mut Self::Connection,
     ) -> impl Future<Output = Result<i64, sqlx::Error>> + Send;
+    /// Marks `stream` released in the consumer tables with SQL, as another process (the CLI)
+    /// does: nothing in this process hears of it.
+    fn release_elsewhere(pool: &Pool<Self>, stream: &str) -> impl Future<Output = ()> + Send;
 }
 
 /// Logs to the test output when `RUST_LOG` is set.
@@ -1489,4 +1492,73 @@ pub(crate) async fn released_stream_replays_on_its_member_only<DB: Db>(pool: Poo
         counts.values().all(|&n| n == 1),
         "each event handled once: {counts:?}"
     );
+}
+
+/// A release made in another process (SQL here, the CLI in real life) is seen within a
+/// poll interval while the category is so busy that pokes never let the poll timer fire.
+/// (Parked streams were reloaded only when the poll timer fired, which every poke reset.)
+pub(crate) async fn release_elsewhere_is_seen_while_busy<DB: Db>(pool: Pool<DB>) {
+    let env = Env::new("consumer").await;
+    let kit = env.kit(&pool);
+    let (p, _) = env.write("stuck-1", "Poison", 1).await;
+    let (s2, at) = env.write("stuck-1", "Ok", 2).await;
+    let log = Log::default();
+    let recorder = Recorder::new("stuck", "busy", &log).failing("Poison");
+    let workers = kit
+        .workers()
+        .consumer(
+            recorder.clone(),
+            ConsumerOptions::new("busy")
+                .failure_policy(FailurePolicy::ParkStream)
+                .poll_interval(Duration::from_millis(300))
+                .retry(fast_retry()),
+        )
+        .spawn()
+        .await
+        .expect("spawn");
+    let handle = workers.consumer("busy").unwrap().clone();
+    handle.wait_for(at.global_position, LONG).await.unwrap();
+    let admin = ConsumerAdmin::for_kit(&kit);
+    assert_eq!(parked_ids(&admin, "stuck", "busy").await, vec![p, s2]);
+
+    recorder.heal();
+    // Busy: an event every 5 ms, each one a poke.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let writer = {
+        let client = env.client.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut i = 0;
+            while !stop.is_cancelled() {
+                i += 1;
+                client
+                    .stream_write(
+                        "stuck-2",
+                        &NewMessage::new("Ok", json!({ "n": i })),
+                        &WriteOptions::new(),
+                    )
+                    .await
+                    .expect("stream.write");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    DB::release_elsewhere(&pool, "stuck-1").await;
+    let seen = tokio::time::timeout(Duration::from_secs(5), async {
+        while !admin
+            .parked_streams("stuck", "busy")
+            .await
+            .unwrap()
+            .is_empty()
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    stop.cancel();
+    writer.await.unwrap();
+    workers.shutdown().await.expect("shutdown");
+    assert!(seen.is_ok(), "the release was not seen while busy");
+    assert_eq!(log.ids_in_stream("stuck-1"), vec![p, s2]);
 }

@@ -1,6 +1,7 @@
 //! The consumer task: read a batch from the position, handle each message once (retrying
 //! and applying the failure policy), save the position and the processed records, sleep
-//! until a poke, a poll or a release.
+//! until a poke, a poll or a release. Parked streams are read again every poll interval,
+//! busy or not, to see releases made elsewhere.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -350,9 +351,22 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         let mut releases = release_signal();
         let mut read_failures: u32 = 0;
         let mut prefetched: Option<(u64, JoinHandle<Result<Vec<CategoryMessage>>>)> = None;
+        // When the parked streams are next read again, to see releases made by another
+        // process (the CLI, an admin elsewhere), which no signal here announces. Kept apart
+        // from the poll timer: every poke restarts that one, so a busy category, or one
+        // still catching up, would never see such a release.
+        let mut reload_at = tokio::time::Instant::now() + self.options.poll_interval;
         loop {
             if cancel.is_cancelled() {
                 return Ok(());
+            }
+            let now = tokio::time::Instant::now();
+            if now >= reload_at {
+                reload_at = now + self.options.poll_interval;
+                // One small indexed read per poll interval, and none without parked streams.
+                if !self.held.is_empty() {
+                    self.reload_held().await;
+                }
             }
             if self.held.values().any(|released| *released) {
                 self.replay_released(cancel).await?;
@@ -427,11 +441,13 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                 tokio::select! {
                     () = cancel.cancelled() => return Ok(()),
                     () = self.shared.waker.notify.notified() => break,
-                    () = tokio::time::sleep_until(poll_at) => {
-                        if !self.held.is_empty() {
-                            self.reload_held().await;
+                    () = tokio::time::sleep_until(poll_at) => break,
+                    () = tokio::time::sleep_until(reload_at), if !self.held.is_empty() => {
+                        reload_at = tokio::time::Instant::now() + self.options.poll_interval;
+                        self.reload_held().await;
+                        if self.held.values().any(|released| *released) {
+                            break;
                         }
-                        break;
                     }
                     changed = releases.changed() => {
                         if changed.is_ok() {
