@@ -2,7 +2,6 @@
 //! becomes of it.
 
 use std::collections::HashSet;
-use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
@@ -34,7 +33,9 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         cancel: &CancellationToken,
     ) -> Result<bool> {
         if self.held.contains_key(&message.stream_name) {
-            self.hold_behind(message).await?;
+            if !self.hold_behind(message, cancel).await? {
+                return Ok(false);
+            }
             self.advance(message.global_position);
             return Ok(true);
         }
@@ -69,7 +70,9 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             Outcome::Interrupted => return Ok(false),
             Outcome::Failed { error, attempts } => {
                 self.metrics.failed();
-                self.apply_policy(message, error, attempts).await?;
+                if !self.apply_policy(message, error, attempts, cancel).await? {
+                    return Ok(false);
+                }
             }
         }
         self.advance(message.global_position);
@@ -106,11 +109,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                 Err(error) => {
                     attempt -= 1;
                     infrastructure = infrastructure.saturating_add(1);
-                    let wait = backoff::delay(
-                        Duration::from_millis(100),
-                        self.options.read_retry_max,
-                        infrastructure,
-                    );
+                    let wait = self.database_wait(infrastructure);
                     tracing::warn!(consumer = %self.key.consumer, error = crate::error::log_field(&error), ?wait, "database error while handling; retrying");
                     wait
                 }

@@ -27,6 +27,7 @@ use crate::outbox::Backend;
 mod attempt;
 mod batch;
 mod parked;
+mod retry;
 mod save;
 
 use save::saved;
