@@ -94,6 +94,7 @@ consumer_scenarios!(fresh, cleanup;
     doubled_group_members_never_handle_twice,
     released_stream_replays_on_its_member_only,
     release_elsewhere_is_seen_while_busy,
+    processed_events_are_not_parked_again,
 );
 
 /// Two transactional consumers (events in shared transactions of 5, and one by one) and a

@@ -1562,3 +1562,66 @@ pub(crate) async fn release_elsewhere_is_seen_while_busy<DB: Db>(pool: Pool<DB>)
     assert!(seen.is_ok(), "the release was not seen while busy");
     assert_eq!(log.ids_in_stream("stuck-1"), vec![p, s2]);
 }
+
+/// A plain consumer re-reading events it already handled (after a resize, from the lowest
+/// position of the group) skips them even when their stream is parked: they are not held
+/// back and handled again on release. (The parked check came before the processed one.)
+pub(crate) async fn processed_events_are_not_parked_again<DB: Db>(pool: Pool<DB>) {
+    let env = Env::new("consumer").await;
+    let kit = env.kit(&pool);
+    // Under a group of two, `redo-1` is member 0's and `redo-2` member 1's (protocol §3.5).
+    let (e1, _) = env.write("redo-1", "Ok", 1).await;
+    let (p, first_last) = env.write("redo-1", "Poison", 2).await;
+    let (o1, at) = env.write("redo-2", "Ok", 3).await;
+    let log = Log::default();
+    let recorder = Recorder::new("redo", "m0", &log).failing("Poison");
+    // Member 0 of 2 alone: it handles e1 and parks redo-1; member 1 never starts, so the
+    // group's lowest position stays at the beginning.
+    let workers = kit
+        .workers()
+        .consumer(
+            recorder.clone(),
+            member("redo", 0, 2)
+                .failure_policy(FailurePolicy::ParkStream)
+                .retry(fast_retry()),
+        )
+        .spawn()
+        .await
+        .expect("spawn");
+    caught_up(&workers, first_last.global_position).await;
+    workers.shutdown().await.expect("shutdown");
+    assert_eq!(log.ids(), vec![e1]);
+    let admin = ConsumerAdmin::for_kit(&kit);
+    assert_eq!(parked_ids(&admin, "redo", "redo").await, vec![p]);
+
+    // Shrunk to one member: it starts from the beginning and meets e1 again.
+    let recorder = Recorder::new("redo", "one", &log).failing("Poison");
+    let workers = kit
+        .workers()
+        .consumer(
+            recorder.clone(),
+            ConsumerOptions::new("redo")
+                .failure_policy(FailurePolicy::ParkStream)
+                .retry(fast_retry()),
+        )
+        .spawn()
+        .await
+        .expect("spawn");
+    caught_up(&workers, at.global_position).await;
+    assert_eq!(
+        parked_ids(&admin, "redo", "redo").await,
+        vec![p],
+        "the handled event is not held back"
+    );
+    recorder.heal();
+    assert!(
+        admin
+            .release_stream("redo", "redo", "redo-1")
+            .await
+            .unwrap()
+    );
+    unparked(&admin, "redo", "redo").await;
+    workers.shutdown().await.expect("shutdown");
+    assert_eq!(log.ids_in_stream("redo-1"), vec![e1, p]);
+    assert_eq!(log.ids_in_stream("redo-2"), vec![o1]);
+}

@@ -23,8 +23,8 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         }
     }
 
-    /// One message on its own: held back behind a parked stream, skipped when already
-    /// processed, or tried (one transaction per try for a transactional consumer) with the
+    /// One message on its own: skipped when already processed, held back behind a parked
+    /// stream, or tried (one transaction per try for a transactional consumer) with the
     /// failure policy after the last try. `false` when cancelled before it was handled.
     pub(super) async fn handle_one(
         &mut self,
@@ -32,15 +32,18 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         processed: &HashSet<String>,
         cancel: &CancellationToken,
     ) -> Result<bool> {
+        // Processed first: a message handled already (by another member, or before a
+        // resize moved the position back) is not held back behind its parked stream, which
+        // would hand it to the handler again on release.
+        if processed.contains(&message.id.to_string()) {
+            tracing::debug!(consumer = %self.key.consumer, id = %message.id, "already processed");
+            self.advance(message.global_position);
+            return Ok(true);
+        }
         if self.held.contains_key(&message.stream_name) {
             if !self.hold_behind(message, cancel).await? {
                 return Ok(false);
             }
-            self.advance(message.global_position);
-            return Ok(true);
-        }
-        if processed.contains(&message.id.to_string()) {
-            tracing::debug!(consumer = %self.key.consumer, id = %message.id, "already processed");
             self.advance(message.global_position);
             return Ok(true);
         }

@@ -160,6 +160,17 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                 if cancel.is_cancelled() {
                     return Ok(());
                 }
+                // A plain consumer's replay claims no processed record (a transactional
+                // one's does): an event handled meanwhile, e.g. by the member that had the
+                // stream before a resize, is only dropped from the parked events.
+                if !self.transactional {
+                    let Some(done) = self.drop_if_processed(&row, cancel).await? else {
+                        return Ok(());
+                    };
+                    if done {
+                        continue;
+                    }
+                }
                 let message = self.recover(&row).await;
                 match crate::trace_context::around_event(
                     &message,
@@ -248,6 +259,36 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             }
         }
         Ok(())
+    }
+
+    /// Deletes a parked event that is recorded as processed. `Some(true)` when it was;
+    /// `None` when cancelled first.
+    async fn drop_if_processed(
+        &self,
+        row: &ParkedRow,
+        cancel: &CancellationToken,
+    ) -> Result<Option<bool>> {
+        let (pool, key, id, gp) = (
+            &self.pool,
+            &self.key,
+            row.event_id.as_str(),
+            row.global_position,
+        );
+        self.retrying_database(cancel, "checking a parked event", move || async move {
+            let ids = [id.to_owned()];
+            if DB::processed_among(pool, key, &ids, gp, gp)
+                .await?
+                .is_empty()
+            {
+                return Ok(false);
+            }
+            let mut tx = DB::begin_write(pool).await?;
+            DB::delete_parked(&mut *tx, key, id).await?;
+            tx.commit().await.map_err(db)?;
+            tracing::debug!(consumer = %key.consumer, %id, "already processed; no longer parked");
+            Ok(true)
+        })
+        .await
     }
 
     /// The parked message as EventoDB has it (with its time); the stored copy if it cannot
