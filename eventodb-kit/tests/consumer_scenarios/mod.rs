@@ -1047,6 +1047,8 @@ pub(crate) async fn bad_options_are_refused<DB: Db>(pool: Pool<DB>) {
         ConsumerOptions::new(""),
         ConsumerOptions::new("x").group(3, 3),
         ConsumerOptions::new("x").category("has-dash"),
+        // The empty category reads the whole namespace.
+        ConsumerOptions::new("x").category(""),
     ] {
         let result = kit
             .workers()
@@ -1065,6 +1067,15 @@ pub(crate) async fn bad_options_are_refused<DB: Db>(pool: Pool<DB>) {
         .spawn()
         .await;
     assert!(matches!(twice, Err(Error::InvalidArgument(_))));
+    let declared_empty = kit
+        .workers()
+        .consumer(Recorder::new("", "x", &log), ConsumerOptions::new("x"))
+        .spawn()
+        .await;
+    assert!(
+        matches!(declared_empty, Err(Error::InvalidArgument(_))),
+        "{declared_empty:?}"
+    );
 }
 
 // ------------------------------------------------ transactions shared by a batch

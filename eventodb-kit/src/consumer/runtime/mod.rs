@@ -191,6 +191,14 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                 "a consumer needs a non-empty name".into(),
             ));
         }
+        // `category.get("")` reads every category of the namespace (protocol §3.4): a
+        // consumer would handle, park and record events that are not its own.
+        if category.is_empty() {
+            return Err(Error::InvalidArgument(format!(
+                "consumer {:?}: the category is empty, which would read every category of the namespace; name one",
+                options.name
+            )));
+        }
         if category.contains('-') {
             return Err(Error::InvalidArgument(format!(
                 "consumer {:?}: category {category:?} contains '-' and would match nothing",
