@@ -59,6 +59,17 @@ impl Db for Postgres {
             .await?;
         Ok(count)
     }
+
+    async fn release_elsewhere(pool: &PgPool, stream: &str) {
+        let done = sqlx::query(
+            "UPDATE eventodb_kit_parked_streams SET released_at = now() WHERE stream = $1",
+        )
+        .bind(stream)
+        .execute(pool)
+        .await
+        .expect("release");
+        assert_eq!(done.rows_affected(), 1, "{stream} is parked");
+    }
 }
 
 consumer_scenarios!(fresh, cleanup;
@@ -81,6 +92,9 @@ consumer_scenarios!(fresh, cleanup;
     poison_mid_batch_parks_only_its_stream,
     killed_inside_a_batch_transaction_leaves_no_partial_effects,
     doubled_group_members_never_handle_twice,
+    released_stream_replays_on_its_member_only,
+    release_elsewhere_is_seen_while_busy,
+    processed_events_are_not_parked_again,
 );
 
 /// Two transactional consumers (events in shared transactions of 5, and one by one) and a
@@ -349,4 +363,120 @@ async fn a_consumer_stopped_before_its_database_answered_keeps_its_position() {
     cleanup(db).await;
     assert_eq!(saved, Some(last), "the saved position is kept");
     assert!(log.ids_of("second").is_empty());
+}
+
+/// Database errors around parked streams (holding an event back behind a parked one,
+/// parking a stream, replaying a released one) pause the consumer and are retried, as
+/// database trouble in a handler's transaction is: the consumer neither stops nor moves its
+/// position past the events it could not deal with. The parked-events table is locked away
+/// from the consumer's sessions, whose `lock_timeout` turns each wait into an error. (Each
+/// of these errors ended the consumer.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn database_errors_around_parked_streams_pause_the_consumer() {
+    use consumer_scenarios::{Log, Recorder, eventually};
+    use eventodb_kit::consumer::{ConsumerAdmin, ConsumerOptions, FailurePolicy, RetryPolicy};
+    const LONG: Duration = Duration::from_secs(30);
+
+    consumer_scenarios::init_tracing();
+    let Some(db) = fresh().await else { return };
+    let env = consumer_scenarios::Env::new("consumer").await;
+    let options = db
+        .pool
+        .connect_options()
+        .as_ref()
+        .clone()
+        .options([("lock_timeout", "100ms")]);
+    let consumer_pool = pg_schema::connect(options, 8).await;
+    let kit = env.kit(&consumer_pool);
+    let admin = ConsumerAdmin::for_kit(&env.kit(&db.pool));
+    let lock = || async {
+        let mut tx = db.pool.begin().await.unwrap();
+        sqlx::query("LOCK TABLE eventodb_kit_parked_events IN ACCESS EXCLUSIVE MODE")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx
+    };
+
+    let (p, at) = env.write("locked-1", "Poison", 1).await;
+    let log = Log::default();
+    let recorder = Recorder::new("locked", "locked", &log).failing("Poison");
+    let workers = kit
+        .workers()
+        .consumer(
+            recorder.clone(),
+            ConsumerOptions::new("locked")
+                .failure_policy(FailurePolicy::ParkStream)
+                .read_retry_max(Duration::from_millis(200))
+                .retry(RetryPolicy::new(
+                    2,
+                    Duration::from_millis(1),
+                    Duration::from_millis(5),
+                )),
+        )
+        .spawn()
+        .await
+        .expect("spawn");
+    let handle = workers.consumer("locked").unwrap().clone();
+    handle.wait_for(at.global_position, LONG).await.unwrap();
+    assert_eq!(
+        admin.parked_streams("locked", "locked").await.unwrap(),
+        ["locked-1"]
+    );
+
+    // A poison event parking another stream, then an event held back behind a parked
+    // stream, each while the consumer cannot write parked events.
+    let tx = lock().await;
+    let (q, at) = env.write("locked-2", "Poison", 2).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(handle.is_running(), "stopped: {:?}", handle.failure());
+    assert!(handle.position() < at.global_position, "the position waits");
+    tx.rollback().await.unwrap();
+    handle.wait_for(at.global_position, LONG).await.unwrap();
+    let tx = lock().await;
+    let (a2, _) = env.write("locked-1", "Ok", 3).await;
+    let (b, at) = env.write("locked-3", "Ok", 4).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(handle.is_running(), "stopped: {:?}", handle.failure());
+    assert!(handle.position() < at.global_position, "the position waits");
+    tx.rollback().await.unwrap();
+    handle.wait_for(at.global_position, LONG).await.unwrap();
+    let parked: Vec<uuid::Uuid> = admin
+        .parked("locked", "locked")
+        .await
+        .unwrap()
+        .iter()
+        .map(|event| event.id)
+        .collect();
+    assert_eq!(parked, vec![p, q, a2]);
+    assert!(log.contains(b));
+
+    // Released while the consumer cannot read or delete parked events.
+    recorder.heal();
+    let tx = lock().await;
+    for stream in ["locked-1", "locked-2"] {
+        assert!(
+            admin
+                .release_stream("locked", "locked", stream)
+                .await
+                .unwrap()
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(handle.is_running(), "stopped: {:?}", handle.failure());
+    tx.rollback().await.unwrap();
+    eventually("the streams are unparked", LONG, || async {
+        admin
+            .parked_streams("locked", "locked")
+            .await
+            .unwrap()
+            .is_empty()
+    })
+    .await;
+    workers.shutdown().await.expect("shutdown");
+    assert_eq!(log.ids_in_stream("locked-1"), vec![p, a2]);
+    assert_eq!(log.ids_in_stream("locked-2"), vec![q]);
+    assert!(admin.parked("locked", "locked").await.unwrap().is_empty());
+    consumer_pool.close().await;
+    cleanup(db).await;
 }

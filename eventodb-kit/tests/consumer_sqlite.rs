@@ -75,6 +75,15 @@ impl Db for Sqlite {
             .await?;
         Ok(count)
     }
+
+    async fn release_elsewhere(pool: &SqlitePool, stream: &str) {
+        let done = sqlx::query("UPDATE eventodb_kit_parked_streams SET released_at = CURRENT_TIMESTAMP WHERE stream = ?1")
+            .bind(stream)
+            .execute(pool)
+            .await
+            .expect("release");
+        assert_eq!(done.rows_affected(), 1, "{stream} is parked");
+    }
 }
 
 consumer_scenarios!(fresh, cleanup;
@@ -97,4 +106,7 @@ consumer_scenarios!(fresh, cleanup;
     poison_mid_batch_parks_only_its_stream,
     killed_inside_a_batch_transaction_leaves_no_partial_effects,
     doubled_group_members_never_handle_twice,
+    released_stream_replays_on_its_member_only,
+    release_elsewhere_is_seen_while_busy,
+    processed_events_are_not_parked_again,
 );

@@ -15,7 +15,7 @@ use crate::outbox::Backend;
 static RELEASES: LazyLock<watch::Sender<u64>> = LazyLock::new(|| watch::channel(0).0);
 
 /// Changes whenever a stream is released in this process (consumers then look at their
-/// parked streams at once; releases from other processes are seen at the next poll).
+/// parked streams at once; releases from other processes are seen within a poll interval).
 pub(crate) fn release_signal() -> watch::Receiver<u64> {
     RELEASES.subscribe()
 }

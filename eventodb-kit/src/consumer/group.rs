@@ -17,7 +17,36 @@
 //! handled. Resizing therefore loses nothing and repeats nothing; rows of an old size go
 //! once every member of the current size is past them ([`stale_floor`]).
 
+use md5::{Digest, Md5};
+
 use super::store::PositionRow;
+
+/// The member of a group of `size` that EventoDB gives `stream` to when a member reads the
+/// category with `consumerGroup` (protocol §3.5): md5 of the cardinal id (after the first
+/// `-`, up to the first `+`), its first 8 bytes as a big-endian `i64`, absolute value,
+/// modulo `size`. `None` for a name without `-`, which the server gives to no member.
+///
+/// The runtime needs it to know which member replays a released stream (see
+/// `Runtime::owns`). The testkit's server has its own copy of this rule: that crate is the
+/// server's side and is not a dependency of this one.
+///
+/// A name with an empty cardinal id (`account-`, `account-+x`) is hashed as `""`: the
+/// PostgreSQL backend assigns it that way, the others to no member, and then it is never
+/// read, so never parked, by a member at all.
+pub(crate) fn stream_member(stream: &str, size: i64) -> Option<i64> {
+    if size <= 0 {
+        return None;
+    }
+    let (_, id) = stream.split_once('-')?;
+    let cardinal = id.split_once('+').map_or(id, |(cardinal, _)| cardinal);
+    let digest = Md5::digest(cardinal.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    // Go negates with wraparound (i64::MIN stays negative, probability 2^-64) and its `%`
+    // truncates toward zero like Rust's.
+    let hash = i64::from_be_bytes(first).wrapping_abs();
+    Some(hash.wrapping_rem(size))
+}
 
 /// The rows to write before a member of a group of `size` starts: every member of that
 /// size without a row of that size gets one at the lowest saved position (`0` when none).
@@ -108,6 +137,34 @@ mod tests {
             member,
             size,
             global_position,
+        }
+    }
+
+    #[test]
+    fn stream_members_follow_the_servers_rule() {
+        // Protocol §3.5, confirmed on the real server.
+        let table: &[(&str, i64, Option<i64>)] = &[
+            ("account-123", 2, Some(1)),
+            ("account-123+retry", 2, Some(1)),
+            ("account-123", 4, Some(3)),
+            ("account-456", 3, Some(1)),
+            ("order-abc", 5, Some(4)),
+            ("user-42+x+y", 7, Some(4)),
+            ("test-1", 2, Some(0)),
+            ("test-2", 2, Some(1)),
+            ("test-3", 2, Some(0)),
+            ("test-4", 2, Some(1)),
+            ("account:command-123", 4, Some(3)),
+            ("account-550e8400-e29b-41d4-a716-446655440000", 4, Some(0)),
+            ("café-ü", 3, Some(2)),
+            ("account", 2, None),
+            // PostgreSQL's answer (md5 of ""); the other backends give it to nobody.
+            ("account-", 2, Some(0)),
+            ("account-", 3, Some(2)),
+            ("account-1", 1, Some(0)),
+        ];
+        for (stream, size, member) in table {
+            assert_eq!(stream_member(stream, *size), *member, "{stream}/{size}");
         }
     }
 

@@ -20,6 +20,9 @@ use tokio_util::sync::CancellationToken;
 use super::backoff;
 use crate::client::{Client, Subscription};
 
+/// The shortest wait between reconnection attempts.
+const MIN_BACKOFF: Duration = Duration::from_millis(10);
+
 /// How the shared SSE subscription behaves.
 ///
 /// # Examples
@@ -49,10 +52,12 @@ impl Default for HubOptions {
 
 impl HubOptions {
     /// First and longest wait between reconnection attempts (default 1 s and 30 s); the
-    /// wait doubles per failed attempt, with jitter.
+    /// wait doubles per failed attempt, with jitter. Both are at least 10 ms.
     pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
-        self.initial_backoff = initial;
-        self.max_backoff = max.max(initial);
+        // A zero wait doubles to zero forever: the hub would reconnect in a busy loop
+        // while the server is away, and hammer it when it comes back.
+        self.initial_backoff = initial.max(MIN_BACKOFF);
+        self.max_backoff = max.max(self.initial_backoff);
         self
     }
 
@@ -301,6 +306,19 @@ fn pokes_continue(error: &crate::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_reconnect_backoff_is_never_zero() {
+        let options = HubOptions::default().backoff(Duration::ZERO, Duration::ZERO);
+        assert_eq!(options.initial_backoff, MIN_BACKOFF);
+        assert_eq!(options.max_backoff, MIN_BACKOFF);
+        for failures in 1..5 {
+            let wait = backoff::delay(options.initial_backoff, options.max_backoff, failures);
+            assert!(wait >= MIN_BACKOFF / 2, "{wait:?}");
+        }
+        let options = HubOptions::default().backoff(Duration::from_secs(2), Duration::ZERO);
+        assert_eq!(options.max_backoff, Duration::from_secs(2));
+    }
 
     #[test]
     fn routes_by_the_text_before_the_first_dash() {

@@ -119,7 +119,9 @@ impl ConsumerOptions {
         &self.name
     }
 
-    /// Read this category instead of the one the consumer declares.
+    /// Read this category instead of the one the consumer declares. Spawning refuses an
+    /// empty category (it would read every category of the namespace) and one with a `-`
+    /// (it would match nothing) with [`Error::InvalidArgument`](crate::Error::InvalidArgument).
     pub fn category(mut self, category: impl Into<String>) -> Self {
         self.category = Some(category.into());
         self

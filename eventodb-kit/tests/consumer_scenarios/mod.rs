@@ -58,6 +58,9 @@ pub(crate) trait Db: Backend {
     fn effects_seen_by(
         conn: &mut Self::Connection,
     ) -> impl Future<Output = Result<i64, sqlx::Error>> + Send;
+    /// Marks `stream` released in the consumer tables with SQL, as another process (the CLI)
+    /// does: nothing in this process hears of it.
+    fn release_elsewhere(pool: &Pool<Self>, stream: &str) -> impl Future<Output = ()> + Send;
 }
 
 /// Logs to the test output when `RUST_LOG` is set.
@@ -1044,6 +1047,8 @@ pub(crate) async fn bad_options_are_refused<DB: Db>(pool: Pool<DB>) {
         ConsumerOptions::new(""),
         ConsumerOptions::new("x").group(3, 3),
         ConsumerOptions::new("x").category("has-dash"),
+        // The empty category reads the whole namespace.
+        ConsumerOptions::new("x").category(""),
     ] {
         let result = kit
             .workers()
@@ -1062,6 +1067,15 @@ pub(crate) async fn bad_options_are_refused<DB: Db>(pool: Pool<DB>) {
         .spawn()
         .await;
     assert!(matches!(twice, Err(Error::InvalidArgument(_))));
+    let declared_empty = kit
+        .workers()
+        .consumer(Recorder::new("", "x", &log), ConsumerOptions::new("x"))
+        .spawn()
+        .await;
+    assert!(
+        matches!(declared_empty, Err(Error::InvalidArgument(_))),
+        "{declared_empty:?}"
+    );
 }
 
 // ------------------------------------------------ transactions shared by a batch
@@ -1431,4 +1445,194 @@ pub(crate) async fn doubled_group_members_never_handle_twice<DB: Db>(pool: Pool<
     assert_effects_once(&DB::effect_counts(&pool).await, &all);
     let counts = log.counts();
     assert_eq!(counts.len(), all.len(), "every event handled");
+}
+
+/// A stream parked in a group of three and released: only the member the server gives the
+/// stream replays its parked events, so each is handled once. (Every member replayed every
+/// released stream: each parked event was handled three times.)
+pub(crate) async fn released_stream_replays_on_its_member_only<DB: Db>(pool: Pool<DB>) {
+    let env = Env::new("consumer").await;
+    let kit = env.kit(&pool);
+    let (a1, _) = env.write("gpark-1", "Ok", 1).await;
+    let (p, _) = env.write("gpark-1", "Poison", 2).await;
+    let (a2, _) = env.write("gpark-1", "Ok", 3).await;
+    let mut last = 0;
+    for i in 2..8 {
+        last = env
+            .write(&format!("gpark-{i}"), "Ok", i)
+            .await
+            .1
+            .global_position;
+    }
+    let log = Log::default();
+    // Slow handlers: every member that replays reads the parked events before the first
+    // replay deletes them.
+    let recorder = Recorder::new("gpark", "m", &log)
+        .failing("Poison")
+        .delay(Duration::from_millis(30));
+    let mut workers = kit.workers();
+    for k in 0..3 {
+        workers = workers.consumer(
+            recorder.clone(),
+            member("grouped", k, 3)
+                .failure_policy(FailurePolicy::ParkStream)
+                .retry(fast_retry()),
+        );
+    }
+    let workers = workers.spawn().await.expect("spawn");
+    caught_up(&workers, last).await;
+    let admin = ConsumerAdmin::for_kit(&kit);
+    assert_eq!(parked_ids(&admin, "gpark", "grouped").await, vec![p, a2]);
+
+    recorder.heal();
+    assert!(
+        admin
+            .release_stream("gpark", "grouped", "gpark-1")
+            .await
+            .unwrap()
+    );
+    unparked(&admin, "gpark", "grouped").await;
+    // One more read by every member: a member that replays does so before it reads.
+    let (a3, at) = env.write("gpark-1", "Ok", 4).await;
+    caught_up(&workers, at.global_position).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    workers.shutdown().await.expect("shutdown");
+    assert_eq!(log.ids_in_stream("gpark-1"), vec![a1, p, a2, a3]);
+    let counts = log.counts();
+    assert!(
+        counts.values().all(|&n| n == 1),
+        "each event handled once: {counts:?}"
+    );
+}
+
+/// A release made in another process (SQL here, the CLI in real life) is seen within a
+/// poll interval while the category is so busy that pokes never let the poll timer fire.
+/// (Parked streams were reloaded only when the poll timer fired, which every poke reset.)
+pub(crate) async fn release_elsewhere_is_seen_while_busy<DB: Db>(pool: Pool<DB>) {
+    let env = Env::new("consumer").await;
+    let kit = env.kit(&pool);
+    let (p, _) = env.write("stuck-1", "Poison", 1).await;
+    let (s2, at) = env.write("stuck-1", "Ok", 2).await;
+    let log = Log::default();
+    let recorder = Recorder::new("stuck", "busy", &log).failing("Poison");
+    let workers = kit
+        .workers()
+        .consumer(
+            recorder.clone(),
+            ConsumerOptions::new("busy")
+                .failure_policy(FailurePolicy::ParkStream)
+                .poll_interval(Duration::from_millis(300))
+                .retry(fast_retry()),
+        )
+        .spawn()
+        .await
+        .expect("spawn");
+    let handle = workers.consumer("busy").unwrap().clone();
+    handle.wait_for(at.global_position, LONG).await.unwrap();
+    let admin = ConsumerAdmin::for_kit(&kit);
+    assert_eq!(parked_ids(&admin, "stuck", "busy").await, vec![p, s2]);
+
+    recorder.heal();
+    // Busy: an event every 5 ms, each one a poke.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let writer = {
+        let client = env.client.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut i = 0;
+            while !stop.is_cancelled() {
+                i += 1;
+                client
+                    .stream_write(
+                        "stuck-2",
+                        &NewMessage::new("Ok", json!({ "n": i })),
+                        &WriteOptions::new(),
+                    )
+                    .await
+                    .expect("stream.write");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    DB::release_elsewhere(&pool, "stuck-1").await;
+    let seen = tokio::time::timeout(Duration::from_secs(5), async {
+        while !admin
+            .parked_streams("stuck", "busy")
+            .await
+            .unwrap()
+            .is_empty()
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    stop.cancel();
+    writer.await.unwrap();
+    workers.shutdown().await.expect("shutdown");
+    assert!(seen.is_ok(), "the release was not seen while busy");
+    assert_eq!(log.ids_in_stream("stuck-1"), vec![p, s2]);
+}
+
+/// A plain consumer re-reading events it already handled (after a resize, from the lowest
+/// position of the group) skips them even when their stream is parked: they are not held
+/// back and handled again on release. (The parked check came before the processed one.)
+pub(crate) async fn processed_events_are_not_parked_again<DB: Db>(pool: Pool<DB>) {
+    let env = Env::new("consumer").await;
+    let kit = env.kit(&pool);
+    // Under a group of two, `redo-1` is member 0's and `redo-2` member 1's (protocol §3.5).
+    let (e1, _) = env.write("redo-1", "Ok", 1).await;
+    let (p, first_last) = env.write("redo-1", "Poison", 2).await;
+    let (o1, at) = env.write("redo-2", "Ok", 3).await;
+    let log = Log::default();
+    let recorder = Recorder::new("redo", "m0", &log).failing("Poison");
+    // Member 0 of 2 alone: it handles e1 and parks redo-1; member 1 never starts, so the
+    // group's lowest position stays at the beginning.
+    let workers = kit
+        .workers()
+        .consumer(
+            recorder.clone(),
+            member("redo", 0, 2)
+                .failure_policy(FailurePolicy::ParkStream)
+                .retry(fast_retry()),
+        )
+        .spawn()
+        .await
+        .expect("spawn");
+    caught_up(&workers, first_last.global_position).await;
+    workers.shutdown().await.expect("shutdown");
+    assert_eq!(log.ids(), vec![e1]);
+    let admin = ConsumerAdmin::for_kit(&kit);
+    assert_eq!(parked_ids(&admin, "redo", "redo").await, vec![p]);
+
+    // Shrunk to one member: it starts from the beginning and meets e1 again.
+    let recorder = Recorder::new("redo", "one", &log).failing("Poison");
+    let workers = kit
+        .workers()
+        .consumer(
+            recorder.clone(),
+            ConsumerOptions::new("redo")
+                .failure_policy(FailurePolicy::ParkStream)
+                .retry(fast_retry()),
+        )
+        .spawn()
+        .await
+        .expect("spawn");
+    caught_up(&workers, at.global_position).await;
+    assert_eq!(
+        parked_ids(&admin, "redo", "redo").await,
+        vec![p],
+        "the handled event is not held back"
+    );
+    recorder.heal();
+    assert!(
+        admin
+            .release_stream("redo", "redo", "redo-1")
+            .await
+            .unwrap()
+    );
+    unparked(&admin, "redo", "redo").await;
+    workers.shutdown().await.expect("shutdown");
+    assert_eq!(log.ids_in_stream("redo-1"), vec![e1, p]);
+    assert_eq!(log.ids_in_stream("redo-2"), vec![o1]);
 }

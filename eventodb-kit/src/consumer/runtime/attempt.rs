@@ -2,7 +2,6 @@
 //! becomes of it.
 
 use std::collections::HashSet;
-use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
@@ -24,8 +23,8 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         }
     }
 
-    /// One message on its own: held back behind a parked stream, skipped when already
-    /// processed, or tried (one transaction per try for a transactional consumer) with the
+    /// One message on its own: skipped when already processed, held back behind a parked
+    /// stream, or tried (one transaction per try for a transactional consumer) with the
     /// failure policy after the last try. `false` when cancelled before it was handled.
     pub(super) async fn handle_one(
         &mut self,
@@ -33,13 +32,18 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         processed: &HashSet<String>,
         cancel: &CancellationToken,
     ) -> Result<bool> {
-        if self.held.contains_key(&message.stream_name) {
-            self.hold_behind(message).await?;
+        // Processed first: a message handled already (by another member, or before a
+        // resize moved the position back) is not held back behind its parked stream, which
+        // would hand it to the handler again on release.
+        if processed.contains(&message.id.to_string()) {
+            tracing::debug!(consumer = %self.key.consumer, id = %message.id, "already processed");
             self.advance(message.global_position);
             return Ok(true);
         }
-        if processed.contains(&message.id.to_string()) {
-            tracing::debug!(consumer = %self.key.consumer, id = %message.id, "already processed");
+        if self.held.contains_key(&message.stream_name) {
+            if !self.hold_behind(message, cancel).await? {
+                return Ok(false);
+            }
             self.advance(message.global_position);
             return Ok(true);
         }
@@ -69,7 +73,9 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             Outcome::Interrupted => return Ok(false),
             Outcome::Failed { error, attempts } => {
                 self.metrics.failed();
-                self.apply_policy(message, error, attempts).await?;
+                if !self.apply_policy(message, error, attempts, cancel).await? {
+                    return Ok(false);
+                }
             }
         }
         self.advance(message.global_position);
@@ -106,11 +112,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                 Err(error) => {
                     attempt -= 1;
                     infrastructure = infrastructure.saturating_add(1);
-                    let wait = backoff::delay(
-                        Duration::from_millis(100),
-                        self.options.read_retry_max,
-                        infrastructure,
-                    );
+                    let wait = self.database_wait(infrastructure);
                     tracing::warn!(consumer = %self.key.consumer, error = crate::error::log_field(&error), ?wait, "database error while handling; retrying");
                     wait
                 }

@@ -28,16 +28,17 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         let processed: HashSet<String> = match (candidates.first(), candidates.last()) {
             (Some(first), Some(last)) => {
                 let ids: Vec<String> = candidates.iter().map(|m| m.id.to_string()).collect();
-                DB::processed_among(
-                    &self.pool,
-                    &self.key,
-                    &ids,
-                    first.global_position,
-                    last.global_position,
-                )
-                .await?
-                .into_iter()
-                .collect()
+                let (pool, key, ids) = (&self.pool, &self.key, &ids);
+                let (first, last) = (first.global_position, last.global_position);
+                let found = self
+                    .retrying_database(cancel, "reading processed records", move || {
+                        DB::processed_among(pool, key, ids, first, last)
+                    })
+                    .await?;
+                match found {
+                    Some(found) => found.into_iter().collect(),
+                    None => return Ok(false),
+                }
             }
             _ => HashSet::new(),
         };

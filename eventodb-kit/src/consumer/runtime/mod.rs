@@ -1,6 +1,7 @@
 //! The consumer task: read a batch from the position, handle each message once (retrying
 //! and applying the failure policy), save the position and the processed records, sleep
-//! until a poke, a poll or a release.
+//! until a poke, a poll or a release. Parked streams are read again every poll interval,
+//! busy or not, to see releases made elsewhere.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use crate::outbox::Backend;
 mod attempt;
 mod batch;
 mod parked;
+mod retry;
 mod save;
 
 use save::saved;
@@ -79,11 +81,33 @@ async fn load_state<DB: Backend>(
         position: group::start_position(&rows, member, size),
         own_saved,
         dedupe_until: DB::max_processed(pool, key).await?.unwrap_or(0),
-        held: DB::parked_streams(pool, key)
-            .await?
-            .into_iter()
-            .collect::<HashMap<_, _>>(),
+        held: owned_parked(DB::parked_streams(pool, key).await?, member, size),
     })
+}
+
+/// The parked streams a member deals with: those the server now gives it (see
+/// [`group::stream_member`]). The parked streams are kept per consumer name, shared by the
+/// group; a member that replayed every released stream made every member handle its
+/// events.
+///
+/// Decided by the stream's member under the member's current size, not by who parked it:
+/// the member that reads a stream's new events is the one that holds them back behind the
+/// parked one, and only that member can replay the stream in order with them (a replay and
+/// a hold run one after the other in its task). After a resize the parker may be gone, or
+/// the stream may now go to another member, which then both holds and replays it. While a
+/// rolling resize runs two sizes at once, the stream's members of both sizes take it; the
+/// processed records keep that from handling an event twice except in a race.
+fn owned_parked(rows: Vec<(String, bool)>, member: i64, size: i64) -> HashMap<String, bool> {
+    rows.into_iter()
+        .filter(|(stream, _)| owns(stream, member, size))
+        .collect()
+}
+
+/// Whether `stream` is `member`'s under a group of `size`. Everything is the only member's
+/// without a group; a name the server gives to no member of a group (no `-`: it was parked
+/// before the consumer became a group) goes to member 0, so that it is never stuck.
+fn owns(stream: &str, member: i64, size: i64) -> bool {
+    size <= 1 || group::stream_member(stream, size).unwrap_or(0) == member
 }
 
 /// A transaction shared by several messages of a batch, not yet committed.
@@ -166,6 +190,14 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             return Err(Error::InvalidArgument(
                 "a consumer needs a non-empty name".into(),
             ));
+        }
+        // `category.get("")` reads every category of the namespace (protocol §3.4): a
+        // consumer would handle, park and record events that are not its own.
+        if category.is_empty() {
+            return Err(Error::InvalidArgument(format!(
+                "consumer {:?}: the category is empty, which would read every category of the namespace; name one",
+                options.name
+            )));
         }
         if category.contains('-') {
             return Err(Error::InvalidArgument(format!(
@@ -328,9 +360,22 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         let mut releases = release_signal();
         let mut read_failures: u32 = 0;
         let mut prefetched: Option<(u64, JoinHandle<Result<Vec<CategoryMessage>>>)> = None;
+        // When the parked streams are next read again, to see releases made by another
+        // process (the CLI, an admin elsewhere), which no signal here announces. Kept apart
+        // from the poll timer: every poke restarts that one, so a busy category, or one
+        // still catching up, would never see such a release.
+        let mut reload_at = tokio::time::Instant::now() + self.options.poll_interval;
         loop {
             if cancel.is_cancelled() {
                 return Ok(());
+            }
+            let now = tokio::time::Instant::now();
+            if now >= reload_at {
+                reload_at = now + self.options.poll_interval;
+                // One small indexed read per poll interval, and none without parked streams.
+                if !self.held.is_empty() {
+                    self.reload_held().await;
+                }
             }
             if self.held.values().any(|released| *released) {
                 self.replay_released(cancel).await?;
@@ -405,11 +450,13 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                 tokio::select! {
                     () = cancel.cancelled() => return Ok(()),
                     () = self.shared.waker.notify.notified() => break,
-                    () = tokio::time::sleep_until(poll_at) => {
-                        if !self.held.is_empty() {
-                            self.reload_held().await;
+                    () = tokio::time::sleep_until(poll_at) => break,
+                    () = tokio::time::sleep_until(reload_at), if !self.held.is_empty() => {
+                        reload_at = tokio::time::Instant::now() + self.options.poll_interval;
+                        self.reload_held().await;
+                        if self.held.values().any(|released| *released) {
+                            break;
                         }
-                        break;
                     }
                     changed = releases.changed() => {
                         if changed.is_ok() {

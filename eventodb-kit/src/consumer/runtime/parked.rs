@@ -13,12 +13,16 @@ use crate::outbox::Backend;
 use super::{Outcome, Runtime, db, processed_row};
 
 impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
+    /// Applies the failure policy to a message that failed for good. `false` when cancelled
+    /// before the policy's record was written (the position stays before the message).
+    /// Database errors are retried (see [`Runtime::retrying_database`]).
     pub(super) async fn apply_policy(
         &mut self,
         message: &CategoryMessage,
         error: String,
         attempts: u32,
-    ) -> Result<()> {
+        cancel: &CancellationToken,
+    ) -> Result<bool> {
         match self.options.failure_policy {
             FailurePolicy::Stop => {
                 tracing::error!(
@@ -29,7 +33,10 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                     %error,
                     "handler failed; stopping the consumer"
                 );
-                self.save().await?;
+                // Only fails when cancelled meanwhile; the task saves once more as it ends.
+                if let Err(save_error) = self.save_retrying(cancel).await {
+                    tracing::warn!(consumer = %self.key.consumer, error = crate::error::log_field(&save_error), "could not save the position");
+                }
                 Err(Error::ConsumerStopped {
                     consumer: self.key.consumer.clone(),
                     category: self.key.category.clone(),
@@ -48,21 +55,29 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                     %error,
                     "handler failed; parking the stream"
                 );
-                let mut tx = DB::begin_write(&self.pool).await?;
                 let row = parked_row(message, &error, attempts, "parked");
-                DB::park_event(&mut *tx, &self.key, &row).await?;
-                DB::hold_stream(
-                    &mut *tx,
-                    &self.key,
-                    &message.stream_name,
-                    &row.event_id,
-                    message.global_position,
-                    &error,
-                )
-                .await?;
-                tx.commit().await.map_err(db)?;
+                let (pool, key, row, error) = (&self.pool, &self.key, &row, error.as_str());
+                let parked = self
+                    .retrying_database(cancel, "parking a stream", move || async move {
+                        let mut tx = DB::begin_write(pool).await?;
+                        DB::park_event(&mut *tx, key, row).await?;
+                        DB::hold_stream(
+                            &mut *tx,
+                            key,
+                            &row.stream,
+                            &row.event_id,
+                            row.global_position,
+                            error,
+                        )
+                        .await?;
+                        tx.commit().await.map_err(db)
+                    })
+                    .await?;
+                if parked.is_none() {
+                    return Ok(false);
+                }
                 self.held.insert(message.stream_name.clone(), false);
-                Ok(())
+                Ok(true)
             }
             FailurePolicy::Skip => {
                 tracing::error!(
@@ -73,29 +88,45 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                     %error,
                     "handler failed; skipping the event (recorded)"
                 );
-                let mut tx = DB::begin_write(&self.pool).await?;
                 let row = parked_row(message, &error, attempts, "skipped");
-                DB::park_event(&mut *tx, &self.key, &row).await?;
-                DB::insert_processed(&mut *tx, &self.key, &[processed_row(message)]).await?;
-                tx.commit().await.map_err(db)?;
-                Ok(())
+                let processed = [processed_row(message)];
+                let (pool, key, row, processed) = (&self.pool, &self.key, &row, &processed);
+                let skipped = self
+                    .retrying_database(cancel, "skipping an event", move || async move {
+                        let mut tx = DB::begin_write(pool).await?;
+                        DB::park_event(&mut *tx, key, row).await?;
+                        DB::insert_processed(&mut *tx, key, processed).await?;
+                        tx.commit().await.map_err(db)
+                    })
+                    .await?;
+                Ok(skipped.is_some())
             }
         }
     }
 
-    /// Records a message of a parked stream, held back behind the parked one.
-    pub(super) async fn hold_behind(&mut self, message: &CategoryMessage) -> Result<()> {
+    /// Records a message of a parked stream, held back behind the parked one. `false` when
+    /// cancelled before it was recorded (the position stays before it).
+    pub(super) async fn hold_behind(
+        &mut self,
+        message: &CategoryMessage,
+        cancel: &CancellationToken,
+    ) -> Result<bool> {
         tracing::debug!(consumer = %self.key.consumer, id = %message.id, stream = %message.stream_name, "stream parked; holding the event back");
-        let mut tx = DB::begin_write(&self.pool).await?;
         let row = parked_row(message, "held back: its stream is parked", 0, "parked");
-        DB::park_event(&mut *tx, &self.key, &row).await?;
-        tx.commit().await.map_err(db)?;
-        Ok(())
+        let (pool, key, row) = (&self.pool, &self.key, &row);
+        let held = self
+            .retrying_database(cancel, "holding an event back", move || async move {
+                let mut tx = DB::begin_write(pool).await?;
+                DB::park_event(&mut *tx, key, row).await?;
+                tx.commit().await.map_err(db)
+            })
+            .await?;
+        Ok(held.is_some())
     }
 
     pub(super) async fn reload_held(&mut self) {
         match DB::parked_streams(&self.pool, &self.key).await {
-            Ok(rows) => self.held = rows.into_iter().collect(),
+            Ok(rows) => self.held = super::owned_parked(rows, self.member, self.size),
             Err(error) => {
                 tracing::warn!(consumer = %self.key.consumer, error = crate::error::log_field(&error), "could not read parked streams");
             }
@@ -103,7 +134,9 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
     }
 
     /// Handles the parked events of released streams, in order. A stream whose event fails
-    /// again is parked again from that event on.
+    /// again is parked again from that event on. Database errors are retried (see
+    /// [`Runtime::retrying_database`]); when cancelled meanwhile, what is not done stays
+    /// parked and released, for the next start.
     pub(super) async fn replay_released(&mut self, cancel: &CancellationToken) -> Result<()> {
         let released: Vec<String> = self
             .held
@@ -112,12 +145,31 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             .map(|(stream, _)| stream.clone())
             .collect();
         for stream in released {
-            let rows = DB::parked_events(&self.pool, &self.key, Some(&stream), "parked").await?;
+            let (pool, key, name) = (&self.pool, &self.key, stream.as_str());
+            let Some(rows) = self
+                .retrying_database(cancel, "reading parked events", move || {
+                    DB::parked_events(pool, key, Some(name), "parked")
+                })
+                .await?
+            else {
+                return Ok(());
+            };
             tracing::info!(consumer = %self.key.consumer, %stream, events = rows.len(), "stream released; handling its parked events");
             let mut cleared = true;
             for row in rows {
                 if cancel.is_cancelled() {
                     return Ok(());
+                }
+                // A plain consumer's replay claims no processed record (a transactional
+                // one's does): an event handled meanwhile, e.g. by the member that had the
+                // stream before a resize, is only dropped from the parked events.
+                if !self.transactional {
+                    let Some(done) = self.drop_if_processed(&row, cancel).await? else {
+                        return Ok(());
+                    };
+                    if done {
+                        continue;
+                    }
                 }
                 let message = self.recover(&row).await;
                 match crate::trace_context::around_event(
@@ -128,35 +180,62 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                 {
                     Outcome::Handled => {
                         if !self.transactional {
-                            let mut tx = DB::begin_write(&self.pool).await?;
-                            DB::insert_processed(&mut *tx, &self.key, &[processed_row(&message)])
+                            let processed = [processed_row(&message)];
+                            let (pool, key, processed, id) =
+                                (&self.pool, &self.key, &processed, row.event_id.as_str());
+                            let done = self
+                                .retrying_database(
+                                    cancel,
+                                    "recording a replayed event",
+                                    move || async move {
+                                        let mut tx = DB::begin_write(pool).await?;
+                                        DB::insert_processed(&mut *tx, key, processed).await?;
+                                        DB::delete_parked(&mut *tx, key, id).await?;
+                                        tx.commit().await.map_err(db)
+                                    },
+                                )
                                 .await?;
-                            DB::delete_parked(&mut *tx, &self.key, &row.event_id).await?;
-                            tx.commit().await.map_err(db)?;
+                            if done.is_none() {
+                                return Ok(());
+                            }
                         }
                     }
                     Outcome::Interrupted => return Ok(()),
                     Outcome::Failed { error, attempts } => {
                         tracing::error!(consumer = %self.key.consumer, %stream, id = %row.event_id, %error, "released event failed again; stream parked again");
-                        DB::parked_failed_again(
-                            &self.pool,
-                            &self.key,
-                            &row.event_id,
-                            &error,
-                            i64::from(attempts),
-                        )
-                        .await?;
-                        let mut tx = DB::begin_write(&self.pool).await?;
-                        DB::hold_stream(
-                            &mut *tx,
-                            &self.key,
-                            &stream,
-                            &row.event_id,
-                            row.global_position,
-                            &error,
-                        )
-                        .await?;
-                        tx.commit().await.map_err(db)?;
+                        let (pool, key, row, error) = (&self.pool, &self.key, &row, error.as_str());
+                        let parked = self
+                            .retrying_database(
+                                cancel,
+                                "parking a stream again",
+                                move || async move {
+                                    let mut tx = DB::begin_write(pool).await?;
+                                    DB::hold_stream(
+                                        &mut *tx,
+                                        key,
+                                        &row.stream,
+                                        &row.event_id,
+                                        row.global_position,
+                                        error,
+                                    )
+                                    .await?;
+                                    tx.commit().await.map_err(db)?;
+                                    // Counted after the hold, so that a hold retried does not
+                                    // count these tries twice.
+                                    DB::parked_failed_again(
+                                        pool,
+                                        key,
+                                        &row.event_id,
+                                        error,
+                                        i64::from(attempts),
+                                    )
+                                    .await
+                                },
+                            )
+                            .await?;
+                        if parked.is_none() {
+                            return Ok(());
+                        }
                         self.held.insert(stream.clone(), false);
                         cleared = false;
                         break;
@@ -164,14 +243,52 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                 }
             }
             if cleared {
-                let mut tx = DB::begin_write(&self.pool).await?;
-                DB::unhold_stream(&mut *tx, &self.key, &stream).await?;
-                tx.commit().await.map_err(db)?;
+                let (pool, key, name) = (&self.pool, &self.key, stream.as_str());
+                let unheld = self
+                    .retrying_database(cancel, "unparking a stream", move || async move {
+                        let mut tx = DB::begin_write(pool).await?;
+                        DB::unhold_stream(&mut *tx, key, name).await?;
+                        tx.commit().await.map_err(db)
+                    })
+                    .await?;
+                if unheld.is_none() {
+                    return Ok(());
+                }
                 self.held.remove(&stream);
                 tracing::info!(consumer = %self.key.consumer, %stream, "stream unparked");
             }
         }
         Ok(())
+    }
+
+    /// Deletes a parked event that is recorded as processed. `Some(true)` when it was;
+    /// `None` when cancelled first.
+    async fn drop_if_processed(
+        &self,
+        row: &ParkedRow,
+        cancel: &CancellationToken,
+    ) -> Result<Option<bool>> {
+        let (pool, key, id, gp) = (
+            &self.pool,
+            &self.key,
+            row.event_id.as_str(),
+            row.global_position,
+        );
+        self.retrying_database(cancel, "checking a parked event", move || async move {
+            let ids = [id.to_owned()];
+            if DB::processed_among(pool, key, &ids, gp, gp)
+                .await?
+                .is_empty()
+            {
+                return Ok(false);
+            }
+            let mut tx = DB::begin_write(pool).await?;
+            DB::delete_parked(&mut *tx, key, id).await?;
+            tx.commit().await.map_err(db)?;
+            tracing::debug!(consumer = %key.consumer, %id, "already processed; no longer parked");
+            Ok(true)
+        })
+        .await
     }
 
     /// The parked message as EventoDB has it (with its time); the stored copy if it cannot
