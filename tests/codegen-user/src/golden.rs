@@ -9,3 +9,9 @@ pub mod workspace {
 pub mod basics {
     include!("../../../eventodb-kit-codegen/tests/golden/basics.rs");
 }
+
+/// `golden/names.rs`: names that are not identifiers, keywords, types named like the prelude's.
+pub mod names {
+    include!("../../../eventodb-kit-codegen/tests/golden/names.rs");
+}
+
