@@ -406,7 +406,10 @@ impl<'a> Converter<'a> {
         };
         let mut fields = Vec::new();
         let mut idents = BTreeMap::new();
-        // Sorted by name (serde_json's map), so output never depends on its features.
+        // Sorted here: serde_json's map keeps file order when some crate in the build enables
+        // its `preserve_order` feature, and the output must not depend on that.
+        let mut properties: Vec<_> = properties.iter().collect();
+        properties.sort_unstable_by_key(|(json_name, _)| *json_name);
         for (json_name, value) in properties {
             if Some(json_name.as_str()) == omit_tag {
                 continue;
@@ -509,15 +512,18 @@ impl<'a> Converter<'a> {
             }
             resolved.push((option_at, target, via_ref));
         }
-        // The tag: a property that is required and `const` in every option.
+        // The tag: a property that is required and `const` in every option; the first such by
+        // name, whatever order serde_json's map keeps (see `object`).
         let first = &resolved[0].1;
-        let tag = first
+        let mut candidates = first
             .get("properties")
             .and_then(|p| {
                 p.object()
                     .map(|map| map.keys().cloned().collect::<Vec<_>>())
             })
-            .unwrap_or_default()
+            .unwrap_or_default();
+        candidates.sort_unstable();
+        let tag = candidates
             .into_iter()
             .find(|candidate| {
                 resolved.iter().all(|(_, target, _)| {
@@ -630,7 +636,10 @@ fn parse_meta(meta: &At<'_>) -> Result<(String, String)> {
     let Some(object) = meta.object() else {
         return Err(meta.err("`x-eventodb` must be an object with `category` and `stream`"));
     };
-    for key in object.keys() {
+    // Sorted, so the key reported does not depend on serde_json's `preserve_order`.
+    let mut keys: Vec<&String> = object.keys().collect();
+    keys.sort_unstable();
+    for key in keys {
         if key != "category" && key != "stream" {
             return Err(meta.err_at(
                 key,

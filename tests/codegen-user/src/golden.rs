@@ -15,3 +15,7 @@ pub mod names {
     include!("../../../eventodb-kit-codegen/tests/golden/names.rs");
 }
 
+/// `golden/order.rs`: output that must not depend on serde_json's `preserve_order`.
+pub mod order {
+    include!("../../../eventodb-kit-codegen/tests/golden/order.rs");
+}
