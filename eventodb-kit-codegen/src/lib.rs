@@ -79,7 +79,10 @@
 //! false` becomes `#[serde(deny_unknown_fields)]`; otherwise unknown properties are ignored.
 //! Struct fields are in alphabetical order. Property names that are not Rust identifiers or
 //! are keywords are renamed (`first-name` → `first_name`, `type` → `r#type`) with
-//! `#[serde(rename)]`. `description`s become doc comments.
+//! `#[serde(rename)]`. Names keep only ASCII letters and digits (`area_m²` → `area_m`); a name
+//! with none left is a schema error. A type named `Self` becomes `SelfType`; `AnyEvent` and
+//! `Events` are the registry's and refused as type names, as are two categories that make one
+//! `categories` constant (`user_command`, `user:command`). `description`s become doc comments.
 //!
 //! **References.** `$ref` may point into the same file (`#/$defs/Money`,
 //! `#/definitions/Money`), to another file relative to the referring one

@@ -54,6 +54,8 @@ pub(crate) struct StructDef {
 pub(crate) struct EventInfo {
     pub(crate) event_type: String,
     pub(crate) category: String,
+    /// The category's constant in the generated `categories` module, e.g. `USER`.
+    pub(crate) category_const: String,
     pub(crate) stream: String,
     /// The template split into literal text and field references.
     pub(crate) parts: Vec<TemplatePart>,

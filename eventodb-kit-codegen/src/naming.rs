@@ -13,13 +13,21 @@ const KEYWORDS: &[&str] = &[
 /// Keywords that cannot be raw identifiers.
 const NOT_RAW: &[&str] = &["crate", "self", "Self", "super", "_"];
 
+/// Names the generated module defines itself: a schema type with one of these names would
+/// clash with them.
+pub(crate) const REGISTRY_NAMES: &[&str] = &["AnyEvent", "Events"];
+
 /// Splits a name into lowercase words at `_`, `-`, spaces, other punctuation and case changes.
+///
+/// Only ASCII letters and digits make words: anything else (`²`, `é`, `€`) could be invalid in an
+/// identifier (`char::is_alphanumeric` accepts `²`) or trip rustc's non-ASCII lints, and the JSON
+/// name is kept through `#[serde(rename)]` anyway.
 fn words(name: &str) -> Vec<String> {
     let mut words = Vec::new();
     let mut current = String::new();
     let chars: Vec<char> = name.chars().collect();
     for (index, &ch) in chars.iter().enumerate() {
-        if !ch.is_alphanumeric() {
+        if !ch.is_ascii_alphanumeric() {
             if !current.is_empty() {
                 words.push(std::mem::take(&mut current));
             }
@@ -86,40 +94,57 @@ pub(crate) fn is_upper_camel(name: &str) -> bool {
 }
 
 /// The Rust field for a JSON property: the identifier text (`r#type` for keywords) and whether
-/// serde needs a `rename` to the original name.
-pub(crate) fn field_ident(json_name: &str) -> (String, bool) {
+/// serde needs a `rename` to the original name. `None` when a non-empty name has no character
+/// usable in an identifier (`"²"`): there is nothing to name the field after.
+pub(crate) fn field_ident(json_name: &str) -> Option<(String, bool)> {
     let mut ident = snake(json_name);
     if ident.is_empty() {
+        if !json_name.is_empty() {
+            return None;
+        }
         ident = "field".to_owned();
     }
     if NOT_RAW.contains(&ident.as_str()) {
         ident.push('_');
-        return (ident, true);
+        return Some((ident, true));
     }
     let rename = ident != json_name;
     if KEYWORDS.contains(&ident.as_str()) {
         // serde strips `r#`, so a raw identifier keeps the JSON name without a rename.
-        return (format!("r#{ident}"), rename);
+        return Some((format!("r#{ident}"), rename));
     }
-    (ident, rename)
+    Some((ident, rename))
 }
 
-/// The Rust variant name for an enum value, `Empty` for the empty string.
-pub(crate) fn variant_ident(value: &str) -> String {
+/// The Rust variant name for an enum value, `Empty` for the empty string; `None` when a
+/// non-empty value has no character usable in an identifier.
+pub(crate) fn variant_ident(value: &str) -> Option<String> {
     let name = upper_camel(value);
     if name.is_empty() {
-        "Empty".to_owned()
+        value.is_empty().then(|| "Empty".to_owned())
     } else if KEYWORDS.contains(&name.as_str()) {
-        format!("{name}Value")
+        Some(format!("{name}Value"))
     } else {
-        name
+        Some(name)
     }
 }
 
-/// `USER` style constant name for a category.
-pub(crate) fn shouty(name: &str) -> String {
+/// A type name that is a valid identifier: `Self` (the one UpperCamelCase keyword, which
+/// cannot be a raw identifier) gets a suffix, as keyword enum variants do. Empty stays empty,
+/// for the caller to report.
+pub(crate) fn type_name(name: &str) -> String {
+    if KEYWORDS.contains(&name) {
+        format!("{name}Type")
+    } else {
+        name.to_owned()
+    }
+}
+
+/// `USER` style constant name for a category; `None` when it has no character usable in an
+/// identifier.
+pub(crate) fn shouty(name: &str) -> Option<String> {
     let out = snake(name).to_uppercase();
-    if out.is_empty() { "_".to_owned() } else { out }
+    (!out.is_empty()).then_some(out)
 }
 
 #[cfg(test)]
@@ -140,12 +165,29 @@ mod tests {
 
     #[test]
     fn fields() {
-        assert_eq!(field_ident("email"), ("email".to_owned(), false));
-        assert_eq!(field_ident("type"), ("r#type".to_owned(), false));
-        assert_eq!(field_ident("self"), ("self_".to_owned(), true));
-        assert_eq!(field_ident("first-name"), ("first_name".to_owned(), true));
-        assert_eq!(field_ident("Type"), ("r#type".to_owned(), true));
-        assert_eq!(field_ident("2fa"), ("_2fa".to_owned(), true));
+        let field = |name: &str, rename| Some((name.to_owned(), rename));
+        assert_eq!(field_ident("email"), field("email", false));
+        assert_eq!(field_ident("type"), field("r#type", false));
+        assert_eq!(field_ident("self"), field("self_", true));
+        assert_eq!(field_ident("first-name"), field("first_name", true));
+        assert_eq!(field_ident("Type"), field("r#type", true));
+        assert_eq!(field_ident("2fa"), field("_2fa", true));
+        assert_eq!(field_ident(""), field("field", true));
+    }
+
+    #[test]
+    fn only_identifier_characters() {
+        // `²` is alphanumeric but not valid in an identifier: it used to reach `Ident::new`.
+        assert_eq!(field_ident("area_m²"), Some(("area_m".to_owned(), true)));
+        assert_eq!(field_ident("größe"), Some(("gr_e".to_owned(), true)));
+        assert_eq!(field_ident("²"), None);
+        assert_eq!(variant_ident("m²"), Some("M".to_owned()));
+        assert_eq!(variant_ident("²"), None);
+        assert_eq!(upper_camel("área"), "Rea");
+        assert_eq!(shouty("€"), None);
+        assert_eq!(shouty("user:command"), Some("USER_COMMAND".to_owned()));
+        assert_eq!(type_name("Self"), "SelfType");
+        assert_eq!(type_name("Option"), "Option");
     }
 
     #[test]
@@ -154,8 +196,11 @@ mod tests {
         assert!(!is_upper_camel("user_created"));
         assert!(!is_upper_camel("User_Created"));
         assert!(!is_upper_camel("Self"));
-        assert_eq!(variant_ident(""), "Empty");
-        assert_eq!(variant_ident("self"), "SelfValue");
-        assert_eq!(shouty("class_membership"), "CLASS_MEMBERSHIP");
+        assert_eq!(variant_ident(""), Some("Empty".to_owned()));
+        assert_eq!(variant_ident("self"), Some("SelfValue".to_owned()));
+        assert_eq!(
+            shouty("class_membership"),
+            Some("CLASS_MEMBERSHIP".to_owned())
+        );
     }
 }

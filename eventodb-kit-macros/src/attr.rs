@@ -53,15 +53,31 @@ impl Errors {
 /// One key's value, remembering where the key was written so a second one can be reported.
 pub(crate) struct Slot<T> {
     value: Option<T>,
+    /// The key was written, even if its value was bad: a later "needs `key`" would repeat
+    /// the one mistake as a second error.
+    written: bool,
 }
 
 impl<T> Default for Slot<T> {
     fn default() -> Self {
-        Self { value: None }
+        Self {
+            value: None,
+            written: false,
+        }
     }
 }
 
 impl<T> Slot<T> {
+    /// Records that the key was written, before its value is parsed.
+    pub(crate) fn mark_written(&mut self) {
+        self.written = true;
+    }
+
+    /// Whether the key was written, valid or not.
+    pub(crate) fn written(&self) -> bool {
+        self.written || self.value.is_some()
+    }
+
     /// Stores `value`, or reports a duplicate `key` (on the second key) and keeps the first.
     pub(crate) fn set(&mut self, errors: &mut Errors, attr: &str, key: &Ident, value: T) {
         if self.value.is_some() {

@@ -176,6 +176,11 @@ pub fn derive_event(input: TokenStream) -> TokenStream {
 /// (`async fn other(&self, message: &CategoryMessage, ...) -> Result<(), E>`) and gets every
 /// type without a handler. `strict` and a fallback exclude each other.
 ///
+/// A handler may carry `#[cfg(...)]`: when it is compiled out, nothing dispatches to it and
+/// its event type need not exist (for `exhaustive`, its type then counts as unhandled).
+/// Handler event types are concrete types, not type parameters of the handler (for every
+/// type, use a fallback). A consumer is `'static`: the impl block has no lifetime parameters.
+///
 /// # Compile errors
 ///
 /// Mistakes are compile errors on the token that is wrong: a missing `category`, an unknown

@@ -82,8 +82,10 @@ pub(super) fn check(at: &At<'_>, types: &[&str]) -> Result<()> {
     let Some(object) = at.object() else {
         return Ok(());
     };
-    for key in object.keys() {
-        let key = key.as_str();
+    // Sorted, so which error is reported does not depend on serde_json's `preserve_order`.
+    let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    for &key in &keys {
         if key == "x-eventodb" {
             if !at.pointer.is_empty() {
                 return Err(at.err_at(
@@ -121,10 +123,10 @@ pub(super) fn check(at: &At<'_>, types: &[&str]) -> Result<()> {
         }
     }
     if object.contains_key("$ref") {
-        if let Some(extra) = object.keys().find(|key| {
-            let key = key.as_str();
-            key != "$ref" && !key.starts_with("x-") && !ANNOTATIONS.contains(&key)
-        }) {
+        if let Some(extra) = keys
+            .iter()
+            .find(|&&key| key != "$ref" && !key.starts_with("x-") && !ANNOTATIONS.contains(&key))
+        {
             return Err(at.err_at(
                 extra,
                 format!("keyword `{extra}` beside `$ref` is not supported; move it into the referenced schema"),

@@ -79,6 +79,7 @@ pub(crate) fn convert(folder: &Folder) -> Result<Model, Vec<SchemaError>> {
         names: BTreeMap::new(),
         in_progress: BTreeSet::new(),
         events: BTreeMap::new(),
+        categories: BTreeMap::new(),
     };
     let mut errors = Vec::new();
     for (file, value) in &folder.files {
@@ -103,6 +104,9 @@ pub(crate) struct Converter<'a> {
     in_progress: BTreeSet<String>,
     /// Event type -> file.
     events: BTreeMap<String, String>,
+    /// Constant name in `categories` -> the category and the file that first used it, so two
+    /// categories spelled differently (`user_command`, `user:command`) cannot share a constant.
+    categories: BTreeMap<String, (String, String)>,
 }
 
 impl<'a> Converter<'a> {
@@ -143,12 +147,13 @@ impl<'a> Converter<'a> {
             .and_then(|title| title.value.as_str().map(str::to_owned))
             .filter(|title| naming::is_upper_camel(title))
             .ok_or_else(|| {
-                at.err("an event schema needs a `title` in UpperCamelCase: its event type, e.g. \"UserCreated\"")
+                at.err("an event schema needs a `title` in UpperCamelCase that is not a Rust keyword: its event type, e.g. \"UserCreated\"")
             })?;
         let Some(meta) = at.get("x-eventodb") else {
             unreachable!("checked by the caller")
         };
         let (category, stream) = parse_meta(&meta)?;
+        let category_const = self.category_const(&meta, &category)?;
         if let Some(other) = self.events.get(&title) {
             return Err(at.err_at(
                 "title",
@@ -172,10 +177,35 @@ impl<'a> Converter<'a> {
         def.event = Some(EventInfo {
             event_type: title,
             category,
+            category_const,
             stream,
             parts,
         });
         Ok(())
+    }
+
+    /// The category's constant in `categories`, checked to be one no other category makes.
+    fn category_const(&mut self, meta: &At<'a>, category: &str) -> Result<String> {
+        let Some(name) = naming::shouty(category) else {
+            return Err(meta.err_at(
+                "category",
+                format!("category `{category}` has no ASCII letter or digit to name its constant in `categories`"),
+            ));
+        };
+        match self.categories.get(&name) {
+            Some((other, file)) if other != category => Err(meta.err_at(
+                "category",
+                format!(
+                    "categories `{other}` (in `{file}`) and `{category}` both become the constant `categories::{name}`; spell them alike or rename one"
+                ),
+            )),
+            Some(_) => Ok(name),
+            None => {
+                self.categories
+                    .insert(name.clone(), (category.to_owned(), meta.file.to_owned()));
+                Ok(name)
+            }
+        }
     }
 
     /// Splits the stream template and checks each placeholder names a required scalar field.
@@ -264,6 +294,17 @@ impl<'a> Converter<'a> {
         };
         if let Some(existing) = self.located.get(&key) {
             return Ok((existing.clone(), self.in_progress.contains(&key)));
+        }
+        let name = &naming::type_name(name);
+        if name.is_empty() {
+            return Err(at.err(
+                "no Rust type name can be made from this schema's name (it has no ASCII letter or digit); give it a `title` in UpperCamelCase",
+            ));
+        }
+        if naming::REGISTRY_NAMES.contains(&name.as_str()) {
+            return Err(at.err(format!(
+                "type name `{name}` is the generated registry's own; give the schema a different `title`"
+            )));
         }
         let expected = if at.value.get("enum").is_some() {
             "string"
@@ -365,7 +406,10 @@ impl<'a> Converter<'a> {
         };
         let mut fields = Vec::new();
         let mut idents = BTreeMap::new();
-        // Sorted by name (serde_json's map), so output never depends on its features.
+        // Sorted here: serde_json's map keeps file order when some crate in the build enables
+        // its `preserve_order` feature, and the output must not depend on that.
+        let mut properties: Vec<_> = properties.iter().collect();
+        properties.sort_unstable_by_key(|(json_name, _)| *json_name);
         for (json_name, value) in properties {
             if Some(json_name.as_str()) == omit_tag {
                 continue;
@@ -374,7 +418,11 @@ impl<'a> Converter<'a> {
                 unreachable!("there are properties")
             };
             let property = properties_at.child(json_name, value);
-            let (ident, rename) = naming::field_ident(json_name);
+            let Some((ident, rename)) = naming::field_ident(json_name) else {
+                return Err(property.err(format!(
+                    "property `{json_name}` has no ASCII letter or digit to name its Rust field; rename the property"
+                )));
+            };
             if let Some(other) = idents.insert(ident.clone(), json_name.clone()) {
                 return Err(property.err(format!(
                     "properties `{other}` and `{json_name}` both become the Rust field `{ident}`"
@@ -464,15 +512,18 @@ impl<'a> Converter<'a> {
             }
             resolved.push((option_at, target, via_ref));
         }
-        // The tag: a property that is required and `const` in every option.
+        // The tag: a property that is required and `const` in every option; the first such by
+        // name, whatever order serde_json's map keeps (see `object`).
         let first = &resolved[0].1;
-        let tag = first
+        let mut candidates = first
             .get("properties")
             .and_then(|p| {
                 p.object()
                     .map(|map| map.keys().cloned().collect::<Vec<_>>())
             })
-            .unwrap_or_default()
+            .unwrap_or_default();
+        candidates.sort_unstable();
+        let tag = candidates
             .into_iter()
             .find(|candidate| {
                 resolved.iter().all(|(_, target, _)| {
@@ -485,7 +536,11 @@ impl<'a> Converter<'a> {
         let mut variants: Vec<UnionVariant> = Vec::new();
         for (option_at, target, via_ref) in resolved {
             let value = tag_value(&target, &tag).unwrap_or_default();
-            let variant = naming::variant_ident(&value);
+            let Some(variant) = naming::variant_ident(&value) else {
+                return Err(option_at.err(format!(
+                    "tag value \"{value}\" has no ASCII letter or digit to name its Rust variant"
+                )));
+            };
             if variants.iter().any(|other| other.name == variant) {
                 return Err(option_at.err(format!(
                     "two `oneOf` options have the tag `{tag}` = \"{value}\" (or names that clash as `{variant}`)"
@@ -581,7 +636,10 @@ fn parse_meta(meta: &At<'_>) -> Result<(String, String)> {
     let Some(object) = meta.object() else {
         return Err(meta.err("`x-eventodb` must be an object with `category` and `stream`"));
     };
-    for key in object.keys() {
+    // Sorted, so the key reported does not depend on serde_json's `preserve_order`.
+    let mut keys: Vec<&String> = object.keys().collect();
+    keys.sort_unstable();
+    for key in keys {
         if key != "category" && key != "stream" {
             return Err(meta.err_at(
                 key,
@@ -637,7 +695,11 @@ fn string_enum(values: &At<'_>) -> Result<TypeKind> {
                 "`enum` value {item} is not supported: enums must list strings"
             )));
         };
-        let name = naming::variant_ident(text);
+        let Some(name) = naming::variant_ident(text) else {
+            return Err(values.err(format!(
+                "`enum` value \"{text}\" has no ASCII letter or digit to name its Rust variant"
+            )));
+        };
         if variants.iter().any(|(other, _)| *other == name) {
             return Err(values.err(format!(
                 "`enum` values clash: two of them become the Rust variant `{name}`"

@@ -20,7 +20,10 @@ pub(super) fn tokens(value: &Value) -> TokenStream {
             quote!([#(#items),*])
         }
         Value::Object(map) => {
-            let entries = map.iter().map(|(key, value)| {
+            // Sorted: the map's order depends on serde_json's `preserve_order` feature.
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_unstable_by_key(|(key, _)| *key);
+            let entries = entries.into_iter().map(|(key, value)| {
                 let value = tokens(value);
                 quote!(#key: #value)
             });

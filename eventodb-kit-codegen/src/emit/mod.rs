@@ -85,11 +85,12 @@ impl Emitter<'_> {
         self.checked.get(name).copied().unwrap_or(false)
     }
 
-    /// The Rust type of a shape.
+    /// The Rust type of a shape. Every path is absolute: a schema type may be named `Option`,
+    /// `String`, `Vec` or `Box` and would shadow the prelude's.
     fn ty(&self, shape: &Shape) -> TokenStream {
         let krate = self.krate;
         let inner = match &shape.ty {
-            Ty::String => quote!(String),
+            Ty::String => quote!(::std::string::String),
             Ty::Uuid => quote!(#krate::__private::uuid::Uuid),
             Ty::DateTime => {
                 quote!(#krate::__private::chrono::DateTime<#krate::__private::chrono::Utc>)
@@ -102,23 +103,23 @@ impl Emitter<'_> {
             Ty::Any => quote!(#krate::__private::serde_json::Value),
             Ty::Vec(item) => {
                 let item = self.ty(item);
-                quote!(Vec<#item>)
+                quote!(::std::vec::Vec<#item>)
             }
             Ty::Map(value) => {
                 let value = self.ty(value);
-                quote!(::std::collections::BTreeMap<String, #value>)
+                quote!(::std::collections::BTreeMap<::std::string::String, #value>)
             }
             Ty::Named { name, boxed } => {
                 let name = ident(name);
                 if *boxed {
-                    quote!(Box<#name>)
+                    quote!(::std::boxed::Box<#name>)
                 } else {
                     quote!(#name)
                 }
             }
         };
         if shape.nullable {
-            quote!(Option<#inner>)
+            quote!(::core::option::Option<#inner>)
         } else {
             inner
         }
@@ -128,7 +129,7 @@ impl Emitter<'_> {
         let ty = self.ty(&field.shape);
         match field.presence {
             Presence::Required | Presence::Defaulted(_) => ty,
-            _ => quote!(Option<#ty>),
+            _ => quote!(::core::option::Option<#ty>),
         }
     }
 
@@ -243,7 +244,7 @@ impl Emitter<'_> {
                 }
             }
             Presence::Optional => {
-                let inner = self.ty(&field.shape).to_string();
+                let inner = self.ty(&field.shape).to_string().replace(' ', "");
                 quote! {
                     #[serde(default, skip_serializing_if = "::core::option::Option::is_none", deserialize_with = "__eventodb_codegen::deserialize_some")]
                     #[schemars(with = #inner)]
@@ -285,7 +286,7 @@ impl Emitter<'_> {
                 let name = format_ident!("{}", default_fn(field));
                 let ty = self.ty(&field.shape);
                 let expr = match (&field.shape.ty, value) {
-                    (Ty::String, Value::String(text)) => quote!(String::from(#text)),
+                    (Ty::String, Value::String(text)) => quote!(::std::string::String::from(#text)),
                     (Ty::Named { name, .. }, Value::String(text)) => {
                         let variant = self.enum_variant(name, text);
                         let name = ident(name);

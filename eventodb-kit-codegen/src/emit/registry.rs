@@ -2,9 +2,8 @@
 
 use super::{Emitter, ident};
 use crate::model::{EventInfo, TemplatePart, TypeDef, TypeKind};
-use crate::naming;
-use proc_macro2::TokenStream;
-use quote::{format_ident, quote};
+use proc_macro2::{Ident, TokenStream};
+use quote::quote;
 use std::collections::BTreeMap;
 
 impl Emitter<'_> {
@@ -23,6 +22,7 @@ impl Emitter<'_> {
             category,
             stream,
             parts,
+            ..
         } = event;
         let checked = self.has_checks(&def.name);
         // The derive reads placeholders as Rust field names; a renamed property (`{user-id}`,
@@ -110,14 +110,16 @@ pub(super) fn emit(emitter: &Emitter<'_>) -> TokenStream {
     if events.is_empty() {
         return TokenStream::new();
     }
-    let mut by_category: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    // Category -> (its constant, its event types).
+    let mut by_category: BTreeMap<&str, (Ident, Vec<&str>)> = BTreeMap::new();
     for (_, event) in &events {
         by_category
             .entry(&event.category)
-            .or_default()
+            .or_insert_with(|| (ident(&event.category_const), Vec::new()))
+            .1
             .push(&event.event_type);
     }
-    for types in by_category.values_mut() {
+    for (_, types) in by_category.values_mut() {
         types.sort_unstable();
     }
     let mut sorted: Vec<&(&TypeDef, &EventInfo)> = events.iter().collect();
@@ -134,13 +136,11 @@ pub(super) fn emit(emitter: &Emitter<'_>) -> TokenStream {
     let names: Vec<_> = sorted.iter().map(|(def, _)| ident(&def.name)).collect();
     let types: Vec<&str> = sorted.iter().map(|(_, e)| e.event_type.as_str()).collect();
     let categories_of: Vec<&str> = sorted.iter().map(|(_, e)| e.category.as_str()).collect();
-    let category_consts = by_category.iter().map(|(category, types)| {
-        let name = format_ident!("{}", naming::shouty(category));
+    let category_consts = by_category.iter().map(|(category, (name, types))| {
         let doc = format!(" The event types of category `{category}`, sorted.");
         quote!(#[doc = #doc] pub const #name: &[&str] = &[#(#types),*];)
     });
-    let category_entries = by_category.keys().map(|category| {
-        let name = format_ident!("{}", naming::shouty(category));
+    let category_entries = by_category.iter().map(|(category, (name, _))| {
         quote!(#krate::registry::CategoryTypes { category: #category, types: categories::#name },)
     });
     quote! {

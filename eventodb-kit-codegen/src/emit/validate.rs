@@ -73,7 +73,7 @@ impl Emitter<'_> {
                         Presence::Required | Presence::Defaulted(_) => {
                             quote!({ let value = &self.#name; #checks })
                         }
-                        _ => quote!(if let Some(value) = &self.#name { #checks }),
+                        _ => quote!(if let ::core::option::Option::Some(value) = &self.#name { #checks }),
                     }
                 });
                 quote!(#(#fields)*)
@@ -112,7 +112,7 @@ impl Emitter<'_> {
                 pub fn __eventodb_validate(
                     &self,
                     pointer: &str,
-                    violations: &mut Vec<#krate::Violation>,
+                    violations: &mut ::std::vec::Vec<#krate::Violation>,
                 ) {
                     #body
                 }
@@ -134,7 +134,7 @@ impl Emitter<'_> {
                 ..shape.clone()
             };
             let checks = self.shape_checks(&inner, suffix, owned);
-            return quote!(if let Some(value) = value { #checks });
+            return quote!(if let ::core::option::Option::Some(value) = value { #checks });
         }
         let krate = self.krate;
         let mut out = TokenStream::new();

@@ -41,7 +41,7 @@ pub struct KitchenSinkRecorded {
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
     #[schemars(with = "bool")]
-    pub _2fa: Option<bool>,
+    pub _2fa: ::core::option::Option<bool>,
     /// The `answer` property.
     #[serde(
         default,
@@ -50,7 +50,7 @@ pub struct KitchenSinkRecorded {
     )]
     #[schemars(with = "i64")]
     #[schemars(extend("const" = 42))]
-    pub answer: Option<i64>,
+    pub answer: ::core::option::Option<i64>,
     /// The `anything` property.
     #[serde(
         default,
@@ -58,10 +58,13 @@ pub struct KitchenSinkRecorded {
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
     #[schemars(
-        with = ":: std :: collections :: BTreeMap < String , __eventodb :: __private :: serde_json :: Value >"
+        with = "::std::collections::BTreeMap<::std::string::String,__eventodb::__private::serde_json::Value>"
     )]
-    pub anything: Option<
-        ::std::collections::BTreeMap<String, __eventodb::__private::serde_json::Value>,
+    pub anything: ::core::option::Option<
+        ::std::collections::BTreeMap<
+            ::std::string::String,
+            __eventodb::__private::serde_json::Value,
+        >,
     >,
     /// The `at` property.
     #[serde(
@@ -70,9 +73,9 @@ pub struct KitchenSinkRecorded {
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
     #[schemars(
-        with = "__eventodb :: __private :: chrono :: DateTime < __eventodb :: __private :: chrono :: Utc >"
+        with = "__eventodb::__private::chrono::DateTime<__eventodb::__private::chrono::Utc>"
     )]
-    pub at: Option<
+    pub at: ::core::option::Option<
         __eventodb::__private::chrono::DateTime<__eventodb::__private::chrono::Utc>,
     >,
     /// The `camelCase` property.
@@ -82,17 +85,17 @@ pub struct KitchenSinkRecorded {
         skip_serializing_if = "::core::option::Option::is_none",
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
-    #[schemars(with = "String")]
-    pub camel_case: Option<String>,
+    #[schemars(with = "::std::string::String")]
+    pub camel_case: ::core::option::Option<::std::string::String>,
     /// The `code` property.
     #[serde(
         default,
         skip_serializing_if = "::core::option::Option::is_none",
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
-    #[schemars(with = "String")]
+    #[schemars(with = "::std::string::String")]
     #[schemars(extend("pattern" = "^[A-Z]{3}$"))]
-    pub code: Option<String>,
+    pub code: ::core::option::Option<::std::string::String>,
     /// The `count` property.
     #[schemars(extend("maximum" = 5, "minimum" = -5, "multipleOf" = 1))]
     pub count: i64,
@@ -102,9 +105,9 @@ pub struct KitchenSinkRecorded {
         skip_serializing_if = "::core::option::Option::is_none",
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
-    #[schemars(with = "String")]
+    #[schemars(with = "::std::string::String")]
     #[schemars(extend("format" = "email"))]
-    pub email: Option<String>,
+    pub email: ::core::option::Option<::std::string::String>,
     /// The `enabled` property.
     #[serde(default = "KitchenSinkRecorded::__default_enabled")]
     pub enabled: bool,
@@ -115,8 +118,8 @@ pub struct KitchenSinkRecorded {
         skip_serializing_if = "::core::option::Option::is_none",
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
-    #[schemars(with = "String")]
-    pub first_name: Option<String>,
+    #[schemars(with = "::std::string::String")]
+    pub first_name: ::core::option::Option<::std::string::String>,
     /// The `flag` property.
     pub flag: bool,
     /// The `homepage` property.
@@ -125,38 +128,38 @@ pub struct KitchenSinkRecorded {
         skip_serializing_if = "::core::option::Option::is_none",
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
-    #[schemars(with = "String")]
+    #[schemars(with = "::std::string::String")]
     #[schemars(extend("format" = "uri"))]
-    pub homepage: Option<String>,
+    pub homepage: ::core::option::Option<::std::string::String>,
     /// The `id` property.
     #[serde(
         default,
         skip_serializing_if = "::core::option::Option::is_none",
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
-    #[schemars(with = "__eventodb :: __private :: uuid :: Uuid")]
-    pub id: Option<__eventodb::__private::uuid::Uuid>,
+    #[schemars(with = "__eventodb::__private::uuid::Uuid")]
+    pub id: ::core::option::Option<__eventodb::__private::uuid::Uuid>,
     /// The `ip4` property.
     #[serde(
         default,
         skip_serializing_if = "::core::option::Option::is_none",
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
-    #[schemars(with = "String")]
+    #[schemars(with = "::std::string::String")]
     #[schemars(extend("format" = "ipv4"))]
-    pub ip4: Option<String>,
+    pub ip4: ::core::option::Option<::std::string::String>,
     /// The `ip6` property.
     #[serde(
         default,
         skip_serializing_if = "::core::option::Option::is_none",
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
-    #[schemars(with = "String")]
+    #[schemars(with = "::std::string::String")]
     #[schemars(extend("format" = "ipv6"))]
-    pub ip6: Option<String>,
+    pub ip6: ::core::option::Option<::std::string::String>,
     /// The `label` property.
     #[serde(default = "KitchenSinkRecorded::__default_label")]
-    pub label: String,
+    pub label: ::std::string::String,
     /// The `level` property.
     #[serde(default = "KitchenSinkRecorded::__default_level")]
     pub level: KitchenSinkRecordedLevel,
@@ -166,22 +169,24 @@ pub struct KitchenSinkRecorded {
         skip_serializing_if = "::core::option::Option::is_none",
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
-    #[schemars(with = "Vec < Vec < i64 > >")]
+    #[schemars(with = "::std::vec::Vec<::std::vec::Vec<i64>>")]
     #[schemars(
         extend("items" = {"items":{"maximum":9, "type":"integer"}, "type":"array"})
     )]
-    pub matrix: Option<Vec<Vec<i64>>>,
+    pub matrix: ::core::option::Option<::std::vec::Vec<::std::vec::Vec<i64>>>,
     /// The `maybe_items` property.
     #[serde(
         default,
         skip_serializing_if = "::core::option::Option::is_none",
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
-    #[schemars(with = "Vec < Option < String > >")]
-    pub maybe_items: Option<Vec<Option<String>>>,
+    #[schemars(with = "::std::vec::Vec<::core::option::Option<::std::string::String>>")]
+    pub maybe_items: ::core::option::Option<
+        ::std::vec::Vec<::core::option::Option<::std::string::String>>,
+    >,
     /// The `name` property.
     #[schemars(extend("maxLength" = 10, "minLength" = 2, "pattern" = "^[a-z]+$"))]
-    pub name: String,
+    pub name: ::std::string::String,
     /// An inline object.
     #[serde(
         default,
@@ -189,23 +194,23 @@ pub struct KitchenSinkRecorded {
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
     #[schemars(with = "KitchenSinkRecordedNested")]
-    pub nested: Option<KitchenSinkRecordedNested>,
+    pub nested: ::core::option::Option<KitchenSinkRecordedNested>,
     /// The `nullable_optional` property.
     #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
     #[schemars(extend("minimum" = 1))]
-    pub nullable_optional: Option<u64>,
+    pub nullable_optional: ::core::option::Option<u64>,
     /// The `nullable_required` property.
     #[serde(deserialize_with = "__eventodb_codegen::deserialize_nullable")]
     #[schemars(required, transform = __eventodb_codegen::add_null)]
-    pub nullable_required: Option<String>,
+    pub nullable_required: ::core::option::Option<::std::string::String>,
     /// The `on` property.
     #[serde(
         default,
         skip_serializing_if = "::core::option::Option::is_none",
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
-    #[schemars(with = "__eventodb :: __private :: chrono :: NaiveDate")]
-    pub on: Option<__eventodb::__private::chrono::NaiveDate>,
+    #[schemars(with = "__eventodb::__private::chrono::NaiveDate")]
+    pub on: ::core::option::Option<__eventodb::__private::chrono::NaiveDate>,
     /// The `ratio` property.
     #[schemars(
         extend("exclusiveMaximum" = 1, "exclusiveMinimum" = 0, "multipleOf" = 0.25)
@@ -221,7 +226,7 @@ pub struct KitchenSinkRecorded {
         skip_serializing_if = "::core::option::Option::is_none",
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
-    #[schemars(with = ":: std :: collections :: BTreeMap < String , u64 >")]
+    #[schemars(with = "::std::collections::BTreeMap<::std::string::String,u64>")]
     #[schemars(
         extend(
             "additionalProperties" = {"minimum":0,
@@ -229,7 +234,9 @@ pub struct KitchenSinkRecorded {
             "minProperties" = 1
         )
     )]
-    pub scores: Option<::std::collections::BTreeMap<String, u64>>,
+    pub scores: ::core::option::Option<
+        ::std::collections::BTreeMap<::std::string::String, u64>,
+    >,
     /// The `self` property.
     #[serde(rename = "self")]
     #[serde(
@@ -237,8 +244,8 @@ pub struct KitchenSinkRecorded {
         skip_serializing_if = "::core::option::Option::is_none",
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
-    #[schemars(with = "String")]
-    pub self_: Option<String>,
+    #[schemars(with = "::std::string::String")]
+    pub self_: ::core::option::Option<::std::string::String>,
     /// The `shape` property.
     #[serde(
         default,
@@ -246,7 +253,7 @@ pub struct KitchenSinkRecorded {
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
     #[schemars(with = "Shape")]
-    pub shape: Option<Shape>,
+    pub shape: ::core::option::Option<Shape>,
     /// The `sink_id` property.
     #[schemars(extend("minimum" = 0))]
     pub sink_id: u64,
@@ -256,7 +263,7 @@ pub struct KitchenSinkRecorded {
         skip_serializing_if = "::core::option::Option::is_none",
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
-    #[schemars(with = "Vec < String >")]
+    #[schemars(with = "::std::vec::Vec<::std::string::String>")]
     #[schemars(
         extend(
             "items" = {"minLength":1,
@@ -266,7 +273,7 @@ pub struct KitchenSinkRecorded {
             "uniqueItems" = true
         )
     )]
-    pub tags: Option<Vec<String>>,
+    pub tags: ::core::option::Option<::std::vec::Vec<::std::string::String>>,
     /// The `tree` property.
     #[serde(
         default,
@@ -274,24 +281,24 @@ pub struct KitchenSinkRecorded {
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
     #[schemars(with = "Tree")]
-    pub tree: Option<Tree>,
+    pub tree: ::core::option::Option<Tree>,
     /// A keyword as a property name.
     #[serde(
         default,
         skip_serializing_if = "::core::option::Option::is_none",
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
-    #[schemars(with = "String")]
-    pub r#type: Option<String>,
+    #[schemars(with = "::std::string::String")]
+    pub r#type: ::core::option::Option<::std::string::String>,
     /// The `version` property.
     #[serde(
         default,
         skip_serializing_if = "::core::option::Option::is_none",
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
-    #[schemars(with = "String")]
+    #[schemars(with = "::std::string::String")]
     #[schemars(extend("const" = "v1"))]
-    pub version: Option<String>,
+    pub version: ::core::option::Option<::std::string::String>,
     /// The `weight` property.
     #[serde(default = "KitchenSinkRecorded::__default_weight")]
     pub weight: f64,
@@ -300,8 +307,8 @@ impl KitchenSinkRecorded {
     fn __default_enabled() -> bool {
         true
     }
-    fn __default_label() -> String {
-        String::from("none")
+    fn __default_label() -> ::std::string::String {
+        ::std::string::String::from("none")
     }
     fn __default_level() -> KitchenSinkRecordedLevel {
         KitchenSinkRecordedLevel::Medium
@@ -320,9 +327,9 @@ impl KitchenSinkRecorded {
     pub fn __eventodb_validate(
         &self,
         pointer: &str,
-        violations: &mut Vec<__eventodb::Violation>,
+        violations: &mut ::std::vec::Vec<__eventodb::Violation>,
     ) {
-        if let Some(value) = &self.answer {
+        if let ::core::option::Option::Some(value) = &self.answer {
             __eventodb_codegen::constant(
                 violations,
                 pointer,
@@ -332,7 +339,7 @@ impl KitchenSinkRecorded {
                 "42",
             );
         }
-        if let Some(value) = &self.code {
+        if let ::core::option::Option::Some(value) = &self.code {
             static PATTERN: ::std::sync::LazyLock<__eventodb::__private::regex::Regex> = ::std::sync::LazyLock::new(||
             {
                 __eventodb::__private::regex::Regex::new("^[A-Z]{3}$")
@@ -345,7 +352,7 @@ impl KitchenSinkRecorded {
             __eventodb_codegen::minimum(violations, pointer, "/count", *value, -5i64);
             __eventodb_codegen::maximum(violations, pointer, "/count", *value, 5i64);
         }
-        if let Some(value) = &self.email {
+        if let ::core::option::Option::Some(value) = &self.email {
             __eventodb_codegen::format(
                 violations,
                 pointer,
@@ -354,7 +361,7 @@ impl KitchenSinkRecorded {
                 __eventodb_codegen::Format::Email,
             );
         }
-        if let Some(value) = &self.homepage {
+        if let ::core::option::Option::Some(value) = &self.homepage {
             __eventodb_codegen::format(
                 violations,
                 pointer,
@@ -363,7 +370,7 @@ impl KitchenSinkRecorded {
                 __eventodb_codegen::Format::Uri,
             );
         }
-        if let Some(value) = &self.ip4 {
+        if let ::core::option::Option::Some(value) = &self.ip4 {
             __eventodb_codegen::format(
                 violations,
                 pointer,
@@ -372,7 +379,7 @@ impl KitchenSinkRecorded {
                 __eventodb_codegen::Format::Ipv4,
             );
         }
-        if let Some(value) = &self.ip6 {
+        if let ::core::option::Option::Some(value) = &self.ip6 {
             __eventodb_codegen::format(
                 violations,
                 pointer,
@@ -381,7 +388,7 @@ impl KitchenSinkRecorded {
                 __eventodb_codegen::Format::Ipv6,
             );
         }
-        if let Some(value) = &self.matrix {
+        if let ::core::option::Option::Some(value) = &self.matrix {
             for (index, value) in value.iter().enumerate() {
                 let pointer = ::std::format!("{}{}/{}", pointer, "/matrix", index);
                 for (index, value) in value.iter().enumerate() {
@@ -401,14 +408,14 @@ impl KitchenSinkRecorded {
             });
             __eventodb_codegen::pattern(violations, pointer, "/name", value, &PATTERN);
         }
-        if let Some(value) = &self.nested {
+        if let ::core::option::Option::Some(value) = &self.nested {
             value
                 .__eventodb_validate(
                     &::std::format!("{}{}", pointer, "/nested"),
                     violations,
                 );
         }
-        if let Some(value) = &self.nullable_optional {
+        if let ::core::option::Option::Some(value) = &self.nullable_optional {
             __eventodb_codegen::minimum(
                 violations,
                 pointer,
@@ -441,7 +448,7 @@ impl KitchenSinkRecorded {
                 0.25f64,
             );
         }
-        if let Some(value) = &self.scores {
+        if let ::core::option::Option::Some(value) = &self.scores {
             __eventodb_codegen::min_count(
                 violations,
                 pointer,
@@ -451,14 +458,14 @@ impl KitchenSinkRecorded {
                 "property",
             );
         }
-        if let Some(value) = &self.shape {
+        if let ::core::option::Option::Some(value) = &self.shape {
             value
                 .__eventodb_validate(
                     &::std::format!("{}{}", pointer, "/shape"),
                     violations,
                 );
         }
-        if let Some(value) = &self.tags {
+        if let ::core::option::Option::Some(value) = &self.tags {
             __eventodb_codegen::min_count(
                 violations,
                 pointer,
@@ -481,14 +488,14 @@ impl KitchenSinkRecorded {
                 __eventodb_codegen::min_length(violations, &pointer, "", value, 1);
             }
         }
-        if let Some(value) = &self.tree {
+        if let ::core::option::Option::Some(value) = &self.tree {
             value
                 .__eventodb_validate(
                     &::std::format!("{}{}", pointer, "/tree"),
                     violations,
                 );
         }
-        if let Some(value) = &self.version {
+        if let ::core::option::Option::Some(value) = &self.version {
             __eventodb_codegen::constant(
                 violations,
                 pointer,
@@ -558,7 +565,7 @@ pub struct KitchenSinkRecordedNested {
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
     #[schemars(with = "KitchenSinkRecordedNestedDeep")]
-    pub deep: Option<KitchenSinkRecordedNestedDeep>,
+    pub deep: ::core::option::Option<KitchenSinkRecordedNestedDeep>,
 }
 impl KitchenSinkRecordedNested {
     /// Appends every schema rule this value breaks to `violations`, with pointers
@@ -567,9 +574,9 @@ impl KitchenSinkRecordedNested {
     pub fn __eventodb_validate(
         &self,
         pointer: &str,
-        violations: &mut Vec<__eventodb::Violation>,
+        violations: &mut ::std::vec::Vec<__eventodb::Violation>,
     ) {
-        if let Some(value) = &self.deep {
+        if let ::core::option::Option::Some(value) = &self.deep {
             value
                 .__eventodb_validate(
                     &::std::format!("{}{}", pointer, "/deep"),
@@ -598,9 +605,9 @@ pub struct KitchenSinkRecordedNestedDeep {
         skip_serializing_if = "::core::option::Option::is_none",
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
-    #[schemars(with = "String")]
+    #[schemars(with = "::std::string::String")]
     #[schemars(extend("maxLength" = 3))]
-    pub value: Option<String>,
+    pub value: ::core::option::Option<::std::string::String>,
 }
 impl KitchenSinkRecordedNestedDeep {
     /// Appends every schema rule this value breaks to `violations`, with pointers
@@ -609,9 +616,9 @@ impl KitchenSinkRecordedNestedDeep {
     pub fn __eventodb_validate(
         &self,
         pointer: &str,
-        violations: &mut Vec<__eventodb::Violation>,
+        violations: &mut ::std::vec::Vec<__eventodb::Violation>,
     ) {
-        if let Some(value) = &self.value {
+        if let ::core::option::Option::Some(value) = &self.value {
             __eventodb_codegen::max_length(violations, pointer, "/value", value, 3);
         }
     }
@@ -646,11 +653,11 @@ pub struct LegacyThingHappened {
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
     #[schemars(with = "Point")]
-    pub point: Option<Point>,
+    pub point: ::core::option::Option<Point>,
     /// The `status` property.
     pub status: Status,
     /// The `tenant` property.
-    pub tenant: String,
+    pub tenant: ::std::string::String,
 }
 /// A shared type nobody refers to: still generated, once.
 ///
@@ -704,7 +711,7 @@ impl Shape {
     pub fn __eventodb_validate(
         &self,
         pointer: &str,
-        violations: &mut Vec<__eventodb::Violation>,
+        violations: &mut ::std::vec::Vec<__eventodb::Violation>,
     ) {
         if let Self::Circle(value) = self {
             value.__eventodb_validate(pointer, violations);
@@ -737,7 +744,7 @@ impl ShapeCircle {
     pub fn __eventodb_validate(
         &self,
         pointer: &str,
-        violations: &mut Vec<__eventodb::Violation>,
+        violations: &mut ::std::vec::Vec<__eventodb::Violation>,
     ) {
         {
             let value = &self.radius;
@@ -822,19 +829,19 @@ pub struct Tree {
         skip_serializing_if = "::core::option::Option::is_none",
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
-    #[schemars(with = "Vec < Tree >")]
-    pub children: Option<Vec<Tree>>,
+    #[schemars(with = "::std::vec::Vec<Tree>")]
+    pub children: ::core::option::Option<::std::vec::Vec<Tree>>,
     /// The `label` property.
     #[schemars(extend("minLength" = 1))]
-    pub label: String,
+    pub label: ::std::string::String,
     /// The `parent` property.
     #[serde(
         default,
         skip_serializing_if = "::core::option::Option::is_none",
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
-    #[schemars(with = "Box < Tree >")]
-    pub parent: Option<Box<Tree>>,
+    #[schemars(with = "::std::boxed::Box<Tree>")]
+    pub parent: ::core::option::Option<::std::boxed::Box<Tree>>,
 }
 impl Tree {
     /// Appends every schema rule this value breaks to `violations`, with pointers
@@ -843,9 +850,9 @@ impl Tree {
     pub fn __eventodb_validate(
         &self,
         pointer: &str,
-        violations: &mut Vec<__eventodb::Violation>,
+        violations: &mut ::std::vec::Vec<__eventodb::Violation>,
     ) {
-        if let Some(value) = &self.children {
+        if let ::core::option::Option::Some(value) = &self.children {
             for (index, value) in value.iter().enumerate() {
                 let pointer = ::std::format!("{}{}/{}", pointer, "/children", index);
                 value.__eventodb_validate(&pointer, violations);
@@ -855,7 +862,7 @@ impl Tree {
             let value = &self.label;
             __eventodb_codegen::min_length(violations, pointer, "/label", value, 1);
         }
-        if let Some(value) = &self.parent {
+        if let ::core::option::Option::Some(value) = &self.parent {
             value
                 .__eventodb_validate(
                     &::std::format!("{}{}", pointer, "/parent"),

@@ -25,16 +25,16 @@ use ::eventodb_kit::{
 pub struct Address {
     /// The `city` property.
     #[schemars(extend("minLength" = 1))]
-    pub city: String,
+    pub city: ::std::string::String,
     /// ISO 3166-1 alpha-2 code.
     #[schemars(extend("pattern" = "^[A-Z]{2}$"))]
-    pub country: String,
+    pub country: ::std::string::String,
     /// Postal code, letters, digits, spaces and dashes.
     #[schemars(extend("pattern" = "^[A-Za-z0-9 -]{3,10}$"))]
-    pub postal_code: String,
+    pub postal_code: ::std::string::String,
     /// Street and house number.
     #[schemars(extend("maxLength" = 200, "minLength" = 1))]
-    pub street: String,
+    pub street: ::std::string::String,
 }
 impl Address {
     /// Appends every schema rule this value breaks to `violations`, with pointers
@@ -43,7 +43,7 @@ impl Address {
     pub fn __eventodb_validate(
         &self,
         pointer: &str,
-        violations: &mut Vec<__eventodb::Violation>,
+        violations: &mut ::std::vec::Vec<__eventodb::Violation>,
     ) {
         {
             let value = &self.city;
@@ -105,7 +105,7 @@ pub struct CardPayment {
     pub brand: CardPaymentBrand,
     /// The `last4` property.
     #[schemars(extend("pattern" = "^[0-9]{4}$"))]
-    pub last4: String,
+    pub last4: ::std::string::String,
 }
 impl CardPayment {
     /// Appends every schema rule this value breaks to `violations`, with pointers
@@ -114,7 +114,7 @@ impl CardPayment {
     pub fn __eventodb_validate(
         &self,
         pointer: &str,
-        violations: &mut Vec<__eventodb::Violation>,
+        violations: &mut ::std::vec::Vec<__eventodb::Violation>,
     ) {
         {
             let value = &self.last4;
@@ -179,17 +179,17 @@ pub enum CardPaymentBrand {
 pub struct ClassJoinRequested {
     /// The `class_id` property.
     #[schemars(extend("minLength" = 1))]
-    pub class_id: String,
+    pub class_id: ::std::string::String,
     /// The `join_code` property.
     #[schemars(extend("maxLength" = 12, "minLength" = 4))]
-    pub join_code: String,
+    pub join_code: ::std::string::String,
     /// The `requested_at` property.
     pub requested_at: __eventodb::__private::chrono::DateTime<
         __eventodb::__private::chrono::Utc,
     >,
     /// The `student_id` property.
     #[schemars(extend("minLength" = 1))]
-    pub student_id: String,
+    pub student_id: ::std::string::String,
 }
 impl ClassJoinRequested {
     /// Appends every schema rule this value breaks to `violations`, with pointers
@@ -198,7 +198,7 @@ impl ClassJoinRequested {
     pub fn __eventodb_validate(
         &self,
         pointer: &str,
-        violations: &mut Vec<__eventodb::Violation>,
+        violations: &mut ::std::vec::Vec<__eventodb::Violation>,
     ) {
         {
             let value = &self.class_id;
@@ -253,13 +253,13 @@ pub struct ClassMembershipAccepted {
         __eventodb::__private::chrono::Utc,
     >,
     /// The `accepted_by` property.
-    pub accepted_by: String,
+    pub accepted_by: ::std::string::String,
     /// The `class_id` property.
     #[schemars(extend("minLength" = 1))]
-    pub class_id: String,
+    pub class_id: ::std::string::String,
     /// The `student_id` property.
     #[schemars(extend("minLength" = 1))]
-    pub student_id: String,
+    pub student_id: ::std::string::String,
 }
 impl ClassMembershipAccepted {
     /// Appends every schema rule this value breaks to `violations`, with pointers
@@ -268,7 +268,7 @@ impl ClassMembershipAccepted {
     pub fn __eventodb_validate(
         &self,
         pointer: &str,
-        violations: &mut Vec<__eventodb::Violation>,
+        violations: &mut ::std::vec::Vec<__eventodb::Violation>,
     ) {
         {
             let value = &self.class_id;
@@ -315,25 +315,25 @@ impl ClassMembershipAccepted {
 pub struct ClassMembershipRejected {
     /// The `class_id` property.
     #[schemars(extend("minLength" = 1))]
-    pub class_id: String,
+    pub class_id: ::std::string::String,
     /// The `reason` property.
     #[serde(
         default,
         skip_serializing_if = "::core::option::Option::is_none",
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
-    #[schemars(with = "String")]
+    #[schemars(with = "::std::string::String")]
     #[schemars(extend("maxLength" = 500))]
-    pub reason: Option<String>,
+    pub reason: ::core::option::Option<::std::string::String>,
     /// The `rejected_at` property.
     pub rejected_at: __eventodb::__private::chrono::DateTime<
         __eventodb::__private::chrono::Utc,
     >,
     /// The `rejected_by` property.
-    pub rejected_by: String,
+    pub rejected_by: ::std::string::String,
     /// The `student_id` property.
     #[schemars(extend("minLength" = 1))]
-    pub student_id: String,
+    pub student_id: ::std::string::String,
 }
 impl ClassMembershipRejected {
     /// Appends every schema rule this value breaks to `violations`, with pointers
@@ -342,13 +342,13 @@ impl ClassMembershipRejected {
     pub fn __eventodb_validate(
         &self,
         pointer: &str,
-        violations: &mut Vec<__eventodb::Violation>,
+        violations: &mut ::std::vec::Vec<__eventodb::Violation>,
     ) {
         {
             let value = &self.class_id;
             __eventodb_codegen::min_length(violations, pointer, "/class_id", value, 1);
         }
-        if let Some(value) = &self.reason {
+        if let ::core::option::Option::Some(value) = &self.reason {
             __eventodb_codegen::max_length(violations, pointer, "/reason", value, 500);
         }
         {
@@ -392,7 +392,7 @@ impl ClassMembershipRejected {
 pub struct ContentErrorReported {
     /// The `content_id` property.
     #[schemars(extend("minLength" = 1))]
-    pub content_id: String,
+    pub content_id: ::std::string::String,
     /// The `content_type` property.
     pub content_type: ContentErrorReportedContentType,
     /// The `context` property.
@@ -402,10 +402,10 @@ pub struct ContentErrorReported {
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
     #[schemars(with = "ContentErrorReportedContext")]
-    pub context: Option<ContentErrorReportedContext>,
+    pub context: ::core::option::Option<ContentErrorReportedContext>,
     /// The `description` property.
     #[schemars(extend("maxLength" = 2000, "minLength" = 1))]
-    pub description: String,
+    pub description: ::std::string::String,
     /// The `error_id` property.
     pub error_id: __eventodb::__private::uuid::Uuid,
     /// The `error_type` property.
@@ -420,8 +420,8 @@ pub struct ContentErrorReported {
         skip_serializing_if = "::core::option::Option::is_none",
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
-    #[schemars(with = "String")]
-    pub reported_by: Option<String>,
+    #[schemars(with = "::std::string::String")]
+    pub reported_by: ::core::option::Option<::std::string::String>,
 }
 impl ContentErrorReported {
     /// Appends every schema rule this value breaks to `violations`, with pointers
@@ -430,13 +430,13 @@ impl ContentErrorReported {
     pub fn __eventodb_validate(
         &self,
         pointer: &str,
-        violations: &mut Vec<__eventodb::Violation>,
+        violations: &mut ::std::vec::Vec<__eventodb::Violation>,
     ) {
         {
             let value = &self.content_id;
             __eventodb_codegen::min_length(violations, pointer, "/content_id", value, 1);
         }
-        if let Some(value) = &self.context {
+        if let ::core::option::Option::Some(value) = &self.context {
             value
                 .__eventodb_validate(
                     &::std::format!("{}{}", pointer, "/context"),
@@ -522,26 +522,26 @@ pub struct ContentErrorReportedContext {
         skip_serializing_if = "::core::option::Option::is_none",
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
-    #[schemars(with = "String")]
+    #[schemars(with = "::std::string::String")]
     #[schemars(extend("format" = "uri"))]
-    pub screenshot: Option<String>,
+    pub screenshot: ::core::option::Option<::std::string::String>,
     /// The `url` property.
     #[serde(
         default,
         skip_serializing_if = "::core::option::Option::is_none",
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
-    #[schemars(with = "String")]
+    #[schemars(with = "::std::string::String")]
     #[schemars(extend("format" = "uri"))]
-    pub url: Option<String>,
+    pub url: ::core::option::Option<::std::string::String>,
     /// The `user_answer` property.
     #[serde(
         default,
         skip_serializing_if = "::core::option::Option::is_none",
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
-    #[schemars(with = "String")]
-    pub user_answer: Option<String>,
+    #[schemars(with = "::std::string::String")]
+    pub user_answer: ::core::option::Option<::std::string::String>,
 }
 impl ContentErrorReportedContext {
     /// Appends every schema rule this value breaks to `violations`, with pointers
@@ -550,9 +550,9 @@ impl ContentErrorReportedContext {
     pub fn __eventodb_validate(
         &self,
         pointer: &str,
-        violations: &mut Vec<__eventodb::Violation>,
+        violations: &mut ::std::vec::Vec<__eventodb::Violation>,
     ) {
-        if let Some(value) = &self.screenshot {
+        if let ::core::option::Option::Some(value) = &self.screenshot {
             __eventodb_codegen::format(
                 violations,
                 pointer,
@@ -561,7 +561,7 @@ impl ContentErrorReportedContext {
                 __eventodb_codegen::Format::Uri,
             );
         }
-        if let Some(value) = &self.url {
+        if let ::core::option::Option::Some(value) = &self.url {
             __eventodb_codegen::format(
                 violations,
                 pointer,
@@ -659,8 +659,8 @@ pub struct InvoicePayment {
         skip_serializing_if = "::core::option::Option::is_none",
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
-    #[schemars(with = "String")]
-    pub po_number: Option<String>,
+    #[schemars(with = "::std::string::String")]
+    pub po_number: ::core::option::Option<::std::string::String>,
 }
 impl InvoicePayment {
     /// Appends every schema rule this value breaks to `violations`, with pointers
@@ -669,7 +669,7 @@ impl InvoicePayment {
     pub fn __eventodb_validate(
         &self,
         pointer: &str,
-        violations: &mut Vec<__eventodb::Violation>,
+        violations: &mut ::std::vec::Vec<__eventodb::Violation>,
     ) {
         {
             let value = &self.due_days;
@@ -730,7 +730,7 @@ pub struct OrderCancelled {
     pub order_id: __eventodb::__private::uuid::Uuid,
     /// The `reason` property.
     #[schemars(extend("minLength" = 3))]
-    pub reason: String,
+    pub reason: ::std::string::String,
     /// The `refund` property.
     #[serde(
         default,
@@ -738,7 +738,7 @@ pub struct OrderCancelled {
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
     #[schemars(with = "Money")]
-    pub refund: Option<Money>,
+    pub refund: ::core::option::Option<Money>,
 }
 impl OrderCancelled {
     /// Appends every schema rule this value breaks to `violations`, with pointers
@@ -747,7 +747,7 @@ impl OrderCancelled {
     pub fn __eventodb_validate(
         &self,
         pointer: &str,
-        violations: &mut Vec<__eventodb::Violation>,
+        violations: &mut ::std::vec::Vec<__eventodb::Violation>,
     ) {
         {
             let value = &self.reason;
@@ -788,13 +788,13 @@ pub struct OrderLine {
     )]
     #[schemars(with = "f64")]
     #[schemars(extend("exclusiveMaximum" = 100, "minimum" = 0, "multipleOf" = 0.5))]
-    pub discount_percent: Option<f64>,
+    pub discount_percent: ::core::option::Option<f64>,
     /// The `quantity` property.
     #[schemars(extend("maximum" = 1000, "minimum" = 1))]
     pub quantity: u64,
     /// The `sku` property.
     #[schemars(extend("pattern" = "^[A-Z]{3}-[0-9]{4}$"))]
-    pub sku: String,
+    pub sku: ::std::string::String,
     /// The `unit_price` property.
     pub unit_price: Money,
 }
@@ -805,9 +805,9 @@ impl OrderLine {
     pub fn __eventodb_validate(
         &self,
         pointer: &str,
-        violations: &mut Vec<__eventodb::Violation>,
+        violations: &mut ::std::vec::Vec<__eventodb::Violation>,
     ) {
-        if let Some(value) = &self.discount_percent {
+        if let ::core::option::Option::Some(value) = &self.discount_percent {
             __eventodb_codegen::minimum(
                 violations,
                 pointer,
@@ -881,7 +881,9 @@ pub struct OrderPlaced {
         skip_serializing_if = "::core::option::Option::is_none",
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
-    #[schemars(with = ":: std :: collections :: BTreeMap < String , String >")]
+    #[schemars(
+        with = "::std::collections::BTreeMap<::std::string::String,::std::string::String>"
+    )]
     #[schemars(
         extend(
             "additionalProperties" = {"maxLength":100,
@@ -889,14 +891,16 @@ pub struct OrderPlaced {
             "maxProperties" = 20
         )
     )]
-    pub attributes: Option<::std::collections::BTreeMap<String, String>>,
+    pub attributes: ::core::option::Option<
+        ::std::collections::BTreeMap<::std::string::String, ::std::string::String>,
+    >,
     /// The `coupon_codes` property.
     #[serde(
         default,
         skip_serializing_if = "::core::option::Option::is_none",
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
-    #[schemars(with = "Vec < String >")]
+    #[schemars(with = "::std::vec::Vec<::std::string::String>")]
     #[schemars(
         extend(
             "items" = {"pattern":"^[A-Z0-9]{4,16}$",
@@ -904,7 +908,7 @@ pub struct OrderPlaced {
             "uniqueItems" = true
         )
     )]
-    pub coupon_codes: Option<Vec<String>>,
+    pub coupon_codes: ::core::option::Option<::std::vec::Vec<::std::string::String>>,
     /// The `customer_id` property.
     pub customer_id: __eventodb::__private::uuid::Uuid,
     /// The `gift` property.
@@ -914,10 +918,10 @@ pub struct OrderPlaced {
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
     #[schemars(with = "bool")]
-    pub gift: Option<bool>,
+    pub gift: ::core::option::Option<bool>,
     /// What was ordered.
     #[schemars(extend("maxItems" = 100, "minItems" = 1))]
-    pub lines: Vec<OrderLine>,
+    pub lines: ::std::vec::Vec<OrderLine>,
     /// The `order_id` property.
     pub order_id: __eventodb::__private::uuid::Uuid,
     /// The `payment` property.
@@ -933,7 +937,7 @@ pub struct OrderPlaced {
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
     #[schemars(with = "Address")]
-    pub shipping_address: Option<Address>,
+    pub shipping_address: ::core::option::Option<Address>,
     /// The `total` property.
     pub total: Money,
 }
@@ -944,9 +948,9 @@ impl OrderPlaced {
     pub fn __eventodb_validate(
         &self,
         pointer: &str,
-        violations: &mut Vec<__eventodb::Violation>,
+        violations: &mut ::std::vec::Vec<__eventodb::Violation>,
     ) {
-        if let Some(value) = &self.attributes {
+        if let ::core::option::Option::Some(value) = &self.attributes {
             __eventodb_codegen::max_count(
                 violations,
                 pointer,
@@ -964,7 +968,7 @@ impl OrderPlaced {
                 __eventodb_codegen::max_length(violations, &pointer, "", value, 100);
             }
         }
-        if let Some(value) = &self.coupon_codes {
+        if let ::core::option::Option::Some(value) = &self.coupon_codes {
             __eventodb_codegen::unique_items(
                 violations,
                 pointer,
@@ -1013,7 +1017,7 @@ impl OrderPlaced {
                     violations,
                 );
         }
-        if let Some(value) = &self.shipping_address {
+        if let ::core::option::Option::Some(value) = &self.shipping_address {
             value
                 .__eventodb_validate(
                     &::std::format!("{}{}", pointer, "/shipping_address"),
@@ -1063,8 +1067,10 @@ pub struct OrderShipped {
         skip_serializing_if = "::core::option::Option::is_none",
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
-    #[schemars(with = "__eventodb :: __private :: chrono :: NaiveDate")]
-    pub estimated_delivery: Option<__eventodb::__private::chrono::NaiveDate>,
+    #[schemars(with = "__eventodb::__private::chrono::NaiveDate")]
+    pub estimated_delivery: ::core::option::Option<
+        __eventodb::__private::chrono::NaiveDate,
+    >,
     /// The `order_id` property.
     pub order_id: __eventodb::__private::uuid::Uuid,
     /// The `parcels` property.
@@ -1077,7 +1083,7 @@ pub struct OrderShipped {
     >,
     /// The `tracking_number` property.
     #[schemars(extend("pattern" = "^[A-Z0-9]{8,30}$"))]
-    pub tracking_number: String,
+    pub tracking_number: ::std::string::String,
 }
 impl OrderShipped {
     fn __default_parcels() -> u64 {
@@ -1091,7 +1097,7 @@ impl OrderShipped {
     pub fn __eventodb_validate(
         &self,
         pointer: &str,
-        violations: &mut Vec<__eventodb::Violation>,
+        violations: &mut ::std::vec::Vec<__eventodb::Violation>,
     ) {
         {
             let value = &self.parcels;
@@ -1182,12 +1188,12 @@ pub struct PartnershipActivated {
         __eventodb::__private::chrono::Utc,
     >,
     /// Who activated it.
-    pub activated_by: String,
+    pub activated_by: ::std::string::String,
     /// The `application_id` property.
     pub application_id: __eventodb::__private::uuid::Uuid,
     /// The `claim_code` property.
     #[schemars(extend("pattern" = "^[A-Z0-9]{6,12}$"))]
-    pub claim_code: String,
+    pub claim_code: ::std::string::String,
     /// The `expires_at` property.
     #[serde(
         default,
@@ -1195,14 +1201,14 @@ pub struct PartnershipActivated {
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
     #[schemars(
-        with = "__eventodb :: __private :: chrono :: DateTime < __eventodb :: __private :: chrono :: Utc >"
+        with = "__eventodb::__private::chrono::DateTime<__eventodb::__private::chrono::Utc>"
     )]
-    pub expires_at: Option<
+    pub expires_at: ::core::option::Option<
         __eventodb::__private::chrono::DateTime<__eventodb::__private::chrono::Utc>,
     >,
     /// The `school_id` property.
     #[schemars(extend("minLength" = 1))]
-    pub school_id: String,
+    pub school_id: ::std::string::String,
     /// The partnership tier.
     pub tier: PartnershipActivatedTier,
 }
@@ -1213,7 +1219,7 @@ impl PartnershipActivated {
     pub fn __eventodb_validate(
         &self,
         pointer: &str,
-        violations: &mut Vec<__eventodb::Violation>,
+        violations: &mut ::std::vec::Vec<__eventodb::Violation>,
     ) {
         {
             let value = &self.claim_code;
@@ -1300,13 +1306,13 @@ pub struct PartnershipApplicationSubmitted {
     pub application_id: __eventodb::__private::uuid::Uuid,
     /// Must look like an email address.
     #[schemars(extend("format" = "email"))]
-    pub contact_email: String,
+    pub contact_email: ::std::string::String,
     /// The `contact_name` property.
     #[schemars(extend("minLength" = 1))]
-    pub contact_name: String,
+    pub contact_name: ::std::string::String,
     /// The `contact_phone` property.
     #[schemars(extend("pattern" = "^\\+?[0-9 ()-]{6,20}$"))]
-    pub contact_phone: String,
+    pub contact_phone: ::std::string::String,
     /// Where the submission came from.
     #[serde(
         default,
@@ -1314,10 +1320,10 @@ pub struct PartnershipApplicationSubmitted {
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
     #[schemars(with = "PartnershipApplicationSubmittedMetadata")]
-    pub metadata: Option<PartnershipApplicationSubmittedMetadata>,
+    pub metadata: ::core::option::Option<PartnershipApplicationSubmittedMetadata>,
     /// The `school_name` property.
     #[schemars(extend("minLength" = 1))]
-    pub school_name: String,
+    pub school_name: ::std::string::String,
     /// The `submitted_at` property.
     pub submitted_at: __eventodb::__private::chrono::DateTime<
         __eventodb::__private::chrono::Utc,
@@ -1330,7 +1336,7 @@ impl PartnershipApplicationSubmitted {
     pub fn __eventodb_validate(
         &self,
         pointer: &str,
-        violations: &mut Vec<__eventodb::Violation>,
+        violations: &mut ::std::vec::Vec<__eventodb::Violation>,
     ) {
         {
             let value = &self.contact_email;
@@ -1409,24 +1415,24 @@ pub struct PartnershipApplicationSubmittedMetadata {
         skip_serializing_if = "::core::option::Option::is_none",
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
-    #[schemars(with = "String")]
-    pub ip_address: Option<String>,
+    #[schemars(with = "::std::string::String")]
+    pub ip_address: ::core::option::Option<::std::string::String>,
     /// The `source` property.
     #[serde(
         default,
         skip_serializing_if = "::core::option::Option::is_none",
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
-    #[schemars(with = "String")]
-    pub source: Option<String>,
+    #[schemars(with = "::std::string::String")]
+    pub source: ::core::option::Option<::std::string::String>,
     /// The `user_agent` property.
     #[serde(
         default,
         skip_serializing_if = "::core::option::Option::is_none",
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
-    #[schemars(with = "String")]
-    pub user_agent: Option<String>,
+    #[schemars(with = "::std::string::String")]
+    pub user_agent: ::core::option::Option<::std::string::String>,
 }
 /// How the order is paid, told apart by `method`.
 ///
@@ -1461,7 +1467,7 @@ impl Payment {
     pub fn __eventodb_validate(
         &self,
         pointer: &str,
-        violations: &mut Vec<__eventodb::Violation>,
+        violations: &mut ::std::vec::Vec<__eventodb::Violation>,
     ) {
         match self {
             Self::Card(value) => value.__eventodb_validate(pointer, violations),
@@ -1486,7 +1492,7 @@ impl Payment {
 pub struct PaymentVoucher {
     /// The `voucher_code` property.
     #[schemars(extend("minLength" = 8))]
-    pub voucher_code: String,
+    pub voucher_code: ::std::string::String,
 }
 impl PaymentVoucher {
     /// Appends every schema rule this value breaks to `violations`, with pointers
@@ -1495,7 +1501,7 @@ impl PaymentVoucher {
     pub fn __eventodb_validate(
         &self,
         pointer: &str,
-        violations: &mut Vec<__eventodb::Violation>,
+        violations: &mut ::std::vec::Vec<__eventodb::Violation>,
     ) {
         {
             let value = &self.voucher_code;
@@ -1543,22 +1549,22 @@ pub struct StudentProgressMilestoneReached {
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
     #[schemars(with = "StudentProgressMilestoneReachedMetadata")]
-    pub metadata: Option<StudentProgressMilestoneReachedMetadata>,
+    pub metadata: ::core::option::Option<StudentProgressMilestoneReachedMetadata>,
     /// The `milestone_type` property.
     pub milestone_type: StudentProgressMilestoneReachedMilestoneType,
     /// The `milestone_value` property.
-    pub milestone_value: String,
+    pub milestone_value: ::std::string::String,
     /// The `related_course_id` property.
     #[serde(
         default,
         skip_serializing_if = "::core::option::Option::is_none",
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
-    #[schemars(with = "String")]
-    pub related_course_id: Option<String>,
+    #[schemars(with = "::std::string::String")]
+    pub related_course_id: ::core::option::Option<::std::string::String>,
     /// The `student_id` property.
     #[schemars(extend("minLength" = 1))]
-    pub student_id: String,
+    pub student_id: ::std::string::String,
 }
 impl StudentProgressMilestoneReached {
     /// Appends every schema rule this value breaks to `violations`, with pointers
@@ -1567,9 +1573,9 @@ impl StudentProgressMilestoneReached {
     pub fn __eventodb_validate(
         &self,
         pointer: &str,
-        violations: &mut Vec<__eventodb::Violation>,
+        violations: &mut ::std::vec::Vec<__eventodb::Violation>,
     ) {
-        if let Some(value) = &self.metadata {
+        if let ::core::option::Option::Some(value) = &self.metadata {
             value
                 .__eventodb_validate(
                     &::std::format!("{}{}", pointer, "/metadata"),
@@ -1614,7 +1620,7 @@ pub struct StudentProgressMilestoneReachedMetadata {
     )]
     #[schemars(with = "u64")]
     #[schemars(extend("minimum" = 1))]
-    pub attempts: Option<u64>,
+    pub attempts: ::core::option::Option<u64>,
     /// The `score` property.
     #[serde(
         default,
@@ -1623,7 +1629,7 @@ pub struct StudentProgressMilestoneReachedMetadata {
     )]
     #[schemars(with = "u64")]
     #[schemars(extend("maximum" = 100, "minimum" = 0))]
-    pub score: Option<u64>,
+    pub score: ::core::option::Option<u64>,
     /// Seconds.
     #[serde(
         default,
@@ -1632,7 +1638,7 @@ pub struct StudentProgressMilestoneReachedMetadata {
     )]
     #[schemars(with = "u64")]
     #[schemars(extend("minimum" = 0))]
-    pub time_spent: Option<u64>,
+    pub time_spent: ::core::option::Option<u64>,
 }
 impl StudentProgressMilestoneReachedMetadata {
     /// Appends every schema rule this value breaks to `violations`, with pointers
@@ -1641,12 +1647,12 @@ impl StudentProgressMilestoneReachedMetadata {
     pub fn __eventodb_validate(
         &self,
         pointer: &str,
-        violations: &mut Vec<__eventodb::Violation>,
+        violations: &mut ::std::vec::Vec<__eventodb::Violation>,
     ) {
-        if let Some(value) = &self.attempts {
+        if let ::core::option::Option::Some(value) = &self.attempts {
             __eventodb_codegen::minimum(violations, pointer, "/attempts", *value, 1u64);
         }
-        if let Some(value) = &self.score {
+        if let ::core::option::Option::Some(value) = &self.score {
             __eventodb_codegen::maximum(violations, pointer, "/score", *value, 100u64);
         }
     }
@@ -1711,15 +1717,15 @@ pub struct UserCreated {
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
     #[schemars(with = "Address")]
-    pub address: Option<Address>,
+    pub address: ::core::option::Option<Address>,
     /// The `birth_date` property.
     #[serde(
         default,
         skip_serializing_if = "::core::option::Option::is_none",
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
-    #[schemars(with = "__eventodb :: __private :: chrono :: NaiveDate")]
-    pub birth_date: Option<__eventodb::__private::chrono::NaiveDate>,
+    #[schemars(with = "__eventodb::__private::chrono::NaiveDate")]
+    pub birth_date: ::core::option::Option<__eventodb::__private::chrono::NaiveDate>,
     /// The `created_at` property.
     pub created_at: __eventodb::__private::chrono::DateTime<
         __eventodb::__private::chrono::Utc,
@@ -1731,12 +1737,12 @@ pub struct UserCreated {
         skip_serializing_if = "::core::option::Option::is_none",
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
-    #[schemars(with = "String")]
+    #[schemars(with = "::std::string::String")]
     #[schemars(extend("maxLength" = 64, "minLength" = 1))]
-    pub display_name: Option<String>,
+    pub display_name: ::core::option::Option<::std::string::String>,
     /// The `email` property.
     #[schemars(extend("format" = "email"))]
-    pub email: String,
+    pub email: ::std::string::String,
     /// The `marketing_opt_in` property.
     #[serde(default = "UserCreated::__default_marketing_opt_in")]
     pub marketing_opt_in: bool,
@@ -1746,7 +1752,7 @@ pub struct UserCreated {
     /// Where the user came from, `null` when unknown.
     #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
     #[schemars(extend("format" = "uri"))]
-    pub referrer: Option<String>,
+    pub referrer: ::core::option::Option<::std::string::String>,
     /// The `user_id` property.
     pub user_id: __eventodb::__private::uuid::Uuid,
 }
@@ -1765,16 +1771,16 @@ impl UserCreated {
     pub fn __eventodb_validate(
         &self,
         pointer: &str,
-        violations: &mut Vec<__eventodb::Violation>,
+        violations: &mut ::std::vec::Vec<__eventodb::Violation>,
     ) {
-        if let Some(value) = &self.address {
+        if let ::core::option::Option::Some(value) = &self.address {
             value
                 .__eventodb_validate(
                     &::std::format!("{}{}", pointer, "/address"),
                     violations,
                 );
         }
-        if let Some(value) = &self.display_name {
+        if let ::core::option::Option::Some(value) = &self.display_name {
             __eventodb_codegen::min_length(
                 violations,
                 pointer,
@@ -1800,7 +1806,7 @@ impl UserCreated {
                 __eventodb_codegen::Format::Email,
             );
         }
-        if let Some(value) = &self.referrer {
+        if let ::core::option::Option::Some(value) = &self.referrer {
             __eventodb_codegen::format(
                 violations,
                 pointer,
@@ -1883,11 +1889,11 @@ pub struct UserDeleted {
     )]
     #[schemars(with = "bool")]
     #[schemars(extend("const" = true))]
-    pub erase_data: Option<bool>,
+    pub erase_data: ::core::option::Option<bool>,
     /// Why; `null` when not recorded (required but nullable).
     #[serde(deserialize_with = "__eventodb_codegen::deserialize_nullable")]
     #[schemars(required, transform = __eventodb_codegen::add_null)]
-    pub reason: Option<UserDeletedReason>,
+    pub reason: ::core::option::Option<UserDeletedReason>,
     /// The `user_id` property.
     pub user_id: __eventodb::__private::uuid::Uuid,
 }
@@ -1898,9 +1904,9 @@ impl UserDeleted {
     pub fn __eventodb_validate(
         &self,
         pointer: &str,
-        violations: &mut Vec<__eventodb::Violation>,
+        violations: &mut ::std::vec::Vec<__eventodb::Violation>,
     ) {
-        if let Some(value) = &self.erase_data {
+        if let ::core::option::Option::Some(value) = &self.erase_data {
             __eventodb_codegen::constant(
                 violations,
                 pointer,
@@ -1978,10 +1984,10 @@ pub struct UserEmailChanged {
     >,
     /// The `new_email` property.
     #[schemars(extend("format" = "email"))]
-    pub new_email: String,
+    pub new_email: ::std::string::String,
     /// The `old_email` property.
     #[schemars(extend("format" = "email"))]
-    pub old_email: String,
+    pub old_email: ::std::string::String,
     /// The `user_id` property.
     pub user_id: __eventodb::__private::uuid::Uuid,
 }
@@ -1992,7 +1998,7 @@ impl UserEmailChanged {
     pub fn __eventodb_validate(
         &self,
         pointer: &str,
-        violations: &mut Vec<__eventodb::Violation>,
+        violations: &mut ::std::vec::Vec<__eventodb::Violation>,
     ) {
         {
             let value = &self.new_email;

@@ -68,16 +68,36 @@ pub(crate) fn expand(item: &ItemImpl, krate: &Path, checked: &Checked<'_>) -> To
     };
     let (impl_generics, _, where_clause) = generics.split_for_impl();
     let arms = checked.handlers.iter().map(|handler| arm(p, handler));
-    let tail = match (checked.fallback, checked.strict) {
-        (Some(fallback), _) => {
+    let no_handler = if checked.strict {
+        quote!(::core::result::Result::Err(#p::unknown_type(__message)))
+    } else {
+        quote!(::core::result::Result::Ok(#p::Handled::Unknown))
+    };
+    // A fallback under `#[cfg]` returns from a block that may be compiled out, and the
+    // no-handler tail stays for that case (unreachable when the block is compiled in).
+    let (tail, allow_unreachable) = match checked.fallback {
+        Some(fallback) if !fallback.cfgs.is_empty() => {
             let call = call(p, fallback, quote!(__message));
-            quote! {
+            let cfgs = &fallback.cfgs;
+            let tail = quote! {
+                #(#cfgs)*
+                {
+                    #call
+                    return ::core::result::Result::Ok(#p::Handled::Done);
+                }
+                #no_handler
+            };
+            (tail, Some(quote!(#[allow(unreachable_code)])))
+        }
+        Some(fallback) => {
+            let call = call(p, fallback, quote!(__message));
+            let tail = quote! {
                 #call
                 ::core::result::Result::Ok(#p::Handled::Done)
-            }
+            };
+            (tail, None)
         }
-        (None, true) => quote!(::core::result::Result::Err(#p::unknown_type(__message))),
-        (None, false) => quote!(::core::result::Result::Ok(#p::Handled::Unknown)),
+        None => (no_handler, None),
     };
     let transactional = checked.transactional.then(|| {
         quote! {
@@ -97,6 +117,7 @@ pub(crate) fn expand(item: &ItemImpl, krate: &Path, checked: &Checked<'_>) -> To
 
                 #transactional
 
+                #allow_unreachable
                 fn handle<'__a>(
                     &'__a self,
                     __message: &'__a #p::Message,
@@ -141,7 +162,9 @@ fn arm(p: &TokenStream, handler: &Handler<'_>) -> TokenStream {
     let span = ty.span();
     let event = quote_spanned!(span=> <#ty as #p::Event>);
     let call = call(p, handler, quote!(__event));
+    let cfgs = &handler.cfgs;
     quote! {
+        #(#cfgs)*
         if __type == #event::TYPE {
             let __event = #p::decoded(#event::decode(&__message.data))?;
             #call
@@ -166,7 +189,9 @@ fn checks(p: &TokenStream, checked: &Checked<'_>) -> TokenStream {
         let message_end = format!(
             "`, but this consumer reads `{category}`: handle it in a consumer of its own category"
         );
+        let cfgs = &handler.cfgs;
         out.extend(quote_spanned! {span=>
+            #(#cfgs)*
             #[allow(dead_code, non_upper_case_globals)]
             const #check: () = {
                 const CATEGORY: &str = <#ty as #p::Event>::CATEGORY;
@@ -181,7 +206,7 @@ fn checks(p: &TokenStream, checked: &Checked<'_>) -> TokenStream {
         });
     }
     for (index, second) in checked.handlers.iter().enumerate() {
-        for first in &checked.handlers[..index] {
+        for (first_index, first) in checked.handlers[..index].iter().enumerate() {
             let (a, b) = (first.arg, second.arg);
             let message = format!(
                 "`{}` has the same event type as `{}`, which `{}` handles: keep one handler per event type",
@@ -189,12 +214,15 @@ fn checks(p: &TokenStream, checked: &Checked<'_>) -> TokenStream {
                 written(a),
                 first.name()
             );
+            // Numbered: names alone can clash (`a` with `b_and_c`, `a_and_b` with `c`).
             let check = format_ident!(
-                "{}_and_{}_get_different_event_types",
+                "{}_and_{}_get_different_event_types_{first_index}_{index}",
                 first.name().unraw(),
                 second.name().unraw()
             );
+            let cfgs = first.cfgs.iter().chain(&second.cfgs);
             out.extend(quote_spanned! {name_span(b)=>
+                #(#cfgs)*
                 #[allow(dead_code, non_upper_case_globals)]
                 const #check: () = if #p::str_eq(<#a as #p::Event>::TYPE, <#b as #p::Event>::TYPE) {
                     ::core::panic!(#message);
@@ -205,7 +233,25 @@ fn checks(p: &TokenStream, checked: &Checked<'_>) -> TokenStream {
     if let Some(path) = checked.exhaustive {
         let types = checked.handlers.iter().map(|handler| {
             let ty = handler.arg;
-            quote_spanned!(ty.span()=> <#ty as #p::Event>::TYPE)
+            let ty = quote_spanned!(ty.span()=> <#ty as #p::Event>::TYPE);
+            if handler.cfgs.is_empty() {
+                return ty;
+            }
+            // A handler compiled out handles nothing: `""` is no event type.
+            let cfgs = &handler.cfgs;
+            let predicates = cfgs.iter().filter_map(|attr| {
+                attr.meta
+                    .require_list()
+                    .ok()
+                    .map(|list| list.tokens.clone())
+            });
+            quote! {{
+                #(#cfgs)*
+                const TYPE: &str = #ty;
+                #[cfg(not(all(#(#predicates),*)))]
+                const TYPE: &str = "";
+                TYPE
+            }}
         });
         let start = format!(
             "`#[consumer(category = \"{category}\", exhaustive = ...)]` has no handler for "

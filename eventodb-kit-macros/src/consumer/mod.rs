@@ -48,7 +48,11 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         }
         (result, _) => {
             let errors = result.err().map(|error| error.to_compile_error());
-            let stub = expand::stub(&item, &krate, category.as_deref().unwrap_or_default());
+            // No stub for a borrowing consumer: `Consumer` needs `'static`, so the stub itself
+            // would be a second error.
+            let stub = valid::borrowed_lifetime(&item)
+                .is_none()
+                .then(|| expand::stub(&item, &krate, category.as_deref().unwrap_or_default()));
             quote!(#cleaned #errors #stub)
         }
     }

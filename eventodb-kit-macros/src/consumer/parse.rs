@@ -7,6 +7,7 @@ use syn::{
 };
 
 use crate::attr::{self, Errors, Slot};
+use syn::visit::Visit;
 
 /// The keys of `#[consumer(...)]` on the impl block.
 pub(crate) const KEYS: &[&str] = &["category", "strict", "transactional", "exhaustive", "crate"];
@@ -18,6 +19,8 @@ const METHOD_KEYS: &[&str] = &["fallback"];
 #[derive(Default)]
 pub(crate) struct Args {
     pub(crate) category: Option<LitStr>,
+    /// `category` was written, maybe with a bad value (already reported).
+    pub(crate) category_written: bool,
     pub(crate) strict: Option<Ident>,
     pub(crate) transactional: Option<Ident>,
     pub(crate) exhaustive: Option<Path>,
@@ -36,6 +39,7 @@ impl Args {
             let key = attr::key_of(meta)?;
             match key.to_string().as_str() {
                 "category" => {
+                    category.mark_written();
                     let value = attr::string_value(meta, &key)?;
                     category.set(errors, "consumer", &key, value);
                 }
@@ -71,6 +75,7 @@ impl Args {
             Ok(())
         });
         Args {
+            category_written: category.written(),
             category: category.into_inner(),
             strict: strict.into_inner(),
             transactional: transactional.into_inner(),
@@ -120,6 +125,9 @@ pub(crate) struct Handler<'a> {
     pub(crate) ctx: Option<Db<'a>>,
     /// The declared return type.
     pub(crate) output: &'a Type,
+    /// The method's `#[cfg(...)]` attributes, repeated on everything generated for it: the
+    /// method may not exist, nor its event type.
+    pub(crate) cfgs: Vec<&'a Attribute>,
 }
 
 impl Handler<'_> {
@@ -253,7 +261,18 @@ fn handler<'a>(method: &'a ImplItemFn, kind: Kind, errors: &mut Errors) -> Optio
             );
             ok = false;
         }
-        (Kind::Event, Type::Path(_) | Type::Group(_) | Type::Paren(_)) => {}
+        (Kind::Event, Type::Path(_) | Type::Group(_) | Type::Paren(_)) => {
+            if let Some(param) = method_param_in(arg, sig) {
+                errors.spanned(
+                    arg,
+                    format_args!(
+                        "handler event types must be concrete types, not `{param}`, a type parameter of `{}`: the consumer dispatches on each event's type; write one handler per event type, or take every message with `#[consumer(fallback)]`",
+                        sig.ident
+                    ),
+                );
+                ok = false;
+            }
+        }
         (Kind::Event, other) => {
             errors.spanned(
                 other,
@@ -304,13 +323,51 @@ fn handler<'a>(method: &'a ImplItemFn, kind: Kind, errors: &mut Errors) -> Optio
         }
     };
     let output = output?;
+    let cfgs = method
+        .attrs
+        .iter()
+        .filter(|attr| attr.path().is_ident("cfg"))
+        .collect();
     ok.then_some(Handler {
         method,
         kind,
         arg,
         ctx,
         output,
+        cfgs,
     })
+}
+
+/// The first of the method's own type parameters that `ty` names, anywhere inside it.
+fn method_param_in<'a>(ty: &Type, sig: &'a syn::Signature) -> Option<&'a Ident> {
+    struct Find<'a> {
+        params: Vec<&'a Ident>,
+        found: Option<&'a Ident>,
+    }
+    impl<'ast> Visit<'ast> for Find<'_> {
+        fn visit_path(&mut self, path: &'ast syn::Path) {
+            if self.found.is_none()
+                && let Some(first) = path.segments.first()
+            {
+                self.found = self
+                    .params
+                    .iter()
+                    .copied()
+                    .find(|param| **param == first.ident);
+            }
+            syn::visit::visit_path(self, path);
+        }
+    }
+    let mut find = Find {
+        params: sig
+            .generics
+            .type_params()
+            .map(|param| &param.ident)
+            .collect(),
+        found: None,
+    };
+    find.visit_type(ty);
+    find.found
 }
 
 /// The backend of `&mut Context<'_, DB>`, or `None` when `ty` is not a context.

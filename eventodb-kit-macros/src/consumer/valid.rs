@@ -3,6 +3,7 @@
 
 use proc_macro2::Span;
 use quote::ToTokens;
+use syn::visit::Visit;
 use syn::{ItemImpl, LitStr, Path, Type};
 
 use super::parse::{Args, Db, Handler, Kind};
@@ -37,6 +38,10 @@ pub(crate) fn krate(args: &Args, errors: &mut Errors) -> Path {
 /// The category, when given and well-formed.
 pub(crate) fn category(args: &Args, errors: &mut Errors) -> Option<String> {
     let Some(lit) = &args.category else {
+        if args.category_written {
+            // Written with a bad value, already reported: one mistake, one error.
+            return None;
+        }
         errors.at(
             Span::call_site(),
             "`#[consumer]` needs `category = \"...\"`: write e.g. `#[consumer(category = \"user\")]`",
@@ -75,6 +80,15 @@ pub(crate) fn check<'a>(
         errors.spanned(
             path,
             "`#[consumer]` goes on an inherent impl block (`impl MyConsumer { ... }`): it implements `Consumer` itself",
+        );
+        ok = false;
+    }
+    if let Some(lifetime) = borrowed_lifetime(item) {
+        errors.spanned(
+            lifetime,
+            format_args!(
+                "a consumer must be 'static: it cannot have lifetime parameters such as `{lifetime}`, since the runtime keeps it for as long as it runs; own the data instead (e.g. in an `Arc`)"
+            ),
         );
         ok = false;
     }
@@ -147,6 +161,30 @@ pub(crate) fn check<'a>(
         }),
         _ => None,
     }
+}
+
+/// A lifetime of the impl block other than `'static`: a parameter (`impl<'a> L<'a>`) or an
+/// elided one (`impl L<'_>`).
+pub(crate) fn borrowed_lifetime(item: &ItemImpl) -> Option<&syn::Lifetime> {
+    struct Find<'a> {
+        found: Option<&'a syn::Lifetime>,
+    }
+    impl<'ast> Visit<'ast> for Find<'ast> {
+        fn visit_lifetime(&mut self, lifetime: &'ast syn::Lifetime) {
+            if self.found.is_none() && lifetime.ident != "static" {
+                self.found = Some(lifetime);
+            }
+        }
+    }
+    let mut find = Find { found: None };
+    // The self type first: `'a` in `L<'a>` is where the borrow shows.
+    find.visit_type(&item.self_ty);
+    find.found.or_else(|| {
+        item.generics
+            .lifetimes()
+            .next()
+            .map(|param| &param.lifetime)
+    })
 }
 
 /// The one backend the handlers' contexts name (`None`: any backend).

@@ -1,0 +1,31 @@
+use eventodb_kit::client::CategoryMessage;
+use eventodb_kit::consumer::HandlerError;
+use eventodb_kit::{Event, consumer};
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Event)]
+#[event(category = "user", stream = "user-{user_id}")]
+struct UserCreated {
+    user_id: u64,
+}
+
+struct Users;
+
+#[consumer(category = "user")]
+impl Users {
+    async fn created(&self, _event: UserCreated) -> Result<(), HandlerError> {
+        Ok(())
+    }
+
+    #[consumer(fallback)]
+    async fn other(&self, _message: &CategoryMessage) -> Result<(), HandlerError> {
+        Ok(())
+    }
+
+    #[consumer(fallback)]
+    async fn rest(&self, _message: &CategoryMessage) -> Result<(), HandlerError> {
+        Ok(())
+    }
+}
+
+fn main() {}
