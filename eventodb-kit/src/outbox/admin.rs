@@ -104,7 +104,6 @@ impl<DB: Backend> Outbox<DB> {
                 "purge batch must be at least 1, got {batch}"
             )));
         }
-        let retention = retention.min(Duration::from_secs(100 * 365 * 24 * 3600));
         let mut total = 0;
         loop {
             let deleted = DB::purge(self.pool(), self.namespace(), retention, batch, true).await?;

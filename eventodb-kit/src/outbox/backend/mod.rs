@@ -141,7 +141,13 @@ pub(crate) async fn sqlite_file_pool(dir: &tempfile::TempDir) -> sqlx::SqlitePoo
     pool
 }
 
-/// Converts a [`Duration`] to fractional seconds for an interval bind.
+/// The longest duration the database is asked about (a retention, a verification delay, a
+/// backoff): beyond it, PostgreSQL's intervals overflow and SQLite's date arithmetic gives
+/// nothing.
+pub(crate) const LONGEST_AGE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// Converts a [`Duration`] to fractional seconds for an interval bind, at most
+/// [`LONGEST_AGE`]: every duration on its way to the database passes here.
 pub(crate) fn secs(duration: Duration) -> f64 {
-    duration.as_secs_f64()
+    duration.min(LONGEST_AGE).as_secs_f64()
 }

@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::Outbox;
-use super::backend::Backend;
+use super::backend::{Backend, LONGEST_AGE};
 use crate::error::{Error, Result};
 
 /// How a [`Sender`] works. `Default` suits most applications.
@@ -45,10 +45,6 @@ pub struct SenderOptions {
 
 /// The longest lease: a lease is added to the clock, and a dead sender's streams wait for it.
 const LONGEST_LEASE: Duration = Duration::from_secs(24 * 3600);
-
-/// The longest age the database is asked about (retention, verification delay): beyond
-/// it, PostgreSQL's intervals overflow and SQLite's date arithmetic gives nothing.
-const LONGEST_AGE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 impl Default for SenderOptions {
     fn default() -> Self {
