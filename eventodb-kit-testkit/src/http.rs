@@ -35,14 +35,10 @@ pub(crate) async fn handle(
         return Err(Dropped);
     }
     if header_size(&req) > shared.config.header_limit {
-        let mut response = text(
+        return Ok(closing(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             "Too big request header",
-        );
-        response
-            .headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        return Ok(response);
+        ));
     }
     match req.uri().path() {
         "/rpc" => handle_rpc(&shared, req).await,
@@ -182,11 +178,7 @@ async fn read_body(
 
 /// The real server's answer to a request that did not arrive within its read timeout.
 fn request_timeout() -> Response<Body> {
-    let mut response = text(StatusCode::REQUEST_TIMEOUT, "Request timeout");
-    response
-        .headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    response
+    closing(StatusCode::REQUEST_TIMEOUT, "Request timeout")
 }
 
 fn injected() -> RpcError {
@@ -227,7 +219,13 @@ pub(crate) fn text(status: StatusCode, body: &'static str) -> Response<Body> {
 
 /// fasthttp's answer to a body over `MaxRequestBodySize` (there is no 413).
 fn too_large() -> Response<Body> {
-    let mut response = text(StatusCode::BAD_REQUEST, "Error when parsing request");
+    closing(StatusCode::BAD_REQUEST, "Error when parsing request")
+}
+
+/// A plain-text answer after which the server closes the connection, as the real one does
+/// for a request it could not read.
+fn closing(status: StatusCode, body: &'static str) -> Response<Body> {
+    let mut response = text(status, body);
     response
         .headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("close"));
