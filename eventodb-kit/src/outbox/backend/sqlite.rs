@@ -66,6 +66,12 @@ const MIGRATIONS: &[Migration] = &[
         up: include_str!("../../../migrations/sqlite/0009_outbox_counts.up.sql"),
         down: include_str!("../../../migrations/sqlite/0009_outbox_counts.down.sql"),
     },
+    Migration {
+        version: 10,
+        name: "outbox_waiting",
+        up: include_str!("../../../migrations/sqlite/0010_outbox_waiting.up.sql"),
+        down: include_str!("../../../migrations/sqlite/0010_outbox_waiting.down.sql"),
+    },
 ];
 
 macro_rules! now {
@@ -300,12 +306,15 @@ const SQL: Sql = Sql {
         ", outcome_unknown = 0
         WHERE seq = ?1 AND status = 'sent' AND requeued = ?3"
     ),
+    // `next_attempt_at > created_at` matches the condition of migration 10's index: SQLite
+    // then reads the few rows put off instead of every pending row.
     next_due: concat!(
         "SELECT (julianday(min(next_attempt_at)) - julianday(",
         now!(),
         ")) * 86400.0
         FROM eventodb_kit_outbox
-        WHERE namespace = ?1 AND status = 'pending' AND next_attempt_at > ",
+        WHERE namespace = ?1 AND status = 'pending' AND next_attempt_at > created_at
+          AND next_attempt_at > ",
         now!(),
         ""
     ),
@@ -495,7 +504,9 @@ mod tests {
     /// every minute, every sweep and every health check, with a week of sent rows kept by
     /// default. (The purge's one condition over every kind of row, ordered by `seq`, was
     /// answered by reading every row of the namespace.) The status reads no sent row at all:
-    /// it takes their counts from `eventodb_kit_outbox_counts`.
+    /// it takes their counts from `eventodb_kit_outbox_counts`. The idle sender's look for
+    /// the next row due reads only the rows it put off (it read every pending row, on every
+    /// wake-up).
     #[tokio::test]
     async fn housekeeping_reads_go_through_their_indexes() {
         let dir = tempfile::tempdir().unwrap();
@@ -509,6 +520,7 @@ mod tests {
             ),
             ("unverified", SQL.unverified, &["unverified"][..]),
             ("status", SQL.status, &["pending", "failed", "lost"][..]),
+            ("next_due", SQL.next_due, &["waiting"][..]),
         ];
         let uses =
             |read: &str, index: &str| read.contains(&format!("INDEX eventodb_kit_outbox_{index} "));
@@ -577,6 +589,42 @@ mod tests {
     }
 
     /// The application's pool on a new file, and the sender's pool beside it.
+    /// The idle sender sleeps until the earliest row it put off is due: that row is found
+    /// among the rows put off, and rows written since, due at once, are not counted.
+    #[tokio::test]
+    async fn the_next_row_due_is_the_earliest_put_off() {
+        use crate::outbox::backend::private::Dialect;
+        use std::time::Duration;
+
+        let dir = tempfile::tempdir().unwrap();
+        let pool = crate::outbox::backend::sqlite_file_pool(&dir).await;
+        for stream in ["s-1", "s-2", "s-3"] {
+            sqlx::query(
+                "INSERT INTO eventodb_kit_outbox (id, namespace, stream, message_type, data,
+                    content_hash)
+                 VALUES (lower(hex(randomblob(16))), 'default', ?1, 'T', '{}', 'h')",
+            )
+            .bind(stream)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        assert_eq!(Sqlite::next_due(&pool, "default").await.unwrap(), None);
+        Sqlite::mark_retry(&pool, 1, "down", Duration::from_secs(60), false)
+            .await
+            .unwrap();
+        Sqlite::mark_retry(&pool, 2, "down", Duration::from_secs(20), false)
+            .await
+            .unwrap();
+        let due = Sqlite::next_due(&pool, "default").await.unwrap().unwrap();
+        // Julian-day arithmetic may come out a hair over 20 s when no millisecond passed.
+        assert!(
+            due > Duration::from_secs(15) && due < Duration::from_millis(20_001),
+            "{due:?}"
+        );
+        assert_eq!(Sqlite::next_due(&pool, "other").await.unwrap(), None);
+    }
+
     async fn app_and_sender_pools() -> (tempfile::TempDir, SqlitePool, SqlitePool) {
         let dir = tempfile::tempdir().unwrap();
         let pool = crate::outbox::backend::sqlite_file_pool(&dir).await;

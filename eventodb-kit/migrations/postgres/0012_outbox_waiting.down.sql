@@ -1,0 +1,1 @@
+DROP INDEX eventodb_kit_outbox_waiting;
