@@ -44,9 +44,9 @@ pub struct Claim {
     pub rows: Vec<Claimed>,
     /// Streams picked but not leased yet (the caller leases them with `lease_streams`).
     pub rest: Vec<String>,
-    /// The scan went round every stream, from the first to the last, without filling the
-    /// free slots: nothing else can be claimed now.
-    pub round_done: bool,
+    /// The scan reached the last stream without filling the free slots (the next one starts
+    /// from the first stream again).
+    pub reached_end: bool,
 }
 
 /// A sent row awaiting verification.

@@ -143,7 +143,6 @@ macro_rules! backend_impl {
                         None => scan.fetch_all(pool).await,
                     }
                     .map_err(db)?;
-                    let from_first = cursor.is_empty();
                     let reached_last =
                         heads.len() < usize::try_from(HEAD_SCAN).unwrap_or(usize::MAX);
                     let mut picked: Vec<String> = Vec::new();
@@ -158,11 +157,10 @@ macro_rules! backend_impl {
                         }
                         *cursor = stream;
                     }
-                    let mut round_done = false;
-                    if reached_last && !stopped_early {
+                    let reached_end = reached_last && !stopped_early;
+                    if reached_end {
                         // The next scan starts from the first stream again.
                         cursor.clear();
-                        round_done = from_first;
                     }
                     if picked.is_empty() {
                         if let Some(tx) = locked {
@@ -171,7 +169,7 @@ macro_rules! backend_impl {
                         return Ok($crate::outbox::backend::Claim {
                             rows: Vec::new(),
                             rest: Vec::new(),
-                            round_done,
+                            reached_end,
                         });
                     }
                     let mut tx = match locked {
@@ -187,7 +185,7 @@ macro_rules! backend_impl {
                     Ok($crate::outbox::backend::Claim {
                         rows,
                         rest,
-                        round_done,
+                        reached_end,
                     })
                 })
             }

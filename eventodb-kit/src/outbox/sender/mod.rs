@@ -1,6 +1,7 @@
 //! The sender: a background task that claims committed rows and writes them to EventoDB.
 
 mod housekeeping;
+mod pace;
 mod run;
 mod send;
 mod verify;

@@ -139,7 +139,14 @@ pub(super) async fn run<DB: Backend>(
         let mut cursor = String::new();
         // Numbers the claims: each leases its rows under a token of its own.
         let mut claims = 0u64;
+        let mut rounds = super::pace::ClaimRounds::default();
         while !cancel.is_cancelled() {
+            if let Some(at) = rounds.paused_until(Instant::now()) {
+                tokio::select! {
+                    () = cancel.cancelled() => break,
+                    () = tokio::time::sleep_until(at) => {}
+                }
+            }
             // Free the slots of every task that has finished, not only the one that woke us:
             // the claim below then fills them all at once (joining one task per claim let a
             // wave of streams that ended together be replaced one stream per claim).
@@ -152,16 +159,24 @@ pub(super) async fn run<DB: Backend>(
             let mut scan_on = false;
             if tasks.len() < options.concurrency {
                 let free = options.concurrency - tasks.len();
+                let started = Instant::now();
                 let claim = claim(&shared, free, &mut cursor, &mut claims, |batch| {
                     tasks.spawn(send_stream(Arc::clone(&shared), batch).in_current_span());
                 });
                 match claim.await {
-                    Ok(ClaimOutcome { rows, round_done }) => {
+                    Ok(ClaimOutcome { rows, reached_end }) => {
+                        tracing::trace!(claimed_rows = rows, reached_end, "outbox claim");
                         db_failures = 0;
                         claimed = rows;
-                        // Streams not yet visited may be sendable: scan on without waiting.
-                        scan_on = !round_done;
-                        shared.streams_waiting.store(scan_on, Ordering::Relaxed);
+                        scan_on = rounds.claimed(
+                            started,
+                            Instant::now(),
+                            rows,
+                            reached_end,
+                            options.poll_interval,
+                        );
+                        // Streams not yet visited may be sendable.
+                        shared.streams_waiting.store(!reached_end, Ordering::Relaxed);
                     }
                     Err(error) => {
                         db_failures = db_failures.saturating_add(1);
@@ -312,8 +327,8 @@ async fn next_batch(
 struct ClaimOutcome {
     /// Rows leased and handed to stream tasks.
     rows: usize,
-    /// The scan went round every stream without filling the free slots.
-    round_done: bool,
+    /// The scan reached the last stream without filling the free slots.
+    reached_end: bool,
 }
 
 /// Fills up to `free` slots: scans the stream heads and leases the picked streams in
@@ -374,7 +389,7 @@ async fn claim<DB: Backend>(
     }
     Ok(ClaimOutcome {
         rows,
-        round_done: claim.round_done,
+        reached_end: claim.reached_end,
     })
 }
 
@@ -521,6 +536,75 @@ mod tests {
         assert_eq!(leases, vec![("b#2".to_owned(), 2)]);
     }
 
+    /// Counts the sender's claims (its `outbox claim` trace events).
+    struct CountClaims(Arc<std::sync::atomic::AtomicUsize>);
+
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for CountClaims {
+        fn on_event(
+            &self,
+            event: &tracing::Event<'_>,
+            _: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            if event.metadata().fields().field("claimed_rows").is_some() {
+                self.0.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// With more streams held back than one claim scans (EventoDB is down and every stream
+    /// waits out its backoff), a round that finds nothing ends, and the sender waits for a
+    /// wake-up: before, such a round never ended, and the sender scanned without a pause
+    /// for as long as the streams were held.
+    #[tokio::test(flavor = "current_thread")]
+    async fn held_streams_are_not_scanned_over_and_over() {
+        use tracing_subscriber::layer::SubscriberExt as _;
+
+        let claims = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let subscriber = tracing_subscriber::registry().with(CountClaims(Arc::clone(&claims)));
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let dir = tempfile::tempdir().unwrap();
+        let pool = crate::outbox::backend::sqlite_file_pool(&dir).await;
+        let outbox = shared(pool.clone()).outbox;
+        let streams = crate::outbox::backend::HEAD_SCAN + 44;
+        let messages = (0..streams)
+            .map(|n| {
+                crate::outbox::OutboxMessage::new(
+                    format!("held-{n}"),
+                    crate::outbox::RawMessage::new("T", json!({ "n": n })),
+                )
+            })
+            .collect();
+        let mut tx = pool.begin().await.unwrap();
+        outbox.write_batch(&mut *tx, messages).await.unwrap();
+        tx.commit().await.unwrap();
+        let poll = Duration::from_millis(500);
+        let options = SenderOptions::default()
+            .poll_interval(poll)
+            .retry_backoff(Duration::from_secs(600), Duration::from_secs(600));
+        let sender = outbox.spawn_sender(options).await.unwrap();
+        let tried = tokio::time::timeout(Duration::from_secs(120), async {
+            loop {
+                let (untried,): (i64,) =
+                    sqlx::query_as("SELECT count(*) FROM eventodb_kit_outbox WHERE attempts = 0")
+                        .fetch_one(&pool)
+                        .await
+                        .unwrap();
+                if untried == 0 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        assert!(tried.is_ok(), "every stream was tried once");
+        let before = claims.load(Ordering::Relaxed);
+        tokio::time::sleep(poll * 4).await;
+        let scanned = claims.load(Ordering::Relaxed) - before;
+        sender.shutdown().await.unwrap();
+        // A round is two claims here; a poll starts one. (Without a pause: thousands.)
+        assert!(scanned <= 16, "{scanned} claims in four poll intervals");
+    }
+
     #[test]
     fn sqlite_leases_one_batch_first_and_postgres_all() {
         assert_eq!(first_lease_rows(DialectKind::Sqlite, 200), 200);
@@ -568,7 +652,7 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(
-            (outcome.rows, outcome.round_done),
+            (outcome.rows, outcome.reached_end),
             (7 * batch_size.min(2) as usize, true)
         );
         let leases =
