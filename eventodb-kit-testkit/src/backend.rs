@@ -10,8 +10,11 @@
 /// correlation by category, and ignores `consumerGroup` for the `""` category; `stream.last`
 /// with `type: ""` finds nothing; `ns.streams` prefixes are literal and case-sensitive;
 /// `ns.categories` also counts `C:...` categories under `C`; `ns.list` is sorted by name;
-/// times have nanoseconds. Not reproduced: the crash on `category.get` with
-/// `batchSize: -1` (it is unlimited here) and the short reads of its key-scan limits.
+/// times have nanoseconds; `category.get` of a named category looks at only the first
+/// `batchSize` messages from the position (`batchSize × size` with a consumer group) and
+/// filters those by group and correlation, so it may answer fewer than `batchSize`, even
+/// none, while later messages match. Not reproduced: the crash on `category.get` with
+/// `batchSize: -1` (it is unlimited here).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Backend {

@@ -42,6 +42,7 @@
 //! | acknowledged writes lost on restart, like Pebble | [`Faults::forget_last_writes`], [`Faults::forget_writes_since_start`] |
 //! | a Pebble crash now (writes since start lost, everything dropped) | [`Faults::crash`] |
 //! | Pebble's crash on `category.get` with `batchSize: -1` | [`Faults::crash_on_unlimited_category_get`] |
+//! | Pebble's short `category.get` answers (a window of keys scanned, then filtered by group and correlation) | [`Backend::Pebble`] |
 //! | "no requests while idle" | [`TestServer::stats`] |
 //! | test mode, fixed token, nanosecond times, body/header limits, idle timeout, the 100-poke buffer, the catch-up/subscribe race | [`TestServerBuilder`] |
 //!
@@ -49,7 +50,8 @@
 //! backend; [`Backend::Pebble`] switches to Pebble's):
 //! ids must parse as UUIDs and are unique per namespace (textually), `batchSize` ≤ 0 is
 //! unlimited, `stream.get` ignores `position` when `globalPosition` is given, correlation
-//! is `LIKE '<c>-%'` (case-insensitive), `ns.streams` prefixes are case-insensitive `LIKE`
+//! is `LIKE '<c>-%'` (case-insensitive), `category.get` filters by group and correlation
+//! before it applies `batchSize`, `ns.streams` prefixes are case-insensitive `LIKE`
 //! patterns, and message times are whole seconds unless
 //! [`TimePrecision::Nanoseconds`] is chosen.
 //!

@@ -30,6 +30,11 @@ pub(crate) struct CategoryQuery {
     pub(crate) group: Option<(i64, i64)>,
     /// Correlation by category equality (Pebble) instead of `LIKE '<c>-%'` (SQLite).
     pub(crate) correlation_by_category: bool,
+    /// Pebble's key-scan limit: look at only the first `batch_size` messages of the
+    /// category from the position (`batch_size × size` with a group), and filter those, so
+    /// a group member or a correlation filter may get fewer than `batch_size`, even none,
+    /// while later messages match (protocol §9). SQLite filters first, then limits.
+    pub(crate) scan_limit: bool,
 }
 
 /// SQLite applies `LIMIT` only for a positive batch size.
@@ -97,9 +102,18 @@ pub(crate) fn category_get(
     let start = ns
         .messages
         .partition_point(|m| m.global_position < q.position);
+    // Pebble scans its category index, not the whole store, for a named category; `""`
+    // walks every message until the batch is full, with no scan limit.
+    let scanned = if q.scan_limit && !category.is_empty() && q.batch_size > 0 {
+        let size = q.group.map_or(1, |(_, size)| size);
+        usize::try_from(q.batch_size.saturating_mul(size)).unwrap_or(usize::MAX)
+    } else {
+        usize::MAX
+    };
     ns.messages[start..]
         .iter()
         .filter(|m| category.is_empty() || groups::category(&m.stream) == category)
+        .take(scanned)
         .filter(|m| correlated(m))
         .filter(|m| match q.group {
             None => true,
@@ -333,6 +347,7 @@ mod tests {
             correlation: correlation.map(str::to_owned),
             group: None,
             correlation_by_category: false,
+            scan_limit: false,
         };
         assert_eq!(
             gps(&category_get(ns, "account", &q(1, None))),
@@ -366,6 +381,7 @@ mod tests {
             correlation: None,
             group: Some((member, 2)),
             correlation_by_category: false,
+            scan_limit: false,
         };
         let m0 = category_get(ns, "test", &q(0));
         let m1 = category_get(ns, "test", &q(1));
@@ -417,6 +433,7 @@ mod tests {
             correlation: Some("workflow-77".to_owned()),
             group: None,
             correlation_by_category: true,
+            scan_limit: false,
         };
         // category("workflow-1") == category("workflow") == "workflow"; "Workflow-2+x" differs.
         assert_eq!(gps(&category_get(ns, "account", &q)), vec![1, 3]);

@@ -147,6 +147,7 @@ fn catch_up(shared: &Shared, namespace: &str, filter: &mut Filter) -> Vec<Bytes>
                 correlation: None,
                 group: (*size > 0).then_some((*member, *size)),
                 correlation_by_category: false,
+                scan_limit: false,
             };
             reads::category_get(ns, name, &q)
         }

@@ -166,3 +166,62 @@ async fn listing_rules() {
         .collect();
     assert_eq!(names, ["aaa", "default", "zzz"]);
 }
+
+#[tokio::test]
+async fn category_reads_scan_only_a_window_of_keys() {
+    let server = pebble().await;
+    // Under a group of two, `k-1` is member 0's and `k-2` member 1's (protocol §3.5).
+    for _ in 0..4 {
+        write(&server, "k-1").await;
+    }
+    let theirs = write(&server, "k-2").await;
+    let positions =
+        |body: String| -> Vec<i64> { rows(&body).iter().map(|r| r[4].as_i64().unwrap()).collect() };
+    let member_1 = |position: i64| {
+        format!(
+            r#"["category.get", "k", {{"position": {position}, "batchSize": 2, "consumerGroup": {{"member": 1, "size": 2}}}}]"#
+        )
+    };
+    // batchSize 2 × size 2 = the first four keys, all member 0's: nothing, though one follows.
+    assert!(positions(rpc(&server, &member_1(1)).await.body).is_empty());
+    assert_eq!(
+        positions(rpc(&server, &member_1(2)).await.body),
+        vec![theirs]
+    );
+    // Without a group the window is batchSize keys, and a correlation filter applies to them.
+    let a = rpc(
+        &server,
+        r#"["stream.write", "k-3", {"type": "T", "data": {}, "metadata": {"correlationStreamName": "flow-1"}}]"#,
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let correlated = |batch: i64| {
+        format!(
+            r#"["category.get", "k", {{"position": 1, "batchSize": {batch}, "correlation": "flow"}}]"#
+        )
+    };
+    assert!(positions(rpc(&server, &correlated(5)).await.body).is_empty());
+    assert_eq!(positions(rpc(&server, &correlated(6)).await.body).len(), 1);
+    // The "" category walks every message until the batch is full.
+    let all = r#"["category.get", "", {"position": 1, "batchSize": 1, "correlation": "flow"}]"#;
+    assert_eq!(positions(rpc(&server, all).await.body).len(), 1);
+}
+
+#[tokio::test]
+async fn the_sqlite_backend_filters_before_it_limits() {
+    let server = TestServer::start().await.unwrap();
+    for _ in 0..4 {
+        write(&server, "k-1").await;
+    }
+    let theirs = write(&server, "k-2").await;
+    let got = rows(
+        &rpc(
+            &server,
+            r#"["category.get", "k", {"position": 1, "batchSize": 2, "consumerGroup": {"member": 1, "size": 2}}]"#,
+        )
+        .await
+        .body,
+    );
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0][4], theirs);
+}

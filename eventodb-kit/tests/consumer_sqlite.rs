@@ -109,4 +109,6 @@ consumer_scenarios!(fresh, cleanup;
     released_stream_replays_on_its_member_only,
     release_elsewhere_is_seen_while_busy,
     processed_events_are_not_parked_again,
+    group_member_gets_past_a_window_of_others_events,
+    group_members_pass_others_events_on_a_filtering_server,
 );

@@ -198,6 +198,7 @@ pub(super) fn category(ctx: &Ctx<'_>, args: &[Json]) -> RpcResult {
         correlation: correlation.map(str::to_owned),
         group,
         correlation_by_category: pebble(ctx),
+        scan_limit: pebble(ctx),
     };
     let store = ctx.shared.store();
     let ns = store

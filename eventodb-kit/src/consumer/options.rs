@@ -168,6 +168,14 @@ impl ConsumerOptions {
     /// Member `member` of a group of `size` (`0 <= member < size`). The server assigns
     /// the streams (`consumerGroup` of `category.get`); members share the consumer name,
     /// its processed records and its parked streams, and each saves its own position.
+    ///
+    /// A member's position also moves past the other members' events: when a grouped read
+    /// answers fewer than `batch_size` messages, the member reads on from its position
+    /// without the group and passes what is not its own. A Pebble-backed server looks at
+    /// only `batch_size × size` messages per grouped read, and without that a member whose
+    /// window held none of its events would wait there for good. With a
+    /// [`correlation`](Self::correlation) filter the look uses it too, so on Pebble a run of
+    /// more than `batch_size × size` messages that do not match still stops the member.
     pub fn group(mut self, member: i64, size: i64) -> Self {
         self.group = Some((member, size));
         self

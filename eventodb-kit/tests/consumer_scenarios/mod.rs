@@ -307,6 +307,23 @@ async fn caught_up(workers: &RunningWorkers, last: i64) {
     }
 }
 
+/// The ids the server gives member `k` of a group of `size` (up to 10000 events).
+async fn server_share(env: &Env, category: &str, k: i64, size: i64) -> HashSet<Uuid> {
+    env.client
+        .category_get(
+            category,
+            &GetCategoryOptions::new()
+                .position(1)
+                .batch_size(10_000)
+                .consumer_group(k, size),
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.id)
+        .collect()
+}
+
 /// Member `k` of a group, tagged `m<k>`.
 fn member(name: &str, k: i64, size: i64) -> ConsumerOptions {
     ConsumerOptions::new(name).group(k, size).batch_size(7)
@@ -421,20 +438,7 @@ pub(crate) async fn group_of_three_matches_the_server_partition<DB: Db>(pool: Po
         "each event handled once: {counts:?}"
     );
     for k in 0..3 {
-        let share: HashSet<Uuid> = env
-            .client
-            .category_get(
-                "account",
-                &GetCategoryOptions::new()
-                    .position(1)
-                    .batch_size(10_000)
-                    .consumer_group(k, 3),
-            )
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|m| m.id)
-            .collect();
+        let share = server_share(&env, "account", k, 3).await;
         let handled: HashSet<Uuid> = log.ids_of(&format!("m{k}")).into_iter().collect();
         assert!(!share.is_empty(), "member {k} has a share");
         assert_eq!(
@@ -1635,4 +1639,105 @@ pub(crate) async fn processed_events_are_not_parked_again<DB: Db>(pool: Pool<DB>
     workers.shutdown().await.expect("shutdown");
     assert_eq!(log.ids_in_stream("redo-1"), vec![e1, p]);
     assert_eq!(log.ids_in_stream("redo-2"), vec![o1]);
+}
+
+/// Two members on a server whose grouped `category.get` looks at only `batchSize × size`
+/// messages from the position and answers the member's among them (the Pebble backend):
+/// the first 1050 events are member 0's, so member 1's first reads all answer `[]` while
+/// its events follow. It still handles every one of them, and both members reach the head,
+/// past a stream that the server gives to no member.
+pub(crate) async fn group_member_gets_past_a_window_of_others_events<DB: Db>(pool: Pool<DB>) {
+    group_members_pass_each_others_events(pool, Env::pebble("consumer").await).await;
+}
+
+/// The same on a server that filters by member before it limits (SQLite, PostgreSQL):
+/// every member handles exactly its own events, none twice.
+pub(crate) async fn group_members_pass_others_events_on_a_filtering_server<DB: Db>(pool: Pool<DB>) {
+    group_members_pass_each_others_events(pool, Env::new("consumer").await).await;
+}
+
+async fn group_members_pass_each_others_events<DB: Db>(pool: Pool<DB>, env: Env) {
+    let kit = env.kit(&pool);
+    // Under a group of two, `ledger-1` and `ledger-3` are member 0's, `ledger-2` and
+    // `ledger-4` member 1's (protocol §3.5). `ledger` goes to nobody; `ledger-` (an empty
+    // cardinal id) to nobody on SQLite and Pebble, to member 0 on PostgreSQL.
+    for i in 0..1050 {
+        env.write(&format!("ledger-{}", 1 + 2 * (i % 2)), "Posted", i)
+            .await;
+    }
+    env.write("ledger", "Posted", 0).await;
+    let mut theirs = Vec::new();
+    for i in 0..30 {
+        let (id, _) = env
+            .write(&format!("ledger-{}", 2 + 2 * (i % 2)), "Posted", i)
+            .await;
+        theirs.push(id);
+    }
+    let (_, at) = env.write("ledger-", "Posted", 0).await;
+    let mut last = at.global_position;
+
+    let log = Log::default();
+    let mut workers = kit.workers();
+    for k in 0..2 {
+        workers = workers.consumer(
+            Recorder::new("ledger", &format!("m{k}"), &log),
+            ConsumerOptions::new("pass").group(k, 2).batch_size(100),
+        );
+    }
+    let workers = workers.spawn().await.expect("spawn");
+    let reached = |last: i64| {
+        let workers = &workers;
+        async move {
+            workers
+                .consumers()
+                .iter()
+                .all(|handle| handle.position() >= last)
+        }
+    };
+    let theirs: HashSet<Uuid> = theirs.into_iter().collect();
+    eventually("member 1 handles all of its events", LONG, || async {
+        log.ids_of("m1").into_iter().collect::<HashSet<_>>() == theirs
+    })
+    .await;
+    // Its position moves past the other members' events too (new: it used to stay at its
+    // own last event), and is saved like a position after handling.
+    eventually("both members reach the head", LONG, || reached(last)).await;
+
+    // A poke for member 0's event wakes member 1 too: it passes the event and waits again.
+    let (id, at) = env.write("ledger-1", "Posted", 0).await;
+    last = at.global_position;
+    eventually("both members pass the new event", LONG, || reached(last)).await;
+    eventually("member 0 handles it", LONG, || async { log.contains(id) }).await;
+    // Idle again: no read loop (the poll interval is 5 s, far longer than this; a loop
+    // would read hundreds of times, so the bound is loose).
+    if let Some(before) = env.count("category.get") {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let reads = env.count("category.get").unwrap_or(0) - before;
+        assert!(reads <= 20, "{reads} reads while idle");
+    }
+    workers.shutdown().await.expect("shutdown");
+
+    let counts = log.counts();
+    assert!(
+        counts.values().all(|&n| n == 1),
+        "each event handled once: {counts:?}"
+    );
+    let mut handled = HashSet::new();
+    for k in 0..2 {
+        let share = server_share(&env, "ledger", k, 2).await;
+        let mine: HashSet<Uuid> = log.ids_of(&format!("m{k}")).into_iter().collect();
+        assert_eq!(mine, share, "member {k} handled exactly the server's share");
+        handled.extend(mine);
+    }
+    assert_eq!(handled.len(), counts.len(), "no event outside the shares");
+    // The positions passed were saved, as after handling.
+    let admin = ConsumerAdmin::for_kit(&kit);
+    let positions = admin.positions("ledger", "pass").await.unwrap();
+    assert_eq!(positions.len(), 2);
+    assert!(
+        positions
+            .iter()
+            .all(|p| p.size == 2 && p.global_position == last),
+        "{positions:?}"
+    );
 }

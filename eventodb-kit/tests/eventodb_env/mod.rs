@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use eventodb_kit::client::{Client, NsCreateOptions, Token};
 use eventodb_kit::{Backend, Error, Kit};
-use eventodb_kit_testkit::TestServer;
+use eventodb_kit_testkit::{Backend as ServerBackend, TestServer};
 use sqlx::Pool;
 use uuid::Uuid;
 
@@ -43,8 +43,28 @@ impl Env {
         Some(Env::embedded().await)
     }
 
+    /// Like [`Env::new`], but the embedded server follows the Pebble backend's rules
+    /// ([`ServerBackend::Pebble`]: among them, a grouped `category.get` looks at only
+    /// `batchSize × size` messages). A real EventoDB is whatever backend it runs.
+    pub(crate) async fn pebble(prefix: &str) -> Env {
+        match std::env::var(URL_VAR) {
+            Ok(url) => Env::real(&url, prefix).await,
+            Err(_) => {
+                let server = TestServer::builder()
+                    .backend(ServerBackend::Pebble)
+                    .start()
+                    .await
+                    .expect("test server");
+                Env::on(server)
+            }
+        }
+    }
+
     async fn embedded() -> Env {
-        let server = TestServer::start().await.expect("test server");
+        Env::on(TestServer::start().await.expect("test server"))
+    }
+
+    fn on(server: TestServer) -> Env {
         let client = Client::builder(server.url())
             .token(Token::parse(server.default_token()).expect("token"))
             .request_timeout(Duration::from_secs(10))

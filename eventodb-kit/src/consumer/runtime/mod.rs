@@ -26,10 +26,12 @@ use crate::outbox::Backend;
 
 mod attempt;
 mod batch;
+mod others;
 mod parked;
 mod retry;
 mod save;
 
+use others::Passed;
 use save::saved;
 
 /// How many update intervals of handled events a plain consumer may run ahead of its
@@ -439,7 +441,20 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             if !caught_up {
                 continue;
             }
-            self.shared.caught_up(read, self.position);
+            // A short grouped read may only mean that the server looked no further (Pebble):
+            // pass the other members' events before deciding that there is nothing to do.
+            match self.pass_others().await? {
+                Passed::Again => {
+                    self.save_soon(cancel, true).await?;
+                    continue;
+                }
+                Passed::CaughtUp => {
+                    self.save_soon(cancel, true).await?;
+                    self.shared.caught_up(read, self.position);
+                }
+                // Not known to be caught up: the next wake-up reads and looks again.
+                Passed::Unknown => {}
+            }
             self.maintain().await;
             // Sleep until a poke, a poll or a release. A save still running goes on
             // meanwhile (waiting for it here would hold the read after the next poke back
@@ -488,18 +503,31 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         &self,
         global_position: i64,
     ) -> impl std::future::Future<Output = Result<Vec<CategoryMessage>>> + Send + 'static {
-        let mut options = GetCategoryOptions::new()
-            .position(global_position)
-            .batch_size(self.options.batch_size);
-        if let Some(correlation) = &self.options.correlation {
-            options = options.correlation(correlation.clone());
-        }
-        if let Some((member, size)) = self.options.group {
-            options = options.consumer_group(member, size);
-        }
+        let options = self.category_options(global_position, self.options.batch_size, true);
         let client = self.client.clone();
         let category = self.key.category.clone();
         async move { client.category_get(&category, &options).await }
+    }
+
+    /// The consumer's `category.get` options from `global_position`: its correlation filter
+    /// always, its group with `grouped` (the look past other members' events reads without
+    /// it, see [`others`]).
+    fn category_options(
+        &self,
+        global_position: i64,
+        batch_size: i64,
+        grouped: bool,
+    ) -> GetCategoryOptions {
+        let mut options = GetCategoryOptions::new()
+            .position(global_position)
+            .batch_size(batch_size);
+        if let Some(correlation) = &self.options.correlation {
+            options = options.correlation(correlation.clone());
+        }
+        if grouped && let Some((member, size)) = self.options.group {
+            options = options.consumer_group(member, size);
+        }
+        options
     }
 
     fn advance(&mut self, global_position: i64) {
