@@ -36,6 +36,7 @@ scenarios!(fresh, cleanup;
     a_slow_lookup_does_not_outlast_the_lease,
     an_expired_lease_hands_its_rows_over_for_lookup,
     a_row_committed_late_is_not_held_by_the_lease,
+    a_row_committed_late_inside_a_lease_is_not_held_by_it,
     killed_senders_never_send_twice,
     two_senders_send_each_row_once_in_order,
     two_senders_with_small_batches_send_each_row_once_in_order,

@@ -833,27 +833,51 @@ pub(crate) async fn an_expired_lease_hands_its_rows_over_for_lookup<DB: RawSql>(
 /// once, after the other (commit order), and without a lookup: the lease covered only the
 /// rows it took. PostgreSQL only (SQLite runs one writer at a time).
 pub(crate) async fn a_row_committed_late_is_not_held_by_the_lease<DB: Backend>(pool: Pool<DB>) {
+    a_late_row_goes_out_at_once(pool, "late-1", 0).await;
+}
+
+/// Three writers on one stream: the one that took the middle `seq` commits last, after the
+/// sender has sent the other two rows in one batch under a long lease, whose range then
+/// holds the late row. Once the batch's sends are recorded the lease no longer holds the
+/// stream: the late row goes out at once, after the others, and without a lookup. (Before,
+/// it waited for the 60 s lease to run out, and was then looked up in EventoDB as if it
+/// might have been sent.) PostgreSQL only (SQLite runs one writer at a time).
+pub(crate) async fn a_row_committed_late_inside_a_lease_is_not_held_by_it<DB: Backend>(
+    pool: Pool<DB>,
+) {
+    a_late_row_goes_out_at_once(pool, "inside-1", 1).await;
+}
+
+/// Commits `before` rows on `stream`, then writes a row in a transaction left open, then
+/// commits one more row. A sender with a 60 s lease sends the committed rows; then the open
+/// transaction commits, and its row must go out within 10 s, last, without a lookup.
+async fn a_late_row_goes_out_at_once<DB: Backend>(pool: Pool<DB>, stream: &str, before: i64) {
     let env = Env::new("outbox").await;
     let kit = env.kit(&pool);
+    let mut expected = Vec::new();
+    for n in 0..before {
+        expected.push(commit_one(&kit, stream, n).await);
+    }
     let mut slow = pool.begin().await.unwrap();
     let late = kit
         .outbox()
         .write(
             &mut *slow,
-            "late-1",
-            RawMessage::new("Counted", json!({ "n": 1 })),
+            stream,
+            RawMessage::new("Counted", json!({ "n": before })),
         )
         .await
         .unwrap()
         .id;
-    let early = commit_one(&kit, "late-1", 2).await;
+    let last = commit_one(&kit, stream, before + 1).await;
+    expected.push(last);
     let sender = kit
         .outbox()
         .spawn_sender(fast().lease(Duration::from_secs(60)))
         .await
         .unwrap();
     kit.outbox()
-        .wait_sent(early, Duration::from_secs(20))
+        .wait_sent(last, Duration::from_secs(20))
         .await
         .unwrap();
     slow.commit().await.unwrap();
@@ -861,7 +885,8 @@ pub(crate) async fn a_row_committed_late_is_not_held_by_the_lease<DB: Backend>(p
         .wait_sent(late, Duration::from_secs(10))
         .await
         .expect("the late row is not held back until the 60 s lease ends");
-    assert_stream(&kit, "late-1", &[early, late]).await;
+    expected.push(late);
+    assert_stream(&kit, stream, &expected).await;
     if let Some(reads) = env.count("stream.get") {
         assert_eq!(
             reads, 1,

@@ -170,6 +170,22 @@ const SQL: Sql = Sql {
         WHERE namespace = $1 AND stream = $2 AND owner = $3",
     release: "UPDATE eventodb_kit_outbox_leases SET through_seq = $4
         WHERE namespace = $1 AND stream = $2 AND owner = $3 AND through_seq > $4",
+    // Committed without waiting for the WAL flush: a settle lost in a crash leaves the lease
+    // as it was, and a row committed late inside it waits for the lease to run out, as it
+    // did before settling existed. The old range is read first (the update's `RETURNING`
+    // sees the new one); the fence test is `lease_fences!`'s, on that range.
+    settle: "WITH async_commit AS (
+            SELECT set_config('synchronous_commit', 'off', true) AS setting),
+        old AS (
+            SELECT from_seq, through_seq FROM eventodb_kit_outbox_leases
+            WHERE namespace = $1 AND stream = $2 AND owner = $3 AND through_seq >= from_seq
+            FOR UPDATE)
+        UPDATE eventodb_kit_outbox_leases AS l SET through_seq = 0
+        FROM old, async_commit
+        WHERE l.namespace = $1 AND l.stream = $2 AND l.owner = $3
+        RETURNING EXISTS (SELECT 1 FROM eventodb_kit_outbox AS p WHERE p.namespace = $1
+            AND p.stream = $2 AND p.status IN ('pending', 'failed') AND p.status <> 'failed'
+            AND (p.stream, p.seq) BETWEEN ($2, old.from_seq) AND ($2, old.through_seq))",
     drop_leases: "DELETE FROM eventodb_kit_outbox_leases WHERE namespace = $1 AND owner = $2",
     // The deleted row itself must still be expired and fence nothing: when a stream task
     // extends the lease meanwhile (it holds the row's lock), PostgreSQL checks the row's own
@@ -611,6 +627,61 @@ mod tests {
             touched < 20,
             "the next-due read touched {touched} buffers: {explain:?}"
         );
+    }
+
+    /// Settling shrinks the lease of its owner only, and says whether a pending row lay in
+    /// its range.
+    #[tokio::test]
+    async fn settling_reports_a_row_waiting_in_the_lease() {
+        use crate::outbox::backend::private::Dialect;
+
+        let Some(db) = pg_schema::fresh("eventodb_kit_settle", 2).await else {
+            return;
+        };
+        // Rows 1 to 3 on "s", row 2 still pending; rows 1 and 3 sent.
+        insert_rows(&db.pool, "'s'", 3).await;
+        sqlx::query("UPDATE eventodb_kit_outbox SET status = 'sent' WHERE seq IN (1, 3)")
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        let lease = |stream: &'static str, owner: &'static str, from: i64, through: i64| {
+            sqlx::query(
+                "INSERT INTO eventodb_kit_outbox_leases
+                    (namespace, stream, owner, lease_until, from_seq, through_seq)
+                VALUES ('default', $1, $2, now() + interval '30 seconds', $3, $4)",
+            )
+            .bind(stream)
+            .bind(owner)
+            .bind(from)
+            .bind(through)
+            .execute(&db.pool)
+        };
+        lease("s", "a#1", 1, 3).await.unwrap();
+        lease("t", "a#1", 5, 9).await.unwrap();
+        let other = Postgres::settle(&db.pool, "default", "s", "b#1")
+            .await
+            .unwrap();
+        let waiting = Postgres::settle(&db.pool, "default", "s", "a#1")
+            .await
+            .unwrap();
+        let again = Postgres::settle(&db.pool, "default", "s", "a#1")
+            .await
+            .unwrap();
+        let empty = Postgres::settle(&db.pool, "default", "t", "a#1")
+            .await
+            .unwrap();
+        let ranges: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT stream, through_seq FROM eventodb_kit_outbox_leases ORDER BY stream",
+        )
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+        db.cleanup().await;
+        assert!(!other, "another owner's settle changes nothing");
+        assert!(waiting, "row 2 lay pending in the range");
+        assert!(!again, "the lease already covers no row");
+        assert!(!empty, "no row in the range of t");
+        assert_eq!(ranges, [("s".to_owned(), 0), ("t".to_owned(), 0)]);
     }
 
     /// A purge with nothing due reads a few index pages, not the table: it runs every minute,

@@ -164,6 +164,15 @@ pub trait Dialect: sqlx::Database + Sized {
         owner: &str,
         after_seq: i64,
     ) -> impl Future<Output = Result<()>> + Send;
+    /// Shrinks the lease of `owner` on `stream` to no row, once every send made under it is
+    /// recorded (pending rows in its range are then none of its own). True if a pending row
+    /// lay in the range: one committed after the claim, inside it, that can be claimed now.
+    fn settle(
+        pool: &Pool<Self>,
+        namespace: &str,
+        stream: &str,
+        owner: &str,
+    ) -> impl Future<Output = Result<bool>> + Send;
     /// Deletes every lease of `owner`: the token of a claim that failed, so that nothing
     /// was sent under it, though its commit may have taken effect.
     fn drop_leases(

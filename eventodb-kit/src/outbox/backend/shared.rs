@@ -277,6 +277,24 @@ macro_rules! backend_impl {
                 })
             }
 
+            async fn settle(
+                pool: &sqlx::Pool<Self>,
+                namespace: &str,
+                stream: &str,
+                owner: &str,
+            ) -> $crate::error::Result<bool> {
+                retry_busy!(async {
+                    let fenced: Option<(bool,)> = sqlx::query_as($sql.settle)
+                        .bind(namespace)
+                        .bind(stream)
+                        .bind(owner)
+                        .fetch_optional(pool)
+                        .await
+                        .map_err(db)?;
+                    Ok(fenced.is_some_and(|(fenced,)| fenced))
+                })
+            }
+
             async fn drop_leases(
                 pool: &sqlx::Pool<Self>,
                 namespace: &str,

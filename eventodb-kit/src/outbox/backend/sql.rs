@@ -36,6 +36,9 @@ pub(crate) struct Sql {
     pub(crate) renew: &'static str,
     /// (namespace, stream, owner, after_seq): the lease covers no row after `after_seq`
     pub(crate) release: &'static str,
+    /// (namespace, stream, owner) → whether a pending row lay in the range: shrinks the lease
+    /// of `owner` to no row, once every send made under it is recorded
+    pub(crate) settle: &'static str,
     /// (namespace, owner): deletes every lease of `owner`
     pub(crate) drop_leases: &'static str,
     /// (namespace, batch): deletes leases that ran out and fence no unsent row

@@ -171,6 +171,12 @@ const SQL: Sql = Sql {
     ),
     release: "UPDATE eventodb_kit_outbox_leases SET through_seq = ?4
         WHERE namespace = ?1 AND stream = ?2 AND owner = ?3 AND through_seq > ?4",
+    // The sender never settles on SQLite (its writers hold the database's lock from drawing
+    // a `seq` to their commit, so no row becomes visible inside a lease taken before it):
+    // this shrinks the lease and reports no row found.
+    settle: "UPDATE eventodb_kit_outbox_leases SET through_seq = 0
+        WHERE namespace = ?1 AND stream = ?2 AND owner = ?3 AND through_seq >= from_seq
+        RETURNING FALSE",
     drop_leases: "DELETE FROM eventodb_kit_outbox_leases WHERE namespace = ?1 AND owner = ?2",
     purge_leases: concat!(
         "DELETE FROM eventodb_kit_outbox_leases

@@ -4,6 +4,7 @@ mod housekeeping;
 mod pace;
 mod run;
 mod send;
+mod settle;
 mod verify;
 
 use std::time::Duration;

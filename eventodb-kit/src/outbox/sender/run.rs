@@ -23,7 +23,7 @@ pub(super) struct Shared<DB: Backend> {
     pub(super) owner: String,
     pub(super) cancel: CancellationToken,
     pub(super) permits: Semaphore,
-    /// Sends to record: `(seq, position, global_position)`, written in batches.
+    /// Sends to record, written in batches.
     pub(super) marks: mpsc::UnboundedSender<Mark>,
     /// Leases to give back once the database answers again.
     pub(super) releases: std::sync::Mutex<Vec<Release>>,
@@ -233,8 +233,13 @@ pub(super) async fn run<DB: Backend>(
     result
 }
 
-/// A send to record: `(seq, position, global_position)`.
-type Mark = (i64, i64, i64);
+/// A send to record.
+pub(super) struct Mark {
+    /// `(seq, position, global_position)`
+    pub(super) row: (i64, i64, i64),
+    /// The count of the sending task's sends not written yet.
+    pub(super) unrecorded: Arc<super::settle::Unrecorded>,
+}
 
 /// Writes recorded sends in batches (one statement each), so the database is not the
 /// bottleneck. A batch that cannot be written is tried again, with backoff, for up to
@@ -249,15 +254,19 @@ async fn record<DB: Backend>(
     patience: Duration,
 ) {
     let mut batch = Vec::with_capacity(RECORD_BATCH);
+    let mut rows = Vec::with_capacity(RECORD_BATCH);
     let mut busy = false;
     while next_batch(&mut marks, &mut batch, busy).await {
         busy = batch.len() >= RECORD_BUSY;
+        rows.clear();
+        rows.extend(batch.iter().map(|mark| mark.row));
         let give_up_at = Instant::now() + patience;
         let mut failures = 0i64;
         loop {
-            match DB::mark_sent_many(&pool, &batch).await {
+            match DB::mark_sent_many(&pool, &rows).await {
                 Ok(()) => {
                     crate::outbox::wake::rows_sent();
+                    batch.iter().for_each(|mark| mark.unrecorded.written());
                     break;
                 }
                 Err(error) => {
@@ -301,9 +310,9 @@ const RECORD_LINGER: Duration = Duration::from_millis(2);
 /// Waits for the next sends to record and puts them in `batch` (empty on entry): all that are
 /// waiting, and when `busy`, those arriving within [`RECORD_LINGER`]. False once every sender
 /// is gone and nothing is left.
-async fn next_batch(
-    marks: &mut mpsc::UnboundedReceiver<Mark>,
-    batch: &mut Vec<Mark>,
+async fn next_batch<T>(
+    marks: &mut mpsc::UnboundedReceiver<T>,
+    batch: &mut Vec<T>,
     busy: bool,
 ) -> bool {
     if marks.recv_many(batch, RECORD_BATCH).await == 0 {

@@ -8,10 +8,11 @@ use rand::Rng;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::run::Shared;
+use super::run::{Mark, Shared};
+use super::settle::Unrecorded;
 use crate::client::{GetStreamOptions, WriteOptions, WritePosition};
 use crate::error::{Error, Result};
-use crate::outbox::backend::{Backend, Claimed};
+use crate::outbox::backend::{Backend, Claimed, DialectKind};
 
 /// The claimed rows of one stream, in `seq` order.
 #[derive(Debug)]
@@ -66,6 +67,7 @@ pub(super) async fn send_stream<DB: Backend>(shared: Arc<Shared<DB>>, batch: Str
         stream: &stream,
         lease_owner: &lease_owner,
     };
+    let unrecorded = Arc::new(Unrecorded::default());
     let Some(first) = rows.first() else { return };
     let permit = tokio::select! {
         permit = shared.permits.acquire() => permit.ok(),
@@ -82,12 +84,15 @@ pub(super) async fn send_stream<DB: Backend>(shared: Arc<Shared<DB>>, batch: Str
     let slice_over =
         || shared.streams_waiting.load(Ordering::Relaxed) && Instant::now() >= slice_ends;
     let mut rows = rows;
+    // Rows taken under this lease: with one, no other row can lie inside its range.
+    let mut taken = rows.len();
     for round in 1..=ROUNDS {
         for (at, row) in rows.iter().enumerate() {
             // At least one send per slot taken, however long the claim took.
             let yielding = (round > 1 || at > 0) && slice_over();
             if shared.cancel.is_cancelled() || yielding {
                 task.release(row.seq - 1).await;
+                task.settle(&unrecorded, lease_ends, taken);
                 return;
             }
             if lease_ends.saturating_duration_since(Instant::now()) < lease / 2 {
@@ -110,6 +115,7 @@ pub(super) async fn send_stream<DB: Backend>(shared: Arc<Shared<DB>>, batch: Str
                     Err(error) => {
                         tracing::warn!(error = crate::error::log_field(&error), %stream, "outbox lease renewal failed; stopping this stream");
                         task.release(row.seq - 1).await;
+                        task.settle(&unrecorded, lease_ends, taken);
                         return;
                     }
                 }
@@ -120,17 +126,19 @@ pub(super) async fn send_stream<DB: Backend>(shared: Arc<Shared<DB>>, batch: Str
             // first for a row whose last outcome was unknown, so a slow lookup cannot push
             // the write past the lease.
             let deadline = lease_ends.checked_sub(lease / 10).unwrap_or(lease_ends);
-            match send_row(&shared, row, deadline).await {
+            match send_row(&shared, row, deadline, &unrecorded).await {
                 Ok(Step::Sent) => {}
                 Ok(Step::Held) => {
                     // The row's own state now holds the stream back (parked, or waiting for
                     // its retry); the lease keeps only the rows sent before it.
                     task.release(row.seq - 1).await;
+                    task.settle(&unrecorded, lease_ends, taken);
                     return;
                 }
                 Err(error) => {
                     // Recording failed: the row keeps its lease and is checked against the
-                    // stream by whoever claims it after the lease.
+                    // stream by whoever claims it after the lease (never settled: it may
+                    // have reached EventoDB, and nothing on record says so).
                     tracing::warn!(error = crate::error::log_field(&error), %stream, id = %row.id, "outbox could not record a send");
                     task.release(row.seq).await;
                     return;
@@ -143,6 +151,7 @@ pub(super) async fn send_stream<DB: Backend>(shared: Arc<Shared<DB>>, batch: Str
             // slice (the main claim takes the stream up again, after the streams waiting),
             // or when the claim already took every row the stream had (rows committed since
             // then wake the main claim, as do these rows once recorded).
+            task.settle(&unrecorded, lease_ends, taken);
             return;
         }
         // Keep the stream while it has rows: no round trip through the main claim.
@@ -159,14 +168,20 @@ pub(super) async fn send_stream<DB: Backend>(shared: Arc<Shared<DB>>, batch: Str
         .await
         {
             Ok(next) if !next.is_empty() => {
+                taken += next.len();
                 rows = next;
                 lease_ends = claiming + lease;
             }
-            Ok(_) => return,
+            Ok(_) => {
+                task.settle(&unrecorded, lease_ends, taken);
+                return;
+            }
             Err(error) => {
                 tracing::warn!(error = crate::error::log_field(&error), %stream, "outbox claim failed");
-                // Its commit may have taken effect: the lease would then cover the next rows.
+                // Its commit may have taken effect: the lease would then cover the next rows
+                // (never sent, so settling gives them back too).
                 task.release(rows.last().map_or(0, |row| row.seq)).await;
+                task.settle(&unrecorded, lease_ends, taken);
                 return;
             }
         }
@@ -175,7 +190,7 @@ pub(super) async fn send_stream<DB: Backend>(shared: Arc<Shared<DB>>, batch: Str
 
 /// The stream and lease one task works under.
 struct StreamTask<'a, DB: Backend> {
-    shared: &'a Shared<DB>,
+    shared: &'a Arc<Shared<DB>>,
     stream: &'a str,
     lease_owner: &'a str,
 }
@@ -201,6 +216,26 @@ impl<DB: Backend> StreamTask<'_, DB> {
             });
         }
     }
+
+    /// Once the sends handed to the recorder are written (within the lease), shrinks the
+    /// lease to no row, so that a row committed late inside its range is claimed at once
+    /// (see [`settle`](super::settle)). Only the task's own sends can leave a row of its
+    /// range pending and sent; every other outcome is on record already. Not on SQLite:
+    /// its writers take the database's lock before they draw a `seq` and hold it until they
+    /// commit, so no row ever becomes visible behind a later one.
+    /// Nor when the task took one row: its lease's range holds no other.
+    fn settle(&self, unrecorded: &Arc<Unrecorded>, lease_ends: Instant, taken: usize) {
+        if DB::KIND == DialectKind::Sqlite || taken < 2 {
+            return;
+        }
+        super::settle::settle(
+            self.shared,
+            self.stream.to_owned(),
+            self.lease_owner.to_owned(),
+            Arc::clone(unrecorded),
+            lease_ends,
+        );
+    }
 }
 
 /// Sends one row; records the outcome.
@@ -208,6 +243,7 @@ async fn send_row<DB: Backend>(
     shared: &Shared<DB>,
     row: &Claimed,
     deadline: Instant,
+    unrecorded: &Arc<Unrecorded>,
 ) -> Result<Step> {
     let client = shared.outbox.client();
     let pool = shared.outbox.pool();
@@ -228,7 +264,7 @@ async fn send_row<DB: Backend>(
                     stream = %row.stream, %id, position = position.position,
                     "outbox row was already in EventoDB (earlier attempt landed)"
                 );
-                return sent(shared, row, position);
+                return sent(shared, row, position, unrecorded);
             }
             Ok(None) => DB::clear_unknown(pool, row.seq).await?,
             Err(error) => return retry(shared, row, &error, true).await,
@@ -262,7 +298,7 @@ async fn send_row<DB: Backend>(
                 global_position = position.global_position, took = ?started.elapsed(),
                 "outbox row sent"
             );
-            sent(shared, row, position)
+            sent(shared, row, position, unrecorded)
         }
         Err(error) if error.is_duplicate_id() || error.is_version_conflict() => {
             // A duplicate id proves an earlier attempt landed; a version conflict may be our
@@ -273,7 +309,7 @@ async fn send_row<DB: Backend>(
                         stream = %row.stream, %id, position = position.position,
                         "outbox row was already in EventoDB (earlier attempt landed)"
                     );
-                    sent(shared, row, position)
+                    sent(shared, row, position, unrecorded)
                 }
                 Ok(None) if error.is_duplicate_id() => {
                     let text = format!(
@@ -294,11 +330,20 @@ async fn send_row<DB: Backend>(
 }
 
 /// Hands the send to the recorder (the row stays leased until it is written).
-fn sent<DB: Backend>(shared: &Shared<DB>, row: &Claimed, position: WritePosition) -> Result<Step> {
+fn sent<DB: Backend>(
+    shared: &Shared<DB>,
+    row: &Claimed,
+    position: WritePosition,
+    unrecorded: &Arc<Unrecorded>,
+) -> Result<Step> {
     crate::metrics::outbox_sent(shared.outbox.namespace());
+    unrecorded.add();
     shared
         .marks
-        .send((row.seq, position.position, position.global_position))
+        .send(Mark {
+            row: (row.seq, position.position, position.global_position),
+            unrecorded: Arc::clone(unrecorded),
+        })
         .map_err(|_| Error::Internal("outbox recorder stopped".into()))?;
     Ok(Step::Sent)
 }
