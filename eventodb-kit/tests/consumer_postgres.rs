@@ -446,7 +446,7 @@ async fn database_errors_around_parked_streams_pause_the_consumer() {
         .await
         .unwrap()
         .iter()
-        .map(|event| event.id)
+        .map(|event| consumer_scenarios::uuid_of(&event.id))
         .collect();
     assert_eq!(parked, vec![p, q, a2]);
     assert!(log.contains(b));

@@ -9,6 +9,7 @@ use sqlx::Pool;
 use tokio::sync::watch;
 
 use super::store::{Key, ParkedRow};
+use crate::client::MessageId;
 use crate::error::{Error, Result};
 use crate::outbox::Backend;
 
@@ -34,8 +35,8 @@ pub struct ConsumerPosition {
 /// An event a consumer parked or skipped, as recorded.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParkedEvent {
-    /// The event id.
-    pub id: uuid::Uuid,
+    /// The event id, as the consumer read it from EventoDB.
+    pub id: MessageId,
     /// Its stream.
     pub stream: String,
     /// Its type.
@@ -59,9 +60,7 @@ impl TryFrom<ParkedRow> for ParkedEvent {
 
     fn try_from(row: ParkedRow) -> Result<Self> {
         Ok(Self {
-            id: uuid::Uuid::parse_str(&row.event_id).map_err(|error| {
-                Error::Internal(format!("parked event id {:?}: {error}", row.event_id))
-            })?,
+            id: MessageId::new(row.event_id),
             stream: row.stream,
             message_type: row.message_type,
             position: row.position,

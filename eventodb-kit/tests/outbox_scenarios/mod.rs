@@ -133,7 +133,7 @@ pub(crate) async fn assert_stream<DB: Backend>(kit: &Kit<DB>, stream: &str, ids:
     let got: Vec<Uuid> = read_stream(kit, stream)
         .await
         .iter()
-        .map(|m| m.id)
+        .map(|m| m.id.as_uuid().expect("the outbox writes UUIDs"))
         .collect();
     assert_eq!(got, ids, "stream {stream}");
 }
@@ -1099,7 +1099,7 @@ pub(crate) async fn version_conflict_parks_only_its_stream<DB: Backend>(pool: Po
     let ids: Vec<Uuid> = read_stream(&kit, "acct-a")
         .await
         .iter()
-        .map(|m| m.id)
+        .map(|m| m.id.as_uuid().expect("the outbox writes UUIDs"))
         .collect();
     assert_eq!(ids[1..], [stale.id, behind]);
     sender.shutdown().await.unwrap();
@@ -1261,7 +1261,7 @@ pub(crate) async fn shutdown_mid_drain_loses_nothing<DB: Backend>(pool: Pool<DB>
         let stored: Vec<Uuid> = read_stream(&kit, stream)
             .await
             .iter()
-            .map(|m| m.id)
+            .map(|m| m.id.as_uuid().expect("the outbox writes UUIDs"))
             .collect();
         let sent: Vec<Uuid> = {
             let mut sent = Vec::new();
@@ -1831,7 +1831,7 @@ pub(crate) async fn a_stream_that_moved_on_gets_the_lost_event_at_its_end<DB: Ba
     let stored: Vec<Uuid> = read_stream(&kit, "moved-1")
         .await
         .iter()
-        .map(|m| m.id)
+        .map(|m| m.id.as_uuid().expect("the outbox writes UUIDs"))
         .collect();
     assert_eq!(stored.len(), 3);
     assert_eq!(stored[0], ids[0]);
