@@ -95,6 +95,7 @@ consumer_scenarios!(fresh, cleanup;
     released_stream_replays_on_its_member_only,
     release_elsewhere_is_seen_while_busy,
     processed_events_are_not_parked_again,
+    foreign_ids_are_handled_parked_and_released,
 );
 
 /// Two transactional consumers (events in shared transactions of 5, and one by one) and a

@@ -162,6 +162,15 @@ impl Log {
         }
         counts
     }
+    /// The ids handled, as the server returned them.
+    pub(crate) fn id_texts(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, m)| m.id.to_string())
+            .collect()
+    }
     pub(crate) fn contains(&self, id: Uuid) -> bool {
         self.ids().contains(&id)
     }
@@ -728,6 +737,85 @@ pub(crate) async fn poison_event_parks_its_stream_until_released<DB: Db>(pool: P
     let (a4, at) = env.write("park-1", "Ok", 7).await;
     handle.wait_for(at.global_position, LONG).await.unwrap();
     assert_eq!(log.ids_in_stream("park-1"), vec![a1, p, a2, a3, a4]);
+    workers.shutdown().await.unwrap();
+}
+
+/// Ids other producers chose, on a server that stores any string (the embedded server with
+/// the Pebble backend's rules; the real Pebble backend does the same): a batch holding
+/// `order-42` and a verbatim `urn:uuid:` id is handled whole, a poison event with such an id
+/// is parked and listed under it, replays when released, and a restarted consumer goes on
+/// from where it stopped.
+pub(crate) async fn foreign_ids_are_handled_parked_and_released<DB: Db>(pool: Pool<DB>) {
+    let Some(env) = Env::pebble("foreign_ids_are_handled_parked_and_released").await else {
+        return;
+    };
+    let kit = env.kit(&pool);
+    DB::create_effects(&pool).await;
+    let urn = "urn:uuid:0192E4A0-7B1A-7C3D-8E4F-5A6B7C8D9E0F";
+    let (a, _) = env.write("foreign-1", "Ok", 1).await;
+    env.write_with_id("foreign-1", "Ok", "order-42").await;
+    env.write_with_id("foreign-2", "Ok", urn).await;
+    env.write_with_id("foreign-3", "Poison", "order-43").await;
+    let (b, at) = env.write("foreign-2", "Ok", 5).await;
+    let log = Log::default();
+    let recorder = Recorder::new("foreign", "reader", &log)
+        .failing("Poison")
+        .effects();
+    let options = || {
+        ConsumerOptions::new("reader")
+            .transactional(true)
+            .failure_policy(FailurePolicy::ParkStream)
+            .retry(fast_retry())
+    };
+    let workers = kit
+        .workers()
+        .consumer(recorder.clone(), options())
+        .spawn()
+        .await
+        .expect("spawn");
+    let handle = workers.consumer("reader").unwrap().clone();
+    handle.wait_for(at.global_position, LONG).await.unwrap();
+    let (a, b) = (a.to_string(), b.to_string());
+    assert_eq!(log.id_texts(), [&*a, "order-42", urn, &b]);
+    let admin = ConsumerAdmin::for_kit(&kit);
+    let parked = admin.parked("foreign", "reader").await.unwrap();
+    assert_eq!(parked.len(), 1);
+    assert_eq!(parked[0].id, "order-43");
+    assert_eq!(parked[0].id.as_uuid(), None);
+
+    recorder.heal();
+    assert!(
+        admin
+            .release_stream("foreign", "reader", "foreign-3")
+            .await
+            .unwrap()
+    );
+    unparked(&admin, "foreign", "reader").await;
+    assert_eq!(log.id_texts(), [&*a, "order-42", urn, &b, "order-43"]);
+    let effects = DB::effect_counts(&pool).await;
+    for id in [&*a, "order-42", urn, &b, "order-43"] {
+        assert_eq!(
+            effects.get(id),
+            Some(&1),
+            "one effect for {id}: {effects:?}"
+        );
+    }
+    workers.shutdown().await.unwrap();
+
+    // A restart goes on past the foreign ids instead of failing on them again.
+    let at = env.write_with_id("foreign-1", "Ok", "order-44").await;
+    let workers = kit
+        .workers()
+        .consumer(recorder, options())
+        .spawn()
+        .await
+        .expect("spawn");
+    let handle = workers.consumer("reader").unwrap().clone();
+    handle.wait_for(at, LONG).await.unwrap();
+    assert_eq!(
+        log.id_texts(),
+        [&*a, "order-42", urn, &b, "order-43", "order-44"]
+    );
     workers.shutdown().await.unwrap();
 }
 
