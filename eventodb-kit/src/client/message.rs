@@ -3,12 +3,13 @@
 
 use std::fmt;
 
-use super::MessageId;
-use crate::error::{Error, Result};
 use chrono::{DateTime, Utc};
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use super::MessageId;
+use crate::error::{Error, Result};
 
 /// A message to write with [`Client::stream_write`](super::Client::stream_write).
 ///

@@ -55,11 +55,9 @@ pub struct ParkedEvent {
     pub attempts: i64,
 }
 
-impl TryFrom<ParkedRow> for ParkedEvent {
-    type Error = Error;
-
-    fn try_from(row: ParkedRow) -> Result<Self> {
-        Ok(Self {
+impl From<ParkedRow> for ParkedEvent {
+    fn from(row: ParkedRow) -> Self {
+        Self {
             id: MessageId::new(row.event_id),
             stream: row.stream,
             message_type: row.message_type,
@@ -69,7 +67,7 @@ impl TryFrom<ParkedRow> for ParkedEvent {
             metadata: row.metadata,
             error: row.error,
             attempts: row.attempts,
-        })
+        }
     }
 }
 
@@ -226,11 +224,9 @@ impl<DB: Backend> ConsumerAdmin<DB> {
         consumer: &str,
         status: &str,
     ) -> Result<Vec<ParkedEvent>> {
-        DB::parked_events(&self.pool, &self.key(category, consumer), None, status)
-            .await?
-            .into_iter()
-            .map(ParkedEvent::try_from)
-            .collect()
+        let rows =
+            DB::parked_events(&self.pool, &self.key(category, consumer), None, status).await?;
+        Ok(rows.into_iter().map(ParkedEvent::from).collect())
     }
 
     /// The streams a consumer holds back.
