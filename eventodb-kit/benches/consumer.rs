@@ -185,7 +185,10 @@ async fn run_db<DB: Backend>(
             let sent_at = Arc::clone(&sent_at);
             let latencies = Arc::clone(&latencies);
             async move {
-                let started = sent_at.lock().unwrap().get(&message.id).copied();
+                let started = message
+                    .id
+                    .as_uuid()
+                    .and_then(|id| sent_at.lock().unwrap().get(&id).copied());
                 if let Some(started) = started {
                     latencies.lock().unwrap().push(started.elapsed());
                 }

@@ -194,7 +194,7 @@ pub enum Error {
         /// The category it reads.
         category: String,
         /// The event's id.
-        event_id: uuid::Uuid,
+        event_id: crate::client::MessageId,
         /// The event's stream.
         stream: String,
         /// The event's global position.

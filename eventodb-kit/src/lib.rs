@@ -22,7 +22,7 @@ pub mod registry;
 pub mod trace_context;
 mod workers;
 
-pub use client::Client;
+pub use client::{Client, MessageId};
 pub use error::{Error, ErrorCode, Result};
 pub use event::{Event, ValidationError, Violation};
 pub use kit::{Kit, KitBuilder};

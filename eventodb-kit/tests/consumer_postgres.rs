@@ -97,6 +97,7 @@ consumer_scenarios!(fresh, cleanup;
     processed_events_are_not_parked_again,
     group_member_gets_past_a_window_of_others_events,
     group_members_pass_others_events_on_a_filtering_server,
+    foreign_ids_are_handled_parked_and_released,
 );
 
 /// Two transactional consumers (events in shared transactions of 5, and one by one) and a
@@ -448,7 +449,7 @@ async fn database_errors_around_parked_streams_pause_the_consumer() {
         .await
         .unwrap()
         .iter()
-        .map(|event| event.id)
+        .map(|event| consumer_scenarios::uuid_of(&event.id))
         .collect();
     assert_eq!(parked, vec![p, q, a2]);
     assert!(log.contains(b));

@@ -280,3 +280,71 @@ async fn unlimited_category_get_never_reaches_a_pebble_like_server() {
         "lost in the crash"
     );
 }
+
+/// Ids another producer wrote are read back as the server holds them, whichever ids its
+/// backend accepts (protocol §2.5): Pebble any string, verbatim; SQLite any UUID spelling,
+/// verbatim; PostgreSQL plain UUID spellings, echoed in canonical lowercase. Every read
+/// decodes the whole page, and a UUID id still equals the UUID it spells.
+#[tokio::test]
+async fn foreign_ids_read_back_as_the_server_holds_them() {
+    let env = Env::new().await;
+    let client = env.client();
+    let category = unique_category("ids");
+    let stream = format!("{category}-1");
+    let uuid = uuid::Uuid::new_v4();
+    let upper = uuid.to_string().to_uppercase();
+    let spellings = [
+        format!("urn:uuid:{upper}"),
+        format!("{{{upper}}}"),
+        "order-42".to_owned(),
+    ];
+    let mut accepted = Vec::new();
+    for (n, spelling) in spellings.iter().enumerate() {
+        // One UUID in two spellings: SQLite's uniqueness is textual and Pebble has none,
+        // so both are stored; PostgreSQL rejects the `urn:` one and stores the other.
+        let args = [
+            json!(stream),
+            json!({"type": "T", "data": {"n": n}}),
+            json!({"id": spelling}),
+        ];
+        match client.call_raw("stream.write", &args).await {
+            Ok(_) => accepted.push(spelling.clone()),
+            Err(error) if error.code() == Some(&eventodb_kit::ErrorCode::BackendError) => {}
+            Err(error) => panic!("stream.write {spelling}: {error}"),
+        }
+    }
+    write(&client, &stream, "Ours", json!({})).await;
+
+    let read = client
+        .stream_get(&stream, &GetStreamOptions::new())
+        .await
+        .unwrap();
+    let by_category = client
+        .category_get(&category, &GetCategoryOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(read.len(), accepted.len() + 1);
+    assert_eq!(by_category.len(), read.len());
+    for ((message, in_category), spelling) in read.iter().zip(&by_category).zip(&accepted) {
+        assert_eq!(message.id, in_category.id);
+        let verbatim = message.id.as_str() == spelling.as_str();
+        let canonical = message.id.as_str() == uuid.to_string();
+        assert!(
+            verbatim || canonical,
+            "{spelling} read back as {}",
+            message.id
+        );
+        if message.id.as_uuid().is_some() {
+            assert_eq!(message.id, uuid, "{spelling}");
+        }
+    }
+    assert!(
+        accepted.contains(&spellings[1]),
+        "every backend takes `{{…}}`"
+    );
+    let last = client.stream_last(&stream, Some("T")).await.unwrap();
+    assert_eq!(
+        last.map(|m| m.id),
+        Some(read[accepted.len() - 1].id.clone())
+    );
+}

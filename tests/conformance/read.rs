@@ -31,7 +31,7 @@ async fn read_002_single_message_all_fields() {
         .unwrap();
     assert_eq!(read.len(), 1);
     let m = &read[0];
-    assert!(!m.id.is_nil());
+    assert!(m.id.as_uuid().is_some_and(|id| !id.is_nil()), "{}", m.id);
     assert_eq!(m.message_type, "TestEvent");
     assert_eq!(m.position, written.position);
     assert_eq!(m.global_position, written.global_position);

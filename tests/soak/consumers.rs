@@ -19,6 +19,14 @@ use crate::writers::CATEGORY;
 /// Members of the `effects` group.
 pub(crate) const GROUP: i64 = 3;
 
+/// The UUID of an event the soak's writers wrote (they write nothing else).
+fn written(message: &CategoryMessage) -> Uuid {
+    message
+        .id
+        .as_uuid()
+        .unwrap_or_else(|| panic!("{} was not written by the soak", message.id))
+}
+
 /// Whether the handler fails this event on its first try.
 fn fails_first_try(id: Uuid, salt: u128) -> bool {
     (id.as_u128() ^ salt) % 97 == 0
@@ -48,13 +56,14 @@ impl Consumer<Postgres> for Effects {
         ctx: &'a mut Context<'_, Postgres>,
     ) -> BoxFuture<'a, Result<Handled, HandlerError>> {
         Box::pin(async move {
+            let id = written(message);
             sqlx::query("INSERT INTO soak_effects (event_id, stream, member) VALUES ($1, $2, $3)")
-                .bind(message.id)
+                .bind(id)
                 .bind(&message.stream_name)
                 .bind(i32::try_from(self.member).expect("member"))
                 .execute(ctx.transaction()?)
                 .await?;
-            if ctx.attempt() == 1 && fails_first_try(message.id, 0) {
+            if ctx.attempt() == 1 && fails_first_try(id, 0) {
                 return Err(HandlerError::new(format!(
                     "injected failure after the effect of {}",
                     message.id
@@ -89,19 +98,20 @@ pub(crate) fn audit(seen: &Seen) -> impl Consumer<Postgres> + use<> {
         let seen = seen.clone();
         let tries = tries.clone();
         async move {
+            let id = written(&message);
             let first = {
                 let mut tries = tries.lock().unwrap();
-                let n = tries.entry(message.id).or_insert(0);
+                let n = tries.entry(id).or_insert(0);
                 *n += 1;
                 *n == 1
             };
-            if first && fails_first_try(message.id, 0x5a5a) {
+            if first && fails_first_try(id, 0x5a5a) {
                 return Err(HandlerError::new(format!(
                     "injected failure of {}",
                     message.id
                 )));
             }
-            *seen.0.lock().unwrap().entry(message.id).or_insert(0) += 1;
+            *seen.0.lock().unwrap().entry(id).or_insert(0) += 1;
             Ok(Handled::Done)
         }
     })

@@ -1,10 +1,10 @@
 //! `consumer list | reset | parked | release`.
 
+use eventodb_kit::client::MessageId;
 use eventodb_kit::consumer::{ConsumerAdmin, ConsumerName};
 use eventodb_kit::{Backend, Client};
 use serde::Serialize;
 use serde_json::Value;
-use uuid::Uuid;
 
 use super::{kit_error, with_pool};
 use crate::args::ConsumerCommand;
@@ -289,7 +289,7 @@ struct ParkedEntry {
     category: String,
     consumer: String,
     stream: String,
-    id: Uuid,
+    id: MessageId,
     message_type: String,
     position: i64,
     global_position: i64,

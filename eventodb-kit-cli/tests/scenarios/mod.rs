@@ -293,7 +293,7 @@ pub async fn outbox_commands<DB: Backend>(db: &TestDb<DB>) {
         .await
         .unwrap()
         .iter()
-        .map(|m| m.id)
+        .map(|m| m.id.as_uuid().expect("the outbox writes UUIDs"))
         .collect();
     assert_eq!(ids[1..], [stale]);
 

@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use uuid::Uuid;
 
+use super::MessageId;
 use crate::error::{Error, Result};
 
 /// A message to write with [`Client::stream_write`](super::Client::stream_write).
@@ -122,8 +122,8 @@ pub struct WritePosition {
 /// A message read from a stream (`stream.get`, `stream.last`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Message {
-    /// The message id.
-    pub id: Uuid,
+    /// The message id, as the server holds it (not necessarily a UUID).
+    pub id: MessageId,
     /// The message type.
     pub message_type: String,
     /// Position in its stream.
@@ -142,8 +142,8 @@ pub struct Message {
 /// A message read from a category (`category.get`): a [`Message`] plus its stream name.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CategoryMessage {
-    /// The message id.
-    pub id: Uuid,
+    /// The message id, as the server holds it (not necessarily a UUID).
+    pub id: MessageId,
     /// The full name of the stream it belongs to.
     pub stream_name: String,
     /// The message type.
@@ -253,16 +253,6 @@ fn next<'de, A: SeqAccess<'de>, T: Deserialize<'de>>(
     })
 }
 
-fn next_id<'de, A: SeqAccess<'de>>(
-    seq: &mut A,
-    index: usize,
-    arity: usize,
-) -> std::result::Result<Uuid, A::Error> {
-    let id: std::borrow::Cow<'de, str> = next(seq, index, "id", arity)?;
-    Uuid::parse_str(&id)
-        .map_err(|e| de::Error::custom(format!("message id {id:?} is not a UUID: {e}")))
-}
-
 fn next_time<'de, A: SeqAccess<'de>>(
     seq: &mut A,
     index: usize,
@@ -295,7 +285,7 @@ impl<'de> Deserialize<'de> for Message {
                 mut seq: A,
             ) -> std::result::Result<Message, A::Error> {
                 let message = Message {
-                    id: next_id(&mut seq, 0, 7)?,
+                    id: next(&mut seq, 0, "id", 7)?,
                     message_type: next(&mut seq, 1, "type", 7)?,
                     position: next(&mut seq, 2, "position", 7)?,
                     global_position: next(&mut seq, 3, "globalPosition", 7)?,
@@ -325,7 +315,7 @@ impl<'de> Deserialize<'de> for CategoryMessage {
                 mut seq: A,
             ) -> std::result::Result<CategoryMessage, A::Error> {
                 let message = CategoryMessage {
-                    id: next_id(&mut seq, 0, 8)?,
+                    id: next(&mut seq, 0, "id", 8)?,
                     stream_name: next(&mut seq, 1, "streamName", 8)?,
                     message_type: next(&mut seq, 2, "type", 8)?,
                     position: next(&mut seq, 3, "position", 8)?,
@@ -355,7 +345,8 @@ mod tests {
         let row =
             format!(r#"["{ID}","Deposited",3,17,{{"amount":5}},null,"2025-01-15T10:30:00Z"]"#);
         let m: Message = serde_json::from_str(&row).unwrap();
-        assert_eq!(m.id, Uuid::parse_str(ID).unwrap());
+        assert_eq!(m.id, uuid::Uuid::parse_str(ID).unwrap());
+        assert_eq!(m.id.as_str(), ID);
         assert_eq!(m.message_type, "Deposited");
         assert_eq!((m.position, m.global_position), (3, 17));
         assert_eq!(m.data, json!({"amount": 5}));
@@ -373,6 +364,36 @@ mod tests {
         assert_eq!(m.metadata, Some(json!({"k": [1, true, null]})));
         assert_eq!(m.time.nanosecond(), 123_456_000);
         assert_eq!(m.clone().into_message().global_position, 1);
+    }
+
+    #[test]
+    fn ids_are_decoded_as_the_server_holds_them() {
+        // Pebble stores any string; SQLite and Pebble echo `urn:uuid:` ids verbatim.
+        for id in [
+            "order-42",
+            "urn:uuid:0192E4A0-7B1A-7C3D-8E4F-5A6B7C8D9E0F",
+            "",
+        ] {
+            let row = format!(r#"["{id}","T",0,1,{{}},null,"2025-01-15T10:30:00Z"]"#);
+            let m: Message = serde_json::from_str(&row).unwrap();
+            assert_eq!(m.id.as_str(), id);
+            let row = format!(r#"["{id}","s-1","T",0,1,{{}},null,"2025-01-15T10:30:00Z"]"#);
+            let m: CategoryMessage = serde_json::from_str(&row).unwrap();
+            assert_eq!(m.id.as_str(), id);
+        }
+    }
+
+    #[test]
+    fn a_batch_with_a_foreign_id_decodes_whole() {
+        let batch = format!(
+            r#"[["{ID}","order-1","T",0,1,{{}},null,"2025-01-15T10:30:00Z"],
+               ["order-42","order-2","T",0,2,{{}},null,"2025-01-15T10:30:00Z"],
+               ["{ID}","order-3","T",0,3,{{}},null,"2025-01-15T10:30:00Z"]]"#
+        );
+        let messages: Vec<CategoryMessage> = serde_json::from_str(&batch).unwrap();
+        let ids: Vec<&str> = messages.iter().map(|m| m.id.as_str()).collect();
+        assert_eq!(ids, [ID, "order-42", ID]);
+        assert_eq!(messages[1].id.as_uuid(), None);
     }
 
     #[test]
@@ -442,11 +463,8 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("more than 7"), "{err}");
-        let bad_id = r#"["not-a-uuid","T",0,1,{},null,"2025-01-15T10:30:00Z"]"#;
-        let err = serde_json::from_str::<Message>(bad_id)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("not a UUID"), "{err}");
+        let number_id = r#"[7,"T",0,1,{},null,"2025-01-15T10:30:00Z"]"#;
+        assert!(serde_json::from_str::<Message>(number_id).is_err());
         assert!(serde_json::from_str::<Message>(r#"{"id":1}"#).is_err());
     }
 

@@ -32,6 +32,7 @@
 mod admin;
 mod builder;
 mod message;
+mod message_id;
 mod options;
 mod rpc;
 mod sse;
@@ -54,6 +55,7 @@ pub use builder::{
     ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_POOL_IDLE_TIMEOUT, DEFAULT_REQUEST_TIMEOUT,
 };
 pub use message::{CategoryMessage, Message, NewMessage, WritePosition};
+pub use message_id::MessageId;
 pub use options::{
     ConsumerGroup, GetCategoryOptions, GetStreamOptions, MAX_BATCH_SIZE, MAX_POSITION,
     NsCreateOptions, NsStreamsOptions, WriteOptions,

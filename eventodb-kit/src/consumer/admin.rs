@@ -9,6 +9,7 @@ use sqlx::Pool;
 use tokio::sync::watch;
 
 use super::store::{Key, ParkedRow};
+use crate::client::MessageId;
 use crate::error::{Error, Result};
 use crate::outbox::Backend;
 
@@ -34,8 +35,8 @@ pub struct ConsumerPosition {
 /// An event a consumer parked or skipped, as recorded.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParkedEvent {
-    /// The event id.
-    pub id: uuid::Uuid,
+    /// The event id, as the consumer read it from EventoDB.
+    pub id: MessageId,
     /// Its stream.
     pub stream: String,
     /// Its type.
@@ -54,14 +55,10 @@ pub struct ParkedEvent {
     pub attempts: i64,
 }
 
-impl TryFrom<ParkedRow> for ParkedEvent {
-    type Error = Error;
-
-    fn try_from(row: ParkedRow) -> Result<Self> {
-        Ok(Self {
-            id: uuid::Uuid::parse_str(&row.event_id).map_err(|error| {
-                Error::Internal(format!("parked event id {:?}: {error}", row.event_id))
-            })?,
+impl From<ParkedRow> for ParkedEvent {
+    fn from(row: ParkedRow) -> Self {
+        Self {
+            id: MessageId::new(row.event_id),
             stream: row.stream,
             message_type: row.message_type,
             position: row.position,
@@ -70,7 +67,7 @@ impl TryFrom<ParkedRow> for ParkedEvent {
             metadata: row.metadata,
             error: row.error,
             attempts: row.attempts,
-        })
+        }
     }
 }
 
@@ -227,11 +224,9 @@ impl<DB: Backend> ConsumerAdmin<DB> {
         consumer: &str,
         status: &str,
     ) -> Result<Vec<ParkedEvent>> {
-        DB::parked_events(&self.pool, &self.key(category, consumer), None, status)
-            .await?
-            .into_iter()
-            .map(ParkedEvent::try_from)
-            .collect()
+        let rows =
+            DB::parked_events(&self.pool, &self.key(category, consumer), None, status).await?;
+        Ok(rows.into_iter().map(ParkedEvent::from).collect())
     }
 
     /// The streams a consumer holds back.

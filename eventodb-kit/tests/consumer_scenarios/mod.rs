@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use eventodb_kit::client::{
-    CategoryMessage, GetCategoryOptions, NewMessage, WriteOptions, WritePosition,
+    CategoryMessage, GetCategoryOptions, MessageId, NewMessage, WriteOptions, WritePosition,
 };
 use eventodb_kit::consumer::{
     BoxFuture, Consumer, ConsumerAdmin, ConsumerOptions, Context, FailurePolicy, Handled,
@@ -117,13 +117,25 @@ where
     }
 }
 
+/// The UUID of a message these scenarios wrote (they write UUIDs only; a foreign id here
+/// is a bug in the scenario).
+pub(crate) fn uuid_of(id: &MessageId) -> Uuid {
+    id.as_uuid()
+        .unwrap_or_else(|| panic!("{id} was not written by a scenario"))
+}
+
 /// What the recorders saw: (tag, message), in handling order.
 #[derive(Clone, Default)]
 pub(crate) struct Log(Arc<Mutex<Vec<(String, CategoryMessage)>>>);
 
 impl Log {
     pub(crate) fn ids(&self) -> Vec<Uuid> {
-        self.0.lock().unwrap().iter().map(|(_, m)| m.id).collect()
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, m)| uuid_of(&m.id))
+            .collect()
     }
     pub(crate) fn ids_of(&self, tag: &str) -> Vec<Uuid> {
         self.0
@@ -131,7 +143,7 @@ impl Log {
             .unwrap()
             .iter()
             .filter(|(t, _)| t == tag)
-            .map(|(_, m)| m.id)
+            .map(|(_, m)| uuid_of(&m.id))
             .collect()
     }
     pub(crate) fn ids_in_stream(&self, stream: &str) -> Vec<Uuid> {
@@ -140,7 +152,7 @@ impl Log {
             .unwrap()
             .iter()
             .filter(|(_, m)| m.stream_name == stream)
-            .map(|(_, m)| m.id)
+            .map(|(_, m)| uuid_of(&m.id))
             .collect()
     }
     pub(crate) fn counts(&self) -> HashMap<Uuid, usize> {
@@ -149,6 +161,15 @@ impl Log {
             *counts.entry(id).or_insert(0) += 1;
         }
         counts
+    }
+    /// The ids handled, as the server returned them.
+    pub(crate) fn id_texts(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, m)| m.id.to_string())
+            .collect()
     }
     pub(crate) fn contains(&self, id: Uuid) -> bool {
         self.ids().contains(&id)
@@ -266,7 +287,7 @@ async fn insert_effect<DB: Db>(
 ) -> Result<(), HandlerError> {
     DB::insert_effect(
         ctx.transaction()?,
-        &message.id.to_string(),
+        message.id.as_str(),
         &message.stream_name,
     )
     .await?;
@@ -284,7 +305,7 @@ async fn parked_ids<DB: Db>(admin: &ConsumerAdmin<DB>, category: &str, name: &st
         .await
         .unwrap()
         .iter()
-        .map(|e| e.id)
+        .map(|e| uuid_of(&e.id))
         .collect()
 }
 
@@ -320,7 +341,7 @@ async fn server_share(env: &Env, category: &str, k: i64, size: i64) -> HashSet<U
         .await
         .unwrap()
         .into_iter()
-        .map(|m| m.id)
+        .map(|m| uuid_of(&m.id))
         .collect()
 }
 
@@ -537,7 +558,7 @@ pub(crate) async fn resizing_a_group_loses_and_repeats_nothing<DB: Db>(pool: Poo
                 .unwrap()
                 .into_iter()
                 .filter(|m| m.global_position <= second)
-                .map(|m| m.id)
+                .map(|m| uuid_of(&m.id))
                 .collect::<HashSet<Uuid>>()
         }
     };
@@ -723,6 +744,85 @@ pub(crate) async fn poison_event_parks_its_stream_until_released<DB: Db>(pool: P
     workers.shutdown().await.unwrap();
 }
 
+/// Ids other producers chose, on a server that stores any string (the embedded server with
+/// the Pebble backend's rules; the real Pebble backend does the same): a batch holding
+/// `order-42` and a verbatim `urn:uuid:` id is handled whole, a poison event with such an id
+/// is parked and listed under it, replays when released, and a restarted consumer goes on
+/// from where it stopped.
+pub(crate) async fn foreign_ids_are_handled_parked_and_released<DB: Db>(pool: Pool<DB>) {
+    let Some(env) = Env::pebble("foreign_ids_are_handled_parked_and_released").await else {
+        return;
+    };
+    let kit = env.kit(&pool);
+    DB::create_effects(&pool).await;
+    let urn = "urn:uuid:0192E4A0-7B1A-7C3D-8E4F-5A6B7C8D9E0F";
+    let (a, _) = env.write("foreign-1", "Ok", 1).await;
+    env.write_with_id("foreign-1", "Ok", "order-42").await;
+    env.write_with_id("foreign-2", "Ok", urn).await;
+    env.write_with_id("foreign-3", "Poison", "order-43").await;
+    let (b, at) = env.write("foreign-2", "Ok", 5).await;
+    let log = Log::default();
+    let recorder = Recorder::new("foreign", "reader", &log)
+        .failing("Poison")
+        .effects();
+    let options = || {
+        ConsumerOptions::new("reader")
+            .transactional(true)
+            .failure_policy(FailurePolicy::ParkStream)
+            .retry(fast_retry())
+    };
+    let workers = kit
+        .workers()
+        .consumer(recorder.clone(), options())
+        .spawn()
+        .await
+        .expect("spawn");
+    let handle = workers.consumer("reader").unwrap().clone();
+    handle.wait_for(at.global_position, LONG).await.unwrap();
+    let (a, b) = (a.to_string(), b.to_string());
+    assert_eq!(log.id_texts(), [&*a, "order-42", urn, &b]);
+    let admin = ConsumerAdmin::for_kit(&kit);
+    let parked = admin.parked("foreign", "reader").await.unwrap();
+    assert_eq!(parked.len(), 1);
+    assert_eq!(parked[0].id, "order-43");
+    assert_eq!(parked[0].id.as_uuid(), None);
+
+    recorder.heal();
+    assert!(
+        admin
+            .release_stream("foreign", "reader", "foreign-3")
+            .await
+            .unwrap()
+    );
+    unparked(&admin, "foreign", "reader").await;
+    assert_eq!(log.id_texts(), [&*a, "order-42", urn, &b, "order-43"]);
+    let effects = DB::effect_counts(&pool).await;
+    for id in [&*a, "order-42", urn, &b, "order-43"] {
+        assert_eq!(
+            effects.get(id),
+            Some(&1),
+            "one effect for {id}: {effects:?}"
+        );
+    }
+    workers.shutdown().await.unwrap();
+
+    // A restart goes on past the foreign ids instead of failing on them again.
+    let at = env.write_with_id("foreign-1", "Ok", "order-44").await;
+    let workers = kit
+        .workers()
+        .consumer(recorder, options())
+        .spawn()
+        .await
+        .expect("spawn");
+    let handle = workers.consumer("reader").unwrap().clone();
+    handle.wait_for(at, LONG).await.unwrap();
+    assert_eq!(
+        log.id_texts(),
+        [&*a, "order-42", urn, &b, "order-43", "order-44"]
+    );
+    workers.shutdown().await.unwrap();
+}
+
 /// A poison event with the skip policy is recorded as skipped and the consumer goes on.
 pub(crate) async fn poison_event_is_skipped_with_a_record<DB: Db>(pool: Pool<DB>) {
     let env = Env::new("consumer").await;
@@ -764,12 +864,15 @@ pub(crate) async fn poison_event_is_skipped_with_a_record<DB: Db>(pool: Pool<DB>
     assert_eq!(log.ids_of("strict"), vec![a, p, c]);
     let admin = ConsumerAdmin::for_kit(&kit);
     let skipped = admin.skipped("skip", "skipper").await.unwrap();
-    assert_eq!(skipped.iter().map(|e| e.id).collect::<Vec<_>>(), vec![p]);
+    assert_eq!(
+        skipped.iter().map(|e| uuid_of(&e.id)).collect::<Vec<_>>(),
+        vec![p]
+    );
     assert_eq!(skipped[0].attempts, 3);
     assert!(admin.parked("skip", "skipper").await.unwrap().is_empty());
     let strict = admin.skipped("skip", "strict").await.unwrap();
     assert_eq!(
-        strict.iter().map(|e| e.id).collect::<Vec<_>>(),
+        strict.iter().map(|e| uuid_of(&e.id)).collect::<Vec<_>>(),
         vec![m],
         "strict: unknown type fails"
     );
@@ -1299,7 +1402,7 @@ pub(crate) async fn poison_mid_batch_is_skipped_alone<DB: Db>(pool: Pool<DB>) {
         .await
         .unwrap();
     assert_eq!(
-        skipped.iter().map(|e| e.id).collect::<Vec<_>>(),
+        skipped.iter().map(|e| uuid_of(&e.id)).collect::<Vec<_>>(),
         vec![poison]
     );
     assert_eq!(skipped[0].attempts, 3);
@@ -1647,7 +1750,7 @@ pub(crate) async fn processed_events_are_not_parked_again<DB: Db>(pool: Pool<DB>
 /// its events follow. It still handles every one of them, and both members reach the head,
 /// past a stream that the server gives to no member.
 pub(crate) async fn group_member_gets_past_a_window_of_others_events<DB: Db>(pool: Pool<DB>) {
-    group_members_pass_each_others_events(pool, Env::pebble("consumer").await).await;
+    group_members_pass_each_others_events(pool, Env::pebble_or_real("consumer").await).await;
 }
 
 /// The same on a server that filters by member before it limits (SQLite, PostgreSQL):

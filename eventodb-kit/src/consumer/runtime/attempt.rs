@@ -35,7 +35,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         // Processed first: a message handled already (by another member, or before a
         // resize moved the position back) is not held back behind its parked stream, which
         // would hand it to the handler again on release.
-        if processed.contains(&message.id.to_string()) {
+        if processed.contains(message.id.as_str()) {
             tracing::debug!(consumer = %self.key.consumer, id = %message.id, "already processed");
             self.advance(message.global_position);
             return Ok(true);
@@ -193,7 +193,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         let claimed = DB::insert_processed(&mut *tx, &self.key, &[processed_row(message)]).await?;
         if claimed == 0 {
             if replay {
-                DB::delete_parked(&mut *tx, &self.key, &message.id.to_string()).await?;
+                DB::delete_parked(&mut *tx, &self.key, message.id.as_str()).await?;
                 tx.commit().await.map_err(db)?;
             } else {
                 tx.rollback().await.map_err(db)?;
@@ -210,7 +210,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             return Ok(result);
         }
         if replay {
-            DB::delete_parked(&mut *tx, &self.key, &message.id.to_string()).await?;
+            DB::delete_parked(&mut *tx, &self.key, message.id.as_str()).await?;
         } else {
             DB::save_position(
                 &mut *tx,

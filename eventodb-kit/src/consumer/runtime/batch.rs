@@ -108,7 +108,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                 }
                 continue;
             }
-            if processed.contains(&message.id.to_string()) {
+            if processed.contains(message.id.as_str()) {
                 tracing::debug!(consumer = %self.key.consumer, id = %message.id, "already processed");
                 match &mut open {
                     Some(batch_tx) => batch_tx.upto = message.global_position,

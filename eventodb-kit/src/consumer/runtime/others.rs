@@ -151,7 +151,7 @@ mod tests {
 
     fn message(stream: &str, global_position: i64) -> CategoryMessage {
         CategoryMessage {
-            id: uuid::Uuid::now_v7(),
+            id: uuid::Uuid::now_v7().into(),
             stream_name: stream.to_owned(),
             message_type: "T".to_owned(),
             position: 0,

@@ -3,7 +3,7 @@
 
 use tokio_util::sync::CancellationToken;
 
-use crate::client::{CategoryMessage, GetStreamOptions};
+use crate::client::{CategoryMessage, GetStreamOptions, MessageId};
 use crate::consumer::handler::Consumer;
 use crate::consumer::options::FailurePolicy;
 use crate::consumer::store::ParkedRow;
@@ -40,7 +40,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                 Err(Error::ConsumerStopped {
                     consumer: self.key.consumer.clone(),
                     category: self.key.category.clone(),
-                    event_id: message.id,
+                    event_id: message.id.clone(),
                     stream: message.stream_name.clone(),
                     global_position: message.global_position,
                     message: error,
@@ -297,7 +297,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         let options = GetStreamOptions::new().position(row.position).batch_size(1);
         if let Ok(found) = self.client.stream_get(&row.stream, &options).await
             && let Some(message) = found.into_iter().next()
-            && message.id.to_string() == row.event_id
+            && message.id.as_str() == row.event_id
         {
             return CategoryMessage {
                 id: message.id,
@@ -311,7 +311,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             };
         }
         CategoryMessage {
-            id: uuid::Uuid::parse_str(&row.event_id).unwrap_or_default(),
+            id: MessageId::new(row.event_id.as_str()),
             stream_name: row.stream.clone(),
             message_type: row.message_type.clone(),
             position: row.position,
@@ -330,7 +330,7 @@ pub(super) fn parked_row(
     status: &str,
 ) -> ParkedRow {
     ParkedRow {
-        event_id: message.id.to_string(),
+        event_id: message.id.as_str().to_owned(),
         stream: message.stream_name.clone(),
         message_type: message.message_type.clone(),
         position: message.position,

@@ -410,6 +410,8 @@ async fn find_in_stream<DB: Backend>(
     let found = |messages: &[crate::client::Message]| {
         messages
             .iter()
+            // Compared as UUIDs: PostgreSQL echoes the canonical form, SQLite and Pebble
+            // the text as written; another producer's non-UUID id never matches.
             .find(|message| message.id == id)
             .map(|message| WritePosition {
                 position: message.position,

@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use futures_util::stream;
 
 use super::run::Shared;
-use crate::client::{GetStreamOptions, MAX_BATCH_SIZE};
+use crate::client::{GetStreamOptions, MAX_BATCH_SIZE, MessageId};
 use crate::error::Result;
 use crate::outbox::backend::{Backend, Unverified};
 
@@ -46,7 +46,7 @@ enum Found {
     /// The row's id at the recorded position (or elsewhere in the stream).
     Held,
     /// Absent; `other` is the id now at the recorded position, if any.
-    Lost { other: Option<uuid::Uuid> },
+    Lost { other: Option<MessageId> },
     /// The stream could not be read: try again next sweep.
     Unknown,
 }
@@ -135,7 +135,7 @@ async fn check_stream<DB: Backend>(shared: &Shared<DB>, rows: &[Unverified]) -> 
     let stream = &rows[0].stream;
     let from = rows.iter().map(|r| r.position).min().unwrap_or(0).max(0);
     let to = rows.iter().map(|r| r.position).max().unwrap_or(0).max(0);
-    let mut at_position: HashMap<i64, uuid::Uuid> = HashMap::new();
+    let mut at_position: HashMap<i64, MessageId> = HashMap::new();
     let mut next = from;
     while next <= to {
         let batch = (to - next + 1).min(MAX_BATCH_SIZE);
@@ -174,7 +174,7 @@ async fn check_stream<DB: Backend>(shared: &Shared<DB>, rows: &[Unverified]) -> 
                         Found::Held
                     } else {
                         Found::Lost {
-                            other: other.copied(),
+                            other: other.cloned(),
                         }
                     }
                 }
