@@ -172,20 +172,21 @@ const SQL: Sql = Sql {
         WHERE namespace = $1 AND stream = $2 AND owner = $3 AND through_seq > $4",
     // Committed without waiting for the WAL flush: a settle lost in a crash leaves the lease
     // as it was, and a row committed late inside it waits for the lease to run out, as it
-    // did before settling existed. The old range is read first (the update's `RETURNING`
-    // sees the new one); the fence test is `lease_fences!`'s, on that range.
-    settle: "WITH async_commit AS (
+    // did before settling existed. The old range is read first, as `l` (the update's
+    // `RETURNING` sees the new one), so that `lease_fences!` tests it.
+    settle: concat!(
+        "WITH async_commit AS (
             SELECT set_config('synchronous_commit', 'off', true) AS setting),
-        old AS (
+        l AS (
             SELECT from_seq, through_seq FROM eventodb_kit_outbox_leases
             WHERE namespace = $1 AND stream = $2 AND owner = $3 AND through_seq >= from_seq
             FOR UPDATE)
-        UPDATE eventodb_kit_outbox_leases AS l SET through_seq = 0
-        FROM old, async_commit
-        WHERE l.namespace = $1 AND l.stream = $2 AND l.owner = $3
-        RETURNING EXISTS (SELECT 1 FROM eventodb_kit_outbox AS p WHERE p.namespace = $1
-            AND p.stream = $2 AND p.status IN ('pending', 'failed') AND p.status <> 'failed'
-            AND (p.stream, p.seq) BETWEEN ($2, old.from_seq) AND ($2, old.through_seq))",
+        UPDATE eventodb_kit_outbox_leases AS lease SET through_seq = 0
+        FROM l, async_commit
+        WHERE lease.namespace = $1 AND lease.stream = $2 AND lease.owner = $3
+        RETURNING ",
+        lease_fences!(postgres, "$1", "$2")
+    ),
     drop_leases: "DELETE FROM eventodb_kit_outbox_leases WHERE namespace = $1 AND owner = $2",
     // The deleted row itself must still be expired and fence nothing: when a stream task
     // extends the lease meanwhile (it holds the row's lock), PostgreSQL checks the row's own

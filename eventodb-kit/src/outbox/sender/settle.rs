@@ -12,9 +12,8 @@
 //! own: the task shrinks its lease to nothing, and the row is claimed at once, like any
 //! other.
 
-use std::sync::Arc;
-use std::sync::Weak;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 
 use tokio::sync::Notify;
 use tokio::time::Instant;
