@@ -111,5 +111,7 @@ consumer_scenarios!(fresh, cleanup;
     processed_events_are_not_parked_again,
     group_member_gets_past_a_window_of_others_events,
     group_members_pass_others_events_on_a_filtering_server,
+    correlation_consumer_gets_past_a_window_of_unmatched_events,
+    correlation_consumer_passes_unmatched_events_on_a_filtering_server,
     foreign_ids_are_handled_parked_and_released,
 );

@@ -52,6 +52,7 @@
 
 mod admin;
 mod backoff;
+mod correlation;
 mod group;
 mod handle;
 mod handler;

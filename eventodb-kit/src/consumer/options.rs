@@ -157,9 +157,11 @@ impl ConsumerOptions {
     /// Only messages whose `metadata.correlationStreamName` is in this category (sent as
     /// `category.get`'s `correlation`, so the server's rule applies: a name `<category>-…`
     /// matches on every backend; messages without metadata never match). The position
-    /// moves past the messages that do not match when a later one that matches is handled.
-    /// A Pebble-backed server looks at only `batch_size` messages per read, so keep the
-    /// batch size above the longest run of messages that do not match.
+    /// moves past the messages that do not match: when a read answers fewer than
+    /// `batch_size` messages, the consumer reads on from its position without the filter
+    /// and passes the messages that match on no backend. A Pebble-backed server looks at
+    /// only `batch_size` messages per filtered read, and without that a consumer whose
+    /// window held no matching message would wait there for good.
     pub fn correlation(mut self, correlation: impl Into<String>) -> Self {
         self.correlation = Some(correlation.into());
         self
@@ -174,8 +176,8 @@ impl ConsumerOptions {
     /// without the group and passes what is not its own. A Pebble-backed server looks at
     /// only `batch_size × size` messages per grouped read, and without that a member whose
     /// window held none of its events would wait there for good. With a
-    /// [`correlation`](Self::correlation) filter the look uses it too, so on Pebble a run of
-    /// more than `batch_size × size` messages that do not match still stops the member.
+    /// [`correlation`](Self::correlation) filter too, it passes the messages that either
+    /// rule keeps from it.
     pub fn group(mut self, member: i64, size: i64) -> Self {
         self.group = Some((member, size));
         self

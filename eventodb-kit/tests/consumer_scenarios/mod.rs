@@ -19,7 +19,7 @@ use eventodb_kit::consumer::{
     HandlerError, HubOptions, RetryPolicy,
 };
 use eventodb_kit::outbox::{RawMessage, SenderOptions};
-use eventodb_kit::{Backend, Error, RunningWorkers};
+use eventodb_kit::{Backend, Error, Kit, RunningWorkers};
 use serde_json::json;
 use sqlx::Pool;
 use uuid::Uuid;
@@ -1134,15 +1134,125 @@ pub(crate) async fn correlation_filter_sees_only_matching_events<DB: Db>(pool: P
     .await;
     workers.shutdown().await.expect("shutdown");
     assert_eq!(log.ids(), matching, "only the matching events, in order");
-    let saved = ConsumerAdmin::for_kit(&kit)
-        .positions("payment", "checkouts")
+    // The saved position is past every event it did not see.
+    assert_one_saved_position(&kit, "payment", "checkouts", last).await;
+}
+
+/// The consumer saved one position, `last`.
+async fn assert_one_saved_position<DB: Db>(
+    kit: &Kit<DB>,
+    category: &str,
+    consumer: &str,
+    last: i64,
+) {
+    let saved = ConsumerAdmin::for_kit(kit)
+        .positions(category, consumer)
         .await
         .unwrap();
-    assert_eq!(saved.len(), 1);
-    assert_eq!(
-        saved[0].global_position, last,
-        "the saved position is past every event it did not see"
-    );
+    assert_eq!(saved.len(), 1, "{saved:?}");
+    assert_eq!(saved[0].global_position, last, "{saved:?}");
+}
+
+/// Idle consumers do not read in a loop (the poll interval is 5 s, far longer than the
+/// half second watched; a loop would read hundreds of times, so the bound is loose).
+async fn assert_no_read_loop(env: &Env) {
+    if let Some(before) = env.count("category.get") {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let reads = env.count("category.get").unwrap_or(0) - before;
+        assert!(reads <= 20, "{reads} reads while idle");
+    }
+}
+
+/// A consumer with a correlation filter gets past long runs of events that do not match.
+/// A Pebble-backed server looks at only `batch_size` events per filtered read: the
+/// consumer's first window holds none that match, and it used to wait there for good.
+pub(crate) async fn correlation_consumer_gets_past_a_window_of_unmatched_events<DB: Db>(
+    pool: Pool<DB>,
+) {
+    correlation_consumer_passes_unmatched_events(pool, Env::pebble_or_real("consumer").await).await;
+}
+
+/// The same on a server that filters before it limits (SQLite, PostgreSQL): the position
+/// also moves past the unmatched events after the last matching one.
+pub(crate) async fn correlation_consumer_passes_unmatched_events_on_a_filtering_server<DB: Db>(
+    pool: Pool<DB>,
+) {
+    correlation_consumer_passes_unmatched_events(pool, Env::new("consumer").await).await;
+}
+
+async fn correlation_consumer_passes_unmatched_events<DB: Db>(pool: Pool<DB>, env: Env) {
+    let kit = env.kit(&pool);
+    // Runs of events no backend's rule matches to `checkout` (no metadata, another
+    // category, a category that only starts like it), each far longer than the batch size,
+    // with a matching event after each of the first two runs.
+    let write = |i: usize, name: Option<&str>| {
+        let mut message = NewMessage::new("Paid", json!({ "n": i }));
+        if let Some(name) = name {
+            message = message.metadata(json!({ "correlationStreamName": name }));
+        }
+        let client = env.client.clone();
+        async move {
+            let id = Uuid::now_v7();
+            let at = client
+                .stream_write(
+                    &format!("payment-{}", i % 5),
+                    &message,
+                    &WriteOptions::new().id(id),
+                )
+                .await
+                .expect("stream.write");
+            (id, at.global_position)
+        }
+    };
+    let unmatched = |i: usize| match i % 3 {
+        0 => None,
+        1 => Some(format!("refund-{i}")),
+        _ => Some(format!("checkouts-{i}")),
+    };
+    let mut matching = Vec::new();
+    let mut last = 0;
+    for run in 0..3 {
+        for i in 0..40 {
+            last = write(i, unmatched(i).as_deref()).await.1;
+        }
+        if run < 2 {
+            let (id, at) = write(run, Some(&format!("checkout-{run}"))).await;
+            matching.push(id);
+            last = at;
+        }
+    }
+    let log = Log::default();
+    let workers = kit
+        .workers()
+        .consumer(
+            Recorder::new("payment", "checkouts", &log),
+            ConsumerOptions::new("checkouts")
+                .correlation("checkout")
+                .batch_size(5),
+        )
+        .spawn()
+        .await
+        .expect("spawn");
+    let handle = workers.consumer("checkouts").unwrap().clone();
+    eventually("both matching events are handled", LONG, || async {
+        log.ids().len() == 2
+    })
+    .await;
+    eventually("the position reaches the head", LONG, || async {
+        handle.position() == last
+    })
+    .await;
+    // A poke for an event that does not match: the consumer passes it and waits again.
+    last = write(7, None).await.1;
+    eventually("the new event is passed", LONG, || async {
+        handle.position() == last
+    })
+    .await;
+    assert_no_read_loop(&env).await;
+    workers.shutdown().await.expect("shutdown");
+    assert_eq!(log.ids(), matching, "only the matching events, in order");
+    // The passed events are saved.
+    assert_one_saved_position(&kit, "payment", "checkouts", last).await;
 }
 
 /// Bad options are refused before anything runs.
@@ -1811,13 +1921,7 @@ async fn group_members_pass_each_others_events<DB: Db>(pool: Pool<DB>, env: Env)
     last = at.global_position;
     eventually("both members pass the new event", LONG, || reached(last)).await;
     eventually("member 0 handles it", LONG, || async { log.contains(id) }).await;
-    // Idle again: no read loop (the poll interval is 5 s, far longer than this; a loop
-    // would read hundreds of times, so the bound is loose).
-    if let Some(before) = env.count("category.get") {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let reads = env.count("category.get").unwrap_or(0) - before;
-        assert!(reads <= 20, "{reads} reads while idle");
-    }
+    assert_no_read_loop(&env).await;
     workers.shutdown().await.expect("shutdown");
 
     let counts = log.counts();

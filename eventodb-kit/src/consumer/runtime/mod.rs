@@ -441,8 +441,9 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             if !caught_up {
                 continue;
             }
-            // A short grouped read may only mean that the server looked no further (Pebble):
-            // pass the other members' events before deciding that there is nothing to do.
+            // A short filtered read may only mean that the server looked no further
+            // (Pebble): pass the messages that are not this consumer's before deciding that
+            // there is nothing to do.
             match self.pass_others().await? {
                 Passed::Again => {
                     self.save_soon(cancel, true).await?;
@@ -509,22 +510,25 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         async move { client.category_get(&category, &options).await }
     }
 
-    /// The consumer's `category.get` options from `global_position`: its correlation filter
-    /// always, its group with `grouped` (the look past other members' events reads without
-    /// it, see [`others`]).
+    /// The consumer's `category.get` options from `global_position`: with `filtered`, its
+    /// correlation filter and its group (the look past messages that are not its own reads
+    /// without them, see [`others`]).
     fn category_options(
         &self,
         global_position: i64,
         batch_size: i64,
-        grouped: bool,
+        filtered: bool,
     ) -> GetCategoryOptions {
         let mut options = GetCategoryOptions::new()
             .position(global_position)
             .batch_size(batch_size);
+        if !filtered {
+            return options;
+        }
         if let Some(correlation) = &self.options.correlation {
             options = options.correlation(correlation.clone());
         }
-        if grouped && let Some((member, size)) = self.options.group {
+        if let Some((member, size)) = self.options.group {
             options = options.consumer_group(member, size);
         }
         options

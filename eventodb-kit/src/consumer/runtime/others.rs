@@ -1,27 +1,30 @@
-//! Moving a group member past the events of the other members.
+//! Moving a consumer past the messages its filtered reads will never give it.
 //!
-//! A member reads the category with `consumerGroup` and moves its position only past the
-//! messages it was given. On a Pebble-backed server a grouped `category.get` looks at only
-//! `batchSize × size` messages from the position and answers the member's among them
-//! (protocol §9): when that window holds none of the member's, the answer is `[]` although
-//! its messages follow, and every later read looks at the same window, for good. SQLite and
-//! PostgreSQL filter before they limit, so there a short answer means "nothing more for
-//! you". The runtime cannot tell the two apart, and must not have to: after a short grouped
-//! read it looks at the category without the group and passes what is not its own.
+//! A consumer in a group, or with a correlation filter, reads the category with
+//! `consumerGroup` or `correlation` and moves its position only past the messages it was
+//! given. On a Pebble-backed server such a `category.get` looks at only `batchSize` messages
+//! from the position (`batchSize × size` in a group) and answers those that pass the filter
+//! (protocol §9): when that window holds none, the answer is `[]` although matching messages
+//! follow, and every later read looks at the same window, for good. SQLite and PostgreSQL
+//! filter before they limit, so there a short answer means "nothing more for you". The
+//! runtime cannot tell the two apart, and must not have to: after a short filtered read it
+//! looks at the category without the filters and passes what cannot be its own.
 
 use crate::client::{CategoryMessage, MAX_BATCH_SIZE};
+use crate::consumer::correlation;
 use crate::consumer::group;
 use crate::consumer::handler::Consumer;
+use crate::consumer::options::ConsumerOptions;
 use crate::error::Result;
 use crate::outbox::Backend;
 
 use super::Runtime;
 
-/// What a member learned by looking past its position.
+/// What a consumer learned by looking past its position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Passed {
-    /// Read again at once: a message of its own is next, or there may be more of the others'
-    /// events beyond what it looked at.
+    /// Read again at once: a message that may be its own is next, or there may be more
+    /// messages to pass beyond what it looked at.
     Again,
     /// Nothing of its own after the position, as of the look: wait for a poke or a poll.
     CaughtUp,
@@ -31,31 +34,32 @@ pub(super) enum Passed {
 }
 
 impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
-    /// After a grouped read came back short (with fewer messages than asked, `[]` included),
-    /// and its messages were dealt with: reads the category from the position without the
-    /// group (same correlation filter, `batch_size × size` messages, the size of Pebble's
-    /// window, at most 10000), and moves the position past the leading messages that are
-    /// not this member's ([`group::stream_member`]), so that the next grouped read starts
-    /// beyond them. It stops before the first message of its own: a message is never
-    /// passed that the server would give this member.
+    /// After a filtered read (group or correlation) came back short (with fewer messages
+    /// than asked, `[]` included), and its messages were dealt with: reads the category
+    /// from the position without the filters (`batch_size × size` messages, the size of
+    /// Pebble's window, at most 10000), and moves the position past the leading messages
+    /// that cannot be this consumer's: another member's by the md5 rule
+    /// ([`group::stream_member`]), or one its correlation filter matches on no backend
+    /// ([`correlation::may_match`]). It stops before the first message that may be its
+    /// own: a message is never passed that the server would give this consumer.
     ///
-    /// The look costs one read, and only follows a short grouped read: a member busy with a
-    /// backlog of its own never looks. An idle member looks once per wake-up (a poke or the
-    /// poll interval): one more small read, which starts at the category's head and so
-    /// answers `[]` from an index. That is accepted rather than avoided: a wake-up for
-    /// another member's event (live wake-ups come for every event of the category) is
-    /// exactly when the look is needed, as on Pebble those events would otherwise pile up
-    /// in the window; and a poll, or a lost poke, says nothing about whose events came. A
-    /// member that is not in a group never looks.
+    /// The look costs one read, and only follows a short filtered read: a consumer busy
+    /// with a backlog of its own never looks. An idle one looks once per wake-up (a poke or
+    /// the poll interval): one more small read, which starts at the category's head and so
+    /// answers `[]` from an index. That is accepted rather than avoided: a wake-up for a
+    /// message that is not its own (live wake-ups come for every message of the category)
+    /// is exactly when the look is needed, as on Pebble those messages would otherwise pile
+    /// up in the window; and a poll, or a lost poke, says nothing about whose messages came.
+    /// A consumer without a group or a correlation filter never looks.
     ///
     /// # Errors
     ///
     /// A read that fails for good (not [`Error::is_transient`](crate::Error::is_transient)).
     pub(super) async fn pass_others(&mut self) -> Result<Passed> {
-        let Some((member, size)) = self.options.group else {
+        if self.options.group.is_none() && self.options.correlation.is_none() {
             return Ok(Passed::CaughtUp);
-        };
-        match self.try_pass_others(member, size).await {
+        }
+        match self.try_pass_others().await {
             Ok(passed) => Ok(passed),
             Err(error) if error.is_transient() => {
                 tracing::warn!(consumer = %self.key.consumer, error = crate::error::log_field(&error), position = self.position, "category.get past the position failed; trying again on the next wake-up");
@@ -65,7 +69,8 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         }
     }
 
-    async fn try_pass_others(&mut self, member: i64, size: i64) -> Result<Passed> {
+    async fn try_pass_others(&mut self) -> Result<Passed> {
+        let size = self.options.group.map_or(1, |(_, size)| size);
         let asked = self
             .options
             .batch_size
@@ -87,32 +92,33 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         let mut upto = self.position;
         let mut rest = window.as_slice();
         let blocked = loop {
-            let Some(at) = first_of_member(rest, member, size) else {
+            let Some(at) = first_maybe_own(rest, &self.options) else {
                 upto = rest.last().map_or(upto, |m| m.global_position);
                 break false;
             };
             if let Some(before) = at.checked_sub(1) {
                 upto = rest[before].global_position;
             }
-            // Others' events passed: the next grouped read starts right before this one,
-            // so it is the first message the server looks at, on every backend.
+            // Messages passed: the next filtered read starts right before this one, so it
+            // is the first message the server looks at, on every backend.
             if upto > self.position {
                 break true;
             }
-            // It is the first message after the position, and the grouped read just now did
-            // not give it: it came since, or the server gives it to no member (a stream like
-            // `account-` with an empty cardinal id, which PostgreSQL assigns by md5 of "" and
-            // the other backends to nobody, §3.4). Asking for it alone tells which.
+            // It is the first message after the position, and the filtered read just now
+            // did not give it: it came since, or the server's rule turns it away where ours
+            // cannot tell (a stream like `account-` with an empty cardinal id, which
+            // PostgreSQL assigns by md5 of "" and the other backends to nobody, §3.4; a
+            // correlation name that only some backends match). Asking for it alone tells.
             let message = &rest[at];
             if self.given(message).await? {
                 break true;
             }
-            tracing::debug!(consumer = %self.key.consumer, stream = %message.stream_name, position = message.global_position, "passed a message the server gives to no member");
+            tracing::debug!(consumer = %self.key.consumer, stream = %message.stream_name, position = message.global_position, "passed a message the server does not give this consumer");
             upto = message.global_position;
             rest = &rest[at + 1..];
         };
         if upto > self.position {
-            tracing::debug!(consumer = %self.key.consumer, from = self.position, position = upto, "passed other members' events");
+            tracing::debug!(consumer = %self.key.consumer, from = self.position, position = upto, "passed messages that are not this consumer's");
             self.advance(upto);
             self.shared.publish();
         }
@@ -123,7 +129,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         })
     }
 
-    /// Whether the server gives `message` to this member: a grouped read of one message
+    /// Whether the server gives `message` to this consumer: a filtered read of one message
     /// from its position answers it first exactly then (on Pebble too: the window starts
     /// with it).
     async fn given(&self, message: &CategoryMessage) -> Result<bool> {
@@ -138,11 +144,18 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
     }
 }
 
-/// The index of the first message that the md5 rule gives to `member` of `size`.
-fn first_of_member(messages: &[CategoryMessage], member: i64, size: i64) -> Option<usize> {
-    messages
-        .iter()
-        .position(|m| group::stream_member(&m.stream_name, size) == Some(member))
+/// The index of the first message that may pass the consumer's filters: the md5 rule gives
+/// it to its member, and its correlation filter may match it.
+fn first_maybe_own(messages: &[CategoryMessage], options: &ConsumerOptions) -> Option<usize> {
+    messages.iter().position(|m| {
+        options
+            .group
+            .is_none_or(|(member, size)| group::stream_member(&m.stream_name, size) == Some(member))
+            && options
+                .correlation
+                .as_deref()
+                .is_none_or(|filter| correlation::may_match(filter, m.metadata.as_ref()))
+    })
 }
 
 #[cfg(test)]
@@ -162,6 +175,13 @@ mod tests {
         }
     }
 
+    fn correlated(stream: &str, global_position: i64, name: &str) -> CategoryMessage {
+        CategoryMessage {
+            metadata: Some(serde_json::json!({ "correlationStreamName": name })),
+            ..message(stream, global_position)
+        }
+    }
+
     #[test]
     fn the_first_message_of_a_member_is_found_by_its_cardinal_id() {
         // Under a group of two, `test-1` and `test-3` are member 0's, `test-2` member 1's
@@ -172,9 +192,30 @@ mod tests {
             message("test-3+x", 3),
             message("test-2", 4),
         ];
-        assert_eq!(first_of_member(&window, 1, 2), Some(3));
-        assert_eq!(first_of_member(&window, 0, 2), Some(0));
-        assert_eq!(first_of_member(&window[..3], 1, 2), None);
-        assert_eq!(first_of_member(&[], 0, 2), None);
+        let member = |member| ConsumerOptions::new("c").group(member, 2);
+        assert_eq!(first_maybe_own(&window, &member(1)), Some(3));
+        assert_eq!(first_maybe_own(&window, &member(0)), Some(0));
+        assert_eq!(first_maybe_own(&window[..3], &member(1)), None);
+        assert_eq!(first_maybe_own(&[], &member(0)), None);
+    }
+
+    #[test]
+    fn the_first_message_that_may_match_the_correlation_is_found() {
+        let window = [
+            message("test-1", 1),
+            correlated("test-2", 2, "checkouts-1"),
+            correlated("test-1", 3, "Checkout-7"),
+            correlated("test-2", 4, "checkout-8"),
+        ];
+        let filter = ConsumerOptions::new("c").correlation("checkout");
+        assert_eq!(first_maybe_own(&window, &filter), Some(2));
+        assert_eq!(first_maybe_own(&window[..2], &filter), None);
+        // Both filters: member 1 of 2 owns `test-2` only.
+        assert_eq!(first_maybe_own(&window, &filter.group(1, 2)), Some(3));
+        // No filter at all: every message may be its own.
+        assert_eq!(
+            first_maybe_own(&window, &ConsumerOptions::new("c")),
+            Some(0)
+        );
     }
 }
