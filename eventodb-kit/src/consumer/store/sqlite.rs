@@ -161,9 +161,10 @@ const SQL: Sql = Sql {
 };
 
 /// Takes SQLite's write lock up front, so the transaction never fails to upgrade a read
-/// lock under another writer.
+/// lock under another writer (and safe to drop midway, see
+/// [`begin_immediate`](crate::outbox::backend::sqlite::begin_immediate)).
 async fn begin(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>> {
-    pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)
+    crate::outbox::backend::sqlite::begin_immediate(pool).await
 }
 
 store_impl!(Sqlite, SqliteConnection, SQL, begin);

@@ -12,7 +12,7 @@ mod postgres;
 pub(crate) mod private;
 mod shared;
 mod sql;
-mod sqlite;
+pub(crate) mod sqlite;
 
 pub(crate) use busy::{BUSY_FIRST_POLL, BUSY_POLL, LOCK_WAIT, is_busy, retry_busy};
 pub(crate) use shared::backend_impl;
