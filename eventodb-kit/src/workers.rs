@@ -302,7 +302,12 @@ impl RunningWorkers {
         if let Some(sender) = self.sender.take() {
             sender.kill();
         }
-        self.cancel.cancel();
+        // The consumers' token is left as it is (dropping `self` cancels only this new
+        // one): an aborted task that is running on another thread goes on until its next
+        // await, and if it saw the token cancelled there it would stop gracefully,
+        // committing the events it handled and saving its position, which a crash does
+        // not.
+        self.cancel = CancellationToken::new();
     }
 }
 
