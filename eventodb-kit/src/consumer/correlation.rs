@@ -13,18 +13,21 @@ use serde_json::Value;
 /// False only when no backend's rule lets a message with `metadata` through `correlation`.
 ///
 /// A message without metadata, or without a `correlationStreamName`, never matches. A name
-/// whose category (before its first `-`) differs from the filter's, ignoring ASCII case,
-/// matches on no backend: SQLite's pattern needs the name to start with the filter and a
-/// `-`, which gives both the same category. Everything else may match: a filter with a
-/// wildcard or an empty one (no filter on SQLite and Pebble), and a name that is not a
-/// string (SQLite compares its JSON text).
+/// may match when it matches SQLite's pattern `<correlation>-%`, or its category (the part
+/// before its first `-`) equals the filter (PostgreSQL) or the filter's category (Pebble).
+/// An empty filter (no filter on SQLite and Pebble) and a name that is not a string (SQLite
+/// compares its JSON text) may match anything.
 pub(crate) fn may_match(correlation: &str, metadata: Option<&Value>) -> bool {
-    if correlation.is_empty() || correlation.contains(['%', '_']) {
+    if correlation.is_empty() {
         return true;
     }
     match metadata.and_then(|metadata| metadata.get("correlationStreamName")) {
         None | Some(Value::Null) => false,
-        Some(Value::String(name)) => category(name).eq_ignore_ascii_case(category(correlation)),
+        Some(Value::String(name)) => {
+            like(&format!("{correlation}-%"), name)
+                || category(name) == correlation
+                || category(name) == category(correlation)
+        }
         Some(_) => true,
     }
 }
@@ -34,6 +37,38 @@ fn category(stream: &str) -> &str {
     stream
         .split_once('-')
         .map_or(stream, |(category, _)| category)
+}
+
+/// SQLite's `LIKE` without `ESCAPE`: `%` any run of characters, `_` any one character,
+/// letters compared ignoring ASCII case.
+fn like(pattern: &str, text: &str) -> bool {
+    let pattern: Vec<char> = pattern.chars().collect();
+    let text: Vec<char> = text.chars().collect();
+    let (mut p, mut t) = (0, 0);
+    // Where the last `%` was, and the text position it matches up to so far.
+    let mut resume: Option<(usize, usize)> = None;
+    while t < text.len() {
+        match pattern.get(p) {
+            Some('%') => {
+                resume = Some((p, t));
+                p += 1;
+            }
+            Some(&c) if c == '_' || c.eq_ignore_ascii_case(&text[t]) => {
+                p += 1;
+                t += 1;
+            }
+            _ => match resume {
+                // Let the last `%` take one more character, and try again after it.
+                Some((at, upto)) => {
+                    resume = Some((at, upto + 1));
+                    p = at + 1;
+                    t = upto + 1;
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p..].iter().all(|&c| c == '%')
 }
 
 #[cfg(test)]
@@ -79,13 +114,47 @@ mod tests {
     }
 
     #[test]
-    fn wildcards_empty_filters_and_odd_names_are_left_to_the_server() {
+    fn wildcards_follow_sqlites_like() {
         assert!(may_match("check%", Some(&named("checkouts-1"))));
-        assert!(may_match("check_ut", Some(&named("checkout-1"))));
+        assert!(may_match("user_account", Some(&named("userXaccount-1"))));
+        assert!(may_match("user_account", Some(&named("user_account-1"))));
+        assert!(!may_match("user_account", Some(&named("order-1"))));
+        assert!(!may_match("check%", Some(&named("order-1"))));
+    }
+
+    #[test]
+    fn an_empty_filter_and_odd_names_are_left_to_the_server() {
         assert!(may_match("", None));
         assert!(may_match(
             "checkout",
             Some(&json!({ "correlationStreamName": 7 }))
         ));
+    }
+
+    #[test]
+    fn like_matches_as_sqlite_does() {
+        for (pattern, text) in [
+            ("a%", "a"),
+            ("a%", "abc"),
+            ("%c", "abc"),
+            ("a%c-%", "abxc-1"),
+            ("a_c", "aBc"),
+            ("A-%", "a-"),
+            ("%%", ""),
+            ("a%b%c", "aXbYbZc"),
+            ("é_", "éx"),
+        ] {
+            assert!(like(pattern, text), "{pattern} {text}");
+        }
+        for (pattern, text) in [
+            ("a_c", "ac"),
+            ("a-%", "a"),
+            ("a%c", "abd"),
+            ("abc", "abcd"),
+            ("_", ""),
+            ("a%b%c", "aXbY"),
+        ] {
+            assert!(!like(pattern, text), "{pattern} {text}");
+        }
     }
 }
