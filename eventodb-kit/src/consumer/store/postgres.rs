@@ -152,8 +152,9 @@ const SQL: Sql = Sql {
     ),
 };
 
+/// Safe to drop midway (see [`begin_in_task`](crate::outbox::backend::begin_in_task)).
 async fn begin(pool: &PgPool) -> Result<Transaction<'static, Postgres>> {
-    pool.begin().await.map_err(db)
+    crate::outbox::backend::begin_in_task(pool, None).await
 }
 
 store_impl!(Postgres, PgConnection, SQL, begin);

@@ -162,7 +162,7 @@ const SQL: Sql = Sql {
 
 /// Takes SQLite's write lock up front, so the transaction never fails to upgrade a read
 /// lock under another writer (and safe to drop midway, see
-/// [`begin_immediate`](crate::outbox::backend::sqlite::begin_immediate)).
+/// [`begin_in_task`](crate::outbox::backend::begin_in_task)).
 async fn begin(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>> {
     crate::outbox::backend::sqlite::begin_immediate(pool).await
 }

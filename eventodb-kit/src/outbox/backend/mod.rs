@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+pub(crate) mod begin;
 mod busy;
 mod postgres;
 pub(crate) mod private;
@@ -14,6 +15,7 @@ mod shared;
 mod sql;
 pub(crate) mod sqlite;
 
+pub(crate) use begin::begin_in_task;
 pub(crate) use busy::{BUSY_FIRST_POLL, BUSY_POLL, LOCK_WAIT, is_busy, retry_busy};
 pub(crate) use shared::backend_impl;
 pub(crate) use sql::{Sql, lease_fences};

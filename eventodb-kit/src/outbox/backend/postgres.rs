@@ -316,7 +316,7 @@ fn interval(duration: std::time::Duration) -> f64 {
 
 /// A transaction holding the migration lock (one migrator at a time across processes).
 async fn begin_locked(pool: &PgPool) -> Result<Transaction<'static, Postgres>> {
-    let mut tx = pool.begin().await.map_err(db)?;
+    let mut tx = super::begin_in_task(pool, None).await?;
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('eventodb_kit_migrations', 0))")
         .execute(&mut *tx)
         .await
@@ -330,7 +330,7 @@ const SCAN_UNDER_LOCK: bool = false;
 /// A transaction holding the claim lock of `namespace`: claims are serialized so that two
 /// senders never take rows of one stream (a claim sees the leases the previous one committed).
 async fn claim_begin(pool: &PgPool, namespace: &str) -> Result<Transaction<'static, Postgres>> {
-    let mut tx = pool.begin().await.map_err(db)?;
+    let mut tx = super::begin_in_task(pool, None).await?;
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('eventodb_kit_outbox/' || $1, 0))")
         .bind(namespace)
         .execute(&mut *tx)
@@ -346,7 +346,7 @@ async fn claim_begin(pool: &PgPool, namespace: &str) -> Result<Transaction<'stat
 /// per stream queued behind every claim: measured on 20,000 rows over 100 streams, sessions
 /// spent 7–17 s in all waiting for that lock during a 1.5 s drain.
 async fn continue_begin(pool: &PgPool, _namespace: &str) -> Result<Transaction<'static, Postgres>> {
-    pool.begin().await.map_err(db)
+    super::begin_in_task(pool, None).await
 }
 
 /// Nothing to do: the trigger notifies at commit.
@@ -514,6 +514,46 @@ mod tests {
     fn buffers(explain: &Value) -> i64 {
         let plan = &explain[0]["Plan"];
         plan["Shared Hit Blocks"].as_i64().unwrap() + plan["Shared Read Blocks"].as_i64().unwrap()
+    }
+
+    /// A task that begins a transaction and is aborted at any point leaves no session of
+    /// the pool idle in a transaction. With sqlx's `pool.begin()` called directly, this
+    /// failed: a connection went back to the pool inside the transaction it had begun.
+    #[tokio::test]
+    async fn a_begin_aborted_midway_leaves_no_transaction_open() {
+        let Some(db) = pg_schema::fresh("eventodb_kit_begin", 1).await else {
+            return;
+        };
+        let name = format!("begin_abort_{}", uuid::Uuid::new_v4().simple());
+        let pool = pg_schema::named_pool(&db.pool, &name, 3).await;
+        let mut left_open = Vec::new();
+        for round in 0..200 {
+            crate::outbox::backend::begin::begin_and_abort(&pool, None, round).await;
+            // Every connection back in the pool (a rollback owed has gone out with the ping
+            // on release), then none may be in a transaction. Looked at after every round:
+            // the next begin on a connection left in one would end it.
+            let mut connections = Vec::new();
+            for _ in 0..3 {
+                connections.push(pool.acquire().await.unwrap());
+            }
+            let open: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity
+                WHERE application_name = $1 AND state LIKE 'idle in transaction%'",
+            )
+            .bind(&name)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+            if open > 0 {
+                left_open.push(round);
+            }
+        }
+        pool.close().await;
+        db.cleanup().await;
+        assert!(
+            left_open.is_empty(),
+            "transactions left open in rounds {left_open:?}"
+        );
     }
 
     /// A lease whose range holds only other streams' rows: the check reads the lease's own

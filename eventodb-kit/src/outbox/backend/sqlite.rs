@@ -337,27 +337,9 @@ async fn begin_locked(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>>
 }
 
 /// Begins a transaction that holds SQLite's write lock from the start (`BEGIN IMMEDIATE`),
-/// in a task of its own, so that a caller dropped midway leaves no transaction open.
-///
-/// sqlx's `begin_with` on SQLite awaits once more after `BEGIN` has run (to check that it
-/// opened a transaction). A future dropped there (its task aborted by
-/// [`RunningWorkers::kill`](crate::RunningWorkers::kill) or after a shutdown timeout, or a
-/// timeout around it) has begun a transaction that nothing ends: the connection goes back
-/// to the application's pool holding the write lock, every other writer waits out its busy
-/// timeout, and the next `begin_with` on that connection fails ("non-zero transaction
-/// depth"). Seen in the consumer kill scenario, 4 runs in 60. A task runs to its end
-/// whatever becomes of its caller, and a transaction that nobody takes is rolled back when
-/// it is dropped.
+/// safe to drop midway (see [`begin_in_task`](super::begin_in_task)).
 pub(crate) async fn begin_immediate(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>> {
-    let pool = pool.clone();
-    let begun = tokio::spawn(async move { pool.begin_with("BEGIN IMMEDIATE").await });
-    match begun.await {
-        Ok(begun) => begun.map_err(db),
-        Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
-        Err(error) => Err(crate::error::Error::Internal(format!(
-            "beginning a SQLite transaction: {error}"
-        ))),
-    }
+    super::begin_in_task(pool, Some("BEGIN IMMEDIATE")).await
 }
 
 /// The claim's scan of stream heads runs under the write lock: the commit hook that wakes
@@ -495,22 +477,8 @@ mod tests {
             .await
             .unwrap();
         for round in 0..1000 {
-            let begun = tokio::spawn({
-                let pool = pool.clone();
-                async move {
-                    let _tx = begin_immediate(&pool).await;
-                    std::future::pending::<()>().await;
-                }
-            });
-            // Abort at different points of the begin. On this one-thread runtime the task
-            // runs only while the test yields, and SQLite's worker thread answers while it
-            // sleeps: after a few turns the task is past `BEGIN`.
-            for _ in 0..round % 8 {
-                std::thread::sleep(std::time::Duration::from_micros(50));
-                tokio::task::yield_now().await;
-            }
-            begun.abort();
-            let _ = begun.await;
+            crate::outbox::backend::begin::begin_and_abort(&pool, Some("BEGIN IMMEDIATE"), round)
+                .await;
         }
         let mut connections = Vec::new();
         for _ in 0..CONNECTIONS {
