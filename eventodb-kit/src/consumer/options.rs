@@ -162,6 +162,10 @@ impl ConsumerOptions {
     /// and passes the messages that match on no backend. A Pebble-backed server looks at
     /// only `batch_size` messages per filtered read, and without that a consumer whose
     /// window held no matching message would wait there for good.
+    ///
+    /// The filter must be a category: an empty one, or one with a `-`, is refused when the
+    /// consumer starts ([`Error::InvalidArgument`](crate::Error::InvalidArgument)), as the
+    /// backends match those differently.
     pub fn correlation(mut self, correlation: impl Into<String>) -> Self {
         self.correlation = Some(correlation.into());
         self

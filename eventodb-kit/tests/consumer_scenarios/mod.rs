@@ -1266,6 +1266,9 @@ pub(crate) async fn bad_options_are_refused<DB: Db>(pool: Pool<DB>) {
         ConsumerOptions::new("x").category("has-dash"),
         // The empty category reads the whole namespace.
         ConsumerOptions::new("x").category(""),
+        // A correlation filter names a category.
+        ConsumerOptions::new("x").correlation(""),
+        ConsumerOptions::new("x").correlation("checkout-7"),
     ] {
         let result = kit
             .workers()

@@ -207,6 +207,18 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                 options.name
             )));
         }
+        // A correlation filter names a category (the backends agree only there, protocol
+        // §9): empty, it means no filter on Pebble and SQLite and "empty categories only" on
+        // PostgreSQL; with a '-', PostgreSQL matches nothing, SQLite a prefix, Pebble the
+        // part before the '-'.
+        if let Some(correlation) = &options.correlation
+            && (correlation.is_empty() || correlation.contains('-'))
+        {
+            return Err(Error::InvalidArgument(format!(
+                "consumer {:?}: correlation {correlation:?} must be a category: not empty, no '-' (the backends match anything else differently)",
+                options.name
+            )));
+        }
         let (member, size) = options.group.unwrap_or((0, 1));
         if size <= 0 || member < 0 || member >= size {
             return Err(Error::InvalidArgument(format!(
