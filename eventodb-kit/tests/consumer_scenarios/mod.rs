@@ -720,6 +720,23 @@ pub(crate) async fn poison_event_parks_its_stream_until_released<DB: Db>(pool: P
         "the position moves past parked events"
     );
 
+    // Released while still failing: the replay fails again and parks the stream again,
+    // with the new tries counted and nothing handled out of order.
+    assert!(
+        admin
+            .release_stream("park", "parker", "park-1")
+            .await
+            .unwrap()
+    );
+    eventually("the stream is parked again", LONG, || async {
+        admin.parked("park", "parker").await.unwrap()[0].attempts == 6
+    })
+    .await;
+    let parked = admin.parked("park", "parker").await.unwrap();
+    assert_eq!(parked.len(), 3, "{parked:?}");
+    assert!(parked[0].error.contains("poison"), "{}", parked[0].error);
+    assert_eq!(log.ids(), vec![a1, b1, b2]);
+
     // Fixed and released: the parked events are handled in order.
     recorder.heal();
     assert!(

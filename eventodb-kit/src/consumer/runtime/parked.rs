@@ -219,17 +219,18 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                                         error,
                                     )
                                     .await?;
-                                    tx.commit().await.map_err(db)?;
-                                    // Counted after the hold, so that a hold retried does not
-                                    // count these tries twice.
+                                    // The tries are counted with the hold, in one commit: a
+                                    // crash between two commits kept the hold and lost the
+                                    // count, and a try that fails changes neither.
                                     DB::parked_failed_again(
-                                        pool,
+                                        &mut *tx,
                                         key,
                                         &row.event_id,
                                         error,
                                         i64::from(attempts),
                                     )
-                                    .await
+                                    .await?;
+                                    tx.commit().await.map_err(db)
                                 },
                             )
                             .await?;

@@ -167,7 +167,7 @@ pub(crate) mod private {
         ) -> impl Future<Output = Result<()>> + Send;
         /// Records another failure of a parked event.
         fn parked_failed_again(
-            pool: &Pool<Self>,
+            conn: &mut Self::Connection,
             key: &Key,
             event_id: &str,
             error: &str,
@@ -549,7 +549,7 @@ macro_rules! store_impl {
             }
 
             async fn parked_failed_again(
-                pool: &sqlx::Pool<Self>,
+                conn: &mut $conn,
                 key: &$crate::consumer::store::Key,
                 event_id: &str,
                 error: &str,
@@ -560,7 +560,7 @@ macro_rules! store_impl {
                         .bind(event_id)
                         .bind(error)
                         .bind(i32::try_from(attempts).unwrap_or(i32::MAX)),
-                    pool,
+                    &mut *conn,
                 )
                 .await?;
                 Ok(())
