@@ -1,15 +1,17 @@
 //! Beginning a transaction so that a caller dropped midway leaves none open.
 //!
-//! sqlx 0.8's begin is not safe to drop on either database (upstream sqlx #4385 and #4393):
-//! - PostgreSQL: `BEGIN` is sent, and the rollback guard only acts once the reply has been
-//!   read. A future dropped while it waits for that reply queues no `ROLLBACK`, and the
-//!   connection goes back to the pool inside a transaction that sqlx does not know about:
-//!   the next borrower's statements (the application's own writes too) run in it and are
-//!   never committed, and its row locks stay until the connection is closed.
-//! - SQLite, `begin_with`: after `BEGIN IMMEDIATE` has run, it awaits once more (to check
-//!   that the statement opened a transaction). A future dropped there leaves the
-//!   connection in the pool holding SQLite's write lock: every writer waits out its busy
-//!   timeout, and the next `begin_with` on it fails ("non-zero transaction depth").
+//! sqlx 0.8.6's begin is not safe to drop on either database:
+//! - PostgreSQL (upstream sqlx #4385 and #4393, fixed by #4394 after 0.8.6): `BEGIN` is
+//!   sent, and the rollback guard only acts once the reply has been read. A future dropped
+//!   while it waits for that reply queues no `ROLLBACK`, and the connection goes back to the
+//!   pool inside a transaction that sqlx does not know about: the next borrower's
+//!   statements (the application's own writes too) run in it and are never committed, and
+//!   its row locks stay until the connection is closed.
+//! - SQLite, `begin_with` (the cancel-safe begin of sqlx #2057 does not cover it): after
+//!   `BEGIN IMMEDIATE` has run, it awaits once more (to check that the statement opened a
+//!   transaction). A future dropped there leaves the connection in the pool holding
+//!   SQLite's write lock: every writer waits out its busy timeout, and the next
+//!   `begin_with` on it fails ("non-zero transaction depth").
 //!
 //! Our futures are dropped midway by design: a task aborted by
 //! [`RunningWorkers::kill`](crate::RunningWorkers::kill) or after a shutdown timeout, a save
