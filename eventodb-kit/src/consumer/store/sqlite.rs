@@ -1,6 +1,6 @@
 //! SQLite statements of the consumer tables (JSON as text, times as sortable UTC text).
 
-use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
+use sqlx::{Sqlite, SqliteConnection};
 
 use super::{Sql, store_impl};
 use crate::error::Result;
@@ -160,11 +160,11 @@ const SQL: Sql = Sql {
     ),
 };
 
-/// Takes SQLite's write lock up front, so the transaction never fails to upgrade a read
-/// lock under another writer (and safe to drop midway, see
-/// [`begin_in_task`](crate::outbox::backend::begin_in_task)).
-async fn begin(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>> {
-    crate::outbox::backend::sqlite::begin_immediate(pool).await
-}
-
-store_impl!(Sqlite, SqliteConnection, SQL, begin);
+// Transactions take SQLite's write lock up front (`BEGIN IMMEDIATE`), so they never fail
+// to upgrade a read lock under another writer.
+store_impl!(
+    Sqlite,
+    SqliteConnection,
+    SQL,
+    crate::outbox::backend::sqlite::begin_immediate
+);

@@ -331,11 +331,6 @@ fn interval(duration: std::time::Duration) -> String {
     format!("{:.3} seconds", secs(duration))
 }
 
-/// A transaction holding SQLite's write lock from the start (`BEGIN IMMEDIATE`).
-async fn begin_locked(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>> {
-    begin_immediate(pool).await
-}
-
 /// Begins a transaction that holds SQLite's write lock from the start (`BEGIN IMMEDIATE`),
 /// safe to drop midway (see [`begin_in_task`](super::begin_in_task)).
 pub(crate) async fn begin_immediate(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>> {
@@ -349,7 +344,7 @@ const SCAN_UNDER_LOCK: bool = true;
 
 /// Claims take the write lock up front, so they read what the last writer committed.
 async fn claim_begin(pool: &SqlitePool, _namespace: &str) -> Result<Transaction<'static, Sqlite>> {
-    begin_locked(pool).await
+    begin_immediate(pool).await
 }
 
 /// A task taking the next rows of its own stream takes the write lock too: SQLite has no
@@ -385,7 +380,7 @@ async fn after_insert_hook(conn: &mut SqliteConnection) -> Result<()> {
     Ok(())
 }
 
-backend_impl!(Sqlite, SqliteConnection, SQL, interval, begin_locked);
+backend_impl!(Sqlite, SqliteConnection, SQL, interval, begin_immediate);
 
 /// Records sends in one statement, the batch as a JSON array of `[seq, position,
 /// global_position]` (SQLite has no array binds).
