@@ -162,6 +162,12 @@ impl<DB: Backend> Outbox<DB> {
     /// Writes several messages in order; every message is checked before the first row is
     /// inserted.
     ///
+    /// The batch is all or nothing. Inside the caller's transaction it runs in a savepoint:
+    /// when a row cannot be written (a custom id already in the outbox, an idempotency key
+    /// reused with other content), the batch's earlier rows are taken back and the caller's
+    /// transaction stays usable, on PostgreSQL too. On a bare connection it commits as one
+    /// transaction of its own.
+    ///
     /// # Errors
     /// As for [`Write`].
     pub async fn write_batch(

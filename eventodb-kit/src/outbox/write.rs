@@ -160,10 +160,29 @@ pub(super) async fn write_batch<DB: Backend>(
         // After the content hash: a replayed idempotent write matches whatever its trace.
         crate::trace_context::inject(&mut message.metadata);
     }
+    // All rows or none, whatever the caller passed. Inside the caller's transaction this is
+    // a savepoint: a failed insert (a custom id already used, a key reused with other
+    // content) takes the batch's earlier rows back with it, and on PostgreSQL the caller's
+    // transaction stays usable. On a bare connection it is a transaction of its own: each
+    // insert would otherwise commit by itself, and the rows before the failure be sent.
+    let mut unit = sqlx::Connection::begin(&mut *conn)
+        .await
+        .map_err(|source| Error::Database { source })?;
     let mut written = Vec::with_capacity(checked.len());
     for message in &checked {
-        written.push(insert(outbox, conn, message).await?);
+        match insert(outbox, &mut *unit, message).await {
+            Ok(one) => written.push(one),
+            Err(error) => {
+                unit.rollback()
+                    .await
+                    .map_err(|source| Error::Database { source })?;
+                return Err(error);
+            }
+        }
     }
+    unit.commit()
+        .await
+        .map_err(|source| Error::Database { source })?;
     Ok(written)
 }
 

@@ -515,6 +515,83 @@ pub(crate) async fn write_batch_checks_everything_first<DB: Backend>(pool: Pool<
     assert_eq!(outbox.status().await.unwrap().pending, 3);
 }
 
+pub(crate) async fn write_batch_is_all_or_nothing<DB: Backend>(pool: Pool<DB>) {
+    let kit = offline_kit(&pool);
+    let outbox = kit.outbox();
+    let taken = Uuid::now_v7();
+    let mut tx = pool.begin().await.unwrap();
+    outbox
+        .write(&mut *tx, "batch-1", RawMessage::new("T", json!({"n": 0})))
+        .id(taken)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let ids: Vec<Uuid> = (0..5).map(|_| Uuid::now_v7()).collect();
+    let message = |n: usize| {
+        OutboxMessage::new("batch-1", RawMessage::new("T", json!({ "n": n }))).id(ids[n])
+    };
+
+    // Inside the caller's transaction: the failed batch takes its first row back, and the
+    // transaction goes on (on PostgreSQL a failed statement would abort it).
+    let mut tx = pool.begin().await.unwrap();
+    outbox
+        .write_batch(&mut *tx, vec![message(0)])
+        .await
+        .unwrap();
+    let refused = outbox
+        .write_batch(
+            &mut *tx,
+            vec![
+                message(1),
+                OutboxMessage::new("batch-1", RawMessage::new("T", json!({"n": 9}))).id(taken),
+                message(2),
+            ],
+        )
+        .await;
+    assert!(
+        matches!(&refused, Err(Error::OutboxDuplicateId { id }) if *id == taken.to_string()),
+        "{refused:?}"
+    );
+    outbox
+        .write_batch(&mut *tx, vec![message(3)])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    // On a bare connection: nothing of the failed batch is committed.
+    let mut conn = pool.acquire().await.unwrap();
+    let refused = outbox
+        .write_batch(
+            &mut *conn,
+            vec![
+                message(4),
+                OutboxMessage::new("batch-2", RawMessage::new("T", json!({"a": 1})))
+                    .idempotency_key("same-key"),
+                OutboxMessage::new("batch-2", RawMessage::new("T", json!({"a": 2})))
+                    .idempotency_key("same-key"),
+            ],
+        )
+        .await;
+    assert!(
+        matches!(&refused, Err(Error::IdempotencyConflict { key, .. }) if key == "same-key"),
+        "{refused:?}"
+    );
+    drop(conn);
+
+    let present = |n: usize| {
+        let id = ids[n];
+        async move { outbox.row(id).await.unwrap().is_some() }
+    };
+    assert!(
+        present(0).await && present(3).await,
+        "the good batches stand"
+    );
+    for n in [1, 2, 4] {
+        assert!(!present(n).await, "row {n} of a failed batch was kept");
+    }
+    assert_eq!(outbox.status().await.unwrap().pending, 3);
+}
+
 pub(crate) async fn sender_keeps_rows_while_eventodb_is_unreachable<DB: Backend>(pool: Pool<DB>) {
     let kit = offline_kit(&pool);
     let id = commit_one(&kit, "account-1", 1).await;
