@@ -353,3 +353,55 @@ async fn the_counts_follow_a_change_made_from_another_search_path() {
     assert_eq!((status.sent, status.unverified, status.pending), (5, 5, 0));
     cleanup(db).await;
 }
+
+/// Every transaction of the kit runs at `READ COMMITTED`, whatever the database's default:
+/// they take a lock, then read what its previous holder committed. Here every session
+/// defaults to `REPEATABLE READ`, and four processes migrate one schema at once: those that
+/// waited for the migration lock must see the migrations the first one applied (before, they
+/// applied them again and failed on "already exists"). Then a sender drains on that pool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_kit_runs_at_read_committed_whatever_the_default() {
+    use std::str::FromStr;
+
+    outbox_scenarios::init_tracing();
+    let Some(schema) = pg_schema::Schema::create("outbox_isolation").await else {
+        return;
+    };
+    let options = sqlx::postgres::PgConnectOptions::from_str(&schema.url())
+        .expect("DATABASE_URL")
+        .options([("default_transaction_isolation", r"repeatable\ read")]);
+    let pools: Vec<sqlx::PgPool> =
+        futures_util::future::join_all((0..4).map(|_| pg_schema::connect(options.clone(), 2)))
+            .await;
+    let isolation: String = sqlx::query_scalar("SHOW default_transaction_isolation")
+        .fetch_one(&pools[0])
+        .await
+        .expect("show");
+    assert_eq!(isolation, "repeatable read");
+    let migrated = futures_util::future::join_all(pools.iter().map(eventodb_kit::migrate)).await;
+    let applied: usize = migrated
+        .into_iter()
+        .map(|applied| applied.expect("concurrent migrate").len())
+        .sum();
+    assert_eq!(
+        applied,
+        eventodb_kit::migrations::<sqlx::Postgres>().len(),
+        "each migration applied once"
+    );
+
+    let env = eventodb_env::Env::new("outbox").await;
+    let kit = env.kit(&pools[0]);
+    let expected = outbox_scenarios::commit_round_robin(&kit, "isolated", 5, 4).await;
+    let sender = kit
+        .outbox()
+        .spawn_sender(outbox_scenarios::fast())
+        .await
+        .expect("sender");
+    outbox_scenarios::drained(&kit, Duration::from_secs(20)).await;
+    outbox_scenarios::assert_streams(&kit, &env, &expected).await;
+    sender.shutdown().await.expect("shutdown");
+    for pool in pools {
+        pool.close().await;
+    }
+    schema.drop_all().await;
+}

@@ -208,6 +208,8 @@ impl<'c, DB: Backend> Context<'c, DB> {
     /// above 1 it is a savepoint in a transaction shared with other events of the batch:
     /// a failure rolls back to the savepoint only, and the commit comes after the handler
     /// returns, with the other events (so do not count on it being visible to others yet).
+    /// On PostgreSQL it runs at `READ COMMITTED`, whatever the database's default isolation:
+    /// the consumer's own bookkeeping in it is written for that level.
     ///
     /// # Errors
     /// A permanent [`HandlerError`] when the consumer is not transactional.

@@ -152,9 +152,10 @@ const SQL: Sql = Sql {
     ),
 };
 
-/// Safe to drop midway (see [`begin_in_task`](crate::outbox::backend::begin_in_task)).
+/// At `READ COMMITTED` whatever the database's default, and safe to drop midway (see
+/// [`begin_read_committed`](crate::outbox::backend::postgres::begin_read_committed)).
 async fn begin(pool: &PgPool) -> Result<Transaction<'static, Postgres>> {
-    crate::outbox::backend::begin_in_task(pool, None).await
+    crate::outbox::backend::postgres::begin_read_committed(pool).await
 }
 
 store_impl!(Postgres, PgConnection, SQL, begin);

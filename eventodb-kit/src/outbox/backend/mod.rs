@@ -9,7 +9,7 @@ use std::time::Duration;
 
 pub(crate) mod begin;
 mod busy;
-mod postgres;
+pub(crate) mod postgres;
 pub(crate) mod private;
 mod shared;
 mod sql;
