@@ -165,6 +165,20 @@ pub enum Error {
         /// The row's message id.
         id: String,
     },
+    /// An operator asked to discard an outbox row whose earlier attempt did reach EventoDB
+    /// (its id was found in the stream): the event cannot be taken back. The sender records
+    /// the row as sent when it next takes it up (a parked row once it is retried).
+    #[error(
+        "outbox row {id} is already in EventoDB (stream {stream}, position {position}): it cannot be discarded"
+    )]
+    OutboxRowAlreadySent {
+        /// The row's message id.
+        id: String,
+        /// Its stream.
+        stream: String,
+        /// Where EventoDB holds it in the stream.
+        position: i64,
+    },
     /// An event failed its own validation before it was written.
     #[error(transparent)]
     InvalidEvent(#[from] crate::event::ValidationError),

@@ -45,6 +45,7 @@ scenarios!(fresh, cleanup;
     two_senders_with_one_worker_id_send_each_row_once,
     version_conflict_parks_only_its_stream,
     a_row_being_sent_cannot_be_discarded,
+    a_row_that_reached_eventodb_is_not_discarded,
     discard_unparks_the_stream,
     parked_streams_do_not_starve_the_others,
     long_streams_leave_no_stranded_lease,

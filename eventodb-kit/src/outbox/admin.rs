@@ -5,10 +5,13 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::Outbox;
-use super::backend::{Backend, OutboxRow, OutboxStatus, RowStatus};
-use super::wake;
+use super::backend::{Backend, Discard, OutboxRow, OutboxStatus, RowStatus};
+use super::{lookup, wake};
 use crate::client::WritePosition;
 use crate::error::{Error, Result};
+
+/// How often a discard reads the row again when it changed while being decided on.
+const DISCARD_TRIES: usize = 5;
 
 impl<DB: Backend> Outbox<DB> {
     /// Counts for health checks and metrics: pending, failed, sent, oldest pending age.
@@ -78,17 +81,54 @@ impl<DB: Backend> Outbox<DB> {
     /// Gives up on an unsent row: it is never sent, and its stream flows again. Returns
     /// `false` when no pending or failed row has that id.
     ///
+    /// A row whose last attempt may have reached EventoDB unrecorded (its outcome is
+    /// unknown, or the lease of a sender that stopped midway still covers it) is first
+    /// looked up in EventoDB by its id, and refused if it is there.
+    ///
     /// # Errors
     /// [`Error::OutboxRowInFlight`] when a sender holds the row right now (its stream is
     /// leased over it): the send may already be on its way, and a discard could not stop
-    /// it. [`Error::Database`].
+    /// it. [`Error::OutboxRowAlreadySent`] when the lookup finds the event in EventoDB. The
+    /// client's error when that lookup cannot read the stream (EventoDB down): whether the
+    /// row was sent cannot be known then. [`Error::Database`].
     pub async fn discard(&self, id: Uuid) -> Result<bool> {
-        let done = DB::discard(self.pool(), self.namespace(), &id.to_string()).await?;
-        if done {
-            tracing::warn!(%id, "outbox row discarded by operator");
-            wake::local_commit();
+        let key = id.to_string();
+        let in_flight = || Error::OutboxRowInFlight { id: key.clone() };
+        // A row that keeps changing under the discard is being worked on by a sender.
+        for _ in 0..DISCARD_TRIES {
+            let Some(seen) = DB::discard_state(self.pool(), self.namespace(), &key).await? else {
+                return Ok(false);
+            };
+            if !seen.unsent() {
+                return Ok(false);
+            }
+            if seen.in_flight {
+                return Err(in_flight());
+            }
+            if seen.outcome_unknown || seen.lapsed {
+                let found =
+                    lookup::find_in_stream(self.client(), &seen.stream, seen.expected_version, id)
+                        .await?;
+                if let Some(found) = found {
+                    return Err(Error::OutboxRowAlreadySent {
+                        id: key,
+                        stream: seen.stream,
+                        position: found.position,
+                    });
+                }
+            }
+            match DB::discard(self.pool(), self.namespace(), &key, &seen).await? {
+                Discard::Done => {
+                    tracing::warn!(%id, "outbox row discarded by operator");
+                    wake::local_commit();
+                    return Ok(true);
+                }
+                Discard::Gone => return Ok(false),
+                Discard::InFlight => return Err(in_flight()),
+                Discard::Moved => {}
+            }
         }
-        Ok(done)
+        Err(in_flight())
     }
 
     /// Deletes verified sent rows (and discarded rows) older than `retention`, in batches of

@@ -47,6 +47,7 @@
 
 mod admin;
 pub(crate) mod backend;
+mod lookup;
 mod message;
 mod sender;
 pub(crate) mod wake;

@@ -1306,7 +1306,8 @@ pub(crate) async fn long_streams_leave_no_stranded_lease<DB: Backend>(pool: Pool
 /// discard could neither stop that send nor keep the rows after it from overtaking it, so
 /// it is refused with a typed error, and allowed again once the lease has run out.
 pub(crate) async fn a_row_being_sent_cannot_be_discarded<DB: RawSql>(pool: Pool<DB>) {
-    let kit = offline_kit(&pool);
+    let env = Env::new("outbox").await;
+    let kit = env.kit(&pool);
     let id = commit_one(&kit, "busy-1", 1).await;
     stage_live_lease(&pool, kit.outbox().namespace(), "busy-1", "other-sender#1").await;
     let refused = kit.outbox().discard(id).await;
@@ -1320,14 +1321,100 @@ pub(crate) async fn a_row_being_sent_cannot_be_discarded<DB: RawSql>(pool: Pool<
         RowStatus::Pending,
         "the refusal changed nothing"
     );
-    DB::exec_sql(
-        &pool,
-        "UPDATE eventodb_kit_outbox_leases SET lease_until = '2000-01-01T00:00:00.000Z'",
-    )
-    .await;
+    // The sender stopped midway and its lease ran out over the row: the send may have landed
+    // unrecorded. While EventoDB cannot say, the row is not given up.
+    expire_leases(&pool).await;
+    if let Some(server) = &env.server {
+        server.faults().refuse_connections(true);
+        let unknown = kit.outbox().discard(id).await;
+        assert!(
+            matches!(&unknown, Err(error) if error.is_transient()),
+            "{unknown:?}"
+        );
+        let row = kit.outbox().row(id).await.unwrap().unwrap();
+        assert_eq!(row.status, RowStatus::Pending);
+        server.faults().refuse_connections(false);
+    }
+    // EventoDB does not hold it: it can go.
     assert!(kit.outbox().discard(id).await.unwrap());
     let row = kit.outbox().row(id).await.unwrap().unwrap();
     assert_eq!(row.status, RowStatus::Discarded);
+}
+
+/// Every lease ran out (its sender stopped without giving it back).
+async fn expire_leases<DB: RawSql>(pool: &Pool<DB>) {
+    DB::exec_sql(
+        pool,
+        "UPDATE eventodb_kit_outbox_leases SET lease_until = '2000-01-01T00:00:00.000Z'",
+    )
+    .await;
+}
+
+/// A row whose last attempt may have landed unrecorded is looked up in EventoDB before it is
+/// discarded: one that is there is refused (and the sender then records it as sent, without
+/// writing it again); one that is not is discarded.
+pub(crate) async fn a_row_that_reached_eventodb_is_not_discarded<DB: RawSql>(pool: Pool<DB>) {
+    let env = Env::new("outbox").await;
+    let kit = env.kit(&pool);
+    // Two rows whose send landed unrecorded: one marked outcome unknown (a timed-out
+    // attempt), one under a lease that ran out (a sender that died after sending).
+    let unknown = commit_one(&kit, "landed-1", 1).await;
+    let lapsed = commit_one(&kit, "landed-2", 2).await;
+    for (stream, id, n) in [("landed-1", unknown, 1), ("landed-2", lapsed, 2)] {
+        kit.client()
+            .stream_write(
+                stream,
+                &NewMessage::new("Counted", json!({ "n": n })),
+                &WriteOptions::new().id(id),
+            )
+            .await
+            .unwrap();
+    }
+    DB::exec_sql(
+        &pool,
+        &format!("UPDATE eventodb_kit_outbox SET outcome_unknown = TRUE WHERE id = '{unknown}'"),
+    )
+    .await;
+    stage_live_lease(&pool, kit.outbox().namespace(), "landed-2", "dead-sender#1").await;
+    expire_leases(&pool).await;
+    // A row whose timed-out attempt did not land.
+    let missing = commit_one(&kit, "landed-3", 3).await;
+    DB::exec_sql(
+        &pool,
+        &format!("UPDATE eventodb_kit_outbox SET outcome_unknown = TRUE WHERE id = '{missing}'"),
+    )
+    .await;
+
+    for (stream, id) in [("landed-1", unknown), ("landed-2", lapsed)] {
+        let refused = kit.outbox().discard(id).await;
+        assert!(
+            matches!(&refused, Err(Error::OutboxRowAlreadySent { id: found, stream: s, position: 0 })
+                if *found == id.to_string() && s == stream),
+            "{refused:?}"
+        );
+        let row = kit.outbox().row(id).await.unwrap().unwrap();
+        assert_eq!(
+            row.status,
+            RowStatus::Pending,
+            "the refusal changed nothing"
+        );
+    }
+    assert!(kit.outbox().discard(missing).await.unwrap());
+
+    let sender = kit.outbox().spawn_sender(fast()).await.unwrap();
+    drained(&kit, Duration::from_secs(20)).await;
+    sender.shutdown().await.unwrap();
+    assert_stream(&kit, "landed-1", &[unknown]).await;
+    assert_stream(&kit, "landed-2", &[lapsed]).await;
+    assert_stream(&kit, "landed-3", &[]).await;
+    for id in [unknown, lapsed] {
+        let row = kit.outbox().row(id).await.unwrap().unwrap();
+        assert_eq!((row.status, row.position), (RowStatus::Sent, Some(0)));
+    }
+    assert_eq!(
+        kit.outbox().row(missing).await.unwrap().unwrap().status,
+        RowStatus::Discarded
+    );
 }
 
 pub(crate) async fn discard_unparks_the_stream<DB: Backend>(pool: Pool<DB>) {

@@ -41,7 +41,7 @@ pub enum DialectKind {
     Sqlite,
 }
 
-pub(crate) use private::{Claim, Claimed, Inserted, Unverified};
+pub(crate) use private::{Claim, Claimed, Discard, DiscardState, Inserted, Unverified};
 
 /// Counts for health checks and metrics.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -259,11 +259,17 @@ const SQL: Sql = Sql {
         WHERE l.namespace = $1 AND l.stream = (
             SELECT o.stream FROM eventodb_kit_outbox AS o WHERE o.namespace = $1 AND o.id = $2::uuid)
         FOR UPDATE OF l",
-    discard_in_flight: "SELECT EXISTS (
-            SELECT 1 FROM eventodb_kit_outbox AS o
-            JOIN eventodb_kit_outbox_leases AS l ON l.namespace = o.namespace AND l.stream = o.stream
-            WHERE o.namespace = $1 AND o.id = $2::uuid AND o.status = 'pending'
-              AND l.lease_until >= now() AND o.seq BETWEEN l.from_seq AND l.through_seq)",
+    discard_state: "SELECT o.stream, o.status, o.attempts::int8 AS attempts, o.outcome_unknown,
+            o.expected_version, l.owner AS lease_owner, l.lease_until::text AS lease_until,
+            l.from_seq, l.through_seq,
+            COALESCE(o.status = 'pending' AND o.seq BETWEEN l.from_seq AND l.through_seq
+                     AND l.lease_until >= now(), FALSE) AS in_flight,
+            COALESCE(o.status = 'pending' AND o.seq BETWEEN l.from_seq AND l.through_seq
+                     AND l.lease_until < now(), FALSE) AS lapsed
+        FROM eventodb_kit_outbox AS o
+        LEFT JOIN eventodb_kit_outbox_leases AS l
+            ON l.namespace = o.namespace AND l.stream = o.stream
+        WHERE o.namespace = $1 AND o.id = $2::uuid",
     discard: "UPDATE eventodb_kit_outbox
         SET status = 'discarded'
         WHERE namespace = $1 AND id = $2::uuid AND status IN ('pending', 'failed')",

@@ -21,6 +21,44 @@ pub enum Inserted {
     Existing { id: String, content_hash: String },
 }
 
+/// An outbox row as a discard decides on it: read once before the row is looked up in
+/// EventoDB and again under the claim lock, to see that nothing moved in between.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiscardState {
+    pub stream: String,
+    pub status: String,
+    pub attempts: i64,
+    pub outcome_unknown: bool,
+    pub expected_version: Option<i64>,
+    /// The stream's lease: owner, end (as text), first and last `seq` it covers.
+    pub lease: Option<(String, String, i64, i64)>,
+    /// A live lease covers the row while it is pending: a sender holds it.
+    pub in_flight: bool,
+    /// A lease that ran out covers the row while it is pending: a send made under it may
+    /// have landed without being recorded.
+    pub lapsed: bool,
+}
+
+impl DiscardState {
+    /// Pending or failed.
+    pub fn unsent(&self) -> bool {
+        matches!(self.status.as_str(), "pending" | "failed")
+    }
+}
+
+/// What [`Backend::discard`](super::Backend) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Discard {
+    /// The row is discarded.
+    Done,
+    /// There is no unsent row with that id (any more).
+    Gone,
+    /// A sender holds the row.
+    InFlight,
+    /// The row or its lease changed since it was read: decide again.
+    Moved,
+}
+
 /// A row claimed by a sender, with everything needed to send it.
 #[derive(Debug, Clone)]
 pub struct Claimed {
@@ -228,12 +266,20 @@ pub trait Dialect: sqlx::Database + Sized {
         id: &str,
         drop_expected_version: bool,
     ) -> impl Future<Output = Result<bool>> + Send;
-    /// Failed or pending → discarded. `false` if no such unsent row.
+    /// The row's state and its stream's lease, `None` when there is no such row.
+    fn discard_state(
+        pool: &Pool<Self>,
+        namespace: &str,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<DiscardState>>> + Send;
+    /// Failed or pending → discarded, under the claim lock and the stream's lease row, if the
+    /// row's state is still `seen` and no sender holds it.
     fn discard(
         pool: &Pool<Self>,
         namespace: &str,
         id: &str,
-    ) -> impl Future<Output = Result<bool>> + Send;
+        seen: &DiscardState,
+    ) -> impl Future<Output = Result<Discard>> + Send;
     /// Deletes up to `batch` sent (and, if `require_verified`, verified) or discarded
     /// rows older than `retention`, and up to `batch` stream leases that ran out and
     /// fence no unsent row.

@@ -438,11 +438,22 @@ macro_rules! backend_impl {
                 Ok(done.rows_affected() > 0)
             }
 
+            async fn discard_state(
+                pool: &sqlx::Pool<Self>,
+                namespace: &str,
+                id: &str,
+            ) -> $crate::error::Result<Option<$crate::outbox::backend::DiscardState>> {
+                let mut conn = pool.acquire().await.map_err(db)?;
+                read_discard_state(&mut conn, namespace, id).await
+            }
+
             async fn discard(
                 pool: &sqlx::Pool<Self>,
                 namespace: &str,
                 id: &str,
-            ) -> $crate::error::Result<bool> {
+                seen: &$crate::outbox::backend::DiscardState,
+            ) -> $crate::error::Result<$crate::outbox::backend::Discard> {
+                use $crate::outbox::backend::Discard;
                 // Under the claim lock and the stream's lease row (so no claim is half-way
                 // through taking the row), refuse a row a sender holds: it may be on its way
                 // to EventoDB, and discarding it would neither stop that send nor keep the
@@ -454,14 +465,13 @@ macro_rules! backend_impl {
                     .execute(&mut *tx)
                     .await
                     .map_err(db)?;
-                let in_flight: bool = sqlx::query_scalar($sql.discard_in_flight)
-                    .bind(namespace)
-                    .bind(id)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(db)?;
-                if in_flight {
-                    return Err($crate::error::Error::OutboxRowInFlight { id: id.to_owned() });
+                let now = read_discard_state(&mut tx, namespace, id).await?;
+                match now {
+                    Some(state) if state.in_flight => return Ok(Discard::InFlight),
+                    Some(state) if state == *seen => {}
+                    Some(state) if !state.unsent() => return Ok(Discard::Gone),
+                    Some(_) => return Ok(Discard::Moved),
+                    None => return Ok(Discard::Gone),
                 }
                 let done = sqlx::query($sql.discard)
                     .bind(namespace)
@@ -470,7 +480,11 @@ macro_rules! backend_impl {
                     .await
                     .map_err(db)?;
                 tx.commit().await.map_err(db)?;
-                Ok(done.rows_affected() > 0)
+                Ok(if done.rows_affected() > 0 {
+                    Discard::Done
+                } else {
+                    Discard::Gone
+                })
             }
 
             async fn purge(
@@ -711,6 +725,46 @@ macro_rules! backend_impl {
                 last.more_after = more_after;
             }
             Ok(claimed)
+        }
+
+        async fn read_discard_state(
+            conn: &mut $conn,
+            namespace: &str,
+            id: &str,
+        ) -> $crate::error::Result<Option<$crate::outbox::backend::DiscardState>> {
+            use sqlx::Row as _;
+            let Some(row) = sqlx::query($sql.discard_state)
+                .bind(namespace)
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(db)?
+            else {
+                return Ok(None);
+            };
+            let decode = || -> Result<$crate::outbox::backend::DiscardState, sqlx::Error> {
+                let owner: Option<String> = row.try_get("lease_owner")?;
+                let lease = match owner {
+                    Some(owner) => Some((
+                        owner,
+                        row.try_get("lease_until")?,
+                        row.try_get("from_seq")?,
+                        row.try_get("through_seq")?,
+                    )),
+                    None => None,
+                };
+                Ok($crate::outbox::backend::DiscardState {
+                    stream: row.try_get("stream")?,
+                    status: row.try_get("status")?,
+                    attempts: row.try_get::<i64, _>("attempts")?,
+                    outcome_unknown: row.try_get("outcome_unknown")?,
+                    expected_version: row.try_get("expected_version")?,
+                    lease,
+                    in_flight: row.try_get("in_flight")?,
+                    lapsed: row.try_get("lapsed")?,
+                })
+            };
+            decode().map(Some).map_err(db)
         }
 
         fn decode_claimed(

@@ -62,8 +62,12 @@ pub(crate) struct Sql {
     /// (namespace, id): locks the lease row of the row's stream, if there is one (waits
     /// for a claim of that stream to commit).
     pub(crate) discard_lock_lease: &'static str,
-    /// (namespace, id) → whether a live lease covers the row while it is pending
-    pub(crate) discard_in_flight: &'static str,
+    /// (namespace, id) → the row's state and its stream's lease, as [`DiscardState`]
+    /// (`in_flight`: a live lease covers the row while it is pending; `lapsed`: one that ran
+    /// out does)
+    ///
+    /// [`DiscardState`]: super::DiscardState
+    pub(crate) discard_state: &'static str,
     /// (namespace, id)
     pub(crate) discard: &'static str,
     /// (namespace, retention, batch, require_verified)

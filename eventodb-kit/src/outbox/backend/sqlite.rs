@@ -249,14 +249,21 @@ const SQL: Sql = Sql {
     ),
     // The claim's write lock (`BEGIN IMMEDIATE`) already keeps claims out.
     discard_lock_lease: "SELECT 1 WHERE ?1 IS NOT NULL AND ?2 IS NOT NULL",
-    discard_in_flight: concat!(
-        "SELECT EXISTS (
-            SELECT 1 FROM eventodb_kit_outbox AS o
-            JOIN eventodb_kit_outbox_leases AS l ON l.namespace = o.namespace AND l.stream = o.stream
-            WHERE o.namespace = ?1 AND o.id = ?2 AND o.status = 'pending'
-              AND l.lease_until >= ",
+    discard_state: concat!(
+        "SELECT o.stream, o.status, o.attempts, o.outcome_unknown, o.expected_version,
+            l.owner AS lease_owner, l.lease_until, l.from_seq, l.through_seq,
+            COALESCE(o.status = 'pending' AND o.seq BETWEEN l.from_seq AND l.through_seq
+                     AND l.lease_until >= ",
         now!(),
-        " AND o.seq BETWEEN l.from_seq AND l.through_seq)"
+        ", FALSE) AS in_flight,
+            COALESCE(o.status = 'pending' AND o.seq BETWEEN l.from_seq AND l.through_seq
+                     AND l.lease_until < ",
+        now!(),
+        ", FALSE) AS lapsed
+        FROM eventodb_kit_outbox AS o
+        LEFT JOIN eventodb_kit_outbox_leases AS l
+            ON l.namespace = o.namespace AND l.stream = o.stream
+        WHERE o.namespace = ?1 AND o.id = ?2"
     ),
     discard: "UPDATE eventodb_kit_outbox
         SET status = 'discarded'

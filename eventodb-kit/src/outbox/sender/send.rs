@@ -10,9 +10,10 @@ use uuid::Uuid;
 
 use super::run::{Mark, Shared};
 use super::settle::Unrecorded;
-use crate::client::{GetStreamOptions, WriteOptions, WritePosition};
+use crate::client::{WriteOptions, WritePosition};
 use crate::error::{Error, Result};
 use crate::outbox::backend::{Backend, Claimed, DialectKind};
+use crate::outbox::lookup;
 
 /// The claimed rows of one stream, in `seq` order.
 #[derive(Debug)]
@@ -48,9 +49,6 @@ const ROUNDS: usize = 20;
 /// and PostgreSQL drained at 0.46 to 0.53 of the raw client against 0.60 to 0.71 without
 /// slices; with 500 ms, 0.61.
 pub(super) const SLICE: Duration = Duration::from_millis(500);
-
-/// Page size when looking for an id in a stream.
-const LOOKUP_PAGE: i64 = 1000;
 
 /// Sends the rows of one stream one after the other, then claims the stream's next rows
 /// (a few rounds). Stops at the first row that cannot be sent (its later rows are released,
@@ -399,56 +397,19 @@ fn error_text(error: &Error) -> String {
     text
 }
 
-/// Looks for the row's id in its stream: at `expected_version + 1` when the row carries an
-/// expected version, else page by page from the start.
+/// Looks for the row's id in its stream (see [`lookup::find_in_stream`]).
 async fn find_in_stream<DB: Backend>(
     shared: &Shared<DB>,
     row: &Claimed,
     id: Uuid,
 ) -> Result<Option<WritePosition>> {
-    let client = shared.outbox.client();
-    let found = |messages: &[crate::client::Message]| {
-        messages
-            .iter()
-            // Compared as UUIDs: PostgreSQL echoes the canonical form, SQLite and Pebble
-            // the text as written; another producer's non-UUID id never matches.
-            .find(|message| message.id == id)
-            .map(|message| WritePosition {
-                position: message.position,
-                global_position: message.global_position,
-            })
-    };
-    if let Some(version) = row.expected_version {
-        let page = client
-            .stream_get(
-                &row.stream,
-                &GetStreamOptions::new().position(version + 1).batch_size(1),
-            )
-            .await?;
-        if let Some(position) = found(&page) {
-            return Ok(Some(position));
-        }
-    }
-    let mut from = 0;
-    loop {
-        let page = client
-            .stream_get(
-                &row.stream,
-                &GetStreamOptions::new()
-                    .position(from)
-                    .batch_size(LOOKUP_PAGE),
-            )
-            .await?;
-        if let Some(position) = found(&page) {
-            return Ok(Some(position));
-        }
-        match page.last() {
-            Some(last) if i64::try_from(page.len()).unwrap_or(0) >= LOOKUP_PAGE => {
-                from = last.position + 1;
-            }
-            _ => return Ok(None),
-        }
-    }
+    lookup::find_in_stream(
+        shared.outbox.client(),
+        &row.stream,
+        row.expected_version,
+        id,
+    )
+    .await
 }
 
 /// Capped exponential backoff with jitter: `initial * 2^(attempt-1)`, at most `max`, then a
