@@ -1315,12 +1315,7 @@ pub(crate) async fn a_row_being_sent_cannot_be_discarded<DB: RawSql>(pool: Pool<
         matches!(&refused, Err(Error::OutboxRowInFlight { id: held }) if *held == id.to_string()),
         "{refused:?}"
     );
-    let row = kit.outbox().row(id).await.unwrap().unwrap();
-    assert_eq!(
-        row.status,
-        RowStatus::Pending,
-        "the refusal changed nothing"
-    );
+    assert_still_pending(&kit, id).await;
     // The sender stopped midway and its lease ran out over the row: the send may have landed
     // unrecorded. While EventoDB cannot say, the row is not given up.
     expire_leases(&pool).await;
@@ -1331,14 +1326,23 @@ pub(crate) async fn a_row_being_sent_cannot_be_discarded<DB: RawSql>(pool: Pool<
             matches!(&unknown, Err(error) if error.is_transient()),
             "{unknown:?}"
         );
-        let row = kit.outbox().row(id).await.unwrap().unwrap();
-        assert_eq!(row.status, RowStatus::Pending);
+        assert_still_pending(&kit, id).await;
         server.faults().refuse_connections(false);
     }
     // EventoDB does not hold it: it can go.
     assert!(kit.outbox().discard(id).await.unwrap());
     let row = kit.outbox().row(id).await.unwrap().unwrap();
     assert_eq!(row.status, RowStatus::Discarded);
+}
+
+/// A refused discard changed nothing: the row is still pending.
+async fn assert_still_pending<DB: Backend>(kit: &Kit<DB>, id: Uuid) {
+    let row = kit.outbox().row(id).await.unwrap().unwrap();
+    assert_eq!(
+        row.status,
+        RowStatus::Pending,
+        "the refusal changed nothing"
+    );
 }
 
 /// Every lease ran out (its sender stopped without giving it back).
@@ -1392,12 +1396,7 @@ pub(crate) async fn a_row_that_reached_eventodb_is_not_discarded<DB: RawSql>(poo
                 if *found == id.to_string() && s == stream),
             "{refused:?}"
         );
-        let row = kit.outbox().row(id).await.unwrap().unwrap();
-        assert_eq!(
-            row.status,
-            RowStatus::Pending,
-            "the refusal changed nothing"
-        );
+        assert_still_pending(&kit, id).await;
     }
     assert!(kit.outbox().discard(missing).await.unwrap());
 
