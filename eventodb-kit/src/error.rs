@@ -5,6 +5,12 @@
 //! before sending); the helper methods ([`Error::is_transient`], [`Error::outcome_unknown`],
 //! [`Error::is_duplicate_id`], [`Error::is_version_conflict`]) say what a caller should do
 //! about it.
+//!
+//! As the Rust API guidelines ask, an error's message leaves its cause to
+//! [`source()`](std::error::Error::source): `{error}` shows "database error", and the
+//! database's own message is the next link of the chain. Print the whole chain to see it:
+//! `anyhow`'s `{:#}`, `eyre`, `tracing` (an error recorded as a field), or a loop over
+//! `source()`.
 
 use std::fmt;
 use std::time::Duration;

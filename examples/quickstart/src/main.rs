@@ -65,9 +65,25 @@ async fn main() -> ExitCode {
     match run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("\nerror: {error}");
+            eprintln!("\nerror: {}", Chain(&*error));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// An error followed by its causes, `error: cause: cause` (eventodb-kit's errors leave their
+/// causes to `source()`, as the Rust API guidelines ask, so `{error}` alone shows only the first).
+struct Chain<'e>(&'e (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(error) = cause {
+            write!(f, ": {error}")?;
+            cause = error.source();
+        }
+        Ok(())
     }
 }
 
@@ -241,7 +257,7 @@ async fn shop<DB: AppDb>(
 ) -> Result<(), BoxError> {
     eventodb_kit::migrate(&pool)
         .await
-        .map_err(|e| format!("cannot create the eventodb-kit tables: {e}"))?;
+        .map_err(|e| format!("cannot create the eventodb-kit tables: {}", Chain(&e)))?;
     DB::create_tables(&pool)
         .await
         .map_err(|e| format!("cannot create the shop's tables: {e}"))?;
@@ -249,12 +265,17 @@ async fn shop<DB: AppDb>(
         .token(&eventodb.token)
         .database(pool.clone())
         .build()
-        .map_err(|e| format!("bad EventoDB settings (EVENTODB_URL / EVENTODB_TOKEN): {e}"))?;
+        .map_err(|e| {
+            format!(
+                "bad EventoDB settings (EVENTODB_URL / EVENTODB_TOKEN): {}",
+                Chain(&e)
+            )
+        })?;
     let version = kit
         .client()
         .sys_version()
         .await
-        .map_err(|e| format!("cannot reach EventoDB at {}: {e}", eventodb.url))?;
+        .map_err(|e| format!("cannot reach EventoDB at {}: {}", eventodb.url, Chain(&e)))?;
     let kind = if eventodb.embedded.is_some() {
         "embedded EventoDB"
     } else {
@@ -295,7 +316,7 @@ async fn shop<DB: AppDb>(
         )
         .spawn()
         .await
-        .map_err(|e| format!("cannot start the workers: {e}"))?;
+        .map_err(|e| format!("cannot start the workers: {}", Chain(&e)))?;
 
     let counters = Counters {
         total: checkouts as u64 * 2,
@@ -334,7 +355,7 @@ async fn shop<DB: AppDb>(
                 failure = workers.next_failure() => {
                     let message = failure.map_or_else(
                         || "every consumer stopped".to_owned(),
-                        |e| format!("a consumer stopped: {e}"),
+                        |e| format!("a consumer stopped: {}", Chain(&e)),
                     );
                     return Err(message.into());
                 }
@@ -361,7 +382,7 @@ async fn shop<DB: AppDb>(
     workers
         .shutdown()
         .await
-        .map_err(|e| format!("shutdown failed: {e}"))?;
+        .map_err(|e| format!("shutdown failed: {}", Chain(&e)))?;
     let totals = DB::totals(&pool, &run_id).await?;
 
     let written = counters.total;
