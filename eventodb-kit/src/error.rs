@@ -185,6 +185,32 @@ pub enum Error {
         /// Where EventoDB holds it in the stream.
         position: i64,
     },
+    /// [`Outbox::wait_sent`](crate::outbox::Outbox::wait_sent) waited for a row that is
+    /// parked: a permanent failure holds it (and its stream) until an operator retries or
+    /// discards it.
+    #[error("outbox row {id} failed and is parked until it is retried or discarded: {error}")]
+    OutboxRowFailed {
+        /// The row's message id.
+        id: String,
+        /// The error its last attempt got.
+        error: String,
+    },
+    /// [`Outbox::wait_sent`](crate::outbox::Outbox::wait_sent) gave up: the row was not sent
+    /// within the timeout.
+    #[error(
+        "outbox row {id} was not sent within {after:?} (still pending after {attempts} attempts{}; is an outbox sender running?)",
+        last_error.as_deref().map(|error| format!(", the last one failed: {error}")).unwrap_or_default()
+    )]
+    OutboxWaitTimeout {
+        /// The row's message id.
+        id: String,
+        /// How often it was tried.
+        attempts: i64,
+        /// The error of its last attempt, if it failed.
+        last_error: Option<String>,
+        /// The timeout.
+        after: Duration,
+    },
     /// An event failed its own validation before it was written.
     #[error(transparent)]
     InvalidEvent(#[from] crate::event::ValidationError),

@@ -202,6 +202,7 @@ impl<DB: Backend> Workers<DB> {
 }
 
 /// Workers started by [`Workers::spawn`]. Dropping this stops them without waiting.
+#[must_use = "dropping RunningWorkers stops the workers at once: keep it, and end with .shutdown().await"]
 pub struct RunningWorkers {
     cancel: CancellationToken,
     sender: Option<Sender>,

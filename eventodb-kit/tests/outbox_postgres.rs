@@ -47,6 +47,7 @@ scenarios!(fresh, cleanup;
     a_row_being_sent_cannot_be_discarded,
     a_row_that_reached_eventodb_is_not_discarded,
     discard_unparks_the_stream,
+    wait_sent_says_why_a_row_is_not_sent,
     parked_streams_do_not_starve_the_others,
     long_streams_leave_no_stranded_lease,
     shutdown_mid_drain_loses_nothing,

@@ -158,8 +158,10 @@ impl<DB: Backend> Outbox<DB> {
     /// can wait for a consumer to reach that global position). Gives up after `timeout`.
     ///
     /// # Errors
-    /// [`Error::Timeout`] after `timeout`; [`Error::InvalidArgument`] when no row has the id
-    /// or it was discarded; [`Error::Database`].
+    /// [`Error::OutboxRowFailed`] at once when the row is parked by a permanent failure;
+    /// [`Error::OutboxWaitTimeout`] after `timeout` (with the row's attempts and last error);
+    /// [`Error::InvalidArgument`] when no row has the id or it was discarded;
+    /// [`Error::Database`].
     pub async fn wait_sent(&self, id: Uuid, timeout: Duration) -> Result<WritePosition> {
         let mut sent = wake::sent_rows();
         let deadline = tokio::time::Instant::now() + timeout;
@@ -180,6 +182,12 @@ impl<DB: Backend> Outbox<DB> {
                         "outbox row {id} was discarded"
                     )));
                 }
+                (RowStatus::Failed, ..) => {
+                    return Err(Error::OutboxRowFailed {
+                        id: id.to_string(),
+                        error: row.last_error.unwrap_or_default(),
+                    });
+                }
                 _ => {}
             }
             // Another process may send it: poll as well as listen.
@@ -188,8 +196,10 @@ impl<DB: Backend> Outbox<DB> {
                 _ = sent.changed() => {}
                 () = wait => {}
                 () = tokio::time::sleep_until(deadline) => {
-                    return Err(Error::Timeout {
-                        url: format!("outbox row {id}"),
+                    return Err(Error::OutboxWaitTimeout {
+                        id: id.to_string(),
+                        attempts: row.attempts,
+                        last_error: row.last_error,
                         after: timeout,
                     });
                 }

@@ -1416,6 +1416,58 @@ pub(crate) async fn a_row_that_reached_eventodb_is_not_discarded<DB: RawSql>(poo
     );
 }
 
+/// `wait_sent` says why a row is not sent: no sender took it within the timeout, or it is
+/// parked (at once, not after the timeout).
+pub(crate) async fn wait_sent_says_why_a_row_is_not_sent<DB: Backend>(pool: Pool<DB>) {
+    let env = Env::new("outbox").await;
+    let kit = env.kit(&pool);
+    let waiting = commit_one(&kit, "why-1", 1).await;
+    let timed_out = kit
+        .outbox()
+        .wait_sent(waiting, Duration::from_millis(200))
+        .await;
+    match &timed_out {
+        Err(
+            error @ Error::OutboxWaitTimeout {
+                id,
+                attempts: 0,
+                last_error: None,
+                ..
+            },
+        ) if *id == waiting.to_string() => {
+            assert!(
+                error.to_string().contains("is an outbox sender running?"),
+                "{error}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+
+    let mut tx = pool.begin().await.unwrap();
+    let doomed = kit
+        .outbox()
+        .write(&mut *tx, "why-2", RawMessage::new("T", json!({"n": 1})))
+        .expected_version(9)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let sender = kit.outbox().spawn_sender(fast()).await.unwrap();
+    kit.outbox()
+        .wait_sent(waiting, Duration::from_secs(20))
+        .await
+        .unwrap();
+    let parked = kit
+        .outbox()
+        .wait_sent(doomed.id, Duration::from_secs(3600))
+        .await;
+    assert!(
+        matches!(&parked, Err(Error::OutboxRowFailed { id, error })
+            if *id == doomed.id.to_string() && !error.is_empty()),
+        "{parked:?}"
+    );
+    sender.shutdown().await.unwrap();
+}
+
 pub(crate) async fn discard_unparks_the_stream<DB: Backend>(pool: Pool<DB>) {
     let env = Env::new("outbox").await;
     let kit = env.kit(&pool);

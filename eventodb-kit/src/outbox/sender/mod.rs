@@ -167,6 +167,7 @@ impl SenderOptions {
 /// A running sender. [`Sender::shutdown`] stops it gracefully; dropping the handle stops it
 /// too (without waiting).
 #[derive(Debug)]
+#[must_use = "dropping the Sender stops it at once: keep it, and end with .shutdown().await"]
 pub struct Sender {
     cancel: CancellationToken,
     wake_cancel: CancellationToken,
