@@ -31,6 +31,34 @@ pub(crate) fn log_field<'e>(
     error
 }
 
+/// `error` as [`Error::NotMigrated`] when the database says one of the kit's tables or columns
+/// does not exist (PostgreSQL `42P01`, `42703`; SQLite "no such table", "no such column"),
+/// else as [`Error::Database`].
+pub(crate) fn database_or_not_migrated(source: sqlx::Error) -> Error {
+    let missing = match &source {
+        sqlx::Error::Database(error) => {
+            matches!(error.code().as_deref(), Some("42P01" | "42703"))
+                || error.message().contains("no such table: eventodb_kit_")
+                || error.message().contains("no such column")
+        }
+        _ => false,
+    };
+    if missing {
+        Error::NotMigrated { source }
+    } else {
+        Error::Database { source }
+    }
+}
+
+/// The same for an error of ours: a [`Error::Database`] that says a table or column is
+/// missing becomes [`Error::NotMigrated`].
+pub(crate) fn or_not_migrated(error: Error) -> Error {
+    match error {
+        Error::Database { source } => database_or_not_migrated(source),
+        other => other,
+    }
+}
+
 /// Whether a database operation failed in a way that waiting can mend: the connection refused,
 /// reset or timed out, the server starting up or shutting down (`57P01` to `57P03`), a
 /// connection exception (class `08`), or too many connections (`53300`). Not: authentication,
@@ -128,6 +156,17 @@ pub enum Error {
     #[error("database error")]
     Database {
         /// The sqlx error.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// A table or column of eventodb-kit is missing: the database was never migrated, or by
+    /// an older version. Run [`migrate`](crate::migrate) at start (or apply
+    /// [`migrations`](crate::migrations) with your own migration tool).
+    #[error(
+        "the eventodb-kit tables are missing or out of date: run eventodb_kit::migrate(&pool) first"
+    )]
+    NotMigrated {
+        /// The database's error.
         #[source]
         source: sqlx::Error,
     },

@@ -143,10 +143,10 @@ impl<DB: Backend> Workers<DB> {
     /// rows once it answers.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] for a bad consumer option; [`Error::Database`] when a
-    /// consumer's state cannot be read, or the sender cannot start, for a reason waiting
-    /// cannot mend (a wrong password, a missing database, a missing table). Nothing runs
-    /// then.
+    /// [`Error::InvalidArgument`] for a bad consumer option; [`Error::NotMigrated`] when the
+    /// kit's tables are missing (run [`migrate`](crate::migrate) first); [`Error::Database`]
+    /// when a consumer's state cannot be read, or the sender cannot start, for a reason
+    /// waiting cannot mend (a wrong password, a missing database). Nothing runs then.
     pub async fn spawn(self) -> Result<RunningWorkers> {
         let hub = match (&self.hub, self.consumers.is_empty()) {
             (Some(options), false) => Some(Hub::shared(self.kit.client(), *options)),
@@ -154,7 +154,11 @@ impl<DB: Backend> Workers<DB> {
         };
         let mut prepared = Vec::with_capacity(self.consumers.len());
         for (_, pending) in self.consumers {
-            prepared.push(pending(self.kit.clone(), hub.clone()).await?);
+            prepared.push(
+                pending(self.kit.clone(), hub.clone())
+                    .await
+                    .map_err(crate::error::or_not_migrated)?,
+            );
         }
         for (i, (a, _)) in prepared.iter().enumerate() {
             if prepared[..i].iter().any(|(b, _)| {

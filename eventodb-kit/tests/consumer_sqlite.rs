@@ -100,6 +100,7 @@ consumer_scenarios!(fresh, cleanup;
     outbox_commit_reaches_the_handler,
     correlation_filter_sees_only_matching_events,
     bad_options_are_refused,
+    an_unmigrated_database_is_named_as_such,
     batched_transactions_commit_effects_once,
     failure_mid_batch_is_retried_alone,
     poison_mid_batch_is_skipped_alone,

@@ -41,6 +41,7 @@ async fn cleanup(db: TestDb) {
 
 scenarios!(fresh, cleanup;
     migrations_are_idempotent_and_reversible,
+    an_unmigrated_database_is_named_as_such,
     rollback_leaves_nothing,
     write_fixes_the_id_and_options,
     idempotency_key_returns_the_first_id,

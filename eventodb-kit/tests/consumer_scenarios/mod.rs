@@ -1273,6 +1273,28 @@ async fn correlation_consumer_passes_unmatched_events<DB: Db>(pool: Pool<DB>, en
 }
 
 /// Bad options are refused before anything runs.
+/// A database without the kit's tables is named as such when the consumers start, not as a
+/// bare database error.
+pub(crate) async fn an_unmigrated_database_is_named_as_such<DB: Db>(pool: Pool<DB>) {
+    let env = Env::new("consumer").await;
+    let kit = env.kit(&pool);
+    eventodb_kit::migrate_down(&pool, 0).await.unwrap();
+    let log = Log::default();
+    let result = kit
+        .workers()
+        .consumer(Recorder::new("ok", "x", &log), ConsumerOptions::new("x"))
+        .spawn()
+        .await;
+    match result {
+        Err(error @ Error::NotMigrated { .. }) => assert!(
+            error.to_string().contains("eventodb_kit::migrate(&pool)"),
+            "{error}"
+        ),
+        other => panic!("{:?}", other.map(|_| "running")),
+    }
+    eventodb_kit::migrate(&pool).await.unwrap();
+}
+
 pub(crate) async fn bad_options_are_refused<DB: Db>(pool: Pool<DB>) {
     let env = Env::new("consumer").await;
     let kit = env.kit(&pool);

@@ -202,6 +202,42 @@ impl Event for UserCreated {
 
 // ---------------------------------------------------------------- database only
 
+/// A database without the outbox tables is named as such, by a write and by a sender that
+/// would otherwise start and only log failed claims.
+pub(crate) async fn an_unmigrated_database_is_named_as_such<DB: Backend>(pool: Pool<DB>) {
+    let kit = offline_kit(&pool);
+    eventodb_kit::migrate_down(&pool, 0).await.unwrap();
+    let not_migrated = |result: Result<(), Error>| match result {
+        Err(error @ Error::NotMigrated { .. }) => assert!(
+            error.to_string().contains("eventodb_kit::migrate(&pool)"),
+            "{error}"
+        ),
+        other => panic!("{other:?}"),
+    };
+    let mut tx = pool.begin().await.unwrap();
+    let written = kit
+        .outbox()
+        .write(&mut *tx, "plain-1", RawMessage::new("T", json!({})))
+        .await;
+    not_migrated(written.map(|_| ()));
+    drop(tx);
+    not_migrated(kit.outbox().spawn_sender(fast()).await.map(|_| ()));
+    not_migrated(
+        kit.workers()
+            .outbox_sender(fast())
+            .spawn()
+            .await
+            .map(|_| ()),
+    );
+    eventodb_kit::migrate(&pool).await.unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    kit.outbox()
+        .write(&mut *tx, "plain-1", RawMessage::new("T", json!({})))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+}
+
 pub(crate) async fn migrations_are_idempotent_and_reversible<DB: Backend>(pool: Pool<DB>) {
     // The harness already migrated: a second run applies nothing.
     let steps = eventodb_kit::migrations::<DB>();

@@ -882,7 +882,7 @@ macro_rules! backend_impl {
                     return $crate::error::Error::OutboxDuplicateId { id: id.to_owned() };
                 }
             }
-            db(source)
+            $crate::error::database_or_not_migrated(source)
         }
     };
 }

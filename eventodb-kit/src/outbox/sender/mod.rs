@@ -227,6 +227,9 @@ impl Drop for Sender {
     }
 }
 
+/// How long [`spawn`] waits for the database to say whether its tables are there.
+const MIGRATION_PROBE: Duration = Duration::from_secs(2);
+
 /// Starts the sender task for `outbox`.
 pub(super) async fn spawn<DB: Backend>(
     outbox: Outbox<DB>,
@@ -238,6 +241,18 @@ pub(super) async fn spawn<DB: Backend>(
         Some(pool) => outbox.with_pool(pool.clone()),
         None => outbox,
     };
+    // A database that was never migrated is a mistake to report at once (the sender would
+    // only log failed claims). One that cannot be reached yet is waited for, as documented:
+    // the probe gives up after a moment rather than the pool's acquire timeout.
+    let probe = tokio::time::timeout(
+        MIGRATION_PROBE,
+        DB::status(outbox.pool(), outbox.namespace()),
+    );
+    if let Ok(Err(error)) = probe.await {
+        if let error @ crate::Error::NotMigrated { .. } = crate::error::or_not_migrated(error) {
+            return Err(error);
+        }
+    }
     let cancel = CancellationToken::new();
     let wake_cancel = cancel.child_token();
     let wake = DB::wake_source(outbox.pool(), outbox.namespace(), wake_cancel.clone()).await?;
