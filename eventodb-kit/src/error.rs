@@ -160,7 +160,7 @@ pub enum Error {
         source: sqlx::Error,
     },
     /// A table or column of eventodb-kit is missing: the database was never migrated, or by
-    /// an older version. Run [`migrate`](crate::migrate) at start (or apply
+    /// an older version. Run [`migrate`](crate::migrate()) at start (or apply
     /// [`migrations`](crate::migrations) with your own migration tool).
     #[error(
         "the eventodb-kit tables are missing or out of date: run eventodb_kit::migrate(&pool) first"

@@ -93,6 +93,41 @@ impl<DB: Backend> Kit<DB> {
         self.outbox.namespace()
     }
 
+    /// Begins a transaction on the kit's pool for the application to write in, events and
+    /// its own rows, then commit.
+    ///
+    /// On SQLite it begins with `BEGIN IMMEDIATE`, which takes the database's write lock at
+    /// once (waiting in the busy timeout like any writer). A plain `BEGIN` takes it only at
+    /// the first write: a transaction that read first then fails with "database is locked",
+    /// without waiting, whenever another connection (the outbox sender, a consumer, another
+    /// request) wrote in between. With the sender running, that is most such transactions.
+    /// On PostgreSQL it is a plain `BEGIN`, as `pool.begin()`.
+    ///
+    /// Unlike sqlx 0.8's `begin`, a caller dropped midway leaves no transaction open on a
+    /// pooled connection.
+    ///
+    /// # Errors
+    /// [`Error::Database`](crate::Error::Database).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # use eventodb_kit::{Kit, outbox::RawMessage};
+    /// # async fn run(kit: Kit<sqlx::Sqlite>) -> eventodb_kit::Result<()> {
+    /// let mut tx = kit.begin().await?;
+    /// let (orders,): (i64,) = sqlx::query_as("SELECT count(*) FROM orders")
+    ///     .fetch_one(&mut *tx)
+    ///     .await
+    ///     .map_err(|source| eventodb_kit::Error::Database { source })?;
+    /// kit.outbox()
+    ///     .write(&mut *tx, "order-7", RawMessage::new("Counted", serde_json::json!({ "orders": orders })))
+    ///     .await?;
+    /// tx.commit().await.map_err(|source| eventodb_kit::Error::Database { source })?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn begin(&self) -> crate::Result<sqlx::Transaction<'static, DB>> {
+        DB::begin_application(self.pool()).await
+    }
+
     /// The outbox: write events inside your transactions.
     pub fn outbox(&self) -> &Outbox<DB> {
         &self.outbox

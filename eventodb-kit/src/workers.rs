@@ -144,7 +144,7 @@ impl<DB: Backend> Workers<DB> {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for a bad consumer option; [`Error::NotMigrated`] when the
-    /// kit's tables are missing (run [`migrate`](crate::migrate) first); [`Error::Database`]
+    /// kit's tables are missing (run [`migrate`](crate::migrate()) first); [`Error::Database`]
     /// when a consumer's state cannot be read, or the sender cannot start, for a reason
     /// waiting cannot mend (a wrong password, a missing database). Nothing runs then.
     pub async fn spawn(self) -> Result<RunningWorkers> {

@@ -28,6 +28,7 @@ scenarios!(fresh, cleanup;
     bad_input_is_rejected_before_the_database,
     write_batch_checks_everything_first,
     write_batch_is_all_or_nothing,
+    transactions_that_read_first_commit_beside_the_sender,
     sender_keeps_rows_while_eventodb_is_unreachable,
     drains_in_commit_order_per_stream,
     wakes_on_commit_without_polling,

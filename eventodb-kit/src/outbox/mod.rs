@@ -186,7 +186,7 @@ impl<DB: Backend> Outbox<DB> {
     ///
     /// # Errors
     /// [`Error::NotMigrated`](crate::Error::NotMigrated) when the outbox tables are missing
-    /// (run [`migrate`](crate::migrate) first).
+    /// (run [`migrate`](crate::migrate()) first).
     /// [`Error::Database`](crate::Error::Database) when PostgreSQL refuses the sender's
     /// listening connection for a reason waiting cannot mend (authentication, a missing
     /// database), or when a SQLite pool fails the query that asks which file it holds.

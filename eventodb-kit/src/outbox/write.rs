@@ -28,7 +28,7 @@ pub struct Written {
 /// Awaiting gives [`Error::InvalidArgument`] (bad stream, type, data, metadata, key),
 /// [`Error::InvalidEvent`] (an event's own validation), [`Error::IdempotencyConflict`] (the
 /// key names a row with other content), [`Error::OutboxDuplicateId`] (a custom id already in
-/// the outbox), [`Error::NotMigrated`] (no outbox table: run [`migrate`](crate::migrate)
+/// the outbox), [`Error::NotMigrated`] (no outbox table: run [`migrate`](crate::migrate())
 /// first) or [`Error::Database`]. Input errors come before anything touches the database.
 #[must_use = "a write does nothing until it is awaited"]
 pub struct Write<'a, DB: Backend> {

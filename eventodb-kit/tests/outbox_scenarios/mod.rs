@@ -628,6 +628,48 @@ pub(crate) async fn write_batch_is_all_or_nothing<DB: Backend>(pool: Pool<DB>) {
     assert_eq!(outbox.status().await.unwrap().pending, 3);
 }
 
+/// Application transactions begun with `Kit::begin` that read before they write commit beside
+/// a running sender (on SQLite a plain `BEGIN` fails most of them with "database is locked").
+pub(crate) async fn transactions_that_read_first_commit_beside_the_sender<DB: RawSql>(
+    pool: Pool<DB>,
+) {
+    let env = Env::new("outbox").await;
+    let kit = env.kit(&pool);
+    let sender = kit.outbox().spawn_sender(fast()).await.unwrap();
+    let tasks: Vec<_> = (0..4)
+        .map(|task| {
+            let kit = kit.clone();
+            tokio::spawn(async move {
+                let mut ids = Vec::new();
+                for n in 0..50 {
+                    let mut tx = kit.begin().await.unwrap();
+                    DB::query_i64_in(&mut tx, "SELECT count(*) FROM eventodb_kit_outbox").await;
+                    let written = kit
+                        .outbox()
+                        .write(
+                            &mut *tx,
+                            format!("reader-{task}"),
+                            RawMessage::new("Counted", json!({ "n": n })),
+                        )
+                        .await
+                        .unwrap();
+                    tx.commit().await.unwrap();
+                    ids.push(written.id);
+                }
+                (format!("reader-{task}"), ids)
+            })
+        })
+        .collect();
+    let mut expected = HashMap::new();
+    for task in tasks {
+        let (stream, ids) = task.await.expect("every transaction commits");
+        expected.insert(stream, ids);
+    }
+    drained(&kit, Duration::from_secs(30)).await;
+    sender.shutdown().await.unwrap();
+    assert_streams(&kit, &env, &expected).await;
+}
+
 pub(crate) async fn sender_keeps_rows_while_eventodb_is_unreachable<DB: Backend>(pool: Pool<DB>) {
     let kit = offline_kit(&pool);
     let id = commit_one(&kit, "account-1", 1).await;
@@ -880,6 +922,11 @@ pub(crate) trait RawSql: Backend {
     fn exec_sql(pool: &Pool<Self>, sql: &str) -> impl Future<Output = ()> + Send;
     /// The first column of the first row of `sql`, an integer.
     fn query_i64(pool: &Pool<Self>, sql: &str) -> impl Future<Output = i64> + Send;
+    /// The same, inside the transaction `tx`.
+    fn query_i64_in(
+        tx: &mut sqlx::Transaction<'static, Self>,
+        sql: &str,
+    ) -> impl Future<Output = i64> + Send;
 }
 
 macro_rules! raw_sql {
@@ -891,6 +938,11 @@ macro_rules! raw_sql {
 
             async fn query_i64(pool: &Pool<Self>, sql: &str) -> i64 {
                 let row = sqlx::Executor::fetch_one(pool, sql).await.unwrap();
+                sqlx::Row::try_get(&row, 0).unwrap()
+            }
+
+            async fn query_i64_in(tx: &mut sqlx::Transaction<'static, Self>, sql: &str) -> i64 {
+                let row = sqlx::Executor::fetch_one(&mut **tx, sql).await.unwrap();
                 sqlx::Row::try_get(&row, 0).unwrap()
             }
         }

@@ -132,6 +132,12 @@ pub trait Dialect: sqlx::Database + Sized {
         namespace: &str,
         cancel: tokio_util::sync::CancellationToken,
     ) -> impl Future<Output = Result<tokio::sync::watch::Receiver<u64>>> + Send;
+    /// A transaction for the application to write in, safe to drop midway: `BEGIN
+    /// IMMEDIATE` on SQLite (see [`Kit::begin`](crate::Kit::begin)), a plain `BEGIN` on
+    /// PostgreSQL.
+    fn begin_application(
+        pool: &Pool<Self>,
+    ) -> impl Future<Output = Result<sqlx::Transaction<'static, Self>>> + Send;
     /// A pool of the sender's own for the database of `pool`, when it needs one (SQLite:
     /// connections that never wait in SQLite's busy handler, and whose statements the
     /// sender's operations try again themselves). `None`: the sender uses `pool`.

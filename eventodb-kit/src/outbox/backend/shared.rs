@@ -108,6 +108,12 @@ macro_rules! backend_impl {
                 wake_source(pool, namespace, cancel).await
             }
 
+            async fn begin_application(
+                pool: &sqlx::Pool<Self>,
+            ) -> $crate::error::Result<sqlx::Transaction<'static, Self>> {
+                begin_application(pool).await
+            }
+
             async fn sender_pool(
                 pool: &sqlx::Pool<Self>,
             ) -> $crate::error::Result<Option<sqlx::Pool<Self>>> {

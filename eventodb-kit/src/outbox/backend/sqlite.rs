@@ -432,6 +432,11 @@ const SENDER_CONNECTIONS: u32 = 1;
 ///
 /// `None` for an in-memory or temporary database: only the application's pool's
 /// connections see it.
+/// The application's transaction takes the write lock at once: see [`Kit::begin`](crate::Kit::begin).
+async fn begin_application(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>> {
+    begin_immediate(pool).await
+}
+
 async fn sender_pool(pool: &SqlitePool) -> Result<Option<SqlitePool>> {
     let (file,): (String,) =
         sqlx::query_as("SELECT file FROM pragma_database_list WHERE name = 'main'")
