@@ -30,6 +30,12 @@ pub use migrate::{migrate, migrate_down, migrations};
 pub use outbox::{Backend, Outbox, RawMessage};
 pub use workers::{RunningWorkers, Workers};
 
+/// The crates that appear in this crate's API, at the versions it is built with: an
+/// application that names their types through these paths (`eventodb_kit::sqlx::SqlitePool`,
+/// `eventodb_kit::uuid::Uuid`) cannot pick a version that does not fit (sqlx 0.8 here: a
+/// pool of another sqlx is not a [`Backend`]).
+pub use {chrono, serde_json, sqlx, uuid};
+
 /// Derive [`Event`] for a hand-written struct or enum.
 pub use eventodb_kit_macros::Event;
 

@@ -212,3 +212,28 @@ fn a_changed_readme_line_is_caught() {
     });
     assert!(caught.is_err());
 }
+
+/// The re-exported crates are the ones the kit's API takes: a pool named through
+/// `eventodb_kit::sqlx` builds a kit, and ids and times through the others fit its types.
+#[tokio::test]
+async fn the_reexported_crates_fit_the_api() {
+    let pool = eventodb_kit::sqlx::SqlitePool::connect_lazy("sqlite::memory:").unwrap();
+    let kit = Kit::builder("http://127.0.0.1:9")
+        .database(pool)
+        .build()
+        .unwrap();
+    let id: eventodb_kit::uuid::Uuid = eventodb_kit::uuid::Uuid::now_v7();
+    let at: eventodb_kit::chrono::DateTime<eventodb_kit::chrono::Utc> =
+        eventodb_kit::chrono::Utc::now();
+    let message = RawMessage::new("Stamped", eventodb_kit::serde_json::json!({ "at": at }));
+    let mut conn = kit.pool().acquire().await.unwrap();
+    let write = kit.outbox().write_batch(
+        &mut conn,
+        vec![eventodb_kit::outbox::OutboxMessage::new("stamp-1", message).id(id)],
+    );
+    // No tables here: the write is refused, and says why.
+    assert!(matches!(
+        write.await,
+        Err(eventodb_kit::Error::NotMigrated { .. })
+    ));
+}
