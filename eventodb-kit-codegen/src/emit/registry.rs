@@ -145,10 +145,13 @@ pub(super) fn emit(emitter: &Emitter<'_>) -> TokenStream {
     });
     quote! {
         /// Every event generated from the schema folder, one variant per event type.
+        // The registry items are there to be used when needed: in a binary crate, one that
+        // uses none of them must not warn.
         #[derive(Debug, Clone, PartialEq)]
-        #[allow(clippy::large_enum_variant)]
+        #[allow(clippy::large_enum_variant, dead_code)]
         pub enum AnyEvent { #(#variants)* }
 
+        #[allow(dead_code)]
         impl AnyEvent {
             /// The event's type, e.g. `UserCreated`.
             pub fn event_type(&self) -> &'static str {
@@ -179,8 +182,10 @@ pub(super) fn emit(emitter: &Emitter<'_>) -> TokenStream {
 
         /// The registry of every generated event: types, categories and decoding.
         #[derive(Debug, Clone, Copy, Default)]
+        #[allow(dead_code)]
         pub struct Events;
 
+        #[allow(dead_code)]
         impl Events {
             /// The JSON Schema (from schemars) of an event type's `data`, `None` for an
             /// unknown type. It accepts what the source schema accepts.
@@ -226,6 +231,7 @@ pub(super) fn emit(emitter: &Emitter<'_>) -> TokenStream {
 
         /// The event types of each category, as constants a compile-time check can use
         /// (see `eventodb_kit::registry::missing_type`).
+        #[allow(dead_code)]
         pub mod categories { #(#category_consts)* }
     }
 }

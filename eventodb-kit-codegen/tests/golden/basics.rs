@@ -873,13 +873,14 @@ impl Tree {
 }
 /// Every event generated from the schema folder, one variant per event type.
 #[derive(Debug, Clone, PartialEq)]
-#[allow(clippy::large_enum_variant)]
+#[allow(clippy::large_enum_variant, dead_code)]
 pub enum AnyEvent {
     /// A `KitchenSinkRecorded` event (category `sink`).
     KitchenSinkRecorded(KitchenSinkRecorded),
     /// A `LegacyThingHappened` event (category `legacy`).
     LegacyThingHappened(LegacyThingHappened),
 }
+#[allow(dead_code)]
 impl AnyEvent {
     /// The event's type, e.g. `UserCreated`.
     pub fn event_type(&self) -> &'static str {
@@ -942,7 +943,9 @@ impl ::core::convert::From<LegacyThingHappened> for AnyEvent {
 }
 /// The registry of every generated event: types, categories and decoding.
 #[derive(Debug, Clone, Copy, Default)]
+#[allow(dead_code)]
 pub struct Events;
+#[allow(dead_code)]
 impl Events {
     /// The JSON Schema (from schemars) of an event type's `data`, `None` for an
     /// unknown type. It accepts what the source schema accepts.
@@ -1018,6 +1021,7 @@ impl __eventodb::registry::EventRegistry for Events {
 }
 /// The event types of each category, as constants a compile-time check can use
 /// (see `eventodb_kit::registry::missing_type`).
+#[allow(dead_code)]
 pub mod categories {
     /// The event types of category `legacy`, sorted.
     pub const LEGACY: &[&str] = &["LegacyThingHappened"];

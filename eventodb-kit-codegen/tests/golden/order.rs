@@ -241,11 +241,12 @@ pub struct ShippedExtra {
 }
 /// Every event generated from the schema folder, one variant per event type.
 #[derive(Debug, Clone, PartialEq)]
-#[allow(clippy::large_enum_variant)]
+#[allow(clippy::large_enum_variant, dead_code)]
 pub enum AnyEvent {
     /// A `Shipped` event (category `shipping`).
     Shipped(Shipped),
 }
+#[allow(dead_code)]
 impl AnyEvent {
     /// The event's type, e.g. `UserCreated`.
     pub fn event_type(&self) -> &'static str {
@@ -287,7 +288,9 @@ impl ::core::convert::From<Shipped> for AnyEvent {
 }
 /// The registry of every generated event: types, categories and decoding.
 #[derive(Debug, Clone, Copy, Default)]
+#[allow(dead_code)]
 pub struct Events;
+#[allow(dead_code)]
 impl Events {
     /// The JSON Schema (from schemars) of an event type's `data`, `None` for an
     /// unknown type. It accepts what the source schema accepts.
@@ -340,6 +343,7 @@ impl __eventodb::registry::EventRegistry for Events {
 }
 /// The event types of each category, as constants a compile-time check can use
 /// (see `eventodb_kit::registry::missing_type`).
+#[allow(dead_code)]
 pub mod categories {
     /// The event types of category `shipping`, sorted.
     pub const SHIPPING: &[&str] = &["Shipped"];

@@ -2034,7 +2034,7 @@ impl UserEmailChanged {
 }
 /// Every event generated from the schema folder, one variant per event type.
 #[derive(Debug, Clone, PartialEq)]
-#[allow(clippy::large_enum_variant)]
+#[allow(clippy::large_enum_variant, dead_code)]
 pub enum AnyEvent {
     /// A `ClassJoinRequested` event (category `class_membership`).
     ClassJoinRequested(ClassJoinRequested),
@@ -2063,6 +2063,7 @@ pub enum AnyEvent {
     /// A `UserEmailChanged` event (category `user`).
     UserEmailChanged(UserEmailChanged),
 }
+#[allow(dead_code)]
 impl AnyEvent {
     /// The event's type, e.g. `UserCreated`.
     pub fn event_type(&self) -> &'static str {
@@ -2272,7 +2273,9 @@ impl ::core::convert::From<UserEmailChanged> for AnyEvent {
 }
 /// The registry of every generated event: types, categories and decoding.
 #[derive(Debug, Clone, Copy, Default)]
+#[allow(dead_code)]
 pub struct Events;
+#[allow(dead_code)]
 impl Events {
     /// The JSON Schema (from schemars) of an event type's `data`, `None` for an
     /// unknown type. It accepts what the source schema accepts.
@@ -2537,6 +2540,7 @@ impl __eventodb::registry::EventRegistry for Events {
 }
 /// The event types of each category, as constants a compile-time check can use
 /// (see `eventodb_kit::registry::missing_type`).
+#[allow(dead_code)]
 pub mod categories {
     /// The event types of category `class_membership`, sorted.
     pub const CLASS_MEMBERSHIP: &[&str] = &[
