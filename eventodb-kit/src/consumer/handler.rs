@@ -44,8 +44,10 @@ use crate::outbox::Backend;
 /// }
 /// ```
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` is not a consumer",
-    label = "implement `Consumer` for it, or put `#[consumer(category = \"...\")]` on its impl block"
+    message = "`{Self}` is not a consumer for `{DB}`",
+    label = "not a consumer for `{DB}`",
+    note = "put `#[consumer(category = \"...\")]` on its impl block, or implement `Consumer<{DB}>` for it",
+    note = "a `#[consumer]` whose handlers take `Context<'_, D>` for one database `D` consumes on a kit of that database only: take `Context<'_, DB>` in a generic impl to run on both"
 )]
 pub trait Consumer<DB: Backend>: Send + Sync + 'static {
     /// The category it reads (can be overridden by
