@@ -747,6 +747,23 @@ pub(crate) async fn wakes_on_commit_without_polling<DB: Backend>(pool: Pool<DB>)
             .await
             .expect("sent long before the poll interval");
     }
+    // On a bare connection the insert commits by itself. The sender is idle again first.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut conn = pool.acquire().await.unwrap();
+    let written = kit
+        .outbox()
+        .write(
+            &mut *conn,
+            "wake-1",
+            RawMessage::new("Counted", json!({"n": 3})),
+        )
+        .await
+        .unwrap();
+    drop(conn);
+    kit.outbox()
+        .wait_sent(written.id, Duration::from_secs(5))
+        .await
+        .expect("a bare connection's write wakes the sender too");
     sender.shutdown().await.unwrap();
 }
 

@@ -123,7 +123,8 @@ pub trait Dialect: sqlx::Database + Sized {
         namespace: &str,
         message: &CheckedMessage,
     ) -> impl Future<Output = Result<Inserted>> + Send;
-    /// Arranges for the sender to be woken when the caller's transaction commits.
+    /// Arranges for the sender to be woken when the next write on `conn` commits (the
+    /// caller's transaction, or on a bare connection the insert itself).
     fn after_insert(conn: &mut Self::Connection) -> impl Future<Output = Result<()>> + Send;
     /// A channel that changes when rows of `namespace` may have been committed; any
     /// task it needs stops on `cancel`.
