@@ -105,8 +105,12 @@ pub(crate) fn key_of(meta: &ParseNestedMeta<'_>) -> syn::Result<Ident> {
         .ok_or_else(|| meta.error("expected a key such as `category`, not a path"))
 }
 
-/// The error for an unknown key: names the attribute and lists the valid keys.
+/// The error for an unknown key: names the attribute, the valid key it is probably a typo of
+/// (see [`closest`]), and lists the valid keys.
 pub(crate) fn unknown_key(key: &Ident, attr: &str, valid: &[&str]) -> syn::Error {
+    let hint = closest(key, valid)
+        .map(|near| format!("did you mean `{near}`? "))
+        .unwrap_or_default();
     let valid = valid
         .iter()
         .map(|key| format!("`{key}`"))
@@ -114,8 +118,47 @@ pub(crate) fn unknown_key(key: &Ident, attr: &str, valid: &[&str]) -> syn::Error
         .join(", ");
     syn::Error::new(
         key.span(),
-        format!("unknown key `{key}` in `#[{attr}]`; the valid keys are {valid}"),
+        format!("unknown key `{key}` in `#[{attr}]`; {hint}the valid keys are {valid}"),
     )
+}
+
+/// The valid key `key` is probably a typo of: the nearest by edit distance, when at most a
+/// third of its letters differ (`categroy` → `category`, `stric` → `strict`). A caller that
+/// gets one counts that key as written, so the typo is not also reported as a missing key.
+pub(crate) fn closest<'v>(key: &Ident, valid: &[&'v str]) -> Option<&'v str> {
+    let key = key.to_string();
+    valid
+        .iter()
+        .map(|candidate| (edit_distance(&key, candidate), *candidate))
+        .filter(|(distance, candidate)| *distance * 3 <= candidate.len().max(key.len()))
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, candidate)| candidate)
+}
+
+/// Levenshtein distance, counting an adjacent swap as one edit.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    // rows[i][j]: distance between a[..i] and b[..j].
+    let mut rows = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in rows.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for j in 0..=b.len() {
+        rows[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (rows[i - 1][j] + 1)
+                .min(rows[i][j - 1] + 1)
+                .min(rows[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(rows[i - 2][j - 2] + 1);
+            }
+            rows[i][j] = best;
+        }
+    }
+    rows[a.len()][b.len()]
 }
 
 /// Parses the `= "..."` after `key`, with messages that show the expected form.
@@ -191,6 +234,23 @@ pub(crate) fn parse_arguments(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_typo_of_a_key_is_named() {
+        let ident = |name: &str| Ident::new(name, proc_macro2::Span::call_site());
+        let keys = ["category", "strict", "transactional", "exhaustive", "crate"];
+        assert_eq!(closest(&ident("categroy"), &keys), Some("category"));
+        assert_eq!(closest(&ident("catgory"), &keys), Some("category"));
+        assert_eq!(closest(&ident("stric"), &keys), Some("strict"));
+        assert_eq!(
+            closest(&ident("transactionnal"), &keys),
+            Some("transactional")
+        );
+        assert_eq!(closest(&ident("colour"), &keys), None);
+        assert_eq!(closest(&ident("x"), &keys), None);
+        assert_eq!(edit_distance("abc", "acb"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+    }
     use syn::parse_quote;
 
     fn collect(attr: &Attribute) -> (Vec<(String, String)>, Vec<String>) {

@@ -70,7 +70,12 @@ impl Args {
                     })?;
                     exhaustive.set(errors, "consumer", &key, path);
                 }
-                _ => return Err(attr::unknown_key(&key, "consumer", KEYS)),
+                _ => {
+                    if attr::closest(&key, KEYS) == Some("category") {
+                        category.mark_written();
+                    }
+                    return Err(attr::unknown_key(&key, "consumer", KEYS));
+                }
             }
             Ok(())
         });

@@ -129,7 +129,10 @@ impl<'a> Attrs<'a> {
                     "stream" => &mut stream,
                     "crate" => &mut krate,
                     "validate" => &mut validate,
-                    _ => return Err(attr::unknown_key(&key, ATTR, KEYS)),
+                    _ => {
+                        given.extend(attr::closest(&key, KEYS).map(str::to_owned));
+                        return Err(attr::unknown_key(&key, ATTR, KEYS));
+                    }
                 };
                 given.push(key.to_string());
                 let value = attr::string_value(meta, &key)?;
