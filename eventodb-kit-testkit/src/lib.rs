@@ -64,6 +64,7 @@
 
 mod auth;
 mod backend;
+mod env;
 mod faults;
 mod groups;
 mod http;
@@ -80,6 +81,7 @@ mod time;
 mod token;
 
 pub use backend::Backend;
+pub use env::{EnvError, TOKEN_VAR, TestEventoDb, URL_VAR};
 pub use faults::{Faults, RequestStats};
 pub use server::{
     DEFAULT_BODY_LIMIT, DEFAULT_HEADER_LIMIT, DEFAULT_IDLE_TIMEOUT, DEFAULT_READ_TIMEOUT, Error,
