@@ -1,6 +1,70 @@
 //! Typed events on [EventoDB](https://github.com/eventodb-hq/eventodb): a client for every RPC
 //! method, a transactional outbox on PostgreSQL and SQLite, and consumers that track their
 //! position, skip what they already handled and wake on server pokes.
+//!
+//! - Events are Rust types: generated from JSON Schema files by `eventodb-kit-codegen` (in
+//!   `build.rs`, brought in with [`include_events!`]), or hand-written with
+//!   [`#[derive(Event)]`](derive@Event).
+//! - [`Outbox`]: an event is written in the application's own database transaction and sent
+//!   to EventoDB in the background, exactly once, in commit order per stream.
+//! - [`consumer`](mod@consumer): `#[consumer(category = "...")]` on an impl block of per-event handlers; the
+//!   position, processed events and parked streams live in the application's database.
+//! - [`Kit`] ties a [`Client`] to a sqlx pool; [`Kit::workers`] runs the sender and the
+//!   consumers under one handle.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use std::time::Duration;
+//!
+//! use eventodb_kit::consumer::{ConsumerOptions, HandlerError};
+//! use eventodb_kit::outbox::SenderOptions;
+//! use eventodb_kit::{Event, Kit, consumer};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Debug, Clone, Serialize, Deserialize, Event)]
+//! #[event(category = "account", stream = "account-{account_id}")]
+//! struct Deposited {
+//!     account_id: u64,
+//!     amount: u64,
+//! }
+//!
+//! struct Audit;
+//!
+//! #[consumer(category = "account")]
+//! impl Audit {
+//!     async fn deposited(&self, event: Deposited) -> Result<(), HandlerError> {
+//!         println!("account {} got {}", event.account_id, event.amount);
+//!         Ok(())
+//!     }
+//! }
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let pool = eventodb_kit::sqlx::SqlitePool::connect("sqlite://app.db?mode=rwc").await?;
+//! eventodb_kit::migrate(&pool).await?; // the kit's tables, in its own version table
+//! let kit = Kit::builder("http://127.0.0.1:8080")
+//!     .token("ns_...")
+//!     .database(pool)
+//!     .build()?;
+//! let workers = kit
+//!     .workers()
+//!     .outbox_sender(SenderOptions::default())
+//!     .consumer(Audit, ConsumerOptions::new("audit"))
+//!     .spawn()
+//!     .await?;
+//!
+//! let mut tx = kit.begin().await?; // your transaction: your rows and the event commit together
+//! let written = kit
+//!     .outbox()
+//!     .publish(&mut tx, &Deposited { account_id: 7, amount: 5 })
+//!     .await?;
+//! tx.commit().await?;
+//!
+//! let sent = kit.outbox().wait_sent(written.id, Duration::from_secs(5)).await?;
+//! println!("stored at global position {}", sent.global_position);
+//! workers.shutdown().await?; // finishes in-flight work, saves positions
+//! # Ok(()) }
+//! ```
 
 // The integration tests' PostgreSQL schema helper, shared with unit tests, names the crate.
 #[cfg(test)]
