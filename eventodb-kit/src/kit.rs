@@ -56,7 +56,9 @@ impl<DB: Backend> fmt::Debug for Kit<DB> {
 
 impl Kit<sqlx::Sqlite> {
     /// Starts building a kit for the EventoDB server at `url`. The database given to
-    /// [`KitBuilder::database`] decides the kit's type.
+    /// [`KitBuilder::database`] decides the kit's type: a `PgPool` makes a `Kit<Postgres>`.
+    /// (This function sits on `Kit<Sqlite>` only so that `Kit::builder(..)` needs no type
+    /// annotation; it is not SQLite-only.)
     pub fn builder(url: impl Into<String>) -> KitBuilder<()> {
         KitBuilder {
             url: url.into(),
