@@ -512,7 +512,8 @@ async fn checkout<DB: AppDb>(
         placed_at: now,
     };
 
-    let mut tx = kit.pool().begin().await?;
+    // On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`): see `Kit::begin`.
+    let mut tx = kit.begin().await?;
     DB::insert_customer(&mut tx, run_id, user_id, &email).await?;
     kit.outbox().publish(&mut tx, &user).await?;
     DB::insert_order(&mut tx, run_id, order.order_id, user_id, total as i64).await?;
