@@ -345,6 +345,19 @@ pub(crate) async fn write_fixes_the_id_and_options<DB: Backend>(pool: Pool<DB>) 
         matches!(again, Err(Error::OutboxDuplicateId { .. })),
         "{again:?}"
     );
+    // The refusal leaves the transaction usable (on PostgreSQL too, where a failed statement
+    // would abort it).
+    let after = kit
+        .outbox()
+        .write(
+            &mut *tx,
+            "account-8",
+            RawMessage::new("Deposited", json!({"n": 2})),
+        )
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert!(kit.outbox().row(after.id).await.unwrap().is_some());
 }
 
 pub(crate) async fn idempotency_key_returns_the_first_id<DB: Backend>(pool: Pool<DB>) {
@@ -404,21 +417,37 @@ pub(crate) async fn idempotency_key_returns_the_first_id<DB: Backend>(pool: Pool
 
 pub(crate) async fn fifty_concurrent_writers_make_one_row<DB: Backend>(pool: Pool<DB>) {
     let kit = offline_kit(&pool);
+    concurrent_writers_make_one_row(&kit, "order-1", None).await;
+    // The same key and the same custom id: a writer may meet the other's id before its key.
+    concurrent_writers_make_one_row(&kit, "order-2", Some(Uuid::now_v7())).await;
+}
+
+/// 50 writers at once with one idempotency key (and `id`, when given) on `stream`: one row,
+/// every writer learns its id.
+async fn concurrent_writers_make_one_row<DB: Backend>(
+    kit: &Kit<DB>,
+    stream: &str,
+    id: Option<Uuid>,
+) {
+    let pending_before = kit.outbox().status().await.unwrap().pending;
     let mut tasks = Vec::new();
     for _ in 0..50 {
         let kit = kit.clone();
+        let stream = stream.to_owned();
         tasks.push(tokio::spawn(async move {
             let mut tx = kit.pool().begin().await.expect("begin");
-            let written = kit
+            let mut write = kit
                 .outbox()
                 .write(
                     &mut *tx,
-                    "order-1",
+                    &stream,
                     RawMessage::new("OrderPlaced", json!({"total": 9})),
                 )
-                .idempotency_key("order-1-placed")
-                .await
-                .expect("write");
+                .idempotency_key(format!("{stream}-placed"));
+            if let Some(id) = id {
+                write = write.id(id);
+            }
+            let written = write.await.expect("write");
             tokio::time::sleep(Duration::from_millis(2)).await;
             tx.commit().await.expect("commit");
             written
@@ -438,7 +467,13 @@ pub(crate) async fn fifty_concurrent_writers_make_one_row<DB: Backend>(pool: Poo
         1,
         "one writer inserted"
     );
-    assert_eq!(kit.outbox().status().await.unwrap().pending, 1);
+    if let Some(id) = id {
+        assert_eq!(first, id);
+    }
+    assert_eq!(
+        kit.outbox().status().await.unwrap().pending,
+        pending_before + 1
+    );
 }
 
 pub(crate) async fn bad_input_is_rejected_before_the_database<DB: Backend>(pool: Pool<DB>) {

@@ -77,23 +77,32 @@ macro_rules! backend_impl {
                 if inserted.is_some() {
                     return Ok(Inserted::New);
                 }
-                let Some(key) = message.idempotency_key.as_deref() else {
-                    return Err($crate::error::Error::OutboxIdempotencyRace {
-                        key: String::new(),
-                    });
-                };
-                let winner: Option<(String, String)> = sqlx::query_as($sql.find_by_key)
-                    .bind(namespace)
-                    .bind(key)
-                    .fetch_optional(&mut *conn)
+                // The key's row decides first: a replay, or a key reused with other content
+                // (whatever its id).
+                if let Some(key) = message.idempotency_key.as_deref() {
+                    let winner: Option<(String, String)> = sqlx::query_as($sql.find_by_key)
+                        .bind(namespace)
+                        .bind(key)
+                        .fetch_optional(&mut *conn)
+                        .await
+                        .map_err(db)?;
+                    if let Some((id, content_hash)) = winner {
+                        return Ok(Inserted::Existing { id, content_hash });
+                    }
+                }
+                let id_taken: bool = sqlx::query_scalar($sql.id_taken)
+                    .bind(&id)
+                    .fetch_one(&mut *conn)
                     .await
                     .map_err(db)?;
-                match winner {
-                    Some((id, content_hash)) => Ok(Inserted::Existing { id, content_hash }),
-                    None => Err($crate::error::Error::OutboxIdempotencyRace {
-                        key: key.to_owned(),
-                    }),
+                if id_taken {
+                    return Err($crate::error::Error::OutboxDuplicateId { id });
                 }
+                // Neither is visible: the key's row was committed after this transaction's
+                // snapshot (an isolation stricter than read committed).
+                Err($crate::error::Error::OutboxIdempotencyRace {
+                    key: message.idempotency_key.clone().unwrap_or_default(),
+                })
             }
 
             async fn after_insert(conn: &mut $conn) -> $crate::error::Result<()> {

@@ -11,8 +11,13 @@ pub(crate) struct Sql {
     /// (version)
     pub(crate) forget_version: &'static str,
     /// (id, namespace, stream, type, data, metadata, write_options, expected_version, key, hash)
-    /// → `seq`, or no row on an idempotency-key conflict.
+    /// → `seq`, or no row when the key or the id is taken. Any unique conflict does nothing
+    /// (not only the key's): a write with a key and a custom id, racing an identical one, may
+    /// meet the other's id before its key, and an error there would abort the caller's
+    /// PostgreSQL transaction instead of replaying.
     pub(crate) insert: &'static str,
+    /// (id) → whether a row has that id
+    pub(crate) id_taken: &'static str,
     /// (namespace, key) → (id, content_hash)
     pub(crate) find_by_key: &'static str,
     /// (namespace, after_stream, max_streams) → (stream, claimable) for the streams with

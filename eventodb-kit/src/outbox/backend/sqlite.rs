@@ -95,8 +95,9 @@ const SQL: Sql = Sql {
             (id, namespace, stream, message_type, data, metadata, write_options,
              expected_version, idempotency_key, content_hash)
         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-        ON CONFLICT (namespace, idempotency_key) DO NOTHING
+        ON CONFLICT DO NOTHING
         RETURNING seq",
+    id_taken: "SELECT EXISTS (SELECT 1 FROM eventodb_kit_outbox WHERE id = ?1)",
     find_by_key: "SELECT id, content_hash FROM eventodb_kit_outbox
         WHERE namespace = ?1 AND idempotency_key = ?2",
     heads: concat!(
