@@ -13,16 +13,7 @@ use eventodb_kit_testkit::TestServer;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use observe_support::{kit, publish_and_consume, sqlite};
 
-fn value_of(
-    snapshot: &[(
-        metrics_util::CompositeKey,
-        Option<metrics::Unit>,
-        Option<metrics::SharedString>,
-        DebugValue,
-    )],
-    name: &str,
-    label: (&str, &str),
-) -> Option<DebugValue> {
+fn value_of(snapshot: &[Entry], name: &str, label: (&str, &str)) -> Option<DebugValue> {
     snapshot
         .iter()
         .find(|(key, ..)| {
@@ -100,4 +91,142 @@ async fn a_publish_in_a_scope_continues_that_trace() {
     assert_eq!(current.trace_id(), parent.trace_id());
     assert_eq!(current.tracestate(), Some("vendor=1"));
     server.shutdown().await;
+}
+
+/// A parked stream's gauge clears when the released stream is handled, in a category that
+/// gets no other event (before, the gauge was set only when the consumer advanced, and an
+/// alert on it never cleared); the replay's outcomes are counted.
+#[tokio::test(flavor = "current_thread")]
+async fn a_released_stream_clears_the_parked_gauge() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    use eventodb_kit::consumer::{
+        ConsumerAdmin, ConsumerOptions, FailurePolicy, Handled, HandlerError, RetryPolicy,
+        consumer_fn,
+    };
+    use eventodb_kit::outbox::{RawMessage, SenderOptions};
+
+    // The debugging recorder hands out each value once (a snapshot resets counters and
+    // gauges): one snapshot, at the end.
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+
+    let server = TestServer::start().await.expect("server");
+    let (pool, _dir) = sqlite().await;
+    let kit = kit(&server, &pool).await;
+    let broken = Arc::new(AtomicBool::new(true));
+    let (tried, handled) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let handler = {
+        let (broken, tried, handled) = (broken.clone(), tried.clone(), handled.clone());
+        consumer_fn("quiet", move |_| {
+            tried.fetch_add(1, Ordering::SeqCst);
+            let broken = broken.load(Ordering::SeqCst);
+            if !broken {
+                handled.fetch_add(1, Ordering::SeqCst);
+            }
+            async move {
+                if broken {
+                    Err(HandlerError::new("payment gateway refused"))
+                } else {
+                    Ok(Handled::Done)
+                }
+            }
+        })
+    };
+    let workers = kit
+        .workers()
+        .outbox_sender(SenderOptions::default())
+        .consumer(
+            handler,
+            ConsumerOptions::new("parker")
+                .failure_policy(FailurePolicy::ParkStream)
+                .retry(RetryPolicy::none()),
+        )
+        .spawn()
+        .await
+        .expect("spawn");
+    let mut tx = kit.begin().await.unwrap();
+    for n in 0..2 {
+        kit.outbox()
+            .write(
+                &mut *tx,
+                "quiet-1",
+                RawMessage::new("Paid", serde_json::json!({ "n": n })),
+            )
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let admin = ConsumerAdmin::for_kit(&kit);
+    let parked = || async { admin.parked("quiet", "parker").await.unwrap().len() };
+    eventually("both events are parked", async || parked().await == 2).await;
+    assert_eq!(
+        tried.load(Ordering::SeqCst),
+        1,
+        "the second waits behind the first"
+    );
+
+    broken.store(false, Ordering::SeqCst);
+    assert!(
+        admin
+            .release_stream("quiet", "parker", "quiet-1")
+            .await
+            .unwrap()
+    );
+    eventually("the stream is unparked", async || {
+        handled.load(Ordering::SeqCst) == 2
+            && admin
+                .parked_streams("quiet", "parker")
+                .await
+                .unwrap()
+                .is_empty()
+    })
+    .await;
+    // The gauge is set when the stream is unparked, just after the stream row is deleted.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let snapshot = snapshotter.snapshot().into_vec();
+    assert_eq!(parked_gauge(&snapshot), 0.0, "{snapshot:?}");
+    assert_eq!(parker_count(&snapshot, names::CONSUMER_FAILURES), 1);
+    assert_eq!(
+        parker_count(&snapshot, names::CONSUMER_HANDLED),
+        2,
+        "both events, replayed: {snapshot:?}"
+    );
+    workers.shutdown().await.unwrap();
+    server.shutdown().await;
+}
+
+/// Polls `check` until it holds.
+async fn eventually(what: &str, check: impl AsyncFn() -> bool) {
+    let deadline = tokio::time::Instant::now() + observe_support::LONG;
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// One entry of a metrics snapshot.
+type Entry = (
+    metrics_util::CompositeKey,
+    Option<metrics::Unit>,
+    Option<metrics::SharedString>,
+    DebugValue,
+);
+
+/// The `parker` consumer's parked-streams gauge, -1 before it is set.
+fn parked_gauge(snapshot: &[Entry]) -> f64 {
+    match value_of(snapshot, names::CONSUMER_PARKED, ("consumer", "parker")) {
+        Some(DebugValue::Gauge(value)) => value.into_inner(),
+        _ => -1.0,
+    }
+}
+
+/// A counter of the `parker` consumer.
+fn parker_count(snapshot: &[Entry], name: &str) -> u64 {
+    match value_of(snapshot, name, ("consumer", "parker")) {
+        Some(DebugValue::Counter(n)) => n,
+        _ => 0,
+    }
 }

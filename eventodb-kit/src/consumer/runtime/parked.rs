@@ -179,6 +179,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                 .await?
                 {
                     Outcome::Handled => {
+                        self.metrics.handled();
                         if !self.transactional {
                             let processed = [processed_row(&message)];
                             let (pool, key, processed, id) =
@@ -202,6 +203,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                     }
                     Outcome::Interrupted => return Ok(()),
                     Outcome::Failed { error, attempts } => {
+                        self.metrics.failed();
                         tracing::error!(consumer = %self.key.consumer, %stream, id = %row.event_id, %error, "released event failed again; stream parked again");
                         let (pool, key, row, error) = (&self.pool, &self.key, &row, error.as_str());
                         let parked = self
@@ -256,6 +258,9 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                     return Ok(());
                 }
                 self.held.remove(&stream);
+                // The gauge follows `held` here too: a quiet category may not advance (where
+                // it is set otherwise) for a long time, and an alert on it would not clear.
+                self.metrics.parked(self.held.len());
                 tracing::info!(consumer = %self.key.consumer, %stream, "stream unparked");
             }
         }
