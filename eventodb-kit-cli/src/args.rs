@@ -59,6 +59,10 @@ pub(crate) struct MigrateArgs {
         value_parser = clap::value_parser!(i64).range(0..)
     )]
     pub(crate) down: Option<i64>,
+    /// Revert even though the outbox holds unsent (pending or failed) rows, or consumers have
+    /// positions, that the reverted migrations delete.
+    #[arg(long, requires = "down")]
+    pub(crate) force: bool,
 }
 
 /// `outbox ...`.
@@ -66,10 +70,15 @@ pub(crate) struct MigrateArgs {
 pub(crate) enum OutboxCommand {
     /// Pending, failed and sent rows, parked streams, the oldest pending row's age.
     Status,
-    /// Send a failed row again: by message id, or every failed row of a stream.
+    /// Send a failed row again: by message id, every failed row of a stream, or every failed
+    /// row (--all, e.g. after a wrong token parked them all).
     Retry {
         /// A message id, or a stream name.
-        target: String,
+        #[arg(required_unless_present = "all")]
+        target: Option<String>,
+        /// Every failed row of the namespace.
+        #[arg(long, conflicts_with_all = ["target", "without_expected_version"])]
+        all: bool,
         /// Drop the row's expected version (override a version conflict).
         #[arg(long)]
         without_expected_version: bool,

@@ -36,6 +36,9 @@ pub(crate) enum CliError {
     /// The command's arguments fit more than one thing.
     #[error("{0}")]
     Ambiguous(String),
+    /// The command would destroy data the operator did not say to give up.
+    #[error("{0}")]
+    Refused(String),
     /// A database statement failed.
     #[error("database error: {0}")]
     Database(String),
@@ -56,6 +59,7 @@ impl CliError {
             CliError::InvalidEventodbUrl(_) => "invalid_eventodb_url",
             CliError::NotFound(_) => "not_found",
             CliError::Ambiguous(_) => "ambiguous",
+            CliError::Refused(_) => "refused",
             CliError::Database(_) => "database",
             CliError::Kit(_) => "error",
         }
@@ -64,7 +68,8 @@ impl CliError {
     /// Words an error of eventodb-kit, recognising missing tables and lost connections.
     pub(crate) fn from_kit(error: eventodb_kit::Error, target: &str) -> Self {
         match error {
-            eventodb_kit::Error::Database { source } => Self::from_sqlx(&source, target),
+            eventodb_kit::Error::Database { source }
+            | eventodb_kit::Error::NotMigrated { source } => Self::from_sqlx(&source, target),
             eventodb_kit::Error::Migration { version, message } => {
                 CliError::Database(format!("migration {version} failed: {message}"))
             }

@@ -28,7 +28,10 @@ mod error;
 mod output;
 
 fn main() -> ExitCode {
-    let cli = args::Cli::parse();
+    let cli = match args::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return usage_error(&error),
+    };
     init_tracing();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -55,6 +58,36 @@ fn main() -> ExitCode {
             eprintln!("error: {error}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// A command line clap refused (or `--help` / `--version`, which it reports the same way).
+/// With `--json` anywhere on it, stdout gets the one JSON document the README promises; the
+/// text goes to stderr as clap prints it. Exit code 2, or 0 for help and version.
+fn usage_error(error: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let informational = matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    if !informational && std::env::args_os().any(|arg| arg == "--json") {
+        // clap's first line, without its "error: " prefix, usage and tips.
+        let text = error.to_string();
+        let message = text
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches("error: ");
+        let document = serde_json::json!({ "error": { "kind": "usage", "message": message } });
+        let _ = writeln!(std::io::stdout().lock(), "{document}");
+    }
+    let _ = error.print();
+    if informational {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
     }
 }
 

@@ -173,6 +173,28 @@ async fn usage_errors_exit_2() {
         assert_eq!(run.code, 2, "{args:?}: {run:?}");
         assert!(run.stdout.is_empty(), "{run:?}");
     }
+    // With --json, stdout still gets one JSON document.
+    let run = cli(
+        &[("DATABASE_URL", "sqlite::memory:")],
+        &["outbox", "discard", "garbage", "--json"],
+    )
+    .await;
+    assert_eq!(run.code, 2, "{run:?}");
+    let document: serde_json::Value = serde_json::from_str(&run.stdout).expect("one JSON document");
+    assert_eq!(document["error"]["kind"], "usage", "{run:?}");
+    assert!(
+        document["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("'garbage'"),
+        "{run:?}"
+    );
+    let both = cli(
+        &[("DATABASE_URL", "sqlite::memory:")],
+        &["outbox", "retry", "--all", "--without-expected-version"],
+    )
+    .await;
+    assert_eq!(both.code, 2, "a mass override is refused: {both:?}");
     let help = cli(&[], &["--help"]).await;
     assert_eq!(help.code, 0);
     assert!(help.stdout.contains("migrate") && help.stdout.contains("consumer"));

@@ -69,6 +69,10 @@ async fn dispatch<DB: Backend>(
             }))
         }
         ConsumerCommand::Parked { name, category } => {
+            // A typo must not read as "nothing parked".
+            if let Some(name) = name {
+                find(admin, name, category.as_deref(), &error).await?;
+            }
             let report = parked(admin, name.as_deref(), category.as_deref())
                 .await
                 .map_err(error)?;

@@ -54,6 +54,11 @@ impl Report for MigrateReport {
 }
 
 pub(super) async fn run(connected: &Connected, args: &MigrateArgs) -> Result<Rendered, CliError> {
+    if let Some(target) = args.down
+        && !args.force
+    {
+        refuse_to_lose_data(connected, target).await?;
+    }
     let report = with_pool!(connected, |pool| migrate(pool, args.down).await)
         .map_err(kit_error(connected))?;
     Ok(Rendered::new(&report))
@@ -82,4 +87,41 @@ async fn migrate<DB: Backend>(
             target: Some(target),
         },
     })
+}
+
+/// Refuses a `--down` that would delete what the operator did not say to give up: unsent
+/// outbox rows (every step down changes the sender's tables, and the first one drops them),
+/// and consumer positions (below version 2). Counted over every namespace: the tables are
+/// shared. A table already gone holds nothing.
+async fn refuse_to_lose_data(connected: &Connected, target: i64) -> Result<(), CliError> {
+    let count = |sql: &'static str| async move {
+        with_pool!(connected, |pool| sqlx::query_scalar::<_, i64>(sql)
+            .fetch_one(pool)
+            .await
+            .unwrap_or(0))
+    };
+    let unsent =
+        count("SELECT count(*) FROM eventodb_kit_outbox WHERE status IN ('pending', 'failed')")
+            .await;
+    let positions = if target < 2 {
+        count("SELECT count(*) FROM eventodb_kit_consumer_positions").await
+    } else {
+        0
+    };
+    let mut at_risk = Vec::new();
+    if unsent > 0 {
+        at_risk.push(format!(
+            "{unsent} unsent outbox rows (pending or failed: never delivered to EventoDB)"
+        ));
+    }
+    if positions > 0 {
+        at_risk.push(format!("{positions} consumer positions"));
+    }
+    if at_risk.is_empty() {
+        return Ok(());
+    }
+    Err(CliError::Refused(format!(
+        "reverting to version {target} would lose {}: let the sender drain first (`eventodb-kit outbox status`), or pass --force",
+        at_risk.join(" and ")
+    )))
 }

@@ -34,10 +34,24 @@ async fn dispatch<DB: Backend>(
         OutboxCommand::Status => Ok(Rendered::new(&status(outbox).await.map_err(error)?)),
         OutboxCommand::Retry {
             target,
+            all: _,
             without_expected_version,
-        } => retry(outbox, target, *without_expected_version, &error).await,
+        } => retry(outbox, target.as_deref(), *without_expected_version, &error).await,
         OutboxCommand::Discard { id } => {
-            if outbox.discard(*id).await.map_err(&error)? {
+            let discarded = outbox.discard(*id).await.map_err(|failure| {
+                if failure.is_transient() {
+                    // The lookup that tells whether the row's last send landed.
+                    CliError::Unreachable {
+                        target: connected.client.base_url().to_owned(),
+                        reason: format!(
+                            "cannot discard {id}: its last send may have reached EventoDB, and EventoDB could not be read to check ({failure}); try again when it answers"
+                        ),
+                    }
+                } else {
+                    error(failure)
+                }
+            })?;
+            if discarded {
                 Ok(Rendered::new(&Changed {
                     action: "discarded",
                     ids: vec![*id],
@@ -183,7 +197,7 @@ impl Report for Purged {
 
 async fn retry<DB: Backend>(
     outbox: &Outbox<DB>,
-    target: &str,
+    target: Option<&str>,
     without_expected_version: bool,
     error: &impl Fn(eventodb_kit::Error) -> CliError,
 ) -> Result<Rendered, CliError> {
@@ -199,7 +213,7 @@ async fn retry<DB: Backend>(
     } else {
         "retried"
     };
-    if let Ok(id) = Uuid::parse_str(target) {
+    if let Some(Ok(id)) = target.map(Uuid::parse_str) {
         if one(id).await.map_err(error)? {
             return Ok(Rendered::new(&Changed {
                 action,
@@ -213,7 +227,8 @@ async fn retry<DB: Backend>(
         .await
         .map_err(error)?
         .into_iter()
-        .filter(|row| row.stream == target)
+        // No target: `--all`.
+        .filter(|row| target.is_none_or(|stream| row.stream == stream))
         .map(|row| row.id)
         .collect();
     let mut retried = Vec::new();
@@ -223,9 +238,12 @@ async fn retry<DB: Backend>(
         }
     }
     if retried.is_empty() {
-        return Err(CliError::NotFound(format!(
-            "stream {target:?} has no failed outbox row (see `eventodb-kit outbox status`)"
-        )));
+        return Err(CliError::NotFound(match target {
+            Some(stream) => format!(
+                "stream {stream:?} has no failed outbox row (see `eventodb-kit outbox status`)"
+            ),
+            None => "the outbox has no failed row".to_owned(),
+        }));
     }
     Ok(Rendered::new(&Changed {
         action,

@@ -99,6 +99,27 @@ pub async fn migrate_applies_and_reverts<DB: Backend>(db: &TestDb<DB>) {
         (Some(0), Some(0))
     );
 
+    // An unsent row stops a revert that would lose it, until it is gone (or --force).
+    let kit = Kit::builder("http://127.0.0.1:9")
+        .database(db.pool.clone())
+        .build()
+        .expect("kit");
+    let mut conn = db.pool.acquire().await.unwrap();
+    let unsent = kit
+        .outbox()
+        .write(&mut *conn, "acct-z", RawMessage::new("Opened", json!({})))
+        .await
+        .unwrap();
+    drop(conn);
+    let refused = cli(
+        &[("DATABASE_URL", url)],
+        &["migrate", "--down", "2", "--json"],
+    )
+    .await
+    .failed("refused");
+    assert!(refused.contains("1 unsent outbox rows"), "{refused}");
+    assert!(kit.outbox().discard(unsent.id).await.unwrap());
+
     let down = cli(
         &[("DATABASE_URL", url)],
         &["migrate", "--down", "2", "--json"],
@@ -237,6 +258,22 @@ pub async fn outbox_commands<DB: Backend>(db: &TestDb<DB>) {
         .await
         .failed("not_found");
 
+    // Every failed row at once (after a wrong token parked them all, say); its version
+    // still conflicts, so the sender parks it again.
+    let all = cli(&env, &["outbox", "retry", "--all", "--json"])
+        .await
+        .ok();
+    assert_eq!(all["ids"], json!([stale.to_string()]));
+    let row = kit.outbox().row(stale).await.unwrap().unwrap();
+    assert_eq!(row.status, RowStatus::Pending);
+    let sender = kit.outbox().spawn_sender(fast()).await.unwrap();
+    eventually("parked again", LONG, || async {
+        let row = kit.outbox().row(stale).await.unwrap().unwrap();
+        (row.status == RowStatus::Failed).then_some(())
+    })
+    .await;
+    sender.shutdown().await.unwrap();
+
     // Retry by stream, overriding the expected version.
     let retried = cli(
         &env,
@@ -256,6 +293,10 @@ pub async fn outbox_commands<DB: Backend>(db: &TestDb<DB>) {
         (row.status, row.expected_version),
         (RowStatus::Pending, None)
     );
+    let none = cli(&env, &["outbox", "retry", "--all", "--json"])
+        .await
+        .failed("not_found");
+    assert!(none.contains("no failed row"), "{none}");
     let status = cli(&env, &["outbox", "status", "--json"]).await.ok();
     assert_eq!(
         (status["pending"].as_u64(), status["failed"].as_u64()),
