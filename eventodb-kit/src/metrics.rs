@@ -19,6 +19,21 @@
 //! | [`CONSUMER_HANDLED`] | counter | events handled (the exporter's rate gives handled/s) |
 //! | [`CONSUMER_FAILURES`] | counter | events that failed for good (the failure policy applied) |
 //! | [`CONSUMER_PARKED`] | gauge | streams parked by this consumer |
+//! | [`CONSUMER_RUNNING`] | gauge | 1 while the consumer runs, 0 once it stopped (a failure, a shutdown) |
+//!
+//! # What to alert on
+//!
+//! - `eventodb_kit_consumer_running == 0` while the application is up: a consumer stopped
+//!   (failure policy `Stop`: its error is in `RunningWorkers::next_failure` and the logs). Its
+//!   lag no longer moves, so a lag alert alone would not fire.
+//! - `eventodb_kit_consumer_parked > 0`: streams wait for an operator (`consumer parked`,
+//!   `consumer release`).
+//! - `eventodb_kit_outbox_failed > 0`: rows parked by a permanent failure, holding back their
+//!   streams (`outbox status`, `outbox retry`, `outbox discard`).
+//! - `eventodb_kit_outbox_oldest_pending_seconds` above what the application tolerates:
+//!   EventoDB unreachable, or the sender not running.
+//! - a burst of `rate(eventodb_kit_outbox_send_failures_total{kind="transient"})`: EventoDB
+//!   failing; the sender retries, nothing is lost.
 //!
 //! # Examples
 //!
@@ -53,6 +68,8 @@ pub const CONSUMER_HANDLED: &str = "eventodb_kit_consumer_handled_total";
 pub const CONSUMER_FAILURES: &str = "eventodb_kit_consumer_failures_total";
 /// Gauge: streams a consumer holds parked.
 pub const CONSUMER_PARKED: &str = "eventodb_kit_consumer_parked";
+/// Gauge: 1 while a consumer runs, 0 once it stopped.
+pub const CONSUMER_RUNNING: &str = "eventodb_kit_consumer_running";
 
 /// Records one sent outbox row.
 pub(crate) fn outbox_sent(namespace: &str) {
@@ -84,6 +101,7 @@ pub(crate) struct ConsumerMetrics {
     handled: Counter,
     failures: Counter,
     parked: Gauge,
+    running: Gauge,
 }
 
 impl ConsumerMetrics {
@@ -101,7 +119,13 @@ impl ConsumerMetrics {
             handled: counter!(CONSUMER_HANDLED, &labels),
             failures: counter!(CONSUMER_FAILURES, &labels),
             parked: gauge!(CONSUMER_PARKED, &labels),
+            running: gauge!(CONSUMER_RUNNING, &labels),
         }
+    }
+
+    /// The consumer started: it runs until these handles are dropped with it.
+    pub(crate) fn started(&self) {
+        self.running.set(1.0);
     }
 
     /// The consumer dealt with everything up to `position`; `head` is the newest global
@@ -124,6 +148,14 @@ impl ConsumerMetrics {
     /// The number of parked streams changed.
     pub(crate) fn parked(&self, streams: usize) {
         self.parked.set(streams as f64);
+    }
+}
+
+/// The consumer's task ended, however it ended (stopped at a failing event, shut down,
+/// killed): it no longer runs.
+impl Drop for ConsumerMetrics {
+    fn drop(&mut self) {
+        self.running.set(0.0);
     }
 }
 

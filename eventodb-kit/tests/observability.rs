@@ -36,9 +36,7 @@ async fn a_send_and_a_handled_event_move_the_counters() {
     let snapshotter = recorder.snapshotter();
     let _guard = metrics::set_default_local_recorder(&recorder);
 
-    let server = TestServer::start().await.expect("server");
-    let (pool, _dir) = sqlite().await;
-    let kit = kit(&server, &pool).await;
+    let (server, pool, kit, _dir) = fresh().await;
     publish_and_consume(&kit, &pool, "metered").await;
 
     let snapshot = snapshotter.snapshot().into_vec();
@@ -76,9 +74,7 @@ async fn a_send_and_a_handled_event_move_the_counters() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_publish_in_a_scope_continues_that_trace() {
-    let server = TestServer::start().await.expect("server");
-    let (pool, _dir) = sqlite().await;
-    let kit = kit(&server, &pool).await;
+    let (server, pool, kit, _dir) = fresh().await;
     let parent = TraceContext::new_root().with_tracestate("vendor=1");
     let seen =
         trace_context::scope(parent.clone(), publish_and_consume(&kit, &pool, "scoped")).await;
@@ -113,9 +109,7 @@ async fn a_released_stream_clears_the_parked_gauge() {
     let snapshotter = recorder.snapshotter();
     let _guard = metrics::set_default_local_recorder(&recorder);
 
-    let server = TestServer::start().await.expect("server");
-    let (pool, _dir) = sqlite().await;
-    let kit = kit(&server, &pool).await;
+    let (server, _pool, kit, _dir) = fresh().await;
     let broken = Arc::new(AtomicBool::new(true));
     let (tried, handled) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let handler = {
@@ -194,7 +188,66 @@ async fn a_released_stream_clears_the_parked_gauge() {
         2,
         "both events, replayed: {snapshot:?}"
     );
+    assert_eq!(
+        value_of(&snapshot, names::CONSUMER_RUNNING, ("consumer", "parker")),
+        Some(DebugValue::Gauge(1.0.into()))
+    );
     workers.shutdown().await.unwrap();
+    server.shutdown().await;
+}
+
+/// A consumer stopped by its failure policy reads as not running (its lag no longer moves,
+/// so this gauge is what an alert can watch).
+#[tokio::test(flavor = "current_thread")]
+async fn a_stopped_consumer_is_not_running() {
+    use eventodb_kit::consumer::{ConsumerOptions, FailurePolicy, HandlerError, RetryPolicy};
+    use eventodb_kit::consumer::{Handled, consumer_fn};
+    use eventodb_kit::outbox::{RawMessage, SenderOptions};
+
+    // One snapshot, at the end: the debugging recorder resets values on snapshot.
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    let (server, _pool, kit, _dir) = fresh().await;
+    let failing = consumer_fn("stopping", |_| async {
+        Err::<Handled, _>(HandlerError::new("always"))
+    });
+    let mut workers = kit
+        .workers()
+        .outbox_sender(SenderOptions::default())
+        .consumer(
+            failing,
+            ConsumerOptions::new("stopper")
+                .failure_policy(FailurePolicy::Stop)
+                .retry(RetryPolicy::none()),
+        )
+        .spawn()
+        .await
+        .expect("spawn");
+    let mut tx = kit.begin().await.unwrap();
+    kit.outbox()
+        .write(
+            &mut *tx,
+            "stopping-1",
+            RawMessage::new("Paid", serde_json::json!({})),
+        )
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let stopped = tokio::time::timeout(observe_support::LONG, workers.next_failure())
+        .await
+        .expect("the consumer stops");
+    assert!(
+        matches!(stopped, Some(eventodb_kit::Error::ConsumerStopped { .. })),
+        "{stopped:?}"
+    );
+    let snapshot = snapshotter.snapshot().into_vec();
+    assert_eq!(
+        value_of(&snapshot, names::CONSUMER_RUNNING, ("consumer", "stopper")),
+        Some(DebugValue::Gauge(0.0.into())),
+        "{snapshot:?}"
+    );
+    let _ = workers.shutdown().await;
     server.shutdown().await;
 }
 
@@ -205,6 +258,19 @@ async fn eventually(what: &str, check: impl AsyncFn() -> bool) {
         assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+}
+
+/// The embedded server, a fresh SQLite database and a kit on both.
+async fn fresh() -> (
+    TestServer,
+    sqlx::SqlitePool,
+    eventodb_kit::Kit<sqlx::Sqlite>,
+    tempfile::TempDir,
+) {
+    let server = TestServer::start().await.expect("server");
+    let (pool, dir) = sqlite().await;
+    let kit = kit(&server, &pool).await;
+    (server, pool, kit, dir)
 }
 
 /// One entry of a metrics snapshot.

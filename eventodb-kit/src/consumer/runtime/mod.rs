@@ -305,6 +305,8 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
     /// Runs until `cancel`, or until the failure policy stops it. Saves the position on the
     /// way out.
     pub(crate) async fn run(mut self, cancel: CancellationToken) -> Result<()> {
+        // Back to 0 when `self` (and the handles) is dropped, whichever way the task ends.
+        self.metrics.started();
         let span = crate::trace_context::consumer_span(
             &self.key.namespace,
             &self.key.category,
