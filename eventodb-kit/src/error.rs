@@ -237,8 +237,14 @@ pub enum Error {
     /// [`Outbox::wait_sent`](crate::outbox::Outbox::wait_sent) gave up: the row was not sent
     /// within the timeout.
     #[error(
-        "outbox row {id} was not sent within {after:?} (still pending after {attempts} attempts{}; is an outbox sender running?)",
-        last_error.as_deref().map(|error| format!(", the last one failed: {error}")).unwrap_or_default()
+        "outbox row {id} was not sent within {after:?} ({})",
+        match held_by {
+            Some(failed) => format!("its stream is held back behind failed row {failed}: retry or discard that one"),
+            None => format!(
+                "still pending after {attempts} attempts{}; is an outbox sender running?",
+                last_error.as_deref().map(|error| format!(", the last one failed: {error}")).unwrap_or_default()
+            ),
+        }
     )]
     OutboxWaitTimeout {
         /// The row's message id.
@@ -247,6 +253,8 @@ pub enum Error {
         attempts: i64,
         /// The error of its last attempt, if it failed.
         last_error: Option<String>,
+        /// A failed row of the same stream, which holds this one back.
+        held_by: Option<uuid::Uuid>,
         /// The timeout.
         after: Duration,
     },

@@ -10,6 +10,10 @@ use super::{lookup, wake};
 use crate::client::WritePosition;
 use crate::error::{Error, Result};
 
+/// How many failed rows a timed-out `wait_sent` looks through for one that holds its row
+/// back (oldest first).
+const HELD_BY_SCAN: i64 = 10_000;
+
 /// How often a discard reads the row again when it changed while being decided on.
 const DISCARD_TRIES: usize = 5;
 
@@ -159,7 +163,8 @@ impl<DB: Backend> Outbox<DB> {
     ///
     /// # Errors
     /// [`Error::OutboxRowFailed`] at once when the row is parked by a permanent failure;
-    /// [`Error::OutboxWaitTimeout`] after `timeout` (with the row's attempts and last error);
+    /// [`Error::OutboxWaitTimeout`] after `timeout` (with the row's attempts and last error,
+    /// and the failed row of its stream that holds it back, if one does);
     /// [`Error::InvalidArgument`] when no row has the id or it was discarded;
     /// [`Error::Database`].
     pub async fn wait_sent(&self, id: Uuid, timeout: Duration) -> Result<WritePosition> {
@@ -196,10 +201,19 @@ impl<DB: Backend> Outbox<DB> {
                 _ = sent.changed() => {}
                 () = wait => {}
                 () = tokio::time::sleep_until(deadline) => {
+                    // A failed row of the stream (it is always the stream's head) holds
+                    // this one back, whatever the sender does.
+                    let held_by = self
+                        .failed(HELD_BY_SCAN)
+                        .await?
+                        .into_iter()
+                        .find(|failed| failed.stream == row.stream)
+                        .map(|failed| failed.id);
                     return Err(Error::OutboxWaitTimeout {
                         id: id.to_string(),
                         attempts: row.attempts,
                         last_error: row.last_error,
+                        held_by,
                         after: timeout,
                     });
                 }

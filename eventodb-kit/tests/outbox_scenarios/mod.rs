@@ -1605,6 +1605,26 @@ pub(crate) async fn wait_sent_says_why_a_row_is_not_sent<DB: Backend>(pool: Pool
             if *id == doomed.id.to_string() && !error.is_empty()),
         "{parked:?}"
     );
+    // A row behind the parked one is held back by it, and says so.
+    let behind = commit_one(&kit, "why-2", 2).await;
+    let held = kit
+        .outbox()
+        .wait_sent(behind, Duration::from_millis(300))
+        .await;
+    match &held {
+        Err(
+            error @ Error::OutboxWaitTimeout {
+                held_by: Some(failed),
+                ..
+            },
+        ) if *failed == doomed.id => {
+            assert!(
+                error.to_string().contains("held back behind failed row"),
+                "{error}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
     sender.shutdown().await.unwrap();
 }
 
