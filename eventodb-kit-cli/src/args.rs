@@ -125,13 +125,17 @@ pub(crate) enum ConsumerCommand {
         #[arg(long)]
         category: Option<String>,
     },
-    /// Events the consumers parked (and the streams they hold back).
+    /// Events the consumers parked (and the streams they hold back), or with --skipped the
+    /// events the `Skip` failure policy gave up on (kept as records).
     Parked {
         /// Only this consumer.
         name: Option<String>,
         /// Only consumers of this category.
         #[arg(long)]
         category: Option<String>,
+        /// The skipped events instead.
+        #[arg(long)]
+        skipped: bool,
     },
     /// Release a parked stream: its parked events are handled again, in order.
     Release {

@@ -68,12 +68,16 @@ async fn dispatch<DB: Backend>(
                     .collect(),
             }))
         }
-        ConsumerCommand::Parked { name, category } => {
+        ConsumerCommand::Parked {
+            name,
+            category,
+            skipped,
+        } => {
             // A typo must not read as "nothing parked".
             if let Some(name) = name {
                 find(admin, name, category.as_deref(), &error).await?;
             }
-            let report = parked(admin, name.as_deref(), category.as_deref())
+            let report = parked(admin, name.as_deref(), category.as_deref(), *skipped)
                 .await
                 .map_err(error)?;
             Ok(Rendered::new(&report))
@@ -281,11 +285,13 @@ impl Report for Reset {
     }
 }
 
-/// `consumer parked`.
+/// `consumer parked` (`--skipped`: the skipped events, and no streams).
 #[derive(Debug, Serialize)]
 struct Parked {
     events: Vec<ParkedEntry>,
     streams: Vec<HeldStream>,
+    #[serde(skip)]
+    skipped: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -314,10 +320,12 @@ async fn parked<DB: Backend>(
     admin: &ConsumerAdmin<DB>,
     name: Option<&str>,
     category: Option<&str>,
+    skipped: bool,
 ) -> eventodb_kit::Result<Parked> {
     let mut report = Parked {
         events: Vec::new(),
         streams: Vec::new(),
+        skipped,
     };
     for known in admin.consumers().await? {
         if name.is_some_and(|name| known.consumer != name)
@@ -325,7 +333,12 @@ async fn parked<DB: Backend>(
         {
             continue;
         }
-        for event in admin.parked(&known.category, &known.consumer).await? {
+        let events = if skipped {
+            admin.skipped(&known.category, &known.consumer).await?
+        } else {
+            admin.parked(&known.category, &known.consumer).await?
+        };
+        for event in events {
             report.events.push(ParkedEntry {
                 category: known.category.clone(),
                 consumer: known.consumer.clone(),
@@ -339,6 +352,9 @@ async fn parked<DB: Backend>(
                 data: event.data,
                 metadata: event.metadata,
             });
+        }
+        if skipped {
+            continue;
         }
         for stream in admin
             .parked_streams(&known.category, &known.consumer)
@@ -357,7 +373,8 @@ async fn parked<DB: Backend>(
 impl Report for Parked {
     fn render(&self) -> String {
         if self.events.is_empty() && self.streams.is_empty() {
-            return "no parked events\n".to_owned();
+            let what = if self.skipped { "skipped" } else { "parked" };
+            return format!("no {what} events\n");
         }
         let mut table = Table::new(&[
             "CONSUMER", "STREAM", "GLOBAL", "TYPE", "ID", "ATTEMPTS", "ERROR",
@@ -374,6 +391,9 @@ impl Report for Parked {
             ]);
         }
         let mut out = table.render();
+        if self.skipped {
+            return out;
+        }
         out.push_str(&format!(
             "{} stream(s) held back: {}\n",
             self.streams.len(),

@@ -430,6 +430,17 @@ pub async fn consumer_commands<DB: Backend>(db: &TestDb<DB>) {
                     Duration::from_millis(5),
                 )),
         )
+        .consumer(
+            consumer_fn("park", |message| async move {
+                if message.message_type == "Poison" {
+                    return Err(HandlerError::permanent("poison"));
+                }
+                Ok::<_, HandlerError>(Handled::Done)
+            }),
+            ConsumerOptions::new("skipper")
+                .failure_policy(FailurePolicy::Skip)
+                .retry(RetryPolicy::none()),
+        )
         .consumer(ok("park"), ConsumerOptions::new("grouped").group(0, 2))
         .consumer(ok("park"), ConsumerOptions::new("grouped").group(1, 2))
         .consumer(ok("other"), ConsumerOptions::new("mirror"))
@@ -464,7 +475,12 @@ pub async fn consumer_commands<DB: Backend>(db: &TestDb<DB>) {
         .collect();
     assert_eq!(
         names,
-        [("other", "mirror"), ("park", "grouped"), ("park", "parker")]
+        [
+            ("other", "mirror"),
+            ("park", "grouped"),
+            ("park", "parker"),
+            ("park", "skipper")
+        ]
     );
     let parker_rows = member(&list, "parker");
     assert_eq!(parker_rows.len(), 1);
@@ -495,7 +511,7 @@ pub async fn consumer_commands<DB: Backend>(db: &TestDb<DB>) {
         .iter()
         .map(|c| c["parked_streams"].as_u64().unwrap())
         .collect();
-    assert_eq!(parked_count, [0, 0, 1]);
+    assert_eq!(parked_count, [0, 0, 1, 0]);
     let only = cli(&env, &["consumer", "list", "--category", "other", "--json"])
         .await
         .ok();
@@ -569,6 +585,26 @@ pub async fn consumer_commands<DB: Backend>(db: &TestDb<DB>) {
         .await
         .ok();
     assert_eq!(none, json!({"events": [], "streams": []}));
+    // A typo is not "nothing parked".
+    cli(&env, &["consumer", "parked", "grouper", "--json"])
+        .await
+        .failed("not_found");
+    // What the Skip policy gave up on.
+    let skipped = cli(&env, &["consumer", "parked", "--skipped", "--json"])
+        .await
+        .ok();
+    let skipped_events = skipped["events"].as_array().unwrap();
+    assert_eq!(skipped_events.len(), 1, "{skipped}");
+    assert_eq!(
+        (
+            skipped_events[0]["consumer"].as_str(),
+            skipped_events[0]["message_type"].as_str()
+        ),
+        (Some("skipper"), Some("Poison"))
+    );
+    assert_eq!(skipped["streams"], json!([]));
+    let text = cli(&env, &["consumer", "parked", "parker", "--skipped"]).await;
+    assert!(text.stdout.contains("no skipped events"), "{text:?}");
 
     let table = cli(&env, &["consumer", "parked"]).await;
     assert_eq!(table.code, 0);
