@@ -242,7 +242,7 @@ impl Report for List {
         match &self.eventodb {
             None => out.push_str("(lag unknown: no --eventodb-url / EVENTODB_URL)\n"),
             Some(state) if !state.reachable => out.push_str(&format!(
-                "(lag unknown: EventoDB unreachable: {})\n",
+                "(lag unknown: EventoDB could not be read: {})\n",
                 state.error.as_deref().unwrap_or("?")
             )),
             Some(_) => {}
