@@ -14,8 +14,10 @@ use crate::error::CliError;
 
 /// How long to wait for the database.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// EventoDB URL used when none is given (the outbox API needs a client; nothing is sent).
-const NO_EVENTODB: &str = "http://127.0.0.1:8080";
+/// EventoDB URL used when none is given (the outbox API needs a client). Port 9 (discard):
+/// a lookup a command needs anyway (a discard's) then fails instead of asking whatever
+/// server runs on EventoDB's default port, which may not hold the namespace's events.
+const NO_EVENTODB: &str = "http://127.0.0.1:9";
 
 /// An open database of one of the supported kinds.
 pub(crate) enum Database {

@@ -66,11 +66,10 @@ fn main() -> ExitCode {
 /// text goes to stderr as clap prints it. Exit code 2, or 0 for help and version.
 fn usage_error(error: &clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
+    // Help shown because the command is incomplete is a wrong command line (exit code 2).
     let informational = matches!(
         error.kind(),
-        ErrorKind::DisplayHelp
-            | ErrorKind::DisplayVersion
-            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
     );
     if !informational && std::env::args_os().any(|arg| arg == "--json") {
         // clap's first line, without its "error: " prefix, usage and tips.

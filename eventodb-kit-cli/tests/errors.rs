@@ -195,6 +195,11 @@ async fn usage_errors_exit_2() {
     )
     .await;
     assert_eq!(both.code, 2, "a mass override is refused: {both:?}");
+    // Help shown because the command is incomplete is still a wrong command line.
+    for args in [&[][..], &["outbox"]] {
+        let run = cli(&[], args).await;
+        assert_eq!(run.code, 2, "{args:?}: {run:?}");
+    }
     let help = cli(&[], &["--help"]).await;
     assert_eq!(help.code, 0);
     assert!(help.stdout.contains("migrate") && help.stdout.contains("consumer"));

@@ -95,16 +95,23 @@ async fn migrate<DB: Backend>(
 /// shared. A table already gone holds nothing.
 async fn refuse_to_lose_data(connected: &Connected, target: i64) -> Result<(), CliError> {
     let count = |sql: &'static str| async move {
-        with_pool!(connected, |pool| sqlx::query_scalar::<_, i64>(sql)
+        let counted = with_pool!(connected, |pool| sqlx::query_scalar::<_, i64>(sql)
             .fetch_one(pool)
-            .await
-            .unwrap_or(0))
+            .await);
+        match counted {
+            Ok(count) => Ok(count),
+            // Only a missing table counts as empty: any other error may hide rows.
+            Err(error) => match CliError::from_sqlx(&error, &connected.target) {
+                CliError::MissingTables { .. } => Ok(0),
+                other => Err(other),
+            },
+        }
     };
     let unsent =
         count("SELECT count(*) FROM eventodb_kit_outbox WHERE status IN ('pending', 'failed')")
-            .await;
+            .await?;
     let positions = if target < 2 {
-        count("SELECT count(*) FROM eventodb_kit_consumer_positions").await
+        count("SELECT count(*) FROM eventodb_kit_consumer_positions").await?
     } else {
         0
     };

@@ -39,8 +39,12 @@ async fn dispatch<DB: Backend>(
         } => retry(outbox, target.as_deref(), *without_expected_version, &error).await,
         OutboxCommand::Discard { id } => {
             let discarded = outbox.discard(*id).await.map_err(|failure| {
-                if failure.is_transient() {
+                if failure.is_transient() && !connected.has_eventodb {
                     // The lookup that tells whether the row's last send landed.
+                    CliError::InvalidEventodbUrl(format!(
+                        "cannot discard {id}: its last send may have reached EventoDB, and it must be looked up there first: pass --eventodb-url or set EVENTODB_URL"
+                    ))
+                } else if failure.is_transient() {
                     CliError::Unreachable {
                         target: connected.client.base_url().to_owned(),
                         reason: format!(

@@ -167,7 +167,9 @@ impl<DB: Backend> Outbox<DB> {
     /// when a row cannot be written (a custom id already in the outbox, an idempotency key
     /// reused with other content), the batch's earlier rows are taken back and the caller's
     /// transaction stays usable, on PostgreSQL too. On a bare connection it commits as one
-    /// transaction of its own.
+    /// transaction of its own; there, on PostgreSQL, do not drop the future before it
+    /// completes (sqlx 0.8's `begin` can leave the connection inside the transaction it began:
+    /// upstream issue 4385), or pass a transaction ([`Kit::begin`](crate::Kit::begin)).
     ///
     /// # Errors
     /// As for [`Write`].

@@ -1272,7 +1272,6 @@ async fn correlation_consumer_passes_unmatched_events<DB: Db>(pool: Pool<DB>, en
     assert_one_saved_position(&kit, "payment", "checkouts", last).await;
 }
 
-/// Bad options are refused before anything runs.
 /// A database without the kit's tables is named as such when the consumers start, not as a
 /// bare database error.
 pub(crate) async fn an_unmigrated_database_is_named_as_such<DB: Db>(pool: Pool<DB>) {
@@ -1295,6 +1294,7 @@ pub(crate) async fn an_unmigrated_database_is_named_as_such<DB: Db>(pool: Pool<D
     eventodb_kit::migrate(&pool).await.unwrap();
 }
 
+/// Bad options are refused before anything runs.
 pub(crate) async fn bad_options_are_refused<DB: Db>(pool: Pool<DB>) {
     let env = Env::new("consumer").await;
     let kit = env.kit(&pool);

@@ -394,13 +394,13 @@ async fn record_sends(pool: &PgPool, sent: &[(i64, i64, i64)]) -> Result<()> {
     Ok(())
 }
 
-/// The sender shares the application's pool: PostgreSQL's row locks and the claim's advisory
-/// lock queue their waiters, so none needs connections of its own.
 /// The application's transaction: at the database's (or the session's) own isolation level.
 async fn begin_application(pool: &PgPool) -> Result<Transaction<'static, Postgres>> {
     super::begin_in_task(pool, None).await
 }
 
+/// The sender shares the application's pool: PostgreSQL's row locks and the claim's advisory
+/// lock queue their waiters, so none needs connections of its own.
 async fn sender_pool(_pool: &PgPool) -> Result<Option<PgPool>> {
     Ok(None)
 }

@@ -73,7 +73,7 @@ macro_rules! backend_impl {
                     .bind(&message.content_hash)
                     .fetch_optional(&mut *conn)
                     .await
-                    .map_err(|error| insert_error(error, &id))?;
+                    .map_err($crate::error::database_or_not_migrated)?;
                 if inserted.is_some() {
                     return Ok(Inserted::New);
                 }
@@ -884,20 +884,6 @@ macro_rules! backend_impl {
 
         fn db(source: sqlx::Error) -> $crate::error::Error {
             $crate::error::Error::Database { source }
-        }
-
-        /// A unique violation on the id column means the caller reused a custom id.
-        fn insert_error(source: sqlx::Error, id: &str) -> $crate::error::Error {
-            if let sqlx::Error::Database(error) = &source {
-                let message = error.message();
-                if error.is_unique_violation()
-                    && (error.constraint() == Some("eventodb_kit_outbox_id_key")
-                        || message.contains("eventodb_kit_outbox.id"))
-                {
-                    return $crate::error::Error::OutboxDuplicateId { id: id.to_owned() };
-                }
-            }
-            $crate::error::database_or_not_migrated(source)
         }
     };
 }

@@ -416,6 +416,11 @@ async fn wake_source(
     Ok(crate::outbox::wake::local_commits())
 }
 
+/// The application's transaction takes the write lock at once: see [`Kit::begin`](crate::Kit::begin).
+async fn begin_application(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>> {
+    begin_immediate(pool).await
+}
+
 /// Connections the sender opens beside the application's pool. One: SQLite runs one writer
 /// at a time anyway, and the sender's own statements then queue for the connection in the
 /// pool instead of meeting on SQLite's lock, where the one that loses polls for it. In four
@@ -433,11 +438,6 @@ const SENDER_CONNECTIONS: u32 = 1;
 ///
 /// `None` for an in-memory or temporary database: only the application's pool's
 /// connections see it.
-/// The application's transaction takes the write lock at once: see [`Kit::begin`](crate::Kit::begin).
-async fn begin_application(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>> {
-    begin_immediate(pool).await
-}
-
 async fn sender_pool(pool: &SqlitePool) -> Result<Option<SqlitePool>> {
     let (file,): (String,) =
         sqlx::query_as("SELECT file FROM pragma_database_list WHERE name = 'main'")
