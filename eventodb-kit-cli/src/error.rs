@@ -36,7 +36,12 @@ pub(crate) enum CliError {
     /// The command's arguments fit more than one thing.
     #[error("{0}")]
     Ambiguous(String),
-    /// The command would destroy data the operator did not say to give up.
+    /// The thing exists, but is not in a state the command applies to (a sent row to
+    /// retry): a script can tell "done already" from a typo.
+    #[error("{0}")]
+    WrongState(String),
+    /// The command would destroy data the operator did not say to give up, or undo what
+    /// cannot be undone (discard an event EventoDB already holds).
     #[error("{0}")]
     Refused(String),
     /// A database statement failed.
@@ -59,6 +64,7 @@ impl CliError {
             CliError::InvalidEventodbUrl(_) => "invalid_eventodb_url",
             CliError::NotFound(_) => "not_found",
             CliError::Ambiguous(_) => "ambiguous",
+            CliError::WrongState(_) => "wrong_state",
             CliError::Refused(_) => "refused",
             CliError::Database(_) => "database",
             CliError::Kit(_) => "error",
@@ -70,6 +76,9 @@ impl CliError {
         match error {
             eventodb_kit::Error::Database { source }
             | eventodb_kit::Error::NotMigrated { source } => Self::from_sqlx(&source, target),
+            eventodb_kit::Error::OutboxRowAlreadySent { .. } => {
+                CliError::Refused(error.to_string())
+            }
             eventodb_kit::Error::Migration { version, message } => {
                 CliError::Database(format!("migration {version} failed: {message}"))
             }

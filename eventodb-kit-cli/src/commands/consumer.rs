@@ -73,9 +73,13 @@ async fn dispatch<DB: Backend>(
             category,
             skipped,
         } => {
-            // A typo must not read as "nothing parked".
+            // A typo must not read as "nothing parked" (a name in several categories lists
+            // them all).
             if let Some(name) = name {
-                find(admin, name, category.as_deref(), &error).await?;
+                match find(admin, name, category.as_deref(), &error).await {
+                    Ok(_) | Err(CliError::Ambiguous(_)) => {}
+                    Err(other) => return Err(other),
+                }
             }
             let report = parked(admin, name.as_deref(), category.as_deref(), *skipped)
                 .await

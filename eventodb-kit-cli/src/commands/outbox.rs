@@ -262,7 +262,7 @@ async fn not_failed<DB: Backend>(
 ) -> Result<CliError, CliError> {
     Ok(match outbox.row(id).await.map_err(error)? {
         None => CliError::NotFound(format!("no outbox row has id {id}")),
-        Some(row) => CliError::NotFound(format!(
+        Some(row) => CliError::WrongState(format!(
             "outbox row {id} is {}, not failed: only failed rows are retried",
             status_word(row.status)
         )),
@@ -277,7 +277,7 @@ async fn not_unsent<DB: Backend>(
 ) -> Result<CliError, CliError> {
     Ok(match outbox.row(id).await.map_err(error)? {
         None => CliError::NotFound(format!("no outbox row has id {id}")),
-        Some(row) => CliError::NotFound(format!(
+        Some(row) => CliError::WrongState(format!(
             "outbox row {id} is {}: only pending or failed rows can be {verb}ed",
             status_word(row.status)
         )),

@@ -252,7 +252,7 @@ pub async fn outbox_commands<DB: Backend>(db: &TestDb<DB>) {
     assert!(message.contains("no outbox row"), "{message}");
     let message = cli(&env, &["outbox", "retry", &behind.to_string(), "--json"])
         .await
-        .failed("not_found");
+        .failed("wrong_state");
     assert!(message.contains("pending"), "{message}");
     cli(&env, &["outbox", "retry", "acct-b", "--json"])
         .await
@@ -315,7 +315,7 @@ pub async fn outbox_commands<DB: Backend>(db: &TestDb<DB>) {
     );
     let message = cli(&env, &["outbox", "discard", &behind.to_string(), "--json"])
         .await
-        .failed("not_found");
+        .failed("wrong_state");
     assert!(message.contains("discarded"), "{message}");
     let usage = cli(&env, &["outbox", "discard", "not-a-uuid"]).await;
     assert_eq!(usage.code, 2, "{usage:?}");
