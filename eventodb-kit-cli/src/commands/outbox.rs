@@ -84,6 +84,8 @@ struct Status {
     unverified: u64,
     lost: u64,
     oldest_pending_age_seconds: Option<f64>,
+    /// Why rows wait: the last error of a row put off for a retry.
+    retry_error: Option<String>,
     /// Streams held back by a failed row, with that row.
     parked_streams: Vec<ParkedStream>,
 }
@@ -129,6 +131,7 @@ async fn status<DB: Backend>(outbox: &Outbox<DB>) -> eventodb_kit::Result<Status
         unverified: counts.unverified,
         lost: counts.lost,
         oldest_pending_age_seconds: counts.oldest_pending_age.map(|age| age.as_secs_f64()),
+        retry_error: counts.retry_error,
         parked_streams,
     })
 }
@@ -146,10 +149,18 @@ impl Report for Status {
             self.oldest_pending_age_seconds
                 .map_or_else(|| "none".to_owned(), age),
         );
+        if let Some(error) = &self.retry_error {
+            out.push_str(&format!(
+                "retrying: {}\n",
+                error.lines().next().unwrap_or_default()
+            ));
+        }
         if self.parked_streams.is_empty() {
             out.push_str("no parked streams\n");
         } else {
-            out.push_str("\nparked streams:\n");
+            out.push_str(
+                "\nparked streams (`outbox retry <id|stream> [--without-expected-version]` or `outbox discard <id>`):\n",
+            );
             let mut table = Table::new(&["STREAM", "FAILED ROW", "TYPE", "ATTEMPTS", "ERROR"]);
             for parked in &self.parked_streams {
                 table.row(vec![

@@ -847,9 +847,14 @@ pub(crate) async fn writes_while_eventodb_is_down_drain_after<DB: Backend>(pool:
         },
     )
     .await;
-    assert_eq!(kit.outbox().status().await.unwrap().pending, 10);
+    let status = kit.outbox().status().await.unwrap();
+    assert_eq!(status.pending, 10);
+    // The status says why they wait.
+    let why = status.retry_error.expect("a retry error while EventoDB is down");
+    assert!(why.contains("transport error"), "{why}");
     server.faults().refuse_connections(false);
     drained(&kit, Duration::from_secs(20)).await;
+    assert_eq!(kit.outbox().status().await.unwrap().retry_error, None);
     let evens: Vec<Uuid> = ids.iter().step_by(2).copied().collect();
     let odds: Vec<Uuid> = ids.iter().skip(1).step_by(2).copied().collect();
     assert_stream(&kit, "down-0", &evens).await;

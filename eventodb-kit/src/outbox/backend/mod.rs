@@ -59,6 +59,9 @@ pub struct OutboxStatus {
     pub lost: u64,
     /// Age of the oldest pending row.
     pub oldest_pending_age: Option<Duration>,
+    /// Why rows are waiting: the error of the last failed attempt of a row the sender put off
+    /// for a retry (EventoDB down, a timeout), `None` when no row is waiting for a retry.
+    pub retry_error: Option<String>,
 }
 
 /// The state of one outbox row.

@@ -384,13 +384,14 @@ macro_rules! backend_impl {
                 namespace: &str,
             ) -> $crate::error::Result<$crate::outbox::backend::OutboxStatus> {
                 retry_busy!(async {
-                    let (pending, failed, verified, unverified, age, lost): (
+                    let (pending, failed, verified, unverified, age, lost, retry_error): (
                         Option<i64>,
                         Option<i64>,
                         Option<i64>,
                         Option<i64>,
                         Option<f64>,
                         Option<i64>,
+                        Option<String>,
                     ) = sqlx::query_as($sql.status)
                         .bind(namespace)
                         .fetch_one(pool)
@@ -405,6 +406,7 @@ macro_rules! backend_impl {
                         lost: count(lost),
                         oldest_pending_age: age
                             .map(|secs| std::time::Duration::from_secs_f64(secs.max(0.0))),
+                        retry_error,
                     })
                 })
             }

@@ -56,7 +56,8 @@ pub(crate) struct Sql {
     pub(crate) mark_failed: &'static str,
     /// (seq)
     pub(crate) clear_unknown: &'static str,
-    /// (namespace) → (pending, failed, sent, unverified, oldest pending age in seconds, lost)
+    /// (namespace) → (pending, failed, sent, unverified, oldest pending age in seconds, lost,
+    /// the last error of a row put off for a retry)
     pub(crate) status: &'static str,
     /// (namespace, id) → row
     pub(crate) row: &'static str,

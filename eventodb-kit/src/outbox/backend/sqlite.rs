@@ -229,7 +229,11 @@ const SQL: Sql = Sql {
         ") - julianday(min(created_at))) * 86400.0 FROM eventodb_kit_outbox
              WHERE namespace = ?1 AND status = 'pending'),
             (SELECT count(*) FROM eventodb_kit_outbox
-             WHERE namespace = ?1 AND requeued > 0)"
+             WHERE namespace = ?1 AND requeued > 0),
+            (SELECT last_error FROM eventodb_kit_outbox
+             WHERE namespace = ?1 AND status = 'pending' AND next_attempt_at > created_at
+               AND last_error IS NOT NULL
+             ORDER BY next_attempt_at DESC LIMIT 1)"
     ),
     row: "SELECT id, stream, message_type, status, attempts, last_error, outcome_unknown,
                position, global_position, expected_version, idempotency_key
