@@ -850,7 +850,9 @@ pub(crate) async fn writes_while_eventodb_is_down_drain_after<DB: Backend>(pool:
     let status = kit.outbox().status().await.unwrap();
     assert_eq!(status.pending, 10);
     // The status says why they wait.
-    let why = status.retry_error.expect("a retry error while EventoDB is down");
+    let why = status
+        .retry_error
+        .expect("a retry error while EventoDB is down");
     assert!(why.contains("transport error"), "{why}");
     server.faults().refuse_connections(false);
     drained(&kit, Duration::from_secs(20)).await;
