@@ -579,7 +579,11 @@ mod tests {
                 &["verified", "unverified", "discarded"][..],
             ),
             ("unverified", SQL.unverified, &["unverified"][..]),
-            ("status", SQL.status, &["pending", "failed", "lost"][..]),
+            (
+                "status",
+                SQL.status,
+                &["pending", "failed", "lost", "waiting"][..],
+            ),
             ("next_due", SQL.next_due, &["waiting"][..]),
         ];
         let uses =
