@@ -117,7 +117,7 @@ async fn open(url: &str, create: bool) -> Result<(Database, String), CliError> {
         Kind::Postgres => {
             let options = PgConnectOptions::from_str(url)
                 .map_err(|error| CliError::InvalidDatabaseUrl(describe_parse_error(&error)))?;
-            let target = format!(
+            let server = format!(
                 "PostgreSQL database {:?} at {}:{}",
                 options.get_database().unwrap_or("postgres"),
                 options.get_host(),
@@ -125,13 +125,24 @@ async fn open(url: &str, create: bool) -> Result<(Database, String), CliError> {
             );
             // One direct attempt first: the pool would retry until its timeout and then
             // only say "timed out", hiding "connection refused" or "password failed".
-            let first = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options))
+            let mut first =
+                tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options))
+                    .await
+                    .map_err(|_| CliError::Unreachable {
+                        target: server.clone(),
+                        reason: format!("no answer within {CONNECT_TIMEOUT:?}"),
+                    })?
+                    .map_err(|error| unreachable_or(&error, &server))?;
+            // The schema the tables are looked for (and made) in: an operator who forgot
+            // `search_path` in the URL must see it before running `migrate` there.
+            let schema: Option<String> = sqlx::query_scalar("SELECT current_schema()")
+                .fetch_one(&mut first)
                 .await
-                .map_err(|_| CliError::Unreachable {
-                    target: target.clone(),
-                    reason: format!("no answer within {CONNECT_TIMEOUT:?}"),
-                })?
-                .map_err(|error| unreachable_or(&error, &target))?;
+                .unwrap_or(None);
+            let target = match schema {
+                Some(schema) => format!("{server}, schema {schema:?}"),
+                None => format!("{server}, where no schema of the search_path exists"),
+            };
             let _ = first.close().await;
             let pool = PgPoolOptions::new()
                 .max_connections(2)

@@ -204,3 +204,37 @@ async fn usage_errors_exit_2() {
     assert_eq!(help.code, 0);
     assert!(help.stdout.contains("migrate") && help.stdout.contains("consumer"));
 }
+
+/// On PostgreSQL the message names the schema the tables were looked for in: an operator who
+/// left `search_path` out of the URL sees it before running `migrate` in the wrong one.
+#[tokio::test]
+async fn missing_tables_name_the_postgres_schema() {
+    let Some(db) = support::postgres(false).await else {
+        return;
+    };
+    let schema = db
+        .url
+        .rsplit("search_path%3D")
+        .next()
+        .expect("a schema in the URL")
+        .to_owned();
+    let message = cli(
+        &[("DATABASE_URL", &db.url)],
+        &["outbox", "status", "--json"],
+    )
+    .await
+    .failed("missing_tables");
+    assert!(message.contains(&format!("schema {schema:?}")), "{message}");
+    let nowhere = db.url.replace(&schema, "no_such_schema_here");
+    let message = cli(
+        &[("DATABASE_URL", &nowhere)],
+        &["outbox", "status", "--json"],
+    )
+    .await
+    .failed("missing_tables");
+    assert!(
+        message.contains("no schema of the search_path exists"),
+        "{message}"
+    );
+    db.cleanup().await;
+}
