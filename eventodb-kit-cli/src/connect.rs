@@ -135,13 +135,14 @@ async fn open(url: &str, create: bool) -> Result<(Database, String), CliError> {
                     .map_err(|error| unreachable_or(&error, &server))?;
             // The schema the tables are looked for (and made) in: an operator who forgot
             // `search_path` in the URL must see it before running `migrate` there.
-            let schema: Option<String> = sqlx::query_scalar("SELECT current_schema()")
+            let schema: Result<Option<String>, _> = sqlx::query_scalar("SELECT current_schema()")
                 .fetch_one(&mut first)
-                .await
-                .unwrap_or(None);
+                .await;
             let target = match schema {
-                Some(schema) => format!("{server}, schema {schema:?}"),
-                None => format!("{server}, where no schema of the search_path exists"),
+                Ok(Some(schema)) => format!("{server}, schema {schema:?}"),
+                Ok(None) => format!("{server}, where no schema of the search_path exists"),
+                // Not known: the commands report what went wrong themselves.
+                Err(_) => server,
             };
             let _ = first.close().await;
             let pool = PgPoolOptions::new()
