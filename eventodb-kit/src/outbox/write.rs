@@ -166,24 +166,19 @@ pub(super) async fn write_batch<DB: Backend>(
     // content) takes the batch's earlier rows back with it, and on PostgreSQL the caller's
     // transaction stays usable. On a bare connection it is a transaction of its own: each
     // insert would otherwise commit by itself, and the rows before the failure be sent.
-    let mut unit = sqlx::Connection::begin(&mut *conn)
-        .await
-        .map_err(|source| Error::Database { source })?;
+    let db = |source| Error::Database { source };
+    let mut unit = sqlx::Connection::begin(&mut *conn).await.map_err(db)?;
     let mut written = Vec::with_capacity(checked.len());
     for message in &checked {
         match insert(outbox, &mut *unit, message).await {
             Ok(one) => written.push(one),
             Err(error) => {
-                unit.rollback()
-                    .await
-                    .map_err(|source| Error::Database { source })?;
+                unit.rollback().await.map_err(db)?;
                 return Err(error);
             }
         }
     }
-    unit.commit()
-        .await
-        .map_err(|source| Error::Database { source })?;
+    unit.commit().await.map_err(db)?;
     Ok(written)
 }
 
