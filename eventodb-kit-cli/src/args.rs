@@ -109,7 +109,8 @@ pub(crate) enum ConsumerCommand {
         category: Option<String>,
     },
     /// Move a consumer (every member) to a global position; the events after it are
-    /// handled again. Stop the consumer first.
+    /// handled again. A running consumer starts again from it: within its poll interval
+    /// when idle, at its next save when busy.
     Reset {
         /// The consumer name.
         name: String,

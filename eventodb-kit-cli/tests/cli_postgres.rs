@@ -9,4 +9,5 @@ scenarios!(support::postgres;
     migrate_applies_and_reverts: false,
     outbox_commands: true,
     consumer_commands: true,
+    a_reset_reaches_a_running_consumer: true,
 );

@@ -11,4 +11,5 @@ scenarios!(fresh;
     migrate_applies_and_reverts: false,
     outbox_commands: true,
     consumer_commands: true,
+    a_reset_reaches_a_running_consumer: true,
 );

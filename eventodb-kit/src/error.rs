@@ -224,6 +224,15 @@ pub enum Error {
         /// Where EventoDB holds it in the stream.
         position: i64,
     },
+    /// An operator reset the consumer's position
+    /// ([`ConsumerAdmin::reset_position`](crate::consumer::ConsumerAdmin::reset_position))
+    /// while it ran; seen when the consumer saved its own, which was rolled back. The
+    /// consumer handles it itself: it starts again from the new position.
+    #[error("consumer {consumer}: its position was reset while it ran")]
+    ConsumerPositionReset {
+        /// The consumer's name.
+        consumer: String,
+    },
     /// [`Outbox::wait_sent`](crate::outbox::Outbox::wait_sent) waited for a row that is
     /// parked: a permanent failure holds it (and its stream) until an operator retries or
     /// discards it.

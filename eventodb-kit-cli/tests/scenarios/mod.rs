@@ -779,3 +779,65 @@ pub async fn consumer_commands<DB: Backend>(db: &TestDb<DB>) {
     let usage = cli(&env, &["consumer", "reset", "parker"]).await;
     assert_eq!(usage.code, 2, "--to is required: {usage:?}");
 }
+
+/// `consumer reset` from the CLI (another process: nothing in this one hears of it) reaches a
+/// running, idle consumer within its poll interval: the events after the reset position are
+/// handled again, and the consumer saves the head again.
+pub async fn a_reset_reaches_a_running_consumer<DB: Backend>(db: &TestDb<DB>) {
+    let server = Env::new().await;
+    let kit = kit(db, &server);
+    let client = kit.client().clone();
+    let token = server.token().expose_secret().to_owned();
+    let env = [
+        ("DATABASE_URL", db.url.as_str()),
+        ("EVENTODB_TOKEN", token.as_str()),
+    ];
+    let first = put(&client, "replay-1", "Ok").await;
+    put(&client, "replay-2", "Ok").await;
+    let last = put(&client, "replay-1", "Ok").await;
+    let handled = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let projector = {
+        let handled = handled.clone();
+        consumer_fn("replay", move |message| {
+            handled.lock().unwrap().push(message.global_position);
+            async { Ok::<_, HandlerError>(Handled::Done) }
+        })
+    };
+    let workers = kit
+        .workers()
+        .consumer(
+            projector,
+            ConsumerOptions::new("projector").poll_interval(Duration::from_millis(50)),
+        )
+        .spawn()
+        .await
+        .unwrap();
+    let handle = workers.consumer("projector").unwrap();
+    handle.wait_for(last, LONG).await.unwrap();
+    let to = first.to_string();
+    cli(
+        &env,
+        &["consumer", "reset", "projector", "--to", &to, "--json"],
+    )
+    .await
+    .ok();
+    eventually(
+        "the events after the reset are handled again",
+        LONG,
+        || async { (handled.lock().unwrap().len() == 5).then_some(()) },
+    )
+    .await;
+    handle.wait_for(last, LONG).await.unwrap();
+    workers.shutdown().await.unwrap();
+    let all: Vec<i64> = handled.lock().unwrap().clone();
+    assert_eq!(
+        all[3..],
+        all[1..3],
+        "the two events after {first}, again: {all:?}"
+    );
+    let admin = ConsumerAdmin::new(db.pool.clone(), server.namespace());
+    assert_eq!(
+        admin.positions("replay", "projector").await.unwrap()[0].global_position,
+        last
+    );
+}

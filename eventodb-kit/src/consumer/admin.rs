@@ -13,12 +13,17 @@ use crate::client::MessageId;
 use crate::error::{Error, Result};
 use crate::outbox::Backend;
 
-static RELEASES: LazyLock<watch::Sender<u64>> = LazyLock::new(|| watch::channel(0).0);
+static OPERATOR_ACTIONS: LazyLock<watch::Sender<u64>> = LazyLock::new(|| watch::channel(0).0);
 
-/// Changes whenever a stream is released in this process (consumers then look at their
-/// parked streams at once; releases from other processes are seen within a poll interval).
-pub(crate) fn release_signal() -> watch::Receiver<u64> {
-    RELEASES.subscribe()
+/// Changes whenever a stream is released or a position reset in this process (consumers
+/// then look at their parked streams and their reset count at once; what other processes
+/// do is seen within a poll interval).
+pub(crate) fn operator_signal() -> watch::Receiver<u64> {
+    OPERATOR_ACTIONS.subscribe()
+}
+
+fn signal_operator_action() {
+    OPERATOR_ACTIONS.send_modify(|generation| *generation = generation.wrapping_add(1));
 }
 
 /// A saved consumer position (one per group member).
@@ -173,8 +178,15 @@ impl<DB: Backend> ConsumerAdmin<DB> {
     /// Moves every member of a consumer to `global_position` (the last position to treat
     /// as handled) and forgets its processed records above it, so the events after it are
     /// handled again (or, moving forward, skipped). Returns how many member positions
-    /// changed (`0`: the consumer never saved one). Stop the consumer first: a running one
-    /// saves its own position over the reset.
+    /// changed (`0`: the consumer never saved one).
+    ///
+    /// A consumer running meanwhile starts again from the reset position: an idle one at
+    /// once in this process and within its poll interval in another, a busy one at its
+    /// next save (within its
+    /// [`position_update_interval`](crate::consumer::ConsumerOptions::position_update_interval)
+    /// of events), which is rolled back. A plain consumer's handler may so see the
+    /// events it handled since its last save once more; a transactional handler's work on
+    /// them is rolled back with the save.
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for a negative position; [`Error::Database`].
@@ -197,6 +209,7 @@ impl<DB: Backend> ConsumerAdmin<DB> {
             .map_err(|source| Error::Database { source })?;
         if changed > 0 {
             tracing::warn!(%category, %consumer, global_position, "consumer position reset by operator");
+            signal_operator_action();
         }
         Ok(changed)
     }
@@ -261,7 +274,7 @@ impl<DB: Backend> ConsumerAdmin<DB> {
             DB::release_stream(&self.pool, &self.key(category, consumer), stream).await?;
         if released {
             tracing::info!(%category, %consumer, %stream, "stream released");
-            RELEASES.send_modify(|generation| *generation = generation.wrapping_add(1));
+            signal_operator_action();
         }
         Ok(released)
     }

@@ -1990,3 +1990,115 @@ async fn group_members_pass_each_others_events<DB: Db>(pool: Pool<DB>, env: Env)
         "{positions:?}"
     );
 }
+
+/// An operator's reset takes effect on running consumers: idle ones (plain, and
+/// transactional) start again from the reset position at once, and the events after it are
+/// handled again, in order; a busy one starts again at its next save. Before, a running
+/// consumer saved its own position over the reset, and nothing was handled again.
+pub(crate) async fn a_reset_takes_effect_while_running<DB: Db>(pool: Pool<DB>) {
+    let env = Env::new("consumer").await;
+    let kit = env.kit(&pool);
+    DB::create_effects(&pool).await;
+    let mut ids = Vec::new();
+    let mut last = 0;
+    for i in 0..10 {
+        let (id, at) = env.write(&format!("replay-{}", i % 3), "Ok", i).await;
+        ids.push(id);
+        last = at.global_position;
+    }
+    let log = Log::default();
+    let workers = kit
+        .workers()
+        .consumer(
+            Recorder::new("replay", "plain", &log),
+            ConsumerOptions::new("plain"),
+        )
+        .consumer(
+            Recorder::new("replay", "tx", &log).effects(),
+            ConsumerOptions::new("tx").transactional(true),
+        )
+        .spawn()
+        .await
+        .expect("spawn");
+    for handle in workers.consumers() {
+        handle.wait_for(last, LONG).await.unwrap();
+    }
+    let admin = ConsumerAdmin::for_kit(&kit);
+    let first_of_second_half = ids.len() / 2;
+    let reset_to = {
+        // The global position of the event before the second half.
+        let before = env
+            .client
+            .category_get(
+                "replay",
+                &GetCategoryOptions::new().position(0).batch_size(100),
+            )
+            .await
+            .expect("category.get");
+        before[first_of_second_half - 1].global_position
+    };
+    for name in ["plain", "tx"] {
+        assert_eq!(
+            admin
+                .reset_position("replay", name, reset_to)
+                .await
+                .unwrap(),
+            1
+        );
+    }
+    let mut again: Vec<Uuid> = ids.clone();
+    again.extend_from_slice(&ids[first_of_second_half..]);
+    eventually(
+        "both consumers handle the second half again",
+        LONG,
+        || async {
+            log.ids_of("plain") == again
+                && DB::effect_counts(&pool).await.values().sum::<i64>() == again.len() as i64
+        },
+    )
+    .await;
+    let effects = DB::effect_counts(&pool).await;
+    for (n, id) in ids.iter().enumerate() {
+        let expected = if n < first_of_second_half { 1 } else { 2 };
+        assert_eq!(effects[&id.to_string()], expected, "effects of event {n}");
+    }
+    for handle in workers.consumers() {
+        handle.wait_for(last, LONG).await.unwrap();
+    }
+
+    // A busy consumer: reset while it works through a backlog, one event at a time.
+    let busy_log = Log::default();
+    let busy = kit
+        .workers()
+        .consumer(
+            Recorder::new("replay", "busy", &busy_log).delay(Duration::from_millis(20)),
+            ConsumerOptions::new("busy")
+                .batch_size(2)
+                .position_update_interval(1),
+        )
+        .spawn()
+        .await
+        .expect("spawn");
+    eventually("the busy consumer is midway", LONG, || async {
+        busy_log.ids().len() >= 3
+    })
+    .await;
+    let before_reset = busy_log.ids().len();
+    assert!(before_reset < ids.len(), "still midway: {before_reset}");
+    assert_eq!(admin.reset_position("replay", "busy", 0).await.unwrap(), 1);
+    busy.consumers()[0].wait_for(last, LONG).await.unwrap();
+    eventually("the busy consumer reaches the head again", LONG, || async {
+        busy_log.ids().ends_with(&ids) && busy_log.ids().len() >= ids.len() + before_reset
+    })
+    .await;
+    busy.shutdown().await.unwrap();
+    workers.shutdown().await.unwrap();
+    for name in ["plain", "tx", "busy"] {
+        assert_eq!(
+            admin.positions("replay", name).await.unwrap()[0].global_position,
+            last,
+            "{name} saved the head"
+        );
+    }
+    assert_eq!(log.ids_of("plain"), again, "nothing more was handled");
+}

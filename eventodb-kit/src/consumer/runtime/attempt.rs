@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 use crate::client::CategoryMessage;
 use crate::consumer::backoff;
 use crate::consumer::handler::{Consumer, Context, Handled, HandlerError};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::outbox::Backend;
 
 use super::{Outcome, Runtime, db, processed_row};
@@ -109,6 +109,8 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                 Ok(self.try_plain(message, attempt, replay).await)
             };
             let wait = match result {
+                // Not database trouble: the consumer starts again from the reset position.
+                Err(error @ Error::ConsumerPositionReset { .. }) => return Err(error),
                 Err(error) => {
                     attempt -= 1;
                     infrastructure = infrastructure.saturating_add(1);
@@ -216,6 +218,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                 &mut *tx,
                 &self.key,
                 self.position_row(message.global_position),
+                self.resets,
             )
             .await?;
         }

@@ -193,7 +193,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             ..
         } = open;
         if upto > self.position {
-            DB::save_position(&mut *tx, &self.key, self.position_row(upto)).await?;
+            DB::save_position(&mut *tx, &self.key, self.position_row(upto), self.resets).await?;
         }
         tx.commit().await.map_err(db)?;
         for _ in 0..handled {

@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 
-use super::admin::release_signal;
+use super::admin::operator_signal;
 use super::backoff;
 use super::group;
 use super::handle::Shared;
@@ -56,6 +56,8 @@ struct LoadedState {
     dedupe_until: i64,
     /// Parked streams, and whether an operator released them.
     held: HashMap<String, bool>,
+    /// How often an operator reset its position row (its saves go over this count only).
+    resets: i64,
 }
 
 /// Reads the consumer's state: its position (writing the rows of a group that lacks some),
@@ -66,15 +68,21 @@ async fn load_state<DB: Backend>(
     member: i64,
     size: i64,
 ) -> Result<LoadedState> {
-    let mut rows = DB::load_positions(pool, key).await?;
+    let rows = DB::load_positions(pool, key).await?;
     if let Some(missing) = group::missing_rows(&rows, size) {
         let mut tx = DB::begin_write(pool).await?;
         for row in missing {
             DB::insert_position(&mut *tx, key, row).await?;
         }
         tx.commit().await.map_err(db)?;
-        rows = DB::load_positions(pool, key).await?;
     }
+    // Read before the positions: a reset made in between is then seen at the first save
+    // (which starts again from it), never saved over.
+    let resets = {
+        let mut conn = pool.acquire().await.map_err(db)?;
+        DB::own_resets(&mut conn, key, member, size).await?
+    };
+    let rows = DB::load_positions(pool, key).await?;
     let own_saved = rows
         .iter()
         .find(|row| row.member == member && row.size == size)
@@ -84,6 +92,7 @@ async fn load_state<DB: Backend>(
         own_saved,
         dedupe_until: DB::max_processed(pool, key).await?.unwrap_or(0),
         held: owned_parked(DB::parked_streams(pool, key).await?, member, size),
+        resets,
     })
 }
 
@@ -158,6 +167,8 @@ pub(crate) struct Runtime<DB: Backend, C: Consumer<DB>> {
     since_save: usize,
     /// Parked streams, and whether an operator released them.
     held: HashMap<String, bool>,
+    /// The reset count of its position row when it read it (see [`LoadedState::resets`]).
+    resets: i64,
     last_maintenance: Option<Instant>,
     /// A save running in the background (plain consumers), and the position it saves.
     /// Aborted if the consumer task is (as a crash would end it).
@@ -249,6 +260,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             own_saved,
             dedupe_until,
             held,
+            resets,
         } = state;
         if loaded {
             tracing::info!(
@@ -291,6 +303,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             pending: Vec::new(),
             since_save: 0,
             held,
+            resets,
             last_maintenance: None,
             saving: None,
             loaded,
@@ -313,12 +326,17 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             &self.key.consumer,
             self.member,
         );
-        let result = tracing::Instrument::instrument(self.main(&cancel), span).await;
+        let result = tracing::Instrument::instrument(self.main_across_resets(&cancel), span).await;
         // A consumer stopped before it could read its state has nothing of its own to save.
         let saved = if self.loaded {
             self.save().await
         } else {
             Ok(())
+        };
+        // Reset on its way out: the reset stands, and the next start begins from it.
+        let saved = match saved {
+            Err(Error::ConsumerPositionReset { .. }) => Ok(()),
+            other => other,
         };
         if let Err(error) = &saved {
             tracing::warn!(consumer = %self.key.consumer, error = crate::error::log_field(error), "could not save the position");
@@ -347,14 +365,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             }
             match load_state(&self.pool, &self.key, self.member, self.size).await {
                 Ok(state) => {
-                    self.position = state.position;
-                    self.saved = state.own_saved;
-                    self.saving_to = state.own_saved;
-                    self.dedupe_until = state.dedupe_until;
-                    self.held = state.held;
-                    self.loaded = true;
-                    self.shared.advanced(self.position);
-                    self.shared.publish();
+                    self.adopt(state);
                     tracing::info!(consumer = %self.key.consumer, category = %self.key.category, member = self.member, size = self.size, position = self.position, "consumer starting: the database answers");
                     return Ok(());
                 }
@@ -366,6 +377,76 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         }
     }
 
+    /// Takes a state read from the database as the consumer's own.
+    fn adopt(&mut self, state: LoadedState) {
+        self.position = state.position;
+        self.saved = state.own_saved;
+        self.saving_to = state.own_saved;
+        self.dedupe_until = state.dedupe_until;
+        self.held = state.held;
+        self.resets = state.resets;
+        self.loaded = true;
+        self.shared.advanced(self.position);
+        self.shared.publish();
+    }
+
+    /// [`main`](Self::main), started again from the new position whenever a save finds that
+    /// an operator reset the position meanwhile. What was handled since the last save is
+    /// dropped with the save that failed (its processed records, and a transactional
+    /// handler's transaction, roll back), so the events after the reset position are
+    /// handled again, as the reset asks.
+    async fn main_across_resets(&mut self, cancel: &CancellationToken) -> Result<()> {
+        loop {
+            match self.main(cancel).await {
+                Err(Error::ConsumerPositionReset { .. }) => self.start_again().await?,
+                other => return other,
+            }
+        }
+    }
+
+    /// [`Error::ConsumerPositionReset`] when the position row was reset since the consumer
+    /// read it. Database trouble is left to the next look (or the next save).
+    async fn check_reset(&self) -> Result<()> {
+        let resets = async {
+            let mut conn = self.pool.acquire().await.map_err(db)?;
+            DB::own_resets(&mut conn, &self.key, self.member, self.size).await
+        }
+        .await;
+        match resets {
+            Ok(resets) if resets != self.resets => Err(Error::ConsumerPositionReset {
+                consumer: self.key.consumer.clone(),
+            }),
+            Ok(_) => Ok(()),
+            Err(error) => {
+                tracing::debug!(consumer = %self.key.consumer, error = crate::error::log_field(&error), "could not read the reset count");
+                Ok(())
+            }
+        }
+    }
+
+    /// Drops the unsaved work and reads the state again after a reset. A database that
+    /// cannot be reached just then is waited for as at the start.
+    async fn start_again(&mut self) -> Result<()> {
+        // A save still running goes over the old count: it cannot land; stop it.
+        self.saving = None;
+        self.pending.clear();
+        self.since_save = 0;
+        let from = self.position;
+        match load_state(&self.pool, &self.key, self.member, self.size).await {
+            Ok(state) => {
+                self.adopt(state);
+                tracing::warn!(consumer = %self.key.consumer, category = %self.key.category, member = self.member, from, position = self.position, "consumer position reset by an operator while running; starting again from it");
+                Ok(())
+            }
+            Err(Error::Database { source }) if crate::error::database_unreachable(&source) => {
+                tracing::warn!(consumer = %self.key.consumer, error = crate::error::log_field(&source), "consumer position reset while running, and the database cannot be reached; starting again once it can");
+                self.loaded = false;
+                Ok(())
+            }
+            Err(error) => Err(error),
+        }
+    }
+
     async fn main(&mut self, cancel: &CancellationToken) -> Result<()> {
         if !self.loaded {
             self.load_retrying(cancel).await?;
@@ -373,13 +454,14 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                 return Ok(());
             }
         }
-        let mut releases = release_signal();
+        let mut operator_actions = operator_signal();
         let mut read_failures: u32 = 0;
         let mut prefetched: Option<(u64, JoinHandle<Result<Vec<CategoryMessage>>>)> = None;
-        // When the parked streams are next read again, to see releases made by another
-        // process (the CLI, an admin elsewhere), which no signal here announces. Kept apart
-        // from the poll timer: every poke restarts that one, so a busy category, or one
-        // still catching up, would never see such a release.
+        // When the parked streams and the reset count are next read again, to see releases
+        // and resets made by another process (the CLI, an admin elsewhere), which no signal
+        // here announces. Kept apart from the poll timer: every poke restarts that one, so a
+        // busy category, or one still catching up, would never see such a release. (A busy
+        // consumer sees a reset at its next save anyway; an idle one saves nothing.)
         let mut reload_at = tokio::time::Instant::now() + self.options.poll_interval;
         loop {
             if cancel.is_cancelled() {
@@ -388,10 +470,12 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             let now = tokio::time::Instant::now();
             if now >= reload_at {
                 reload_at = now + self.options.poll_interval;
-                // One small indexed read per poll interval, and none without parked streams.
+                // Small indexed reads per poll interval, and none of the parked streams
+                // without any.
                 if !self.held.is_empty() {
                     self.reload_held().await;
                 }
+                self.check_reset().await?;
             }
             if self.held.values().any(|released| *released) {
                 self.replay_released(cancel).await?;
@@ -481,15 +565,19 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                     () = cancel.cancelled() => return Ok(()),
                     () = self.shared.waker.notify.notified() => break,
                     () = tokio::time::sleep_until(poll_at) => break,
-                    () = tokio::time::sleep_until(reload_at), if !self.held.is_empty() => {
+                    () = tokio::time::sleep_until(reload_at) => {
                         reload_at = tokio::time::Instant::now() + self.options.poll_interval;
-                        self.reload_held().await;
-                        if self.held.values().any(|released| *released) {
-                            break;
+                        self.check_reset().await?;
+                        if !self.held.is_empty() {
+                            self.reload_held().await;
+                            if self.held.values().any(|released| *released) {
+                                break;
+                            }
                         }
                     }
-                    changed = releases.changed() => {
+                    changed = operator_actions.changed() => {
                         if changed.is_ok() {
+                            self.check_reset().await?;
                             self.reload_held().await;
                         }
                         break;

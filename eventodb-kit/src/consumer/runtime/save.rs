@@ -36,6 +36,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             &self.key,
             &self.pending,
             self.position_row(self.position),
+            self.resets,
         )
         .await?;
         self.pending.clear();
@@ -84,12 +85,14 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         self.saving_to = self.position;
         let cancel = cancel.clone();
         let retry_max = self.options.read_retry_max;
+        let resets = self.resets;
         self.since_save = 0;
         self.saving = Some(AbortOnDropHandle::new(tokio::spawn(async move {
             let mut failures: u32 = 0;
             loop {
-                match save_rows(&pool, &key, &rows, position).await {
+                match save_rows(&pool, &key, &rows, position, resets).await {
                     Ok(()) => return Ok(position.global_position),
+                    Err(error @ Error::ConsumerPositionReset { .. }) => return Err(error),
                     Err(error) => {
                         failures = failures.saturating_add(1);
                         let wait = backoff::delay(Duration::from_millis(100), retry_max, failures);
@@ -119,6 +122,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         loop {
             match self.save().await {
                 Ok(()) => return Ok(()),
+                Err(error @ Error::ConsumerPositionReset { .. }) => return Err(error),
                 Err(error) => {
                     failures = failures.saturating_add(1);
                     let wait = backoff::delay(
@@ -149,17 +153,19 @@ pub(super) async fn saved(saving: &mut Option<AbortOnDropHandle<Result<i64>>>) -
 }
 
 /// Records a batch of processed events (one row) and saves a position, in one transaction:
-/// the position never gets ahead of the records that let group members skip repeats.
+/// the position never gets ahead of the records that let group members skip repeats. Over a
+/// position row reset `resets` times: neither is saved if it was reset since.
 pub(super) async fn save_rows<DB: Backend>(
     pool: &Pool<DB>,
     key: &Key,
     rows: &[ProcessedRow],
     position: PositionRow,
+    resets: i64,
 ) -> Result<()> {
     let mut tx = DB::begin_write(pool).await?;
     if !rows.is_empty() {
         DB::insert_processed_batch(&mut *tx, key, rows).await?;
     }
-    DB::save_position(&mut *tx, key, position).await?;
+    DB::save_position(&mut *tx, key, position, resets).await?;
     tx.commit().await.map_err(db)
 }

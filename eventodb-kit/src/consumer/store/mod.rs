@@ -82,12 +82,22 @@ pub(crate) mod private {
             key: &Key,
         ) -> impl Future<Output = Result<Vec<PositionRow>>> + Send;
         /// Upserts one member's position (never moving it back: a save that lost a race
-        /// with a newer one changes nothing).
+        /// with a newer one changes nothing), over a row that counts `resets` resets.
+        /// [`Error::ConsumerPositionReset`](crate::Error::ConsumerPositionReset) when an
+        /// operator reset it since: nothing is saved then.
         fn save_position(
             conn: &mut Self::Connection,
             key: &Key,
             row: PositionRow,
+            resets: i64,
         ) -> impl Future<Output = Result<()>> + Send;
+        /// How often one member's position row was reset (0 without a row).
+        fn own_resets(
+            conn: &mut Self::Connection,
+            key: &Key,
+            member: i64,
+            size: i64,
+        ) -> impl Future<Output = Result<i64>> + Send;
         /// Inserts one member's position unless that member already has a row of that
         /// group size (a member that started at the same time may have moved on since).
         fn insert_position(
@@ -209,8 +219,10 @@ pub(crate) struct Sql {
     pub(crate) load_positions: &'static str,
     /// → (member, size, global_position), locked for the transaction
     pub(crate) lock_positions: &'static str,
-    /// (member, size, global_position): upsert
+    /// (member, size, global_position, resets): upsert unless the row was reset since
     pub(crate) save_position: &'static str,
+    /// (member, size) → resets
+    pub(crate) own_resets: &'static str,
     /// (member, size, global_position): insert unless the (member, size) row exists
     pub(crate) insert_position: &'static str,
     /// (ids as a JSON array, first global_position, last global_position) → event_id, from
@@ -351,9 +363,39 @@ macro_rules! store_impl {
                 conn: &mut $conn,
                 key: &$crate::consumer::store::Key,
                 row: $crate::consumer::store::PositionRow,
+                resets: i64,
             ) -> $crate::error::Result<()> {
-                run(position(keyed($sql.save_position, key), row), &mut *conn).await?;
+                let changed = run(
+                    position(keyed($sql.save_position, key), row).bind(resets),
+                    &mut *conn,
+                )
+                .await?;
+                if changed == 0 {
+                    // Either a newer save got there first (nothing to do) or the row was
+                    // reset: only the count tells them apart.
+                    let now = Self::own_resets(&mut *conn, key, row.member, row.size).await?;
+                    if now != resets {
+                        return Err($crate::error::Error::ConsumerPositionReset {
+                            consumer: key.consumer.clone(),
+                        });
+                    }
+                }
                 Ok(())
+            }
+
+            async fn own_resets(
+                conn: &mut $conn,
+                key: &$crate::consumer::store::Key,
+                member: i64,
+                size: i64,
+            ) -> $crate::error::Result<i64> {
+                let row: Option<(i64,)> = keyed_as($sql.own_resets, key)
+                    .bind(member)
+                    .bind(size)
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(db)?;
+                Ok(row.map_or(0, |(resets,)| resets))
             }
 
             async fn insert_position(

@@ -45,7 +45,13 @@ const SQL: Sql = Sql {
         upsert_position!(),
         "UPDATE SET global_position = excluded.global_position, updated_at = ",
         now!(),
-        " WHERE eventodb_kit_consumer_positions.global_position <= excluded.global_position"
+        " WHERE eventodb_kit_consumer_positions.global_position <= excluded.global_position
+            AND eventodb_kit_consumer_positions.resets = ?7"
+    ),
+    own_resets: concat!(
+        "SELECT resets FROM eventodb_kit_consumer_positions WHERE ",
+        key!(),
+        " AND group_member = ?4 AND group_size = ?5"
     ),
     insert_position: concat!(upsert_position!(), "NOTHING"),
     processed_among: concat!(
@@ -143,7 +149,8 @@ const SQL: Sql = Sql {
         UNION SELECT category, consumer FROM eventodb_kit_parked_streams WHERE namespace = ?1
         ORDER BY 1, 2",
     reset_positions: concat!(
-        "UPDATE eventodb_kit_consumer_positions SET global_position = ?4, updated_at = ",
+        "UPDATE eventodb_kit_consumer_positions SET global_position = ?4, resets = resets + 1,
+            updated_at = ",
         now!(),
         " WHERE ",
         key!()

@@ -87,6 +87,12 @@ const MIGRATIONS: &[Migration] = &[
         up: include_str!("../../../migrations/postgres/0012_outbox_waiting.up.sql"),
         down: include_str!("../../../migrations/postgres/0012_outbox_waiting.down.sql"),
     },
+    Migration {
+        version: 13,
+        name: "consumer_resets",
+        up: include_str!("../../../migrations/postgres/0013_consumer_resets.up.sql"),
+        down: include_str!("../../../migrations/postgres/0013_consumer_resets.down.sql"),
+    },
 ];
 
 const SQL: Sql = Sql {

@@ -72,6 +72,12 @@ const MIGRATIONS: &[Migration] = &[
         up: include_str!("../../../migrations/sqlite/0010_outbox_waiting.up.sql"),
         down: include_str!("../../../migrations/sqlite/0010_outbox_waiting.down.sql"),
     },
+    Migration {
+        version: 11,
+        name: "consumer_resets",
+        up: include_str!("../../../migrations/sqlite/0011_consumer_resets.up.sql"),
+        down: include_str!("../../../migrations/sqlite/0011_consumer_resets.down.sql"),
+    },
 ];
 
 macro_rules! now {

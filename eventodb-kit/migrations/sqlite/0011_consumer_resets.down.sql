@@ -1,0 +1,1 @@
+ALTER TABLE eventodb_kit_consumer_positions DROP COLUMN resets;
