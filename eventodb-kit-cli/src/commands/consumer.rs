@@ -1,7 +1,7 @@
 //! `consumer list | reset | parked | release`.
 
 use eventodb_kit::client::MessageId;
-use eventodb_kit::consumer::{ConsumerAdmin, ConsumerName};
+use eventodb_kit::consumer::{ConsumerAdmin, ConsumerName, MemberState};
 use eventodb_kit::{Backend, Client};
 use serde::Serialize;
 use serde_json::Value;
@@ -153,6 +153,54 @@ struct Member {
     /// The count stopped at its cap: the lag is at least `lag`.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     lag_capped: bool,
+    /// `running`, `silent` (not stopped, yet not seen for several poll intervals: its
+    /// process died or hangs), `stopped` (shut down), `failed` (ended by an error or its
+    /// failure policy) or `unknown` (never recorded).
+    state: &'static str,
+    /// Seconds since a member that did not stop last said it was alive.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_seen_secs: Option<f64>,
+    /// Seconds since a member stopped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stopped_secs_ago: Option<f64>,
+    /// What ended a failed member, with its causes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+impl Member {
+    /// The STATE cell of the table.
+    fn state_cell(&self) -> String {
+        let ago =
+            |secs: Option<f64>| secs.map_or_else(String::new, |secs| format!(" {secs:.0}s ago"));
+        match self.state {
+            "silent" => format!("silent: last seen{}", ago(self.last_seen_secs)),
+            "stopped" => format!("stopped{}", ago(self.stopped_secs_ago)),
+            "failed" => format!(
+                "failed{}: {}",
+                ago(self.stopped_secs_ago),
+                self.error.as_deref().unwrap_or("?")
+            ),
+            state => state.to_owned(),
+        }
+    }
+}
+
+/// The JSON fields of a member's state: (state, last seen, stopped ago, error).
+fn state_fields(state: &MemberState) -> (&'static str, Option<f64>, Option<f64>, Option<String>) {
+    match state {
+        MemberState::Running { last_seen } => {
+            ("running", Some(last_seen.as_secs_f64()), None, None)
+        }
+        MemberState::Silent { last_seen } => ("silent", Some(last_seen.as_secs_f64()), None, None),
+        MemberState::Stopped { ago, error: None } => {
+            ("stopped", None, Some(ago.as_secs_f64()), None)
+        }
+        MemberState::Stopped { ago, error } => {
+            ("failed", None, Some(ago.as_secs_f64()), error.clone())
+        }
+        _ => ("unknown", None, None, None),
+    }
 }
 
 async fn list<DB: Backend>(
@@ -177,12 +225,17 @@ async fn list<DB: Backend>(
                 }
                 None => None,
             };
+            let (state, last_seen_secs, stopped_secs_ago, error) = state_fields(&row.state);
             members.push(Member {
                 member: row.member,
                 size: row.size,
                 position: row.global_position,
                 lag: lag.map(|lag| lag.events),
                 lag_capped: lag.is_some_and(|lag| lag.capped),
+                state,
+                last_seen_secs,
+                stopped_secs_ago,
+                error,
             });
         }
         let parked_streams = admin
@@ -209,7 +262,7 @@ async fn list<DB: Backend>(
 impl Report for List {
     fn render(&self) -> String {
         let mut table = Table::new(&[
-            "CATEGORY", "CONSUMER", "MEMBER", "POSITION", "LAG", "PARKED",
+            "CATEGORY", "CONSUMER", "MEMBER", "POSITION", "LAG", "PARKED", "STATE",
         ]);
         for consumer in &self.consumers {
             let parked = consumer.parked_streams.to_string();
@@ -221,6 +274,7 @@ impl Report for List {
                     "-".into(),
                     "-".into(),
                     parked.clone(),
+                    "-".into(),
                 ]);
             }
             for member in &consumer.members {
@@ -235,6 +289,7 @@ impl Report for List {
                     member.position.to_string(),
                     lag,
                     parked.clone(),
+                    member.state_cell(),
                 ]);
             }
         }

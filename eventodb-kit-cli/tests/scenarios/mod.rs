@@ -484,6 +484,7 @@ pub async fn consumer_commands<DB: Backend>(db: &TestDb<DB>) {
     );
     let parker_rows = member(&list, "parker");
     assert_eq!(parker_rows.len(), 1);
+    assert_eq!(parker_rows[0]["state"], "stopped", "shut down: {list}");
     assert_eq!(parker_rows[0]["position"], last);
     assert_eq!(parker_rows[0]["lag"], 0);
     assert_eq!(
@@ -828,7 +829,18 @@ pub async fn a_reset_reaches_a_running_consumer<DB: Backend>(db: &TestDb<DB>) {
     )
     .await;
     handle.wait_for(last, LONG).await.unwrap();
+    let list = cli(&env, &["consumer", "list", "--json"]).await.ok();
+    let running = &member(&list, "projector")[0];
+    assert_eq!(running["state"], "running", "{list}");
+    assert!(running["last_seen_secs"].as_f64().unwrap() < 5.0, "{list}");
     workers.shutdown().await.unwrap();
+    let list = cli(&env, &["consumer", "list", "--json"]).await.ok();
+    assert_eq!(member(&list, "projector")[0]["state"], "stopped", "{list}");
+    let table = cli(&env, &["consumer", "list"]).await;
+    assert!(
+        table.stdout.contains("STATE") && table.stdout.contains("stopped"),
+        "{table:?}"
+    );
     let all: Vec<i64> = handled.lock().unwrap().clone();
     assert_eq!(
         all[3..],

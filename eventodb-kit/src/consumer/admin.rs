@@ -3,12 +3,13 @@
 
 use std::fmt;
 use std::sync::LazyLock;
+use std::time::Duration;
 
 use serde_json::Value;
 use sqlx::Pool;
 use tokio::sync::watch;
 
-use super::store::{Key, ParkedRow};
+use super::store::{Key, MemberStateRow, ParkedRow};
 use crate::client::MessageId;
 use crate::error::{Error, Result};
 use crate::outbox::Backend;
@@ -27,7 +28,7 @@ fn signal_operator_action() {
 }
 
 /// A saved consumer position (one per group member).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerPosition {
     /// The member (0 without a group).
     pub member: i64,
@@ -35,6 +36,64 @@ pub struct ConsumerPosition {
     pub size: i64,
     /// The last global position handled.
     pub global_position: i64,
+    /// Whether it runs, as it last recorded.
+    pub state: MemberState,
+}
+
+/// What a consumer (group member) last recorded of itself. A running member says it is
+/// alive at least once per poll interval; ages are by the database's clock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MemberState {
+    /// Its task runs: seen within [`MemberState::SILENT_AFTER`] poll intervals.
+    Running {
+        /// Since it last said it was alive.
+        last_seen: Duration,
+    },
+    /// It did not stop, yet has not been seen for longer than that: its process died or
+    /// hangs (a handler that never returns).
+    Silent {
+        /// Since it last said it was alive.
+        last_seen: Duration,
+    },
+    /// Its task ended: shut down (`error` is `None`), or ended by an error or its failure
+    /// policy ([`FailurePolicy::Stop`](crate::consumer::FailurePolicy::Stop)).
+    Stopped {
+        /// Since it ended.
+        ago: Duration,
+        /// What ended it, with its causes.
+        error: Option<String>,
+    },
+    /// Never recorded: the row was made for a group member that has not started yet, or by
+    /// a version of eventodb-kit before migration 14 (PostgreSQL) / 12 (SQLite).
+    Unknown,
+}
+
+impl MemberState {
+    /// Missed heartbeats (poll intervals, plus 1 s of slack) after which a member that did
+    /// not stop counts as [`MemberState::Silent`]. A member says it is alive between
+    /// events too, so only a handler that runs that long makes a live one look silent.
+    pub const SILENT_AFTER: u32 = 3;
+
+    fn from_row(row: &MemberStateRow) -> Self {
+        let millis = |ms: i64| Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+        if let Some(stopped) = row.stopped_ms {
+            return MemberState::Stopped {
+                ago: millis(stopped),
+                error: row.stop_error.clone(),
+            };
+        }
+        let Some(seen) = row.seen_ms else {
+            return MemberState::Unknown;
+        };
+        let heartbeat = millis(row.heartbeat_ms.unwrap_or(0));
+        let last_seen = millis(seen);
+        if last_seen > heartbeat * Self::SILENT_AFTER + Duration::from_secs(1) {
+            MemberState::Silent { last_seen }
+        } else {
+            MemberState::Running { last_seen }
+        }
+    }
 }
 
 /// An event a consumer parked or skipped, as recorded.
@@ -143,19 +202,20 @@ impl<DB: Backend> ConsumerAdmin<DB> {
         }
     }
 
-    /// The saved positions of a consumer (one per group member).
+    /// The saved positions of a consumer (one per group member), with whether each runs.
     ///
     /// # Errors
     /// [`Error::Database`].
     pub async fn positions(&self, category: &str, consumer: &str) -> Result<Vec<ConsumerPosition>> {
         let mut rows: Vec<ConsumerPosition> =
-            DB::load_positions(&self.pool, &self.key(category, consumer))
+            DB::member_states(&self.pool, &self.key(category, consumer))
                 .await?
-                .into_iter()
+                .iter()
                 .map(|row| ConsumerPosition {
-                    member: row.member,
-                    size: row.size,
-                    global_position: row.global_position,
+                    member: row.position.member,
+                    size: row.position.size,
+                    global_position: row.position.global_position,
+                    state: MemberState::from_row(row),
                 })
                 .collect();
         rows.sort_by_key(|row| (row.size, row.member));
@@ -277,5 +337,54 @@ impl<DB: Backend> ConsumerAdmin<DB> {
             signal_operator_action();
         }
         Ok(released)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consumer::store::PositionRow;
+
+    fn row(seen: Option<i64>, stopped: Option<i64>, error: Option<&str>) -> MemberStateRow {
+        MemberStateRow {
+            position: PositionRow {
+                member: 0,
+                size: 1,
+                global_position: 7,
+            },
+            seen_ms: seen,
+            heartbeat_ms: Some(5_000),
+            stopped_ms: stopped,
+            stop_error: error.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn a_member_is_silent_after_three_missed_heartbeats_and_a_second() {
+        let ms = Duration::from_millis;
+        assert_eq!(
+            MemberState::from_row(&row(Some(16_000), None, None)),
+            MemberState::Running {
+                last_seen: ms(16_000)
+            }
+        );
+        assert_eq!(
+            MemberState::from_row(&row(Some(16_001), None, None)),
+            MemberState::Silent {
+                last_seen: ms(16_001)
+            }
+        );
+        assert_eq!(
+            MemberState::from_row(&row(Some(60_000), Some(2_000), Some("boom"))),
+            MemberState::Stopped {
+                ago: ms(2_000),
+                error: Some("boom".into())
+            },
+            "a stop outranks the heartbeat"
+        );
+        assert_eq!(
+            MemberState::from_row(&row(None, None, None)),
+            MemberState::Unknown
+        );
     }
 }

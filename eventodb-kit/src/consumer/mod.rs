@@ -61,7 +61,7 @@ mod options;
 pub(crate) mod runtime;
 pub(crate) mod store;
 
-pub use admin::{ConsumerAdmin, ConsumerName, ConsumerPosition, ParkedEvent};
+pub use admin::{ConsumerAdmin, ConsumerName, ConsumerPosition, MemberState, ParkedEvent};
 pub use futures_util::future::BoxFuture;
 pub use handle::{ConsumerHandle, Lag};
 pub use handler::{Consumer, Context, FnConsumer, Handled, HandlerError, consumer_fn};

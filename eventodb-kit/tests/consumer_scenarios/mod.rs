@@ -16,7 +16,7 @@ use eventodb_kit::client::{
 };
 use eventodb_kit::consumer::{
     BoxFuture, Consumer, ConsumerAdmin, ConsumerOptions, Context, FailurePolicy, Handled,
-    HandlerError, HubOptions, RetryPolicy,
+    HandlerError, HubOptions, MemberState, RetryPolicy,
 };
 use eventodb_kit::outbox::{RawMessage, SenderOptions};
 use eventodb_kit::{Backend, Error, Kit, RunningWorkers};
@@ -2101,4 +2101,88 @@ pub(crate) async fn a_reset_takes_effect_while_running<DB: Db>(pool: Pool<DB>) {
         );
     }
     assert_eq!(log.ids_of("plain"), again, "nothing more was handled");
+}
+
+/// Each member records whether it runs: running while its task runs (idle or not), stopped
+/// after a shutdown, failed with its error when its failure policy stopped it, and silent
+/// once a killed one has missed its heartbeats.
+pub(crate) async fn a_consumer_records_whether_it_runs<DB: Db>(pool: Pool<DB>) {
+    let env = Env::new("consumer").await;
+    let kit = env.kit(&pool);
+    env.write("state-1", "Ok", 0).await;
+    env.write("state-1", "Poison", 1).await;
+    let (_, last) = env.write("state-2", "Ok", 2).await;
+    let log = Log::default();
+    let fast = |name: &str| ConsumerOptions::new(name).poll_interval(Duration::from_millis(50));
+    let workers = kit
+        .workers()
+        .consumer(Recorder::new("state", "alive", &log), fast("alive"))
+        .consumer(
+            Recorder::new("state", "stopper", &log).failing("Poison"),
+            fast("stopper")
+                .failure_policy(FailurePolicy::Stop)
+                .retry(fast_retry()),
+        )
+        .spawn()
+        .await
+        .expect("spawn");
+    let admin = ConsumerAdmin::for_kit(&kit);
+    let state = |name: &'static str| {
+        let admin = &admin;
+        async move {
+            admin.positions("state", name).await.unwrap()[0]
+                .state
+                .clone()
+        }
+    };
+    workers
+        .consumer("alive")
+        .unwrap()
+        .wait_for(last.global_position, LONG)
+        .await
+        .unwrap();
+    eventually("the stopper stops", LONG, || async {
+        matches!(state("stopper").await, MemberState::Stopped { .. })
+    })
+    .await;
+    match state("stopper").await {
+        MemberState::Stopped {
+            error: Some(error), ..
+        } => assert!(error.contains("poison"), "{error}"),
+        other => panic!("stopped by its policy, with the error: {other:?}"),
+    }
+    // Idle for several poll intervals: still running, seen lately.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    match state("alive").await {
+        MemberState::Running { last_seen } => {
+            assert!(last_seen < Duration::from_millis(300), "{last_seen:?}")
+        }
+        other => panic!("idle and running: {other:?}"),
+    }
+    workers.shutdown().await.expect_err("the stopper failed");
+    assert!(
+        matches!(
+            state("alive").await,
+            MemberState::Stopped { error: None, .. }
+        ),
+        "shut down: {:?}",
+        state("alive").await
+    );
+
+    // Started again, then killed as a crash would: silent once its heartbeats are missed.
+    let workers = kit
+        .workers()
+        .consumer(Recorder::new("state", "alive", &log), fast("alive"))
+        .spawn()
+        .await
+        .expect("spawn");
+    eventually("running again", LONG, || async {
+        matches!(state("alive").await, MemberState::Running { .. })
+    })
+    .await;
+    workers.kill();
+    eventually("silent after missed heartbeats", LONG, || async {
+        matches!(state("alive").await, MemberState::Silent { .. })
+    })
+    .await;
 }

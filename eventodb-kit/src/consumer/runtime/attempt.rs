@@ -82,6 +82,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         if self.since_save >= self.options.position_update_interval {
             self.save_soon(cancel, true).await?;
         }
+        self.heartbeat_if_due().await?;
         Ok(true)
     }
 

@@ -61,12 +61,14 @@ struct LoadedState {
 }
 
 /// Reads the consumer's state: its position (writing the rows of a group that lacks some),
-/// the highest processed position and its parked streams.
+/// the highest processed position and its parked streams; records that the member runs and
+/// says so every `heartbeat`.
 async fn load_state<DB: Backend>(
     pool: &Pool<DB>,
     key: &Key,
     member: i64,
     size: i64,
+    heartbeat: Duration,
 ) -> Result<LoadedState> {
     let rows = DB::load_positions(pool, key).await?;
     if let Some(missing) = group::missing_rows(&rows, size) {
@@ -83,6 +85,8 @@ async fn load_state<DB: Backend>(
         DB::own_resets(&mut conn, key, member, size).await?
     };
     let rows = DB::load_positions(pool, key).await?;
+    let heartbeat_ms = i64::try_from(heartbeat.as_millis()).unwrap_or(i64::MAX);
+    DB::mark_running(pool, key, member, size, heartbeat_ms).await?;
     let own_saved = rows
         .iter()
         .find(|row| row.member == member && row.size == size)
@@ -169,6 +173,8 @@ pub(crate) struct Runtime<DB: Backend, C: Consumer<DB>> {
     held: HashMap<String, bool>,
     /// The reset count of its position row when it read it (see [`LoadedState::resets`]).
     resets: i64,
+    /// When it next says it is alive, at the latest (see [`Runtime::heartbeat`]).
+    heartbeat_at: tokio::time::Instant,
     last_maintenance: Option<Instant>,
     /// A save running in the background (plain consumers), and the position it saves.
     /// Aborted if the consumer task is (as a crash would end it).
@@ -242,19 +248,20 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             category: category.clone(),
             consumer: options.name.clone(),
         };
-        let (state, loaded) = match load_state(&pool, &key, member, size).await {
-            Ok(state) => (state, true),
-            // Loaded in the task, once the database answers (see `load_retrying`).
-            Err(Error::Database { source }) if crate::error::database_unreachable(&source) => {
-                tracing::warn!(
-                    consumer = %options.name,
-                    error = crate::error::log_field(&source),
-                    "consumer: the database cannot be reached; it starts once it can"
-                );
-                (LoadedState::default(), false)
-            }
-            Err(error) => return Err(error),
-        };
+        let (state, loaded) =
+            match load_state(&pool, &key, member, size, options.poll_interval).await {
+                Ok(state) => (state, true),
+                // Loaded in the task, once the database answers (see `load_retrying`).
+                Err(Error::Database { source }) if crate::error::database_unreachable(&source) => {
+                    tracing::warn!(
+                        consumer = %options.name,
+                        error = crate::error::log_field(&source),
+                        "consumer: the database cannot be reached; it starts once it can"
+                    );
+                    (LoadedState::default(), false)
+                }
+                Err(error) => return Err(error),
+            };
         let LoadedState {
             position,
             own_saved,
@@ -280,6 +287,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         ));
         let registration = hub.map(|hub| hub.register(&category, &shared.waker));
         let transactional = options.transactional || consumer.transactional();
+        let heartbeat_at = tokio::time::Instant::now() + options.poll_interval;
         Ok(Self {
             consumer,
             options,
@@ -304,6 +312,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             since_save: 0,
             held,
             resets,
+            heartbeat_at,
             last_maintenance: None,
             saving: None,
             loaded,
@@ -342,6 +351,25 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             tracing::warn!(consumer = %self.key.consumer, error = crate::error::log_field(error), "could not save the position");
         }
         let result = result.and(saved);
+        if self.loaded {
+            // With its causes: an operator reads it with no log at hand.
+            let error = result.as_ref().err().map(|error| {
+                let mut text = error.to_string();
+                let mut cause = std::error::Error::source(error);
+                while let Some(next) = cause {
+                    text.push_str(": ");
+                    text.push_str(&next.to_string());
+                    cause = next.source();
+                }
+                text
+            });
+            let (key, member, size) = (&self.key, self.member, self.size);
+            if let Err(failure) =
+                DB::mark_stopped(&self.pool, key, member, size, error.as_deref()).await
+            {
+                tracing::warn!(consumer = %key.consumer, error = crate::error::log_field(&failure), "could not record that the consumer stopped");
+            }
+        }
         self.shared
             .finished(result.as_ref().err().map(ToString::to_string));
         match &result {
@@ -363,7 +391,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                 () = cancel.cancelled() => return Ok(()),
                 () = tokio::time::sleep(LOAD_RETRY) => {}
             }
-            match load_state(&self.pool, &self.key, self.member, self.size).await {
+            match self.read_state().await {
                 Ok(state) => {
                     self.adopt(state);
                     tracing::info!(consumer = %self.key.consumer, category = %self.key.category, member = self.member, size = self.size, position = self.position, "consumer starting: the database answers");
@@ -375,6 +403,12 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                 Err(error) => return Err(error),
             }
         }
+    }
+
+    /// Its state, read again (see [`load_state`]).
+    async fn read_state(&self) -> Result<LoadedState> {
+        let (key, member, size) = (&self.key, self.member, self.size);
+        load_state(&self.pool, key, member, size, self.options.poll_interval).await
     }
 
     /// Takes a state read from the database as the consumer's own.
@@ -404,15 +438,12 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         }
     }
 
-    /// [`Error::ConsumerPositionReset`] when the position row was reset since the consumer
-    /// read it. Database trouble is left to the next look (or the next save).
-    async fn check_reset(&self) -> Result<()> {
-        let resets = async {
-            let mut conn = self.pool.acquire().await.map_err(db)?;
-            DB::own_resets(&mut conn, &self.key, self.member, self.size).await
-        }
-        .await;
-        match resets {
+    /// Records that the member is alive; [`Error::ConsumerPositionReset`] when its position
+    /// row was reset since it read it. Database trouble is left to the next look (or the
+    /// next save).
+    async fn heartbeat(&mut self) -> Result<()> {
+        self.heartbeat_at = tokio::time::Instant::now() + self.options.poll_interval;
+        match DB::heartbeat(&self.pool, &self.key, self.member, self.size).await {
             Ok(resets) if resets != self.resets => Err(Error::ConsumerPositionReset {
                 consumer: self.key.consumer.clone(),
             }),
@@ -424,6 +455,15 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         }
     }
 
+    /// [`heartbeat`](Self::heartbeat) once a poll interval has passed since the last: a
+    /// consumer working through a long backlog says it is alive between events too.
+    pub(super) async fn heartbeat_if_due(&mut self) -> Result<()> {
+        if tokio::time::Instant::now() >= self.heartbeat_at {
+            self.heartbeat().await?;
+        }
+        Ok(())
+    }
+
     /// Drops the unsaved work and reads the state again after a reset. A database that
     /// cannot be reached just then is waited for as at the start.
     async fn start_again(&mut self) -> Result<()> {
@@ -432,7 +472,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         self.pending.clear();
         self.since_save = 0;
         let from = self.position;
-        match load_state(&self.pool, &self.key, self.member, self.size).await {
+        match self.read_state().await {
             Ok(state) => {
                 self.adopt(state);
                 tracing::warn!(consumer = %self.key.consumer, category = %self.key.category, member = self.member, from, position = self.position, "consumer position reset by an operator while running; starting again from it");
@@ -475,7 +515,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                 if !self.held.is_empty() {
                     self.reload_held().await;
                 }
-                self.check_reset().await?;
+                self.heartbeat().await?;
             }
             if self.held.values().any(|released| *released) {
                 self.replay_released(cancel).await?;
@@ -567,7 +607,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                     () = tokio::time::sleep_until(poll_at) => break,
                     () = tokio::time::sleep_until(reload_at) => {
                         reload_at = tokio::time::Instant::now() + self.options.poll_interval;
-                        self.check_reset().await?;
+                        self.heartbeat().await?;
                         if !self.held.is_empty() {
                             self.reload_held().await;
                             if self.held.values().any(|released| *released) {
@@ -577,7 +617,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                     }
                     changed = operator_actions.changed() => {
                         if changed.is_ok() {
-                            self.check_reset().await?;
+                            self.heartbeat().await?;
                             self.reload_held().await;
                         }
                         break;

@@ -26,6 +26,22 @@ pub struct PositionRow {
     pub(crate) global_position: i64,
 }
 
+/// One member's position and what it last recorded of itself; durations in milliseconds,
+/// by the database's clock (`None`: never recorded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(unreachable_pub)] // named by the sealed `Store` trait
+pub struct MemberStateRow {
+    pub(crate) position: PositionRow,
+    /// Since it last said it was alive.
+    pub(crate) seen_ms: Option<i64>,
+    /// How often it promised to say so.
+    pub(crate) heartbeat_ms: Option<i64>,
+    /// Since its task ended (`None` while it runs: a start clears it).
+    pub(crate) stopped_ms: Option<i64>,
+    /// What ended it (`None` for a shutdown).
+    pub(crate) stop_error: Option<String>,
+}
+
 /// A processed record to insert (serialized into a JSON array for a one-statement insert).
 #[derive(Debug, Clone, Serialize)]
 #[allow(unreachable_pub)] // named by the sealed `Store` trait
@@ -61,7 +77,7 @@ pub(crate) mod private {
 
     use sqlx::{Pool, Transaction};
 
-    use super::{Key, ParkedRow, PositionRow, ProcessedRow};
+    use super::{Key, MemberStateRow, ParkedRow, PositionRow, ProcessedRow};
     use crate::error::Result;
 
     /// The consumer-table operations of one database.
@@ -90,6 +106,34 @@ pub(crate) mod private {
             key: &Key,
             row: PositionRow,
             resets: i64,
+        ) -> impl Future<Output = Result<()>> + Send;
+        /// What each member last recorded of itself (see [`MemberStateRow`]).
+        fn member_states(
+            pool: &Pool<Self>,
+            key: &Key,
+        ) -> impl Future<Output = Result<Vec<MemberStateRow>>> + Send;
+        /// Records that a member starts, and how often it will say it is alive.
+        fn mark_running(
+            pool: &Pool<Self>,
+            key: &Key,
+            member: i64,
+            size: i64,
+            heartbeat_ms: i64,
+        ) -> impl Future<Output = Result<()>> + Send;
+        /// Records that a member is alive; returns its row's reset count (0 without a row).
+        fn heartbeat(
+            pool: &Pool<Self>,
+            key: &Key,
+            member: i64,
+            size: i64,
+        ) -> impl Future<Output = Result<i64>> + Send;
+        /// Records that a member's task ended, with the error that ended it.
+        fn mark_stopped(
+            pool: &Pool<Self>,
+            key: &Key,
+            member: i64,
+            size: i64,
+            error: Option<&str>,
         ) -> impl Future<Output = Result<()>> + Send;
         /// How often one member's position row was reset (0 without a row).
         fn own_resets(
@@ -223,6 +267,15 @@ pub(crate) struct Sql {
     pub(crate) save_position: &'static str,
     /// (member, size) → resets
     pub(crate) own_resets: &'static str,
+    /// → (member, size, global_position, ms since seen, heartbeat ms, ms since stopped,
+    /// stop error)
+    pub(crate) member_states: &'static str,
+    /// (member, size, heartbeat ms): started now
+    pub(crate) mark_running: &'static str,
+    /// (member, size): seen now → resets
+    pub(crate) heartbeat: &'static str,
+    /// (member, size, error): its task ended now
+    pub(crate) mark_stopped: &'static str,
     /// (member, size, global_position): insert unless the (member, size) row exists
     pub(crate) insert_position: &'static str,
     /// (ids as a JSON array, first global_position, last global_position) → event_id, from
@@ -380,6 +433,102 @@ macro_rules! store_impl {
                         });
                     }
                 }
+                Ok(())
+            }
+
+            async fn member_states(
+                pool: &sqlx::Pool<Self>,
+                key: &$crate::consumer::store::Key,
+            ) -> $crate::error::Result<Vec<$crate::consumer::store::MemberStateRow>> {
+                type Row = (
+                    i64,
+                    i64,
+                    i64,
+                    Option<i64>,
+                    Option<i64>,
+                    Option<i64>,
+                    Option<String>,
+                );
+                let rows: Vec<Row> = keyed_as($sql.member_states, key)
+                    .fetch_all(pool)
+                    .await
+                    .map_err(db)?;
+                Ok(rows
+                    .into_iter()
+                    .map(
+                        |(
+                            member,
+                            size,
+                            global_position,
+                            seen_ms,
+                            heartbeat_ms,
+                            stopped_ms,
+                            stop_error,
+                        )| {
+                            $crate::consumer::store::MemberStateRow {
+                                position: $crate::consumer::store::PositionRow {
+                                    member,
+                                    size,
+                                    global_position,
+                                },
+                                seen_ms,
+                                heartbeat_ms,
+                                stopped_ms,
+                                stop_error,
+                            }
+                        },
+                    )
+                    .collect())
+            }
+
+            async fn mark_running(
+                pool: &sqlx::Pool<Self>,
+                key: &$crate::consumer::store::Key,
+                member: i64,
+                size: i64,
+                heartbeat_ms: i64,
+            ) -> $crate::error::Result<()> {
+                run(
+                    keyed($sql.mark_running, key)
+                        .bind(member)
+                        .bind(size)
+                        .bind(heartbeat_ms),
+                    pool,
+                )
+                .await?;
+                Ok(())
+            }
+
+            async fn heartbeat(
+                pool: &sqlx::Pool<Self>,
+                key: &$crate::consumer::store::Key,
+                member: i64,
+                size: i64,
+            ) -> $crate::error::Result<i64> {
+                let row: Option<(i64,)> = keyed_as($sql.heartbeat, key)
+                    .bind(member)
+                    .bind(size)
+                    .fetch_optional(pool)
+                    .await
+                    .map_err(db)?;
+                Ok(row.map_or(0, |(resets,)| resets))
+            }
+
+            async fn mark_stopped(
+                pool: &sqlx::Pool<Self>,
+                key: &$crate::consumer::store::Key,
+                member: i64,
+                size: i64,
+                error: Option<&str>,
+            ) -> $crate::error::Result<()> {
+                run(
+                    keyed($sql.mark_stopped, key)
+                        .bind(member)
+                        .bind(size)
+                        .bind(error),
+                    pool,
+                )
+                .await?;
                 Ok(())
             }
 

@@ -45,8 +45,40 @@ const SQL: Sql = Sql {
         upsert_position!(),
         "UPDATE SET global_position = excluded.global_position, updated_at = ",
         now!(),
+        ", seen_at = ",
+        now!(),
         " WHERE eventodb_kit_consumer_positions.global_position <= excluded.global_position
             AND eventodb_kit_consumer_positions.resets = ?7"
+    ),
+    member_states: concat!(
+        "SELECT group_member, group_size, global_position,
+               CAST(round((julianday('now') - julianday(seen_at)) * 86400000) AS INTEGER),
+               heartbeat_ms,
+               CAST(round((julianday('now') - julianday(stopped_at)) * 86400000) AS INTEGER),
+               stop_error
+        FROM eventodb_kit_consumer_positions WHERE ",
+        key!()
+    ),
+    mark_running: concat!(
+        "UPDATE eventodb_kit_consumer_positions SET seen_at = ",
+        now!(),
+        ", heartbeat_ms = ?6, stopped_at = NULL, stop_error = NULL WHERE ",
+        key!(),
+        " AND group_member = ?4 AND group_size = ?5"
+    ),
+    heartbeat: concat!(
+        "UPDATE eventodb_kit_consumer_positions SET seen_at = ",
+        now!(),
+        " WHERE ",
+        key!(),
+        " AND group_member = ?4 AND group_size = ?5 RETURNING resets"
+    ),
+    mark_stopped: concat!(
+        "UPDATE eventodb_kit_consumer_positions SET stopped_at = ",
+        now!(),
+        ", stop_error = ?6 WHERE ",
+        key!(),
+        " AND group_member = ?4 AND group_size = ?5"
     ),
     own_resets: concat!(
         "SELECT resets FROM eventodb_kit_consumer_positions WHERE ",

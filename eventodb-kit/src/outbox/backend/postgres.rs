@@ -93,6 +93,12 @@ const MIGRATIONS: &[Migration] = &[
         up: include_str!("../../../migrations/postgres/0013_consumer_resets.up.sql"),
         down: include_str!("../../../migrations/postgres/0013_consumer_resets.down.sql"),
     },
+    Migration {
+        version: 14,
+        name: "consumer_state",
+        up: include_str!("../../../migrations/postgres/0014_consumer_state.up.sql"),
+        down: include_str!("../../../migrations/postgres/0014_consumer_state.down.sql"),
+    },
 ];
 
 const SQL: Sql = Sql {

@@ -78,6 +78,12 @@ const MIGRATIONS: &[Migration] = &[
         up: include_str!("../../../migrations/sqlite/0011_consumer_resets.up.sql"),
         down: include_str!("../../../migrations/sqlite/0011_consumer_resets.down.sql"),
     },
+    Migration {
+        version: 12,
+        name: "consumer_state",
+        up: include_str!("../../../migrations/sqlite/0012_consumer_state.up.sql"),
+        down: include_str!("../../../migrations/sqlite/0012_consumer_state.down.sql"),
+    },
 ];
 
 macro_rules! now {
