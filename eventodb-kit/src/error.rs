@@ -196,7 +196,8 @@ pub enum Error {
         /// The key.
         key: String,
     },
-    /// A custom message id is already used by another outbox row.
+    /// A custom message id is already used by another outbox row of the namespace (ids are
+    /// unique per namespace, as in EventoDB).
     #[error("message id {id} is already in the outbox")]
     OutboxDuplicateId {
         /// The id.

@@ -65,6 +65,8 @@ scenarios!(fresh, cleanup;
     an_idle_sweep_sends_no_requests,
     sends_each_row_once_while_the_application_writes,
     status_counts_follow_every_change_to_a_row,
+    one_id_in_two_namespaces_is_sent_to_both,
+    the_id_constraint_migration_keeps_every_row,
 );
 
 /// Waits until 50 rows are sent and some are still pending.

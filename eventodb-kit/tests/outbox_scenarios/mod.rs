@@ -2304,3 +2304,155 @@ pub(crate) async fn an_idle_sweep_sends_no_requests<DB: Backend>(pool: Pool<DB>)
     assert_eq!(server.stats().total(), 0, "everything verified: no request");
     sender.shutdown().await.unwrap();
 }
+
+/// A message id is unique per namespace, as in EventoDB: two namespaces sharing one database
+/// each write and send an event under the same custom id (a tenant's ids derived from its own
+/// keys), while a second use within one namespace is still refused.
+pub(crate) async fn one_id_in_two_namespaces_is_sent_to_both<DB: Backend>(pool: Pool<DB>) {
+    let env = Env::new("outbox").await;
+    let kit = env.kit(&pool);
+    let second = format!("second{}", &Uuid::new_v4().simple().to_string()[..10]);
+    let created = env
+        .client
+        .ns_create(&second, &eventodb_kit::client::NsCreateOptions::new())
+        .await
+        .expect("ns.create");
+    let other = Kit::builder("unused")
+        .client(
+            eventodb_kit::Client::builder(env.client.base_url().to_owned())
+                .token(created.token)
+                .build()
+                .expect("client"),
+        )
+        .database(pool.clone())
+        .build()
+        .expect("kit");
+    assert_ne!(kit.namespace(), other.namespace());
+    let id = Uuid::new_v4();
+    for (kit, n) in [(&kit, 1), (&other, 2)] {
+        let mut tx = pool.begin().await.unwrap();
+        kit.outbox()
+            .write(
+                &mut *tx,
+                "tenant-1",
+                RawMessage::new("T", json!({ "n": n })),
+            )
+            .id(id)
+            .await
+            .expect("the same id in another namespace");
+        tx.commit().await.unwrap();
+    }
+    let mut tx = pool.begin().await.unwrap();
+    let again = kit
+        .outbox()
+        .write(
+            &mut *tx,
+            "tenant-2",
+            RawMessage::new("T", json!({ "n": 3 })),
+        )
+        .id(id)
+        .await;
+    assert!(
+        matches!(&again, Err(Error::OutboxDuplicateId { .. })),
+        "{again:?}"
+    );
+    drop(tx);
+    for (kit, n) in [(&kit, 1), (&other, 2)] {
+        let sender = kit.outbox().spawn_sender(fast()).await.unwrap();
+        kit.outbox()
+            .wait_sent(id, Duration::from_secs(30))
+            .await
+            .unwrap();
+        sender.shutdown().await.unwrap();
+        let events = kit
+            .client()
+            .stream_get("tenant-1", &GetStreamOptions::new())
+            .await
+            .unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].id, id);
+        assert_eq!(events[0].data, json!({ "n": n }));
+    }
+    env.client.ns_delete(&second).await.expect("ns.delete");
+}
+
+/// Taking the per-namespace id constraint back and applying it again (on SQLite, two
+/// rebuilds of the table) keeps every row, its state and the sent counts; rows written after
+/// it are sent after the older ones.
+pub(crate) async fn the_id_constraint_migration_keeps_every_row<DB: Backend>(pool: Pool<DB>) {
+    let env = Env::new("outbox").await;
+    let kit = env.kit(&pool);
+    let write = |n: i64| {
+        let (kit, pool) = (&kit, &pool);
+        async move {
+            let mut tx = pool.begin().await.unwrap();
+            let written = kit
+                .outbox()
+                .write(&mut *tx, "kept-1", RawMessage::new("T", json!({ "n": n })))
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            written.id
+        }
+    };
+    let mut sent = Vec::new();
+    for n in 0..3 {
+        sent.push(write(n).await);
+    }
+    let sender = kit.outbox().spawn_sender(fast()).await.unwrap();
+    for id in &sent {
+        kit.outbox()
+            .wait_sent(*id, Duration::from_secs(30))
+            .await
+            .unwrap();
+    }
+    sender.shutdown().await.unwrap();
+    let pending = write(3).await;
+    let before = kit.outbox().status().await.unwrap();
+    assert_eq!((before.pending, before.sent), (1, 3));
+    let version = eventodb_kit::migrations::<DB>()
+        .iter()
+        .find(|step| step.name == "outbox_id_per_namespace")
+        .expect("the migration")
+        .version;
+    assert_eq!(
+        eventodb_kit::migrate_down(&pool, version - 1)
+            .await
+            .unwrap(),
+        [version]
+    );
+    assert_eq!(eventodb_kit::migrate(&pool).await.unwrap(), [version]);
+    let after = kit.outbox().status().await.unwrap();
+    assert_eq!(
+        (after.pending, after.sent, after.unverified),
+        (before.pending, before.sent, before.unverified)
+    );
+    for id in &sent {
+        let row = kit.outbox().row(*id).await.unwrap().expect("the row");
+        assert_eq!(row.status, RowStatus::Sent);
+    }
+    let later = write(4).await;
+    let sender = kit.outbox().spawn_sender(fast()).await.unwrap();
+    kit.outbox()
+        .wait_sent(pending, Duration::from_secs(30))
+        .await
+        .unwrap();
+    kit.outbox()
+        .wait_sent(later, Duration::from_secs(30))
+        .await
+        .unwrap();
+    sender.shutdown().await.unwrap();
+    let events = kit
+        .client()
+        .stream_get("kept-1", &GetStreamOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        events
+            .iter()
+            .map(|event| event.data["n"].as_i64().unwrap())
+            .collect::<Vec<_>>(),
+        [0, 1, 2, 3, 4],
+        "sent once each, in order"
+    );
+}

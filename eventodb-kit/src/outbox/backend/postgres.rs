@@ -99,6 +99,12 @@ const MIGRATIONS: &[Migration] = &[
         up: include_str!("../../../migrations/postgres/0014_consumer_state.up.sql"),
         down: include_str!("../../../migrations/postgres/0014_consumer_state.down.sql"),
     },
+    Migration {
+        version: 15,
+        name: "outbox_id_per_namespace",
+        up: include_str!("../../../migrations/postgres/0015_outbox_id_per_namespace.up.sql"),
+        down: include_str!("../../../migrations/postgres/0015_outbox_id_per_namespace.down.sql"),
+    },
 ];
 
 const SQL: Sql = Sql {
@@ -115,7 +121,7 @@ const SQL: Sql = Sql {
         VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9, $10)
         ON CONFLICT DO NOTHING
         RETURNING seq",
-    id_taken: "SELECT EXISTS (SELECT 1 FROM eventodb_kit_outbox WHERE id = $1::uuid)",
+    id_taken: "SELECT EXISTS (SELECT 1 FROM eventodb_kit_outbox WHERE namespace = $1 AND id = $2::uuid)",
     find_by_key: "SELECT id::text, content_hash FROM eventodb_kit_outbox
         WHERE namespace = $1 AND idempotency_key = $2",
     // `ORDER BY ... LIMIT 1`, not `min()`: after a burst of writes, before the statistics

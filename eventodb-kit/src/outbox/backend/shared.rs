@@ -91,6 +91,7 @@ macro_rules! backend_impl {
                     }
                 }
                 let id_taken: bool = sqlx::query_scalar($sql.id_taken)
+                    .bind(namespace)
                     .bind(&id)
                     .fetch_one(&mut *conn)
                     .await

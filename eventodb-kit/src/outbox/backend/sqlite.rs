@@ -84,6 +84,12 @@ const MIGRATIONS: &[Migration] = &[
         up: include_str!("../../../migrations/sqlite/0012_consumer_state.up.sql"),
         down: include_str!("../../../migrations/sqlite/0012_consumer_state.down.sql"),
     },
+    Migration {
+        version: 13,
+        name: "outbox_id_per_namespace",
+        up: include_str!("../../../migrations/sqlite/0013_outbox_id_per_namespace.up.sql"),
+        down: include_str!("../../../migrations/sqlite/0013_outbox_id_per_namespace.down.sql"),
+    },
 ];
 
 macro_rules! now {
@@ -109,7 +115,7 @@ const SQL: Sql = Sql {
         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
         ON CONFLICT DO NOTHING
         RETURNING seq",
-    id_taken: "SELECT EXISTS (SELECT 1 FROM eventodb_kit_outbox WHERE id = ?1)",
+    id_taken: "SELECT EXISTS (SELECT 1 FROM eventodb_kit_outbox WHERE namespace = ?1 AND id = ?2)",
     find_by_key: "SELECT id, content_hash FROM eventodb_kit_outbox
         WHERE namespace = ?1 AND idempotency_key = ?2",
     heads: concat!(
