@@ -279,6 +279,20 @@ pub enum Error {
         /// What happened.
         message: String,
     },
+    /// [`Sender::drain`](crate::outbox::Sender::drain) gave up: rows were still pending at
+    /// the deadline (the sender was shut down; they stay for the next one).
+    #[error(
+        "the outbox still held {pending} pending rows after {after:?}{}",
+        retry_error.as_deref().map(|error| format!("; the last failed attempt: {error}")).unwrap_or_default()
+    )]
+    OutboxDrainTimeout {
+        /// Rows still pending.
+        pending: u64,
+        /// Why some were waiting for a retry (EventoDB down, a timeout), if any were.
+        retry_error: Option<String>,
+        /// The deadline.
+        after: Duration,
+    },
     /// Shutting down did not finish within the deadline.
     #[error("shutdown did not finish within {after:?}")]
     ShutdownTimeout {

@@ -67,6 +67,7 @@ scenarios!(fresh, cleanup;
     status_counts_follow_every_change_to_a_row,
     one_id_in_two_namespaces_is_sent_to_both,
     the_id_constraint_migration_keeps_every_row,
+    drain_sends_the_backlog_then_stops,
 );
 
 /// Waits until 50 rows are sent and some are still pending.

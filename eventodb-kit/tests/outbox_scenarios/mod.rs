@@ -2456,3 +2456,47 @@ pub(crate) async fn the_id_constraint_migration_keeps_every_row<DB: Backend>(poo
         "sent once each, in order"
     );
 }
+
+/// `Sender::drain` sends what is pending and then stops; with EventoDB down it gives up at
+/// its deadline, says how many rows wait and why, and leaves them for the next sender.
+pub(crate) async fn drain_sends_the_backlog_then_stops<DB: Backend>(pool: Pool<DB>) {
+    let Some(env) = Env::ours("drain_sends_the_backlog_then_stops").await else {
+        return;
+    };
+    let kit = env.kit(&pool);
+    let mut ids = Vec::new();
+    for n in 0..40 {
+        ids.push(commit_one(&kit, &format!("drain-{}", n % 4), n).await);
+    }
+    let sender = kit.outbox().spawn_sender(fast()).await.unwrap();
+    sender.drain(Duration::from_secs(30)).await.unwrap();
+    assert_eq!(kit.outbox().status().await.unwrap().pending, 0);
+    for id in &ids {
+        let row = kit.outbox().row(*id).await.unwrap().expect("row");
+        assert_eq!(row.status, RowStatus::Sent);
+    }
+
+    // EventoDB down: the deadline passes with the rows still pending.
+    env.server().faults().refuse_connections(true);
+    let late: Vec<Uuid> = {
+        let mut late = Vec::new();
+        for n in 0..3 {
+            late.push(commit_one(&kit, "drain-late", n).await);
+        }
+        late
+    };
+    let sender = kit.outbox().spawn_sender(fast()).await.unwrap();
+    let refused = sender.drain(Duration::from_millis(500)).await;
+    match refused {
+        Err(Error::OutboxDrainTimeout {
+            pending: 3,
+            retry_error: Some(why),
+            ..
+        }) => assert!(why.contains("transport error"), "{why}"),
+        other => panic!("a drain timeout naming the 3 rows and why: {other:?}"),
+    }
+    env.server().faults().refuse_connections(false);
+    let sender = kit.outbox().spawn_sender(fast()).await.unwrap();
+    sender.drain(Duration::from_secs(30)).await.unwrap();
+    assert_stream(&kit, "drain-late", &late).await;
+}

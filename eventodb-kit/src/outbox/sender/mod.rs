@@ -7,13 +7,16 @@ mod send;
 mod settle;
 mod verify;
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::Outbox;
-use super::backend::{Backend, LONGEST_AGE};
+use super::backend::{Backend, LONGEST_AGE, OutboxStatus};
 use crate::error::{Error, Result};
 
 /// How a [`Sender`] works. `Default` suits most applications.
@@ -164,8 +167,24 @@ impl SenderOptions {
     }
 }
 
-/// A running sender. [`Sender::shutdown`] stops it gracefully; dropping the handle stops it
-/// too (without waiting).
+/// A read of the outbox status, boxed.
+type StatusRead = Pin<Box<dyn Future<Output = Result<OutboxStatus>> + Send>>;
+
+/// Reads the sender's outbox status (for [`Sender::drain`]), whatever its database.
+#[derive(Clone)]
+struct StatusProbe(Arc<dyn Fn() -> StatusRead + Send + Sync>);
+
+impl std::fmt::Debug for StatusProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StatusProbe")
+    }
+}
+
+/// How often [`Sender::drain`] looks at the status.
+const DRAIN_POLL: Duration = Duration::from_millis(50);
+
+/// A running sender. [`Sender::shutdown`] stops it gracefully ([`Sender::drain`] first sends
+/// what is pending); dropping the handle stops it too (without waiting).
 #[derive(Debug)]
 #[must_use = "dropping the Sender stops it at once: keep it, and end with .shutdown().await"]
 pub struct Sender {
@@ -173,6 +192,7 @@ pub struct Sender {
     wake_cancel: CancellationToken,
     task: Option<JoinHandle<Result<()>>>,
     shutdown_timeout: Duration,
+    status: StatusProbe,
 }
 
 impl Sender {
@@ -200,6 +220,52 @@ impl Sender {
                     after: self.shutdown_timeout,
                 })
             }
+        }
+    }
+
+    /// Sends what is pending, then shuts down (see [`Sender::shutdown`]): for a program that
+    /// writes events and exits, and wants them in EventoDB first. Waits until no row of the
+    /// namespace is pending, whoever wrote it (rows parked by a permanent failure wait for an
+    /// operator and do not count; rows waiting for a retry do), or until `timeout`.
+    ///
+    /// # Errors
+    /// [`Error::OutboxDrainTimeout`] with the rows still pending at the deadline (and why
+    /// they wait), after the shutdown; the errors of [`Sender::shutdown`];
+    /// [`Error::Database`] when the status cannot be read.
+    pub async fn drain(self, timeout: Duration) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let left = loop {
+            if self.is_finished() {
+                // Failed: `shutdown` says how.
+                self.shutdown().await?;
+                return Err(Error::WorkerDied {
+                    worker: "outbox sender".into(),
+                    message: "it stopped before the outbox was drained".into(),
+                });
+            }
+            let status = match (self.status.0)().await {
+                Ok(status) => status,
+                Err(error) => {
+                    self.shutdown().await?;
+                    return Err(error);
+                }
+            };
+            if status.pending == 0 {
+                break None;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                break Some(status);
+            }
+            tokio::time::sleep(DRAIN_POLL.min(deadline - tokio::time::Instant::now())).await;
+        };
+        self.shutdown().await?;
+        match left {
+            None => Ok(()),
+            Some(status) => Err(Error::OutboxDrainTimeout {
+                pending: status.pending,
+                retry_error: status.retry_error,
+                after: timeout,
+            }),
         }
     }
 
@@ -237,6 +303,14 @@ pub(super) async fn spawn<DB: Backend>(
 ) -> Result<Sender> {
     // On a SQLite file the sender writes through a connection of its own (see `sender_pool`).
     let own_pool = DB::sender_pool(outbox.pool()).await?;
+    // On the application's pool: the sender's own closes when it stops.
+    let status = {
+        let outbox = outbox.clone();
+        StatusProbe(Arc::new(move || {
+            let outbox = outbox.clone();
+            Box::pin(async move { outbox.status().await })
+        }))
+    };
     let outbox = match &own_pool {
         Some(pool) => outbox.with_pool(pool.clone()),
         None => outbox,
@@ -278,6 +352,7 @@ pub(super) async fn spawn<DB: Backend>(
         wake_cancel,
         task: Some(task),
         shutdown_timeout,
+        status,
     })
 }
 
