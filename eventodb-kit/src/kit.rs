@@ -54,11 +54,23 @@ impl<DB: Backend> fmt::Debug for Kit<DB> {
     }
 }
 
-impl Kit<sqlx::Sqlite> {
+/// The kit type [`Kit::builder`] sits on: one concrete type, so that `Kit::builder(..)` needs no
+/// type annotation (SQLite's when that feature is on, else PostgreSQL's).
+#[cfg(feature = "sqlite")]
+type BuilderHost = sqlx::Sqlite;
+#[cfg(all(feature = "postgres", not(feature = "sqlite")))]
+type BuilderHost = sqlx::Postgres;
+
+#[cfg(not(any(feature = "postgres", feature = "sqlite")))]
+compile_error!(
+    "eventodb-kit needs a database for its tables: enable its `postgres` or `sqlite` feature (or both, the default)"
+);
+
+impl Kit<BuilderHost> {
     /// Starts building a kit for the EventoDB server at `url`. The database given to
     /// [`KitBuilder::database`] decides the kit's type: a `PgPool` makes a `Kit<Postgres>`.
-    /// (This function sits on `Kit<Sqlite>` only so that `Kit::builder(..)` needs no type
-    /// annotation; it is not SQLite-only.)
+    /// (This function sits on one concrete kit type only so that `Kit::builder(..)` needs no
+    /// type annotation; it is not tied to that database.)
     pub fn builder(url: impl Into<String>) -> KitBuilder<()> {
         KitBuilder {
             url: url.into(),

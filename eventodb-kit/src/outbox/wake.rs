@@ -19,6 +19,7 @@ pub(crate) fn local_commit() {
 }
 
 /// Receives a change for every in-process commit of outbox rows (SQLite).
+#[cfg(feature = "sqlite")]
 pub(crate) fn local_commits() -> watch::Receiver<u64> {
     LOCAL_COMMITS.subscribe()
 }

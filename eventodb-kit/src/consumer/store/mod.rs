@@ -5,7 +5,9 @@
 use serde::Serialize;
 use serde_json::Value;
 
+#[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(feature = "sqlite")]
 mod sqlite;
 
 /// Which rows of the consumer tables belong to one consumer.

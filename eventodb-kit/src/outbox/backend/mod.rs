@@ -9,10 +9,12 @@ use std::time::Duration;
 
 pub(crate) mod begin;
 mod busy;
+#[cfg(feature = "postgres")]
 pub(crate) mod postgres;
 pub(crate) mod private;
 mod shared;
 mod sql;
+#[cfg(feature = "sqlite")]
 pub(crate) mod sqlite;
 
 pub(crate) use begin::begin_in_task;
@@ -28,7 +30,9 @@ pub trait Backend:
 {
 }
 
+#[cfg(feature = "postgres")]
 impl Backend for sqlx::Postgres {}
+#[cfg(feature = "sqlite")]
 impl Backend for sqlx::Sqlite {}
 
 /// Which SQL dialect a [`Backend`] speaks.
