@@ -282,12 +282,15 @@ pub enum Error {
     /// [`Sender::drain`](crate::outbox::Sender::drain) gave up: rows were still pending at
     /// the deadline (the sender was shut down; they stay for the next one).
     #[error(
-        "the outbox still held {pending} pending rows after {after:?}{}",
-        retry_error.as_deref().map(|error| format!("; the last failed attempt: {error}")).unwrap_or_default()
+        "the outbox still held {pending} pending rows after {after:?}{}{}",
+        retry_error.as_deref().map(|error| format!("; the last failed attempt: {error}")).unwrap_or_default(),
+        if *failed > 0 { format!("; {failed} failed rows hold their streams back until they are retried or discarded") } else { String::new() }
     )]
     OutboxDrainTimeout {
-        /// Rows still pending.
+        /// Rows still pending (those held back behind a failed row of their stream too).
         pending: u64,
+        /// Rows parked by a permanent failure: each holds back the later rows of its stream.
+        failed: u64,
         /// Why some were waiting for a retry (EventoDB down, a timeout), if any were.
         retry_error: Option<String>,
         /// The deadline.

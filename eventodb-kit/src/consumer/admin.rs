@@ -72,12 +72,17 @@ pub enum MemberState {
 impl MemberState {
     /// Missed heartbeats (poll intervals, plus 1 s of slack) after which a member that did
     /// not stop counts as [`MemberState::Silent`]. A member says it is alive between
-    /// events too, so only a handler that runs that long makes a live one look silent.
+    /// events and during its backoffs too, so only a handler that runs that long makes a
+    /// live one look silent.
     pub const SILENT_AFTER: u32 = 3;
 
     fn from_row(row: &MemberStateRow) -> Self {
         let millis = |ms: i64| Duration::from_millis(u64::try_from(ms).unwrap_or(0));
-        if let Some(stopped) = row.stopped_ms {
+        // A stop counts unless the member was seen after it: during a rolling deploy the old
+        // process may record its stop after the new one started under the same name.
+        if let Some(stopped) = row.stopped_ms
+            && row.seen_ms.is_none_or(|seen| stopped <= seen)
+        {
             return MemberState::Stopped {
                 ago: millis(stopped),
                 error: row.stop_error.clone(),
@@ -381,6 +386,13 @@ mod tests {
                 error: Some("boom".into())
             },
             "a stop outranks the heartbeat"
+        );
+        assert_eq!(
+            MemberState::from_row(&row(Some(1_000), Some(4_000), None)),
+            MemberState::Running {
+                last_seen: ms(1_000)
+            },
+            "seen after the stop: another process runs it now"
         );
         assert_eq!(
             MemberState::from_row(&row(None, None, None)),

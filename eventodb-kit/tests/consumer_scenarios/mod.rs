@@ -2160,6 +2160,35 @@ pub(crate) async fn a_consumer_records_whether_it_runs<DB: Db>(pool: Pool<DB>) {
         other => panic!("idle and running: {other:?}"),
     }
     workers.shutdown().await.expect_err("the stopper failed");
+
+    // A handler retrying with a backoff longer than the silence threshold (3 poll intervals
+    // and 1 s) is still running: it says so while it waits.
+    let patient = Recorder::new("state", "patient", &log).failing("Poison");
+    let failures = patient.failures.clone();
+    let waiting = kit
+        .workers()
+        .consumer(
+            patient,
+            fast("patient").retry(RetryPolicy::new(
+                5,
+                Duration::from_secs(3),
+                Duration::from_secs(3),
+            )),
+        )
+        .spawn()
+        .await
+        .expect("spawn");
+    eventually("the first failure", LONG, || async {
+        failures.load(Ordering::SeqCst) >= 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1_600)).await;
+    assert_eq!(failures.load(Ordering::SeqCst), 1, "still in its backoff");
+    match state("patient").await {
+        MemberState::Running { .. } => {}
+        other => panic!("running while it waits to retry: {other:?}"),
+    }
+    waiting.shutdown().await.unwrap();
     assert!(
         matches!(
             state("alive").await,

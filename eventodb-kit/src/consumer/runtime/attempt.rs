@@ -150,9 +150,8 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                     wait
                 }
             };
-            tokio::select! {
-                () = cancel.cancelled() => return Ok(Outcome::Interrupted),
-                () = tokio::time::sleep(wait) => {}
+            if self.sleep_alive(wait, cancel).await? {
+                return Ok(Outcome::Interrupted);
             }
         }
     }

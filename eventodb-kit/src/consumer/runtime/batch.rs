@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::CategoryMessage;
 use crate::consumer::handler::{Consumer, Handled, HandlerError};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::outbox::Backend;
 
 use super::{OpenBatch, Runtime, db, processed_row};
@@ -82,7 +82,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                 let full = i - batch_tx.first >= self.options.transaction_batch;
                 let alone = !at_end && self.held.contains_key(&batch[i].stream_name);
                 if (at_end || cancelled || full || alone)
-                    && let Some(first) = self.commit_open(&mut open).await
+                    && let Some(first) = self.commit_open(&mut open).await?
                 {
                     batched = false;
                     i = first;
@@ -147,7 +147,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                 }
                 Ok(Some(result)) => {
                     // Commit the events before it, then retry it on its own.
-                    if let Some(first) = self.commit_open(&mut open).await {
+                    if let Some(first) = self.commit_open(&mut open).await? {
                         batched = false;
                         i = first;
                         continue;
@@ -171,15 +171,22 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
     }
 
     /// Commits the open shared transaction, if any. On failure it is rolled back: returns
-    /// the batch index of its first message, to handle again one by one.
-    pub(super) async fn commit_open(&mut self, open: &mut Option<OpenBatch<DB>>) -> Option<usize> {
-        let batch_tx = open.take()?;
+    /// the batch index of its first message, to handle again one by one. A reset of the
+    /// position is not such a failure: it goes up, and the consumer starts again.
+    pub(super) async fn commit_open(
+        &mut self,
+        open: &mut Option<OpenBatch<DB>>,
+    ) -> Result<Option<usize>> {
+        let Some(batch_tx) = open.take() else {
+            return Ok(None);
+        };
         let first = batch_tx.first;
         match self.commit_batch(batch_tx).await {
-            Ok(()) => None,
+            Ok(()) => Ok(None),
+            Err(error @ Error::ConsumerPositionReset { .. }) => Err(error),
             Err(error) => {
                 tracing::warn!(consumer = %self.key.consumer, error = crate::error::log_field(&error), "could not commit a batch of events; handling them one by one");
-                Some(first)
+                Ok(Some(first))
             }
         }
     }

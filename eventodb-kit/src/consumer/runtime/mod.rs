@@ -86,7 +86,11 @@ async fn load_state<DB: Backend>(
     };
     let rows = DB::load_positions(pool, key).await?;
     let heartbeat_ms = i64::try_from(heartbeat.as_millis()).unwrap_or(i64::MAX);
-    DB::mark_running(pool, key, member, size, heartbeat_ms).await?;
+    // Bookkeeping for operators: a busy database must not keep the consumer from starting
+    // (its first heartbeat records it).
+    if let Err(error) = DB::mark_running(pool, key, member, size, heartbeat_ms).await {
+        tracing::warn!(consumer = %key.consumer, error = crate::error::log_field(&error), "could not record that the consumer starts");
+    }
     let own_saved = rows
         .iter()
         .find(|row| row.member == member && row.size == size)
@@ -173,8 +177,9 @@ pub(crate) struct Runtime<DB: Backend, C: Consumer<DB>> {
     held: HashMap<String, bool>,
     /// The reset count of its position row when it read it (see [`LoadedState::resets`]).
     resets: i64,
-    /// When it next says it is alive, at the latest (see [`Runtime::heartbeat`]).
-    heartbeat_at: tokio::time::Instant,
+    /// When it next says it is alive, at the latest (see [`Runtime::heartbeat`]). Behind a
+    /// lock: backoffs in `&self` methods say so too.
+    heartbeat_at: std::sync::Mutex<tokio::time::Instant>,
     last_maintenance: Option<Instant>,
     /// A save running in the background (plain consumers), and the position it saves.
     /// Aborted if the consumer task is (as a crash would end it).
@@ -188,6 +193,13 @@ pub(crate) struct Runtime<DB: Backend, C: Consumer<DB>> {
 
 fn db(source: sqlx::Error) -> Error {
     Error::Database { source }
+}
+
+/// The heartbeat deadline, whatever a panicking holder left (an `Instant` is always whole).
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
@@ -312,7 +324,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             since_save: 0,
             held,
             resets,
-            heartbeat_at,
+            heartbeat_at: std::sync::Mutex::new(heartbeat_at),
             last_maintenance: None,
             saving: None,
             loaded,
@@ -432,7 +444,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
     async fn main_across_resets(&mut self, cancel: &CancellationToken) -> Result<()> {
         loop {
             match self.main(cancel).await {
-                Err(Error::ConsumerPositionReset { .. }) => self.start_again().await?,
+                Err(Error::ConsumerPositionReset { .. }) => self.start_again(cancel).await?,
                 other => return other,
             }
         }
@@ -441,8 +453,8 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
     /// Records that the member is alive; [`Error::ConsumerPositionReset`] when its position
     /// row was reset since it read it. Database trouble is left to the next look (or the
     /// next save).
-    async fn heartbeat(&mut self) -> Result<()> {
-        self.heartbeat_at = tokio::time::Instant::now() + self.options.poll_interval;
+    async fn heartbeat(&self) -> Result<()> {
+        *lock(&self.heartbeat_at) = tokio::time::Instant::now() + self.options.poll_interval;
         match DB::heartbeat(&self.pool, &self.key, self.member, self.size).await {
             Ok(resets) if resets != self.resets => Err(Error::ConsumerPositionReset {
                 consumer: self.key.consumer.clone(),
@@ -457,33 +469,65 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
 
     /// [`heartbeat`](Self::heartbeat) once a poll interval has passed since the last: a
     /// consumer working through a long backlog says it is alive between events too.
-    pub(super) async fn heartbeat_if_due(&mut self) -> Result<()> {
-        if tokio::time::Instant::now() >= self.heartbeat_at {
+    pub(super) async fn heartbeat_if_due(&self) -> Result<()> {
+        let due = tokio::time::Instant::now() >= *lock(&self.heartbeat_at);
+        if due {
             self.heartbeat().await?;
         }
         Ok(())
     }
 
-    /// Drops the unsaved work and reads the state again after a reset. A database that
-    /// cannot be reached just then is waited for as at the start.
-    async fn start_again(&mut self) -> Result<()> {
+    /// Sleeps `wait` (a backoff: EventoDB down, a handler failing), saying it is alive
+    /// meanwhile: a backoff longer than a few poll intervals must not read as a dead
+    /// process. `true` when cancelled first.
+    pub(super) async fn sleep_alive(
+        &self,
+        wait: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<bool> {
+        let until = tokio::time::Instant::now() + wait;
+        loop {
+            self.heartbeat_if_due().await?;
+            let next = until.min(*lock(&self.heartbeat_at));
+            tokio::select! {
+                () = cancel.cancelled() => return Ok(true),
+                () = tokio::time::sleep_until(next) => {}
+            }
+            if tokio::time::Instant::now() >= until {
+                return Ok(false);
+            }
+        }
+    }
+
+    /// Drops the unsaved work and reads the state again after a reset. Database trouble
+    /// just then (a lock timeout, a busy SQLite file, a restart) is waited out: the reset
+    /// must not end the consumer.
+    async fn start_again(&mut self, cancel: &CancellationToken) -> Result<()> {
         // A save still running goes over the old count: it cannot land; stop it.
         self.saving = None;
         self.pending.clear();
         self.since_save = 0;
         let from = self.position;
-        match self.read_state().await {
-            Ok(state) => {
-                self.adopt(state);
-                tracing::warn!(consumer = %self.key.consumer, category = %self.key.category, member = self.member, from, position = self.position, "consumer position reset by an operator while running; starting again from it");
-                Ok(())
+        loop {
+            match self.read_state().await {
+                Ok(state) => {
+                    self.adopt(state);
+                    tracing::warn!(consumer = %self.key.consumer, category = %self.key.category, member = self.member, from, position = self.position, "consumer position reset by an operator while running; starting again from it");
+                    return Ok(());
+                }
+                Err(Error::Database { source }) => {
+                    tracing::warn!(consumer = %self.key.consumer, error = crate::error::log_field(&source), "consumer position reset while running; could not read the new state, trying again");
+                    tokio::select! {
+                        () = cancel.cancelled() => {
+                            // Nothing of its own to save: the next start reads the reset.
+                            self.loaded = false;
+                            return Ok(());
+                        }
+                        () = tokio::time::sleep(LOAD_RETRY) => {}
+                    }
+                }
+                Err(error) => return Err(error),
             }
-            Err(Error::Database { source }) if crate::error::database_unreachable(&source) => {
-                tracing::warn!(consumer = %self.key.consumer, error = crate::error::log_field(&source), "consumer position reset while running, and the database cannot be reached; starting again once it can");
-                self.loaded = false;
-                Ok(())
-            }
-            Err(error) => Err(error),
         }
     }
 
@@ -547,9 +591,8 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                         read_failures,
                     );
                     tracing::warn!(consumer = %self.key.consumer, error = crate::error::log_field(&error), ?wait, "category.get failed; retrying");
-                    tokio::select! {
-                        () = cancel.cancelled() => return Ok(()),
-                        () = tokio::time::sleep(wait) => {}
+                    if self.sleep_alive(wait, cancel).await? {
+                        return Ok(());
                     }
                     continue;
                 }

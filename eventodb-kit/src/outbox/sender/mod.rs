@@ -225,8 +225,10 @@ impl Sender {
 
     /// Sends what is pending, then shuts down (see [`Sender::shutdown`]): for a program that
     /// writes events and exits, and wants them in EventoDB first. Waits until no row of the
-    /// namespace is pending, whoever wrote it (rows parked by a permanent failure wait for an
-    /// operator and do not count; rows waiting for a retry do), or until `timeout`.
+    /// namespace is pending, whoever wrote it, or until `timeout`. Rows parked by a permanent
+    /// failure wait for an operator and do not count, but the rows they hold back in their
+    /// stream do: with one, a drain runs to its timeout, and its error says so. Rows waiting
+    /// for a retry count too.
     ///
     /// # Errors
     /// [`Error::OutboxDrainTimeout`] with the rows still pending at the deadline (and why
@@ -263,6 +265,7 @@ impl Sender {
             None => Ok(()),
             Some(status) => Err(Error::OutboxDrainTimeout {
                 pending: status.pending,
+                failed: status.failed,
                 retry_error: status.retry_error,
                 after: timeout,
             }),
