@@ -31,6 +31,19 @@ pub(crate) fn log_field<'e>(
     error
 }
 
+/// `error`'s message followed by its causes, one line: for text an operator reads with no
+/// log at hand (an outbox row's `last_error`, a consumer's `stop_error`).
+pub(crate) fn with_causes(error: &Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// `error` as [`Error::NotMigrated`] when the database says one of the kit's tables or columns
 /// does not exist (PostgreSQL `42P01`, `42703`; SQLite "no such table", "no such column"),
 /// else as [`Error::Database`].

@@ -364,17 +364,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         }
         let result = result.and(saved);
         if self.loaded {
-            // With its causes: an operator reads it with no log at hand.
-            let error = result.as_ref().err().map(|error| {
-                let mut text = error.to_string();
-                let mut cause = std::error::Error::source(error);
-                while let Some(next) = cause {
-                    text.push_str(": ");
-                    text.push_str(&next.to_string());
-                    cause = next.source();
-                }
-                text
-            });
+            let error = result.as_ref().err().map(crate::error::with_causes);
             let (key, member, size) = (&self.key, self.member, self.size);
             if let Err(failure) =
                 DB::mark_stopped(&self.pool, key, member, size, error.as_deref()).await
@@ -559,7 +549,8 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                 if !self.held.is_empty() {
                     self.reload_held().await;
                 }
-                self.heartbeat().await?;
+                // Not again if a busy consumer said so between events meanwhile.
+                self.heartbeat_if_due().await?;
             }
             if self.held.values().any(|released| *released) {
                 self.replay_released(cancel).await?;

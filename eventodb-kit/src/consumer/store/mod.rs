@@ -374,6 +374,37 @@ macro_rules! store_impl {
                 .collect()
         }
 
+        /// [`keyed`] with one member's (member, size) as parameters 4 and 5.
+        fn member_keyed<'q>(
+            sql: &'q str,
+            key: &'q $crate::consumer::store::Key,
+            member: i64,
+            size: i64,
+        ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>> {
+            keyed(sql, key).bind(member).bind(size)
+        }
+
+        /// The reset count a statement on one member's (member, size) row returns; 0
+        /// without a row.
+        async fn member_resets<'c, E>(
+            sql: &str,
+            key: &$crate::consumer::store::Key,
+            member: i64,
+            size: i64,
+            executor: E,
+        ) -> $crate::error::Result<i64>
+        where
+            E: sqlx::Executor<'c, Database = $db>,
+        {
+            let row: Option<(i64,)> = keyed_as(sql, key)
+                .bind(member)
+                .bind(size)
+                .fetch_optional(executor)
+                .await
+                .map_err(db)?;
+            Ok(row.map_or(0, |(resets,)| resets))
+        }
+
         /// Runs a statement; returns how many rows it changed.
         async fn run<'q, 'c, E>(
             query: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>,
@@ -490,14 +521,8 @@ macro_rules! store_impl {
                 size: i64,
                 heartbeat_ms: i64,
             ) -> $crate::error::Result<()> {
-                run(
-                    keyed($sql.mark_running, key)
-                        .bind(member)
-                        .bind(size)
-                        .bind(heartbeat_ms),
-                    pool,
-                )
-                .await?;
+                let query = member_keyed($sql.mark_running, key, member, size);
+                run(query.bind(heartbeat_ms), pool).await?;
                 Ok(())
             }
 
@@ -507,13 +532,7 @@ macro_rules! store_impl {
                 member: i64,
                 size: i64,
             ) -> $crate::error::Result<i64> {
-                let row: Option<(i64,)> = keyed_as($sql.heartbeat, key)
-                    .bind(member)
-                    .bind(size)
-                    .fetch_optional(pool)
-                    .await
-                    .map_err(db)?;
-                Ok(row.map_or(0, |(resets,)| resets))
+                member_resets($sql.heartbeat, key, member, size, pool).await
             }
 
             async fn mark_stopped(
@@ -523,14 +542,8 @@ macro_rules! store_impl {
                 size: i64,
                 error: Option<&str>,
             ) -> $crate::error::Result<()> {
-                run(
-                    keyed($sql.mark_stopped, key)
-                        .bind(member)
-                        .bind(size)
-                        .bind(error),
-                    pool,
-                )
-                .await?;
+                let query = member_keyed($sql.mark_stopped, key, member, size);
+                run(query.bind(error), pool).await?;
                 Ok(())
             }
 
@@ -540,13 +553,7 @@ macro_rules! store_impl {
                 member: i64,
                 size: i64,
             ) -> $crate::error::Result<i64> {
-                let row: Option<(i64,)> = keyed_as($sql.own_resets, key)
-                    .bind(member)
-                    .bind(size)
-                    .fetch_optional(&mut *conn)
-                    .await
-                    .map_err(db)?;
-                Ok(row.map_or(0, |(resets,)| resets))
+                member_resets($sql.own_resets, key, member, size, &mut *conn).await
             }
 
             async fn insert_position(

@@ -16,7 +16,7 @@ pub(crate) struct Sql {
     /// meet the other's id before its key, and an error there would abort the caller's
     /// PostgreSQL transaction instead of replaying.
     pub(crate) insert: &'static str,
-    /// (id) → whether a row has that id
+    /// (namespace, id) → whether a row of the namespace has that id
     pub(crate) id_taken: &'static str,
     /// (namespace, key) → (id, content_hash)
     pub(crate) find_by_key: &'static str,

@@ -9,7 +9,6 @@ mod verify;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
@@ -171,8 +170,7 @@ impl SenderOptions {
 type StatusRead = Pin<Box<dyn Future<Output = Result<OutboxStatus>> + Send>>;
 
 /// Reads the sender's outbox status (for [`Sender::drain`]), whatever its database.
-#[derive(Clone)]
-struct StatusProbe(Arc<dyn Fn() -> StatusRead + Send + Sync>);
+struct StatusProbe(Box<dyn Fn() -> StatusRead + Send + Sync>);
 
 impl std::fmt::Debug for StatusProbe {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -309,7 +307,7 @@ pub(super) async fn spawn<DB: Backend>(
     // On the application's pool: the sender's own closes when it stops.
     let status = {
         let outbox = outbox.clone();
-        StatusProbe(Arc::new(move || {
+        StatusProbe(Box::new(move || {
             let outbox = outbox.clone();
             Box::pin(async move { outbox.status().await })
         }))

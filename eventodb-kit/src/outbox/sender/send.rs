@@ -362,7 +362,7 @@ async fn retry<DB: Backend>(
     DB::mark_retry(
         shared.outbox.pool(),
         row.seq,
-        &error_text(error),
+        &crate::error::with_causes(error),
         delay,
         outcome_unknown,
     )
@@ -383,18 +383,6 @@ async fn fail<DB: Backend>(
     );
     DB::mark_failed(shared.outbox.pool(), row.seq, text, outcome_unknown).await?;
     Ok(Step::Held)
-}
-
-/// The error with its causes, for the `last_error` column.
-fn error_text(error: &Error) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Looks for the row's id in its stream (see [`lookup::find_in_stream`]).
