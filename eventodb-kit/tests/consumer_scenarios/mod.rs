@@ -926,6 +926,13 @@ pub(crate) async fn sse_outage_reconnects<DB: Db>(pool: Pool<DB>) {
     .await;
     let (e1, _) = env.write("live-1", "Ok", 1).await;
     eventually("woken by a poke", LONG, || async { log.contains(e1) }).await;
+    // The consumer's own first read can handle the event before the hub has taken its poke
+    // off the connection; dropping the connection then discards that poke, and the count
+    // below would wait for a second poke that never comes.
+    eventually("the first poke", LONG, || async {
+        workers.live_pokes() >= 1
+    })
+    .await;
 
     env.server().faults().drop_sse_connections();
     eventually("reconnected", LONG, || async {
