@@ -102,6 +102,7 @@ consumer_scenarios!(fresh, cleanup;
     correlation_consumer_passes_unmatched_events_on_a_filtering_server,
     foreign_ids_are_handled_parked_and_released,
     a_reset_takes_effect_while_running,
+    a_failure_before_a_reset_is_handled_again,
     a_consumer_records_whether_it_runs,
 );
 

@@ -2110,6 +2110,126 @@ pub(crate) async fn a_reset_takes_effect_while_running<DB: Db>(pool: Pool<DB>) {
     assert_eq!(log.ids_of("plain"), again, "nothing more was handled");
 }
 
+/// A consumer whose `Gate` events fail for good, each failure held back until the test
+/// opens the gate: the test acts between the handler's start and the failure policy.
+#[derive(Clone)]
+struct Gated {
+    tag: String,
+    log: Log,
+    entered: Arc<AtomicU32>,
+    gate: Arc<tokio::sync::Semaphore>,
+    failing: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Gated {
+    fn new(tag: &str, log: &Log) -> Self {
+        Self {
+            tag: tag.into(),
+            log: log.clone(),
+            entered: Arc::default(),
+            gate: Arc::new(tokio::sync::Semaphore::new(0)),
+            failing: Arc::new(true.into()),
+        }
+    }
+    /// How many `Gate` events wait at the gate or went through it failing.
+    fn entered(&self) -> u32 {
+        self.entered.load(Ordering::SeqCst)
+    }
+    /// Lets the waiting handler fail; later `Gate` events succeed.
+    fn open(&self) {
+        self.failing.store(false, Ordering::SeqCst);
+        self.gate.add_permits(1);
+    }
+}
+
+impl<DB: Db> Consumer<DB> for Gated {
+    fn category(&self) -> &str {
+        "gated"
+    }
+
+    fn handle<'a>(
+        &'a self,
+        message: &'a CategoryMessage,
+        _ctx: &'a mut Context<'_, DB>,
+    ) -> BoxFuture<'a, Result<Handled, HandlerError>> {
+        Box::pin(async move {
+            if message.message_type == "Gate" && self.failing.load(Ordering::SeqCst) {
+                self.entered.fetch_add(1, Ordering::SeqCst);
+                self.gate.acquire().await.expect("gate").forget();
+                return Err(HandlerError::new("failed before the reset"));
+            }
+            self.log
+                .0
+                .lock()
+                .unwrap()
+                .push((self.tag.clone(), message.clone()));
+            Ok(Handled::Done)
+        })
+    }
+}
+
+/// An event whose handler failed for good while an operator reset the position is handled
+/// again from the reset position, not skipped or parked by the run the reset ended: the
+/// skip's processed record and the park go with that run.
+pub(crate) async fn a_failure_before_a_reset_is_handled_again<DB: Db>(pool: Pool<DB>) {
+    let env = Env::new("consumer").await;
+    let kit = env.kit(&pool);
+    let (before, _) = env.write("gated-1", "Ok", 0).await;
+    let (gate, _) = env.write("gated-2", "Gate", 1).await;
+    let (after, _) = env.write("gated-1", "Ok", 2).await;
+    let log = Log::default();
+    let skipper = Gated::new("skipper", &log);
+    let parker = Gated::new("parker", &log);
+    let workers = kit
+        .workers()
+        .consumer(
+            skipper.clone(),
+            ConsumerOptions::new("skipper")
+                .failure_policy(FailurePolicy::Skip)
+                .retry(RetryPolicy::none()),
+        )
+        .consumer(
+            parker.clone(),
+            ConsumerOptions::new("parker")
+                .failure_policy(FailurePolicy::ParkStream)
+                .retry(RetryPolicy::none()),
+        )
+        .spawn()
+        .await
+        .expect("spawn");
+    let admin = ConsumerAdmin::for_kit(&kit);
+    for gated in [&skipper, &parker] {
+        eventually("the handler waits to fail", LONG, || async {
+            gated.entered() == 1
+        })
+        .await;
+        assert_eq!(
+            admin.reset_position("gated", &gated.tag, 0).await.unwrap(),
+            1,
+            "{}: its position row is reset",
+            gated.tag
+        );
+        gated.open();
+    }
+    // The first run handled `before`, then failed on `gate`; the second starts over.
+    let expected = vec![before, before, gate, after];
+    eventually("both handle every event again", LONG, || async {
+        log.ids_of("skipper") == expected && log.ids_of("parker") == expected
+    })
+    .await;
+    assert!(admin.skipped("gated", "skipper").await.unwrap().is_empty());
+    assert!(admin.parked("gated", "parker").await.unwrap().is_empty());
+    assert!(
+        admin
+            .parked_streams("gated", "parker")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    workers.shutdown().await.unwrap();
+    assert_eq!(skipper.entered() + parker.entered(), 2, "each failed once");
+}
+
 /// Each member records whether it runs: running while its task runs (idle or not), stopped
 /// after a shutdown, failed with its error when its failure policy stopped it, and silent
 /// once a killed one has missed its heartbeats.

@@ -57,9 +57,12 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                 );
                 let row = parked_row(message, &error, attempts, "parked");
                 let (pool, key, row, error) = (&self.pool, &self.key, &row, error.as_str());
+                let (member, size, resets) = (self.member, self.size, self.resets);
                 let parked = self
                     .retrying_database(cancel, "parking a stream", move || async move {
                         let mut tx = DB::begin_write(pool).await?;
+                        // A decision of the run an operator's reset ended does not stand.
+                        DB::check_not_reset(&mut *tx, key, member, size, resets).await?;
                         DB::park_event(&mut *tx, key, row).await?;
                         DB::hold_stream(
                             &mut *tx,
@@ -91,9 +94,13 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                 let row = parked_row(message, &error, attempts, "skipped");
                 let processed = [processed_row(message)];
                 let (pool, key, row, processed) = (&self.pool, &self.key, &row, &processed);
+                let (member, size, resets) = (self.member, self.size, self.resets);
                 let skipped = self
                     .retrying_database(cancel, "skipping an event", move || async move {
                         let mut tx = DB::begin_write(pool).await?;
+                        // After a reset the event is to be handled again, not recorded as
+                        // processed (the reset may have forgotten its record already).
+                        DB::check_not_reset(&mut *tx, key, member, size, resets).await?;
                         DB::park_event(&mut *tx, key, row).await?;
                         DB::insert_processed(&mut *tx, key, processed).await?;
                         tx.commit().await.map_err(db)

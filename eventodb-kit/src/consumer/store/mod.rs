@@ -144,6 +144,17 @@ pub(crate) mod private {
             member: i64,
             size: i64,
         ) -> impl Future<Output = Result<i64>> + Send;
+        /// [`Error::ConsumerPositionReset`](crate::Error::ConsumerPositionReset) unless one
+        /// member's position row was reset `resets` times (0 without a row). The row stays
+        /// locked against resets until the transaction ends: a reset either waits for what
+        /// the transaction records (and then forgets it), or committed first and is seen here.
+        fn check_not_reset(
+            conn: &mut Self::Connection,
+            key: &Key,
+            member: i64,
+            size: i64,
+            resets: i64,
+        ) -> impl Future<Output = Result<()>> + Send;
         /// Inserts one member's position unless that member already has a row of that
         /// group size (a member that started at the same time may have moved on since).
         fn insert_position(
@@ -269,6 +280,8 @@ pub(crate) struct Sql {
     pub(crate) save_position: &'static str,
     /// (member, size) → resets
     pub(crate) own_resets: &'static str,
+    /// (member, size) → resets, the row locked against resets until the transaction ends
+    pub(crate) lock_own_resets: &'static str,
     /// → (member, size, global_position, ms since seen, heartbeat ms, ms since stopped,
     /// stop error)
     pub(crate) member_states: &'static str,
@@ -554,6 +567,23 @@ macro_rules! store_impl {
                 size: i64,
             ) -> $crate::error::Result<i64> {
                 member_resets($sql.own_resets, key, member, size, &mut *conn).await
+            }
+
+            async fn check_not_reset(
+                conn: &mut $conn,
+                key: &$crate::consumer::store::Key,
+                member: i64,
+                size: i64,
+                resets: i64,
+            ) -> $crate::error::Result<()> {
+                let now =
+                    member_resets($sql.lock_own_resets, key, member, size, &mut *conn).await?;
+                if now != resets {
+                    return Err($crate::error::Error::ConsumerPositionReset {
+                        consumer: key.consumer.clone(),
+                    });
+                }
+                Ok(())
             }
 
             async fn insert_position(

@@ -85,6 +85,12 @@ const SQL: Sql = Sql {
         key!(),
         " AND group_member = ?4 AND group_size = ?5"
     ),
+    // Writes begin `IMMEDIATE`: the transaction already holds the database's write lock.
+    lock_own_resets: concat!(
+        "SELECT resets FROM eventodb_kit_consumer_positions WHERE ",
+        key!(),
+        " AND group_member = ?4 AND group_size = ?5"
+    ),
     insert_position: concat!(upsert_position!(), "NOTHING"),
     processed_among: concat!(
         "SELECT event_id FROM eventodb_kit_processed_events WHERE ",
