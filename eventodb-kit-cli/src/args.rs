@@ -26,7 +26,8 @@ pub(crate) struct Connection {
     /// The database holding eventodb-kit's tables: `postgres://...` or `sqlite:PATH`.
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
     pub(crate) database_url: Option<String>,
-    /// The EventoDB server (used for consumer lag).
+    /// The EventoDB server (for consumer lag, and for `outbox discard` of a row that may have
+    /// landed).
     #[arg(long, env = "EVENTODB_URL", global = true)]
     pub(crate) eventodb_url: Option<String>,
     /// The namespace token (`ns_...`); it picks the namespace (`default` without one).

@@ -4,7 +4,8 @@
 //!
 //! The database comes from `--database-url` or `DATABASE_URL` (`postgres://...` or
 //! `sqlite:PATH`), the namespace from the token (`--token` / `EVENTODB_TOKEN`; `default`
-//! without one), EventoDB from `--eventodb-url` / `EVENTODB_URL` (only needed for lag).
+//! without one), EventoDB from `--eventodb-url` / `EVENTODB_URL` (only needed for lag, and
+//! for discarding a row that may have landed).
 //! `--json` prints one JSON document per command. Exit codes: 0 done, 1 the command failed,
 //! 2 the command line is wrong.
 //!
