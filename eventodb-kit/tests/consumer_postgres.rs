@@ -103,6 +103,7 @@ consumer_scenarios!(fresh, cleanup;
     foreign_ids_are_handled_parked_and_released,
     a_reset_takes_effect_while_running,
     a_failure_before_a_reset_is_handled_again,
+    a_replay_before_a_reset_is_handled_again,
     a_consumer_records_whether_it_runs,
 );
 
@@ -210,6 +211,17 @@ where
 /// PostgreSQL ends the consumers' sessions again and again while they work, as a restart or
 /// failover does: handler transactions, savepoints, position saves and processed records fail
 /// mid-flight, some of them after PostgreSQL committed them.
+/// [`consumer_scenarios::a_replay_before_a_reset_is_handled_again`] for a transactional
+/// consumer, whose replay records in the handler's transaction (PostgreSQL only: on SQLite
+/// that transaction holds the write lock the reset needs while the handler waits).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_transactional_replay_before_a_reset_is_handled_again() {
+    consumer_scenarios::init_tracing();
+    let Some(db) = fresh().await else { return };
+    consumer_scenarios::replay_then_reset(db.pool.clone(), true).await;
+    cleanup(db).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn dropped_database_connections_lose_and_repeat_no_effect() {
     consumer_scenarios::init_tracing();

@@ -117,5 +117,6 @@ consumer_scenarios!(fresh, cleanup;
     foreign_ids_are_handled_parked_and_released,
     a_reset_takes_effect_while_running,
     a_failure_before_a_reset_is_handled_again,
+    a_replay_before_a_reset_is_handled_again,
     a_consumer_records_whether_it_runs,
 );

@@ -2110,8 +2110,10 @@ pub(crate) async fn a_reset_takes_effect_while_running<DB: Db>(pool: Pool<DB>) {
     assert_eq!(log.ids_of("plain"), again, "nothing more was handled");
 }
 
-/// A consumer whose `Gate` events fail for good, each failure held back until the test
-/// opens the gate: the test acts between the handler's start and the failure policy.
+/// A consumer whose `Gate` events wait at a gate the test opens, so that the test acts
+/// while the handler is busy with one. By default a `Gate` event fails for good once through
+/// the gate; [`Gated::replaying`] makes it fail at once until its stream is released, then
+/// wait in the replay and succeed.
 #[derive(Clone)]
 struct Gated {
     tag: String,
@@ -2119,6 +2121,7 @@ struct Gated {
     entered: Arc<AtomicU32>,
     gate: Arc<tokio::sync::Semaphore>,
     failing: Arc<std::sync::atomic::AtomicBool>,
+    in_replay: bool,
 }
 
 impl Gated {
@@ -2129,6 +2132,13 @@ impl Gated {
             entered: Arc::default(),
             gate: Arc::new(tokio::sync::Semaphore::new(0)),
             failing: Arc::new(true.into()),
+            in_replay: false,
+        }
+    }
+    fn replaying(tag: &str, log: &Log) -> Self {
+        Self {
+            in_replay: true,
+            ..Self::new(tag, log)
         }
     }
     /// How many `Gate` events wait at the gate or went through it failing.
@@ -2150,13 +2160,18 @@ impl<DB: Db> Consumer<DB> for Gated {
     fn handle<'a>(
         &'a self,
         message: &'a CategoryMessage,
-        _ctx: &'a mut Context<'_, DB>,
+        ctx: &'a mut Context<'_, DB>,
     ) -> BoxFuture<'a, Result<Handled, HandlerError>> {
         Box::pin(async move {
             if message.message_type == "Gate" && self.failing.load(Ordering::SeqCst) {
+                if self.in_replay && !ctx.is_replay() {
+                    return Err(HandlerError::new("fails until its stream is released"));
+                }
                 self.entered.fetch_add(1, Ordering::SeqCst);
                 self.gate.acquire().await.expect("gate").forget();
-                return Err(HandlerError::new("failed before the reset"));
+                if !self.in_replay {
+                    return Err(HandlerError::new("failed before the reset"));
+                }
             }
             self.log
                 .0
@@ -2228,6 +2243,85 @@ pub(crate) async fn a_failure_before_a_reset_is_handled_again<DB: Db>(pool: Pool
     );
     workers.shutdown().await.unwrap();
     assert_eq!(skipper.entered() + parker.entered(), 2, "each failed once");
+}
+
+/// A released stream's event replayed while an operator reset the position is handled again
+/// after the reset: the replay's processed record goes with the run the reset ended.
+pub(crate) async fn a_replay_before_a_reset_is_handled_again<DB: Db>(pool: Pool<DB>) {
+    replay_then_reset(pool, false).await;
+}
+
+/// [`a_replay_before_a_reset_is_handled_again`] for a plain or a transactional consumer. A
+/// transactional one holds its transaction open while its handler waits, and on SQLite that
+/// is the database's write lock, which the reset needs: that variant runs on PostgreSQL.
+pub(crate) async fn replay_then_reset<DB: Db>(pool: Pool<DB>, transactional: bool) {
+    let env = Env::new("consumer").await;
+    let kit = env.kit(&pool);
+    let (before, _) = env.write("gated-1", "Ok", 0).await;
+    let (gate, _) = env.write("gated-2", "Gate", 1).await;
+    let (after, last) = env.write("gated-1", "Ok", 2).await;
+    let log = Log::default();
+    let replayer = Gated::replaying("replayer", &log);
+    let workers = kit
+        .workers()
+        .consumer(
+            replayer.clone(),
+            ConsumerOptions::new("replayer")
+                .transactional(transactional)
+                .failure_policy(FailurePolicy::ParkStream)
+                .retry(RetryPolicy::none()),
+        )
+        .spawn()
+        .await
+        .expect("spawn");
+    let admin = ConsumerAdmin::for_kit(&kit);
+    workers.consumers()[0]
+        .wait_for(last.global_position, LONG)
+        .await
+        .unwrap();
+    assert_eq!(log.ids_of("replayer"), vec![before, after]);
+    assert_eq!(
+        admin.parked_streams("gated", "replayer").await.unwrap(),
+        vec!["gated-2".to_owned()]
+    );
+    assert!(
+        admin
+            .release_stream("gated", "replayer", "gated-2")
+            .await
+            .unwrap()
+    );
+    eventually("the replay waits at the gate", LONG, || async {
+        replayer.entered() == 1
+    })
+    .await;
+    assert_eq!(
+        admin.reset_position("gated", "replayer", 0).await.unwrap(),
+        1
+    );
+    replayer.open();
+    // Replayed before the reset (the log keeps that try), then again from the reset
+    // position: each event twice in all.
+    eventually(
+        "every event is handled again after the reset",
+        LONG,
+        || async {
+            let counts = log.counts();
+            [before, gate, after]
+                .iter()
+                .all(|id| counts.get(id) == Some(&2))
+        },
+    )
+    .await;
+    workers.shutdown().await.unwrap();
+    assert_eq!(log.counts().values().sum::<usize>(), 6, "nothing more");
+    assert!(admin.parked("gated", "replayer").await.unwrap().is_empty());
+    assert!(
+        admin
+            .parked_streams("gated", "replayer")
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// Each member records whether it runs: running while its task runs (idle or not), stopped

@@ -182,6 +182,12 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         self.consumer.handle(message, &mut ctx).await
     }
 
+    /// [`Error::ConsumerPositionReset`] if an operator reset the position since it was read
+    /// (the reset count is read with the position row locked until the transaction ends).
+    async fn check_not_reset(&self, tx: &mut sqlx::Transaction<'static, DB>) -> Result<()> {
+        DB::check_not_reset(&mut **tx, &self.key, self.member, self.size, self.resets).await
+    }
+
     /// One try in a transaction that first claims the processed record (a message another
     /// member already handled is skipped), then runs the handler, then saves the position
     /// (or, for a replay, deletes the parked record) and commits.
@@ -195,6 +201,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         let claimed = DB::insert_processed(&mut *tx, &self.key, &[processed_row(message)]).await?;
         if claimed == 0 {
             if replay {
+                self.check_not_reset(&mut tx).await?;
                 DB::delete_parked(&mut *tx, &self.key, message.id.as_str()).await?;
                 tx.commit().await.map_err(db)?;
             } else {
@@ -212,6 +219,9 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             return Ok(result);
         }
         if replay {
+            // A replay saves no position, which would have seen a reset: its processed
+            // record must not outlive one.
+            self.check_not_reset(&mut tx).await?;
             DB::delete_parked(&mut *tx, &self.key, message.id.as_str()).await?;
         } else {
             DB::save_position(

@@ -191,12 +191,17 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                             let processed = [processed_row(&message)];
                             let (pool, key, processed, id) =
                                 (&self.pool, &self.key, &processed, row.event_id.as_str());
+                            let (member, size, resets) = (self.member, self.size, self.resets);
                             let done = self
                                 .retrying_database(
                                     cancel,
                                     "recording a replayed event",
                                     move || async move {
                                         let mut tx = DB::begin_write(pool).await?;
+                                        // A reset since asks for the event again: a record
+                                        // made now could outlive the reset's forgetting.
+                                        DB::check_not_reset(&mut *tx, key, member, size, resets)
+                                            .await?;
                                         DB::insert_processed(&mut *tx, key, processed).await?;
                                         DB::delete_parked(&mut *tx, key, id).await?;
                                         tx.commit().await.map_err(db)
@@ -206,6 +211,9 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                             if done.is_none() {
                                 return Ok(());
                             }
+                            // After a reset the event can lie ahead of the position: the
+                            // read that reaches it must look at the processed records.
+                            self.dedupe_until = self.dedupe_until.max(message.global_position);
                         }
                     }
                     Outcome::Interrupted => return Ok(()),
@@ -213,12 +221,15 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                         self.metrics.failed();
                         tracing::error!(consumer = %self.key.consumer, %stream, id = %row.event_id, %error, "released event failed again; stream parked again");
                         let (pool, key, row, error) = (&self.pool, &self.key, &row, error.as_str());
+                        let (member, size, resets) = (self.member, self.size, self.resets);
                         let parked = self
                             .retrying_database(
                                 cancel,
                                 "parking a stream again",
                                 move || async move {
                                     let mut tx = DB::begin_write(pool).await?;
+                                    DB::check_not_reset(&mut *tx, key, member, size, resets)
+                                        .await?;
                                     DB::hold_stream(
                                         &mut *tx,
                                         key,
