@@ -172,6 +172,9 @@ const SQL: Sql = Sql {
         WHERE namespace = $1 AND stream = $2 AND status IN ('pending', 'failed') AND seq > $3
         ORDER BY seq
         LIMIT $4",
+    unsent_below: "SELECT EXISTS (SELECT 1 FROM eventodb_kit_outbox
+        WHERE namespace = $1 AND stream = $2 AND status IN ('pending', 'failed') AND seq < $3
+          AND seq NOT IN (SELECT jsonb_array_elements_text($4::jsonb)::int8))",
     mark_unknown_between: "UPDATE eventodb_kit_outbox SET outcome_unknown = TRUE
         WHERE namespace = $1 AND stream = $2 AND status IN ('pending', 'failed')
           AND status = 'pending' AND seq BETWEEN $3 AND $4
@@ -861,7 +864,7 @@ mod tests {
         let held = claim_begin(&db.pool, "default").await.unwrap();
         let next = tokio::time::timeout(
             std::time::Duration::from_secs(5),
-            Postgres::claim_stream(&db.pool, "default", "a", "me", lease, 2, taken[1]),
+            Postgres::claim_stream(&db.pool, "default", "a", "me", lease, 2, &taken),
         )
         .await
         .expect("the next rows are claimed while the claim lock is held")
@@ -874,10 +877,11 @@ mod tests {
             .execute(&db.pool)
             .await
             .unwrap();
-        let gone = Postgres::claim_stream(&db.pool, "default", "a", "me", lease, 2, next[1])
+        let all: Vec<i64> = taken.iter().chain(&next).copied().collect();
+        let gone = Postgres::claim_stream(&db.pool, "default", "a", "me", lease, 2, &all)
             .await
             .unwrap();
-        let nothing_sent = Postgres::claim_stream(&db.pool, "default", "a", "me", lease, 2, 0)
+        let nothing_sent = Postgres::claim_stream(&db.pool, "default", "a", "me", lease, 2, &[])
             .await
             .unwrap();
         db.cleanup().await;
@@ -887,6 +891,56 @@ mod tests {
             nothing_sent.is_empty(),
             "a task that sent nothing gets nothing"
         );
+    }
+
+    /// A row whose transaction drew its `seq` before a stream task's rows and committed after
+    /// the task's claim goes before the rows committed after it: the task does not go on past
+    /// it, and the main claim takes the stream from it once the task's sends are recorded.
+    #[tokio::test]
+    async fn a_stream_task_does_not_go_on_past_a_row_committed_late() {
+        use crate::outbox::backend::private::Dialect;
+        let Some(db) = pg_schema::fresh("eventodb_kit_late_row", 4).await else {
+            return;
+        };
+        let mut late = db.pool.begin().await.unwrap();
+        sqlx::query(
+            "INSERT INTO eventodb_kit_outbox (id, namespace, stream, message_type, data, content_hash)
+            VALUES (gen_random_uuid(), 'default', 'a', 'T', '{}', 'h')",
+        )
+        .execute(&mut *late)
+        .await
+        .unwrap();
+        insert_rows(&db.pool, "'a'", 3).await;
+        let lease = std::time::Duration::from_secs(30);
+        let mut cursor = String::new();
+        let first = claim_all(&db.pool, "me", lease, 1, 2, &mut cursor).await;
+        let taken: Vec<i64> = first.iter().map(|row| row.seq).collect();
+        assert_eq!(taken, vec![2, 3], "the uncommitted row 1 is not seen");
+        late.commit().await.unwrap();
+        // A transaction that begins after row 1 committed.
+        insert_rows(&db.pool, "'a'", 1).await;
+
+        let next = Postgres::claim_stream(&db.pool, "default", "a", "me", lease, 2, &taken)
+            .await
+            .unwrap();
+        assert!(
+            next.is_empty(),
+            "rows 4 and 5 would go before row 1: {next:?}"
+        );
+        // The task's sends are recorded and it settles (row 1 lies below its range, and its
+        // lease fences nothing once its rows are recorded): the main claim starts at row 1.
+        sqlx::query("UPDATE eventodb_kit_outbox SET status = 'sent' WHERE seq IN (2, 3)")
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        Postgres::settle(&db.pool, "default", "a", "me")
+            .await
+            .unwrap();
+        let mut cursor = String::new();
+        let then = claim_all(&db.pool, "other", lease, 1, 10, &mut cursor).await;
+        db.cleanup().await;
+        let then: Vec<i64> = then.iter().map(|row| row.seq).collect();
+        assert_eq!(then, vec![1, 4, 5]);
     }
 
     /// A quiet lease that a stream task extends while the purge waits for its row is kept:

@@ -177,10 +177,14 @@ pub trait Dialect: sqlx::Database + Sized {
         min_rows: usize,
     ) -> impl Future<Output = Result<(Vec<Claimed>, usize)>> + Send;
     /// Claims the next rows of one stream for the task already sending it: its own rows
-    /// up to `sent_seq` (sent, not yet recorded) do not hold the stream back; any other
-    /// lease does (also one of the same owner: another task of this sender), and so does
-    /// a missing one. `sent_seq` is the last row the task sent (nothing is claimed for a
-    /// task that sent none). On PostgreSQL it takes no claim lock, only the stream's lease
+    /// (sent, perhaps not recorded yet) do not hold the stream back; any other lease does
+    /// (also one of the same owner: another task of this sender), and so does a missing
+    /// one. `taken` is the task's rows that may still be unsent in the database (its sends
+    /// not recorded yet), in order, ending with the last row it sent (nothing is claimed for
+    /// a task that sent none). Any other unsent row below that one must go first: a row whose transaction drew its `seq`
+    /// before the task's rows and committed after the claim, or one the verification sweep
+    /// put back. Nothing is claimed then; the task settles and the main claim takes the
+    /// stream from that row. On PostgreSQL it takes no claim lock, only the stream's lease
     /// row.
     fn claim_stream(
         pool: &Pool<Self>,
@@ -189,7 +193,7 @@ pub trait Dialect: sqlx::Database + Sized {
         owner: &str,
         lease: Duration,
         limit: i64,
-        sent_seq: i64,
+        taken: &[i64],
     ) -> impl Future<Output = Result<Vec<Claimed>>> + Send;
     /// Extends the lease of `owner` on `stream`; returns 1, or 0 when the lease was lost
     /// to another sender.

@@ -236,18 +236,17 @@ macro_rules! backend_impl {
                 owner: &str,
                 lease: std::time::Duration,
                 limit: i64,
-                sent_seq: i64,
+                taken: &[i64],
             ) -> $crate::error::Result<Vec<$crate::outbox::backend::Claimed>> {
-                if sent_seq <= 0 {
+                if taken.last().is_none_or(|&seq| seq <= 0) {
                     // A task that sent nothing has no lease to go on with.
                     return Ok(Vec::new());
                 }
                 retry_busy!(async {
                     let mut tx = continue_begin(pool, namespace).await?;
-                    let rows = lease_stream_rows(
-                        &mut tx, namespace, stream, owner, lease, limit, sent_seq,
-                    )
-                    .await?;
+                    let rows =
+                        lease_stream_rows(&mut tx, namespace, stream, owner, lease, limit, taken)
+                            .await?;
                     tx.commit().await.map_err(db)?;
                     Ok(rows)
                 })
@@ -630,7 +629,7 @@ macro_rules! backend_impl {
             let mut used = 0;
             for stream in streams {
                 rows.extend(
-                    lease_stream_rows(tx, namespace, stream, owner, lease, per_stream, 0).await?,
+                    lease_stream_rows(tx, namespace, stream, owner, lease, per_stream, &[]).await?,
                 );
                 used += 1;
                 if rows.len() >= min_rows {
@@ -640,8 +639,10 @@ macro_rules! backend_impl {
             Ok((rows, used))
         }
 
-        /// Leases up to `limit` sendable rows of `stream` after `sent_seq`, inside the
-        /// caller's claim transaction. Claims of one stream are serialized: by SQLite's write
+        /// Leases up to `limit` sendable rows of `stream` inside the caller's claim
+        /// transaction: for the main claim (`taken` empty) from the stream's first unsent row;
+        /// for a task going on with its stream, after the last of its `taken` rows, and none
+        /// while an unsent row below that one is not among them (see `Dialect::claim_stream`). Claims of one stream are serialized: by SQLite's write
         /// lock, and on PostgreSQL by the lease row (read `FOR UPDATE` first; a stream with no
         /// lease row yet is only ever claimed under the advisory claim lock). One lease row
         /// per stream, not a write per row: see migration `outbox_stream_leases`.
@@ -652,9 +653,10 @@ macro_rules! backend_impl {
             owner: &str,
             lease: std::time::Duration,
             limit: i64,
-            sent_seq: i64,
+            taken: &[i64],
         ) -> $crate::error::Result<Vec<$crate::outbox::backend::Claimed>> {
             use sqlx::Row as _;
+            let sent_seq = taken.last().copied().unwrap_or(0);
             // (owner, live, from_seq, through_seq, fencing); locked on PostgreSQL against a
             // concurrent renewal.
             let current: Option<(String, bool, i64, i64, bool)> = sqlx::query_as($sql.lease_read)
@@ -691,6 +693,24 @@ macro_rules! backend_impl {
                         .map_err(db)?;
                 }
                 _ => {}
+            }
+            if sent_seq > 0 {
+                // Going on past such a row would send the rows after it first (rows whose
+                // transactions may have begun after its commit): it goes first.
+                let taken = serde_json::to_string(taken).map_err(|error| {
+                    $crate::error::Error::Internal(format!("the taken rows as JSON: {error}"))
+                })?;
+                let skipped: bool = sqlx::query_scalar($sql.unsent_below)
+                    .bind(namespace)
+                    .bind(stream)
+                    .bind(sent_seq)
+                    .bind(taken)
+                    .fetch_one(&mut **tx)
+                    .await
+                    .map_err(db)?;
+                if skipped {
+                    return Ok(Vec::new());
+                }
             }
             // One row more than it takes, to tell the stream task whether to claim on: a
             // stream task whose batch was full claimed again as a rule, and at the end of a

@@ -31,6 +31,9 @@ pub(crate) struct Sql {
     /// (namespace, stream, after_seq, limit) → the stream's first unsent rows after
     /// `after_seq` (claim columns, and `held`: parked or not yet due)
     pub(crate) stream_rows: &'static str,
+    /// (namespace, stream, below_seq, taken seqs as a JSON array) → whether an unsent row of
+    /// the stream below `below_seq` is not among the taken ones
+    pub(crate) unsent_below: &'static str,
     /// (namespace, stream, from_seq, through_seq): marks the stream's pending rows between
     /// them outcome unknown
     pub(crate) mark_unknown_between: &'static str,

@@ -167,6 +167,9 @@ const SQL: Sql = Sql {
         ORDER BY seq
         LIMIT ?4"
     ),
+    unsent_below: "SELECT EXISTS (SELECT 1 FROM eventodb_kit_outbox
+        WHERE namespace = ?1 AND stream = ?2 AND status IN ('pending', 'failed') AND seq < ?3
+          AND seq NOT IN (SELECT value FROM json_each(?4)))",
     mark_unknown_between: "UPDATE eventodb_kit_outbox SET outcome_unknown = 1
         WHERE namespace = ?1 AND stream = ?2 AND status IN ('pending', 'failed')
           AND status = 'pending' AND seq BETWEEN ?3 AND ?4

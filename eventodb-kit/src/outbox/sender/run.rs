@@ -237,7 +237,7 @@ pub(super) async fn run<DB: Backend>(
 pub(super) struct Mark {
     /// `(seq, position, global_position)`
     pub(super) row: (i64, i64, i64),
-    /// The count of the sending task's sends not written yet.
+    /// The sending task's sends not written yet.
     pub(super) unrecorded: Arc<super::settle::Unrecorded>,
 }
 
@@ -266,7 +266,9 @@ async fn record<DB: Backend>(
             match DB::mark_sent_many(&pool, &rows).await {
                 Ok(()) => {
                     crate::outbox::wake::rows_sent();
-                    batch.iter().for_each(|mark| mark.unrecorded.written());
+                    batch
+                        .iter()
+                        .for_each(|mark| mark.unrecorded.written(mark.row.0));
                     break;
                 }
                 Err(error) => {

@@ -161,7 +161,7 @@ pub(super) async fn send_stream<DB: Backend>(shared: Arc<Shared<DB>>, batch: Str
             &lease_owner,
             lease,
             shared.options.batch_size,
-            rows.last().map_or(0, |row| row.seq),
+            &unrecorded.up_to(rows.last().map_or(0, |row| row.seq)),
         )
         .await
         {
@@ -171,7 +171,9 @@ pub(super) async fn send_stream<DB: Backend>(shared: Arc<Shared<DB>>, batch: Str
                 lease_ends = claiming + lease;
             }
             Ok(_) => {
-                task.settle(&unrecorded, lease_ends, taken);
+                // Also when a row it did not take waits below the ones it sent: settling
+                // lets the main claim take the stream from that row (whatever the count).
+                task.settle(&unrecorded, lease_ends, taken.max(2));
                 return;
             }
             Err(error) => {
@@ -335,7 +337,7 @@ fn sent<DB: Backend>(
     unrecorded: &Arc<Unrecorded>,
 ) -> Result<Step> {
     crate::metrics::outbox_sent(shared.outbox.namespace());
-    unrecorded.add();
+    unrecorded.add(row.seq);
     shared
         .marks
         .send(Mark {

@@ -12,8 +12,8 @@
 //! own: the task shrinks its lease to nothing, and the row is claimed at once, like any
 //! other.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Weak};
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -21,24 +21,41 @@ use tokio::time::Instant;
 use super::run::Shared;
 use crate::outbox::backend::Backend;
 
-/// How many of a stream task's sends the recorder has not written yet.
+/// A stream task's sends the recorder has not written yet, by `seq`.
 #[derive(Debug, Default)]
 pub(super) struct Unrecorded {
-    count: AtomicUsize,
+    seqs: Mutex<BTreeSet<i64>>,
     all_written: Notify,
 }
 
 impl Unrecorded {
-    /// A send was handed to the recorder.
-    pub(super) fn add(&self) {
-        self.count.fetch_add(1, Ordering::SeqCst);
+    fn seqs(&self) -> MutexGuard<'_, BTreeSet<i64>> {
+        // A panic while holding the lock leaves the set itself whole.
+        self.seqs.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The recorder wrote one of the sends.
-    pub(super) fn written(&self) {
-        if self.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+    /// The send of row `seq` was handed to the recorder.
+    pub(super) fn add(&self, seq: i64) {
+        self.seqs().insert(seq);
+    }
+
+    /// The recorder wrote the send of row `seq` (and committed it).
+    pub(super) fn written(&self, seq: i64) {
+        let mut seqs = self.seqs();
+        seqs.remove(&seq);
+        if seqs.is_empty() {
             self.all_written.notify_waiters();
         }
+    }
+
+    /// The rows of the task that may still be unsent in the database: its sends not
+    /// written yet, then `sent_seq` (its last send, written or not), in `seq` order. Taken
+    /// before a claim reads the table, it holds every row of the task the claim can see
+    /// unsent below `sent_seq`: a send leaves the set only after its record committed.
+    pub(super) fn up_to(&self, sent_seq: i64) -> Vec<i64> {
+        let mut rows: Vec<i64> = self.seqs().range(..sent_seq).copied().collect();
+        rows.push(sent_seq);
+        rows
     }
 
     /// Returns once every send handed over so far is written. A batch the recorder gave up
@@ -49,7 +66,7 @@ impl Unrecorded {
             tokio::pin!(notified);
             // Registered before the check, so a last write between the two is not missed.
             notified.as_mut().enable();
-            if self.count.load(Ordering::SeqCst) == 0 {
+            if self.seqs().is_empty() {
                 return;
             }
             notified.await;
@@ -108,16 +125,33 @@ mod tests {
     async fn all_written_waits_for_every_send_handed_over() {
         let unrecorded = Arc::new(Unrecorded::default());
         unrecorded.all_written().await;
-        unrecorded.add();
-        unrecorded.add();
+        unrecorded.add(1);
+        unrecorded.add(2);
         let waiting = tokio::spawn({
             let unrecorded = Arc::clone(&unrecorded);
             async move { unrecorded.all_written().await }
         });
-        unrecorded.written();
+        unrecorded.written(2);
         tokio::task::yield_now().await;
         assert!(!waiting.is_finished());
-        unrecorded.written();
+        unrecorded.written(1);
         waiting.await.unwrap();
+    }
+
+    #[test]
+    fn up_to_lists_the_unwritten_sends_below_the_last_then_the_last() {
+        let unrecorded = Unrecorded::default();
+        assert_eq!(unrecorded.up_to(7), vec![7]);
+        for seq in [3, 5, 7] {
+            unrecorded.add(seq);
+        }
+        unrecorded.written(3);
+        assert_eq!(unrecorded.up_to(7), vec![5, 7]);
+        unrecorded.written(7);
+        assert_eq!(
+            unrecorded.up_to(7),
+            vec![5, 7],
+            "the last send whether written or not"
+        );
     }
 }
