@@ -16,6 +16,7 @@ pub(crate) struct FaultState {
     fail_next: AtomicU64,
     fail_after_apply: AtomicU64,
     drop_after_apply: AtomicU64,
+    garble_after_apply: AtomicU64,
     forget_since_start: AtomicBool,
     crash_on_unlimited_category_get: AtomicBool,
     latency: Mutex<Duration>,
@@ -55,6 +56,10 @@ impl FaultState {
     /// Consumes one "apply, then close without answering" token.
     pub(crate) fn take_drop_after_apply(&self) -> bool {
         take_one(&self.drop_after_apply)
+    }
+
+    pub(crate) fn take_garble_after_apply(&self) -> bool {
+        take_one(&self.garble_after_apply)
     }
 
     /// Whether the next restart loses every write since the last start.
@@ -156,6 +161,16 @@ impl Faults {
         self
     }
 
+    /// The next `n` requests to `/rpc` are applied, then answered `200` with a JSON body
+    /// that is not the method's result (as from a proxy, or a server of another version):
+    /// the write happened, and the reply does not say where.
+    pub fn garble_after_apply(&self, n: u64) -> &Self {
+        self.state()
+            .garble_after_apply
+            .fetch_add(n, Ordering::SeqCst);
+        self
+    }
+
     /// Every request waits this long before it is handled (`Duration::ZERO` turns it off).
     pub fn latency(&self, latency: Duration) -> &Self {
         *lock(&self.state().latency) = latency;
@@ -214,6 +229,7 @@ impl Faults {
         s.fail_next.store(0, Ordering::SeqCst);
         s.fail_after_apply.store(0, Ordering::SeqCst);
         s.drop_after_apply.store(0, Ordering::SeqCst);
+        s.garble_after_apply.store(0, Ordering::SeqCst);
         s.forget_since_start.store(false, Ordering::SeqCst);
         s.crash_on_unlimited_category_get
             .store(false, Ordering::SeqCst);

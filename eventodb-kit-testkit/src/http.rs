@@ -94,6 +94,9 @@ async fn handle_rpc(shared: &Shared, req: Request<Incoming>) -> Result<Response<
     if shared.faults.take_fail_after_apply() {
         return Ok(error(&injected()));
     }
+    if shared.faults.take_garble_after_apply() {
+        return Ok(json(StatusCode::OK, "{\"status\":\"ok\"}\n".to_owned()));
+    }
     Ok(match result {
         Ok(value) => json(StatusCode::OK, value.encode() + "\n"),
         Err(e) => error(&e),

@@ -34,6 +34,7 @@
 //! | the next N requests fail with `500 BACKEND_ERROR`, nothing applied | [`Faults::fail_next`] |
 //! | the request is applied, then `500` (outcome unknown) | [`Faults::fail_after_apply`] |
 //! | the request is applied, then the connection closes without answer | [`Faults::drop_after_apply`] |
+//! | the request is applied, then `200` with a body that is not its result | [`Faults::garble_after_apply`] |
 //! | slow server | [`Faults::latency`] |
 //! | connections closed at once (port still bound) | [`Faults::refuse_connections`] |
 //! | connection refused by the OS (server down) | [`TestServer::pause`] / [`TestServer::resume`] |

@@ -35,6 +35,7 @@ scenarios!(fresh, cleanup;
     rollback_sends_nothing,
     writes_while_eventodb_is_down_drain_after,
     unknown_outcome_is_checked_not_resent,
+    an_unreadable_reply_to_a_write_is_looked_up,
     unknown_outcome_is_found_among_foreign_ids,
     duplicate_id_means_already_written,
     a_slow_lookup_does_not_outlast_the_lease,

@@ -871,6 +871,36 @@ pub(crate) async fn unknown_outcome_is_checked_not_resent<DB: Backend>(pool: Poo
     ambiguous_write_is_found(&env, &pool, None).await;
 }
 
+/// A write EventoDB applied but answered with a `200` that does not say where (a proxy, a
+/// server of another version) is looked up: the row is recorded as sent, at the position the
+/// stream shows, not parked as a failure the event in EventoDB would belie.
+pub(crate) async fn an_unreadable_reply_to_a_write_is_looked_up<DB: Backend>(pool: Pool<DB>) {
+    let Some(env) = Env::ours("an_unreadable_reply_to_a_write_is_looked_up").await else {
+        return;
+    };
+    let server = env.server();
+    let kit = env.kit(&pool);
+    server.faults().garble_after_apply(1);
+    let id = commit_one(&kit, "garbled-1", 1).await;
+    let second = commit_one(&kit, "garbled-1", 2).await;
+    let sender = kit.outbox().spawn_sender(fast()).await.unwrap();
+    drained(&kit, Duration::from_secs(20)).await;
+    assert_stream(&kit, "garbled-1", &[id, second]).await;
+    assert_eq!(
+        server.stats().count("stream.write"),
+        2,
+        "nothing sent twice"
+    );
+    let row = kit.outbox().row(id).await.unwrap().unwrap();
+    assert_eq!(
+        (row.status, row.position, row.outcome_unknown),
+        (RowStatus::Sent, Some(0), false)
+    );
+    let stored = read_stream(&kit, "garbled-1").await;
+    assert_eq!(row.global_position, Some(stored[0].global_position));
+    sender.shutdown().await.unwrap();
+}
+
 /// The lookup of a row whose outcome is unknown reads through ids other producers chose (on
 /// a server that stores any string, like Pebble, where a blind resend would store a second
 /// copy), finds the row's own id and does not send it again.

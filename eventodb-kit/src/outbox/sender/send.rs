@@ -321,6 +321,21 @@ async fn send_row<DB: Backend>(
                 Err(lookup) => retry(shared, row, &lookup, false).await,
             }
         }
+        Err(error @ Error::Decode { .. }) => {
+            // A 200 whose body is not a write's result (a proxy, another server version):
+            // the write happened, and only the stream can say where.
+            match find_in_stream(shared, row, id).await {
+                Ok(Some(position)) => {
+                    tracing::warn!(
+                        stream = %row.stream, %id, position = position.position, error = crate::error::log_field(&error),
+                        "outbox row sent; its reply could not be read, so it was looked up"
+                    );
+                    sent(shared, row, position, unrecorded)
+                }
+                Ok(None) => fail(shared, row, &error.to_string(), false).await,
+                Err(lookup) => retry(shared, row, &lookup, true).await,
+            }
+        }
         Err(error) if error.is_transient() => {
             let unknown = error.outcome_unknown();
             retry(shared, row, &error, unknown).await
