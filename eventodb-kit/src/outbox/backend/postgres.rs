@@ -325,8 +325,10 @@ const SQL: Sql = Sql {
         WHERE namespace = $1 AND status = 'sent' AND verified_at IS NULL
           AND sent_at <= now() - make_interval(secs => $2)
         ORDER BY sent_at, seq LIMIT $3",
-    mark_verified_many: "UPDATE eventodb_kit_outbox SET verified_at = now()
-        WHERE seq IN (SELECT jsonb_array_elements_text($1::jsonb)::int8) AND status = 'sent'",
+    mark_verified_many: "UPDATE eventodb_kit_outbox AS o SET verified_at = now()
+        FROM jsonb_array_elements($1::jsonb) AS e(row)
+        WHERE o.seq = (e.row->>0)::int8 AND o.requeued = (e.row->>1)::int4
+          AND o.status = 'sent'",
     requeue_lost: "UPDATE eventodb_kit_outbox
         SET status = 'pending', requeued = requeued + 1, lost_at = now(), last_error = $2,
             position = NULL, global_position = NULL, sent_at = NULL, verified_at = NULL,
@@ -941,6 +943,42 @@ mod tests {
         db.cleanup().await;
         let then: Vec<i64> = then.iter().map(|row| row.seq).collect();
         assert_eq!(then, vec![1, 4, 5]);
+    }
+
+    /// A sweep verifies the send it found in EventoDB only: a row another sweep put back and
+    /// that was sent again since (`requeued` moved on) stays unverified.
+    #[tokio::test]
+    async fn a_stale_sweep_does_not_verify_a_send_it_did_not_check() {
+        use crate::outbox::backend::private::Dialect;
+        let Some(db) = pg_schema::fresh("eventodb_kit_stale_sweep", 2).await else {
+            return;
+        };
+        insert_rows(&db.pool, "'s-1'", 1).await;
+        sqlx::query(
+            "UPDATE eventodb_kit_outbox SET status = 'sent', requeued = 1, sent_at = now()",
+        )
+        .execute(&db.pool)
+        .await
+        .unwrap();
+        let verified = || async {
+            let (verified,): (bool,) =
+                sqlx::query_as("SELECT verified_at IS NOT NULL FROM eventodb_kit_outbox")
+                    .fetch_one(&db.pool)
+                    .await
+                    .unwrap();
+            verified
+        };
+        Postgres::mark_verified_many(&db.pool, &[(1, 0)])
+            .await
+            .unwrap();
+        let stale = verified().await;
+        Postgres::mark_verified_many(&db.pool, &[(1, 1)])
+            .await
+            .unwrap();
+        let current = verified().await;
+        db.cleanup().await;
+        assert!(!stale, "read before the row was put back");
+        assert!(current);
     }
 
     /// A quiet lease that a stream task extends while the purge waits for its row is kept:

@@ -308,10 +308,12 @@ pub trait Dialect: sqlx::Database + Sized {
         older_than: Duration,
         limit: i64,
     ) -> impl Future<Output = Result<Vec<Unverified>>> + Send;
-    /// Marks rows verified (one statement).
+    /// Marks rows verified (one statement), given as `(seq, requeued)` as the sweep read
+    /// them: a row put back and sent again since (by another process's sweep) is not the
+    /// send this sweep found in EventoDB, and stays unverified.
     fn mark_verified_many(
         pool: &Pool<Self>,
-        seqs: &[i64],
+        rows: &[(i64, i64)],
     ) -> impl Future<Output = Result<()>> + Send;
     /// Puts a sent row whose event EventoDB lost back to pending (without its expected
     /// version). `false` if the row was not sent, or was put back since the sweep read it

@@ -568,11 +568,11 @@ macro_rules! backend_impl {
 
             async fn mark_verified_many(
                 pool: &sqlx::Pool<Self>,
-                seqs: &[i64],
+                rows: &[(i64, i64)],
             ) -> $crate::error::Result<()> {
                 retry_busy!(async {
                     sqlx::query($sql.mark_verified_many)
-                        .bind(sqlx::types::Json(seqs))
+                        .bind(sqlx::types::Json(rows))
                         .execute(pool)
                         .await
                         .map_err(db)?;

@@ -83,7 +83,7 @@ pub(crate) struct Sql {
     pub(crate) purge: &'static str,
     /// (namespace, older_than, limit) → (seq, id, stream, position, global_position, requeued)
     pub(crate) unverified: &'static str,
-    /// (JSON array of `seq`)
+    /// (JSON array of `[seq, requeued]`): verified unless put back since
     pub(crate) mark_verified_many: &'static str,
     /// (seq, error)
     pub(crate) requeue_lost: &'static str,

@@ -331,7 +331,8 @@ const SQL: Sql = Sql {
     mark_verified_many: concat!(
         "UPDATE eventodb_kit_outbox SET verified_at = ",
         now!(),
-        " WHERE seq IN (SELECT value FROM json_each(?1)) AND status = 'sent'"
+        " WHERE status = 'sent' AND (seq, requeued) IN
+            (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?1))"
     ),
     requeue_lost: concat!(
         "UPDATE eventodb_kit_outbox
@@ -766,6 +767,36 @@ mod tests {
             sender_pool(&memory).await.unwrap().is_none(),
             "an in-memory database is seen only through its own pool"
         );
+    }
+
+    /// A sweep verifies the send it found in EventoDB only: a row another sweep put back and
+    /// that was sent again since (`requeued` moved on) stays unverified.
+    #[tokio::test]
+    async fn a_stale_sweep_does_not_verify_a_send_it_did_not_check() {
+        use super::super::private::Dialect;
+        let dir = tempfile::tempdir().unwrap();
+        let pool = crate::outbox::backend::sqlite_file_pool(&dir).await;
+        sqlx::query(
+            "INSERT INTO eventodb_kit_outbox
+                (id, namespace, stream, message_type, data, content_hash, status, requeued,
+                 sent_at)
+            VALUES ('a', 'default', 's-1', 'T', '{}', 'h', 'sent', 1, '2026-01-01 00:00:00')",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        let verified = || async {
+            let (at,): (Option<String>,) =
+                sqlx::query_as("SELECT verified_at FROM eventodb_kit_outbox")
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+            at.is_some()
+        };
+        Sqlite::mark_verified_many(&pool, &[(1, 0)]).await.unwrap();
+        assert!(!verified().await, "read before the row was put back");
+        Sqlite::mark_verified_many(&pool, &[(1, 1)]).await.unwrap();
+        assert!(verified().await);
     }
 
     /// The sender's statement waits for the lock by trying again itself: it goes through

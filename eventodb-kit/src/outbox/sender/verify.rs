@@ -84,7 +84,7 @@ pub(super) async fn sweep<DB: Backend>(shared: &Shared<DB>) -> Result<Swept> {
     for (rows, found) in checked {
         for (row, found) in rows.iter().zip(found) {
             match found {
-                Found::Held => verified.push(row.seq),
+                Found::Held => verified.push((row.seq, row.requeued)),
                 Found::Unknown => {}
                 Found::Lost { other } => {
                     let moved_on = other.is_some();
