@@ -39,6 +39,7 @@ scenarios!(fresh, cleanup;
     unknown_outcome_is_found_among_foreign_ids,
     duplicate_id_means_already_written,
     a_slow_lookup_does_not_outlast_the_lease,
+    a_long_lookup_keeps_its_lease,
     an_expired_lease_hands_its_rows_over_for_lookup,
     a_row_committed_late_is_not_held_by_the_lease,
     a_row_committed_late_inside_a_lease_is_not_held_by_it,

@@ -60,6 +60,7 @@ scenarios!(fresh, cleanup;
     unknown_outcome_is_found_among_foreign_ids,
     duplicate_id_means_already_written,
     a_slow_lookup_does_not_outlast_the_lease,
+    a_long_lookup_keeps_its_lease,
     an_expired_lease_hands_its_rows_over_for_lookup,
     killed_senders_never_send_twice,
     two_senders_send_each_row_once_in_order,

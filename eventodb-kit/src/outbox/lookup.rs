@@ -4,17 +4,13 @@
 
 use uuid::Uuid;
 
-use crate::client::{Client, GetStreamOptions, Message, WritePosition};
+use crate::client::{Client, GetStreamOptions, WritePosition};
 use crate::error::Result;
 
 /// Page size when looking for an id in a stream.
 const PAGE: i64 = 1000;
 
-/// Where `stream` holds the message `id`, if it does. A row that carries an expected version
-/// `V` was written with it on every attempt (clearing it needs an operator's retry, which
-/// keeps the row's unknown outcome and so looks the whole stream through), so only position
-/// `V + 1` can hold it: one read, however long the stream. Other rows are looked for page by
-/// page from the start.
+/// Where `stream` holds the message `id`, if it does (see [`StreamSearch`]).
 ///
 /// # Errors
 /// The client's, when the stream cannot be read.
@@ -24,42 +20,79 @@ pub(crate) async fn find_in_stream(
     expected_version: Option<i64>,
     id: Uuid,
 ) -> Result<Option<WritePosition>> {
-    let found = |messages: &[Message]| {
-        messages
+    let mut search = StreamSearch::new(client, stream, expected_version, id);
+    loop {
+        if let Some(found) = search.next_page().await? {
+            return Ok(found);
+        }
+    }
+}
+
+/// A look for the message `id` in `stream`, one read at a time, so that a caller can keep
+/// its lease between reads of a long stream.
+///
+/// A row that carries an expected version `V` was written with it on every attempt
+/// (clearing it takes an operator's retry, which keeps the row's unknown outcome, so the
+/// row is then looked for through the whole stream), so only position `V + 1` can hold it:
+/// one read, however long the stream. Other rows are looked for page by page from the start.
+pub(crate) struct StreamSearch<'a> {
+    client: &'a Client,
+    stream: &'a str,
+    id: Uuid,
+    /// Where the next read starts.
+    from: i64,
+    /// Read only the one position (`expected_version + 1`).
+    one: bool,
+}
+
+impl<'a> StreamSearch<'a> {
+    pub(crate) fn new(
+        client: &'a Client,
+        stream: &'a str,
+        expected_version: Option<i64>,
+        id: Uuid,
+    ) -> Self {
+        StreamSearch {
+            client,
+            stream,
+            id,
+            from: expected_version.map_or(0, |version| version + 1),
+            one: expected_version.is_some(),
+        }
+    }
+
+    /// Reads the next page: `Some(Some(position))` when found, `Some(None)` when the
+    /// stream does not hold it, `None` when there is more to read.
+    ///
+    /// # Errors
+    /// The client's, when the stream cannot be read.
+    pub(crate) async fn next_page(&mut self) -> Result<Option<Option<WritePosition>>> {
+        let size = if self.one { 1 } else { PAGE };
+        let page = self
+            .client
+            .stream_get(
+                self.stream,
+                &GetStreamOptions::new().position(self.from).batch_size(size),
+            )
+            .await?;
+        let found = page
             .iter()
             // Compared as UUIDs: PostgreSQL echoes the canonical form, SQLite and Pebble
             // the text as written; another producer's non-UUID id never matches.
-            .find(|message| message.id == id)
+            .find(|message| message.id == self.id)
             .map(|message| WritePosition {
                 position: message.position,
                 global_position: message.global_position,
-            })
-    };
-    if let Some(version) = expected_version {
-        let page = client
-            .stream_get(
-                stream,
-                &GetStreamOptions::new().position(version + 1).batch_size(1),
-            )
-            .await?;
-        return Ok(found(&page));
-    }
-    let mut from = 0;
-    loop {
-        let page = client
-            .stream_get(
-                stream,
-                &GetStreamOptions::new().position(from).batch_size(PAGE),
-            )
-            .await?;
-        if let Some(position) = found(&page) {
-            return Ok(Some(position));
+            });
+        if found.is_some() || self.one {
+            return Ok(Some(found));
         }
         match page.last() {
             Some(last) if i64::try_from(page.len()).unwrap_or(0) >= PAGE => {
-                from = last.position + 1;
+                self.from = last.position + 1;
+                Ok(None)
             }
-            _ => return Ok(None),
+            _ => Ok(Some(None)),
         }
     }
 }

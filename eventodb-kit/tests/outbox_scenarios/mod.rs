@@ -982,6 +982,43 @@ pub(crate) async fn a_slow_lookup_does_not_outlast_the_lease<DB: RawSql>(pool: P
     sender.shutdown().await.unwrap();
 }
 
+/// A row whose outcome was unknown is looked for through a stream longer than one lease
+/// can read: the sender renews its lease between reads, finds the row missing and sends it,
+/// once, instead of giving up at every attempt.
+pub(crate) async fn a_long_lookup_keeps_its_lease<DB: RawSql>(pool: Pool<DB>) {
+    let Some(env) = Env::ours("a_long_lookup_keeps_its_lease").await else {
+        return;
+    };
+    let server = env.server();
+    let kit = env.kit(&pool);
+    let other = NewMessage::new("Other", json!({}));
+    for _ in 0..2500 {
+        env.client
+            .stream_write("long-1", &other, &WriteOptions::new())
+            .await
+            .expect("stream.write");
+    }
+    let id = commit_one(&kit, "long-1", 1).await;
+    DB::exec_sql(
+        &pool,
+        "UPDATE eventodb_kit_outbox SET outcome_unknown = TRUE",
+    )
+    .await;
+    // Three pages of 300 ms each: more than the whole lease (500 ms in `fast`), each one
+    // within it.
+    server.faults().latency(Duration::from_millis(300));
+    let sender = kit.outbox().spawn_sender(fast()).await.unwrap();
+    kit.outbox()
+        .wait_sent(id, Duration::from_secs(30))
+        .await
+        .expect("sent after a lookup longer than the lease");
+    server.faults().latency(Duration::ZERO);
+    sender.shutdown().await.unwrap();
+    let row = kit.outbox().row(id).await.unwrap().unwrap();
+    assert_eq!(row.position, Some(2500));
+    assert_eq!(server.stats().count("stream.write"), 2501, "sent once");
+}
+
 pub(crate) async fn duplicate_id_means_already_written<DB: Backend>(pool: Pool<DB>) {
     let env = Env::new("outbox").await;
     let kit = env.kit(&pool);

@@ -34,6 +34,8 @@ enum Step {
     Sent,
     /// Waiting for a retry or parked: the stream's later rows wait too.
     Held,
+    /// The stream's lease passed to another sender: stop, nothing more is this task's.
+    LeaseLost,
 }
 
 /// Claims a stream task makes for its own stream before it gives its slot back.
@@ -118,14 +120,12 @@ pub(super) async fn send_stream<DB: Backend>(shared: Arc<Shared<DB>>, batch: Str
                     }
                 }
             }
-            // A send still running when the lease ends could land after another task has
-            // looked for it and sent it again: give up on it before then (outcome unknown,
-            // looked up before the next attempt). The deadline covers the lookup that comes
-            // first for a row whose last outcome was unknown, so a slow lookup cannot push
-            // the write past the lease.
-            let deadline = lease_ends.checked_sub(lease / 10).unwrap_or(lease_ends);
-            match send_row(&shared, row, deadline, &unrecorded).await {
+            match send_row(&shared, row, &mut lease_ends, &lease_owner, &unrecorded).await {
                 Ok(Step::Sent) => {}
+                Ok(Step::LeaseLost) => {
+                    tracing::warn!(%stream, "outbox lease lost to another sender; stopping this stream");
+                    return;
+                }
                 Ok(Step::Held) => {
                     // The row's own state now holds the stream back (parked, or waiting for
                     // its retry); the lease keeps only the rows sent before it.
@@ -238,26 +238,48 @@ impl<DB: Backend> StreamTask<'_, DB> {
     }
 }
 
-/// Sends one row; records the outcome.
+/// Sends one row under the task's lease (owned by `owner`, running out at `lease_ends` by
+/// the task's clock, which a long lookup renews); records the outcome.
 async fn send_row<DB: Backend>(
     shared: &Shared<DB>,
     row: &Claimed,
-    deadline: Instant,
+    lease_ends: &mut Instant,
+    owner: &str,
     unrecorded: &Arc<Unrecorded>,
 ) -> Result<Step> {
     let client = shared.outbox.client();
     let pool = shared.outbox.pool();
+    let lease = shared.options.lease;
     let id = Uuid::parse_str(&row.id)
         .map_err(|error| Error::Internal(format!("outbox id {:?}: {error}", row.id)))?;
+    // A send still running when the lease ends could land after another task has looked
+    // for it and sent it again: give up on it before then (outcome unknown, looked up
+    // before the next attempt).
+    let deadline_of = |ends: Instant| ends.checked_sub(lease / 10).unwrap_or(ends);
     let entered = Instant::now();
-    let out_of_lease = |what: &str| Error::Timeout {
+    let out_of_lease = |what: &str, deadline: Instant| Error::Timeout {
         url: format!("{what} in {} (the row's lease ran out)", row.stream),
         after: deadline.saturating_duration_since(entered),
     };
     if row.outcome_unknown {
-        let lookup = tokio::time::timeout_at(deadline, find_in_stream(shared, row, id))
-            .await
-            .unwrap_or_else(|_| Err(out_of_lease("looking up the row")));
+        // Page by page, each read within the lease, renewed between reads: a long stream
+        // is looked through however long it takes, never past a lease another sender
+        // may have taken over.
+        let mut search = lookup::StreamSearch::new(client, &row.stream, row.expected_version, id);
+        let lookup = loop {
+            match keep_lease(shared, &row.stream, owner, lease_ends).await {
+                Ok(true) => {}
+                Ok(false) => return Ok(Step::LeaseLost),
+                Err(error) => break Err(error),
+            }
+            let deadline = deadline_of(*lease_ends);
+            match tokio::time::timeout_at(deadline, search.next_page()).await {
+                Err(_) => break Err(out_of_lease("looking up the row", deadline)),
+                Ok(Err(error)) => break Err(error),
+                Ok(Ok(Some(found))) => break Ok(found),
+                Ok(Ok(None)) => {}
+            }
+        };
         match lookup {
             Ok(Some(position)) => {
                 tracing::info!(
@@ -274,13 +296,20 @@ async fn send_row<DB: Backend>(
     if let Some(version) = row.expected_version {
         options = options.expected_version(version);
     }
+    match keep_lease(shared, &row.stream, owner, lease_ends).await {
+        Ok(true) => {}
+        Ok(false) => return Ok(Step::LeaseLost),
+        // Not started: nothing can have reached EventoDB.
+        Err(error) => return retry(shared, row, &error, false).await,
+    }
     let started = Instant::now();
+    let deadline = deadline_of(*lease_ends);
     if started >= deadline {
         // Not started: nothing can have reached EventoDB.
         return retry(
             shared,
             row,
-            &out_of_lease("no time left to write the row"),
+            &out_of_lease("no time left to write the row", deadline),
             false,
         )
         .await;
@@ -290,7 +319,7 @@ async fn send_row<DB: Backend>(
         client.stream_write(&row.stream, &row.message, &options),
     )
     .await
-    .unwrap_or_else(|_| Err(out_of_lease("stream.write")));
+    .unwrap_or_else(|_| Err(out_of_lease("stream.write", deadline)));
     match written {
         Ok(position) => {
             tracing::debug!(
@@ -400,6 +429,29 @@ async fn fail<DB: Backend>(
     );
     DB::mark_failed(shared.outbox.pool(), row.seq, text, outcome_unknown).await?;
     Ok(Step::Held)
+}
+
+/// Renews the task's lease on `stream` once less than half of it is left by the task's clock
+/// (`lease_ends`, moved on when renewed). `false` when the lease passed to another sender.
+async fn keep_lease<DB: Backend>(
+    shared: &Shared<DB>,
+    stream: &str,
+    owner: &str,
+    lease_ends: &mut Instant,
+) -> Result<bool> {
+    let lease = shared.options.lease;
+    if lease_ends.saturating_duration_since(Instant::now()) >= lease / 2 {
+        return Ok(true);
+    }
+    let renewing = Instant::now();
+    let pool = shared.outbox.pool();
+    match DB::renew(pool, shared.outbox.namespace(), stream, owner, lease).await? {
+        0 => Ok(false),
+        _ => {
+            *lease_ends = renewing + lease;
+            Ok(true)
+        }
+    }
 }
 
 /// Looks for the row's id in its stream (see [`lookup::find_in_stream`]).
