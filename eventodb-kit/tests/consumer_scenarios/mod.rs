@@ -2383,7 +2383,9 @@ pub(crate) async fn a_consumer_records_whether_it_runs<DB: Db>(pool: Pool<DB>) {
     workers.shutdown().await.expect_err("the stopper failed");
 
     // A handler retrying with a backoff longer than the silence threshold (3 poll intervals
-    // and 1 s) is still running: it says so while it waits.
+    // and 1 s) is still running: it says so while it waits. The wait is jittered down to
+    // half the backoff: 6 s leaves at least 3 s, well past the 1.6 s looked at below (3 s
+    // left 1.5 s, and a second failure came first once).
     let patient = Recorder::new("state", "patient", &log).failing("Poison");
     let failures = patient.failures.clone();
     let waiting = kit
@@ -2392,8 +2394,8 @@ pub(crate) async fn a_consumer_records_whether_it_runs<DB: Db>(pool: Pool<DB>) {
             patient,
             fast("patient").retry(RetryPolicy::new(
                 5,
-                Duration::from_secs(3),
-                Duration::from_secs(3),
+                Duration::from_secs(6),
+                Duration::from_secs(6),
             )),
         )
         .spawn()

@@ -95,29 +95,18 @@ pub(super) async fn send_stream<DB: Backend>(shared: Arc<Shared<DB>>, batch: Str
                 task.settle(&unrecorded, lease_ends, taken);
                 return;
             }
-            if lease_ends.saturating_duration_since(Instant::now()) < lease / 2 {
-                // Fencing: never send on a lease that may have passed to another task.
-                let renewing = Instant::now();
-                match DB::renew(
-                    shared.outbox.pool(),
-                    shared.outbox.namespace(),
-                    &stream,
-                    &lease_owner,
-                    lease,
-                )
-                .await
-                {
-                    Ok(0) => {
-                        tracing::warn!(%stream, "outbox lease lost to another sender; stopping this stream");
-                        return;
-                    }
-                    Ok(_) => lease_ends = renewing + lease,
-                    Err(error) => {
-                        tracing::warn!(error = crate::error::log_field(&error), %stream, "outbox lease renewal failed; stopping this stream");
-                        task.release(row.seq - 1).await;
-                        task.settle(&unrecorded, lease_ends, taken);
-                        return;
-                    }
+            // Fencing: never send on a lease that may have passed to another task.
+            match keep_lease(&shared, &stream, &lease_owner, &mut lease_ends).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!(%stream, "outbox lease lost to another sender; stopping this stream");
+                    return;
+                }
+                Err(error) => {
+                    tracing::warn!(error = crate::error::log_field(&error), %stream, "outbox lease renewal failed; stopping this stream");
+                    task.release(row.seq - 1).await;
+                    task.settle(&unrecorded, lease_ends, taken);
+                    return;
                 }
             }
             match send_row(&shared, row, &mut lease_ends, &lease_owner, &unrecorded).await {
