@@ -181,11 +181,11 @@ pub trait Dialect: sqlx::Database + Sized {
     /// (also one of the same owner: another task of this sender), and so does a missing
     /// one. `taken` is the task's rows that may still be unsent in the database (its sends
     /// not recorded yet), in order, ending with the last row it sent (nothing is claimed for
-    /// a task that sent none). Any other unsent row below that one must go first: a row whose transaction drew its `seq`
-    /// before the task's rows and committed after the claim, or one the verification sweep
-    /// put back. Nothing is claimed then; the task settles and the main claim takes the
-    /// stream from that row. On PostgreSQL it takes no claim lock, only the stream's lease
-    /// row.
+    /// a task that sent none). Any other unsent row below that one must go first: a row
+    /// whose transaction drew its `seq` before the task's rows and committed after the
+    /// claim, or one the verification sweep put back. Nothing is claimed then; the task
+    /// settles and the main claim takes the stream from that row. On PostgreSQL it takes no
+    /// claim lock, only the stream's lease row.
     fn claim_stream(
         pool: &Pool<Self>,
         namespace: &str,

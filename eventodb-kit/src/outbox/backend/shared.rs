@@ -642,7 +642,8 @@ macro_rules! backend_impl {
         /// Leases up to `limit` sendable rows of `stream` inside the caller's claim
         /// transaction: for the main claim (`taken` empty) from the stream's first unsent row;
         /// for a task going on with its stream, after the last of its `taken` rows, and none
-        /// while an unsent row below that one is not among them (see `Dialect::claim_stream`). Claims of one stream are serialized: by SQLite's write
+        /// while an unsent row below that one is not among them (see
+        /// `Dialect::claim_stream`). Claims of one stream are serialized: by SQLite's write
         /// lock, and on PostgreSQL by the lease row (read `FOR UPDATE` first; a stream with no
         /// lease row yet is only ever claimed under the advisory claim lock). One lease row
         /// per stream, not a write per row: see migration `outbox_stream_leases`.
