@@ -182,12 +182,6 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         self.consumer.handle(message, &mut ctx).await
     }
 
-    /// [`Error::ConsumerPositionReset`] if an operator reset the position since it was read
-    /// (the reset count is read with the position row locked until the transaction ends).
-    async fn check_not_reset(&self, tx: &mut sqlx::Transaction<'static, DB>) -> Result<()> {
-        DB::check_not_reset(&mut **tx, &self.key, self.member, self.size, self.resets).await
-    }
-
     /// One try in a transaction that first claims the processed record (a message another
     /// member already handled is skipped), then runs the handler, then saves the position
     /// (or, for a replay, deletes the parked record) and commits.

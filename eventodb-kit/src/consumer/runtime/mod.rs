@@ -457,6 +457,16 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         }
     }
 
+    /// [`Error::ConsumerPositionReset`] if an operator reset the position since it was read
+    /// (the reset count is read with the position row locked until `tx` ends): for a
+    /// transaction that records a decision about an event without saving the position.
+    pub(super) async fn check_not_reset(
+        &self,
+        tx: &mut sqlx::Transaction<'static, DB>,
+    ) -> Result<()> {
+        DB::check_not_reset(&mut **tx, &self.key, self.member, self.size, self.resets).await
+    }
+
     /// [`heartbeat`](Self::heartbeat) once a poll interval has passed since the last: a
     /// consumer working through a long backlog says it is alive between events too.
     pub(super) async fn heartbeat_if_due(&self) -> Result<()> {

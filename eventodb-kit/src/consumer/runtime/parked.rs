@@ -57,12 +57,12 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                 );
                 let row = parked_row(message, &error, attempts, "parked");
                 let (pool, key, row, error) = (&self.pool, &self.key, &row, error.as_str());
-                let (member, size, resets) = (self.member, self.size, self.resets);
+                let this = &*self;
                 let parked = self
                     .retrying_database(cancel, "parking a stream", move || async move {
                         let mut tx = DB::begin_write(pool).await?;
                         // A decision of the run an operator's reset ended does not stand.
-                        DB::check_not_reset(&mut *tx, key, member, size, resets).await?;
+                        this.check_not_reset(&mut tx).await?;
                         DB::park_event(&mut *tx, key, row).await?;
                         DB::hold_stream(
                             &mut *tx,
@@ -94,13 +94,13 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                 let row = parked_row(message, &error, attempts, "skipped");
                 let processed = [processed_row(message)];
                 let (pool, key, row, processed) = (&self.pool, &self.key, &row, &processed);
-                let (member, size, resets) = (self.member, self.size, self.resets);
+                let this = &*self;
                 let skipped = self
                     .retrying_database(cancel, "skipping an event", move || async move {
                         let mut tx = DB::begin_write(pool).await?;
                         // After a reset the event is to be handled again, not recorded as
                         // processed (the reset may have forgotten its record already).
-                        DB::check_not_reset(&mut *tx, key, member, size, resets).await?;
+                        this.check_not_reset(&mut tx).await?;
                         DB::park_event(&mut *tx, key, row).await?;
                         DB::insert_processed(&mut *tx, key, processed).await?;
                         tx.commit().await.map_err(db)
@@ -191,7 +191,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                             let processed = [processed_row(&message)];
                             let (pool, key, processed, id) =
                                 (&self.pool, &self.key, &processed, row.event_id.as_str());
-                            let (member, size, resets) = (self.member, self.size, self.resets);
+                            let this = &*self;
                             let done = self
                                 .retrying_database(
                                     cancel,
@@ -200,8 +200,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                                         let mut tx = DB::begin_write(pool).await?;
                                         // A reset since asks for the event again: a record
                                         // made now could outlive the reset's forgetting.
-                                        DB::check_not_reset(&mut *tx, key, member, size, resets)
-                                            .await?;
+                                        this.check_not_reset(&mut tx).await?;
                                         DB::insert_processed(&mut *tx, key, processed).await?;
                                         DB::delete_parked(&mut *tx, key, id).await?;
                                         tx.commit().await.map_err(db)
@@ -221,15 +220,14 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                         self.metrics.failed();
                         tracing::error!(consumer = %self.key.consumer, %stream, id = %row.event_id, %error, "released event failed again; stream parked again");
                         let (pool, key, row, error) = (&self.pool, &self.key, &row, error.as_str());
-                        let (member, size, resets) = (self.member, self.size, self.resets);
+                        let this = &*self;
                         let parked = self
                             .retrying_database(
                                 cancel,
                                 "parking a stream again",
                                 move || async move {
                                     let mut tx = DB::begin_write(pool).await?;
-                                    DB::check_not_reset(&mut *tx, key, member, size, resets)
-                                        .await?;
+                                    this.check_not_reset(&mut tx).await?;
                                     DB::hold_stream(
                                         &mut *tx,
                                         key,
