@@ -46,7 +46,6 @@ pub enum EnvError {
 /// eventodb.cleanup().await;
 /// # Ok(()) }
 /// ```
-#[derive(Debug)]
 pub struct TestEventoDb {
     url: String,
     token: String,
@@ -54,6 +53,17 @@ pub struct TestEventoDb {
     namespace: Option<String>,
     admin_token: Option<String>,
     server: Option<TestServer>,
+}
+
+/// Shows no token: on a real server the admin token can create and delete any namespace.
+impl std::fmt::Debug for TestEventoDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestEventoDb")
+            .field("url", &self.url)
+            .field("namespace", &self.namespace)
+            .field("server", &self.server)
+            .finish_non_exhaustive()
+    }
 }
 
 impl TestEventoDb {
@@ -217,6 +227,11 @@ mod tests {
         .unwrap();
         assert!(eventodb.embedded().is_none());
         assert!(eventodb.token().starts_with("ns_"));
+        let shown = format!("{eventodb:?}");
+        assert!(
+            !shown.contains(eventodb.token()) && !shown.contains(real.default_token()),
+            "no token in Debug: {shown}"
+        );
         let client = http_client().unwrap();
         let written = rpc(
             &client,

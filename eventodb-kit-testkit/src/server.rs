@@ -53,7 +53,7 @@ pub enum Error {
 }
 
 /// Options for [`TestServer`]; start with [`TestServer::builder`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use]
 pub struct TestServerBuilder {
     backend: Backend,
@@ -290,6 +290,25 @@ pub struct TestServer {
     runtime: tokio::runtime::Handle,
     /// Dropping it stops a runtime of our own (see `start_dedicated`).
     _dedicated: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// Shows whether a token was given, never the token.
+impl std::fmt::Debug for TestServerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestServerBuilder")
+            .field("backend", &self.backend)
+            .field("test_mode", &self.test_mode)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("port", &self.port)
+            .field("body_limit", &self.body_limit)
+            .field("header_limit", &self.header_limit)
+            .field("precision", &self.precision)
+            .field("poke_buffer", &self.poke_buffer)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("read_timeout", &self.read_timeout)
+            .field("subscribe_gap", &self.subscribe_gap)
+            .finish()
+    }
 }
 
 impl std::fmt::Debug for TestServer {
@@ -529,5 +548,18 @@ async fn serve_connection(
                 tracing::trace!(%error, "test server connection ended");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_builder_does_not_show_its_token() {
+        let token = "ns_ZGVmYXVsdA_0123456789abcdef";
+        let shown = format!("{:?}", TestServer::builder().token(token));
+        assert!(!shown.contains(token), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
     }
 }
