@@ -196,8 +196,12 @@ impl GetCategoryOptions {
         self
     }
 
-    /// Only messages whose `metadata.correlationStreamName` is in this category. (The exact
-    /// matching rule differs between backends; see the protocol notes.)
+    /// Only messages whose `metadata.correlationStreamName` is in this category.
+    ///
+    /// The backends agree only on a plain category name: an empty value, or one with a `-`
+    /// (a stream name) or a `%` (a wildcard to SQLite's `LIKE`), is refused with
+    /// [`Error::InvalidArgument`] when the request is made. SQLite-backed servers (test mode)
+    /// also match the name without regard to ASCII case and read `_` as any one character.
     pub fn correlation(mut self, correlation: impl Into<String>) -> Self {
         self.correlation = Some(correlation.into());
         self
@@ -233,12 +237,25 @@ impl GetCategoryOptions {
         if let Some(group) = &self.consumer_group {
             group.validate()?;
         }
-        if self.correlation.as_deref() == Some("") {
-            return Err(Error::InvalidArgument(
-                "an empty correlation is refused: it means no filter on Pebble and SQLite, \
-                 and only empty correlation categories on PostgreSQL"
-                    .into(),
-            ));
+        match self.correlation.as_deref() {
+            Some("") => {
+                return Err(Error::InvalidArgument(
+                    "an empty correlation is refused: it means no filter on Pebble and SQLite, \
+                     and only empty correlation categories on PostgreSQL"
+                        .into(),
+                ));
+            }
+            // PostgreSQL compares the correlation stream's category with the filter, so a
+            // filter with a '-' matches nothing there, while SQLite reads it as a prefix and
+            // Pebble takes the part before the '-'; SQLite's LIKE reads '%' as a wildcard.
+            Some(correlation) if correlation.contains(['-', '%']) => {
+                return Err(Error::InvalidArgument(format!(
+                    "correlation {correlation:?} is refused: it must be a category (no '-'; \
+                     no '%', a wildcard on SQLite-backed servers), which every backend \
+                     matches alike"
+                )));
+            }
+            _ => {}
         }
         check_position("position", self.position)
     }
@@ -431,8 +448,13 @@ mod tests {
     fn options_the_backends_disagree_on_are_refused() {
         let both = GetStreamOptions::new().position(1).global_position(2);
         assert!(matches!(both.validate(), Err(Error::InvalidArgument(_))));
-        let empty = GetCategoryOptions::new().correlation("");
-        assert!(matches!(empty.validate(), Err(Error::InvalidArgument(_))));
+        for refused in ["", "workflow-1", "work%"] {
+            let options = GetCategoryOptions::new().correlation(refused);
+            assert!(
+                matches!(options.validate(), Err(Error::InvalidArgument(_))),
+                "{refused:?}"
+            );
+        }
         assert!(
             GetCategoryOptions::new()
                 .correlation("workflow")
