@@ -126,6 +126,11 @@ pub(crate) enum ConsumerCommand {
         /// The category, when consumers of several categories have this name.
         #[arg(long)]
         category: Option<String>,
+        /// Reset even to a position past the namespace's last event (refused otherwise when
+        /// an EventoDB URL is given: the consumer would skip the events still to come up to
+        /// it).
+        #[arg(long)]
+        force: bool,
     },
     /// Events the consumers parked (and the streams they hold back), or with --skipped the
     /// events the `Skip` failure policy gave up on (kept as records).

@@ -1,6 +1,6 @@
 //! `consumer list | reset | parked | release`.
 
-use eventodb_kit::client::MessageId;
+use eventodb_kit::client::{GetCategoryOptions, MessageId};
 use eventodb_kit::consumer::{ConsumerAdmin, ConsumerName, MemberState};
 use eventodb_kit::{Backend, Client};
 use serde::Serialize;
@@ -24,6 +24,29 @@ pub(super) async fn run(
     })
 }
 
+/// Refuses a reset to `to` when no event of the namespace is at or past it: the consumer
+/// would skip every event still to come up to `to` (a typo, or a position of another
+/// namespace).
+async fn refuse_past_the_end(connected: &Connected, to: i64) -> Result<(), CliError> {
+    if to == 0 {
+        return Ok(());
+    }
+    let at_or_after = connected
+        .client
+        .category_get("", &GetCategoryOptions::new().position(to).batch_size(1))
+        .await
+        .map_err(kit_error(connected))?;
+    if at_or_after.is_empty() {
+        return Err(CliError::Refused(format!(
+            "no event of namespace {:?} is at global position {to} or past it: the consumer \
+             would skip the events still to come up to {to}; check the position, or pass \
+             --force",
+            connected.namespace()
+        )));
+    }
+    Ok(())
+}
+
 async fn dispatch<DB: Backend>(
     connected: &Connected,
     admin: &ConsumerAdmin<DB>,
@@ -38,8 +61,16 @@ async fn dispatch<DB: Backend>(
                 .map_err(error)?;
             Ok(Rendered::new(&report))
         }
-        ConsumerCommand::Reset { name, to, category } => {
+        ConsumerCommand::Reset {
+            name,
+            to,
+            category,
+            force,
+        } => {
             let consumer = find(admin, name, category.as_deref(), &error).await?;
+            if connected.has_eventodb && !force {
+                refuse_past_the_end(connected, *to).await?;
+            }
             let before = admin
                 .positions(&consumer.category, &consumer.consumer)
                 .await

@@ -775,6 +775,63 @@ pub async fn consumer_commands<DB: Backend>(db: &TestDb<DB>) {
     )
     .await
     .failed("not_found");
+    // Past every event of the namespace: the consumer would skip what is still to come.
+    let head = other;
+    let past = (head + 1).to_string();
+    let message = cli(
+        &with_eventodb,
+        &[
+            "consumer",
+            "reset",
+            "parker",
+            "--category",
+            "park",
+            "--to",
+            &past,
+            "--json",
+        ],
+    )
+    .await
+    .failed("refused");
+    assert!(message.contains("--force"), "{message}");
+    assert_eq!(
+        admin.positions("park", "parker").await.unwrap()[0].global_position,
+        0,
+        "nothing reset"
+    );
+    let at_head = head.to_string();
+    cli(
+        &with_eventodb,
+        &[
+            "consumer",
+            "reset",
+            "parker",
+            "--category",
+            "park",
+            "--to",
+            &at_head,
+            "--json",
+        ],
+    )
+    .await
+    .ok();
+    let forced = cli(
+        &with_eventodb,
+        &[
+            "consumer",
+            "reset",
+            "parker",
+            "--category",
+            "park",
+            "--to",
+            &past,
+            "--force",
+            "--json",
+        ],
+    )
+    .await
+    .ok();
+    assert_eq!(forced["position"], head + 1);
     let usage = cli(&env, &["consumer", "reset", "parker", "--to", "-3"]).await;
     assert_eq!(usage.code, 2, "{usage:?}");
     let usage = cli(&env, &["consumer", "reset", "parker"]).await;
