@@ -91,6 +91,7 @@ consumer_scenarios!(fresh, cleanup;
     group_of_three_matches_the_server_partition,
     resizing_a_group_loses_and_repeats_nothing,
     poison_event_stops_the_consumer,
+    a_panicking_handler_fails_like_an_error,
     poison_event_parks_its_stream_until_released,
     poison_event_is_skipped_with_a_record,
     sse_outage_reconnects,

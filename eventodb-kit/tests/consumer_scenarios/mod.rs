@@ -16,7 +16,7 @@ use eventodb_kit::client::{
 };
 use eventodb_kit::consumer::{
     BoxFuture, Consumer, ConsumerAdmin, ConsumerOptions, Context, FailurePolicy, Handled,
-    HandlerError, HubOptions, MemberState, RetryPolicy,
+    HandlerError, HubOptions, MemberState, RetryPolicy, consumer_fn,
 };
 use eventodb_kit::outbox::{RawMessage, SenderOptions};
 use eventodb_kit::{Backend, Error, Kit, RunningWorkers};
@@ -590,6 +590,80 @@ pub(crate) async fn resizing_a_group_loses_and_repeats_nothing<DB: Db>(pool: Poo
     assert_eq!(counts.len(), ids.len());
     let repeated: Vec<(&Uuid, &usize)> = counts.iter().filter(|(_, n)| **n > 1).collect();
     assert!(repeated.is_empty(), "nothing repeated: {repeated:?}");
+}
+
+/// A handler that panics fails its try like one that returns an error: plain, transactional
+/// (tried in a batch's savepoint first, then alone), the retries and the stop policy apply,
+/// the failure reaches `next_failure` with the panic's message, and the handle says the
+/// consumer stopped. Before, the panic ended the consumer's task with nothing recorded.
+pub(crate) async fn a_panicking_handler_fails_like_an_error<DB: Db>(pool: Pool<DB>) {
+    let env = Env::new("consumer").await;
+    let kit = env.kit(&pool);
+    let (_ok, ok_at) = env.write("panic-1", "Ok", 0).await;
+    let (poison, poison_at) = env.write("panic-1", "Panic", 1).await;
+    env.write("panic-2", "Ok", 2).await;
+    for transactional in [false, true] {
+        let name = format!("panicky-{transactional}");
+        let tries = Arc::new(AtomicU32::new(0));
+        let counted = Arc::clone(&tries);
+        let handler = consumer_fn("panic", move |message| {
+            let counted = Arc::clone(&counted);
+            async move {
+                if message.message_type == "Panic" {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    panic!("no handler for {}", message.message_type);
+                }
+                Ok::<_, HandlerError>(Handled::Done)
+            }
+        });
+        let mut workers = kit
+            .workers()
+            .consumer(
+                handler,
+                ConsumerOptions::new(&name)
+                    .transactional(transactional)
+                    .failure_policy(FailurePolicy::Stop)
+                    .retry(fast_retry()),
+            )
+            .spawn()
+            .await
+            .expect("spawn");
+        let failure = tokio::time::timeout(LONG, workers.next_failure())
+            .await
+            .expect("a failure reported")
+            .expect("an error");
+        match failure {
+            Error::ConsumerStopped {
+                event_id,
+                global_position,
+                message,
+                ..
+            } => {
+                assert_eq!(event_id, poison);
+                assert_eq!(global_position, poison_at.global_position);
+                assert!(
+                    message.contains("handler panicked: no handler for Panic"),
+                    "{message}"
+                );
+            }
+            other => panic!("unexpected error {other:?}"),
+        }
+        // Three tries by the policy (a transactional consumer's try in the batch's savepoint
+        // is the first of them).
+        assert_eq!(tries.load(Ordering::SeqCst), 3, "{name}");
+        let handle = workers.consumer(&name).unwrap();
+        assert!(!handle.is_running(), "{name}");
+        assert!(handle.failure().is_some(), "{name}");
+        let positions = ConsumerAdmin::for_kit(&kit)
+            .positions("panic", &name)
+            .await
+            .unwrap();
+        assert_eq!(positions[0].global_position, ok_at.global_position);
+        workers
+            .shutdown()
+            .await
+            .expect("the failure was already taken");
+    }
 }
 
 /// A poison event with the stop policy stops the consumer with a typed error, before it.

@@ -1,8 +1,11 @@
 //! Handling one message: its tries, with or without a transaction of its own, and what
 //! becomes of it.
 
+use std::any::Any;
 use std::collections::HashSet;
+use std::panic::AssertUnwindSafe;
 
+use futures_util::FutureExt as _;
 use tokio_util::sync::CancellationToken;
 
 use crate::client::CategoryMessage;
@@ -156,6 +159,34 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         }
     }
 
+    /// Runs the handler once. A panic is this try's failure, with the panic's message: the
+    /// retry and failure policies apply to it as to an error. Unwinding out of the consumer's
+    /// task instead would end it with nothing recorded: its handle would still say it runs,
+    /// no failure would reach `next_failure`, and the database would not say it stopped.
+    pub(super) async fn run_handler(
+        &self,
+        message: &CategoryMessage,
+        ctx: &mut Context<'_, DB>,
+    ) -> Result<Handled, HandlerError> {
+        // The handler's state is not looked at again after a panic but through its own
+        // later calls, as after any failed try.
+        let handled = AssertUnwindSafe(async { self.consumer.handle(message, ctx).await });
+        match handled.catch_unwind().await {
+            Ok(result) => result,
+            Err(panic) => {
+                let text = panic_text(panic.as_ref());
+                tracing::error!(
+                    consumer = %self.key.consumer,
+                    id = %message.id,
+                    stream = %message.stream_name,
+                    panic = %text,
+                    "handler panicked"
+                );
+                Err(HandlerError::new(format!("handler panicked: {text}")))
+            }
+        }
+    }
+
     pub(super) fn context<'c>(
         &'c self,
         attempt: u32,
@@ -179,7 +210,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         replay: bool,
     ) -> Result<Handled, HandlerError> {
         let mut ctx = self.context(attempt, replay, None);
-        self.consumer.handle(message, &mut ctx).await
+        self.run_handler(message, &mut ctx).await
     }
 
     /// One try in a transaction that first claims the processed record (a message another
@@ -206,7 +237,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         }
         let result = {
             let mut ctx = self.context(attempt, replay, Some(&mut *tx));
-            self.consumer.handle(message, &mut ctx).await
+            self.run_handler(message, &mut ctx).await
         };
         if !self.keeps(&result) {
             tx.rollback().await.map_err(db)?;
@@ -229,4 +260,13 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         tx.commit().await.map_err(db)?;
         Ok(result)
     }
+}
+
+/// What a panic said: its `&str` or `String` payload (what `panic!` and `unwrap` give).
+fn panic_text(payload: &(dyn Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a payload that is not text")
 }

@@ -233,7 +233,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         }
         let result = {
             let mut ctx = self.context(1, false, Some(&mut *savepoint));
-            self.consumer.handle(message, &mut ctx).await
+            self.run_handler(message, &mut ctx).await
         };
         if self.keeps(&result) {
             savepoint.commit().await.map_err(db)?;
