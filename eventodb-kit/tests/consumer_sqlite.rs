@@ -84,6 +84,14 @@ impl Db for Sqlite {
             .expect("release");
         assert_eq!(done.rows_affected(), 1, "{stream} is parked");
     }
+
+    async fn hand_members_to(pool: &SqlitePool, owner: Option<&str>) {
+        let query = match owner {
+            Some(owner) => sqlx::query("UPDATE eventodb_kit_consumer_positions SET owner = ?1, owned_until = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '+1 hour'), resets = resets + 1").bind(owner.to_owned()),
+            None => sqlx::query("UPDATE eventodb_kit_consumer_positions SET owner = NULL, owned_until = NULL"),
+        };
+        query.execute(pool).await.expect("hand the members over");
+    }
 }
 
 consumer_scenarios!(fresh, cleanup;
@@ -92,6 +100,7 @@ consumer_scenarios!(fresh, cleanup;
     resizing_a_group_loses_and_repeats_nothing,
     poison_event_stops_the_consumer,
     a_panicking_handler_fails_like_an_error,
+    a_second_instance_stands_by,
     poison_event_parks_its_stream_until_released,
     poison_event_is_skipped_with_a_record,
     sse_outage_reconnects,

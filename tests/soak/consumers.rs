@@ -81,6 +81,8 @@ pub(crate) fn effects_options(member: i64) -> ConsumerOptions {
         .transactional(true)
         .batch_size(100)
         .poll_interval(Duration::from_millis(300))
+        // An aborted unit's members are taken over by the next unit after this.
+        .takeover_after(Duration::from_millis(1500))
         .read_retry_max(Duration::from_millis(500))
         .retry(retry())
 }
@@ -123,6 +125,8 @@ pub(crate) fn audit_options() -> ConsumerOptions {
         .batch_size(200)
         .position_update_interval(50)
         .poll_interval(Duration::from_millis(300))
+        // An aborted unit's members are taken over by the next unit after this.
+        .takeover_after(Duration::from_millis(1500))
         .read_retry_max(Duration::from_millis(500))
         .retry(retry())
 }

@@ -91,6 +91,7 @@ pub struct ConsumerOptions {
     pub(crate) retry: RetryPolicy,
     pub(crate) strict_types: bool,
     pub(crate) read_retry_max: Duration,
+    pub(crate) takeover_after: Option<Duration>,
 }
 
 impl ConsumerOptions {
@@ -111,6 +112,7 @@ impl ConsumerOptions {
             retry: RetryPolicy::default(),
             strict_types: false,
             read_retry_max: Duration::from_secs(30),
+            takeover_after: None,
         }
     }
 
@@ -143,6 +145,23 @@ impl ConsumerOptions {
     /// The poll interval.
     pub fn poll_interval_value(&self) -> Duration {
         self.poll_interval
+    }
+
+    /// How long a member stays this instance's after it last said it is alive (default:
+    /// three poll intervals, at least 30 s).
+    ///
+    /// One instance at a time runs a member (the consumer itself, or one member of a group):
+    /// another process started with the same name and member (a second replica, or a
+    /// deploy's new process while the old one still runs) stands by, and takes the member
+    /// over when the running instance stops (at once after a shutdown or a failure, within
+    /// a second) or, after a crash, once this long has passed without a heartbeat. The
+    /// running instance says it is alive once per poll interval, and between events when
+    /// busy: a handler that runs longer than this on one event lets a standby take over and
+    /// handle that event again. Must be at least twice the poll interval, or the consumer
+    /// refuses to start ([`Error::InvalidArgument`](crate::Error::InvalidArgument)).
+    pub fn takeover_after(mut self, after: Duration) -> Self {
+        self.takeover_after = Some(after);
+        self
     }
 
     /// Save the position (and the processed records of a plain handler) after this many

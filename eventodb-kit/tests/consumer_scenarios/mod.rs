@@ -61,6 +61,10 @@ pub(crate) trait Db: Backend {
     /// Marks `stream` released in the consumer tables with SQL, as another process (the CLI)
     /// does: nothing in this process hears of it.
     fn release_elsewhere(pool: &Pool<Self>, stream: &str) -> impl Future<Output = ()> + Send;
+    /// Gives every consumer member row to `owner` for an hour with SQL, as a takeover by an
+    /// instance elsewhere does (a change of owner counts as a reset), or frees every row
+    /// (`None`), as that instance's shutdown does.
+    fn hand_members_to(pool: &Pool<Self>, owner: Option<&str>) -> impl Future<Output = ()> + Send;
 }
 
 /// Logs to the test output when `RUST_LOG` is set.
@@ -294,6 +298,14 @@ async fn insert_effect<DB: Db>(
     Ok(())
 }
 
+/// For a consumer the test kills as a crash would: the one started after it takes the
+/// member over a second after the kill (the dead one's heartbeats stop), not 30 s.
+fn crashable(options: ConsumerOptions) -> ConsumerOptions {
+    options
+        .poll_interval(Duration::from_millis(250))
+        .takeover_after(Duration::from_secs(1))
+}
+
 fn fast_retry() -> RetryPolicy {
     RetryPolicy::new(3, Duration::from_millis(1), Duration::from_millis(5))
 }
@@ -372,13 +384,13 @@ pub(crate) async fn killed_mid_batch_resumes_exactly_once<DB: Db>(pool: Pool<DB>
                 Recorder::new("order", "projector", log)
                     .effects()
                     .delay(Duration::from_millis(3)),
-                ConsumerOptions::new("projector")
+                crashable(ConsumerOptions::new("projector"))
                     .batch_size(25)
                     .transactional(true),
             )
             .consumer(
                 Recorder::new("order", "audit", log).delay(Duration::from_millis(3)),
-                ConsumerOptions::new("audit")
+                crashable(ConsumerOptions::new("audit"))
                     .batch_size(25)
                     .position_update_interval(10),
             )
@@ -664,6 +676,89 @@ pub(crate) async fn a_panicking_handler_fails_like_an_error<DB: Db>(pool: Pool<D
             .await
             .expect("the failure was already taken");
     }
+}
+
+/// One instance at a time runs a consumer member: a second one started with the same name
+/// (a second replica, a deploy's new process) stands by while the first runs, takes over at
+/// once when the first shuts down and a second after a crash, and stands by again when
+/// another instance takes the member over; every event is handled once, by the instance
+/// that runs the member. (Both instances handled every event.)
+pub(crate) async fn a_second_instance_stands_by<DB: Db>(pool: Pool<DB>) {
+    let env = Env::new("consumer").await;
+    let kit = env.kit(&pool);
+    let log = Log::default();
+    let spawn = |tag: &'static str| {
+        kit.workers()
+            .consumer(
+                Recorder::new("solo", tag, &log),
+                crashable(ConsumerOptions::new("solo")),
+            )
+            .spawn()
+    };
+    let mut n = 0;
+    let mut write_some = async |count: i64| {
+        let mut last = 0;
+        for _ in 0..count {
+            n += 1;
+            last = env
+                .write(&format!("solo-{}", n % 3), "Ok", n)
+                .await
+                .1
+                .global_position;
+        }
+        last
+    };
+    let last = write_some(3).await;
+    let first = spawn("a").await.expect("spawn a");
+    caught_up(&first, last).await;
+    let second = spawn("b").await.expect("spawn b");
+    let last = write_some(3).await;
+    caught_up(&first, last).await;
+    // Several of the standby's looks (one a second) pass while the first runs.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert!(log.ids_of("b").is_empty(), "the standby handled nothing");
+    assert_eq!(log.ids_of("a").len(), 6);
+
+    first.shutdown().await.expect("shutdown a");
+    let last = write_some(3).await;
+    caught_up(&second, last).await;
+    assert_eq!(log.ids_of("b").len(), 3, "b took over after a's shutdown");
+
+    // Killed once its position is saved (a plain handler's events after the saved position
+    // are handled again after a crash, which is not what this looks at).
+    let admin = ConsumerAdmin::for_kit(&kit);
+    eventually("b saved its position", LONG, || async {
+        admin.positions("solo", "solo").await.unwrap()[0].global_position == last
+    })
+    .await;
+    second.kill();
+    let third = spawn("c").await.expect("spawn c");
+    let last = write_some(3).await;
+    caught_up(&third, last).await;
+    assert_eq!(log.ids_of("c").len(), 3, "c took over after b's crash");
+
+    // Taken over elsewhere: c stands by from its next heartbeat, and its saves are refused.
+    eventually("c saved its position", LONG, || async {
+        admin.positions("solo", "solo").await.unwrap()[0].global_position == last
+    })
+    .await;
+    DB::hand_members_to(&pool, Some("elsewhere")).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let last = write_some(2).await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(
+        log.ids_of("c").len(),
+        3,
+        "c stood by while the member was elsewhere"
+    );
+    DB::hand_members_to(&pool, None).await;
+    caught_up(&third, last).await;
+    assert_eq!(log.ids_of("c").len(), 5, "c took the freed member back");
+    third.shutdown().await.expect("shutdown c");
+
+    let counts = log.counts();
+    assert_eq!(counts.len(), 14, "every event handled");
+    assert!(counts.values().all(|&n| n == 1), "each once: {counts:?}");
 }
 
 /// A poison event with the stop policy stops the consumer with a typed error, before it.
@@ -1707,7 +1802,7 @@ pub(crate) async fn killed_inside_a_batch_transaction_leaves_no_partial_effects<
                 Recorder::new("crash", "crash", &log)
                     .effects()
                     .delay(Duration::from_millis(5)),
-                ConsumerOptions::new("crash")
+                crashable(ConsumerOptions::new("crash"))
                     .transactional(true)
                     .batch_size(50)
                     .transaction_batch(20),
@@ -1745,12 +1840,12 @@ pub(crate) async fn killed_inside_a_batch_transaction_leaves_no_partial_effects<
     assert_effects_once(&DB::effect_counts(&pool).await, &all);
 }
 
-/// Two copies of the same group members run at once with shared transactions (as a
-/// deploy that starts the new processes before the old ones stop would): each claims an
-/// event's processed record in the event's savepoint, so every effect happens once. Member
-/// 2 runs only at the end: until every member has saved a position, no processed record is
-/// purged (two copies of one member are outside what the purge assumes: one saved position
-/// per member).
+/// Two copies of the same group members started at once with shared transactions (as a
+/// deploy that starts the new processes before the old ones stop would): the copies stand by
+/// while the first run, take over when they stop, and every effect happens once. (Should two
+/// copies ever run together, after a lease lapsed, each claims an event's processed record in
+/// the event's savepoint.) Member 2 runs only at the end: until every member has saved a
+/// position, no processed record is purged.
 pub(crate) async fn doubled_group_members_never_handle_twice<DB: Db>(pool: Pool<DB>) {
     let env = Env::new("consumer").await;
     let kit = env.kit(&pool);
@@ -1775,8 +1870,8 @@ pub(crate) async fn doubled_group_members_never_handle_twice<DB: Db>(pool: Pool<
     let first = spawn(&[0, 1]).await.expect("spawn");
     let second = spawn(&[0, 1]).await.expect("spawn copies");
     caught_up(&first, last).await;
-    caught_up(&second, last).await;
     first.shutdown().await.expect("shutdown");
+    caught_up(&second, last).await;
     second.shutdown().await.expect("shutdown");
     let third = spawn(&[2]).await.expect("spawn member 2");
     caught_up(&third, last).await;

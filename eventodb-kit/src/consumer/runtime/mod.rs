@@ -42,8 +42,22 @@ const COALESCE_LIMIT: usize = 8;
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(300);
 
 /// How long a consumer whose database could not be reached at the start waits before it
-/// tries again.
+/// tries again; also how often an instance standing by looks whether its member is free.
 const LOAD_RETRY: Duration = Duration::from_secs(1);
+
+/// The shortest time a member's position row stays its instance's between heartbeats (see
+/// [`ownership_lease`]).
+const MIN_OWNERSHIP: Duration = Duration::from_secs(30);
+
+/// How long a member's row stays its instance's without a heartbeat (see
+/// [`ConsumerOptions::takeover_after`]): by default three poll intervals (the heartbeat comes
+/// once per interval), and at least [`MIN_OWNERSHIP`], since a busy consumer says it is
+/// alive only between events.
+fn ownership_lease(options: &ConsumerOptions) -> Duration {
+    options
+        .takeover_after
+        .unwrap_or_else(|| options.poll_interval.saturating_mul(3).max(MIN_OWNERSHIP))
+}
 
 /// What a consumer reads from the database before it handles anything.
 #[derive(Default)]
@@ -56,20 +70,29 @@ struct LoadedState {
     dedupe_until: i64,
     /// Parked streams, and whether an operator released them.
     held: HashMap<String, bool>,
-    /// How often an operator reset its position row (its saves go over this count only).
+    /// How often an operator reset its position row, or another instance took it over
+    /// (its saves go over this count only).
     resets: i64,
 }
 
-/// Reads the consumer's state: its position (writing the rows of a group that lacks some),
-/// the highest processed position and its parked streams; records that the member runs and
-/// says so every `heartbeat`.
+/// Who the member's position row is taken by, for how long.
+struct Ownership<'a> {
+    owner: &'a str,
+    lease: Duration,
+}
+
+/// Takes the member's position row for this instance and reads the consumer's state: its
+/// position (writing the rows of a group that lacks some), the highest processed position
+/// and its parked streams; records that the member runs and says so every `heartbeat`.
+/// `None` while another instance runs the member: this one stands by.
 async fn load_state<DB: Backend>(
     pool: &Pool<DB>,
     key: &Key,
     member: i64,
     size: i64,
     heartbeat: Duration,
-) -> Result<LoadedState> {
+    ownership: Ownership<'_>,
+) -> Result<Option<LoadedState>> {
     let rows = DB::load_positions(pool, key).await?;
     if let Some(missing) = group::missing_rows(&rows, size) {
         let mut tx = DB::begin_write(pool).await?;
@@ -80,9 +103,10 @@ async fn load_state<DB: Backend>(
     }
     // Read before the positions: a reset made in between is then seen at the first save
     // (which starts again from it), never saved over.
-    let resets = {
-        let mut conn = pool.acquire().await.map_err(db)?;
-        DB::own_resets(&mut conn, key, member, size).await?
+    let Some(resets) =
+        DB::take_member(pool, key, member, size, ownership.owner, ownership.lease).await?
+    else {
+        return Ok(None);
     };
     let rows = DB::load_positions(pool, key).await?;
     let heartbeat_ms = i64::try_from(heartbeat.as_millis()).unwrap_or(i64::MAX);
@@ -95,13 +119,13 @@ async fn load_state<DB: Backend>(
         .iter()
         .find(|row| row.member == member && row.size == size)
         .map_or(-1, |row| row.global_position);
-    Ok(LoadedState {
+    Ok(Some(LoadedState {
         position: group::start_position(&rows, member, size),
         own_saved,
         dedupe_until: DB::max_processed(pool, key).await?.unwrap_or(0),
         held: owned_parked(DB::parked_streams(pool, key).await?, member, size),
         resets,
-    })
+    }))
 }
 
 /// The parked streams a member deals with: those the server now gives it (see
@@ -177,6 +201,9 @@ pub(crate) struct Runtime<DB: Backend, C: Consumer<DB>> {
     held: HashMap<String, bool>,
     /// The reset count of its position row when it read it (see [`LoadedState::resets`]).
     resets: i64,
+    /// This instance's name on the member's position row, unique per start: while it has
+    /// the row, other instances of the member stand by.
+    owner: String,
     /// When it next says it is alive, at the latest (see [`Runtime::heartbeat`]). Behind a
     /// lock: backoffs in `&self` methods say so too.
     heartbeat_at: std::sync::Mutex<tokio::time::Instant>,
@@ -248,6 +275,14 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                 options.name
             )));
         }
+        if ownership_lease(&options) < options.poll_interval.saturating_mul(2) {
+            return Err(Error::InvalidArgument(format!(
+                "consumer {:?}: takeover_after {:?} is shorter than twice the poll interval {:?}; the member says it is alive once per poll interval",
+                options.name,
+                ownership_lease(&options),
+                options.poll_interval
+            )));
+        }
         let (member, size) = options.group.unwrap_or((0, 1));
         if size <= 0 || member < 0 || member >= size {
             return Err(Error::InvalidArgument(format!(
@@ -260,9 +295,25 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             category: category.clone(),
             consumer: options.name.clone(),
         };
+        let owner = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
+        let ownership = Ownership {
+            owner: &owner,
+            lease: ownership_lease(&options),
+        };
         let (state, loaded) =
-            match load_state(&pool, &key, member, size, options.poll_interval).await {
-                Ok(state) => (state, true),
+            match load_state(&pool, &key, member, size, options.poll_interval, ownership).await {
+                Ok(Some(state)) => (state, true),
+                // Taken in the task, once the other instance lets go (see `load_retrying`).
+                Ok(None) => {
+                    tracing::info!(
+                        consumer = %options.name,
+                        %category,
+                        member,
+                        size,
+                        "consumer member runs in another instance; standing by"
+                    );
+                    (LoadedState::default(), false)
+                }
                 // Loaded in the task, once the database answers (see `load_retrying`).
                 Err(Error::Database { source }) if crate::error::database_unreachable(&source) => {
                     tracing::warn!(
@@ -324,6 +375,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             since_save: 0,
             held,
             resets,
+            owner,
             heartbeat_at: std::sync::Mutex::new(heartbeat_at),
             last_maintenance: None,
             saving: None,
@@ -367,7 +419,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             let error = result.as_ref().err().map(crate::error::with_causes);
             let (key, member, size) = (&self.key, self.member, self.size);
             if let Err(failure) =
-                DB::mark_stopped(&self.pool, key, member, size, error.as_deref()).await
+                DB::mark_stopped(&self.pool, key, member, size, &self.owner, error.as_deref()).await
             {
                 tracing::warn!(consumer = %key.consumer, error = crate::error::log_field(&failure), "could not record that the consumer stopped");
             }
@@ -385,8 +437,9 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         result
     }
 
-    /// Reads the state the start could not, once the database answers: tries again every
-    /// [`LOAD_RETRY`] while it cannot be reached. Still not `loaded` when cancelled first.
+    /// Reads the state the start could not, once the database answers and no other
+    /// instance runs the member: tries again every [`LOAD_RETRY`] meanwhile. Still not
+    /// `loaded` when cancelled first.
     async fn load_retrying(&mut self, cancel: &CancellationToken) -> Result<()> {
         loop {
             tokio::select! {
@@ -394,10 +447,13 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                 () = tokio::time::sleep(LOAD_RETRY) => {}
             }
             match self.read_state().await {
-                Ok(state) => {
+                Ok(Some(state)) => {
                     self.adopt(state);
-                    tracing::info!(consumer = %self.key.consumer, category = %self.key.category, member = self.member, size = self.size, position = self.position, "consumer starting: the database answers");
+                    tracing::info!(consumer = %self.key.consumer, category = %self.key.category, member = self.member, size = self.size, position = self.position, "consumer starting");
                     return Ok(());
+                }
+                Ok(None) => {
+                    tracing::trace!(consumer = %self.key.consumer, member = self.member, "consumer member still runs in another instance");
                 }
                 Err(Error::Database { source }) if crate::error::database_unreachable(&source) => {
                     tracing::debug!(consumer = %self.key.consumer, error = crate::error::log_field(&source), "consumer: the database still cannot be reached");
@@ -407,10 +463,23 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         }
     }
 
-    /// Its state, read again (see [`load_state`]).
-    async fn read_state(&self) -> Result<LoadedState> {
+    /// Its state, read again (see [`load_state`]); `None` while another instance runs the
+    /// member.
+    async fn read_state(&self) -> Result<Option<LoadedState>> {
         let (key, member, size) = (&self.key, self.member, self.size);
-        load_state(&self.pool, key, member, size, self.options.poll_interval).await
+        let ownership = Ownership {
+            owner: &self.owner,
+            lease: ownership_lease(&self.options),
+        };
+        load_state(
+            &self.pool,
+            key,
+            member,
+            size,
+            self.options.poll_interval,
+            ownership,
+        )
+        .await
     }
 
     /// Takes a state read from the database as the consumer's own.
@@ -440,16 +509,27 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         }
     }
 
-    /// Records that the member is alive; [`Error::ConsumerPositionReset`] when its position
-    /// row was reset since it read it. Database trouble is left to the next look (or the
-    /// next save).
+    /// Records that the member is alive and keeps its row this instance's;
+    /// [`Error::ConsumerPositionReset`] when its position row was reset since it read it, or
+    /// taken over by another instance (which a lapsed lease allows). Database trouble is
+    /// left to the next look (or the next save).
     async fn heartbeat(&self) -> Result<()> {
         *lock(&self.heartbeat_at) = tokio::time::Instant::now() + self.options.poll_interval;
-        match DB::heartbeat(&self.pool, &self.key, self.member, self.size).await {
-            Ok(resets) if resets != self.resets => Err(Error::ConsumerPositionReset {
+        let lease = ownership_lease(&self.options);
+        match DB::heartbeat(
+            &self.pool,
+            &self.key,
+            self.member,
+            self.size,
+            &self.owner,
+            lease,
+        )
+        .await
+        {
+            Ok(Some(resets)) if resets == self.resets => Ok(()),
+            Ok(_) => Err(Error::ConsumerPositionReset {
                 consumer: self.key.consumer.clone(),
             }),
-            Ok(_) => Ok(()),
             Err(error) => {
                 tracing::debug!(consumer = %self.key.consumer, error = crate::error::log_field(&error), "could not read the reset count");
                 Ok(())
@@ -510,10 +590,18 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         let from = self.position;
         loop {
             match self.read_state().await {
-                Ok(state) => {
+                Ok(Some(state)) => {
                     self.adopt(state);
                     tracing::warn!(consumer = %self.key.consumer, category = %self.key.category, member = self.member, from, position = self.position, "consumer position reset by an operator while running; starting again from it");
                     return Ok(());
+                }
+                Ok(None) => {
+                    // Its lease lapsed (a handler or the database too slow for it) and
+                    // another instance took the member over: that one goes on from the
+                    // saved position; this one stands by.
+                    tracing::warn!(consumer = %self.key.consumer, category = %self.key.category, member = self.member, from, "consumer member taken over by another instance; standing by");
+                    self.loaded = false;
+                    return self.load_retrying(cancel).await;
                 }
                 Err(Error::Database { source }) => {
                     tracing::warn!(consumer = %self.key.consumer, error = crate::error::log_field(&source), "consumer position reset while running; could not read the new state, trying again");

@@ -76,6 +76,7 @@ pub(crate) mod private {
     #![allow(unreachable_pub)]
 
     use std::future::Future;
+    use std::time::Duration;
 
     use sqlx::{Pool, Transaction};
 
@@ -122,19 +123,35 @@ pub(crate) mod private {
             size: i64,
             heartbeat_ms: i64,
         ) -> impl Future<Output = Result<()>> + Send;
-        /// Records that a member is alive; returns its row's reset count (0 without a row).
+        /// Makes one member's position row `owner`'s for `lease`, unless another owner's
+        /// lease on it runs: its reset count when taken (a change of owner counts as a
+        /// reset), `None` when another instance runs the member.
+        fn take_member(
+            pool: &Pool<Self>,
+            key: &Key,
+            member: i64,
+            size: i64,
+            owner: &str,
+            lease: Duration,
+        ) -> impl Future<Output = Result<Option<i64>>> + Send;
+        /// Records that a member is alive and keeps it `owner`'s for `lease` more; returns
+        /// its row's reset count, `None` when the row is no longer `owner`'s.
         fn heartbeat(
             pool: &Pool<Self>,
             key: &Key,
             member: i64,
             size: i64,
-        ) -> impl Future<Output = Result<i64>> + Send;
-        /// Records that a member's task ended, with the error that ended it.
+            owner: &str,
+            lease: Duration,
+        ) -> impl Future<Output = Result<Option<i64>>> + Send;
+        /// Records that `owner`'s task of a member ended, with the error that ended it, and
+        /// frees the member for another instance (nothing when `owner` no longer has it).
         fn mark_stopped(
             pool: &Pool<Self>,
             key: &Key,
             member: i64,
             size: i64,
+            owner: &str,
             error: Option<&str>,
         ) -> impl Future<Output = Result<()>> + Send;
         /// How often one member's position row was reset (0 without a row).
@@ -287,9 +304,13 @@ pub(crate) struct Sql {
     pub(crate) member_states: &'static str,
     /// (member, size, heartbeat ms): started now
     pub(crate) mark_running: &'static str,
-    /// (member, size): seen now → resets
+    /// (member, size, owner, lease ms): the row is `owner`'s for the lease unless another
+    /// owner's lease runs → resets (one more when the owner changes)
+    pub(crate) take_member: &'static str,
+    /// (member, size, owner, lease ms): seen now, still `owner`'s for the lease → resets;
+    /// no row when another owner took it
     pub(crate) heartbeat: &'static str,
-    /// (member, size, error): its task ended now
+    /// (member, size, owner, error): `owner`'s task ended now; the row is free
     pub(crate) mark_stopped: &'static str,
     /// (member, size, global_position): insert unless the (member, size) row exists
     pub(crate) insert_position: &'static str,
@@ -418,6 +439,33 @@ macro_rules! store_impl {
             Ok(row.map_or(0, |(resets,)| resets))
         }
 
+        /// The reset count a statement on one member's row returns when `owner` has the
+        /// row for `lease` (parameters 6 and 7, the lease in milliseconds); `None` when no
+        /// row is `owner`'s.
+        async fn owned_resets<'c, E>(
+            sql: &str,
+            key: &$crate::consumer::store::Key,
+            member: i64,
+            size: i64,
+            owner: &str,
+            lease: std::time::Duration,
+            executor: E,
+        ) -> $crate::error::Result<Option<i64>>
+        where
+            E: sqlx::Executor<'c, Database = $db>,
+        {
+            let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+            let row: Option<(i64,)> = keyed_as(sql, key)
+                .bind(member)
+                .bind(size)
+                .bind(owner)
+                .bind(lease_ms)
+                .fetch_optional(executor)
+                .await
+                .map_err(db)?;
+            Ok(row.map(|(resets,)| resets))
+        }
+
         /// Runs a statement; returns how many rows it changed.
         async fn run<'q, 'c, E>(
             query: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>,
@@ -539,13 +587,26 @@ macro_rules! store_impl {
                 Ok(())
             }
 
+            async fn take_member(
+                pool: &sqlx::Pool<Self>,
+                key: &$crate::consumer::store::Key,
+                member: i64,
+                size: i64,
+                owner: &str,
+                lease: std::time::Duration,
+            ) -> $crate::error::Result<Option<i64>> {
+                owned_resets($sql.take_member, key, member, size, owner, lease, pool).await
+            }
+
             async fn heartbeat(
                 pool: &sqlx::Pool<Self>,
                 key: &$crate::consumer::store::Key,
                 member: i64,
                 size: i64,
-            ) -> $crate::error::Result<i64> {
-                member_resets($sql.heartbeat, key, member, size, pool).await
+                owner: &str,
+                lease: std::time::Duration,
+            ) -> $crate::error::Result<Option<i64>> {
+                owned_resets($sql.heartbeat, key, member, size, owner, lease, pool).await
             }
 
             async fn mark_stopped(
@@ -553,10 +614,11 @@ macro_rules! store_impl {
                 key: &$crate::consumer::store::Key,
                 member: i64,
                 size: i64,
+                owner: &str,
                 error: Option<&str>,
             ) -> $crate::error::Result<()> {
                 let query = member_keyed($sql.mark_stopped, key, member, size);
-                run(query.bind(error), pool).await?;
+                run(query.bind(owner).bind(error), pool).await?;
                 Ok(())
             }
 

@@ -59,15 +59,30 @@ const SQL: Sql = Sql {
         key!(),
         " AND group_member = $4 AND group_size = $5"
     ),
-    heartbeat: concat!(
-        "UPDATE eventodb_kit_consumer_positions SET seen_at = now() WHERE ",
+    // SET reads the row as it was: `owner` there is the previous owner.
+    take_member: concat!(
+        "UPDATE eventodb_kit_consumer_positions
+        SET owner = $6, owned_until = now() + make_interval(secs => $7::float8 / 1000),
+            resets = CASE WHEN owner IS DISTINCT FROM $6 THEN resets + 1 ELSE resets END
+        WHERE ",
         key!(),
-        " AND group_member = $4 AND group_size = $5 RETURNING resets"
+        " AND group_member = $4 AND group_size = $5
+          AND (owner IS NULL OR owner = $6 OR owned_until < now())
+        RETURNING resets"
+    ),
+    heartbeat: concat!(
+        "UPDATE eventodb_kit_consumer_positions
+        SET seen_at = now(), owned_until = now() + make_interval(secs => $7::float8 / 1000)
+        WHERE ",
+        key!(),
+        " AND group_member = $4 AND group_size = $5 AND owner = $6 RETURNING resets"
     ),
     mark_stopped: concat!(
-        "UPDATE eventodb_kit_consumer_positions SET stopped_at = now(), stop_error = $6 WHERE ",
+        "UPDATE eventodb_kit_consumer_positions
+        SET stopped_at = now(), stop_error = $7, owner = NULL, owned_until = NULL
+        WHERE ",
         key!(),
-        " AND group_member = $4 AND group_size = $5"
+        " AND group_member = $4 AND group_size = $5 AND owner = $6"
     ),
     own_resets: concat!(
         "SELECT resets FROM eventodb_kit_consumer_positions WHERE ",

@@ -17,6 +17,13 @@ macro_rules! now {
     };
 }
 
+/// Now plus the lease bound as parameter 7, in milliseconds.
+macro_rules! owned_until {
+    () => {
+        "strftime('%Y-%m-%dT%H:%M:%fZ', 'now', (?7 / 1000.0) || ' seconds')"
+    };
+}
+
 /// Every member's position (of every group size).
 macro_rules! positions {
     () => {
@@ -66,19 +73,34 @@ const SQL: Sql = Sql {
         key!(),
         " AND group_member = ?4 AND group_size = ?5"
     ),
+    // SET reads the row as it was: `owner` there is the previous owner.
+    take_member: concat!(
+        "UPDATE eventodb_kit_consumer_positions
+        SET owner = ?6, owned_until = ",
+        owned_until!(),
+        ", resets = CASE WHEN owner IS ?6 THEN resets ELSE resets + 1 END
+        WHERE ",
+        key!(),
+        " AND group_member = ?4 AND group_size = ?5
+          AND (owner IS NULL OR owner = ?6 OR owned_until < ",
+        now!(),
+        ") RETURNING resets"
+    ),
     heartbeat: concat!(
         "UPDATE eventodb_kit_consumer_positions SET seen_at = ",
         now!(),
+        ", owned_until = ",
+        owned_until!(),
         " WHERE ",
         key!(),
-        " AND group_member = ?4 AND group_size = ?5 RETURNING resets"
+        " AND group_member = ?4 AND group_size = ?5 AND owner = ?6 RETURNING resets"
     ),
     mark_stopped: concat!(
         "UPDATE eventodb_kit_consumer_positions SET stopped_at = ",
         now!(),
-        ", stop_error = ?6 WHERE ",
+        ", stop_error = ?7, owner = NULL, owned_until = NULL WHERE ",
         key!(),
-        " AND group_member = ?4 AND group_size = ?5"
+        " AND group_member = ?4 AND group_size = ?5 AND owner = ?6"
     ),
     own_resets: concat!(
         "SELECT resets FROM eventodb_kit_consumer_positions WHERE ",

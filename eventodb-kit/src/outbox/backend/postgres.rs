@@ -105,6 +105,12 @@ const MIGRATIONS: &[Migration] = &[
         up: include_str!("../../../migrations/postgres/0015_outbox_id_per_namespace.up.sql"),
         down: include_str!("../../../migrations/postgres/0015_outbox_id_per_namespace.down.sql"),
     },
+    Migration {
+        version: 16,
+        name: "consumer_owner",
+        up: include_str!("../../../migrations/postgres/0016_consumer_owner.up.sql"),
+        down: include_str!("../../../migrations/postgres/0016_consumer_owner.down.sql"),
+    },
 ];
 
 const SQL: Sql = Sql {

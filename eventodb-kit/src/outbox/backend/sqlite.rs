@@ -90,6 +90,12 @@ const MIGRATIONS: &[Migration] = &[
         up: include_str!("../../../migrations/sqlite/0013_outbox_id_per_namespace.up.sql"),
         down: include_str!("../../../migrations/sqlite/0013_outbox_id_per_namespace.down.sql"),
     },
+    Migration {
+        version: 14,
+        name: "consumer_owner",
+        up: include_str!("../../../migrations/sqlite/0014_consumer_owner.up.sql"),
+        down: include_str!("../../../migrations/sqlite/0014_consumer_owner.down.sql"),
+    },
 ];
 
 macro_rules! now {

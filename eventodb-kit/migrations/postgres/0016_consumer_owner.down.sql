@@ -1,0 +1,3 @@
+ALTER TABLE eventodb_kit_consumer_positions
+    DROP COLUMN owner,
+    DROP COLUMN owned_until;
