@@ -102,6 +102,43 @@ fn settings_shape_the_output() {
 }
 
 #[test]
+fn a_user_derive_the_type_already_has_is_not_repeated() {
+    // Enums derive `Copy, Eq, Hash` already: a second `Eq` would be E0119 in the user's crate.
+    let event = r#"{
+  "title": "ThingHappened",
+  "x-eventodb": { "category": "thing", "stream": "thing-{thing_id}" },
+  "type": "object",
+  "required": ["thing_id"],
+  "properties": { "thing_id": { "type": "string" }, "plan": { "enum": ["free", "pro"] } }
+}"#;
+    let code = Settings::new("unused")
+        .derive("Eq")
+        .derive("Hash")
+        .generate_sources([("thing.json", event)])
+        .expect("generates")
+        .to_pretty_string()
+        .expect("formats");
+    let derive_of = |item: &str| {
+        let end = code.find(item).expect("the item is generated");
+        let start = code[..end].rfind("#[derive(").expect("a derive");
+        code[start..end].to_owned()
+    };
+    let plan = derive_of("pub enum ThingHappenedPlan");
+    assert_eq!(
+        plan.matches("Eq,").count() - plan.matches("PartialEq,").count(),
+        1,
+        "{plan}"
+    );
+    assert_eq!(plan.matches("Hash,").count(), 1, "{plan}");
+    let thing = derive_of("pub struct ThingHappened");
+    assert_eq!(
+        thing.matches("Eq,").count() - thing.matches("PartialEq,").count(),
+        1,
+        "{thing}"
+    );
+}
+
+#[test]
 fn a_bad_crate_path_is_an_error_not_a_panic() {
     let result = Settings::new("unused")
         .crate_path("not a path")

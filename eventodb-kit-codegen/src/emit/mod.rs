@@ -1,5 +1,6 @@
 //! [`Model`] to Rust tokens: the types, their validation, the `Event` impls and the registry.
 
+mod derives;
 mod json;
 mod registry;
 mod validate;
@@ -133,11 +134,14 @@ impl Emitter<'_> {
         }
     }
 
-    fn derives(&self, extra: TokenStream) -> TokenStream {
-        let user = self.derives;
+    /// The derive list: the generator's, `std_extra` (std traits for this kind of type),
+    /// `event` (the `Event` derive or nothing), then the user's that are not already there.
+    fn derives(&self, std_extra: &[&str], event: TokenStream) -> TokenStream {
+        let user = derives::user_derives(self.derives, std_extra);
+        let std_extra = std_extra.iter().map(|name| format_ident!("{name}"));
         quote! {
             #[derive(
-                Debug, Clone, PartialEq, #extra
+                Debug, Clone, PartialEq, #(#std_extra,)* #event
                 __eventodb_serde::Serialize,
                 __eventodb_serde::Deserialize,
                 __eventodb_schemars::JsonSchema,
@@ -171,7 +175,7 @@ impl Emitter<'_> {
                     None => Default::default(),
                 };
                 let defaults = self.defaults(def, &s.fields);
-                let derives = self.derives(event_derive);
+                let derives = self.derives(&[], event_derive);
                 quote! {
                     #doc
                     #derives
@@ -189,7 +193,7 @@ impl Emitter<'_> {
                     let doc = format!(" `\"{value}\"`");
                     quote!(#[doc = #doc] #[serde(rename = #value)] #variant,)
                 });
-                let derives = self.derives(quote!(Copy, Eq, Hash,));
+                let derives = self.derives(derives::ENUM_EXTRA, TokenStream::new());
                 quote! {
                     #doc
                     #derives
@@ -209,7 +213,7 @@ impl Emitter<'_> {
                     );
                     quote!(#doc #[serde(rename = #value)] #name(#payload),)
                 });
-                let derives = self.derives(TokenStream::new());
+                let derives = self.derives(&[], TokenStream::new());
                 quote! {
                     #doc
                     #derives
