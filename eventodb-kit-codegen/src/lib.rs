@@ -82,7 +82,9 @@
 //! `#[serde(rename)]`. Names keep only ASCII letters and digits (`area_m²` → `area_m`); a name
 //! with none left is a schema error. A type named `Self` becomes `SelfType`; `AnyEvent` and
 //! `Events` are the registry's and refused as type names, as are two categories that make one
-//! `categories` constant (`user_command`, `user:command`). `description`s become doc comments.
+//! `categories` constant (`user_command`, `user:command`). `description`s become doc comments;
+//! a code fence in one that rustdoc would run as a doctest (no language, or `rust`) is marked
+//! `text`.
 //!
 //! **References.** `$ref` may point into the same file (`#/$defs/Money`,
 //! `#/definitions/Money`), to another file relative to the referring one

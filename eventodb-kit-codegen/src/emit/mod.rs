@@ -1,11 +1,13 @@
 //! [`Model`] to Rust tokens: the types, their validation, the `Event` impls and the registry.
 
 mod derives;
+mod doc;
 mod json;
 mod registry;
 mod validate;
 
 use crate::model::{Field, Model, Presence, Shape, Ty, TypeDef, TypeKind};
+use doc::doc_lines;
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::{format_ident, quote};
 use serde_json::Value;
@@ -67,18 +69,6 @@ pub(crate) fn ident(name: &str) -> Ident {
         Some(raw) => Ident::new_raw(raw, Span::call_site()),
         None => Ident::new(name, Span::call_site()),
     }
-}
-
-fn doc_lines(text: &str) -> TokenStream {
-    let lines = text.lines().map(|line| {
-        let line = if line.is_empty() {
-            String::new()
-        } else {
-            format!(" {line}")
-        };
-        quote!(#[doc = #line])
-    });
-    quote!(#(#lines)*)
 }
 
 impl Emitter<'_> {

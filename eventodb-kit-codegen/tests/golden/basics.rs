@@ -10,7 +10,15 @@ use ::eventodb_kit::{
 };
 /// Every supported type and keyword.
 ///
-/// A second paragraph.
+/// A second paragraph, then examples that are not doctests:
+///
+/// ```text
+/// {"sink_id": 1}
+/// ```
+///
+/// ```json
+/// {"sink_id": 2}
+/// ```
 ///
 /// Generated from `kitchen_sink.json`.
 #[derive(
