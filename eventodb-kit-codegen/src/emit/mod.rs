@@ -142,6 +142,9 @@ impl Emitter<'_> {
         }
     }
 
+    /// One generated type and its impls. Each item allows `dead_code`, as the registry's do:
+    /// a binary crate that includes the file without using a type (a shared type no event
+    /// refers to) must not warn, and the user cannot edit the generated file to silence it.
     fn type_def(&self, def: &TypeDef) -> TokenStream {
         let name = ident(&def.name);
         let mut doc = def.doc.clone();
@@ -171,6 +174,7 @@ impl Emitter<'_> {
                     #derives
                     #event_attr
                     #deny
+                    #[allow(dead_code)]
                     pub struct #name { #(#fields)* }
                     #defaults
                     #validate
@@ -187,6 +191,7 @@ impl Emitter<'_> {
                 quote! {
                     #doc
                     #derives
+                    #[allow(dead_code)]
                     pub enum #name { #(#variants)* }
                 }
             }
@@ -208,7 +213,7 @@ impl Emitter<'_> {
                     #doc
                     #derives
                     #[serde(tag = #tag)]
-                    #[allow(clippy::large_enum_variant)]
+                    #[allow(clippy::large_enum_variant, dead_code)]
                     pub enum #name { #(#variants)* }
                     #validate
                 }
@@ -295,7 +300,7 @@ impl Emitter<'_> {
             return TokenStream::new();
         }
         let name = ident(&def.name);
-        quote!(impl #name { #(#fns)* })
+        quote!(#[allow(dead_code)] impl #name { #(#fns)* })
     }
 
     fn enum_variant(&self, name: &str, value: &str) -> Ident {

@@ -42,6 +42,7 @@ impl Emitter<'_> {
             });
             let helper = checked.then(|| {
                 quote! {
+                    #[allow(dead_code)]
                     impl #name {
                         #[doc(hidden)]
                         pub fn __eventodb_validate_event(&self) -> ::core::result::Result<(), #krate::ValidationError> {

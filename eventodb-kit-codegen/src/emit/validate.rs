@@ -105,6 +105,8 @@ impl Emitter<'_> {
         };
         let name = ident(&def.name);
         quote! {
+            // Unused when the type is (see `Emitter::type_def`).
+            #[allow(dead_code)]
             impl #name {
                 /// Appends every schema rule this value breaks to `violations`, with pointers
                 /// starting at `pointer`.

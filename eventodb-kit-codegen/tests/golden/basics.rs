@@ -40,6 +40,7 @@ use ::eventodb_kit::{
     validate = "KitchenSinkRecorded::__eventodb_validate_event"
 )]
 #[serde(deny_unknown_fields)]
+#[allow(dead_code)]
 pub struct KitchenSinkRecorded {
     /// The `2fa` property.
     #[serde(rename = "2fa")]
@@ -311,6 +312,7 @@ pub struct KitchenSinkRecorded {
     #[serde(default = "KitchenSinkRecorded::__default_weight")]
     pub weight: f64,
 }
+#[allow(dead_code)]
 impl KitchenSinkRecorded {
     fn __default_enabled() -> bool {
         true
@@ -328,6 +330,7 @@ impl KitchenSinkRecorded {
         1.5f64
     }
 }
+#[allow(dead_code)]
 impl KitchenSinkRecorded {
     /// Appends every schema rule this value breaks to `violations`, with pointers
     /// starting at `pointer`.
@@ -515,6 +518,7 @@ impl KitchenSinkRecorded {
         }
     }
 }
+#[allow(dead_code)]
 impl KitchenSinkRecorded {
     #[doc(hidden)]
     pub fn __eventodb_validate_event(
@@ -541,6 +545,7 @@ impl KitchenSinkRecorded {
 )]
 #[serde(crate = "__eventodb_serde")]
 #[schemars(crate = "__eventodb_schemars")]
+#[allow(dead_code)]
 pub enum KitchenSinkRecordedLevel {
     /// `"low"`
     #[serde(rename = "low")]
@@ -565,6 +570,7 @@ pub enum KitchenSinkRecordedLevel {
 )]
 #[serde(crate = "__eventodb_serde")]
 #[schemars(crate = "__eventodb_schemars")]
+#[allow(dead_code)]
 pub struct KitchenSinkRecordedNested {
     /// The `deep` property.
     #[serde(
@@ -575,6 +581,7 @@ pub struct KitchenSinkRecordedNested {
     #[schemars(with = "KitchenSinkRecordedNestedDeep")]
     pub deep: ::core::option::Option<KitchenSinkRecordedNestedDeep>,
 }
+#[allow(dead_code)]
 impl KitchenSinkRecordedNested {
     /// Appends every schema rule this value breaks to `violations`, with pointers
     /// starting at `pointer`.
@@ -606,6 +613,7 @@ impl KitchenSinkRecordedNested {
 )]
 #[serde(crate = "__eventodb_serde")]
 #[schemars(crate = "__eventodb_schemars")]
+#[allow(dead_code)]
 pub struct KitchenSinkRecordedNestedDeep {
     /// The `value` property.
     #[serde(
@@ -617,6 +625,7 @@ pub struct KitchenSinkRecordedNestedDeep {
     #[schemars(extend("maxLength" = 3))]
     pub value: ::core::option::Option<::std::string::String>,
 }
+#[allow(dead_code)]
 impl KitchenSinkRecordedNestedDeep {
     /// Appends every schema rule this value breaks to `violations`, with pointers
     /// starting at `pointer`.
@@ -651,6 +660,7 @@ impl KitchenSinkRecordedNestedDeep {
     stream = "legacy-{tenant}+{id}",
     crate = "::eventodb_kit"
 )]
+#[allow(dead_code)]
 pub struct LegacyThingHappened {
     /// The `id` property.
     pub id: i64,
@@ -667,6 +677,66 @@ pub struct LegacyThingHappened {
     /// The `tenant` property.
     pub tenant: ::std::string::String,
 }
+/// A shared type nobody refers to, with rules to check: its validation code must not warn either.
+///
+/// Generated from `shared/money.json`.
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    __eventodb_serde::Serialize,
+    __eventodb_serde::Deserialize,
+    __eventodb_schemars::JsonSchema,
+)]
+#[serde(crate = "__eventodb_serde")]
+#[schemars(crate = "__eventodb_schemars")]
+#[allow(dead_code)]
+pub struct Money {
+    /// The `amount` property.
+    #[schemars(extend("maximum" = 100, "minimum" = 0))]
+    pub amount: u64,
+    /// The `currency` property.
+    #[serde(default = "Money::__default_currency")]
+    #[schemars(extend("pattern" = "^[A-Z]{3}$"))]
+    pub currency: ::std::string::String,
+}
+#[allow(dead_code)]
+impl Money {
+    fn __default_currency() -> ::std::string::String {
+        ::std::string::String::from("EUR")
+    }
+}
+#[allow(dead_code)]
+impl Money {
+    /// Appends every schema rule this value breaks to `violations`, with pointers
+    /// starting at `pointer`.
+    #[doc(hidden)]
+    pub fn __eventodb_validate(
+        &self,
+        pointer: &str,
+        violations: &mut ::std::vec::Vec<__eventodb::Violation>,
+    ) {
+        {
+            let value = &self.amount;
+            __eventodb_codegen::maximum(violations, pointer, "/amount", *value, 100u64);
+        }
+        {
+            let value = &self.currency;
+            static PATTERN: ::std::sync::LazyLock<__eventodb::__private::regex::Regex> = ::std::sync::LazyLock::new(||
+            {
+                __eventodb::__private::regex::Regex::new("^[A-Z]{3}$")
+                    .expect("the pattern compiled at build time")
+            });
+            __eventodb_codegen::pattern(
+                violations,
+                pointer,
+                "/currency",
+                value,
+                &PATTERN,
+            );
+        }
+    }
+}
 /// A shared type nobody refers to: still generated, once.
 ///
 /// Generated from `shared/point.json`.
@@ -680,6 +750,7 @@ pub struct LegacyThingHappened {
 )]
 #[serde(crate = "__eventodb_serde")]
 #[schemars(crate = "__eventodb_schemars")]
+#[allow(dead_code)]
 pub struct Point {
     /// The `x` property.
     pub x: f64,
@@ -700,7 +771,7 @@ pub struct Point {
 #[serde(crate = "__eventodb_serde")]
 #[schemars(crate = "__eventodb_schemars")]
 #[serde(tag = "kind")]
-#[allow(clippy::large_enum_variant)]
+#[allow(clippy::large_enum_variant, dead_code)]
 pub enum Shape {
     /// `kind` = `"circle"`.
     #[serde(rename = "circle")]
@@ -712,6 +783,7 @@ pub enum Shape {
     #[serde(rename = "empty-shape")]
     EmptyShape(ShapeEmptyShape),
 }
+#[allow(dead_code)]
 impl Shape {
     /// Appends every schema rule this value breaks to `violations`, with pointers
     /// starting at `pointer`.
@@ -740,11 +812,13 @@ impl Shape {
 #[serde(crate = "__eventodb_serde")]
 #[schemars(crate = "__eventodb_schemars")]
 #[serde(deny_unknown_fields)]
+#[allow(dead_code)]
 pub struct ShapeCircle {
     /// The `radius` property.
     #[schemars(extend("minimum" = 0))]
     pub radius: f64,
 }
+#[allow(dead_code)]
 impl ShapeCircle {
     /// Appends every schema rule this value breaks to `violations`, with pointers
     /// starting at `pointer`.
@@ -773,6 +847,7 @@ impl ShapeCircle {
 )]
 #[serde(crate = "__eventodb_serde")]
 #[schemars(crate = "__eventodb_schemars")]
+#[allow(dead_code)]
 pub struct ShapeEmptyShape {}
 /// The `ShapeRect` type.
 ///
@@ -787,6 +862,7 @@ pub struct ShapeEmptyShape {}
 )]
 #[serde(crate = "__eventodb_serde")]
 #[schemars(crate = "__eventodb_schemars")]
+#[allow(dead_code)]
 pub struct ShapeRect {
     /// The `height` property.
     pub height: f64,
@@ -809,6 +885,7 @@ pub struct ShapeRect {
 )]
 #[serde(crate = "__eventodb_serde")]
 #[schemars(crate = "__eventodb_schemars")]
+#[allow(dead_code)]
 pub enum Status {
     /// `"new"`
     #[serde(rename = "new")]
@@ -830,6 +907,7 @@ pub enum Status {
 )]
 #[serde(crate = "__eventodb_serde")]
 #[schemars(crate = "__eventodb_schemars")]
+#[allow(dead_code)]
 pub struct Tree {
     /// The `children` property.
     #[serde(
@@ -851,6 +929,7 @@ pub struct Tree {
     #[schemars(with = "::std::boxed::Box<Tree>")]
     pub parent: ::core::option::Option<::std::boxed::Box<Tree>>,
 }
+#[allow(dead_code)]
 impl Tree {
     /// Appends every schema rule this value breaks to `violations`, with pointers
     /// starting at `pointer`.

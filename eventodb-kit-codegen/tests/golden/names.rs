@@ -21,6 +21,7 @@ use ::eventodb_kit::{
 )]
 #[serde(crate = "__eventodb_serde")]
 #[schemars(crate = "__eventodb_schemars")]
+#[allow(dead_code)]
 pub struct Box {
     /// The `inner` property.
     #[serde(
@@ -51,6 +52,7 @@ pub struct Box {
     stream = "user_command-{id}",
     crate = "::eventodb_kit"
 )]
+#[allow(dead_code)]
 pub struct CommandGiven {
     /// The `id` property.
     pub id: ::std::string::String,
@@ -76,6 +78,7 @@ pub struct CommandGiven {
     crate = "::eventodb_kit",
     validate = "Measured::__eventodb_validate_event"
 )]
+#[allow(dead_code)]
 pub struct Measured {
     /// The `area_m²` property.
     #[serde(rename = "area_m²")]
@@ -164,11 +167,13 @@ pub struct Measured {
     #[schemars(with = "Vec")]
     pub vec: ::core::option::Option<Vec>,
 }
+#[allow(dead_code)]
 impl Measured {
     fn __default_label() -> ::std::string::String {
         ::std::string::String::from("none")
     }
 }
+#[allow(dead_code)]
 impl Measured {
     /// Appends every schema rule this value breaks to `violations`, with pointers
     /// starting at `pointer`.
@@ -199,6 +204,7 @@ impl Measured {
         }
     }
 }
+#[allow(dead_code)]
 impl Measured {
     #[doc(hidden)]
     pub fn __eventodb_validate_event(
@@ -225,6 +231,7 @@ impl Measured {
 )]
 #[serde(crate = "__eventodb_serde")]
 #[schemars(crate = "__eventodb_schemars")]
+#[allow(dead_code)]
 pub enum MeasuredUnit {
     /// `"m²"`
     #[serde(rename = "m²")]
@@ -249,6 +256,7 @@ pub enum MeasuredUnit {
 )]
 #[serde(crate = "__eventodb_serde")]
 #[schemars(crate = "__eventodb_schemars")]
+#[allow(dead_code)]
 pub struct Option {
     /// The `some` property.
     #[serde(
@@ -275,6 +283,7 @@ pub struct Option {
 )]
 #[serde(crate = "__eventodb_serde")]
 #[schemars(crate = "__eventodb_schemars")]
+#[allow(dead_code)]
 pub enum Result {
     /// `"Ok"`
     #[serde(rename = "Ok")]
@@ -296,6 +305,7 @@ pub enum Result {
 )]
 #[serde(crate = "__eventodb_serde")]
 #[schemars(crate = "__eventodb_schemars")]
+#[allow(dead_code)]
 pub struct SelfType {
     /// The `crate` property.
     #[serde(rename = "crate")]
@@ -329,6 +339,7 @@ pub struct SelfType {
 )]
 #[serde(crate = "__eventodb_serde")]
 #[schemars(crate = "__eventodb_schemars")]
+#[allow(dead_code)]
 pub struct String {
     /// The `text` property.
     #[serde(
@@ -340,6 +351,7 @@ pub struct String {
     #[schemars(extend("minLength" = 1))]
     pub text: ::core::option::Option<::std::string::String>,
 }
+#[allow(dead_code)]
 impl String {
     /// Appends every schema rule this value breaks to `violations`, with pointers
     /// starting at `pointer`.
@@ -367,6 +379,7 @@ impl String {
 )]
 #[serde(crate = "__eventodb_serde")]
 #[schemars(crate = "__eventodb_schemars")]
+#[allow(dead_code)]
 pub struct Vec {
     /// The `items` property.
     #[serde(

@@ -21,6 +21,7 @@ use ::eventodb_kit::{
 )]
 #[serde(crate = "__eventodb_serde")]
 #[schemars(crate = "__eventodb_schemars")]
+#[allow(dead_code)]
 pub struct Courier {
     /// The `name` property.
     #[schemars(extend("const" = "courier"))]
@@ -34,6 +35,7 @@ pub struct Courier {
     #[schemars(with = "::std::string::String")]
     pub van: ::core::option::Option<::std::string::String>,
 }
+#[allow(dead_code)]
 impl Courier {
     /// Appends every schema rule this value breaks to `violations`, with pointers
     /// starting at `pointer`.
@@ -69,6 +71,7 @@ impl Courier {
 )]
 #[serde(crate = "__eventodb_serde")]
 #[schemars(crate = "__eventodb_schemars")]
+#[allow(dead_code)]
 pub struct Post {
     /// The `name` property.
     #[schemars(extend("const" = "post"))]
@@ -82,6 +85,7 @@ pub struct Post {
     #[schemars(with = "::std::string::String")]
     pub stamp: ::core::option::Option<::std::string::String>,
 }
+#[allow(dead_code)]
 impl Post {
     /// Appends every schema rule this value breaks to `violations`, with pointers
     /// starting at `pointer`.
@@ -125,6 +129,7 @@ impl Post {
     crate = "::eventodb_kit",
     validate = "Shipped::__eventodb_validate_event"
 )]
+#[allow(dead_code)]
 pub struct Shipped {
     /// The `carrier` property.
     pub carrier: ShippedCarrier,
@@ -141,6 +146,7 @@ pub struct Shipped {
     /// The `zone` property.
     pub zone: ::std::string::String,
 }
+#[allow(dead_code)]
 impl Shipped {
     /// Appends every schema rule this value breaks to `violations`, with pointers
     /// starting at `pointer`.
@@ -160,6 +166,7 @@ impl Shipped {
         }
     }
 }
+#[allow(dead_code)]
 impl Shipped {
     #[doc(hidden)]
     pub fn __eventodb_validate_event(
@@ -184,7 +191,7 @@ impl Shipped {
 #[serde(crate = "__eventodb_serde")]
 #[schemars(crate = "__eventodb_schemars")]
 #[serde(tag = "kind")]
-#[allow(clippy::large_enum_variant)]
+#[allow(clippy::large_enum_variant, dead_code)]
 pub enum ShippedCarrier {
     /// `kind` = `"letter"`.
     #[serde(rename = "letter")]
@@ -193,6 +200,7 @@ pub enum ShippedCarrier {
     #[serde(rename = "parcel")]
     Parcel(Courier),
 }
+#[allow(dead_code)]
 impl ShippedCarrier {
     /// Appends every schema rule this value breaks to `violations`, with pointers
     /// starting at `pointer`.
@@ -221,6 +229,7 @@ impl ShippedCarrier {
 )]
 #[serde(crate = "__eventodb_serde")]
 #[schemars(crate = "__eventodb_schemars")]
+#[allow(dead_code)]
 pub struct ShippedExtra {
     /// The `a` property.
     #[serde(

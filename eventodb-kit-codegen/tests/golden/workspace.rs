@@ -22,6 +22,7 @@ use ::eventodb_kit::{
 #[serde(crate = "__eventodb_serde")]
 #[schemars(crate = "__eventodb_schemars")]
 #[serde(deny_unknown_fields)]
+#[allow(dead_code)]
 pub struct Address {
     /// The `city` property.
     #[schemars(extend("minLength" = 1))]
@@ -36,6 +37,7 @@ pub struct Address {
     #[schemars(extend("maxLength" = 200, "minLength" = 1))]
     pub street: ::std::string::String,
 }
+#[allow(dead_code)]
 impl Address {
     /// Appends every schema rule this value breaks to `violations`, with pointers
     /// starting at `pointer`.
@@ -100,6 +102,7 @@ impl Address {
 #[serde(crate = "__eventodb_serde")]
 #[schemars(crate = "__eventodb_schemars")]
 #[serde(deny_unknown_fields)]
+#[allow(dead_code)]
 pub struct CardPayment {
     /// The `brand` property.
     pub brand: CardPaymentBrand,
@@ -107,6 +110,7 @@ pub struct CardPayment {
     #[schemars(extend("pattern" = "^[0-9]{4}$"))]
     pub last4: ::std::string::String,
 }
+#[allow(dead_code)]
 impl CardPayment {
     /// Appends every schema rule this value breaks to `violations`, with pointers
     /// starting at `pointer`.
@@ -143,6 +147,7 @@ impl CardPayment {
 )]
 #[serde(crate = "__eventodb_serde")]
 #[schemars(crate = "__eventodb_schemars")]
+#[allow(dead_code)]
 pub enum CardPaymentBrand {
     /// `"visa"`
     #[serde(rename = "visa")]
@@ -176,6 +181,7 @@ pub enum CardPaymentBrand {
     validate = "ClassJoinRequested::__eventodb_validate_event"
 )]
 #[serde(deny_unknown_fields)]
+#[allow(dead_code)]
 pub struct ClassJoinRequested {
     /// The `class_id` property.
     #[schemars(extend("minLength" = 1))]
@@ -191,6 +197,7 @@ pub struct ClassJoinRequested {
     #[schemars(extend("minLength" = 1))]
     pub student_id: ::std::string::String,
 }
+#[allow(dead_code)]
 impl ClassJoinRequested {
     /// Appends every schema rule this value breaks to `violations`, with pointers
     /// starting at `pointer`.
@@ -215,6 +222,7 @@ impl ClassJoinRequested {
         }
     }
 }
+#[allow(dead_code)]
 impl ClassJoinRequested {
     #[doc(hidden)]
     pub fn __eventodb_validate_event(
@@ -247,6 +255,7 @@ impl ClassJoinRequested {
     validate = "ClassMembershipAccepted::__eventodb_validate_event"
 )]
 #[serde(deny_unknown_fields)]
+#[allow(dead_code)]
 pub struct ClassMembershipAccepted {
     /// The `accepted_at` property.
     pub accepted_at: __eventodb::__private::chrono::DateTime<
@@ -261,6 +270,7 @@ pub struct ClassMembershipAccepted {
     #[schemars(extend("minLength" = 1))]
     pub student_id: ::std::string::String,
 }
+#[allow(dead_code)]
 impl ClassMembershipAccepted {
     /// Appends every schema rule this value breaks to `violations`, with pointers
     /// starting at `pointer`.
@@ -280,6 +290,7 @@ impl ClassMembershipAccepted {
         }
     }
 }
+#[allow(dead_code)]
 impl ClassMembershipAccepted {
     #[doc(hidden)]
     pub fn __eventodb_validate_event(
@@ -312,6 +323,7 @@ impl ClassMembershipAccepted {
     validate = "ClassMembershipRejected::__eventodb_validate_event"
 )]
 #[serde(deny_unknown_fields)]
+#[allow(dead_code)]
 pub struct ClassMembershipRejected {
     /// The `class_id` property.
     #[schemars(extend("minLength" = 1))]
@@ -335,6 +347,7 @@ pub struct ClassMembershipRejected {
     #[schemars(extend("minLength" = 1))]
     pub student_id: ::std::string::String,
 }
+#[allow(dead_code)]
 impl ClassMembershipRejected {
     /// Appends every schema rule this value breaks to `violations`, with pointers
     /// starting at `pointer`.
@@ -357,6 +370,7 @@ impl ClassMembershipRejected {
         }
     }
 }
+#[allow(dead_code)]
 impl ClassMembershipRejected {
     #[doc(hidden)]
     pub fn __eventodb_validate_event(
@@ -389,6 +403,7 @@ impl ClassMembershipRejected {
     validate = "ContentErrorReported::__eventodb_validate_event"
 )]
 #[serde(deny_unknown_fields)]
+#[allow(dead_code)]
 pub struct ContentErrorReported {
     /// The `content_id` property.
     #[schemars(extend("minLength" = 1))]
@@ -423,6 +438,7 @@ pub struct ContentErrorReported {
     #[schemars(with = "::std::string::String")]
     pub reported_by: ::core::option::Option<::std::string::String>,
 }
+#[allow(dead_code)]
 impl ContentErrorReported {
     /// Appends every schema rule this value breaks to `violations`, with pointers
     /// starting at `pointer`.
@@ -462,6 +478,7 @@ impl ContentErrorReported {
         }
     }
 }
+#[allow(dead_code)]
 impl ContentErrorReported {
     #[doc(hidden)]
     pub fn __eventodb_validate_event(
@@ -488,6 +505,7 @@ impl ContentErrorReported {
 )]
 #[serde(crate = "__eventodb_serde")]
 #[schemars(crate = "__eventodb_schemars")]
+#[allow(dead_code)]
 pub enum ContentErrorReportedContentType {
     /// `"question"`
     #[serde(rename = "question")]
@@ -515,6 +533,7 @@ pub enum ContentErrorReportedContentType {
 )]
 #[serde(crate = "__eventodb_serde")]
 #[schemars(crate = "__eventodb_schemars")]
+#[allow(dead_code)]
 pub struct ContentErrorReportedContext {
     /// The `screenshot` property.
     #[serde(
@@ -543,6 +562,7 @@ pub struct ContentErrorReportedContext {
     #[schemars(with = "::std::string::String")]
     pub user_answer: ::core::option::Option<::std::string::String>,
 }
+#[allow(dead_code)]
 impl ContentErrorReportedContext {
     /// Appends every schema rule this value breaks to `violations`, with pointers
     /// starting at `pointer`.
@@ -588,6 +608,7 @@ impl ContentErrorReportedContext {
 )]
 #[serde(crate = "__eventodb_serde")]
 #[schemars(crate = "__eventodb_schemars")]
+#[allow(dead_code)]
 pub enum ContentErrorReportedErrorType {
     /// `"typo"`
     #[serde(rename = "typo")]
@@ -621,6 +642,7 @@ pub enum ContentErrorReportedErrorType {
 )]
 #[serde(crate = "__eventodb_serde")]
 #[schemars(crate = "__eventodb_schemars")]
+#[allow(dead_code)]
 pub enum Currency {
     /// `"EUR"`
     #[serde(rename = "EUR")]
@@ -649,6 +671,7 @@ pub enum Currency {
 #[serde(crate = "__eventodb_serde")]
 #[schemars(crate = "__eventodb_schemars")]
 #[serde(deny_unknown_fields)]
+#[allow(dead_code)]
 pub struct InvoicePayment {
     /// The `due_days` property.
     #[schemars(extend("maximum" = 90, "minimum" = 7))]
@@ -662,6 +685,7 @@ pub struct InvoicePayment {
     #[schemars(with = "::std::string::String")]
     pub po_number: ::core::option::Option<::std::string::String>,
 }
+#[allow(dead_code)]
 impl InvoicePayment {
     /// Appends every schema rule this value breaks to `violations`, with pointers
     /// starting at `pointer`.
@@ -692,6 +716,7 @@ impl InvoicePayment {
 #[serde(crate = "__eventodb_serde")]
 #[schemars(crate = "__eventodb_schemars")]
 #[serde(deny_unknown_fields)]
+#[allow(dead_code)]
 pub struct Money {
     /// Amount in cents (or the currency's minor unit).
     #[schemars(extend("minimum" = 0))]
@@ -721,6 +746,7 @@ pub struct Money {
     validate = "OrderCancelled::__eventodb_validate_event"
 )]
 #[serde(deny_unknown_fields)]
+#[allow(dead_code)]
 pub struct OrderCancelled {
     /// The `cancelled_at` property.
     pub cancelled_at: __eventodb::__private::chrono::DateTime<
@@ -740,6 +766,7 @@ pub struct OrderCancelled {
     #[schemars(with = "Money")]
     pub refund: ::core::option::Option<Money>,
 }
+#[allow(dead_code)]
 impl OrderCancelled {
     /// Appends every schema rule this value breaks to `violations`, with pointers
     /// starting at `pointer`.
@@ -755,6 +782,7 @@ impl OrderCancelled {
         }
     }
 }
+#[allow(dead_code)]
 impl OrderCancelled {
     #[doc(hidden)]
     pub fn __eventodb_validate_event(
@@ -779,6 +807,7 @@ impl OrderCancelled {
 #[serde(crate = "__eventodb_serde")]
 #[schemars(crate = "__eventodb_schemars")]
 #[serde(deny_unknown_fields)]
+#[allow(dead_code)]
 pub struct OrderLine {
     /// The `discount_percent` property.
     #[serde(
@@ -798,6 +827,7 @@ pub struct OrderLine {
     /// The `unit_price` property.
     pub unit_price: Money,
 }
+#[allow(dead_code)]
 impl OrderLine {
     /// Appends every schema rule this value breaks to `violations`, with pointers
     /// starting at `pointer`.
@@ -874,6 +904,7 @@ impl OrderLine {
     validate = "OrderPlaced::__eventodb_validate_event"
 )]
 #[serde(deny_unknown_fields)]
+#[allow(dead_code)]
 pub struct OrderPlaced {
     /// Free-form shop attributes (a map).
     #[serde(
@@ -941,6 +972,7 @@ pub struct OrderPlaced {
     /// The `total` property.
     pub total: Money,
 }
+#[allow(dead_code)]
 impl OrderPlaced {
     /// Appends every schema rule this value breaks to `violations`, with pointers
     /// starting at `pointer`.
@@ -1026,6 +1058,7 @@ impl OrderPlaced {
         }
     }
 }
+#[allow(dead_code)]
 impl OrderPlaced {
     #[doc(hidden)]
     pub fn __eventodb_validate_event(
@@ -1058,6 +1091,7 @@ impl OrderPlaced {
     validate = "OrderShipped::__eventodb_validate_event"
 )]
 #[serde(deny_unknown_fields)]
+#[allow(dead_code)]
 pub struct OrderShipped {
     /// The `carrier` property.
     pub carrier: OrderShippedCarrier,
@@ -1085,11 +1119,13 @@ pub struct OrderShipped {
     #[schemars(extend("pattern" = "^[A-Z0-9]{8,30}$"))]
     pub tracking_number: ::std::string::String,
 }
+#[allow(dead_code)]
 impl OrderShipped {
     fn __default_parcels() -> u64 {
         1u64
     }
 }
+#[allow(dead_code)]
 impl OrderShipped {
     /// Appends every schema rule this value breaks to `violations`, with pointers
     /// starting at `pointer`.
@@ -1120,6 +1156,7 @@ impl OrderShipped {
         }
     }
 }
+#[allow(dead_code)]
 impl OrderShipped {
     #[doc(hidden)]
     pub fn __eventodb_validate_event(
@@ -1146,6 +1183,7 @@ impl OrderShipped {
 )]
 #[serde(crate = "__eventodb_serde")]
 #[schemars(crate = "__eventodb_schemars")]
+#[allow(dead_code)]
 pub enum OrderShippedCarrier {
     /// `"dhl"`
     #[serde(rename = "dhl")]
@@ -1182,6 +1220,7 @@ pub enum OrderShippedCarrier {
     validate = "PartnershipActivated::__eventodb_validate_event"
 )]
 #[serde(deny_unknown_fields)]
+#[allow(dead_code)]
 pub struct PartnershipActivated {
     /// The `activated_at` property.
     pub activated_at: __eventodb::__private::chrono::DateTime<
@@ -1212,6 +1251,7 @@ pub struct PartnershipActivated {
     /// The partnership tier.
     pub tier: PartnershipActivatedTier,
 }
+#[allow(dead_code)]
 impl PartnershipActivated {
     /// Appends every schema rule this value breaks to `violations`, with pointers
     /// starting at `pointer`.
@@ -1242,6 +1282,7 @@ impl PartnershipActivated {
         }
     }
 }
+#[allow(dead_code)]
 impl PartnershipActivated {
     #[doc(hidden)]
     pub fn __eventodb_validate_event(
@@ -1268,6 +1309,7 @@ impl PartnershipActivated {
 )]
 #[serde(crate = "__eventodb_serde")]
 #[schemars(crate = "__eventodb_schemars")]
+#[allow(dead_code)]
 pub enum PartnershipActivatedTier {
     /// `"trial"`
     #[serde(rename = "trial")]
@@ -1301,6 +1343,7 @@ pub enum PartnershipActivatedTier {
     validate = "PartnershipApplicationSubmitted::__eventodb_validate_event"
 )]
 #[serde(deny_unknown_fields)]
+#[allow(dead_code)]
 pub struct PartnershipApplicationSubmitted {
     /// The `application_id` property.
     pub application_id: __eventodb::__private::uuid::Uuid,
@@ -1329,6 +1372,7 @@ pub struct PartnershipApplicationSubmitted {
         __eventodb::__private::chrono::Utc,
     >,
 }
+#[allow(dead_code)]
 impl PartnershipApplicationSubmitted {
     /// Appends every schema rule this value breaks to `violations`, with pointers
     /// starting at `pointer`.
@@ -1385,6 +1429,7 @@ impl PartnershipApplicationSubmitted {
         }
     }
 }
+#[allow(dead_code)]
 impl PartnershipApplicationSubmitted {
     #[doc(hidden)]
     pub fn __eventodb_validate_event(
@@ -1408,6 +1453,7 @@ impl PartnershipApplicationSubmitted {
 )]
 #[serde(crate = "__eventodb_serde")]
 #[schemars(crate = "__eventodb_schemars")]
+#[allow(dead_code)]
 pub struct PartnershipApplicationSubmittedMetadata {
     /// The `ip_address` property.
     #[serde(
@@ -1448,7 +1494,7 @@ pub struct PartnershipApplicationSubmittedMetadata {
 #[serde(crate = "__eventodb_serde")]
 #[schemars(crate = "__eventodb_schemars")]
 #[serde(tag = "method")]
-#[allow(clippy::large_enum_variant)]
+#[allow(clippy::large_enum_variant, dead_code)]
 pub enum Payment {
     /// Pay by card.
     #[serde(rename = "card")]
@@ -1460,6 +1506,7 @@ pub enum Payment {
     #[serde(rename = "voucher")]
     Voucher(PaymentVoucher),
 }
+#[allow(dead_code)]
 impl Payment {
     /// Appends every schema rule this value breaks to `violations`, with pointers
     /// starting at `pointer`.
@@ -1489,11 +1536,13 @@ impl Payment {
 )]
 #[serde(crate = "__eventodb_serde")]
 #[schemars(crate = "__eventodb_schemars")]
+#[allow(dead_code)]
 pub struct PaymentVoucher {
     /// The `voucher_code` property.
     #[schemars(extend("minLength" = 8))]
     pub voucher_code: ::std::string::String,
 }
+#[allow(dead_code)]
 impl PaymentVoucher {
     /// Appends every schema rule this value breaks to `violations`, with pointers
     /// starting at `pointer`.
@@ -1537,6 +1586,7 @@ impl PaymentVoucher {
     validate = "StudentProgressMilestoneReached::__eventodb_validate_event"
 )]
 #[serde(deny_unknown_fields)]
+#[allow(dead_code)]
 pub struct StudentProgressMilestoneReached {
     /// The `achieved_at` property.
     pub achieved_at: __eventodb::__private::chrono::DateTime<
@@ -1566,6 +1616,7 @@ pub struct StudentProgressMilestoneReached {
     #[schemars(extend("minLength" = 1))]
     pub student_id: ::std::string::String,
 }
+#[allow(dead_code)]
 impl StudentProgressMilestoneReached {
     /// Appends every schema rule this value breaks to `violations`, with pointers
     /// starting at `pointer`.
@@ -1588,6 +1639,7 @@ impl StudentProgressMilestoneReached {
         }
     }
 }
+#[allow(dead_code)]
 impl StudentProgressMilestoneReached {
     #[doc(hidden)]
     pub fn __eventodb_validate_event(
@@ -1611,6 +1663,7 @@ impl StudentProgressMilestoneReached {
 )]
 #[serde(crate = "__eventodb_serde")]
 #[schemars(crate = "__eventodb_schemars")]
+#[allow(dead_code)]
 pub struct StudentProgressMilestoneReachedMetadata {
     /// The `attempts` property.
     #[serde(
@@ -1640,6 +1693,7 @@ pub struct StudentProgressMilestoneReachedMetadata {
     #[schemars(extend("minimum" = 0))]
     pub time_spent: ::core::option::Option<u64>,
 }
+#[allow(dead_code)]
 impl StudentProgressMilestoneReachedMetadata {
     /// Appends every schema rule this value breaks to `violations`, with pointers
     /// starting at `pointer`.
@@ -1673,6 +1727,7 @@ impl StudentProgressMilestoneReachedMetadata {
 )]
 #[serde(crate = "__eventodb_serde")]
 #[schemars(crate = "__eventodb_schemars")]
+#[allow(dead_code)]
 pub enum StudentProgressMilestoneReachedMilestoneType {
     /// `"level_completed"`
     #[serde(rename = "level_completed")]
@@ -1709,6 +1764,7 @@ pub enum StudentProgressMilestoneReachedMilestoneType {
     validate = "UserCreated::__eventodb_validate_event"
 )]
 #[serde(deny_unknown_fields)]
+#[allow(dead_code)]
 pub struct UserCreated {
     /// The `address` property.
     #[serde(
@@ -1756,6 +1812,7 @@ pub struct UserCreated {
     /// The `user_id` property.
     pub user_id: __eventodb::__private::uuid::Uuid,
 }
+#[allow(dead_code)]
 impl UserCreated {
     fn __default_marketing_opt_in() -> bool {
         false
@@ -1764,6 +1821,7 @@ impl UserCreated {
         UserCreatedPlan::Free
     }
 }
+#[allow(dead_code)]
 impl UserCreated {
     /// Appends every schema rule this value breaks to `violations`, with pointers
     /// starting at `pointer`.
@@ -1817,6 +1875,7 @@ impl UserCreated {
         }
     }
 }
+#[allow(dead_code)]
 impl UserCreated {
     #[doc(hidden)]
     pub fn __eventodb_validate_event(
@@ -1843,6 +1902,7 @@ impl UserCreated {
 )]
 #[serde(crate = "__eventodb_serde")]
 #[schemars(crate = "__eventodb_schemars")]
+#[allow(dead_code)]
 pub enum UserCreatedPlan {
     /// `"free"`
     #[serde(rename = "free")]
@@ -1876,6 +1936,7 @@ pub enum UserCreatedPlan {
     validate = "UserDeleted::__eventodb_validate_event"
 )]
 #[serde(deny_unknown_fields)]
+#[allow(dead_code)]
 pub struct UserDeleted {
     /// The `deleted_at` property.
     pub deleted_at: __eventodb::__private::chrono::DateTime<
@@ -1897,6 +1958,7 @@ pub struct UserDeleted {
     /// The `user_id` property.
     pub user_id: __eventodb::__private::uuid::Uuid,
 }
+#[allow(dead_code)]
 impl UserDeleted {
     /// Appends every schema rule this value breaks to `violations`, with pointers
     /// starting at `pointer`.
@@ -1918,6 +1980,7 @@ impl UserDeleted {
         }
     }
 }
+#[allow(dead_code)]
 impl UserDeleted {
     #[doc(hidden)]
     pub fn __eventodb_validate_event(
@@ -1944,6 +2007,7 @@ impl UserDeleted {
 )]
 #[serde(crate = "__eventodb_serde")]
 #[schemars(crate = "__eventodb_schemars")]
+#[allow(dead_code)]
 pub enum UserDeletedReason {
     /// `"requested"`
     #[serde(rename = "requested")]
@@ -1977,6 +2041,7 @@ pub enum UserDeletedReason {
     validate = "UserEmailChanged::__eventodb_validate_event"
 )]
 #[serde(deny_unknown_fields)]
+#[allow(dead_code)]
 pub struct UserEmailChanged {
     /// The `changed_at` property.
     pub changed_at: __eventodb::__private::chrono::DateTime<
@@ -1991,6 +2056,7 @@ pub struct UserEmailChanged {
     /// The `user_id` property.
     pub user_id: __eventodb::__private::uuid::Uuid,
 }
+#[allow(dead_code)]
 impl UserEmailChanged {
     /// Appends every schema rule this value breaks to `violations`, with pointers
     /// starting at `pointer`.
@@ -2022,6 +2088,7 @@ impl UserEmailChanged {
         }
     }
 }
+#[allow(dead_code)]
 impl UserEmailChanged {
     #[doc(hidden)]
     pub fn __eventodb_validate_event(
