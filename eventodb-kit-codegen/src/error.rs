@@ -32,6 +32,17 @@ pub enum Error {
         /// The errors, in file order.
         errors: Vec<SchemaError>,
     },
+    /// A [`Settings`](crate::Settings) value that must be a Rust path is not one: the
+    /// runtime crate's path (`crate_path`) or a derive (`derive`).
+    #[error("`Settings::{setting}(\"{value}\")`: {message}")]
+    Setting {
+        /// The setting's method, `crate_path` or `derive`.
+        setting: &'static str,
+        /// The value given.
+        value: String,
+        /// What is wrong, and what to write instead.
+        message: String,
+    },
     /// The generated code did not parse (a bug in the generator; please report it).
     #[error("generated code does not parse")]
     Syntax(#[source] syn::Error),

@@ -218,11 +218,13 @@ impl Settings {
     /// Reads the folder and generates the code, without writing anything.
     ///
     /// # Errors
+    /// [`Error::Setting`] for a `crate_path` or `derive` that is not a Rust path,
     /// [`Error::Io`] or [`Error::Json`] for unreadable files, [`Error::Schema`] listing every
     /// schema the dialect does not accept.
     pub fn generate(&self) -> Result<Generated> {
+        let options = self.options()?;
         let folder = load::Folder::read(&self.schema_dir())?;
-        self.generate_folder(folder)
+        generate_folder(folder, &options)
     }
 
     /// Generates from in-memory files (`(relative path, JSON text)`), for tests and tools.
@@ -233,23 +235,21 @@ impl Settings {
         &self,
         sources: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<Generated> {
-        self.generate_folder(load::Folder::from_sources(sources)?)
+        let options = self.options()?;
+        generate_folder(load::Folder::from_sources(sources)?, &options)
     }
 
-    fn generate_folder(&self, folder: load::Folder) -> Result<Generated> {
-        let model = convert::convert(&folder).map_err(|errors| Error::Schema { errors })?;
-        let options = emit::Options {
-            krate: parse_path(&self.crate_path)?,
+    /// The emitter's options, checked before any schema is read: a bad path is the caller's
+    /// mistake, not a schema's nor the generator's.
+    fn options(&self) -> Result<emit::Options> {
+        Ok(emit::Options {
+            krate: parse_path("crate_path", &self.crate_path)?,
             derives: self
                 .derives
                 .iter()
-                .map(|path| parse_path(path))
+                .map(|path| parse_path("derive", path))
                 .collect::<Result<_>>()?,
             derive_event: self.derive_event,
-        };
-        Ok(Generated {
-            chunks: emit::emit(&model, &options),
-            watched: folder.watched,
         })
     }
 
@@ -298,8 +298,34 @@ impl Settings {
     }
 }
 
-fn parse_path(text: &str) -> Result<syn::Path> {
-    syn::parse_str(text).map_err(Error::Syntax)
+fn generate_folder(folder: load::Folder, options: &emit::Options) -> Result<Generated> {
+    let model = convert::convert(&folder).map_err(|errors| Error::Schema { errors })?;
+    Ok(Generated {
+        chunks: emit::emit(&model, options),
+        watched: folder.watched,
+    })
+}
+
+/// A setting that must be a plain Rust path (`::eventodb_kit`, `my_crate::Marker`): no generic
+/// arguments, which would not fit where the generated code puts the path.
+fn parse_path(setting: &'static str, text: &str) -> Result<syn::Path> {
+    let invalid = |message: String| Error::Setting {
+        setting,
+        value: text.to_owned(),
+        message,
+    };
+    let path: syn::Path = syn::parse_str(text)
+        .map_err(|error| invalid(format!("not a Rust path ({error}), e.g. `::eventodb_kit`")))?;
+    if path
+        .segments
+        .iter()
+        .any(|segment| !segment.arguments.is_none())
+    {
+        return Err(invalid(
+            "a path without generic arguments is needed, e.g. `::eventodb_kit`".to_owned(),
+        ));
+    }
+    Ok(path)
 }
 
 /// Generated code and the files it came from.

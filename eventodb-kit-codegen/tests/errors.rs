@@ -377,3 +377,14 @@ fn a_folder_that_does_not_exist_is_an_io_error() {
         Err(Error::Io { .. })
     ));
 }
+
+#[test]
+fn an_enum_of_integers_is_refused_as_such() {
+    let schema = event(r#", "level": { "type": "integer", "enum": [1, 2, 3] }"#, "");
+    one(
+        &[("thing.json", &schema)],
+        "thing.json",
+        "/properties/level/enum",
+        "an `enum` of `integer` values is not supported: enums must list strings",
+    );
+}

@@ -139,14 +139,35 @@ fn a_user_derive_the_type_already_has_is_not_repeated() {
 }
 
 #[test]
-fn a_bad_crate_path_is_an_error_not_a_panic() {
-    let result = Settings::new("unused")
+fn a_bad_crate_path_or_derive_is_a_setting_error() {
+    let sources = [("thing.json", EVENT), ("common/place.json", PLACE)];
+    let setting_error = |settings: Settings| match settings.generate_sources(sources) {
+        Err(eventodb_kit_codegen::Error::Setting {
+            setting,
+            value,
+            message,
+        }) => (setting, value, message),
+        other => panic!("expected a setting error, got {other:?}"),
+    };
+    let (setting, value, message) = setting_error(Settings::new("unused").crate_path("not a path"));
+    assert_eq!((setting, value.as_str()), ("crate_path", "not a path"));
+    assert!(message.contains("not a Rust path"), "{message}");
+    let (setting, _, message) = setting_error(Settings::new("unused").crate_path("::kit<T>"));
+    assert_eq!(setting, "crate_path");
+    assert!(message.contains("without generic arguments"), "{message}");
+    let (setting, value, _) = setting_error(Settings::new("unused").derive("Eq + Hash"));
+    assert_eq!((setting, value.as_str()), ("derive", "Eq + Hash"));
+}
+
+#[test]
+fn a_bad_setting_is_reported_before_the_schemas_are_read() {
+    let result = Settings::new("/no/such/folder")
         .crate_path("not a path")
-        .generate_sources([("thing.json", EVENT), ("common/place.json", PLACE)]);
-    assert!(matches!(
-        result,
-        Err(eventodb_kit_codegen::Error::Syntax(_))
-    ));
+        .generate();
+    assert!(
+        matches!(result, Err(eventodb_kit_codegen::Error::Setting { .. })),
+        "{result:?}"
+    );
 }
 
 #[test]

@@ -312,6 +312,16 @@ impl<'a> Converter<'a> {
             "object"
         };
         let (ty, _) = shape::json_type(at)?;
+        if expected == "string" && ty != "string" {
+            // Only string enums become Rust enums; saying "`type` must be `string`" would read
+            // as if the `type` were the mistake.
+            return Err(at.err_at(
+                "enum",
+                format!(
+                    "an `enum` of `{ty}` values is not supported: enums must list strings; for a range of numbers use `minimum` and `maximum`"
+                ),
+            ));
+        }
         if ty != expected {
             return Err(at.err_at(
                 "type",
