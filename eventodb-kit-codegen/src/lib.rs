@@ -49,7 +49,8 @@
 //!
 //! - `title` is the event type and the struct name, in UpperCamelCase; two files with one
 //!   event type fail the build.
-//! - `x-eventodb.category` is the category (no `-`), `x-eventodb.stream` the stream-name
+//! - `x-eventodb.category` is the category (no `-`, braces, spaces or control characters, as for
+//!   `#[derive(Event)]`), `x-eventodb.stream` the stream-name
 //!   template: the category, a dash, then text and `{property}` placeholders, e.g.
 //!   `user-{user_id}` or the compound `class_membership-{class_id}+{student_id}`. Each
 //!   placeholder must name a required, non-nullable string, uuid or integer property.

@@ -174,6 +174,31 @@ fn bad_x_eventodb() {
 }
 
 #[test]
+fn a_category_the_event_derive_refuses() {
+    // Each would otherwise fail inside the generated file, in `#[derive(Event)]`.
+    for (category, message) in [
+        ("my thing", "must not contain spaces or control characters"),
+        (
+            "tab\\tthing",
+            "must not contain spaces or control characters",
+        ),
+        ("th}ing", "must not contain `{` or `}`"),
+        ("th{ing", "must not contain `{` or `}`"),
+    ] {
+        let schema = event("", "").replace(
+            r#""category": "thing", "stream": "thing-"#,
+            &format!(r#""category": "{category}", "stream": "{category}-"#),
+        );
+        one(
+            &[("thing.json", &schema)],
+            "thing.json",
+            "/x-eventodb/category",
+            message,
+        );
+    }
+}
+
+#[test]
 fn unknown_type() {
     let schema = event(r#", "a": { "type": "text" }"#, "");
     one(

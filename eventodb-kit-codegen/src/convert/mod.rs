@@ -666,13 +666,30 @@ fn parse_meta(meta: &At<'_>) -> Result<(String, String)> {
             .ok_or_else(|| meta.err(format!("`x-eventodb` needs a non-empty string `{key}`")))
     };
     let category = text("category")?;
-    if category.contains('-') || category.contains('{') {
-        return Err(meta.err_at(
-            "category",
-            format!("category `{category}` must not contain `-` or `{{` (the stream name is `category-id`)"),
-        ));
+    if let Some(problem) = category_problem(&category) {
+        return Err(meta.err_at("category", format!("category `{category}`: {problem}")));
     }
     Ok((category, text("stream")?))
+}
+
+/// What makes a category one `#[derive(Event)]` refuses, if anything. The same rules as the
+/// derive's (eventodb-kit-macros `event/valid.rs`): a category it refuses would fail inside
+/// the generated file in `OUT_DIR`, where the user cannot see which schema is at fault. The
+/// generated impl (`derive_event(false)`) keeps them too, so both settings accept the same
+/// schemas.
+fn category_problem(category: &str) -> Option<&'static str> {
+    if category.contains('-') {
+        Some("a category must not contain `-`: EventoDB ends a stream's category at its first `-`")
+    } else if category.contains(['{', '}']) {
+        Some("a category must not contain `{` or `}`: it is the literal start of every stream name")
+    } else if category
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control())
+    {
+        Some("a category must not contain spaces or control characters")
+    } else {
+        None
+    }
 }
 
 fn required_list(at: &At<'_>) -> Result<BTreeSet<String>> {
