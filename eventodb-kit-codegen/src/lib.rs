@@ -92,7 +92,8 @@
 //! (`common/address.json`, `../common/address.json`), or into one
 //! (`common/money.json#/$defs/Currency`). A referenced object, enum or union is generated once,
 //! named by its `title`, else its `$defs` key, else its file name; a referenced scalar schema
-//! is inlined. Remote (`https://...`) references are refused.
+//! is inlined; one that holds itself with no object in between (an array of itself) is
+//! refused. Remote (`https://...`) references are refused.
 //!
 //! **Validation.** `validate()` (called by `Event::decode`) checks what serde cannot:
 //! `minLength`, `maxLength`, `pattern` (Rust `regex` syntax, compiled at build time),

@@ -413,3 +413,29 @@ fn an_enum_of_integers_is_refused_as_such() {
         "an `enum` of `integer` values is not supported: enums must list strings",
     );
 }
+
+#[test]
+fn a_type_that_is_an_array_or_map_of_itself_is_refused() {
+    // Before, the build script overflowed its stack.
+    for (def, pointer) in [
+        (
+            r##""List": { "type": "array", "items": { "$ref": "#/$defs/List" } }"##,
+            "/$defs/List/items/$ref",
+        ),
+        (
+            r##""List": { "type": "object", "additionalProperties": { "$ref": "#/$defs/List" } }"##,
+            "/$defs/List/additionalProperties/$ref",
+        ),
+    ] {
+        let schema = event(
+            r##", "nested": { "$ref": "#/$defs/List" }"##,
+            &format!(r#", "$defs": {{ {def} }}"#),
+        );
+        one(
+            &[("thing.json", &schema)],
+            "thing.json",
+            pointer,
+            "refers back to itself through arrays, maps or other references",
+        );
+    }
+}

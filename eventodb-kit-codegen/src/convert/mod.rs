@@ -65,7 +65,7 @@ impl<'a> At<'a> {
         SchemaError::new(self.file, &format!("{}/{escaped}", self.pointer), message)
     }
 
-    fn key(&self) -> String {
+    pub(crate) fn key(&self) -> String {
         format!("{}#{}", self.file, self.pointer)
     }
 }
@@ -78,6 +78,7 @@ pub(crate) fn convert(folder: &Folder) -> Result<Model, Vec<SchemaError>> {
         located: BTreeMap::new(),
         names: BTreeMap::new(),
         in_progress: BTreeSet::new(),
+        inlining: Vec::new(),
         events: BTreeMap::new(),
         categories: BTreeMap::new(),
     };
@@ -102,6 +103,9 @@ pub(crate) struct Converter<'a> {
     /// Rust name -> where it was defined, to report clashes.
     names: BTreeMap<String, String>,
     in_progress: BTreeSet<String>,
+    /// `file#pointer` of each referenced non-named schema being inlined, innermost last: a
+    /// `$ref` back to one of them is a cycle no Rust type can hold.
+    inlining: Vec<String>,
     /// Event type -> file.
     events: BTreeMap<String, String>,
     /// Constant name in `categories` -> the category and the file that first used it, so two
@@ -352,7 +356,11 @@ impl<'a> Converter<'a> {
                 .insert(format!("{}|", at.key()), name.to_owned());
         }
         self.in_progress.insert(key.clone());
+        // A named type breaks any cycle of inlined references (a `$ref` back to it is boxed
+        // or sits in a collection), so its properties start a fresh chain.
+        let outer = std::mem::take(&mut self.inlining);
         let kind = self.type_kind(at, name, omit_tag);
+        self.inlining = outer;
         self.in_progress.remove(&key);
         let doc = at
             .get("description")

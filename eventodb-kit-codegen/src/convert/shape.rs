@@ -30,10 +30,6 @@ impl<'a> Converter<'a> {
     /// The shape of a schema node and whether it is nullable. Objects, enums and unions become
     /// named types; `hint` names them when they have no `title`.
     pub(crate) fn shape(&mut self, at: &At<'a>, hint: &str) -> Result<(Shape, bool)> {
-        self.shape_depth(at, hint, 0)
-    }
-
-    fn shape_depth(&mut self, at: &At<'a>, hint: &str, depth: usize) -> Result<(Shape, bool)> {
         match at.value {
             Value::Bool(true) => return Ok((Shape::new(Ty::Any), false)),
             Value::Bool(false) => {
@@ -50,11 +46,21 @@ impl<'a> Converter<'a> {
                 let (name, boxed) = self.named(&target, &name, None)?;
                 return Ok((Shape::new(Ty::Named { name, boxed }), false));
             }
-            if depth > 32 {
-                return Err(reference.err("`$ref` cycle through non-object schemas"));
+            // A referenced scalar, array or map is inlined. Reaching one again while inlining
+            // it is a type that contains itself with no named type to break the cycle (the
+            // array of itself, `List = Vec<List>`): without this check the recursion would
+            // never end and overflow the build script's stack.
+            let key = target.key();
+            if self.inlining.contains(&key) {
+                return Err(reference.err(format!(
+                    "`$ref` to `{key}` refers back to itself through arrays, maps or other references; a recursive type must pass through an object with `properties` (e.g. items that are `{{\"type\": \"object\", \"properties\": {{\"children\": ...}}}}`)"
+                )));
             }
+            self.inlining.push(key);
             let name = self.ref_name(&target);
-            return self.shape_depth(&target, &name, depth + 1);
+            let result = self.shape(&target, &name);
+            self.inlining.pop();
+            return result;
         }
         keywords::check(at, &[])?;
         let (ty, nullable) = json_type(at)?;
@@ -90,8 +96,7 @@ impl<'a> Converter<'a> {
                         "tuple `items` (an array of schemas) is not supported; use one schema",
                     ));
                 }
-                let (mut item, item_nullable) =
-                    self.shape_depth(&items, &format!("{hint}Item"), 0)?;
+                let (mut item, item_nullable) = self.shape(&items, &format!("{hint}Item"))?;
                 item.nullable = item_nullable;
                 unbox(&mut item);
                 let mut shape = Shape::new(Ty::Vec(Box::new(item)));
@@ -124,8 +129,7 @@ impl<'a> Converter<'a> {
                         "an object with no `properties` and `additionalProperties: false` can only be empty; add `properties`",
                     ));
                 }
-                let (mut value, value_nullable) =
-                    self.shape_depth(&values, &format!("{hint}Value"), 0)?;
+                let (mut value, value_nullable) = self.shape(&values, &format!("{hint}Value"))?;
                 value.nullable = value_nullable;
                 unbox(&mut value);
                 let mut shape = Shape::new(Ty::Map(Box::new(value)));

@@ -8,6 +8,54 @@ use ::eventodb_kit::{
         serde as __eventodb_serde,
     },
 };
+/// Recursion through an inlined array definition: `Trees` is inlined as a `Vec` each time, and the named `Grove` in it ends the cycle.
+///
+/// Generated from `shared/forest.json`.
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    __eventodb_serde::Serialize,
+    __eventodb_serde::Deserialize,
+    __eventodb_schemars::JsonSchema,
+)]
+#[serde(crate = "__eventodb_serde")]
+#[schemars(crate = "__eventodb_schemars")]
+#[allow(dead_code)]
+pub struct Forest {
+    /// The `trees` property.
+    #[serde(
+        default,
+        skip_serializing_if = "::core::option::Option::is_none",
+        deserialize_with = "__eventodb_codegen::deserialize_some"
+    )]
+    #[schemars(with = "::std::vec::Vec<Grove>")]
+    pub trees: ::core::option::Option<::std::vec::Vec<Grove>>,
+}
+/// The `Grove` type.
+///
+/// Generated from `shared/forest.json#/$defs/Grove`.
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    __eventodb_serde::Serialize,
+    __eventodb_serde::Deserialize,
+    __eventodb_schemars::JsonSchema,
+)]
+#[serde(crate = "__eventodb_serde")]
+#[schemars(crate = "__eventodb_schemars")]
+#[allow(dead_code)]
+pub struct Grove {
+    /// The `more` property.
+    #[serde(
+        default,
+        skip_serializing_if = "::core::option::Option::is_none",
+        deserialize_with = "__eventodb_codegen::deserialize_some"
+    )]
+    #[schemars(with = "::std::vec::Vec<Grove>")]
+    pub more: ::core::option::Option<::std::vec::Vec<Grove>>,
+}
 /// Every supported type and keyword.
 ///
 /// A second paragraph, then examples that are not doctests:
