@@ -72,6 +72,7 @@
 //! | `oneOf` of objects sharing a required `const` property | `#[serde(tag = "...")]` enum |
 //! | `const` | the type of the value, checked by `validate()` |
 //! | `"type": ["string", "null"]` (or `null` in an `enum`) | `Option<T>` |
+//! | a `$ref` to such a type, or `oneOf`/`anyOf` of a `$ref` and `{"type": "null"}` | `Option<T>` |
 //! | the `true` schema (e.g. `"additionalProperties": true`) | `serde_json::Value` |
 //!
 //! Properties not in `required` are `Option<T>`, left out when `None`; a `null` is refused

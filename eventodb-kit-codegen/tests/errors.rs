@@ -439,3 +439,17 @@ fn a_type_that_is_an_array_or_map_of_itself_is_refused() {
         );
     }
 }
+
+#[test]
+fn a_keyword_beside_a_nullable_reference() {
+    let schema = event(
+        r##", "a": { "anyOf": [{ "type": "null" }, { "$ref": "#/$defs/A" }], "minProperties": 1 }"##,
+        r#", "$defs": { "A": { "type": "object", "properties": { "b": { "type": "string" } } } }"#,
+    );
+    one(
+        &[("thing.json", &schema)],
+        "thing.json",
+        "/properties/a/minProperties",
+        "beside a nullable reference",
+    );
+}

@@ -135,3 +135,24 @@ pub(super) fn check(at: &At<'_>, types: &[&str]) -> Result<()> {
     }
     Ok(())
 }
+
+/// Checks that a node read through its `combinator` alone (a nullable reference) has nothing
+/// else but annotations and extensions.
+pub(super) fn check_only_annotations(at: &At<'_>, combinator: &str) -> Result<()> {
+    let Some(object) = at.object() else {
+        return Ok(());
+    };
+    let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    match keys.into_iter().find(|&key| {
+        key != combinator && !key.starts_with("x-") && !ANNOTATIONS.contains(&key)
+    }) {
+        Some(extra) => Err(at.err_at(
+            extra,
+            format!(
+                "keyword `{extra}` beside a nullable reference (`{combinator}` of a `$ref` and `{{\"type\": \"null\"}}`) is not supported; move it into the referenced schema"
+            ),
+        )),
+        None => Ok(()),
+    }
+}

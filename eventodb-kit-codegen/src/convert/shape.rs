@@ -38,13 +38,21 @@ impl<'a> Converter<'a> {
             Value::Object(_) => {}
             _ => return Err(at.err("a schema must be a JSON object or a boolean")),
         }
+        if let Some(option) = nullable_ref(at) {
+            keywords::check_only_annotations(at, option.combinator)?;
+            let (shape, _) = self.shape(&option.reference, hint)?;
+            return Ok((shape, true));
+        }
         if let Some(reference) = at.get("$ref") {
             keywords::check(at, &[])?;
             let target = self.resolve(&reference)?;
             if is_named(&target) {
                 let name = self.ref_name(&target);
                 let (name, boxed) = self.named(&target, &name, None)?;
-                return Ok((Shape::new(Ty::Named { name, boxed }), false));
+                // The target's own `null` (`"type": ["object", "null"]`, `null` in an `enum`)
+                // makes the reference nullable too.
+                let (_, nullable) = json_type(&target)?;
+                return Ok((Shape::new(Ty::Named { name, boxed }), nullable));
             }
             // A referenced scalar, array or map is inlined. Reaching one again while inlining
             // it is a type that contains itself with no named type to break the cycle (the
@@ -175,11 +183,48 @@ impl<'a> Converter<'a> {
     }
 }
 
-/// Whether a schema becomes a named type: an object with `properties`, an `enum`, a `oneOf`.
+/// Whether a schema becomes a named type: an object with `properties`, an `enum`, a `oneOf`
+/// (other than a nullable reference).
 fn is_named(at: &At<'_>) -> bool {
     ["properties", "enum", "oneOf"]
         .iter()
         .any(|key| at.value.get(*key).is_some())
+        && nullable_ref(at).is_none()
+}
+
+/// The reference in a nullable reference: `oneOf` or `anyOf` of a `$ref` and
+/// `{"type": "null"}`, in either order.
+pub(super) struct NullableRef<'a> {
+    /// `oneOf` or `anyOf`.
+    pub(super) combinator: &'static str,
+    /// The option holding the `$ref`.
+    pub(super) reference: At<'a>,
+}
+
+/// The common spelling of "this type or null" for a referenced type, which a `$ref` cannot
+/// say with `type` beside it. Both combinators mean the same here: the options never overlap.
+pub(super) fn nullable_ref<'a>(at: &At<'a>) -> Option<NullableRef<'a>> {
+    ["oneOf", "anyOf"].into_iter().find_map(|combinator| {
+        let list = at.get(combinator)?;
+        let [first, second] = list.value.as_array()?.as_slice() else {
+            return None;
+        };
+        let is_null = |option: &Value| {
+            option.as_object().is_some_and(|object| {
+                object.len() == 1 && object.get("type") == Some(&Value::from("null"))
+            })
+        };
+        let (index, option) = match (is_null(first), is_null(second)) {
+            (false, true) => (0, first),
+            (true, false) => (1, second),
+            _ => return None,
+        };
+        option.get("$ref")?;
+        Some(NullableRef {
+            combinator,
+            reference: list.child(&index.to_string(), option),
+        })
+    })
 }
 
 /// The one non-null JSON type of a node, and whether `null` is allowed too.

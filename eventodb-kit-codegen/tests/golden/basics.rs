@@ -8,6 +8,30 @@ use ::eventodb_kit::{
         serde as __eventodb_serde,
     },
 };
+/// The `Address` type.
+///
+/// Generated from `nullable_refs.json#/$defs/Address`.
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    __eventodb_serde::Serialize,
+    __eventodb_serde::Deserialize,
+    __eventodb_schemars::JsonSchema,
+)]
+#[serde(crate = "__eventodb_serde")]
+#[schemars(crate = "__eventodb_schemars")]
+#[allow(dead_code)]
+pub struct Address {
+    /// The `zip` property.
+    #[serde(
+        default,
+        skip_serializing_if = "::core::option::Option::is_none",
+        deserialize_with = "__eventodb_codegen::deserialize_some"
+    )]
+    #[schemars(with = "::std::string::String")]
+    pub zip: ::core::option::Option<::std::string::String>,
+}
 /// Recursion through an inlined array definition: `Trees` is inlined as a `Vec` each time, and the named `Grove` in it ends the cycle.
 ///
 /// Generated from `shared/forest.json`.
@@ -785,6 +809,154 @@ impl Money {
         }
     }
 }
+/// References to nullable types, and the `oneOf`/`anyOf` spelling of a nullable reference: every one is an `Option`.
+///
+/// Generated from `nullable_refs.json`.
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    __eventodb::Event,
+    __eventodb_serde::Serialize,
+    __eventodb_serde::Deserialize,
+    __eventodb_schemars::JsonSchema,
+)]
+#[serde(crate = "__eventodb_serde")]
+#[schemars(crate = "__eventodb_schemars")]
+#[event(
+    type = "NullableRefsSet",
+    category = "nullable",
+    stream = "nullable-{id}",
+    crate = "::eventodb_kit",
+    validate = "NullableRefsSet::__eventodb_validate_event"
+)]
+#[allow(dead_code)]
+pub struct NullableRefsSet {
+    /// `anyOf` with `null` first.
+    #[serde(deserialize_with = "__eventodb_codegen::deserialize_nullable")]
+    #[schemars(required, transform = __eventodb_codegen::add_null)]
+    pub holiday: ::core::option::Option<Place>,
+    /// The `home` property.
+    #[serde(deserialize_with = "__eventodb_codegen::deserialize_nullable")]
+    #[schemars(required, transform = __eventodb_codegen::add_null)]
+    pub home: ::core::option::Option<Address>,
+    /// The `id` property.
+    pub id: ::std::string::String,
+    /// The `plan` property.
+    #[serde(deserialize_with = "__eventodb_codegen::deserialize_nullable")]
+    #[schemars(required, transform = __eventodb_codegen::add_null)]
+    pub plan: ::core::option::Option<Plan>,
+    /// The `visits` property.
+    #[serde(
+        default,
+        skip_serializing_if = "::core::option::Option::is_none",
+        deserialize_with = "__eventodb_codegen::deserialize_some"
+    )]
+    #[schemars(with = "::std::vec::Vec<::core::option::Option<Place>>")]
+    pub visits: ::core::option::Option<::std::vec::Vec<::core::option::Option<Place>>>,
+    /// `oneOf` with the reference first.
+    #[serde(deserialize_with = "__eventodb_codegen::deserialize_nullable")]
+    #[schemars(required, transform = __eventodb_codegen::add_null)]
+    pub work: ::core::option::Option<Point>,
+}
+#[allow(dead_code)]
+impl NullableRefsSet {
+    /// Appends every schema rule this value breaks to `violations`, with pointers
+    /// starting at `pointer`.
+    #[doc(hidden)]
+    pub fn __eventodb_validate(
+        &self,
+        pointer: &str,
+        violations: &mut ::std::vec::Vec<__eventodb::Violation>,
+    ) {
+        if let ::core::option::Option::Some(value) = &self.holiday {
+            value
+                .__eventodb_validate(
+                    &::std::format!("{}{}", pointer, "/holiday"),
+                    violations,
+                );
+        }
+        if let ::core::option::Option::Some(value) = &self.visits {
+            for (index, value) in value.iter().enumerate() {
+                let pointer = ::std::format!("{}{}/{}", pointer, "/visits", index);
+                if let ::core::option::Option::Some(value) = value {
+                    value.__eventodb_validate(&pointer, violations);
+                }
+            }
+        }
+    }
+}
+#[allow(dead_code)]
+impl NullableRefsSet {
+    #[doc(hidden)]
+    pub fn __eventodb_validate_event(
+        &self,
+    ) -> ::core::result::Result<(), __eventodb::ValidationError> {
+        let mut violations = ::std::vec::Vec::new();
+        self.__eventodb_validate("", &mut violations);
+        __eventodb_codegen::finish(violations)
+    }
+}
+/// The `Place` type.
+///
+/// Generated from `nullable_refs.json#/$defs/Place`.
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    __eventodb_serde::Serialize,
+    __eventodb_serde::Deserialize,
+    __eventodb_schemars::JsonSchema,
+)]
+#[serde(crate = "__eventodb_serde")]
+#[schemars(crate = "__eventodb_schemars")]
+#[allow(dead_code)]
+pub struct Place {
+    /// The `name` property.
+    #[schemars(extend("minLength" = 1))]
+    pub name: ::std::string::String,
+}
+#[allow(dead_code)]
+impl Place {
+    /// Appends every schema rule this value breaks to `violations`, with pointers
+    /// starting at `pointer`.
+    #[doc(hidden)]
+    pub fn __eventodb_validate(
+        &self,
+        pointer: &str,
+        violations: &mut ::std::vec::Vec<__eventodb::Violation>,
+    ) {
+        {
+            let value = &self.name;
+            __eventodb_codegen::min_length(violations, pointer, "/name", value, 1);
+        }
+    }
+}
+/// The `Plan` type.
+///
+/// Generated from `nullable_refs.json#/$defs/Plan`.
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Copy,
+    Eq,
+    Hash,
+    __eventodb_serde::Serialize,
+    __eventodb_serde::Deserialize,
+    __eventodb_schemars::JsonSchema,
+)]
+#[serde(crate = "__eventodb_serde")]
+#[schemars(crate = "__eventodb_schemars")]
+#[allow(dead_code)]
+pub enum Plan {
+    /// `"free"`
+    #[serde(rename = "free")]
+    Free,
+    /// `"pro"`
+    #[serde(rename = "pro")]
+    Pro,
+}
 /// A shared type nobody refers to: still generated, once.
 ///
 /// Generated from `shared/point.json`.
@@ -1014,6 +1186,8 @@ pub enum AnyEvent {
     KitchenSinkRecorded(KitchenSinkRecorded),
     /// A `LegacyThingHappened` event (category `legacy`).
     LegacyThingHappened(LegacyThingHappened),
+    /// A `NullableRefsSet` event (category `nullable`).
+    NullableRefsSet(NullableRefsSet),
 }
 #[allow(dead_code)]
 impl AnyEvent {
@@ -1026,6 +1200,7 @@ impl AnyEvent {
             Self::LegacyThingHappened(_) => {
                 <LegacyThingHappened as __eventodb::Event>::TYPE
             }
+            Self::NullableRefsSet(_) => <NullableRefsSet as __eventodb::Event>::TYPE,
         }
     }
     /// The event's category, e.g. `user`.
@@ -1037,6 +1212,7 @@ impl AnyEvent {
             Self::LegacyThingHappened(_) => {
                 <LegacyThingHappened as __eventodb::Event>::CATEGORY
             }
+            Self::NullableRefsSet(_) => <NullableRefsSet as __eventodb::Event>::CATEGORY,
         }
     }
     /// The stream the event belongs to, from its template.
@@ -1044,6 +1220,7 @@ impl AnyEvent {
         match self {
             Self::KitchenSinkRecorded(event) => __eventodb::Event::stream_name(event),
             Self::LegacyThingHappened(event) => __eventodb::Event::stream_name(event),
+            Self::NullableRefsSet(event) => __eventodb::Event::stream_name(event),
         }
     }
     /// The event as the JSON `data` of a message.
@@ -1063,6 +1240,9 @@ impl AnyEvent {
             Self::LegacyThingHappened(event) => {
                 __eventodb::__private::serde_json::to_value(event)
             }
+            Self::NullableRefsSet(event) => {
+                __eventodb::__private::serde_json::to_value(event)
+            }
         }
     }
 }
@@ -1074,6 +1254,11 @@ impl ::core::convert::From<KitchenSinkRecorded> for AnyEvent {
 impl ::core::convert::From<LegacyThingHappened> for AnyEvent {
     fn from(event: LegacyThingHappened) -> Self {
         Self::LegacyThingHappened(event)
+    }
+}
+impl ::core::convert::From<NullableRefsSet> for AnyEvent {
+    fn from(event: NullableRefsSet) -> Self {
+        Self::NullableRefsSet(event)
     }
 }
 /// The registry of every generated event: types, categories and decoding.
@@ -1098,6 +1283,11 @@ impl Events {
                     __eventodb_schemars::schema_for!(LegacyThingHappened),
                 )
             }
+            "NullableRefsSet" => {
+                ::core::option::Option::Some(
+                    __eventodb_schemars::schema_for!(NullableRefsSet),
+                )
+            }
             _ => ::core::option::Option::None,
         }
     }
@@ -1107,11 +1297,16 @@ impl __eventodb::registry::EventRegistry for Events {
     const TYPES: &'static [&'static str] = &[
         "KitchenSinkRecorded",
         "LegacyThingHappened",
+        "NullableRefsSet",
     ];
     const CATEGORIES: &'static [__eventodb::registry::CategoryTypes] = &[
         __eventodb::registry::CategoryTypes {
             category: "legacy",
             types: categories::LEGACY,
+        },
+        __eventodb::registry::CategoryTypes {
+            category: "nullable",
+            types: categories::NULLABLE,
         },
         __eventodb::registry::CategoryTypes {
             category: "sink",
@@ -1122,6 +1317,7 @@ impl __eventodb::registry::EventRegistry for Events {
         match event_type {
             "KitchenSinkRecorded" => ::core::option::Option::Some("sink"),
             "LegacyThingHappened" => ::core::option::Option::Some("legacy"),
+            "NullableRefsSet" => ::core::option::Option::Some("nullable"),
             _ => ::core::option::Option::None,
         }
     }
@@ -1146,6 +1342,14 @@ impl __eventodb::registry::EventRegistry for Events {
                         source,
                     })
             }
+            "NullableRefsSet" => {
+                <NullableRefsSet as __eventodb::Event>::decode(data)
+                    .map(AnyEvent::NullableRefsSet)
+                    .map_err(|source| __eventodb::registry::DecodeError::Invalid {
+                        event_type: ::std::string::String::from(event_type),
+                        source,
+                    })
+            }
             _ => {
                 ::core::result::Result::Err(__eventodb::registry::DecodeError::UnknownType {
                     event_type: ::std::string::String::from(event_type),
@@ -1160,6 +1364,8 @@ impl __eventodb::registry::EventRegistry for Events {
 pub mod categories {
     /// The event types of category `legacy`, sorted.
     pub const LEGACY: &[&str] = &["LegacyThingHappened"];
+    /// The event types of category `nullable`, sorted.
+    pub const NULLABLE: &[&str] = &["NullableRefsSet"];
     /// The event types of category `sink`, sorted.
     pub const SINK: &[&str] = &["KitchenSinkRecorded"];
 }

@@ -222,3 +222,38 @@ fn missing_type_names_the_unhandled_event() {
         Some("UserEmailChanged")
     );
 }
+
+#[test]
+fn nullable_references_decode_null() {
+    use eventodb_kit_codegen_user::golden::basics::{NullableRefsSet, Place, Plan};
+    // Each property is required; `null` is the value for a reference to a nullable type
+    // (`Plan`, `Address`) and for the `oneOf`/`anyOf` spelling of a nullable reference.
+    let nulls = json!({ "id": "n1", "plan": null, "home": null, "work": null, "holiday": null });
+    let event = NullableRefsSet::decode(&nulls).expect("null is allowed");
+    assert_eq!(
+        (event.plan, event.home, event.work, event.holiday),
+        (None, None, None, None)
+    );
+    let set = json!({
+        "id": "n2", "plan": "pro", "home": { "zip": "1000" }, "work": { "x": 1.0, "y": 2.0 },
+        "holiday": { "name": "Lisbon" }, "visits": [null, { "name": "Porto" }]
+    });
+    let event = NullableRefsSet::decode(&set).expect("values are allowed");
+    assert_eq!(event.plan, Some(Plan::Pro));
+    assert_eq!(
+        event.visits,
+        Some(vec![
+            None,
+            Some(Place {
+                name: "Porto".into()
+            })
+        ])
+    );
+    // Still required: the key must be there.
+    let missing = json!({ "id": "n3", "home": null, "work": null, "holiday": null });
+    assert!(NullableRefsSet::decode(&missing).is_err());
+    // And the referenced type's rules still apply through the `Option`.
+    let empty =
+        json!({ "id": "n4", "plan": null, "home": null, "work": null, "holiday": { "name": "" } });
+    assert!(NullableRefsSet::decode(&empty).is_err());
+}
