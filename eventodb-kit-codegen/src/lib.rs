@@ -92,7 +92,9 @@
 //! `#/definitions/Money`), to another file relative to the referring one
 //! (`common/address.json`, `../common/address.json`), or into one
 //! (`common/money.json#/$defs/Currency`). A referenced object, enum or union is generated once,
-//! named by its `title`, else its `$defs` key, else its file name; a referenced scalar schema
+//! named by its `title`, else its `$defs` key, else as it is in its own file (parent and
+//! property name: `user.json#/properties/address` is `UserAddress`), and a file's root by its
+//! file name; a referenced scalar schema
 //! is inlined; one that holds itself with no object in between (an array of itself) is
 //! refused. Remote (`https://...`) references are refused.
 //!

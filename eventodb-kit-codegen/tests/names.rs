@@ -247,3 +247,42 @@ fn no_name_panics_or_breaks_the_code() {
         }
     }
 }
+
+#[test]
+fn a_type_referenced_inside_another_file_is_named_the_same_in_any_file_order() {
+    // `user_created.json#/properties/address` is the struct `UserCreatedAddress` whether the
+    // file that refers to it is converted before (`a_…`) or after (`z_…`) `user_created.json`;
+    // it used to be named after the file, `UserCreated`, and clash with the event.
+    let user = event(
+        "UserCreated",
+        "user",
+        r##", "address": { "type": "object", "properties": { "zip": { "type": "string" } } },
+            "lines": { "$ref": "#/$defs/Lines" }"##,
+        r#""Lines": { "type": "array", "items": { "type": "object", "properties": { "sku": { "type": "string" } } } }"#,
+    );
+    let order = event(
+        "OrderPlaced",
+        "order",
+        r#", "ship_to": { "$ref": "user_created.json#/properties/address" },
+            "lines": { "$ref": "user_created.json#/$defs/Lines" }"#,
+        "",
+    );
+    let mut outputs = Vec::new();
+    for referrer in ["a_order.json", "z_order.json"] {
+        let code = generate(&[(referrer, &order), ("user_created.json", &user)])
+            .unwrap_or_else(|error| panic!("{referrer}: {error}"));
+        for expected in [
+            "pub struct UserCreatedAddress {",
+            "pub ship_to: ::core::option::Option<UserCreatedAddress>,",
+            "pub struct LinesItem {",
+            "pub lines: ::core::option::Option<::std::vec::Vec<LinesItem>>,",
+        ] {
+            assert!(
+                code.contains(expected),
+                "{referrer}: {expected} not in {code}"
+            );
+        }
+        outputs.push(code.replace(referrer, "order.json"));
+    }
+    assert_eq!(outputs[0], outputs[1]);
+}

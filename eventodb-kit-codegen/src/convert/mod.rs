@@ -629,24 +629,77 @@ impl<'a> Converter<'a> {
         })
     }
 
-    /// The Rust name of a referenced type: its `title`, else its `$defs` key, else its file name.
+    /// The Rust name of a referenced type, the name the walk from its file's root gives it: a
+    /// named node's `title`; else a `$defs` key; else its parent's name and the property name
+    /// (`Item` for array items, `Value` for map values); the file's root is named by its `title`,
+    /// else its file name.
+    ///
+    /// Computed from the pointer alone, so a type reached first through a `$ref` from another
+    /// file gets the same name as when its own file is converted first: the names, and whether
+    /// two of them clash, do not depend on the order of the files.
     pub(crate) fn ref_name(&self, target: &At<'a>) -> String {
-        if let Some(title) = title_name(target) {
-            return title;
+        let Some((file, root)) = self.folder.files.get_key_value(target.file) else {
+            unreachable!("references resolve to files of the folder")
+        };
+        let mut at = At::root(file, root);
+        let mut name = if root.get("x-eventodb").is_some() {
+            // An event is named by its title as written (see `event`).
+            root.get("title")
+                .and_then(Value::as_str)
+                .map(naming::type_name)
+                .unwrap_or_default()
+        } else {
+            title_name(&at).unwrap_or_else(|| {
+                let stem = file.rsplit('/').next().unwrap_or(file);
+                naming::upper_camel(stem.trim_end_matches(".json"))
+            })
+        };
+        let mut segments = target
+            .pointer
+            .split('/')
+            .skip(1)
+            .map(|segment| segment.replace("~1", "/").replace("~0", "~"));
+        while let Some(segment) = segments.next() {
+            let hint = match segment.as_str() {
+                "$defs" | "definitions" | "properties" => {
+                    let Some(key) = segments.next() else { break };
+                    let Some(map) = at.value.get(&segment) else {
+                        break;
+                    };
+                    let Some(child) = map.get(&key) else { break };
+                    let hint = if segment == "properties" {
+                        format!("{name}{}", naming::upper_camel(&key))
+                    } else {
+                        naming::upper_camel(&key)
+                    };
+                    at = at.child(&segment, map).child(&key, child);
+                    hint
+                }
+                other => {
+                    let child = match at.value {
+                        Value::Array(items) => {
+                            other.parse::<usize>().ok().and_then(|i| items.get(i))
+                        }
+                        value => value.get(other),
+                    };
+                    let Some(child) = child else { break };
+                    let hint = match other {
+                        "items" => format!("{name}Item"),
+                        "additionalProperties" => format!("{name}Value"),
+                        _ => format!("{name}{}", naming::upper_camel(other)),
+                    };
+                    at = at.child(other, child);
+                    hint
+                }
+            };
+            // Only named types take their `title`; a scalar, array or map passes its hint on.
+            name = if shape::is_named(&at) {
+                naming::type_name(&title_name(&at).unwrap_or(hint))
+            } else {
+                hint
+            };
         }
-        let segments: Vec<&str> = target.pointer.split('/').collect();
-        if let [.., parent, last] = segments.as_slice()
-            && (*parent == "$defs" || *parent == "definitions")
-        {
-            return naming::upper_camel(&last.replace("~1", "/").replace("~0", "~"));
-        }
-        let stem = target
-            .file
-            .rsplit('/')
-            .next()
-            .unwrap_or(target.file)
-            .trim_end_matches(".json");
-        naming::upper_camel(stem)
+        name
     }
 }
 

@@ -185,7 +185,7 @@ impl<'a> Converter<'a> {
 
 /// Whether a schema becomes a named type: an object with `properties`, an `enum`, a `oneOf`
 /// (other than a nullable reference).
-fn is_named(at: &At<'_>) -> bool {
+pub(super) fn is_named(at: &At<'_>) -> bool {
     ["properties", "enum", "oneOf"]
         .iter()
         .any(|key| at.value.get(*key).is_some())
