@@ -145,6 +145,8 @@ impl Emitter<'_> {
     /// One generated type and its impls. Each item allows `dead_code`, as the registry's do:
     /// a binary crate that includes the file without using a type (a shared type no event
     /// refers to) must not warn, and the user cannot edit the generated file to silence it.
+    /// Enums also allow `clippy::enum_variant_names` (which skips public items only in a
+    /// library): their variants are named by the JSON values, which the user cannot change.
     fn type_def(&self, def: &TypeDef) -> TokenStream {
         let name = ident(&def.name);
         let mut doc = def.doc.clone();
@@ -191,7 +193,7 @@ impl Emitter<'_> {
                 quote! {
                     #doc
                     #derives
-                    #[allow(dead_code)]
+                    #[allow(dead_code, clippy::enum_variant_names)]
                     pub enum #name { #(#variants)* }
                 }
             }
@@ -213,7 +215,7 @@ impl Emitter<'_> {
                     #doc
                     #derives
                     #[serde(tag = #tag)]
-                    #[allow(clippy::large_enum_variant, dead_code)]
+                    #[allow(clippy::large_enum_variant, clippy::enum_variant_names, dead_code)]
                     pub enum #name { #(#variants)* }
                     #validate
                 }

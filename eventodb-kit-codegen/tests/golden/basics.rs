@@ -617,7 +617,7 @@ impl KitchenSinkRecorded {
 )]
 #[serde(crate = "__eventodb_serde")]
 #[schemars(crate = "__eventodb_schemars")]
-#[allow(dead_code)]
+#[allow(dead_code, clippy::enum_variant_names)]
 pub enum KitchenSinkRecordedLevel {
     /// `"low"`
     #[serde(rename = "low")]
@@ -948,7 +948,7 @@ impl Place {
 )]
 #[serde(crate = "__eventodb_serde")]
 #[schemars(crate = "__eventodb_schemars")]
-#[allow(dead_code)]
+#[allow(dead_code, clippy::enum_variant_names)]
 pub enum Plan {
     /// `"free"`
     #[serde(rename = "free")]
@@ -991,7 +991,7 @@ pub struct Point {
 #[serde(crate = "__eventodb_serde")]
 #[schemars(crate = "__eventodb_schemars")]
 #[serde(tag = "kind")]
-#[allow(clippy::large_enum_variant, dead_code)]
+#[allow(clippy::large_enum_variant, clippy::enum_variant_names, dead_code)]
 pub enum Shape {
     /// `kind` = `"circle"`.
     #[serde(rename = "circle")]
@@ -1105,7 +1105,7 @@ pub struct ShapeRect {
 )]
 #[serde(crate = "__eventodb_serde")]
 #[schemars(crate = "__eventodb_schemars")]
-#[allow(dead_code)]
+#[allow(dead_code, clippy::enum_variant_names)]
 pub enum Status {
     /// `"new"`
     #[serde(rename = "new")]

@@ -231,7 +231,7 @@ impl Measured {
 )]
 #[serde(crate = "__eventodb_serde")]
 #[schemars(crate = "__eventodb_schemars")]
-#[allow(dead_code)]
+#[allow(dead_code, clippy::enum_variant_names)]
 pub enum MeasuredUnit {
     /// `"m²"`
     #[serde(rename = "m²")]
@@ -283,7 +283,7 @@ pub struct Option {
 )]
 #[serde(crate = "__eventodb_serde")]
 #[schemars(crate = "__eventodb_schemars")]
-#[allow(dead_code)]
+#[allow(dead_code, clippy::enum_variant_names)]
 pub enum Result {
     /// `"Ok"`
     #[serde(rename = "Ok")]

@@ -191,7 +191,7 @@ impl Shipped {
 #[serde(crate = "__eventodb_serde")]
 #[schemars(crate = "__eventodb_schemars")]
 #[serde(tag = "kind")]
-#[allow(clippy::large_enum_variant, dead_code)]
+#[allow(clippy::large_enum_variant, clippy::enum_variant_names, dead_code)]
 pub enum ShippedCarrier {
     /// `kind` = `"letter"`.
     #[serde(rename = "letter")]

@@ -147,7 +147,7 @@ impl CardPayment {
 )]
 #[serde(crate = "__eventodb_serde")]
 #[schemars(crate = "__eventodb_schemars")]
-#[allow(dead_code)]
+#[allow(dead_code, clippy::enum_variant_names)]
 pub enum CardPaymentBrand {
     /// `"visa"`
     #[serde(rename = "visa")]
@@ -505,7 +505,7 @@ impl ContentErrorReported {
 )]
 #[serde(crate = "__eventodb_serde")]
 #[schemars(crate = "__eventodb_schemars")]
-#[allow(dead_code)]
+#[allow(dead_code, clippy::enum_variant_names)]
 pub enum ContentErrorReportedContentType {
     /// `"question"`
     #[serde(rename = "question")]
@@ -608,7 +608,7 @@ impl ContentErrorReportedContext {
 )]
 #[serde(crate = "__eventodb_serde")]
 #[schemars(crate = "__eventodb_schemars")]
-#[allow(dead_code)]
+#[allow(dead_code, clippy::enum_variant_names)]
 pub enum ContentErrorReportedErrorType {
     /// `"typo"`
     #[serde(rename = "typo")]
@@ -642,7 +642,7 @@ pub enum ContentErrorReportedErrorType {
 )]
 #[serde(crate = "__eventodb_serde")]
 #[schemars(crate = "__eventodb_schemars")]
-#[allow(dead_code)]
+#[allow(dead_code, clippy::enum_variant_names)]
 pub enum Currency {
     /// `"EUR"`
     #[serde(rename = "EUR")]
@@ -1183,7 +1183,7 @@ impl OrderShipped {
 )]
 #[serde(crate = "__eventodb_serde")]
 #[schemars(crate = "__eventodb_schemars")]
-#[allow(dead_code)]
+#[allow(dead_code, clippy::enum_variant_names)]
 pub enum OrderShippedCarrier {
     /// `"dhl"`
     #[serde(rename = "dhl")]
@@ -1309,7 +1309,7 @@ impl PartnershipActivated {
 )]
 #[serde(crate = "__eventodb_serde")]
 #[schemars(crate = "__eventodb_schemars")]
-#[allow(dead_code)]
+#[allow(dead_code, clippy::enum_variant_names)]
 pub enum PartnershipActivatedTier {
     /// `"trial"`
     #[serde(rename = "trial")]
@@ -1494,7 +1494,7 @@ pub struct PartnershipApplicationSubmittedMetadata {
 #[serde(crate = "__eventodb_serde")]
 #[schemars(crate = "__eventodb_schemars")]
 #[serde(tag = "method")]
-#[allow(clippy::large_enum_variant, dead_code)]
+#[allow(clippy::large_enum_variant, clippy::enum_variant_names, dead_code)]
 pub enum Payment {
     /// Pay by card.
     #[serde(rename = "card")]
@@ -1727,7 +1727,7 @@ impl StudentProgressMilestoneReachedMetadata {
 )]
 #[serde(crate = "__eventodb_serde")]
 #[schemars(crate = "__eventodb_schemars")]
-#[allow(dead_code)]
+#[allow(dead_code, clippy::enum_variant_names)]
 pub enum StudentProgressMilestoneReachedMilestoneType {
     /// `"level_completed"`
     #[serde(rename = "level_completed")]
@@ -1902,7 +1902,7 @@ impl UserCreated {
 )]
 #[serde(crate = "__eventodb_serde")]
 #[schemars(crate = "__eventodb_schemars")]
-#[allow(dead_code)]
+#[allow(dead_code, clippy::enum_variant_names)]
 pub enum UserCreatedPlan {
     /// `"free"`
     #[serde(rename = "free")]
@@ -2007,7 +2007,7 @@ impl UserDeleted {
 )]
 #[serde(crate = "__eventodb_serde")]
 #[schemars(crate = "__eventodb_schemars")]
-#[allow(dead_code)]
+#[allow(dead_code, clippy::enum_variant_names)]
 pub enum UserDeletedReason {
     /// `"requested"`
     #[serde(rename = "requested")]
