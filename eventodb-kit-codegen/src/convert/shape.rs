@@ -202,7 +202,9 @@ pub(super) struct NullableRef<'a> {
 }
 
 /// The common spelling of "this type or null" for a referenced type, which a `$ref` cannot
-/// say with `type` beside it. Both combinators mean the same here: the options never overlap.
+/// say with `type` beside it. Both combinators mean the same here: the options overlap only
+/// when the referenced type is itself nullable (then `oneOf` would refuse `null`, surely not
+/// what was meant), so either reads as nullable.
 pub(super) fn nullable_ref<'a>(at: &At<'a>) -> Option<NullableRef<'a>> {
     ["oneOf", "anyOf"].into_iter().find_map(|combinator| {
         let list = at.get(combinator)?;
