@@ -258,13 +258,16 @@ fn a_type_referenced_inside_another_file_is_named_the_same_in_any_file_order() {
         "user",
         r##", "address": { "type": "object", "properties": { "zip": { "type": "string" } } },
             "lines": { "$ref": "#/$defs/Lines" }"##,
-        r#""Lines": { "type": "array", "items": { "type": "object", "properties": { "sku": { "type": "string" } } } }"#,
+        r#""Lines": { "type": "array", "items": { "type": "object", "properties": { "sku": { "type": "string" } } } },
+           "Tags": { "title": "TagList", "type": "array", "items": { "type": "object", "properties": { "tag": { "type": "string" } } } }"#,
     );
     let order = event(
         "OrderPlaced",
         "order",
         r#", "ship_to": { "$ref": "user_created.json#/properties/address" },
-            "lines": { "$ref": "user_created.json#/$defs/Lines" }"#,
+            "lines": { "$ref": "user_created.json#/$defs/Lines" },
+            "tags": { "$ref": "user_created.json#/$defs/Tags" },
+            "tag": { "$ref": "user_created.json#/$defs/Tags/items" }"#,
         "",
     );
     let mut outputs = Vec::new();
@@ -276,6 +279,9 @@ fn a_type_referenced_inside_another_file_is_named_the_same_in_any_file_order() {
             "pub ship_to: ::core::option::Option<UserCreatedAddress>,",
             "pub struct LinesItem {",
             "pub lines: ::core::option::Option<::std::vec::Vec<LinesItem>>,",
+            // A definition's `title` names it even when it is an array, as before.
+            "pub tags: ::core::option::Option<::std::vec::Vec<TagListItem>>,",
+            "pub tag: ::core::option::Option<TagListItem>,",
         ] {
             assert!(
                 code.contains(expected),

@@ -660,6 +660,9 @@ impl<'a> Converter<'a> {
             .skip(1)
             .map(|segment| segment.replace("~1", "/").replace("~0", "~"));
         while let Some(segment) = segments.next() {
+            // A definition is reached only through references, which take its `title` whatever
+            // its kind; a property's title counts only when it makes a named type.
+            let definition = segment == "$defs" || segment == "definitions";
             let hint = match segment.as_str() {
                 "$defs" | "definitions" | "properties" => {
                     let Some(key) = segments.next() else { break };
@@ -692,11 +695,15 @@ impl<'a> Converter<'a> {
                     hint
                 }
             };
-            // Only named types take their `title`; a scalar, array or map passes its hint on.
-            name = if shape::is_named(&at) {
-                naming::type_name(&title_name(&at).unwrap_or(hint))
+            // A scalar, array or map passes its hint on to its items or values as is; a named
+            // type passes its Rust name (see `named`).
+            let named = shape::is_named(&at);
+            let title = (named || definition).then(|| title_name(&at)).flatten();
+            let base = title.unwrap_or(hint);
+            name = if named {
+                naming::type_name(&base)
             } else {
-                hint
+                base
             };
         }
         name
