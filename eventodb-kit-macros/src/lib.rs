@@ -216,7 +216,8 @@ pub fn derive_event(input: TokenStream) -> TokenStream {
 ///
 /// The category and duplicate-type checks are `const` items that read `Event::CATEGORY` and
 /// `Event::TYPE`, so they need the event types to be nameable outside the impl block: an
-/// event type that uses a type parameter of the impl block is not supported.
+/// event type that uses a type parameter of the impl block (`impl<E: Event> Generic<E>`) is a
+/// compile error at that type, like one that uses a type parameter of the handler.
 #[proc_macro_attribute]
 pub fn consumer(args: TokenStream, item: TokenStream) -> TokenStream {
     consumer::expand(args.into(), item.into()).into()

@@ -152,7 +152,7 @@ pub(crate) fn handlers<'a>(item: &'a ItemImpl, errors: &mut Errors) -> (Vec<Hand
         };
         let kind = method_kind(&method.attrs, errors);
         candidates |= is_candidate(method, kind);
-        if let Some(handler) = handler(method, kind, errors) {
+        if let Some(handler) = handler(method, &item.generics, kind, errors) {
             handlers.push(handler);
         }
     }
@@ -197,8 +197,13 @@ fn method_kind(attrs: &[Attribute], errors: &mut Errors) -> Kind {
 
 /// The model of one method, or `None` (and its errors) when it is not a valid handler.
 /// An associated function without `self` that is not `async` is not a handler (a
-/// constructor, say), and is skipped silently.
-fn handler<'a>(method: &'a ImplItemFn, kind: Kind, errors: &mut Errors) -> Option<Handler<'a>> {
+/// constructor, say), and is skipped silently. `impl_generics` are the impl block's.
+fn handler<'a>(
+    method: &'a ImplItemFn,
+    impl_generics: &syn::Generics,
+    kind: Kind,
+    errors: &mut Errors,
+) -> Option<Handler<'a>> {
     let sig = &method.sig;
     let mut inputs = sig.inputs.iter();
     let receiver = match inputs.next() {
@@ -267,12 +272,15 @@ fn handler<'a>(method: &'a ImplItemFn, kind: Kind, errors: &mut Errors) -> Optio
             ok = false;
         }
         (Kind::Event, Type::Path(_) | Type::Group(_) | Type::Paren(_)) => {
-            if let Some(param) = method_param_in(arg, sig) {
+            if let Some((param, what, owner)) = generic_param_in(arg, sig, impl_generics) {
+                let owner = match owner {
+                    Owner::Method => format!("`{}`", sig.ident),
+                    Owner::Impl => "the impl block".to_owned(),
+                };
                 errors.spanned(
                     arg,
                     format_args!(
-                        "handler event types must be concrete types, not `{param}`, a type parameter of `{}`: the consumer dispatches on each event's type; write one handler per event type, or take every message with `#[consumer(fallback)]`",
-                        sig.ident
+                        "handler event types must be concrete types, not `{param}`, a {what} parameter of {owner}: the consumer dispatches on each event's type; write one handler per event type, or take every message with `#[consumer(fallback)]`",
                     ),
                 );
                 ok = false;
@@ -343,31 +351,58 @@ fn handler<'a>(method: &'a ImplItemFn, kind: Kind, errors: &mut Errors) -> Optio
     })
 }
 
-/// The first of the method's own type parameters that `ty` names, anywhere inside it.
-fn method_param_in<'a>(ty: &Type, sig: &'a syn::Signature) -> Option<&'a Ident> {
+/// Whose generic parameter an event type names.
+#[derive(Clone, Copy)]
+enum Owner {
+    /// The handler method's own (`async fn any<E: Event>`).
+    Method,
+    /// The impl block's (`impl<E: Event> Generic<E>`).
+    Impl,
+}
+
+/// The first type or const parameter of the method or of the impl block that `ty` names,
+/// anywhere inside it. Such an event type cannot work: the dispatch table and the
+/// compile-time checks need one concrete `Event::TYPE` per handler, and the checks are
+/// `const` items outside the impl, where its parameters are not in scope (rustc would say
+/// "cannot find type `E`" at the attribute).
+fn generic_param_in<'a>(
+    ty: &Type,
+    sig: &'a syn::Signature,
+    impl_generics: &'a syn::Generics,
+) -> Option<(&'a Ident, &'static str, Owner)> {
+    /// A parameter: its name, `type` or `const`, and whose it is.
+    type Param<'a> = (&'a Ident, &'static str, Owner);
     struct Find<'a> {
-        params: Vec<&'a Ident>,
-        found: Option<&'a Ident>,
+        params: Vec<Param<'a>>,
+        found: Option<Param<'a>>,
     }
     impl<'ast> Visit<'ast> for Find<'_> {
         fn visit_path(&mut self, path: &'ast syn::Path) {
+            // A parameter is a path's first segment (`E`, `E::Assoc`); a leading `::`
+            // makes it a crate name instead.
             if self.found.is_none()
+                && path.leading_colon.is_none()
                 && let Some(first) = path.segments.first()
             {
                 self.found = self
                     .params
                     .iter()
                     .copied()
-                    .find(|param| **param == first.ident);
+                    .find(|(param, _, _)| **param == first.ident);
             }
             syn::visit::visit_path(self, path);
         }
     }
+    let params = |generics: &'a syn::Generics, owner: Owner| {
+        generics.params.iter().filter_map(move |param| match param {
+            syn::GenericParam::Type(param) => Some((&param.ident, "type", owner)),
+            syn::GenericParam::Const(param) => Some((&param.ident, "const", owner)),
+            syn::GenericParam::Lifetime(_) => None,
+        })
+    };
     let mut find = Find {
-        params: sig
-            .generics
-            .type_params()
-            .map(|param| &param.ident)
+        params: params(&sig.generics, Owner::Method)
+            .chain(params(impl_generics, Owner::Impl))
             .collect(),
         found: None,
     };
