@@ -155,7 +155,8 @@ pub fn derive_event(input: TokenStream) -> TokenStream {
 /// - The context's backend decides which `Consumer<DB>` impls exist: with a concrete backend
 ///   (`Context<'_, sqlx::Sqlite>`, or a type parameter of the impl block) the consumer runs on
 ///   that one; when no handler names one (no context, or a handler generic over
-///   `<DB: Backend>`), it runs on any backend. All handlers must agree.
+///   `<DB: Backend>`), it runs on any backend. All handlers must agree; one backend may be
+///   written with or without its path (`Sqlite`, `sqlx::Sqlite`).
 ///
 /// A message whose data does not decode or validate never reaches a handler: it fails
 /// permanently with the `ValidationError` (every violation), and the consumer's failure

@@ -131,6 +131,33 @@ mod tests {
         );
     }
 
+    /// Two handlers on one backend, spelled with and without its module.
+    fn two_contexts(first: TokenStream, second: TokenStream) -> Vec<String> {
+        errors(&expand(
+            quote!(category = "user"),
+            quote! {
+                impl Users {
+                    async fn created(&self, event: UserCreated, ctx: &mut Context<'_, #first>) -> Result<(), HandlerError> { Ok(()) }
+                    async fn deleted(&self, event: UserDeleted, ctx: &mut Context<'_, #second>) -> Result<(), HandlerError> { Ok(()) }
+                }
+            },
+        ))
+    }
+
+    #[test]
+    fn one_backend_may_be_spelled_two_ways() {
+        assert!(two_contexts(quote!(Sqlite), quote!(sqlx::Sqlite)).is_empty());
+        assert!(two_contexts(quote!(::sqlx::Sqlite), quote!(Sqlite)).is_empty());
+        let messages = two_contexts(quote!(Sqlite), quote!(sqlx::Postgres));
+        assert_eq!(messages.len(), 1, "{messages:#?}");
+        assert!(
+            messages[0].starts_with(
+                "this handler's context is for `sqlx::Postgres`, another's for `Sqlite`"
+            ),
+            "{messages:#?}"
+        );
+    }
+
     #[test]
     fn the_impl_is_kept_without_method_attributes_and_the_expansion_is_hygienic() {
         let output = expand(

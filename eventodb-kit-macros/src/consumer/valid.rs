@@ -196,11 +196,11 @@ fn backend<'a>(handlers: &'a [Handler<'a>], errors: &mut Errors) -> Result<Optio
             match named {
                 None => named = Some(db),
                 Some(first) => {
-                    let (first_text, text) = (
-                        first.to_token_stream().to_string(),
-                        db.to_token_stream().to_string(),
-                    );
-                    if first_text != text {
+                    if backend_key(first) != backend_key(db) {
+                        let (first_text, text) = (
+                            first.to_token_stream().to_string(),
+                            db.to_token_stream().to_string(),
+                        );
                         errors.spanned(
                             db,
                             format_args!(
@@ -217,4 +217,21 @@ fn backend<'a>(handlers: &'a [Handler<'a>], errors: &mut Errors) -> Result<Optio
         }
     }
     result.map(|()| named)
+}
+
+/// What two contexts' backends are compared by: the last segment of the path with its
+/// generic arguments (`Sqlite` for both `Sqlite` and `sqlx::Sqlite`), so one type spelled
+/// with and without its module is one backend. Two different types with the same last name
+/// (`a::Db`, `b::Db`) pass here, and rustc then reports the mismatch at the handler's call
+/// (the `Consumer` impl is for the first one), so nothing wrong compiles.
+fn backend_key(ty: &Type) -> String {
+    match ty {
+        Type::Group(group) => backend_key(&group.elem),
+        Type::Paren(paren) => backend_key(&paren.elem),
+        Type::Path(path) if path.qself.is_none() => path.path.segments.last().map_or_else(
+            || ty.to_token_stream().to_string(),
+            |last| last.to_token_stream().to_string(),
+        ),
+        _ => ty.to_token_stream().to_string(),
+    }
 }
