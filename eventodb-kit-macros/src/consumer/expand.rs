@@ -43,6 +43,11 @@ fn written(ty: &Type) -> String {
     out
 }
 
+/// The path as the user wrote it, for messages (`categories :: USER` → `categories::USER`).
+fn written_path(path: &Path) -> String {
+    path.to_token_stream().to_string().replace(' ', "")
+}
+
 /// Where a compile-time check about `ty` points: the name in a path (`UserCreated` in
 /// `events::UserCreated`), as a `const` item's error shows one token.
 fn name_span(ty: &Type) -> Span {
@@ -257,6 +262,15 @@ fn checks(p: &TokenStream, checked: &Checked<'_>) -> TokenStream {
             "`#[consumer(category = \"{category}\", exhaustive = ...)]` has no handler for "
         );
         let end = ": add `async fn name(&self, event: EventType) -> Result<(), HandlerError>` for each, or drop `exhaustive`";
+        // The list is only type names, so its category shows through the handlers: every
+        // handler's event is checked above to be of this category, so a list of this
+        // category names some of them. One that names none of them is another category's
+        // (`categories::ORDER` on a `user` consumer), and "add handlers for `OrderPlaced`, ..."
+        // would send the user to handlers the category check then refuses.
+        let other_category = format!(
+            "`exhaustive = {}` names none of the event types this consumer handles, which are of category `{category}`: it is the list of another category; give the list of category `{category}`'s event types",
+            written_path(path)
+        );
         let span = path
             .segments
             .last()
@@ -270,7 +284,23 @@ fn checks(p: &TokenStream, checked: &Checked<'_>) -> TokenStream {
                 const MISSING: [u8; MISSING_LEN] = #p::missing(EXPECTED, HANDLED);
                 const PARTS: &[&str] = &[#start, #p::as_str(&MISSING), #end];
                 const MESSAGE: [u8; #p::concat_len(PARTS)] = #p::concat(PARTS);
-                if MISSING_LEN != 0 {
+                // `""` is a handler compiled out (see above): it handles nothing.
+                const HANDLES_A_TYPE: bool = #p::missing_len(HANDLED, &[""]) != 0;
+                const LISTS_A_HANDLED_TYPE: bool = {
+                    let mut index = 0;
+                    let mut found = false;
+                    while index < HANDLED.len() {
+                        let handled = HANDLED[index];
+                        if !#p::str_eq(handled, "") && #p::missing_len(&[handled], EXPECTED) == 0 {
+                            found = true;
+                        }
+                        index += 1;
+                    }
+                    found
+                };
+                if HANDLES_A_TYPE && !EXPECTED.is_empty() && !LISTS_A_HANDLED_TYPE {
+                    ::core::panic!(#other_category);
+                } else if MISSING_LEN != 0 {
                     ::core::panic!("{}", #p::as_str(&MESSAGE));
                 }
             };
