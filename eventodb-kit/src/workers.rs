@@ -154,25 +154,35 @@ impl<DB: Backend> Workers<DB> {
         };
         let mut prepared = Vec::with_capacity(self.consumers.len());
         for (_, pending) in self.consumers {
-            prepared.push(
-                pending(self.kit.clone(), hub.clone())
-                    .await
-                    .map_err(crate::error::or_not_migrated)?,
-            );
+            match pending(self.kit.clone(), hub.clone()).await {
+                Ok(ready) => prepared.push(ready),
+                Err(error) => {
+                    abandon(prepared).await;
+                    return Err(crate::error::or_not_migrated(error));
+                }
+            }
         }
         for (i, (a, _)) in prepared.iter().enumerate() {
             if prepared[..i].iter().any(|(b, _)| {
                 a.name() == b.name() && a.category() == b.category() && a.group() == b.group()
             }) {
-                return Err(Error::InvalidArgument(format!(
+                let error = Error::InvalidArgument(format!(
                     "consumer {:?} of category {:?} is added twice",
                     a.name(),
                     a.category()
-                )));
+                ));
+                abandon(prepared).await;
+                return Err(error);
             }
         }
         let sender = match self.sender {
-            Some(options) => Some(self.kit.outbox().spawn_sender(options).await?),
+            Some(options) => match self.kit.outbox().spawn_sender(options).await {
+                Ok(sender) => Some(sender),
+                Err(error) => {
+                    abandon(prepared).await;
+                    return Err(error);
+                }
+            },
             None => None,
         };
         let cancel = CancellationToken::new();
@@ -202,6 +212,17 @@ impl<DB: Backend> Workers<DB> {
             shutdown_timeout: self.shutdown_timeout,
             hub,
         })
+    }
+}
+
+/// Ends consumers that were prepared but will not run (a later one, or the sender, failed
+/// to start): each task runs already cancelled, which frees the member it took, so that the
+/// next start does not stand by behind this one's claim until it lapses.
+async fn abandon(prepared: Vec<(ConsumerHandle, Started)>) {
+    let cancelled = CancellationToken::new();
+    cancelled.cancel();
+    for (_, task) in prepared {
+        let _ = task(cancelled.clone()).await;
     }
 }
 

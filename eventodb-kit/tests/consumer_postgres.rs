@@ -78,6 +78,10 @@ impl Db for Postgres {
         };
         query.execute(pool).await.expect("hand the members over");
     }
+
+    async fn fail_a_statement(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT 1 / 0").execute(conn).await.map(|_| ())
+    }
 }
 
 consumer_scenarios!(fresh, cleanup;
@@ -87,6 +91,10 @@ consumer_scenarios!(fresh, cleanup;
     poison_event_stops_the_consumer,
     a_panicking_handler_fails_like_an_error,
     a_second_instance_stands_by,
+    a_failed_spawn_frees_its_members,
+    a_long_shared_transaction_keeps_its_member,
+    // PostgreSQL only: SQLite goes on with a transaction after a failed statement.
+    a_handler_that_breaks_its_transaction_fails,
     poison_event_parks_its_stream_until_released,
     poison_event_is_skipped_with_a_record,
     sse_outage_reconnects,

@@ -92,6 +92,13 @@ impl Db for Sqlite {
         };
         query.execute(pool).await.expect("hand the members over");
     }
+
+    async fn fail_a_statement(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT * FROM no_such_table")
+            .execute(conn)
+            .await
+            .map(|_| ())
+    }
 }
 
 consumer_scenarios!(fresh, cleanup;
@@ -101,6 +108,8 @@ consumer_scenarios!(fresh, cleanup;
     poison_event_stops_the_consumer,
     a_panicking_handler_fails_like_an_error,
     a_second_instance_stands_by,
+    a_failed_spawn_frees_its_members,
+    a_long_shared_transaction_keeps_its_member,
     poison_event_parks_its_stream_until_released,
     poison_event_is_skipped_with_a_record,
     sse_outage_reconnects,

@@ -154,6 +154,9 @@ impl ConsumerHandle {
 
     /// The last global position handled, parked or skipped (`0`: none yet, or the consumer
     /// has not read its saved position: its database could not be reached when it started).
+    /// While another instance runs the member and this one stands by (see
+    /// [`ConsumerOptions::takeover_after`](crate::consumer::ConsumerOptions::takeover_after)),
+    /// the position that instance saved last, read once a second.
     pub fn position(&self) -> i64 {
         self.shared.position.load(Ordering::SeqCst)
     }
@@ -165,7 +168,7 @@ impl ConsumerHandle {
         Lag { position, head }
     }
 
-    /// Whether the consumer task still runs.
+    /// Whether the consumer task still runs (standing by included).
     pub fn is_running(&self) -> bool {
         self.shared.progress.borrow().running
     }

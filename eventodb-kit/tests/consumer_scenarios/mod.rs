@@ -65,6 +65,11 @@ pub(crate) trait Db: Backend {
     /// instance elsewhere does (a change of owner counts as a reset), or frees every row
     /// (`None`), as that instance's shutdown does.
     fn hand_members_to(pool: &Pool<Self>, owner: Option<&str>) -> impl Future<Output = ()> + Send;
+    /// Runs a statement that fails, on `conn` (on PostgreSQL, its transaction is then
+    /// aborted).
+    fn fail_a_statement(
+        conn: &mut Self::Connection,
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
 }
 
 /// Logs to the test output when `RUST_LOG` is set.
@@ -304,6 +309,31 @@ fn crashable(options: ConsumerOptions) -> ConsumerOptions {
     options
         .poll_interval(Duration::from_millis(250))
         .takeover_after(Duration::from_secs(1))
+}
+
+/// Runs `consumer` with the stop policy and quick retries until it reports a failure (a
+/// failure retried for good times out here).
+async fn stopped_by<DB: Db, C: Consumer<DB>>(
+    kit: &Kit<DB>,
+    consumer: C,
+    options: ConsumerOptions,
+) -> (RunningWorkers, Error) {
+    let mut workers = kit
+        .workers()
+        .consumer(
+            consumer,
+            options
+                .failure_policy(FailurePolicy::Stop)
+                .retry(fast_retry()),
+        )
+        .spawn()
+        .await
+        .expect("spawn");
+    let failure = tokio::time::timeout(LONG, workers.next_failure())
+        .await
+        .expect("a failure reported")
+        .expect("an error");
+    (workers, failure)
 }
 
 fn fast_retry() -> RetryPolicy {
@@ -628,22 +658,8 @@ pub(crate) async fn a_panicking_handler_fails_like_an_error<DB: Db>(pool: Pool<D
                 Ok::<_, HandlerError>(Handled::Done)
             }
         });
-        let mut workers = kit
-            .workers()
-            .consumer(
-                handler,
-                ConsumerOptions::new(&name)
-                    .transactional(transactional)
-                    .failure_policy(FailurePolicy::Stop)
-                    .retry(fast_retry()),
-            )
-            .spawn()
-            .await
-            .expect("spawn");
-        let failure = tokio::time::timeout(LONG, workers.next_failure())
-            .await
-            .expect("a failure reported")
-            .expect("an error");
+        let options = ConsumerOptions::new(&name).transactional(transactional);
+        let (workers, failure) = stopped_by(&kit, handler, options).await;
         match failure {
             Error::ConsumerStopped {
                 event_id,
@@ -714,8 +730,14 @@ pub(crate) async fn a_second_instance_stands_by<DB: Db>(pool: Pool<DB>) {
     let second = spawn("b").await.expect("spawn b");
     let last = write_some(3).await;
     caught_up(&first, last).await;
-    // Several of the standby's looks (one a second) pass while the first runs.
-    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    // Several of the standby's looks (one a second) pass while the first runs; its handle
+    // follows the position the running instance saves.
+    let standby = second.consumer("solo").unwrap().clone();
+    standby
+        .wait_for(last, LONG)
+        .await
+        .expect("the standby's position follows the saved one");
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
     assert!(log.ids_of("b").is_empty(), "the standby handled nothing");
     assert_eq!(log.ids_of("a").len(), 6);
 
@@ -761,6 +783,143 @@ pub(crate) async fn a_second_instance_stands_by<DB: Db>(pool: Pool<DB>) {
     assert!(counts.values().all(|&n| n == 1), "each once: {counts:?}");
 }
 
+/// A spawn that fails after some consumers took their members (here, a consumer added
+/// twice) frees those members: the next start runs at once instead of standing by behind
+/// the failed one's claim until it lapses (30 s by default).
+pub(crate) async fn a_failed_spawn_frees_its_members<DB: Db>(pool: Pool<DB>) {
+    let env = Env::new("consumer").await;
+    let kit = env.kit(&pool);
+    let (_, at) = env.write("freed-1", "Ok", 0).await;
+    let log = Log::default();
+    let failed = kit
+        .workers()
+        .consumer(
+            Recorder::new("freed", "first", &log),
+            ConsumerOptions::new("freed"),
+        )
+        .consumer(
+            Recorder::new("freed", "twice", &log),
+            ConsumerOptions::new("freed"),
+        )
+        .spawn()
+        .await;
+    assert!(
+        matches!(failed, Err(Error::InvalidArgument(_))),
+        "{failed:?}"
+    );
+    let workers = kit
+        .workers()
+        .consumer(
+            Recorder::new("freed", "next", &log),
+            ConsumerOptions::new("freed"),
+        )
+        .spawn()
+        .await
+        .expect("spawn");
+    workers
+        .consumer("freed")
+        .unwrap()
+        .wait_for(at.global_position, Duration::from_secs(10))
+        .await
+        .expect("runs at once");
+    workers.shutdown().await.expect("shutdown");
+    assert_eq!(log.ids_of("next").len(), 1);
+}
+
+/// A shared transaction that takes longer than `takeover_after` renews its member's claim
+/// between events (inside the transaction): the standby does not take the member over
+/// midway, and every event is handled once, by the first instance. (On SQLite the standby's
+/// take waits for the write lock the transaction holds anyway; on PostgreSQL the two
+/// instances took the member from each other for good.)
+pub(crate) async fn a_long_shared_transaction_keeps_its_member<DB: Db>(pool: Pool<DB>) {
+    let env = Env::new("consumer").await;
+    let kit = env.kit(&pool);
+    DB::create_effects(&pool).await;
+    let written = write_round_robin(&env, "longtx", 4, 40, &[]).await;
+    let last = written.last().unwrap().1;
+    let log = Log::default();
+    let spawn = |tag: &'static str| {
+        kit.workers()
+            .consumer(
+                Recorder::new("longtx", tag, &log)
+                    .effects()
+                    .delay(Duration::from_millis(60)),
+                crashable(ConsumerOptions::new("longtx"))
+                    .transactional(true)
+                    .batch_size(100)
+                    .transaction_batch(100),
+            )
+            .spawn()
+    };
+    // 40 events of 60 ms in one transaction: 2.4 s, past the 1 s takeover.
+    let first = spawn("a").await.expect("spawn a");
+    let second = spawn("b").await.expect("spawn b");
+    caught_up(&first, last).await;
+    first.shutdown().await.expect("shutdown a");
+    second.shutdown().await.expect("shutdown b");
+    assert!(log.ids_of("b").is_empty(), "b never took the member over");
+    let all: Vec<Uuid> = written.iter().map(|(id, _)| *id).collect();
+    assert_effects_once(&DB::effect_counts(&pool).await, &all);
+    let counts = log.counts();
+    assert!(
+        counts.values().all(|&n| n == 1),
+        "each handled once: {counts:?}"
+    );
+}
+
+/// A transactional handler that ignores a failed statement and says it is done: PostgreSQL
+/// has aborted its transaction, so the position cannot be saved. That is the handler's
+/// failure (retried, then the failure policy), not database trouble retried for good, which
+/// ran the handler again and again without a word.
+pub(crate) async fn a_handler_that_breaks_its_transaction_fails<DB: Db>(pool: Pool<DB>) {
+    struct IgnoresItsError(Arc<AtomicU32>);
+    impl<DB: Db> Consumer<DB> for IgnoresItsError {
+        fn category(&self) -> &str {
+            "broken"
+        }
+        fn handle<'a>(
+            &'a self,
+            message: &'a CategoryMessage,
+            ctx: &'a mut Context<'_, DB>,
+        ) -> BoxFuture<'a, Result<Handled, HandlerError>> {
+            Box::pin(async move {
+                if message.message_type == "Broken" {
+                    self.0.fetch_add(1, Ordering::SeqCst);
+                    // Tolerated, as `let _ =` would: the transaction is aborted all the same.
+                    let _ = DB::fail_a_statement(ctx.transaction()?).await;
+                }
+                Ok(Handled::Done)
+            })
+        }
+    }
+    let env = Env::new("consumer").await;
+    let kit = env.kit(&pool);
+    let (_, ok_at) = env.write("broken-1", "Ok", 0).await;
+    let (broken, _) = env.write("broken-1", "Broken", 1).await;
+    let tries = Arc::new(AtomicU32::new(0));
+    let options = ConsumerOptions::new("breaker").transactional(true);
+    let (workers, failure) = stopped_by(&kit, IgnoresItsError(Arc::clone(&tries)), options).await;
+    match failure {
+        Error::ConsumerStopped {
+            event_id, message, ..
+        } => {
+            assert_eq!(event_id, broken);
+            assert!(message.contains("could not commit"), "{message}");
+        }
+        other => panic!("unexpected error {other:?}"),
+    }
+    assert_eq!(tries.load(Ordering::SeqCst), 3, "the policy's three tries");
+    let positions = ConsumerAdmin::for_kit(&kit)
+        .positions("broken", "breaker")
+        .await
+        .unwrap();
+    assert_eq!(positions[0].global_position, ok_at.global_position);
+    workers
+        .shutdown()
+        .await
+        .expect("the failure was already taken");
+}
+
 /// A poison event with the stop policy stops the consumer with a typed error, before it.
 pub(crate) async fn poison_event_stops_the_consumer<DB: Db>(pool: Pool<DB>) {
     let env = Env::new("consumer").await;
@@ -770,21 +929,8 @@ pub(crate) async fn poison_event_stops_the_consumer<DB: Db>(pool: Pool<DB>) {
     let (_after, _) = env.write("stop-2", "Ok", 2).await;
     let log = Log::default();
     let recorder = Recorder::new("stop", "stopper", &log).failing("Poison");
-    let mut workers = kit
-        .workers()
-        .consumer(
-            recorder.clone(),
-            ConsumerOptions::new("stopper")
-                .failure_policy(FailurePolicy::Stop)
-                .retry(fast_retry()),
-        )
-        .spawn()
-        .await
-        .expect("spawn");
-    let failure = tokio::time::timeout(LONG, workers.next_failure())
-        .await
-        .expect("a failure")
-        .expect("an error");
+    let (workers, failure) =
+        stopped_by(&kit, recorder.clone(), ConsumerOptions::new("stopper")).await;
     match failure {
         Error::ConsumerStopped {
             consumer,

@@ -243,23 +243,55 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             tx.rollback().await.map_err(db)?;
             return Ok(result);
         }
-        if replay {
-            // A replay saves no position, which would have seen a reset: its processed
-            // record must not outlive one.
-            self.check_not_reset(&mut tx).await?;
-            DB::delete_parked(&mut *tx, &self.key, message.id.as_str()).await?;
-        } else {
-            DB::save_position(
-                &mut *tx,
-                &self.key,
-                self.position_row(message.global_position),
-                self.resets,
-            )
-            .await?;
+        let finished = async {
+            if replay {
+                // A replay saves no position, which would have seen a reset: its processed
+                // record must not outlive one.
+                self.check_not_reset(&mut tx).await?;
+                DB::delete_parked(&mut *tx, &self.key, message.id.as_str()).await?;
+            } else {
+                DB::save_position(
+                    &mut *tx,
+                    &self.key,
+                    self.position_row(message.global_position),
+                    self.resets,
+                )
+                .await?;
+            }
+            tx.commit().await.map_err(db)
+        };
+        match finished.await {
+            Ok(()) => Ok(result),
+            // The handler's own work broke its transaction: a try that failed, which the
+            // retry and failure policies deal with. Retried as database trouble, it would
+            // run the handler again for good.
+            Err(error) if broken_by_handler(&error) => Ok(Err(broken(&error))),
+            Err(error) => Err(error),
         }
-        tx.commit().await.map_err(db)?;
-        Ok(result)
     }
+}
+
+/// Whether an error met after a transactional handler returned comes from what the handler
+/// did in its transaction rather than from the database being in trouble: PostgreSQL
+/// refuses every statement of a transaction in which one failed (`25P02`, when the handler
+/// ignored an error), and checks deferred constraints at the commit (`23…`). Neither goes
+/// away when the same handler runs again.
+pub(super) fn broken_by_handler(error: &Error) -> bool {
+    let Error::Database { source } = error else {
+        return false;
+    };
+    source
+        .as_database_error()
+        .and_then(|database| database.code())
+        .is_some_and(|code| code == "25P02" || code.starts_with("23"))
+}
+
+/// The handler's failure when [`broken_by_handler`].
+pub(super) fn broken(error: &Error) -> HandlerError {
+    HandlerError::new(format!(
+        "the handler's transaction could not commit: {}",
+        crate::error::with_causes(error)
+    ))
 }
 
 /// What a panic said: its `&str` or `String` payload (what `panic!` and `unwrap` give).

@@ -11,6 +11,7 @@ use crate::consumer::handler::{Consumer, Handled, HandlerError};
 use crate::error::{Error, Result};
 use crate::outbox::Backend;
 
+use super::attempt::{broken, broken_by_handler};
 use super::{OpenBatch, Runtime, db, processed_row};
 
 impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
@@ -144,6 +145,9 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                 Ok(None) => {
                     batch_tx.upto = message.global_position;
                     batch_tx.handled += 1;
+                    // A shared transaction can outlast the member's claim: renew it between
+                    // events, in the transaction (a claim lost meanwhile rolls it back).
+                    self.heartbeat_if_due_in(&mut batch_tx.tx).await?;
                 }
                 Ok(Some(result)) => {
                     // Commit the events before it, then retry it on its own.
@@ -236,8 +240,14 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             self.run_handler(message, &mut ctx).await
         };
         if self.keeps(&result) {
-            savepoint.commit().await.map_err(db)?;
-            Ok(None)
+            match savepoint.commit().await.map_err(db) {
+                Ok(()) => Ok(None),
+                // The handler broke its savepoint's part of the transaction (see
+                // `broken_by_handler`): a failed try, rolled back to the savepoint when
+                // `savepoint` drops, and the batch goes on.
+                Err(error) if broken_by_handler(&error) => Ok(Some(Err(broken(&error)))),
+                Err(error) => Err(error),
+            }
         } else {
             savepoint.rollback().await.map_err(db)?;
             Ok(Some(result))

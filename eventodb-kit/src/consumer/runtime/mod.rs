@@ -19,7 +19,7 @@ use super::handle::Shared;
 use super::handler::Consumer;
 use super::hub::{Hub, Registration};
 use super::options::ConsumerOptions;
-use super::store::{Key, ProcessedRow};
+use super::store::{Key, PositionRow, ProcessedRow};
 use crate::client::{CategoryMessage, Client, GetCategoryOptions};
 use crate::error::{Error, Result};
 use crate::outbox::Backend;
@@ -75,6 +75,14 @@ struct LoadedState {
     resets: i64,
 }
 
+/// What [`load_state`] found.
+enum Loaded {
+    /// The member's row is this instance's: it runs from this state.
+    Running(LoadedState),
+    /// Another instance runs the member; it saved this position last (-1 for none).
+    StandingBy { saved: i64 },
+}
+
 /// Who the member's position row is taken by, for how long.
 struct Ownership<'a> {
     owner: &'a str,
@@ -84,7 +92,7 @@ struct Ownership<'a> {
 /// Takes the member's position row for this instance and reads the consumer's state: its
 /// position (writing the rows of a group that lacks some), the highest processed position
 /// and its parked streams; records that the member runs and says so every `heartbeat`.
-/// `None` while another instance runs the member: this one stands by.
+/// [`Loaded::StandingBy`] while another instance runs the member.
 async fn load_state<DB: Backend>(
     pool: &Pool<DB>,
     key: &Key,
@@ -92,8 +100,13 @@ async fn load_state<DB: Backend>(
     size: i64,
     heartbeat: Duration,
     ownership: Ownership<'_>,
-) -> Result<Option<LoadedState>> {
+) -> Result<Loaded> {
     let rows = DB::load_positions(pool, key).await?;
+    let own_saved = |rows: &[PositionRow]| {
+        rows.iter()
+            .find(|row| row.member == member && row.size == size)
+            .map_or(-1, |row| row.global_position)
+    };
     if let Some(missing) = group::missing_rows(&rows, size) {
         let mut tx = DB::begin_write(pool).await?;
         for row in missing {
@@ -106,7 +119,9 @@ async fn load_state<DB: Backend>(
     let Some(resets) =
         DB::take_member(pool, key, member, size, ownership.owner, ownership.lease).await?
     else {
-        return Ok(None);
+        return Ok(Loaded::StandingBy {
+            saved: own_saved(&rows),
+        });
     };
     let rows = DB::load_positions(pool, key).await?;
     let heartbeat_ms = i64::try_from(heartbeat.as_millis()).unwrap_or(i64::MAX);
@@ -115,13 +130,9 @@ async fn load_state<DB: Backend>(
     if let Err(error) = DB::mark_running(pool, key, member, size, heartbeat_ms).await {
         tracing::warn!(consumer = %key.consumer, error = crate::error::log_field(&error), "could not record that the consumer starts");
     }
-    let own_saved = rows
-        .iter()
-        .find(|row| row.member == member && row.size == size)
-        .map_or(-1, |row| row.global_position);
-    Ok(Some(LoadedState {
+    Ok(Loaded::Running(LoadedState {
         position: group::start_position(&rows, member, size),
-        own_saved,
+        own_saved: own_saved(&rows),
         dedupe_until: DB::max_processed(pool, key).await?.unwrap_or(0),
         held: owned_parked(DB::parked_streams(pool, key).await?, member, size),
         resets,
@@ -207,6 +218,14 @@ pub(crate) struct Runtime<DB: Backend, C: Consumer<DB>> {
     /// When it next says it is alive, at the latest (see [`Runtime::heartbeat`]). Behind a
     /// lock: backoffs in `&self` methods say so too.
     heartbeat_at: std::sync::Mutex<tokio::time::Instant>,
+    /// Until when its member's row is surely still its own, by this process's clock (the
+    /// lease counted from before the statement that took or renewed it). Past it, with the
+    /// database out of reach, another instance may have taken the member over: it stops
+    /// handling and starts again.
+    claimed_until: std::sync::Mutex<tokio::time::Instant>,
+    /// Whether it took its member's row and may still have it: the row is freed when the
+    /// task ends. False while it stands by.
+    owns: bool,
     last_maintenance: Option<Instant>,
     /// A save running in the background (plain consumers), and the position it saves.
     /// Aborted if the consumer task is (as a crash would end it).
@@ -296,15 +315,16 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             consumer: options.name.clone(),
         };
         let owner = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
+        let claiming = tokio::time::Instant::now();
         let ownership = Ownership {
             owner: &owner,
             lease: ownership_lease(&options),
         };
         let (state, loaded) =
             match load_state(&pool, &key, member, size, options.poll_interval, ownership).await {
-                Ok(Some(state)) => (state, true),
+                Ok(Loaded::Running(state)) => (state, true),
                 // Taken in the task, once the other instance lets go (see `load_retrying`).
-                Ok(None) => {
+                Ok(Loaded::StandingBy { saved }) => {
                     tracing::info!(
                         consumer = %options.name,
                         %category,
@@ -312,7 +332,13 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                         size,
                         "consumer member runs in another instance; standing by"
                     );
-                    (LoadedState::default(), false)
+                    (
+                        LoadedState {
+                            position: saved.max(0),
+                            ..LoadedState::default()
+                        },
+                        false,
+                    )
                 }
                 // Loaded in the task, once the database answers (see `load_retrying`).
                 Err(Error::Database { source }) if crate::error::database_unreachable(&source) => {
@@ -351,6 +377,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         let registration = hub.map(|hub| hub.register(&category, &shared.waker));
         let transactional = options.transactional || consumer.transactional();
         let heartbeat_at = tokio::time::Instant::now() + options.poll_interval;
+        let claimed_until = claiming + ownership_lease(&options);
         Ok(Self {
             consumer,
             options,
@@ -377,6 +404,8 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             resets,
             owner,
             heartbeat_at: std::sync::Mutex::new(heartbeat_at),
+            claimed_until: std::sync::Mutex::new(claimed_until),
+            owns: loaded,
             last_maintenance: None,
             saving: None,
             loaded,
@@ -415,7 +444,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             tracing::warn!(consumer = %self.key.consumer, error = crate::error::log_field(error), "could not save the position");
         }
         let result = result.and(saved);
-        if self.loaded {
+        if self.owns {
             let error = result.as_ref().err().map(crate::error::with_causes);
             let (key, member, size) = (&self.key, self.member, self.size);
             if let Err(failure) =
@@ -440,32 +469,44 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
     /// Reads the state the start could not, once the database answers and no other
     /// instance runs the member: tries again every [`LOAD_RETRY`] meanwhile. Still not
     /// `loaded` when cancelled first.
+    ///
+    /// While it stands by, its position is the one the running instance saved last, so
+    /// that `position` and `wait_for` on its handle follow the member's progress.
     async fn load_retrying(&mut self, cancel: &CancellationToken) -> Result<()> {
         loop {
             tokio::select! {
                 () = cancel.cancelled() => return Ok(()),
                 () = tokio::time::sleep(LOAD_RETRY) => {}
             }
+            let claiming = tokio::time::Instant::now();
             match self.read_state().await {
-                Ok(Some(state)) => {
-                    self.adopt(state);
+                Ok(Loaded::Running(state)) => {
+                    self.adopt(state, claiming);
                     tracing::info!(consumer = %self.key.consumer, category = %self.key.category, member = self.member, size = self.size, position = self.position, "consumer starting");
                     return Ok(());
                 }
-                Ok(None) => {
-                    tracing::trace!(consumer = %self.key.consumer, member = self.member, "consumer member still runs in another instance");
+                Ok(Loaded::StandingBy { saved }) => {
+                    self.owns = false;
+                    tracing::trace!(consumer = %self.key.consumer, member = self.member, saved, "consumer member still runs in another instance");
+                    self.position = saved.max(0);
+                    self.shared.advanced(self.position);
+                    self.shared.publish();
                 }
                 Err(Error::Database { source }) if crate::error::database_unreachable(&source) => {
                     tracing::debug!(consumer = %self.key.consumer, error = crate::error::log_field(&source), "consumer: the database still cannot be reached");
+                }
+                // Most of its life, for a standby: a lock or statement timeout, a busy
+                // SQLite file, must not end it. (An unmigrated database failed the start.)
+                Err(Error::Database { source }) => {
+                    tracing::warn!(consumer = %self.key.consumer, error = crate::error::log_field(&source), "consumer: could not read its state; trying again");
                 }
                 Err(error) => return Err(error),
             }
         }
     }
 
-    /// Its state, read again (see [`load_state`]); `None` while another instance runs the
-    /// member.
-    async fn read_state(&self) -> Result<Option<LoadedState>> {
+    /// Its state, read again (see [`load_state`]).
+    async fn read_state(&self) -> Result<Loaded> {
         let (key, member, size) = (&self.key, self.member, self.size);
         let ownership = Ownership {
             owner: &self.owner,
@@ -483,7 +524,10 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
     }
 
     /// Takes a state read from the database as the consumer's own.
-    fn adopt(&mut self, state: LoadedState) {
+    /// `claiming`: when the read that took the member's row started.
+    fn adopt(&mut self, state: LoadedState, claiming: tokio::time::Instant) {
+        *lock(&self.claimed_until) = claiming + ownership_lease(&self.options);
+        self.owns = true;
         self.position = state.position;
         self.saved = state.own_saved;
         self.saving_to = state.own_saved;
@@ -512,24 +556,38 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
     /// Records that the member is alive and keeps its row this instance's;
     /// [`Error::ConsumerPositionReset`] when its position row was reset since it read it, or
     /// taken over by another instance (which a lapsed lease allows). Database trouble is
-    /// left to the next look (or the next save).
+    /// left to the next look (or the next save) while the row is surely still its own, and
+    /// is [`Error::ConsumerPositionReset`] past that: it stops handling events another
+    /// instance may be handling too.
     async fn heartbeat(&self) -> Result<()> {
-        *lock(&self.heartbeat_at) = tokio::time::Instant::now() + self.options.poll_interval;
+        self.renew(None).await
+    }
+
+    /// [`heartbeat`](Self::heartbeat) on `conn`, in the transaction open there (see
+    /// [`Store::heartbeat_in`](super::store::Store::heartbeat_in)).
+    async fn renew(&self, conn: Option<&mut DB::Connection>) -> Result<()> {
+        let renewing = tokio::time::Instant::now();
+        *lock(&self.heartbeat_at) = renewing + self.options.poll_interval;
         let lease = ownership_lease(&self.options);
-        match DB::heartbeat(
-            &self.pool,
-            &self.key,
-            self.member,
-            self.size,
-            &self.owner,
-            lease,
-        )
-        .await
-        {
-            Ok(Some(resets)) if resets == self.resets => Ok(()),
+        let (key, member, size, owner) = (&self.key, self.member, self.size, &self.owner);
+        let renewed = match conn {
+            Some(conn) => DB::heartbeat_in(conn, key, member, size, owner, lease).await,
+            None => DB::heartbeat(&self.pool, key, member, size, owner, lease).await,
+        };
+        match renewed {
+            Ok(Some(resets)) if resets == self.resets => {
+                *lock(&self.claimed_until) = renewing + lease;
+                Ok(())
+            }
             Ok(_) => Err(Error::ConsumerPositionReset {
                 consumer: self.key.consumer.clone(),
             }),
+            Err(error) if renewing >= *lock(&self.claimed_until) => {
+                tracing::warn!(consumer = %self.key.consumer, error = crate::error::log_field(&error), "consumer could not renew its claim on its member in time; stopping until it can");
+                Err(Error::ConsumerPositionReset {
+                    consumer: self.key.consumer.clone(),
+                })
+            }
             Err(error) => {
                 tracing::debug!(consumer = %self.key.consumer, error = crate::error::log_field(&error), "could not read the reset count");
                 Ok(())
@@ -550,11 +608,25 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
     /// [`heartbeat`](Self::heartbeat) once a poll interval has passed since the last: a
     /// consumer working through a long backlog says it is alive between events too.
     pub(super) async fn heartbeat_if_due(&self) -> Result<()> {
-        let due = tokio::time::Instant::now() >= *lock(&self.heartbeat_at);
-        if due {
+        if self.heartbeat_due() {
             self.heartbeat().await?;
         }
         Ok(())
+    }
+
+    /// [`heartbeat_if_due`](Self::heartbeat_if_due) in the shared transaction open on
+    /// `conn`.
+    pub(super) async fn heartbeat_if_due_in(&self, conn: &mut DB::Connection) -> Result<()> {
+        if self.heartbeat_due() {
+            self.renew(Some(conn)).await?;
+        }
+        Ok(())
+    }
+
+    /// A poll interval has passed since the last heartbeat, or the claim may be running out.
+    fn heartbeat_due(&self) -> bool {
+        let now = tokio::time::Instant::now();
+        now >= *lock(&self.heartbeat_at) || now >= *lock(&self.claimed_until)
     }
 
     /// Sleeps `wait` (a backoff: EventoDB down, a handler failing), saying it is alive
@@ -589,18 +661,20 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         self.since_save = 0;
         let from = self.position;
         loop {
+            let claiming = tokio::time::Instant::now();
             match self.read_state().await {
-                Ok(Some(state)) => {
-                    self.adopt(state);
+                Ok(Loaded::Running(state)) => {
+                    self.adopt(state, claiming);
                     tracing::warn!(consumer = %self.key.consumer, category = %self.key.category, member = self.member, from, position = self.position, "consumer position reset by an operator while running; starting again from it");
                     return Ok(());
                 }
-                Ok(None) => {
+                Ok(Loaded::StandingBy { .. }) => {
                     // Its lease lapsed (a handler or the database too slow for it) and
                     // another instance took the member over: that one goes on from the
                     // saved position; this one stands by.
                     tracing::warn!(consumer = %self.key.consumer, category = %self.key.category, member = self.member, from, "consumer member taken over by another instance; standing by");
                     self.loaded = false;
+                    self.owns = false;
                     return self.load_retrying(cancel).await;
                 }
                 Err(Error::Database { source }) => {

@@ -167,6 +167,8 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                 if cancel.is_cancelled() {
                     return Ok(());
                 }
+                // A long replay says it is alive between events, as other handling does.
+                self.heartbeat_if_due().await?;
                 // A plain consumer's replay claims no processed record (a transactional
                 // one's does): an event handled meanwhile, e.g. by the member that had the
                 // stream before a resize, is only dropped from the parked events.

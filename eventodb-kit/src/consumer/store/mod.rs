@@ -144,6 +144,17 @@ pub(crate) mod private {
             owner: &str,
             lease: Duration,
         ) -> impl Future<Output = Result<Option<i64>>> + Send;
+        /// [`heartbeat`](Self::heartbeat) on `conn`, inside the transaction open there: a
+        /// shared transaction renews its member's claim without waiting for a lock it holds
+        /// (SQLite's write lock); the renewal is seen when it commits.
+        fn heartbeat_in(
+            conn: &mut Self::Connection,
+            key: &Key,
+            member: i64,
+            size: i64,
+            owner: &str,
+            lease: Duration,
+        ) -> impl Future<Output = Result<Option<i64>>> + Send;
         /// Records that `owner`'s task of a member ended, with the error that ended it, and
         /// frees the member for another instance (nothing when `owner` no longer has it).
         fn mark_stopped(
@@ -607,6 +618,17 @@ macro_rules! store_impl {
                 lease: std::time::Duration,
             ) -> $crate::error::Result<Option<i64>> {
                 owned_resets($sql.heartbeat, key, member, size, owner, lease, pool).await
+            }
+
+            async fn heartbeat_in(
+                conn: &mut $conn,
+                key: &$crate::consumer::store::Key,
+                member: i64,
+                size: i64,
+                owner: &str,
+                lease: std::time::Duration,
+            ) -> $crate::error::Result<Option<i64>> {
+                owned_resets($sql.heartbeat, key, member, size, owner, lease, &mut *conn).await
             }
 
             async fn mark_stopped(
