@@ -563,16 +563,19 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         self.renew(None).await
     }
 
-    /// [`heartbeat`](Self::heartbeat) on `conn`, in the transaction open there (see
-    /// [`Store::heartbeat_in`](super::store::Store::heartbeat_in)).
+    /// [`heartbeat`](Self::heartbeat) on `conn`, in the transaction open there, or on a
+    /// connection of the pool (see [`Store::heartbeat`](super::store::Store::heartbeat)).
     async fn renew(&self, conn: Option<&mut DB::Connection>) -> Result<()> {
         let renewing = tokio::time::Instant::now();
         *lock(&self.heartbeat_at) = renewing + self.options.poll_interval;
         let lease = ownership_lease(&self.options);
         let (key, member, size, owner) = (&self.key, self.member, self.size, &self.owner);
         let renewed = match conn {
-            Some(conn) => DB::heartbeat_in(conn, key, member, size, owner, lease).await,
-            None => DB::heartbeat(&self.pool, key, member, size, owner, lease).await,
+            Some(conn) => DB::heartbeat(conn, key, member, size, owner, lease).await,
+            None => match self.pool.acquire().await {
+                Ok(mut conn) => DB::heartbeat(&mut conn, key, member, size, owner, lease).await,
+                Err(error) => Err(db(error)),
+            },
         };
         match renewed {
             Ok(Some(resets)) if resets == self.resets => {

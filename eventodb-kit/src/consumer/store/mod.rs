@@ -135,19 +135,10 @@ pub(crate) mod private {
             lease: Duration,
         ) -> impl Future<Output = Result<Option<i64>>> + Send;
         /// Records that a member is alive and keeps it `owner`'s for `lease` more; returns
-        /// its row's reset count, `None` when the row is no longer `owner`'s.
+        /// its row's reset count, `None` when the row is no longer `owner`'s. On `conn`, in
+        /// the transaction open there if any: a shared transaction renews its member's claim
+        /// without waiting for a lock it holds (SQLite's write lock), seen when it commits.
         fn heartbeat(
-            pool: &Pool<Self>,
-            key: &Key,
-            member: i64,
-            size: i64,
-            owner: &str,
-            lease: Duration,
-        ) -> impl Future<Output = Result<Option<i64>>> + Send;
-        /// [`heartbeat`](Self::heartbeat) on `conn`, inside the transaction open there: a
-        /// shared transaction renews its member's claim without waiting for a lock it holds
-        /// (SQLite's write lock); the renewal is seen when it commits.
-        fn heartbeat_in(
             conn: &mut Self::Connection,
             key: &Key,
             member: i64,
@@ -610,17 +601,6 @@ macro_rules! store_impl {
             }
 
             async fn heartbeat(
-                pool: &sqlx::Pool<Self>,
-                key: &$crate::consumer::store::Key,
-                member: i64,
-                size: i64,
-                owner: &str,
-                lease: std::time::Duration,
-            ) -> $crate::error::Result<Option<i64>> {
-                owned_resets($sql.heartbeat, key, member, size, owner, lease, pool).await
-            }
-
-            async fn heartbeat_in(
                 conn: &mut $conn,
                 key: &$crate::consumer::store::Key,
                 member: i64,
