@@ -137,5 +137,6 @@ consumer_scenarios!(fresh, cleanup;
     a_reset_takes_effect_while_running,
     a_failure_before_a_reset_is_handled_again,
     a_replay_before_a_reset_is_handled_again,
+    a_release_after_a_reset_keeps_the_stream_in_order,
     a_consumer_records_whether_it_runs,
 );

@@ -2639,6 +2639,69 @@ pub(crate) async fn replay_then_reset<DB: Db>(pool: Pool<DB>, transactional: boo
     );
 }
 
+/// A stream released after its consumer was reset below the parked events: the stream's
+/// earlier events, read again from the reset position, come before the parked ones, whose
+/// replay waits until the read has reached them. Released before the consumer starts again,
+/// so the release is seen before the read gets there.
+pub(crate) async fn a_release_after_a_reset_keeps_the_stream_in_order<DB: Db>(pool: Pool<DB>) {
+    let env = Env::new("consumer").await;
+    let kit = env.kit(&pool);
+    let (first, _) = env.write("order-1", "Ok", 1).await;
+    let (poison, _) = env.write("order-1", "Poison", 2).await;
+    let (held, _) = env.write("order-1", "Ok", 3).await;
+    let (other, last) = env.write("order-2", "Ok", 4).await;
+    let log = Log::default();
+    let recorder = Recorder::new("order", "orderly", &log).failing("Poison");
+    let options = ConsumerOptions::new("orderly")
+        .failure_policy(FailurePolicy::ParkStream)
+        .retry(fast_retry());
+    let workers = kit
+        .workers()
+        .consumer(recorder.clone(), options.clone())
+        .spawn()
+        .await
+        .expect("spawn");
+    workers.consumers()[0]
+        .wait_for(last.global_position, LONG)
+        .await
+        .unwrap();
+    workers.shutdown().await.unwrap();
+    let admin = ConsumerAdmin::for_kit(&kit);
+    assert_eq!(
+        parked_ids(&admin, "order", "orderly").await,
+        vec![poison, held]
+    );
+    assert_eq!(log.ids(), vec![first, other]);
+
+    assert_eq!(
+        admin.reset_position("order", "orderly", 0).await.unwrap(),
+        1
+    );
+    recorder.heal();
+    assert!(
+        admin
+            .release_stream("order", "orderly", "order-1")
+            .await
+            .unwrap()
+    );
+    let workers = kit
+        .workers()
+        .consumer(recorder.clone(), options)
+        .spawn()
+        .await
+        .expect("spawn again");
+    unparked(&admin, "order", "orderly").await;
+    caught_up(&workers, last.global_position).await;
+    workers.shutdown().await.unwrap();
+    assert_eq!(
+        log.ids_in_stream("order-1"),
+        vec![first, first, poison, held],
+        "handled again from the reset position, in the stream's order"
+    );
+    assert_eq!(log.ids_in_stream("order-2"), vec![other, other]);
+    assert!(admin.parked("order", "orderly").await.unwrap().is_empty());
+}
+
 /// Each member records whether it runs: running while its task runs (idle or not), stopped
 /// after a shutdown, failed with its error when its failure policy stopped it, and silent
 /// once a killed one has missed its heartbeats.

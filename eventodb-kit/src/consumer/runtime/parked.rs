@@ -140,8 +140,9 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         }
     }
 
-    /// Handles the parked events of released streams, in order. A stream whose event fails
-    /// again is parked again from that event on. Database errors are retried (see
+    /// Handles the parked events of released streams, in order, up to the read position; a
+    /// stream is unparked once none is left. A stream whose event fails again is parked again
+    /// from that event on. Database errors are retried (see
     /// [`Runtime::retrying_database`]); when cancelled meanwhile, what is not done stays
     /// parked and released, for the next start.
     pub(super) async fn replay_released(&mut self, cancel: &CancellationToken) -> Result<()> {
@@ -161,8 +162,19 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             else {
                 return Ok(());
             };
-            tracing::info!(consumer = %self.key.consumer, %stream, events = rows.len(), "stream released; handling its parked events");
-            let mut cleared = true;
+            // After a reset below the parked events, the stream's earlier events come again
+            // when the read reaches them: the parked ones wait, held with everything the
+            // stream has until then, and the stream stays released until the read has passed
+            // them all (the replays in between keep the stream's order).
+            let position = self.position;
+            let (rows, ahead): (Vec<ParkedRow>, Vec<ParkedRow>) = rows
+                .into_iter()
+                .partition(|row| row.global_position <= position);
+            if rows.is_empty() && !ahead.is_empty() {
+                continue;
+            }
+            tracing::info!(consumer = %self.key.consumer, %stream, events = rows.len(), waiting = ahead.len(), "stream released; handling its parked events");
+            let mut cleared = ahead.is_empty();
             for row in rows {
                 if cancel.is_cancelled() {
                     return Ok(());
