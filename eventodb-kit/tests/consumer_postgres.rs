@@ -82,6 +82,31 @@ impl Db for Postgres {
     async fn fail_a_statement(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
         sqlx::query("SELECT 1 / 0").execute(conn).await.map(|_| ())
     }
+
+    async fn block_processed_batches(pool: &PgPool, blocked: bool) {
+        let sql = if blocked {
+            "CREATE FUNCTION test_block_batches() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN RAISE EXCEPTION 'processed batches blocked by the test'; END $$;
+             CREATE TRIGGER test_block_batches BEFORE INSERT ON eventodb_kit_processed_batches
+             FOR EACH ROW EXECUTE FUNCTION test_block_batches();"
+        } else {
+            "DROP TRIGGER test_block_batches ON eventodb_kit_processed_batches;
+             DROP FUNCTION test_block_batches();"
+        };
+        sqlx::raw_sql(sql)
+            .execute(pool)
+            .await
+            .expect("block processed batches");
+    }
+
+    async fn processed_batch_ids(pool: &PgPool) -> Vec<String> {
+        sqlx::query_scalar(
+            "SELECT jsonb_array_elements_text(event_ids) FROM eventodb_kit_processed_batches",
+        )
+        .fetch_all(pool)
+        .await
+        .expect("processed batches")
+    }
 }
 
 consumer_scenarios!(fresh, cleanup;
@@ -123,6 +148,7 @@ consumer_scenarios!(fresh, cleanup;
     a_failure_before_a_reset_is_handled_again,
     a_replay_before_a_reset_is_handled_again,
     a_release_after_a_reset_keeps_the_stream_in_order,
+    a_save_given_up_at_shutdown_is_made_by_the_last,
     a_consumer_records_whether_it_runs,
 );
 

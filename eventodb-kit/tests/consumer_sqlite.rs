@@ -99,6 +99,28 @@ impl Db for Sqlite {
             .await
             .map(|_| ())
     }
+
+    async fn block_processed_batches(pool: &SqlitePool, blocked: bool) {
+        let sql = if blocked {
+            "CREATE TRIGGER test_block_batches BEFORE INSERT ON eventodb_kit_processed_batches
+             BEGIN SELECT RAISE(ABORT, 'processed batches blocked by the test'); END"
+        } else {
+            "DROP TRIGGER test_block_batches"
+        };
+        sqlx::query(sql)
+            .execute(pool)
+            .await
+            .expect("block processed batches");
+    }
+
+    async fn processed_batch_ids(pool: &SqlitePool) -> Vec<String> {
+        sqlx::query_scalar(
+            "SELECT j.value FROM eventodb_kit_processed_batches AS b, json_each(b.event_ids) AS j",
+        )
+        .fetch_all(pool)
+        .await
+        .expect("processed batches")
+    }
 }
 
 consumer_scenarios!(fresh, cleanup;
@@ -138,5 +160,6 @@ consumer_scenarios!(fresh, cleanup;
     a_failure_before_a_reset_is_handled_again,
     a_replay_before_a_reset_is_handled_again,
     a_release_after_a_reset_keeps_the_stream_in_order,
+    a_save_given_up_at_shutdown_is_made_by_the_last,
     a_consumer_records_whether_it_runs,
 );

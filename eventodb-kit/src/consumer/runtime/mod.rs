@@ -229,7 +229,7 @@ pub(crate) struct Runtime<DB: Backend, C: Consumer<DB>> {
     last_maintenance: Option<Instant>,
     /// A save running in the background (plain consumers), and the position it saves.
     /// Aborted if the consumer task is (as a crash would end it).
-    saving: Option<AbortOnDropHandle<Result<i64>>>,
+    saving: Option<AbortOnDropHandle<save::SaveOutcome>>,
     /// Whether the state above was read from the database. A consumer whose database could
     /// not be reached at the start reads it in its task before anything else, and saves
     /// nothing until then.
@@ -783,6 +783,15 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             if !handled {
                 return Ok(());
             }
+            // Parked events this read has come back to (a stream released after a reset
+            // below them) are replayed now, before the consumer can say it caught up, not
+            // after the next wake-up.
+            if self.held.values().any(|released| *released) {
+                self.replay_released(cancel).await?;
+                if cancel.is_cancelled() {
+                    return Ok(());
+                }
+            }
             // A running save is not waited for: the events go with the next save.
             self.save_soon(cancel, true).await?;
             if !caught_up {
@@ -833,7 +842,17 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                     }
                     saved = saved(&mut self.saving), if unsaved && self.saving.is_some() => {
                         self.saving = None;
-                        self.saved = saved?;
+                        self.saved = match self.take_back(saved) {
+                            Ok(position) => position,
+                            // Given up at the shutdown: the final save writes its records.
+                            Err(error)
+                                if cancel.is_cancelled()
+                                    && !matches!(error, Error::ConsumerPositionReset { .. }) =>
+                            {
+                                return Ok(());
+                            }
+                            Err(error) => return Err(error),
+                        };
                         self.save_soon(cancel, true).await?;
                     }
                 }

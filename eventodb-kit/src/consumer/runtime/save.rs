@@ -24,9 +24,17 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         }
     }
 
-    /// Saves the position and pending processed records in one transaction, now.
+    /// Saves the position and pending processed records in one transaction, now: with them
+    /// the records of a background save that gave up (put back in `pending` by
+    /// [`finish_save`](Self::finish_save)).
     pub(super) async fn save(&mut self) -> Result<()> {
-        self.finish_save().await?;
+        match self.finish_save().await {
+            Ok(()) => {}
+            Err(error @ Error::ConsumerPositionReset { .. }) => return Err(error),
+            Err(error) => {
+                tracing::debug!(consumer = %self.key.consumer, error = crate::error::log_field(&error), "the background save gave up; saving its records now");
+            }
+        }
         if self.position == self.saved && self.pending.is_empty() {
             self.since_save = 0;
             return Ok(());
@@ -92,13 +100,15 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             loop {
                 match save_rows(&pool, &key, &rows, position, resets).await {
                     Ok(()) => return Ok(position.global_position),
-                    Err(error @ Error::ConsumerPositionReset { .. }) => return Err(error),
+                    Err(error @ Error::ConsumerPositionReset { .. }) => {
+                        return Err(Box::new(Unsaved { error, rows }));
+                    }
                     Err(error) => {
                         failures = failures.saturating_add(1);
                         let wait = backoff::delay(Duration::from_millis(100), retry_max, failures);
                         tracing::warn!(consumer = %key.consumer, error = crate::error::log_field(&error), ?wait, "could not save the position; retrying");
                         tokio::select! {
-                            () = cancel.cancelled() => return Err(error),
+                            () = cancel.cancelled() => return Err(Box::new(Unsaved { error, rows })),
                             () = tokio::time::sleep(wait) => {}
                         }
                     }
@@ -112,9 +122,26 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
     pub(super) async fn finish_save(&mut self) -> Result<()> {
         let mut saving = self.saving.take();
         if saving.is_some() {
-            self.saved = saved(&mut saving).await?;
+            let outcome = saved(&mut saving).await;
+            self.saved = self.take_back(outcome)?;
         }
         Ok(())
+    }
+
+    /// The position a background save saved; when it gave up, its error, with its processed
+    /// records put back before the pending ones. Dropped, they were lost for good when a
+    /// later save went past them: the position then said handled, and nothing recorded it
+    /// for the group members that skip repeats by those records.
+    pub(super) fn take_back(&mut self, outcome: SaveOutcome) -> Result<i64> {
+        match outcome {
+            Ok(position) => Ok(position),
+            Err(unsaved) => {
+                let Unsaved { error, mut rows } = *unsaved;
+                rows.append(&mut self.pending);
+                self.pending = rows;
+                Err(error)
+            }
+        }
     }
 
     pub(super) async fn save_retrying(&mut self, cancel: &CancellationToken) -> Result<()> {
@@ -141,13 +168,26 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
     }
 }
 
-/// The position a background save saved, once it ends (never, without one). The caller
-/// clears `saving` afterwards: a finished task is not polled again.
-pub(super) async fn saved(saving: &mut Option<AbortOnDropHandle<Result<i64>>>) -> Result<i64> {
+/// What a background save ends with: the position it saved, or what it could not save.
+pub(super) type SaveOutcome = std::result::Result<i64, Box<Unsaved>>;
+
+/// A background save that gave up: why, and the processed records it held.
+pub(super) struct Unsaved {
+    error: Error,
+    rows: Vec<ProcessedRow>,
+}
+
+/// What a background save ended with, once it ends (never, without one). The caller clears
+/// `saving` afterwards (a finished task is not polled again) and hands the outcome to
+/// [`Runtime::take_back`].
+pub(super) async fn saved(saving: &mut Option<AbortOnDropHandle<SaveOutcome>>) -> SaveOutcome {
     match saving {
-        Some(task) => task
-            .await
-            .map_err(|error| Error::Internal(format!("save task: {error}")))?,
+        Some(task) => task.await.unwrap_or_else(|error| {
+            Err(Box::new(Unsaved {
+                error: Error::Internal(format!("save task: {error}")),
+                rows: Vec::new(),
+            }))
+        }),
         None => std::future::pending().await,
     }
 }
