@@ -102,6 +102,27 @@ async fn sse_004_without_a_token() {
         pokes.next().await.is_none(),
         "the stream ends after the error"
     );
+    // A reconnecting subscription does not try again after a refused token: waiting cannot
+    // mend it.
+    let mut pokes = env
+        .anonymous_client()
+        .subscribe(
+            &Subscription::stream(unique_stream("test"))
+                .reconnect(Duration::from_millis(10), Duration::from_millis(50)),
+        )
+        .await
+        .unwrap();
+    let first = tokio::time::timeout(POKE_WAIT, pokes.next())
+        .await
+        .expect("an answer, not a hang")
+        .expect("an item");
+    assert!(first.unwrap_err().is_auth());
+    assert!(
+        tokio::time::timeout(POKE_WAIT, pokes.next())
+            .await
+            .expect("the end, not a retry")
+            .is_none()
+    );
     // An `all` subscription reports it from subscribe() itself.
     let err = env
         .anonymous_client()
@@ -213,6 +234,55 @@ async fn sse_007_reconnect_resumes_from_own_position() {
     assert_eq!(
         poke.position, 2,
         "resumed after the last poke, nothing replayed"
+    );
+}
+
+/// 007 without the caller's help: a subscription made with `reconnect` connects again by
+/// itself after the server drops it, and again while connections are refused, each time
+/// after its last poke (nothing replayed, nothing missed).
+#[tokio::test]
+async fn sse_007_a_reconnecting_subscription_resumes_by_itself() {
+    let env = Env::new().await;
+    let client = env.client();
+    let stream = unique_stream("test");
+    let mut pokes = client
+        .subscribe(
+            Subscription::stream(&stream)
+                .reconnect(Duration::from_millis(20), Duration::from_millis(200)),
+        )
+        .await
+        .unwrap();
+    write_n(&client, &stream, 2).await;
+    assert_eq!(next_poke(&mut pokes).await.position, 0);
+    assert_eq!(next_poke(&mut pokes).await.position, 1);
+    let Some(server) = env.server() else {
+        // A real server cannot be told to drop us: the subscription still serves.
+        eprintln!("sse_007: real server, no connection to drop");
+        write(&client, &stream, "T", json!({})).await;
+        assert_eq!(next_poke(&mut pokes).await.position, 2);
+        return;
+    };
+    server.faults().drop_sse_connections();
+    // Written while the subscription is down or back: a catch-up poke or a live one.
+    write(&client, &stream, "T", json!({})).await;
+    assert_eq!(
+        next_poke(&mut pokes).await.position,
+        2,
+        "resumed after the last poke, nothing replayed"
+    );
+    // Down for a while (the connection closed, new ones too): the reconnects, made while
+    // the stream is polled, fail and are tried again, with no item; then one gets through.
+    server.faults().refuse_connections(true);
+    let quiet = tokio::time::timeout(Duration::from_millis(300), pokes.next()).await;
+    assert!(quiet.is_err(), "no item while refused: {quiet:?}");
+    server.faults().refuse_connections(false);
+    write(&client, &stream, "T", json!({})).await;
+    assert_eq!(next_poke(&mut pokes).await.position, 3);
+    assert!(
+        drain_pokes(&mut pokes, Duration::from_millis(200))
+            .await
+            .is_empty(),
+        "each poke once"
     );
 }
 

@@ -51,7 +51,7 @@
 //! ```
 
 mod admin;
-mod backoff;
+pub(crate) mod backoff;
 mod correlation;
 mod group;
 mod handle;

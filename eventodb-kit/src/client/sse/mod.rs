@@ -4,14 +4,16 @@
 //! not a delivery: the server drops pokes when a subscriber is slow, can skip pokes of
 //! concurrent writes, sends only the first 1000 catch-up pokes, and never sends heartbeats.
 //! Consumers should always read with `category.get` from their own stored cursor, and use
-//! pokes only to wake up. Reconnecting is the caller's job: when the stream ends or yields
-//! an error, subscribe again with [`PokeStream::resume_subscription`] (or from the caller's
-//! own cursor).
+//! pokes only to wake up. A subscription made with [`Subscription::reconnect`] reconnects by
+//! itself, with backoff, after the connection drops or the server closes it, and resumes
+//! after the last poke; otherwise the stream ends, and the caller subscribes again with
+//! [`PokeStream::resume_subscription`] (or from its own cursor).
 
 use std::collections::VecDeque;
 use std::future::Future as _;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt as _};
@@ -63,6 +65,14 @@ pub struct Subscription {
     target: Target,
     position: Option<i64>,
     consumer_group: Option<ConsumerGroup>,
+    reconnect: Option<Reconnect>,
+}
+
+/// How a [`Subscription::reconnect`] subscription waits before it connects again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Reconnect {
+    initial: Duration,
+    max: Duration,
 }
 
 impl Subscription {
@@ -88,6 +98,7 @@ impl Subscription {
             target,
             position: None,
             consumer_group: None,
+            reconnect: None,
         }
     }
 
@@ -104,6 +115,32 @@ impl Subscription {
     pub fn consumer_group(mut self, member: i64, size: i64) -> Self {
         self.consumer_group = Some(ConsumerGroup { member, size });
         self
+    }
+
+    /// Reconnect by itself when the connection drops, the server closes it, or connecting
+    /// fails for a reason that may pass (see [`Error::is_transient`]): after `initial`, then
+    /// twice as long each time up to `max` (with jitter), for as long as it takes. Each new
+    /// connection starts after the last poke received (see
+    /// [`PokeStream::resume_subscription`]), so the server's catch-up pokes cover what was
+    /// written meanwhile (up to its 1000). Errors that waiting cannot mend (a refused token,
+    /// bad parameters) still end the stream, after the error item. Before the first poke a
+    /// subscription without a [`position`](Self::position) resumes live only, as it began.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use eventodb_kit::client::Subscription;
+    /// let s = Subscription::category("account")
+    ///     .reconnect(Duration::from_millis(100), Duration::from_secs(5));
+    /// assert!(s.reconnects());
+    /// ```
+    pub fn reconnect(mut self, initial: Duration, max: Duration) -> Self {
+        self.reconnect = Some(Reconnect { initial, max });
+        self
+    }
+
+    /// Whether the subscription reconnects by itself ([`Subscription::reconnect`]).
+    pub fn reconnects(&self) -> bool {
+        self.reconnect.is_some()
     }
 
     /// The start position, if set.
@@ -150,6 +187,13 @@ impl Subscription {
                 ));
             }
             _ => {}
+        }
+        if let Some(Reconnect { initial, max }) = self.reconnect
+            && (initial.is_zero() || max < initial)
+        {
+            return Err(Error::InvalidArgument(format!(
+                "reconnect waits must be more than zero and the longest at least the first, not {initial:?} then up to {max:?}"
+            )));
         }
         if let Some(group) = &self.consumer_group {
             if !matches!(self.target, Target::Category(_)) {
@@ -218,47 +262,7 @@ impl Client {
         let url = subscription.url(self)?;
         let url_str = url.to_string();
         tracing::debug!(url = %url_str, "subscribing");
-        let client = self.clone();
-        let task_url = url_str.clone();
-        let handle = tokio::spawn(async move {
-            let mut request = client
-                .inner
-                .http
-                .get(url)
-                .header(ACCEPT, "text/event-stream");
-            if let Some(auth) = &client.inner.auth {
-                request = request.header(AUTHORIZATION, auth.clone());
-            }
-            let response = request
-                .send()
-                .await
-                .map_err(|e| client.map_transport(&task_url, e))?;
-            let status = response.status().as_u16();
-            let event_stream = response
-                .headers()
-                .get(CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.starts_with("text/event-stream"));
-            if status == 200 && event_stream {
-                tracing::debug!(url = %task_url, "subscribed");
-                return Ok(response);
-            }
-            let body =
-                match tokio::time::timeout(client.inner.request_timeout, response.bytes()).await {
-                    Ok(Ok(body)) => body,
-                    Ok(Err(_)) | Err(_) => Bytes::new(),
-                };
-            let error = if status == 200 {
-                Error::Decode {
-                    expected: "a text/event-stream reply to /subscribe".into(),
-                    body: snippet(&body),
-                }
-            } else {
-                error_from_reply(&task_url, status, &body)
-            };
-            tracing::debug!(url = %task_url, error = crate::error::log_field(&error), "subscription refused");
-            Err(error)
-        });
+        let handle = connect(self.clone(), url, url_str.clone());
         let mut pokes = PokeStream {
             state: State::Connecting(handle),
             parser: SseParser::new(),
@@ -267,6 +271,7 @@ impl Client {
             client: self.clone(),
             subscription: subscription.clone(),
             last: None,
+            failures: 0,
         };
         if subscription.is_all() {
             let timeout = self.inner.request_timeout;
@@ -289,20 +294,71 @@ impl Client {
     }
 }
 
+/// Starts the `/subscribe` request in the background: the response once the server sends
+/// its headers (for a stream or category subscription, with the first poke), or why not.
+fn connect(
+    client: Client,
+    url: reqwest::Url,
+    task_url: String,
+) -> JoinHandle<Result<reqwest::Response>> {
+    tokio::spawn(async move {
+        let mut request = client
+            .inner
+            .http
+            .get(url)
+            .header(ACCEPT, "text/event-stream");
+        if let Some(auth) = &client.inner.auth {
+            request = request.header(AUTHORIZATION, auth.clone());
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| client.map_transport(&task_url, e))?;
+        let status = response.status().as_u16();
+        let event_stream = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        if status == 200 && event_stream {
+            tracing::debug!(url = %task_url, "subscribed");
+            return Ok(response);
+        }
+        let body = match tokio::time::timeout(client.inner.request_timeout, response.bytes()).await
+        {
+            Ok(Ok(body)) => body,
+            Ok(Err(_)) | Err(_) => Bytes::new(),
+        };
+        let error = if status == 200 {
+            Error::Decode {
+                expected: "a text/event-stream reply to /subscribe".into(),
+                body: snippet(&body),
+            }
+        } else {
+            error_from_reply(&task_url, status, &body)
+        };
+        tracing::debug!(url = %task_url, error = crate::error::log_field(&error), "subscription refused");
+        Err(error)
+    })
+}
+
 type Body = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
 
 enum State {
     Connecting(JoinHandle<Result<reqwest::Response>>),
     Streaming(Body),
+    /// Waiting to reconnect ([`Subscription::reconnect`]).
+    Waiting(Pin<Box<tokio::time::Sleep>>),
     Done,
 }
 
 /// The pokes of one subscription: a [`Stream`] of `Result<Poke>`.
 ///
 /// It ends (`None`) when the server closes the connection; an error item (connection lost,
-/// authentication refused, bad parameters) is followed by the end. Malformed poke data
-/// yields an [`Error::Decode`] item and the stream goes on. Dropping it closes the
-/// connection.
+/// authentication refused, bad parameters) is followed by the end. With
+/// [`Subscription::reconnect`] it connects again instead, and ends only after an error that
+/// waiting cannot mend. Malformed poke data yields an [`Error::Decode`] item and the stream
+/// goes on. Dropping it closes the connection.
 pub struct PokeStream {
     state: State,
     parser: SseParser,
@@ -311,6 +367,8 @@ pub struct PokeStream {
     client: Client,
     subscription: Subscription,
     last: Option<Poke>,
+    /// Connections lost or refused in a row (reconnecting subscriptions).
+    failures: u32,
 }
 
 impl std::fmt::Debug for PokeStream {
@@ -347,6 +405,50 @@ impl PokeStream {
         next
     }
 
+    /// After the connection ended (`why`: `None` when the server closed it): waits and
+    /// connects again when the subscription reconnects and the error may pass; otherwise
+    /// ends, with the error as the last item.
+    fn connection_ended(&mut self, why: Option<Error>) {
+        let reconnect = self.subscription.reconnect;
+        match (reconnect, why) {
+            (Some(backoff), why) if why.as_ref().is_none_or(Error::is_transient) => {
+                self.failures = self.failures.saturating_add(1);
+                let wait =
+                    crate::consumer::backoff::delay(backoff.initial, backoff.max, self.failures);
+                match &why {
+                    Some(error) => {
+                        tracing::warn!(url = %self.url, error = crate::error::log_field(error), ?wait, "subscription lost; reconnecting")
+                    }
+                    None => {
+                        tracing::info!(url = %self.url, ?wait, "subscription closed by the server; reconnecting")
+                    }
+                }
+                self.state = State::Waiting(Box::pin(tokio::time::sleep(wait)));
+            }
+            (_, Some(error)) => {
+                self.state = State::Done;
+                self.queue.push_back(Err(error));
+            }
+            (_, None) => self.state = State::Done,
+        }
+    }
+
+    /// Starts the next connection, after the last poke received.
+    fn reconnect(&mut self) {
+        let resume = self.resume_subscription();
+        match resume.url(&self.client) {
+            Ok(url) => {
+                self.url = url.to_string();
+                self.parser = SseParser::new();
+                self.state = State::Connecting(connect(self.client.clone(), url, self.url.clone()));
+            }
+            Err(error) => {
+                self.state = State::Done;
+                self.queue.push_back(Err(error));
+            }
+        }
+    }
+
     fn take_events(&mut self, chunk: &[u8]) {
         let mut events = Vec::new();
         if let Err(error) = self.parser.feed(chunk, &mut events) {
@@ -354,7 +456,9 @@ impl PokeStream {
                 expected: format!("server-sent events ({error})"),
                 body: snippet(chunk),
             }));
-            self.state = State::Done;
+            // The rest of this connection cannot be read: a reconnecting subscription
+            // starts a new one.
+            self.connection_ended(None);
             return;
         }
         for event in events {
@@ -387,16 +491,21 @@ impl Stream for PokeStream {
             }
             match &mut this.state {
                 State::Done => return Poll::Ready(None),
+                State::Waiting(sleep) => {
+                    ready!(sleep.as_mut().poll(cx));
+                    this.reconnect();
+                }
                 State::Connecting(handle) => {
                     let joined = ready!(Pin::new(handle).poll(cx));
                     match joined {
                         Ok(Ok(response)) => {
+                            if this.failures > 0 {
+                                tracing::info!(url = %this.url, "subscription reconnected");
+                            }
+                            this.failures = 0;
                             this.state = State::Streaming(Box::pin(response.bytes_stream()));
                         }
-                        Ok(Err(error)) => {
-                            this.state = State::Done;
-                            return Poll::Ready(Some(Err(error)));
-                        }
+                        Ok(Err(error)) => this.connection_ended(Some(error)),
                         Err(e) => {
                             this.state = State::Done;
                             return Poll::Ready(Some(Err(Error::Internal(format!(
@@ -408,13 +517,13 @@ impl Stream for PokeStream {
                 State::Streaming(body) => match ready!(body.poll_next_unpin(cx)) {
                     Some(Ok(chunk)) => this.take_events(&chunk),
                     Some(Err(e)) => {
-                        this.state = State::Done;
                         tracing::debug!(url = %this.url, error = %e, "subscription lost");
-                        return Poll::Ready(Some(Err(this.client.map_transport(&this.url, e))));
+                        let error = this.client.map_transport(&this.url, e);
+                        this.connection_ended(Some(error));
                     }
                     None => {
                         tracing::debug!(url = %this.url, "subscription closed by the server");
-                        this.state = State::Done;
+                        this.connection_ended(None);
                     }
                 },
             }
@@ -435,6 +544,19 @@ mod tests {
     use super::*;
 
     const POKE: &str = r#"{"stream":"account-1","position":0,"globalPosition":1}"#;
+
+    #[test]
+    fn reconnect_waits_are_checked() {
+        let ms = Duration::from_millis;
+        let refused = |s: Subscription| matches!(s.validate(), Err(Error::InvalidArgument(_)));
+        assert!(refused(
+            Subscription::stream("s").reconnect(Duration::ZERO, ms(10))
+        ));
+        assert!(refused(Subscription::stream("s").reconnect(ms(10), ms(5))));
+        let fine = Subscription::category("c").reconnect(ms(10), ms(10));
+        assert!(fine.validate().is_ok() && fine.reconnects());
+        assert!(!Subscription::all().reconnects());
+    }
 
     #[test]
     fn subscription_urls_encode_plus_and_groups() {
@@ -479,6 +601,7 @@ mod tests {
             client,
             subscription: Subscription::stream("s-1").position(0),
             last: None,
+            failures: 0,
         };
         assert_eq!(pokes.resume_subscription().start_position(), Some(0));
         pokes.take_events(format!("event: poke\ndata: {POKE}\n\n").as_bytes());
