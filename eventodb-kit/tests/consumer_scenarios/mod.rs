@@ -2702,18 +2702,29 @@ pub(crate) async fn a_save_given_up_at_shutdown_is_made_by_the_last<DB: Db>(pool
 /// earlier events, read again from the reset position, come before the parked ones, whose
 /// replay waits until the read has reached them. Released before the consumer starts again,
 /// so the release is seen before the read gets there.
+/// Read whole, and one event per read (the parked events then replay in parts, the stream
+/// held between them).
 pub(crate) async fn a_release_after_a_reset_keeps_the_stream_in_order<DB: Db>(pool: Pool<DB>) {
+    release_after_reset(&pool, 1).await;
+    release_after_reset(&pool, 100).await;
+}
+
+async fn release_after_reset<DB: Db>(pool: &Pool<DB>, batch_size: i64) {
     let env = Env::new("consumer").await;
-    let kit = env.kit(&pool);
+    // Each run its own consumer: the namespace, and so the consumer tables' key, may be
+    // the same.
+    let name = format!("orderly-{batch_size}");
+    let kit = env.kit(pool);
     let (first, _) = env.write("order-1", "Ok", 1).await;
     let (poison, _) = env.write("order-1", "Poison", 2).await;
     let (held, _) = env.write("order-1", "Ok", 3).await;
     let (other, last) = env.write("order-2", "Ok", 4).await;
     let log = Log::default();
-    let recorder = Recorder::new("order", "orderly", &log).failing("Poison");
-    let options = ConsumerOptions::new("orderly")
+    let recorder = Recorder::new("order", &name, &log).failing("Poison");
+    let options = ConsumerOptions::new(&name)
         .failure_policy(FailurePolicy::ParkStream)
-        .retry(fast_retry());
+        .retry(fast_retry())
+        .batch_size(batch_size);
     let workers = kit
         .workers()
         .consumer(recorder.clone(), options.clone())
@@ -2727,19 +2738,17 @@ pub(crate) async fn a_release_after_a_reset_keeps_the_stream_in_order<DB: Db>(po
     workers.shutdown().await.unwrap();
     let admin = ConsumerAdmin::for_kit(&kit);
     assert_eq!(
-        parked_ids(&admin, "order", "orderly").await,
-        vec![poison, held]
+        parked_ids(&admin, "order", &name).await,
+        vec![poison, held],
+        "parked, reading {batch_size} at a time"
     );
     assert_eq!(log.ids(), vec![first, other]);
 
-    assert_eq!(
-        admin.reset_position("order", "orderly", 0).await.unwrap(),
-        1
-    );
+    assert_eq!(admin.reset_position("order", &name, 0).await.unwrap(), 1);
     recorder.heal();
     assert!(
         admin
-            .release_stream("order", "orderly", "order-1")
+            .release_stream("order", &name, "order-1")
             .await
             .unwrap()
     );
@@ -2749,7 +2758,7 @@ pub(crate) async fn a_release_after_a_reset_keeps_the_stream_in_order<DB: Db>(po
         .spawn()
         .await
         .expect("spawn again");
-    unparked(&admin, "order", "orderly").await;
+    unparked(&admin, "order", &name).await;
     caught_up(&workers, last.global_position).await;
     workers.shutdown().await.unwrap();
     assert_eq!(
@@ -2758,7 +2767,7 @@ pub(crate) async fn a_release_after_a_reset_keeps_the_stream_in_order<DB: Db>(po
         "handled again from the reset position, in the stream's order"
     );
     assert_eq!(log.ids_in_stream("order-2"), vec![other, other]);
-    assert!(admin.parked("order", "orderly").await.unwrap().is_empty());
+    assert!(admin.parked("order", &name).await.unwrap().is_empty());
 }
 
 /// Each member records whether it runs: running while its task runs (idle or not), stopped

@@ -210,6 +210,10 @@ pub(crate) struct Runtime<DB: Backend, C: Consumer<DB>> {
     since_save: usize,
     /// Parked streams, and whether an operator released them.
     held: HashMap<String, bool>,
+    /// Released streams whose parked events lie ahead of the read (after a reset below
+    /// them), with the lowest of their global positions: not looked at again until the read
+    /// gets there.
+    replay_waits: HashMap<String, i64>,
     /// The reset count of its position row when it read it (see [`LoadedState::resets`]).
     resets: i64,
     /// This instance's name on the member's position row, unique per start: while it has
@@ -229,7 +233,10 @@ pub(crate) struct Runtime<DB: Backend, C: Consumer<DB>> {
     last_maintenance: Option<Instant>,
     /// A save running in the background (plain consumers), and the position it saves.
     /// Aborted if the consumer task is (as a crash would end it).
-    saving: Option<AbortOnDropHandle<save::SaveOutcome>>,
+    saving: Option<AbortOnDropHandle<Result<i64>>>,
+    /// The processed records the background save writes: put back before `pending` when it
+    /// fails, however it fails (a panicked task's own copy is gone).
+    saving_rows: Arc<Vec<ProcessedRow>>,
     /// Whether the state above was read from the database. A consumer whose database could
     /// not be reached at the start reads it in its task before anything else, and saves
     /// nothing until then.
@@ -401,6 +408,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             pending: Vec::new(),
             since_save: 0,
             held,
+            replay_waits: HashMap::new(),
             resets,
             owner,
             heartbeat_at: std::sync::Mutex::new(heartbeat_at),
@@ -408,6 +416,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             owns: loaded,
             last_maintenance: None,
             saving: None,
+            saving_rows: Arc::default(),
             loaded,
             _registration: registration,
         })
@@ -533,6 +542,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         self.saving_to = state.own_saved;
         self.dedupe_until = state.dedupe_until;
         self.held = state.held;
+        self.replay_waits.clear();
         self.resets = state.resets;
         self.loaded = true;
         self.shared.advanced(self.position);
@@ -660,6 +670,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
     async fn start_again(&mut self, cancel: &CancellationToken) -> Result<()> {
         // A save still running goes over the old count: it cannot land; stop it.
         self.saving = None;
+        self.saving_rows = Arc::default();
         self.pending.clear();
         self.since_save = 0;
         let from = self.position;

@@ -133,7 +133,12 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
 
     pub(super) async fn reload_held(&mut self) {
         match DB::parked_streams(&self.pool, &self.key).await {
-            Ok(rows) => self.held = super::owned_parked(rows, self.member, self.size),
+            Ok(rows) => {
+                self.held = super::owned_parked(rows, self.member, self.size);
+                let held = &self.held;
+                self.replay_waits
+                    .retain(|stream, _| held.contains_key(stream));
+            }
             Err(error) => {
                 tracing::warn!(consumer = %self.key.consumer, error = crate::error::log_field(&error), "could not read parked streams");
             }
@@ -152,7 +157,17 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             .filter(|(_, released)| **released)
             .map(|(stream, _)| stream.clone())
             .collect();
+        // Whether this call made sure that no reset since the read position was set is
+        // pending (a handler run for a parked event of the old run could not be undone).
+        let mut checked = false;
         for stream in released {
+            if self
+                .replay_waits
+                .get(&stream)
+                .is_some_and(|&ahead| self.position < ahead)
+            {
+                continue;
+            }
             let (pool, key, name) = (&self.pool, &self.key, stream.as_str());
             let Some(rows) = self
                 .retrying_database(cancel, "reading parked events", move || {
@@ -170,8 +185,21 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             let (rows, ahead): (Vec<ParkedRow>, Vec<ParkedRow>) = rows
                 .into_iter()
                 .partition(|row| row.global_position <= position);
+            match ahead.first() {
+                Some(first) => self
+                    .replay_waits
+                    .insert(stream.clone(), first.global_position),
+                None => self.replay_waits.remove(&stream),
+            };
             if rows.is_empty() && !ahead.is_empty() {
                 continue;
+            }
+            // The read position may be one an operator's reset has just replaced (a busy
+            // consumer's heartbeat was not due): start again from the reset first, before
+            // handling a parked event out of the stream's new order.
+            if !rows.is_empty() && !checked {
+                self.heartbeat().await?;
+                checked = true;
             }
             tracing::info!(consumer = %self.key.consumer, %stream, events = rows.len(), waiting = ahead.len(), "stream released; handling its parked events");
             let mut cleared = ahead.is_empty();
@@ -270,6 +298,8 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                             return Ok(());
                         }
                         self.held.insert(stream.clone(), false);
+                        // Looked at again in full once released again.
+                        self.replay_waits.remove(&stream);
                         cleared = false;
                         break;
                     }

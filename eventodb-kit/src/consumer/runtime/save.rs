@@ -1,6 +1,7 @@
 //! Saving the position and the processed records: now, soon (in the background), or
 //! retried until it lands.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::Pool;
@@ -85,10 +86,18 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         {
             return Ok(());
         }
-        self.finish_save().await?;
+        if let Err(error) = self.finish_save().await {
+            // Given up at the shutdown: its records are back in `pending`, for the final
+            // save; the consumer ends cleanly if that one lands.
+            if cancel.is_cancelled() && !matches!(error, Error::ConsumerPositionReset { .. }) {
+                return Ok(());
+            }
+            return Err(error);
+        }
         let pool = self.pool.clone();
         let key = self.key.clone();
-        let rows = std::mem::take(&mut self.pending);
+        let rows = Arc::new(std::mem::take(&mut self.pending));
+        self.saving_rows = Arc::clone(&rows);
         let position = self.position_row(self.position);
         self.saving_to = self.position;
         let cancel = cancel.clone();
@@ -100,15 +109,13 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             loop {
                 match save_rows(&pool, &key, &rows, position, resets).await {
                     Ok(()) => return Ok(position.global_position),
-                    Err(error @ Error::ConsumerPositionReset { .. }) => {
-                        return Err(Box::new(Unsaved { error, rows }));
-                    }
+                    Err(error @ Error::ConsumerPositionReset { .. }) => return Err(error),
                     Err(error) => {
                         failures = failures.saturating_add(1);
                         let wait = backoff::delay(Duration::from_millis(100), retry_max, failures);
                         tracing::warn!(consumer = %key.consumer, error = crate::error::log_field(&error), ?wait, "could not save the position; retrying");
                         tokio::select! {
-                            () = cancel.cancelled() => return Err(Box::new(Unsaved { error, rows })),
+                            () = cancel.cancelled() => return Err(error),
                             () = tokio::time::sleep(wait) => {}
                         }
                     }
@@ -132,16 +139,14 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
     /// records put back before the pending ones. Dropped, they were lost for good when a
     /// later save went past them: the position then said handled, and nothing recorded it
     /// for the group members that skip repeats by those records.
-    pub(super) fn take_back(&mut self, outcome: SaveOutcome) -> Result<i64> {
-        match outcome {
-            Ok(position) => Ok(position),
-            Err(unsaved) => {
-                let Unsaved { error, mut rows } = *unsaved;
-                rows.append(&mut self.pending);
-                self.pending = rows;
-                Err(error)
-            }
+    pub(super) fn take_back(&mut self, outcome: Result<i64>) -> Result<i64> {
+        let rows = std::mem::take(&mut self.saving_rows);
+        if outcome.is_err() {
+            let mut rows = Arc::try_unwrap(rows).unwrap_or_else(|shared| (*shared).clone());
+            rows.append(&mut self.pending);
+            self.pending = rows;
         }
+        outcome
     }
 
     pub(super) async fn save_retrying(&mut self, cancel: &CancellationToken) -> Result<()> {
@@ -168,26 +173,14 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
     }
 }
 
-/// What a background save ends with: the position it saved, or what it could not save.
-pub(super) type SaveOutcome = std::result::Result<i64, Box<Unsaved>>;
-
-/// A background save that gave up: why, and the processed records it held.
-pub(super) struct Unsaved {
-    error: Error,
-    rows: Vec<ProcessedRow>,
-}
-
 /// What a background save ended with, once it ends (never, without one). The caller clears
 /// `saving` afterwards (a finished task is not polled again) and hands the outcome to
 /// [`Runtime::take_back`].
-pub(super) async fn saved(saving: &mut Option<AbortOnDropHandle<SaveOutcome>>) -> SaveOutcome {
+pub(super) async fn saved(saving: &mut Option<AbortOnDropHandle<Result<i64>>>) -> Result<i64> {
     match saving {
-        Some(task) => task.await.unwrap_or_else(|error| {
-            Err(Box::new(Unsaved {
-                error: Error::Internal(format!("save task: {error}")),
-                rows: Vec::new(),
-            }))
-        }),
+        Some(task) => task
+            .await
+            .map_err(|error| Error::Internal(format!("save task: {error}")))?,
         None => std::future::pending().await,
     }
 }
