@@ -193,9 +193,12 @@ const SQL: Sql = Sql {
                             ELSE excluded.from_seq END,
             owner = excluded.owner, lease_until = excluded.lease_until,
             through_seq = excluded.through_seq",
+    // Only a lease still running: one that ran out may have been given up on meanwhile (an
+    // operator's discard of a row it covered), so the task that held it stops. Renewed
+    // after its end, it let that task send a row the operator had just discarded.
     renew: "UPDATE eventodb_kit_outbox_leases
         SET lease_until = now() + make_interval(secs => $4)
-        WHERE namespace = $1 AND stream = $2 AND owner = $3",
+        WHERE namespace = $1 AND stream = $2 AND owner = $3 AND lease_until >= now()",
     release: "UPDATE eventodb_kit_outbox_leases SET through_seq = $4
         WHERE namespace = $1 AND stream = $2 AND owner = $3 AND through_seq > $4",
     // Committed without waiting for the WAL flush: a settle lost in a crash leaves the lease
@@ -307,7 +310,17 @@ const SQL: Sql = Sql {
         WHERE namespace = $1 AND id = $2::uuid AND status IN ('pending', 'failed')",
     // One branch per kind of row, each read from its own index oldest first: a single
     // condition over all of them was answered by reading the whole table.
-    purge: "DELETE FROM eventodb_kit_outbox WHERE seq IN (
+    // The outer conditions repeat the inner ones: a row that changed while the delete
+    // waited for its lock (put back to be sent again by another process's sweep, which
+    // found its event lost) is checked again on its new version, and kept. The subquery
+    // only picks the candidates.
+    purge: "DELETE FROM eventodb_kit_outbox AS o
+        WHERE (
+            (o.status = 'sent' AND (o.verified_at IS NOT NULL OR NOT $4)
+             AND o.sent_at < now() - make_interval(secs => $2))
+            OR (o.status = 'discarded' AND o.created_at < now() - make_interval(secs => $2)))
+          AND o.namespace = $1
+          AND o.seq IN (
             SELECT seq FROM (
                 (SELECT seq FROM eventodb_kit_outbox
                  WHERE namespace = $1 AND status = 'sent' AND verified_at IS NOT NULL
@@ -1062,6 +1075,101 @@ mod tests {
         purger.close().await;
         db.cleanup().await;
         assert_eq!(kept, vec![("task".to_owned(), 3)]);
+    }
+
+    /// A lease that ran out is not renewed: the task holding it stops. Renewed, it sent a
+    /// row an operator had discarded meanwhile (a discard takes a row whose lease lapsed).
+    #[tokio::test]
+    async fn a_lease_that_ran_out_is_not_renewed() {
+        use crate::outbox::backend::private::Dialect;
+        let Some(db) = pg_schema::fresh("eventodb_kit_renew", 2).await else {
+            return;
+        };
+        sqlx::query(
+            "INSERT INTO eventodb_kit_outbox_leases
+                (namespace, stream, owner, lease_until, from_seq, through_seq)
+            VALUES ('default', 'over', 'task', now() - interval '1 second', 1, 2),
+                   ('default', 'live', 'task', now() + interval '1 minute', 1, 2)",
+        )
+        .execute(&db.pool)
+        .await
+        .unwrap();
+        let lease = std::time::Duration::from_secs(30);
+        let over = Postgres::renew(&db.pool, "default", "over", "task", lease).await;
+        let live = Postgres::renew(&db.pool, "default", "live", "task", lease).await;
+        db.cleanup().await;
+        assert_eq!(over.unwrap(), 0, "ran out: lost");
+        assert_eq!(live.unwrap(), 1, "still running: renewed");
+    }
+
+    /// A sent row that another process's sweep puts back to be sent again (its event was
+    /// lost) while the purge waits for the row's lock is kept: the purge checks it again.
+    /// Before, the purge deleted it, and the event was never sent again.
+    #[tokio::test]
+    async fn the_purge_keeps_a_row_put_back_while_it_waited() {
+        use crate::outbox::backend::private::Dialect;
+        let Some(db) = pg_schema::fresh("eventodb_kit_purge_requeued", 4).await else {
+            return;
+        };
+        insert_rows(&db.pool, "'a'", 1).await;
+        sqlx::query(
+            "UPDATE eventodb_kit_outbox
+            SET status = 'sent', sent_at = now() - interval '2 hours', verified_at = now()",
+        )
+        .execute(&db.pool)
+        .await
+        .unwrap();
+        // The sweep puts the row back, its transaction still open.
+        let mut sweep = db.pool.begin().await.unwrap();
+        sqlx::query(
+            "UPDATE eventodb_kit_outbox
+            SET status = 'pending', verified_at = NULL, requeued = requeued + 1, sent_at = NULL",
+        )
+        .execute(&mut *sweep)
+        .await
+        .unwrap();
+        let purger = pg_schema::named_pool(&db.pool, "purge_requeued_test", 1).await;
+        let purge = tokio::spawn({
+            let purger = purger.clone();
+            async move {
+                Postgres::purge(
+                    &purger,
+                    "default",
+                    std::time::Duration::from_secs(3600),
+                    10,
+                    true,
+                )
+                .await
+            }
+        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity
+                WHERE application_name = 'purge_requeued_test' AND wait_event_type = 'Lock'",
+            )
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+            if waiting > 0 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the purge never waited"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        sweep.commit().await.unwrap();
+        let purged = purge.await.unwrap();
+        let left: Vec<String> = sqlx::query_scalar("SELECT status FROM eventodb_kit_outbox")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+        purger.close().await;
+        db.cleanup().await;
+        assert_eq!(purged.unwrap(), 0);
+        assert_eq!(left, vec!["pending".to_owned()]);
     }
 
     /// A claim whose commit took effect though the sender saw it fail: dropping its leases

@@ -192,10 +192,13 @@ const SQL: Sql = Sql {
             owner = excluded.owner, lease_until = excluded.lease_until,
             through_seq = excluded.through_seq"
     ),
+    // Only a lease still running: one that ran out may have been given up on meanwhile (an
+    // operator's discard of a row it covered), so the task that held it stops.
     renew: concat!(
         "UPDATE eventodb_kit_outbox_leases SET lease_until = ",
         now!("?4"),
-        " WHERE namespace = ?1 AND stream = ?2 AND owner = ?3"
+        " WHERE namespace = ?1 AND stream = ?2 AND owner = ?3 AND lease_until >= ",
+        now!()
     ),
     release: "UPDATE eventodb_kit_outbox_leases SET through_seq = ?4
         WHERE namespace = ?1 AND stream = ?2 AND owner = ?3 AND through_seq > ?4",
@@ -496,6 +499,39 @@ mod tests {
     use sqlx::{Connection, Executor};
 
     use super::*;
+
+    /// A lease that ran out is not renewed: the task holding it stops (see the PostgreSQL
+    /// test of the same name).
+    #[tokio::test]
+    async fn a_lease_that_ran_out_is_not_renewed() {
+        use crate::outbox::backend::private::Dialect;
+        let dir = tempfile::tempdir().unwrap();
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(dir.path().join("app.db"))
+            .create_if_missing(true);
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .connect_with(options)
+            .await
+            .unwrap();
+        crate::migrate(&pool).await.unwrap();
+        sqlx::query(concat!(
+            "INSERT INTO eventodb_kit_outbox_leases
+                (namespace, stream, owner, lease_until, from_seq, through_seq)
+            VALUES ('default', 'over', 'task', ",
+            now!("'-1 seconds'"),
+            ", 1, 2), ('default', 'live', 'task', ",
+            now!("'+60 seconds'"),
+            ", 1, 2)"
+        ))
+        .execute(&pool)
+        .await
+        .unwrap();
+        let lease = std::time::Duration::from_secs(30);
+        let over = Sqlite::renew(&pool, "default", "over", "task", lease).await;
+        let live = Sqlite::renew(&pool, "default", "live", "task", lease).await;
+        assert_eq!(over.unwrap(), 0, "ran out: lost");
+        assert_eq!(live.unwrap(), 1, "still running: renewed");
+    }
 
     /// A task that begins a transaction and is aborted at any point leaves every pooled
     /// connection out of a transaction and SQLite's write lock free. With sqlx's
