@@ -241,43 +241,22 @@ async fn send_row<DB: Backend>(
     let lease = shared.options.lease;
     let id = Uuid::parse_str(&row.id)
         .map_err(|error| Error::Internal(format!("outbox id {:?}: {error}", row.id)))?;
-    // A send still running when the lease ends could land after another task has looked
-    // for it and sent it again: give up on it before then (outcome unknown, looked up
-    // before the next attempt).
-    let deadline_of = |ends: Instant| ends.checked_sub(lease / 10).unwrap_or(ends);
     let entered = Instant::now();
     let out_of_lease = |what: &str, deadline: Instant| Error::Timeout {
         url: format!("{what} in {} (the row's lease ran out)", row.stream),
         after: deadline.saturating_duration_since(entered),
     };
     if row.outcome_unknown {
-        // Page by page, each read within the lease, renewed between reads: a long stream
-        // is looked through however long it takes, never past a lease another sender
-        // may have taken over.
-        let mut search = lookup::StreamSearch::new(client, &row.stream, row.expected_version, id);
-        let lookup = loop {
-            match keep_lease(shared, &row.stream, owner, lease_ends).await {
-                Ok(true) => {}
-                Ok(false) => return Ok(Step::LeaseLost),
-                Err(error) => break Err(error),
-            }
-            let deadline = deadline_of(*lease_ends);
-            match tokio::time::timeout_at(deadline, search.next_page()).await {
-                Err(_) => break Err(out_of_lease("looking up the row", deadline)),
-                Ok(Err(error)) => break Err(error),
-                Ok(Ok(Some(found))) => break Ok(found),
-                Ok(Ok(None)) => {}
-            }
-        };
-        match lookup {
-            Ok(Some(position)) => {
+        match look_up(shared, row, id, owner, lease_ends).await {
+            Ok(Lookup::Found(position)) => {
                 tracing::info!(
                     stream = %row.stream, %id, position = position.position,
                     "outbox row was already in EventoDB (earlier attempt landed)"
                 );
                 return sent(shared, row, position, unrecorded);
             }
-            Ok(None) => DB::clear_unknown(pool, row.seq).await?,
+            Ok(Lookup::Absent) => DB::clear_unknown(pool, row.seq).await?,
+            Ok(Lookup::LeaseLost) => return Ok(Step::LeaseLost),
             Err(error) => return retry(shared, row, &error, true).await,
         }
     }
@@ -292,7 +271,7 @@ async fn send_row<DB: Backend>(
         Err(error) => return retry(shared, row, &error, false).await,
     }
     let started = Instant::now();
-    let deadline = deadline_of(*lease_ends);
+    let deadline = deadline_of(*lease_ends, lease);
     if started >= deadline {
         // Not started: nothing can have reached EventoDB.
         return retry(
@@ -321,36 +300,41 @@ async fn send_row<DB: Backend>(
         Err(error) if error.is_duplicate_id() || error.is_version_conflict() => {
             // A duplicate id proves an earlier attempt landed; a version conflict may be our
             // own earlier write. Look before deciding.
-            match find_in_stream(shared, row, id).await {
-                Ok(Some(position)) => {
+            match look_up(shared, row, id, owner, lease_ends).await {
+                Ok(Lookup::Found(position)) => {
                     tracing::info!(
                         stream = %row.stream, %id, position = position.position,
                         "outbox row was already in EventoDB (earlier attempt landed)"
                     );
                     sent(shared, row, position, unrecorded)
                 }
-                Ok(None) if error.is_duplicate_id() => {
+                Ok(Lookup::Absent) if error.is_duplicate_id() => {
                     let text = format!(
                         "message id {id} is already used by another stream in the namespace: {error}"
                     );
                     fail(shared, row, &text, false).await
                 }
-                Ok(None) => fail(shared, row, &error.to_string(), false).await,
+                Ok(Lookup::Absent) => fail(shared, row, &error.to_string(), false).await,
+                // Refused, so not written: whoever has the stream now decides.
+                Ok(Lookup::LeaseLost) => Ok(Step::LeaseLost),
                 Err(lookup) => retry(shared, row, &lookup, false).await,
             }
         }
         Err(error @ Error::Decode { .. }) => {
             // A 200 whose body is not a write's result (a proxy, another server version):
             // the write happened, and only the stream can say where.
-            match find_in_stream(shared, row, id).await {
-                Ok(Some(position)) => {
+            match look_up(shared, row, id, owner, lease_ends).await {
+                Ok(Lookup::Found(position)) => {
                     tracing::warn!(
                         stream = %row.stream, %id, position = position.position, error = crate::error::log_field(&error),
                         "outbox row sent; its reply could not be read, so it was looked up"
                     );
                     sent(shared, row, position, unrecorded)
                 }
-                Ok(None) => fail(shared, row, &error.to_string(), false).await,
+                Ok(Lookup::Absent) => fail(shared, row, &error.to_string(), false).await,
+                // Whoever took the stream over looks the row up (the lease's rows are marked
+                // outcome unknown when it is taken).
+                Ok(Lookup::LeaseLost) => Ok(Step::LeaseLost),
                 Err(lookup) => retry(shared, row, &lookup, true).await,
             }
         }
@@ -443,19 +427,64 @@ async fn keep_lease<DB: Backend>(
     }
 }
 
-/// Looks for the row's id in its stream (see [`lookup::find_in_stream`]).
-async fn find_in_stream<DB: Backend>(
+/// A send still running when the lease ends could land after another task has looked for
+/// it and sent it again: each request of the task gives up a tenth of the lease before its
+/// end by the task's clock (outcome unknown, looked up before the next attempt).
+fn deadline_of(lease_ends: Instant, lease: Duration) -> Instant {
+    lease_ends.checked_sub(lease / 10).unwrap_or(lease_ends)
+}
+
+/// What [`look_up`] found.
+enum Lookup {
+    /// The row's id is in its stream, there.
+    Found(WritePosition),
+    /// It is not.
+    Absent,
+    /// The task's lease on the stream passed to another sender before the search ended.
+    LeaseLost,
+}
+
+/// Looks for the row's id in its stream page by page, each read within the task's lease,
+/// renewed between reads: a long stream is looked through however long it takes, never past
+/// a lease another sender may have taken over (whose records this task's would overwrite:
+/// a row parked, or put off, by a task that no longer has it).
+async fn look_up<DB: Backend>(
     shared: &Shared<DB>,
     row: &Claimed,
     id: Uuid,
-) -> Result<Option<WritePosition>> {
-    lookup::find_in_stream(
+    owner: &str,
+    lease_ends: &mut Instant,
+) -> Result<Lookup> {
+    let lease = shared.options.lease;
+    let entered = Instant::now();
+    let mut search = lookup::StreamSearch::new(
         shared.outbox.client(),
         &row.stream,
         row.expected_version,
         id,
-    )
-    .await
+    );
+    loop {
+        if !keep_lease(shared, &row.stream, owner, lease_ends).await? {
+            return Ok(Lookup::LeaseLost);
+        }
+        let deadline = deadline_of(*lease_ends, lease);
+        match tokio::time::timeout_at(deadline, search.next_page()).await {
+            Err(_) => {
+                return Err(Error::Timeout {
+                    url: format!(
+                        "looking up the row in {} (the row's lease ran out)",
+                        row.stream
+                    ),
+                    after: deadline.saturating_duration_since(entered),
+                });
+            }
+            Ok(page) => match page? {
+                Some(Some(position)) => return Ok(Lookup::Found(position)),
+                Some(None) => return Ok(Lookup::Absent),
+                None => {}
+            },
+        }
+    }
 }
 
 /// Capped exponential backoff with jitter: `initial * 2^(attempt-1)`, at most `max`, then a
