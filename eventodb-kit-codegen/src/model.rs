@@ -26,6 +26,8 @@ pub(crate) enum TypeKind {
     Struct(StructDef),
     /// A string enum: variant name and JSON value.
     Enum(Vec<(String, String)>),
+    /// An integer enum: variant name and JSON value.
+    IntEnum(Vec<(String, i64)>),
     /// `oneOf` of objects told apart by a `const` property: the tag and `(variant, value, struct)`.
     Union {
         tag: String,

@@ -404,14 +404,48 @@ fn a_folder_that_does_not_exist_is_an_io_error() {
 }
 
 #[test]
-fn an_enum_of_integers_is_refused_as_such() {
-    let schema = event(r#", "level": { "type": "integer", "enum": [1, 2, 3] }"#, "");
+fn an_enum_of_numbers_is_refused_as_such() {
+    let schema = event(r#", "level": { "type": "number", "enum": [0.5, 1.5] }"#, "");
     one(
         &[("thing.json", &schema)],
         "thing.json",
         "/properties/level/enum",
-        "an `enum` of `integer` values is not supported: enums must list strings",
+        "an `enum` of `number` values is not supported: enums must list strings or integers",
     );
+}
+
+#[test]
+fn bad_integer_enums_are_refused() {
+    for (property, pointer, message) in [
+        (
+            r#"{ "type": "integer", "enum": [1, 2.5] }"#,
+            "/properties/level/enum",
+            "`enum` value 2.5 is not supported in an `integer` enum",
+        ),
+        (
+            r#"{ "type": "integer", "enum": [1, 1] }"#,
+            "/properties/level/enum",
+            "`enum` value 1 is listed twice",
+        ),
+        (
+            r#"{ "type": "integer", "enum": [1, 2], "x-enum-varnames": ["One"] }"#,
+            "/properties/level/x-enum-varnames",
+            "`x-enum-varnames` must list one name (a string) per `enum` value: 2 of them",
+        ),
+        (
+            r#"{ "type": "integer", "enum": [1, 2], "x-enum-varnames": ["Same", "same"] }"#,
+            "/properties/level/enum",
+            "`enum` values clash: two of them become the Rust variant `Same`",
+        ),
+        (
+            r#"{ "type": "integer", "enum": [1, 2], "default": 3 }"#,
+            "/properties/level/default",
+            "`default` is supported for strings, integers, numbers, booleans and enum values",
+        ),
+    ] {
+        let schema = event(&format!(r#", "level": {property}"#), "");
+        one(&[("thing.json", &schema)], "thing.json", pointer, message);
+    }
 }
 
 #[test]

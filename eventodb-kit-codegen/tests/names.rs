@@ -292,3 +292,30 @@ fn a_type_referenced_inside_another_file_is_named_the_same_in_any_file_order() {
     }
     assert_eq!(outputs[0], outputs[1]);
 }
+
+/// An integer enum kept in `$defs`, referenced twice and once nullable: one type, its
+/// variants named by value (`ValueMinus1` for a negative one), `Option` where `null` is
+/// allowed.
+#[test]
+fn integer_enums_are_named_by_value_and_shared() {
+    let schema = event(
+        "LevelSet",
+        "level",
+        r##", "now": { "$ref": "#/$defs/Level" },
+            "before": { "type": ["integer", "null"], "enum": [-1, 1, null] }"##,
+        r#""Level": { "type": "integer", "enum": [-1, 0, 7] }"#,
+    );
+    let code = generate(&[("level.json", &schema)]).expect("generates");
+    for expected in [
+        "pub enum Level {",
+        "ValueMinus1,",
+        "Value0,",
+        "Value7,",
+        "pub now: ::core::option::Option<Level>",
+        "pub before: ::core::option::Option<LevelSetBefore>",
+        "-1 => ::core::result::Result::Ok(Self::ValueMinus1)",
+    ] {
+        assert!(code.contains(expected), "{expected} in:\n{code}");
+    }
+    assert_eq!(code.matches("pub enum Level {").count(), 1);
+}

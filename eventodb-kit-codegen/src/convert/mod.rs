@@ -316,13 +316,18 @@ impl<'a> Converter<'a> {
             "object"
         };
         let (ty, _) = shape::json_type(at)?;
+        let expected = if expected == "string" && ty == "integer" {
+            "integer"
+        } else {
+            expected
+        };
         if expected == "string" && ty != "string" {
-            // Only string enums become Rust enums; saying "`type` must be `string`" would read
-            // as if the `type` were the mistake.
+            // Only string and integer enums become Rust enums; saying "`type` must be
+            // `string`" would read as if the `type` were the mistake.
             return Err(at.err_at(
                 "enum",
                 format!(
-                    "an `enum` of `{ty}` values is not supported: enums must list strings; for a range of numbers use `minimum` and `maximum`"
+                    "an `enum` of `{ty}` values is not supported: enums must list strings or integers; for a range of numbers use `minimum` and `maximum`"
                 ),
             ));
         }
@@ -388,7 +393,11 @@ impl<'a> Converter<'a> {
             return self.union(at, &one_of, name);
         }
         if let Some(values) = at.get("enum") {
-            return string_enum(&values);
+            return if shape::json_type(at)?.0 == "integer" {
+                integer_enum(at, &values)
+            } else {
+                string_enum(&values)
+            };
         }
         self.object(at, name, omit_tag).map(TypeKind::Struct)
     }
@@ -493,6 +502,9 @@ impl<'a> Converter<'a> {
                 Some(TypeKind::Enum(variants)) => variants
                     .iter()
                     .any(|(_, value)| default.value.as_str() == Some(value)),
+                Some(TypeKind::IntEnum(variants)) => variants
+                    .iter()
+                    .any(|(_, value)| default.value.as_i64() == Some(*value)),
                 _ => false,
             },
             _ => false,
@@ -803,6 +815,63 @@ fn string_enum(values: &At<'_>) -> Result<TypeKind> {
         variants.push((name, text.to_owned()));
     }
     Ok(TypeKind::Enum(variants))
+}
+
+/// An integer enum. Its variants are named by `x-enum-varnames` when the schema has it (the
+/// OpenAPI generators' extension, one name per value, in order), otherwise by the values:
+/// `Value1`, `ValueMinus1`.
+fn integer_enum(at: &At<'_>, values: &At<'_>) -> Result<TypeKind> {
+    let Some(items) = values.value.as_array().filter(|items| !items.is_empty()) else {
+        return Err(values.err("`enum` must be a non-empty array"));
+    };
+    // `null` in the list makes the property nullable (its `type` says so too), as in a
+    // string enum: it is no variant.
+    let items: Vec<&Value> = items.iter().filter(|item| !item.is_null()).collect();
+    let names = match at.get("x-enum-varnames") {
+        None => None,
+        Some(names) => {
+            let list = names
+                .value
+                .as_array()
+                .and_then(|list| list.iter().map(Value::as_str).collect::<Option<Vec<_>>>())
+                .filter(|list| list.len() == items.len())
+                .ok_or_else(|| {
+                    names.err(format!(
+                        "`x-enum-varnames` must list one name (a string) per `enum` value: {} of them",
+                        items.len()
+                    ))
+                })?;
+            Some(list)
+        }
+    };
+    let mut variants: Vec<(String, i64)> = Vec::new();
+    for (index, item) in items.iter().enumerate() {
+        let Some(value) = item.as_i64() else {
+            return Err(values.err(format!(
+                "`enum` value {item} is not supported in an `integer` enum: list integers (from -2^63 to 2^63 - 1)"
+            )));
+        };
+        if variants.iter().any(|(_, other)| *other == value) {
+            return Err(values.err(format!("`enum` value {value} is listed twice")));
+        }
+        let name = match &names {
+            Some(names) => naming::variant_ident(names[index]).ok_or_else(|| {
+                values.err(format!(
+                    "`x-enum-varnames` name \"{}\" has no ASCII letter or digit to name a Rust variant",
+                    names[index]
+                ))
+            })?,
+            None if value < 0 => format!("ValueMinus{}", value.unsigned_abs()),
+            None => format!("Value{value}"),
+        };
+        if variants.iter().any(|(other, _)| *other == name) {
+            return Err(values.err(format!(
+                "`enum` values clash: two of them become the Rust variant `{name}`"
+            )));
+        }
+        variants.push((name, value));
+    }
+    Ok(TypeKind::IntEnum(variants))
 }
 
 fn tag_value(target: &At<'_>, property: &str) -> Option<String> {

@@ -197,6 +197,7 @@ impl Emitter<'_> {
                     pub enum #name { #(#variants)* }
                 }
             }
+            TypeKind::IntEnum(variants) => self.integer_enum(&name, &doc, variants),
             TypeKind::Union { tag, variants } => {
                 let variants = variants.iter().map(|variant| {
                     let name = ident(&variant.name);
@@ -293,6 +294,11 @@ impl Emitter<'_> {
                         let name = ident(name);
                         quote!(#name::#variant)
                     }
+                    (Ty::Named { name, .. }, Value::Number(number)) => {
+                        let variant = self.integer_enum_variant(name, number.as_i64());
+                        let name = ident(name);
+                        quote!(#name::#variant)
+                    }
                     (_, value) => json::literal(value, &field.shape.ty),
                 };
                 Some(quote!(fn #name() -> #ty { #expr }))
@@ -303,6 +309,93 @@ impl Emitter<'_> {
         }
         let name = ident(&def.name);
         quote!(#[allow(dead_code)] impl #name { #(#fns)* })
+    }
+
+    /// An integer enum: serde's derives write a unit variant as its name, so the value is
+    /// written and read by hand, and the schemars schema says what the JSON holds.
+    fn integer_enum(
+        &self,
+        name: &Ident,
+        doc: &TokenStream,
+        variants: &[(String, i64)],
+    ) -> TokenStream {
+        let idents: Vec<Ident> = variants.iter().map(|(variant, _)| ident(variant)).collect();
+        let values: Vec<proc_macro2::Literal> = variants
+            .iter()
+            .map(|(_, value)| proc_macro2::Literal::i64_unsuffixed(*value))
+            .collect();
+        let docs = variants.iter().map(|(_, value)| format!(" `{value}`"));
+        let listed = variants
+            .iter()
+            .map(|(_, value)| value.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let refused = format!("{{}} is not one of the values of `{name}`: {listed}");
+        let type_name = name.to_string();
+        let user = derives::user_derives(self.derives, derives::ENUM_EXTRA);
+        quote! {
+            #doc
+            #[derive(Debug, Clone, PartialEq, Copy, Eq, Hash, #(#user,)*)]
+            #[allow(dead_code, clippy::enum_variant_names)]
+            pub enum #name { #(#[doc = #docs] #idents,)* }
+
+            #[allow(dead_code)]
+            impl #name {
+                /// The JSON value.
+                pub const fn value(self) -> i64 {
+                    match self { #(Self::#idents => #values,)* }
+                }
+            }
+
+            impl __eventodb_serde::Serialize for #name {
+                fn serialize<S: __eventodb_serde::Serializer>(
+                    &self,
+                    serializer: S,
+                ) -> ::core::result::Result<S::Ok, S::Error> {
+                    serializer.serialize_i64(self.value())
+                }
+            }
+
+            impl<'de> __eventodb_serde::Deserialize<'de> for #name {
+                fn deserialize<D: __eventodb_serde::Deserializer<'de>>(
+                    deserializer: D,
+                ) -> ::core::result::Result<Self, D::Error> {
+                    match <i64 as __eventodb_serde::Deserialize>::deserialize(deserializer)? {
+                        #(#values => ::core::result::Result::Ok(Self::#idents),)*
+                        other => ::core::result::Result::Err(
+                            <D::Error as __eventodb_serde::de::Error>::custom(
+                                ::core::format_args!(#refused, other),
+                            ),
+                        ),
+                    }
+                }
+            }
+
+            impl __eventodb_schemars::JsonSchema for #name {
+                fn schema_name() -> ::std::borrow::Cow<'static, str> {
+                    ::std::borrow::Cow::Borrowed(#type_name)
+                }
+
+                fn json_schema(
+                    _: &mut __eventodb_schemars::SchemaGenerator,
+                ) -> __eventodb_schemars::Schema {
+                    __eventodb_schemars::json_schema!({ "type": "integer", "enum": [#(#values),*] })
+                }
+            }
+        }
+    }
+
+    fn integer_enum_variant(&self, name: &str, value: Option<i64>) -> Ident {
+        let Some(TypeKind::IntEnum(variants)) = self.model.types.get(name).map(|def| &def.kind)
+        else {
+            unreachable!("checked when converting the default")
+        };
+        let variant = variants
+            .iter()
+            .find(|(_, json)| Some(*json) == value)
+            .map(|(variant, _)| variant.as_str())
+            .unwrap_or_default();
+        ident(variant)
     }
 
     fn enum_variant(&self, name: &str, value: &str) -> Ident {

@@ -24,7 +24,7 @@ pub(super) fn checked_types(model: &Model) -> BTreeMap<String, bool> {
                     .fields
                     .iter()
                     .any(|f| shape_has_checks(&f.shape, &checked)),
-                TypeKind::Enum(_) => false,
+                TypeKind::Enum(_) | TypeKind::IntEnum(_) => false,
                 TypeKind::Union { variants, .. } => variants
                     .iter()
                     .any(|v| checked.get(&v.payload).copied().unwrap_or(false)),
@@ -101,7 +101,7 @@ impl Emitter<'_> {
                     }
                 }
             }
-            TypeKind::Enum(_) => TokenStream::new(),
+            TypeKind::Enum(_) | TypeKind::IntEnum(_) => TokenStream::new(),
         };
         let name = ident(&def.name);
         quote! {

@@ -284,6 +284,14 @@ pub struct KitchenSinkRecorded {
     #[serde(deserialize_with = "__eventodb_codegen::deserialize_nullable")]
     #[schemars(required, transform = __eventodb_codegen::add_null)]
     pub nullable_required: ::core::option::Option<::std::string::String>,
+    /// An integer enum whose variants `x-enum-varnames` names.
+    #[serde(
+        default,
+        skip_serializing_if = "::core::option::Option::is_none",
+        deserialize_with = "__eventodb_codegen::deserialize_some"
+    )]
+    #[schemars(with = "KitchenSinkRecordedOffset")]
+    pub offset: ::core::option::Option<KitchenSinkRecordedOffset>,
     /// The `on` property.
     #[serde(
         default,
@@ -292,6 +300,9 @@ pub struct KitchenSinkRecorded {
     )]
     #[schemars(with = "__eventodb::__private::chrono::NaiveDate")]
     pub on: ::core::option::Option<__eventodb::__private::chrono::NaiveDate>,
+    /// An integer enum with a default: variants named by value.
+    #[serde(default = "KitchenSinkRecorded::__default_priority")]
+    pub priority: KitchenSinkRecordedPriority,
     /// The `ratio` property.
     #[schemars(
         extend("exclusiveMaximum" = 1, "exclusiveMinimum" = 0, "multipleOf" = 0.25)
@@ -394,6 +405,9 @@ impl KitchenSinkRecorded {
     }
     fn __default_level() -> KitchenSinkRecordedLevel {
         KitchenSinkRecordedLevel::Medium
+    }
+    fn __default_priority() -> KitchenSinkRecordedPriority {
+        KitchenSinkRecordedPriority::Value2
     }
     fn __default_retries() -> u64 {
         3u64
@@ -710,6 +724,132 @@ impl KitchenSinkRecordedNestedDeep {
         if let ::core::option::Option::Some(value) = &self.value {
             __eventodb_codegen::max_length(violations, pointer, "/value", value, 3);
         }
+    }
+}
+/// An integer enum whose variants `x-enum-varnames` names.
+///
+/// Generated from `kitchen_sink.json#/properties/offset`.
+#[derive(Debug, Clone, PartialEq, Copy, Eq, Hash)]
+#[allow(dead_code, clippy::enum_variant_names)]
+pub enum KitchenSinkRecordedOffset {
+    /// `-1`
+    Before,
+    /// `0`
+    Same,
+    /// `1`
+    After,
+}
+#[allow(dead_code)]
+impl KitchenSinkRecordedOffset {
+    /// The JSON value.
+    pub const fn value(self) -> i64 {
+        match self {
+            Self::Before => -1,
+            Self::Same => 0,
+            Self::After => 1,
+        }
+    }
+}
+impl __eventodb_serde::Serialize for KitchenSinkRecordedOffset {
+    fn serialize<S: __eventodb_serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::core::result::Result<S::Ok, S::Error> {
+        serializer.serialize_i64(self.value())
+    }
+}
+impl<'de> __eventodb_serde::Deserialize<'de> for KitchenSinkRecordedOffset {
+    fn deserialize<D: __eventodb_serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::core::result::Result<Self, D::Error> {
+        match <i64 as __eventodb_serde::Deserialize>::deserialize(deserializer)? {
+            -1 => ::core::result::Result::Ok(Self::Before),
+            0 => ::core::result::Result::Ok(Self::Same),
+            1 => ::core::result::Result::Ok(Self::After),
+            other => {
+                ::core::result::Result::Err(
+                    <D::Error as __eventodb_serde::de::Error>::custom(
+                        ::core::format_args!(
+                            "{} is not one of the values of `KitchenSinkRecordedOffset`: -1, 0, 1",
+                            other
+                        ),
+                    ),
+                )
+            }
+        }
+    }
+}
+impl __eventodb_schemars::JsonSchema for KitchenSinkRecordedOffset {
+    fn schema_name() -> ::std::borrow::Cow<'static, str> {
+        ::std::borrow::Cow::Borrowed("KitchenSinkRecordedOffset")
+    }
+    fn json_schema(
+        _: &mut __eventodb_schemars::SchemaGenerator,
+    ) -> __eventodb_schemars::Schema {
+        __eventodb_schemars::json_schema!({ "type" : "integer", "enum" : [- 1, 0, 1] })
+    }
+}
+/// An integer enum with a default: variants named by value.
+///
+/// Generated from `kitchen_sink.json#/properties/priority`.
+#[derive(Debug, Clone, PartialEq, Copy, Eq, Hash)]
+#[allow(dead_code, clippy::enum_variant_names)]
+pub enum KitchenSinkRecordedPriority {
+    /// `1`
+    Value1,
+    /// `2`
+    Value2,
+    /// `3`
+    Value3,
+}
+#[allow(dead_code)]
+impl KitchenSinkRecordedPriority {
+    /// The JSON value.
+    pub const fn value(self) -> i64 {
+        match self {
+            Self::Value1 => 1,
+            Self::Value2 => 2,
+            Self::Value3 => 3,
+        }
+    }
+}
+impl __eventodb_serde::Serialize for KitchenSinkRecordedPriority {
+    fn serialize<S: __eventodb_serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::core::result::Result<S::Ok, S::Error> {
+        serializer.serialize_i64(self.value())
+    }
+}
+impl<'de> __eventodb_serde::Deserialize<'de> for KitchenSinkRecordedPriority {
+    fn deserialize<D: __eventodb_serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::core::result::Result<Self, D::Error> {
+        match <i64 as __eventodb_serde::Deserialize>::deserialize(deserializer)? {
+            1 => ::core::result::Result::Ok(Self::Value1),
+            2 => ::core::result::Result::Ok(Self::Value2),
+            3 => ::core::result::Result::Ok(Self::Value3),
+            other => {
+                ::core::result::Result::Err(
+                    <D::Error as __eventodb_serde::de::Error>::custom(
+                        ::core::format_args!(
+                            "{} is not one of the values of `KitchenSinkRecordedPriority`: 1, 2, 3",
+                            other
+                        ),
+                    ),
+                )
+            }
+        }
+    }
+}
+impl __eventodb_schemars::JsonSchema for KitchenSinkRecordedPriority {
+    fn schema_name() -> ::std::borrow::Cow<'static, str> {
+        ::std::borrow::Cow::Borrowed("KitchenSinkRecordedPriority")
+    }
+    fn json_schema(
+        _: &mut __eventodb_schemars::SchemaGenerator,
+    ) -> __eventodb_schemars::Schema {
+        __eventodb_schemars::json_schema!({ "type" : "integer", "enum" : [1, 2, 3] })
     }
 }
 /// A draft-07 event with `definitions` and a compound stream.

@@ -257,3 +257,43 @@ fn nullable_references_decode_null() {
         json!({ "id": "n4", "plan": null, "home": null, "work": null, "holiday": { "name": "" } });
     assert!(NullableRefsSet::decode(&empty).is_err());
 }
+
+#[test]
+fn integer_enums_read_and_write_their_numbers() {
+    use eventodb_kit_codegen_user::golden::basics::{
+        KitchenSinkRecorded, KitchenSinkRecordedOffset, KitchenSinkRecordedPriority,
+    };
+    let base = json!({
+        "sink_id": 7, "name": "abc", "count": 3, "ratio": 0.5, "flag": true,
+        "nullable_required": null
+    });
+    let with = |extra: serde_json::Value| {
+        let mut data = base.clone();
+        data.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        data
+    };
+    // Absent: the default (2); the optional one stays absent on the way back.
+    let event = KitchenSinkRecorded::decode(&base).expect("valid");
+    assert_eq!(event.priority, KitchenSinkRecordedPriority::Value2);
+    assert_eq!(event.offset, None);
+    let written = serde_json::to_value(&event).unwrap();
+    assert_eq!(written["priority"], json!(2));
+    assert!(written.get("offset").is_none());
+    // Named by `x-enum-varnames`, written as the number.
+    let event =
+        KitchenSinkRecorded::decode(&with(json!({ "priority": 3, "offset": -1 }))).expect("valid");
+    assert_eq!(event.priority.value(), 3);
+    assert_eq!(event.offset, Some(KitchenSinkRecordedOffset::Before));
+    assert_eq!(serde_json::to_value(&event).unwrap()["offset"], json!(-1));
+    // A number that is not listed, and a name instead of a number, are refused.
+    let error = KitchenSinkRecorded::decode(&with(json!({ "priority": 4 }))).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("4 is not one of the values of `KitchenSinkRecordedPriority`: 1, 2, 3"),
+        "{error}"
+    );
+    assert!(KitchenSinkRecorded::decode(&with(json!({ "priority": "Value3" }))).is_err());
+}
