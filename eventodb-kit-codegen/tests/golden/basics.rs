@@ -300,7 +300,13 @@ pub struct KitchenSinkRecorded {
     )]
     #[schemars(with = "__eventodb::__private::chrono::NaiveDate")]
     pub on: ::core::option::Option<__eventodb::__private::chrono::NaiveDate>,
-    /// An integer enum with a default: variants named by value.
+    /// An integer enum with a default: variants named by value. An indented block, which rustdoc would otherwise run as a doctest:
+    ///
+    /// ```text
+    /// {"priority": 3}
+    /// ```
+    ///
+    /// after it.
     #[serde(default = "KitchenSinkRecorded::__default_priority")]
     pub priority: KitchenSinkRecordedPriority,
     /// The `ratio` property.
@@ -789,7 +795,13 @@ impl __eventodb_schemars::JsonSchema for KitchenSinkRecordedOffset {
         __eventodb_schemars::json_schema!({ "type" : "integer", "enum" : [- 1, 0, 1] })
     }
 }
-/// An integer enum with a default: variants named by value.
+/// An integer enum with a default: variants named by value. An indented block, which rustdoc would otherwise run as a doctest:
+///
+/// ```text
+/// {"priority": 3}
+/// ```
+///
+/// after it.
 ///
 /// Generated from `kitchen_sink.json#/properties/priority`.
 #[derive(Debug, Clone, PartialEq, Copy, Eq, Hash)]
