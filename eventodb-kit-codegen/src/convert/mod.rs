@@ -856,7 +856,8 @@ fn integer_enum(at: &At<'_>, values: &At<'_>) -> Result<TypeKind> {
         }
         let name = match &names {
             Some(names) => naming::variant_ident(names[index]).ok_or_else(|| {
-                values.err(format!(
+                let at_names = at.get("x-enum-varnames").unwrap_or_else(|| values.clone());
+                at_names.err(format!(
                     "`x-enum-varnames` name \"{}\" has no ASCII letter or digit to name a Rust variant",
                     names[index]
                 ))

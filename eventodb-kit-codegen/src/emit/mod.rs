@@ -324,6 +324,12 @@ impl Emitter<'_> {
             .iter()
             .map(|(_, value)| proc_macro2::Literal::i64_unsuffixed(*value))
             .collect();
+        // Typed: inside `json_schema!` an untyped literal is an `i32`, and one past its range
+        // would not compile.
+        let typed: Vec<TokenStream> = variants
+            .iter()
+            .map(|(_, value)| json::int(*value))
+            .collect();
         let docs = variants.iter().map(|(_, value)| format!(" `{value}`"));
         let listed = variants
             .iter()
@@ -376,10 +382,14 @@ impl Emitter<'_> {
                     ::std::borrow::Cow::Borrowed(#type_name)
                 }
 
+                fn schema_id() -> ::std::borrow::Cow<'static, str> {
+                    ::std::borrow::Cow::Borrowed(::core::concat!(::core::module_path!(), "::", #type_name))
+                }
+
                 fn json_schema(
                     _: &mut __eventodb_schemars::SchemaGenerator,
                 ) -> __eventodb_schemars::Schema {
-                    __eventodb_schemars::json_schema!({ "type": "integer", "enum": [#(#values),*] })
+                    __eventodb_schemars::json_schema!({ "type": "integer", "enum": [#(#typed),*] })
                 }
             }
         }

@@ -159,6 +159,14 @@ pub struct KitchenSinkRecorded {
     pub at: ::core::option::Option<
         __eventodb::__private::chrono::DateTime<__eventodb::__private::chrono::Utc>,
     >,
+    /// An integer enum past the range of `i32`, with both ends of `i64`.
+    #[serde(
+        default,
+        skip_serializing_if = "::core::option::Option::is_none",
+        deserialize_with = "__eventodb_codegen::deserialize_some"
+    )]
+    #[schemars(with = "KitchenSinkRecordedBig")]
+    pub big: ::core::option::Option<KitchenSinkRecordedBig>,
     /// The `camelCase` property.
     #[serde(rename = "camelCase")]
     #[serde(
@@ -621,6 +629,81 @@ impl KitchenSinkRecorded {
         __eventodb_codegen::finish(violations)
     }
 }
+/// An integer enum past the range of `i32`, with both ends of `i64`.
+///
+/// Generated from `kitchen_sink.json#/properties/big`.
+#[derive(Debug, Clone, PartialEq, Copy, Eq, Hash)]
+#[allow(dead_code, clippy::enum_variant_names)]
+pub enum KitchenSinkRecordedBig {
+    /// `3000000000`
+    Value3000000000,
+    /// `-9223372036854775808`
+    ValueMinus9223372036854775808,
+    /// `9223372036854775807`
+    Value9223372036854775807,
+}
+#[allow(dead_code)]
+impl KitchenSinkRecordedBig {
+    /// The JSON value.
+    pub const fn value(self) -> i64 {
+        match self {
+            Self::Value3000000000 => 3000000000,
+            Self::ValueMinus9223372036854775808 => -9223372036854775808,
+            Self::Value9223372036854775807 => 9223372036854775807,
+        }
+    }
+}
+impl __eventodb_serde::Serialize for KitchenSinkRecordedBig {
+    fn serialize<S: __eventodb_serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::core::result::Result<S::Ok, S::Error> {
+        serializer.serialize_i64(self.value())
+    }
+}
+impl<'de> __eventodb_serde::Deserialize<'de> for KitchenSinkRecordedBig {
+    fn deserialize<D: __eventodb_serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::core::result::Result<Self, D::Error> {
+        match <i64 as __eventodb_serde::Deserialize>::deserialize(deserializer)? {
+            3000000000 => ::core::result::Result::Ok(Self::Value3000000000),
+            -9223372036854775808 => {
+                ::core::result::Result::Ok(Self::ValueMinus9223372036854775808)
+            }
+            9223372036854775807 => {
+                ::core::result::Result::Ok(Self::Value9223372036854775807)
+            }
+            other => {
+                ::core::result::Result::Err(
+                    <D::Error as __eventodb_serde::de::Error>::custom(
+                        ::core::format_args!(
+                            "{} is not one of the values of `KitchenSinkRecordedBig`: 3000000000, -9223372036854775808, 9223372036854775807",
+                            other
+                        ),
+                    ),
+                )
+            }
+        }
+    }
+}
+impl __eventodb_schemars::JsonSchema for KitchenSinkRecordedBig {
+    fn schema_name() -> ::std::borrow::Cow<'static, str> {
+        ::std::borrow::Cow::Borrowed("KitchenSinkRecordedBig")
+    }
+    fn schema_id() -> ::std::borrow::Cow<'static, str> {
+        ::std::borrow::Cow::Borrowed(
+            ::core::concat!(::core::module_path!(), "::", "KitchenSinkRecordedBig"),
+        )
+    }
+    fn json_schema(
+        _: &mut __eventodb_schemars::SchemaGenerator,
+    ) -> __eventodb_schemars::Schema {
+        __eventodb_schemars::json_schema!(
+            { "type" : "integer", "enum" : [3000000000i64, i64::MIN,
+            9223372036854775807i64] }
+        )
+    }
+}
 /// The `KitchenSinkRecordedLevel` type.
 ///
 /// Generated from `kitchen_sink.json#/properties/level`.
@@ -789,10 +872,17 @@ impl __eventodb_schemars::JsonSchema for KitchenSinkRecordedOffset {
     fn schema_name() -> ::std::borrow::Cow<'static, str> {
         ::std::borrow::Cow::Borrowed("KitchenSinkRecordedOffset")
     }
+    fn schema_id() -> ::std::borrow::Cow<'static, str> {
+        ::std::borrow::Cow::Borrowed(
+            ::core::concat!(::core::module_path!(), "::", "KitchenSinkRecordedOffset"),
+        )
+    }
     fn json_schema(
         _: &mut __eventodb_schemars::SchemaGenerator,
     ) -> __eventodb_schemars::Schema {
-        __eventodb_schemars::json_schema!({ "type" : "integer", "enum" : [- 1, 0, 1] })
+        __eventodb_schemars::json_schema!(
+            { "type" : "integer", "enum" : [- 1i64, 0i64, 1i64] }
+        )
     }
 }
 /// An integer enum with a default: variants named by value. An indented block, which rustdoc would otherwise run as a doctest:
@@ -858,10 +948,17 @@ impl __eventodb_schemars::JsonSchema for KitchenSinkRecordedPriority {
     fn schema_name() -> ::std::borrow::Cow<'static, str> {
         ::std::borrow::Cow::Borrowed("KitchenSinkRecordedPriority")
     }
+    fn schema_id() -> ::std::borrow::Cow<'static, str> {
+        ::std::borrow::Cow::Borrowed(
+            ::core::concat!(::core::module_path!(), "::", "KitchenSinkRecordedPriority"),
+        )
+    }
     fn json_schema(
         _: &mut __eventodb_schemars::SchemaGenerator,
     ) -> __eventodb_schemars::Schema {
-        __eventodb_schemars::json_schema!({ "type" : "integer", "enum" : [1, 2, 3] })
+        __eventodb_schemars::json_schema!(
+            { "type" : "integer", "enum" : [1i64, 2i64, 3i64] }
+        )
     }
 }
 /// A draft-07 event with `definitions` and a compound stream.
