@@ -68,6 +68,10 @@ pub struct Subscription {
     reconnect: Option<Reconnect>,
 }
 
+/// The shortest first wait of [`Subscription::reconnect`]: shorter, a server refusing every
+/// connection would be asked again about as fast as the timer runs.
+const MIN_RECONNECT_WAIT: Duration = Duration::from_millis(1);
+
 /// How a [`Subscription::reconnect`] subscription waits before it connects again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Reconnect {
@@ -123,8 +127,11 @@ impl Subscription {
     /// connection starts after the last poke received (see
     /// [`PokeStream::resume_subscription`]), so the server's catch-up pokes cover what was
     /// written meanwhile (up to its 1000). Errors that waiting cannot mend (a refused token,
-    /// bad parameters) still end the stream, after the error item. Before the first poke a
-    /// subscription without a [`position`](Self::position) resumes live only, as it began.
+    /// bad parameters) still end the stream, after the error item. The waits start again
+    /// from `initial` once a poke arrives. Before the first poke a subscription without a
+    /// [`position`](Self::position) resumes live only, as it began. An `all` subscription's
+    /// first connection is made by [`Client::subscribe`] itself, which returns its error;
+    /// the reconnects after it are bounded by the request timeout.
     ///
     /// ```
     /// use std::time::Duration;
@@ -189,10 +196,10 @@ impl Subscription {
             _ => {}
         }
         if let Some(Reconnect { initial, max }) = self.reconnect
-            && (initial.is_zero() || max < initial)
+            && (initial < MIN_RECONNECT_WAIT || max < initial)
         {
             return Err(Error::InvalidArgument(format!(
-                "reconnect waits must be more than zero and the longest at least the first, not {initial:?} then up to {max:?}"
+                "reconnect waits must be at least {MIN_RECONNECT_WAIT:?} and the longest at least the first, not {initial:?} then up to {max:?}"
             )));
         }
         if let Some(group) = &self.consumer_group {
@@ -262,7 +269,7 @@ impl Client {
         let url = subscription.url(self)?;
         let url_str = url.to_string();
         tracing::debug!(url = %url_str, "subscribing");
-        let handle = connect(self.clone(), url, url_str.clone());
+        let handle = connect(self.clone(), url, url_str.clone(), None);
         let mut pokes = PokeStream {
             state: State::Connecting(handle),
             parser: SseParser::new(),
@@ -295,11 +302,13 @@ impl Client {
 }
 
 /// Starts the `/subscribe` request in the background: the response once the server sends
-/// its headers (for a stream or category subscription, with the first poke), or why not.
+/// its headers (for a stream or category subscription, with the first poke), or why not;
+/// a [`Error::Timeout`] after `timeout`, if given, without them.
 fn connect(
     client: Client,
     url: reqwest::Url,
     task_url: String,
+    timeout: Option<Duration>,
 ) -> JoinHandle<Result<reqwest::Response>> {
     tokio::spawn(async move {
         let mut request = client
@@ -310,10 +319,19 @@ fn connect(
         if let Some(auth) = &client.inner.auth {
             request = request.header(AUTHORIZATION, auth.clone());
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| client.map_transport(&task_url, e))?;
+        let sending = request.send();
+        let sent = match timeout {
+            Some(after) => {
+                tokio::time::timeout(after, sending)
+                    .await
+                    .map_err(|_| Error::Timeout {
+                        url: task_url.clone(),
+                        after,
+                    })?
+            }
+            None => sending.await,
+        };
+        let response = sent.map_err(|e| client.map_transport(&task_url, e))?;
         let status = response.status().as_u16();
         let event_stream = response
             .headers()
@@ -433,14 +451,19 @@ impl PokeStream {
         }
     }
 
-    /// Starts the next connection, after the last poke received.
+    /// Starts the next connection, after the last poke received. An `all` subscription's
+    /// server answers at once (`: ready`), so its connect is bounded by the request timeout,
+    /// as the first one is: a server that takes the connection and says nothing is tried
+    /// again.
     fn reconnect(&mut self) {
         let resume = self.resume_subscription();
         match resume.url(&self.client) {
             Ok(url) => {
                 self.url = url.to_string();
                 self.parser = SseParser::new();
-                self.state = State::Connecting(connect(self.client.clone(), url, self.url.clone()));
+                let timeout = resume.is_all().then_some(self.client.inner.request_timeout);
+                self.state =
+                    State::Connecting(connect(self.client.clone(), url, self.url.clone(), timeout));
             }
             Err(error) => {
                 self.state = State::Done;
@@ -468,6 +491,7 @@ impl PokeStream {
             match serde_json::from_str::<Poke>(&event.data) {
                 Ok(poke) => {
                     tracing::trace!(stream = %poke.stream, position = poke.position, global_position = poke.global_position, "poke");
+                    self.failures = 0;
                     self.last = Some(poke.clone());
                     self.queue.push_back(Ok(poke));
                 }
@@ -502,7 +526,9 @@ impl Stream for PokeStream {
                             if this.failures > 0 {
                                 tracing::info!(url = %this.url, "subscription reconnected");
                             }
-                            this.failures = 0;
+                            // The backoff starts again with the next poke, not here: a
+                            // server that takes the connection and drops it at once would
+                            // be asked again after the first wait every time.
                             this.state = State::Streaming(Box::pin(response.bytes_stream()));
                         }
                         Ok(Err(error)) => this.connection_ended(Some(error)),
@@ -553,6 +579,9 @@ mod tests {
             Subscription::stream("s").reconnect(Duration::ZERO, ms(10))
         ));
         assert!(refused(Subscription::stream("s").reconnect(ms(10), ms(5))));
+        assert!(refused(
+            Subscription::stream("s").reconnect(Duration::from_nanos(1), ms(10))
+        ));
         let fine = Subscription::category("c").reconnect(ms(10), ms(10));
         assert!(fine.validate().is_ok() && fine.reconnects());
         assert!(!Subscription::all().reconnects());
