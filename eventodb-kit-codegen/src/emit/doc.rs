@@ -22,85 +22,162 @@ pub(super) fn doc_lines(text: &str) -> TokenStream {
     quote!(#(#lines)*)
 }
 
-/// The lines of `text`, each opening fence that rustdoc would test relabeled `text`, and
-/// each indented code block fenced as `text`.
+/// The lines of `text`, each opening fence that rustdoc would test relabeled `text`, each
+/// indented code block fenced as `text`, and where an indented line could still start a
+/// code block (in a list or a block quote, where it may also continue an item), its
+/// indentation made of no-break spaces, which Markdown does not count as indentation.
 fn no_doctests(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     // The open fence: its character and length (a closing fence is at least as long).
     let mut open: Option<(char, usize)> = None;
-    // Inside an indented code block fenced here, with the blank lines not yet known to be
-    // inside it (a block ends at its last indented line).
-    let mut indented = false;
+    // An indented code block being read (its lines without the indentation), with the blank
+    // lines not yet known to be inside it (a block ends at its last indented line).
+    let mut block: Option<Vec<String>> = None;
     let mut blanks = 0;
-    // Markdown context outside fences: an indented block starts only after a blank line (or
-    // at the start), and not in a list, where indented lines continue an item.
-    let mut after_blank = true;
+    // What the previous line outside fences was: a paragraph line goes on with an indented
+    // line; after anything else (the start, a blank line, a heading, a fence) an indented
+    // line starts a code block.
+    let mut after_paragraph = false;
+    // In a list, where indented lines may continue an item.
     let mut in_list = false;
     for line in text.lines() {
-        let blank = line.trim().is_empty();
-        if indented {
-            if blank {
+        let (quote, rest) = split_quote(line);
+        let blank = rest.trim().is_empty();
+        if let Some(lines) = &mut block {
+            if blank && quote.is_empty() {
                 blanks += 1;
                 continue;
             }
-            if let Some(code) = code_line(line) {
-                out.extend(std::iter::repeat_n(String::new(), blanks));
+            if quote.is_empty()
+                && let Some(code) = code_line(rest)
+            {
+                lines.extend(std::iter::repeat_n(String::new(), blanks));
+                lines.push(code);
                 blanks = 0;
-                out.push(code.to_owned());
                 continue;
             }
-            out.push("```".to_owned());
+            out.extend(fenced(block.take().unwrap_or_default()));
             out.extend(std::iter::repeat_n(String::new(), blanks));
-            after_blank = blanks > 0;
+            after_paragraph = false;
             blanks = 0;
-            indented = false;
         }
-        if open.is_none()
-            && after_blank
-            && !in_list
-            && let Some(code) = code_line(line).filter(|code| !code.trim().is_empty())
-        {
-            out.push("```text".to_owned());
-            out.push(code.to_owned());
-            indented = true;
+        if let Some((open_ch, open_len)) = open {
+            if let Some((ch, len, info)) = fence(rest.trim_start())
+                && ch == open_ch
+                && len >= open_len
+                && info.is_empty()
+            {
+                open = None;
+                after_paragraph = false;
+            }
+            out.push(line.to_owned());
             continue;
         }
-        let trimmed = line.trim_start();
-        let indent = &line[..line.len() - trimmed.len()];
-        match (fence(trimmed), open) {
-            (Some((ch, len, info)), Some((open_ch, open_len))) => {
-                if ch == open_ch && len >= open_len && info.is_empty() {
-                    open = None;
-                }
+        let trimmed = rest.trim_start();
+        let indent = &rest[..rest.len() - trimmed.len()];
+        if let Some((ch, len, info)) = fence(trimmed).filter(|_| columns(indent) < 4) {
+            open = Some((ch, len));
+            if is_rust(info) {
+                let marker: String = std::iter::repeat_n(ch, len).collect();
+                out.push(format!("{quote}{indent}{marker}text"));
+            } else {
                 out.push(line.to_owned());
             }
-            (Some((ch, len, info)), None) => {
-                open = Some((ch, len));
-                if is_rust(info) {
-                    let marker: String = std::iter::repeat_n(ch, len).collect();
-                    out.push(format!("{indent}{marker}text"));
-                } else {
-                    out.push(line.to_owned());
-                }
+            after_paragraph = false;
+            continue;
+        }
+        if !blank && !after_paragraph && columns(indent) >= 4 {
+            if quote.is_empty() && !in_list {
+                block = code_line(rest).map(|code| vec![code]);
+                continue;
             }
-            (None, _) => out.push(line.to_owned()),
+            // In a list or a quote: code, or an item's continuation. No-break spaces keep
+            // the text where it was and make it no code.
+            out.push(format!(
+                "{quote}{}{trimmed}",
+                "\u{a0}".repeat(columns(indent))
+            ));
+            after_paragraph = true;
+            continue;
         }
-        if open.is_none() && !blank {
-            in_list = list_item(trimmed) || (in_list && !indent.is_empty());
+        out.push(line.to_owned());
+        if !blank {
+            in_list = list_item(trimmed) || (in_list && (!indent.is_empty() || after_paragraph));
         }
-        after_blank = blank;
+        after_paragraph = !blank && !heading_or_break(trimmed);
     }
-    if indented {
-        out.push("```".to_owned());
+    if let Some(lines) = block {
+        out.extend(fenced(lines));
         out.extend(std::iter::repeat_n(String::new(), blanks));
     }
     out
 }
 
-/// The content of a line of an indented code block (four spaces or a tab in), if it is one.
-fn code_line(line: &str) -> Option<&str> {
-    line.strip_prefix("    ")
-        .or_else(|| line.strip_prefix('\t'))
+/// An indented code block's lines in a `text` fence longer than any run of backticks that
+/// starts one of them (which would close a shorter fence).
+fn fenced(lines: Vec<String>) -> Vec<String> {
+    let longest = lines
+        .iter()
+        .map(|line| line.trim_start().chars().take_while(|c| *c == '`').count())
+        .max()
+        .unwrap_or(0);
+    let marker = "`".repeat(longest.max(2) + 1);
+    let mut out = Vec::with_capacity(lines.len() + 2);
+    out.push(format!("{marker}text"));
+    out.extend(lines);
+    out.push(marker);
+    out
+}
+
+/// A line split into its block quote markers (`> `, repeated) and the rest.
+fn split_quote(line: &str) -> (&str, &str) {
+    let mut at = 0;
+    loop {
+        let rest = &line[at..];
+        let spaces = rest.len() - rest.trim_start_matches(' ').len();
+        if spaces > 3 || !rest[spaces..].starts_with('>') {
+            return (&line[..at], rest);
+        }
+        at += spaces + 1;
+        if line[at..].starts_with(' ') {
+            at += 1;
+        }
+    }
+}
+
+/// How many columns the leading whitespace `indent` reaches (tabs stop every four).
+fn columns(indent: &str) -> usize {
+    indent.chars().fold(0, |column, c| match c {
+        '\t' => (column / 4 + 1) * 4,
+        _ => column + 1,
+    })
+}
+
+/// The content of a line of an indented code block: the line less four columns of its
+/// indentation, if it has them.
+fn code_line(line: &str) -> Option<String> {
+    let trimmed = line.trim_start_matches([' ', '\t']);
+    let indent = columns(&line[..line.len() - trimmed.len()]);
+    (indent >= 4).then(|| format!("{}{trimmed}", " ".repeat(indent - 4)))
+}
+
+/// Whether a line (without its indentation) is a heading (`# ...`, or a setext underline)
+/// or a thematic break: a block of one line, after which an indented line is code.
+fn heading_or_break(trimmed: &str) -> bool {
+    let hashes = trimmed.chars().take_while(|c| *c == '#').count();
+    if (1..=6).contains(&hashes)
+        && trimmed[hashes..]
+            .chars()
+            .next()
+            .is_none_or(char::is_whitespace)
+    {
+        return true;
+    }
+    let compact: String = trimmed.chars().filter(|c| !c.is_whitespace()).collect();
+    let first = compact.chars().next();
+    matches!(first, Some('=' | '-' | '*' | '_'))
+        && compact.chars().all(|c| Some(c) == first)
+        && (first == Some('=') || first == Some('-') || compact.len() >= 3)
 }
 
 /// Whether a line (without its indentation) starts a list item: `-`, `*`, `+`, or a number
@@ -183,7 +260,38 @@ mod tests {
             "Example:\n\n```text\n{\"a\": 1}\n\n  nested\n```\n\nAfter."
         );
         assert_eq!(relabel("\tlet x = 1;"), "```text\nlet x = 1;\n```");
+        assert_eq!(relabel("  \tmixed"), "```text\nmixed\n```");
         assert_eq!(relabel("    a\nb"), "```text\na\n```\nb");
+        // Code blocks need no blank line after a heading, a setext underline or a fence.
+        assert_eq!(relabel("# Example\n    x"), "# Example\n```text\nx\n```");
+        assert_eq!(
+            relabel("Title\n=====\n    x"),
+            "Title\n=====\n```text\nx\n```"
+        );
+        assert_eq!(
+            relabel("```json\n{}\n```\n    x"),
+            "```json\n{}\n```\n```text\nx\n```"
+        );
+        // A fence inside the block does not close the one around it.
+        assert_eq!(
+            relabel("    ```\n    x\n    ```"),
+            "````text\n```\nx\n```\n````"
+        );
+    }
+
+    #[test]
+    fn indented_lines_in_lists_and_quotes_are_no_code() {
+        let nbsp4 = "\u{a0}".repeat(4);
+        assert_eq!(
+            relabel("- item\n\n    more of the item"),
+            format!("- item\n\n{nbsp4}more of the item")
+        );
+        assert_eq!(
+            relabel("- Example:\n\n        {}"),
+            format!("- Example:\n\n{}{{}}", "\u{a0}".repeat(8))
+        );
+        assert_eq!(relabel(">     code"), format!("> {nbsp4}code"));
+        assert_eq!(relabel("> ```\n> x\n> ```"), "> ```text\n> x\n> ```");
     }
 
     #[test]
@@ -191,8 +299,8 @@ mod tests {
         // A paragraph's continuation, a list item's, and lines inside a fence.
         for text in [
             "A paragraph\n    goes on.",
-            "- item\n\n    more of the item",
-            "1. step\n   detail\n\n    more of the step",
+            "1. step\n   detail",
+            "- item\n    continued",
             "```json\n    {}\n```",
         ] {
             assert_eq!(relabel(text), text);

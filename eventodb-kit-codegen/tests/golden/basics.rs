@@ -160,6 +160,21 @@ pub struct KitchenSinkRecorded {
         __eventodb::__private::chrono::DateTime<__eventodb::__private::chrono::Utc>,
     >,
     /// An integer enum past the range of `i32`, with both ends of `i64`.
+    ///
+    /// # Indented blocks rustdoc would run as doctests
+    /// ```text
+    /// {"big": 3000000000}
+    /// ```
+    ///
+    /// - in a list item:
+    ///
+    ///         {"big": 3000000000}
+    ///
+    /// >     {"quoted": true}
+    ///
+    /// > ```text
+    /// > {"quoted fence": true}
+    /// > ```
     #[serde(
         default,
         skip_serializing_if = "::core::option::Option::is_none",
@@ -630,6 +645,21 @@ impl KitchenSinkRecorded {
     }
 }
 /// An integer enum past the range of `i32`, with both ends of `i64`.
+///
+/// # Indented blocks rustdoc would run as doctests
+/// ```text
+/// {"big": 3000000000}
+/// ```
+///
+/// - in a list item:
+///
+///         {"big": 3000000000}
+///
+/// >     {"quoted": true}
+///
+/// > ```text
+/// > {"quoted fence": true}
+/// > ```
 ///
 /// Generated from `kitchen_sink.json#/properties/big`.
 #[derive(Debug, Clone, PartialEq, Copy, Eq, Hash)]
