@@ -303,7 +303,7 @@ fn integer_enums_are_named_by_value_and_shared() {
         "level",
         r##", "now": { "$ref": "#/$defs/Level" },
             "before": { "type": ["integer", "null"], "enum": [-1, 1, null] }"##,
-        r#""Level": { "type": "integer", "enum": [-1, 0, 7] }"#,
+        r#""Level": { "type": "integer", "enum": [7, -1, 0] }"#,
     );
     let code = generate(&[("level.json", &schema)]).expect("generates");
     for expected in [
@@ -318,4 +318,8 @@ fn integer_enums_are_named_by_value_and_shared() {
         assert!(code.contains(expected), "{expected} in:\n{code}");
     }
     assert_eq!(code.matches("pub enum Level {").count(), 1);
+    // Declared in order of value, whatever the list's.
+    let declared = &code[code.find("pub enum Level {").unwrap()..];
+    let at = |variant: &str| declared.find(variant).unwrap();
+    assert!(at("ValueMinus1,") < at("Value0,") && at("Value0,") < at("Value7,"));
 }

@@ -819,7 +819,7 @@ fn string_enum(values: &At<'_>) -> Result<TypeKind> {
 
 /// An integer enum. Its variants are named by `x-enum-varnames` when the schema has it (the
 /// OpenAPI generators' extension, one name per value, in order), otherwise by the values:
-/// `Value1`, `ValueMinus1`.
+/// `Value1`, `ValueMinus1`; they are declared in order of value.
 fn integer_enum(at: &At<'_>, values: &At<'_>) -> Result<TypeKind> {
     let Some(items) = values.value.as_array().filter(|items| !items.is_empty()) else {
         return Err(values.err("`enum` must be a non-empty array"));
@@ -872,6 +872,9 @@ fn integer_enum(at: &At<'_>, values: &At<'_>) -> Result<TypeKind> {
         }
         variants.push((name, value));
     }
+    // In order of value, whatever the list's: a user's `.derive("PartialOrd")` (or `Ord`)
+    // then orders the variants as their numbers.
+    variants.sort_by_key(|(_, value)| *value);
     Ok(TypeKind::IntEnum(variants))
 }
 

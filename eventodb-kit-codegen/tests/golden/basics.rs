@@ -665,10 +665,10 @@ impl KitchenSinkRecorded {
 #[derive(Debug, Clone, PartialEq, Copy, Eq, Hash)]
 #[allow(dead_code, clippy::enum_variant_names)]
 pub enum KitchenSinkRecordedBig {
-    /// `3000000000`
-    Value3000000000,
     /// `-9223372036854775808`
     ValueMinus9223372036854775808,
+    /// `3000000000`
+    Value3000000000,
     /// `9223372036854775807`
     Value9223372036854775807,
 }
@@ -677,8 +677,8 @@ impl KitchenSinkRecordedBig {
     /// The JSON value.
     pub const fn value(self) -> i64 {
         match self {
-            Self::Value3000000000 => 3000000000,
             Self::ValueMinus9223372036854775808 => -9223372036854775808,
+            Self::Value3000000000 => 3000000000,
             Self::Value9223372036854775807 => 9223372036854775807,
         }
     }
@@ -696,10 +696,10 @@ impl<'de> __eventodb_serde::Deserialize<'de> for KitchenSinkRecordedBig {
         deserializer: D,
     ) -> ::core::result::Result<Self, D::Error> {
         match <i64 as __eventodb_serde::Deserialize>::deserialize(deserializer)? {
-            3000000000 => ::core::result::Result::Ok(Self::Value3000000000),
             -9223372036854775808 => {
                 ::core::result::Result::Ok(Self::ValueMinus9223372036854775808)
             }
+            3000000000 => ::core::result::Result::Ok(Self::Value3000000000),
             9223372036854775807 => {
                 ::core::result::Result::Ok(Self::Value9223372036854775807)
             }
@@ -707,7 +707,7 @@ impl<'de> __eventodb_serde::Deserialize<'de> for KitchenSinkRecordedBig {
                 ::core::result::Result::Err(
                     <D::Error as __eventodb_serde::de::Error>::custom(
                         ::core::format_args!(
-                            "{} is not one of the values of `KitchenSinkRecordedBig`: 3000000000, -9223372036854775808, 9223372036854775807",
+                            "{} is not one of the values of `KitchenSinkRecordedBig`: -9223372036854775808, 3000000000, 9223372036854775807",
                             other
                         ),
                     ),
@@ -729,7 +729,7 @@ impl __eventodb_schemars::JsonSchema for KitchenSinkRecordedBig {
         _: &mut __eventodb_schemars::SchemaGenerator,
     ) -> __eventodb_schemars::Schema {
         __eventodb_schemars::json_schema!(
-            { "type" : "integer", "enum" : [3000000000i64, i64::MIN,
+            { "type" : "integer", "enum" : [i64::MIN, 3000000000i64,
             9223372036854775807i64] }
         )
     }
