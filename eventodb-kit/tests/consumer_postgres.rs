@@ -149,6 +149,7 @@ consumer_scenarios!(fresh, cleanup;
     a_replay_before_a_reset_is_handled_again,
     a_release_after_a_reset_keeps_the_stream_in_order,
     a_save_given_up_at_shutdown_is_made_by_the_last,
+    a_save_given_up_while_busy_is_made_by_the_last,
     a_consumer_records_whether_it_runs,
 );
 

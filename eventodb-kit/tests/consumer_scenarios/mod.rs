@@ -2698,6 +2698,74 @@ pub(crate) async fn a_save_given_up_at_shutdown_is_made_by_the_last<DB: Db>(pool
     assert_eq!(log.ids(), ids, "each handled once");
 }
 
+/// The same while busy: a consumer that handled enough events ahead of a refused save
+/// waits for that save; shut down then, it ends cleanly, and the final save writes the
+/// position and the records of every event it handled.
+pub(crate) async fn a_save_given_up_while_busy_is_made_by_the_last<DB: Db>(pool: Pool<DB>) {
+    let env = Env::new("consumer").await;
+    let kit = env.kit(&pool);
+    let mut last = 0;
+    for i in 0..20 {
+        last = env.write("busy-1", "Ok", i).await.1.global_position;
+    }
+    DB::block_processed_batches(&pool, true).await;
+    let log = Log::default();
+    let workers = kit
+        .workers()
+        .consumer(
+            Recorder::new("busy", "busy", &log).delay(Duration::from_millis(20)),
+            ConsumerOptions::new("busy").position_update_interval(1),
+        )
+        .spawn()
+        .await
+        .expect("spawn");
+    // Eight events ahead of the first save (which the database refuses), it waits for it.
+    eventually("the consumer waits for its save", LONG, || async {
+        let before = log.ids().len();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        before >= 2 && log.ids().len() == before
+    })
+    .await;
+    let handled = log.ids();
+    assert!(
+        handled.len() < 20,
+        "stopped by the refused save: {}",
+        handled.len()
+    );
+    DB::block_processed_batches(&pool, false).await;
+    workers.shutdown().await.expect("a clean shutdown");
+    let admin = ConsumerAdmin::for_kit(&kit);
+    let saved = admin
+        .positions("busy", "busy")
+        .await
+        .unwrap()
+        .iter()
+        .map(|p| p.global_position)
+        .max();
+    let recorded = DB::processed_batch_ids(&pool).await;
+    let handled = log.ids();
+    for id in &handled {
+        assert!(
+            recorded.contains(&id.to_string()),
+            "{id} is recorded as processed"
+        );
+    }
+    let positions = env
+        .client
+        .category_get(
+            "busy",
+            &GetCategoryOptions::new().position(0).batch_size(100),
+        )
+        .await
+        .expect("category.get");
+    let last_handled = positions
+        .iter()
+        .find(|m| uuid_of(&m.id) == *handled.last().unwrap())
+        .map(|m| m.global_position);
+    assert_eq!(saved, last_handled, "saved up to the last event handled");
+    assert!(saved < Some(last));
+}
+
 /// A stream released after its consumer was reset below the parked events: the stream's
 /// earlier events, read again from the reset position, come before the parked ones, whose
 /// replay waits until the read has reached them. Released before the consumer starts again,
