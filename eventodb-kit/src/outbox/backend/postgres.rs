@@ -1000,11 +1000,52 @@ mod tests {
         assert!(current);
     }
 
+    /// Starts a purge (retention 1 h, verification on) on a pool of its own named
+    /// `application`, and returns once it waits for a lock another transaction holds.
+    async fn purge_waiting_for_a_lock(
+        pool: &PgPool,
+        application: &str,
+    ) -> (PgPool, tokio::task::JoinHandle<Result<u64>>) {
+        use crate::outbox::backend::private::Dialect;
+        let purger = pg_schema::named_pool(pool, application, 1).await;
+        let purge = tokio::spawn({
+            let purger = purger.clone();
+            async move {
+                Postgres::purge(
+                    &purger,
+                    "default",
+                    std::time::Duration::from_secs(3600),
+                    10,
+                    true,
+                )
+                .await
+            }
+        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity
+                WHERE application_name = $1 AND wait_event_type = 'Lock'",
+            )
+            .bind(application)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+            if waiting > 0 {
+                return (purger, purge);
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the purge never waited"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
     /// A quiet lease that a stream task extends while the purge waits for its row is kept:
     /// the purge deletes only a lease that is still expired and fences nothing.
     #[tokio::test]
     async fn purging_quiet_leases_spares_one_extended_meanwhile() {
-        use crate::outbox::backend::private::Dialect;
         let Some(db) = pg_schema::fresh("eventodb_kit_purge_leases", 4).await else {
             return;
         };
@@ -1024,39 +1065,8 @@ mod tests {
             .execute(&mut *task)
             .await
             .unwrap();
-        let purger = pg_schema::named_pool(&db.pool, "purge_leases_test", 1).await;
-        let purge = tokio::spawn({
-            let purger = purger.clone();
-            async move {
-                Postgres::purge(
-                    &purger,
-                    "default",
-                    std::time::Duration::from_secs(3600),
-                    10,
-                    true,
-                )
-                .await
-            }
-        });
         // Until the purge waits for the task's lock (it read the lease as quiet before).
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
-            let waiting: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM pg_stat_activity
-                WHERE application_name = 'purge_leases_test' AND wait_event_type = 'Lock'",
-            )
-            .fetch_one(&db.pool)
-            .await
-            .unwrap();
-            if waiting > 0 {
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the purge never waited"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
+        let (purger, purge) = purge_waiting_for_a_lock(&db.pool, "purge_leases_test").await;
         sqlx::query(
             "UPDATE eventodb_kit_outbox_leases
             SET lease_until = now() + interval '30 seconds', through_seq = 3
@@ -1107,7 +1117,6 @@ mod tests {
     /// Before, the purge deleted it, and the event was never sent again.
     #[tokio::test]
     async fn the_purge_keeps_a_row_put_back_while_it_waited() {
-        use crate::outbox::backend::private::Dialect;
         let Some(db) = pg_schema::fresh("eventodb_kit_purge_requeued", 4).await else {
             return;
         };
@@ -1128,38 +1137,7 @@ mod tests {
         .execute(&mut *sweep)
         .await
         .unwrap();
-        let purger = pg_schema::named_pool(&db.pool, "purge_requeued_test", 1).await;
-        let purge = tokio::spawn({
-            let purger = purger.clone();
-            async move {
-                Postgres::purge(
-                    &purger,
-                    "default",
-                    std::time::Duration::from_secs(3600),
-                    10,
-                    true,
-                )
-                .await
-            }
-        });
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
-            let waiting: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM pg_stat_activity
-                WHERE application_name = 'purge_requeued_test' AND wait_event_type = 'Lock'",
-            )
-            .fetch_one(&db.pool)
-            .await
-            .unwrap();
-            if waiting > 0 {
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the purge never waited"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
+        let (purger, purge) = purge_waiting_for_a_lock(&db.pool, "purge_requeued_test").await;
         sweep.commit().await.unwrap();
         let purged = purge.await.unwrap();
         let left: Vec<String> = sqlx::query_scalar("SELECT status FROM eventodb_kit_outbox")

@@ -242,10 +242,6 @@ async fn send_row<DB: Backend>(
     let id = Uuid::parse_str(&row.id)
         .map_err(|error| Error::Internal(format!("outbox id {:?}: {error}", row.id)))?;
     let entered = Instant::now();
-    let out_of_lease = |what: &str, deadline: Instant| Error::Timeout {
-        url: format!("{what} in {} (the row's lease ran out)", row.stream),
-        after: deadline.saturating_duration_since(entered),
-    };
     if row.outcome_unknown {
         match look_up(shared, row, id, owner, lease_ends).await {
             Ok(Lookup::Found(position)) => {
@@ -277,7 +273,7 @@ async fn send_row<DB: Backend>(
         return retry(
             shared,
             row,
-            &out_of_lease("no time left to write the row", deadline),
+            &out_of_lease(row, "no time left to write the row", entered, deadline),
             false,
         )
         .await;
@@ -287,7 +283,7 @@ async fn send_row<DB: Backend>(
         client.stream_write(&row.stream, &row.message, &options),
     )
     .await
-    .unwrap_or_else(|_| Err(out_of_lease("stream.write", deadline)));
+    .unwrap_or_else(|_| Err(out_of_lease(row, "stream.write", entered, deadline)));
     match written {
         Ok(position) => {
             tracing::debug!(
@@ -434,6 +430,15 @@ fn deadline_of(lease_ends: Instant, lease: Duration) -> Instant {
     lease_ends.checked_sub(lease / 10).unwrap_or(lease_ends)
 }
 
+/// The timeout of a request cut short at `deadline` by the row's lease, for `what` (e.g.
+/// `stream.write`) begun at `entered`.
+fn out_of_lease(row: &Claimed, what: &str, entered: Instant, deadline: Instant) -> Error {
+    Error::Timeout {
+        url: format!("{what} in {} (the row's lease ran out)", row.stream),
+        after: deadline.saturating_duration_since(entered),
+    }
+}
+
 /// What [`look_up`] found.
 enum Lookup {
     /// The row's id is in its stream, there.
@@ -469,15 +474,7 @@ async fn look_up<DB: Backend>(
         }
         let deadline = deadline_of(*lease_ends, lease);
         match tokio::time::timeout_at(deadline, search.next_page()).await {
-            Err(_) => {
-                return Err(Error::Timeout {
-                    url: format!(
-                        "looking up the row in {} (the row's lease ran out)",
-                        row.stream
-                    ),
-                    after: deadline.saturating_duration_since(entered),
-                });
-            }
+            Err(_) => return Err(out_of_lease(row, "looking up the row", entered, deadline)),
             Ok(page) => match page? {
                 Some(Some(position)) => return Ok(Lookup::Found(position)),
                 Some(None) => return Ok(Lookup::Absent),
