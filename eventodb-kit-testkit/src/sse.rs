@@ -147,7 +147,9 @@ fn catch_up(shared: &Shared, namespace: &str, filter: &mut Filter) -> Vec<Bytes>
                 correlation: None,
                 group: (*size > 0).then_some((*member, *size)),
                 correlation_by_category: false,
-                scan_limit: false,
+                // The catch-up reads through the backend's own category read, so Pebble's
+                // scan of `batchSize × size` keys applies here as in `category.get`.
+                scan_limit: shared.config.backend == crate::Backend::Pebble,
             };
             reads::category_get(ns, name, &q)
         }

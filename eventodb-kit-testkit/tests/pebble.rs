@@ -2,7 +2,9 @@
 
 mod common;
 
-use common::{rpc, write};
+use std::time::Duration;
+
+use common::{Sse, poke, rpc, subscribe, write};
 use eventodb_kit_testkit::{Backend, TestServer};
 use serde_json::Value;
 
@@ -205,6 +207,44 @@ async fn category_reads_scan_only_a_window_of_keys() {
     // The "" category walks every message until the batch is full.
     let all = r#"["category.get", "", {"position": 1, "batchSize": 1, "correlation": "flow"}]"#;
     assert_eq!(positions(rpc(&server, all).await.body).len(), 1);
+}
+
+/// The SSE catch-up reads a category as `category.get` does, 1000 at a time: on Pebble,
+/// through a window of 1000 × size keys.
+#[tokio::test]
+async fn category_catch_up_scans_only_a_window_of_keys() {
+    for backend in [Backend::Pebble, Backend::Sqlite] {
+        let server = TestServer::builder()
+            .backend(backend)
+            .start()
+            .await
+            .unwrap();
+        // Member 0's 2000 messages fill member 1's window of 1000 × 2 keys (protocol §3.5).
+        for _ in 0..2000 {
+            write(&server, "k-1").await;
+        }
+        let theirs = write(&server, "k-2").await;
+        let from_start = subscribe(&server, "category=k&consumer=1&size=2");
+        if backend == Backend::Pebble {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert!(
+                !from_start.is_finished(),
+                "no catch-up poke: the window held none of member 1's keys"
+            );
+            from_start.abort();
+        } else {
+            let mut sse = Sse::new(from_start.await.unwrap().unwrap());
+            assert_eq!(sse.frame().await, poke("k-2", 0, theirs));
+        }
+        // One key later, the window reaches it.
+        let later = subscribe(&server, "category=k&consumer=1&size=2&position=2");
+        let response = tokio::time::timeout(Duration::from_secs(5), later)
+            .await
+            .expect("headers within 5 s")
+            .unwrap()
+            .unwrap();
+        assert_eq!(Sse::new(response).frame().await, poke("k-2", 0, theirs));
+    }
 }
 
 #[tokio::test]
