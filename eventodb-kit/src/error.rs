@@ -394,11 +394,13 @@ impl Error {
     }
 
     /// Whether the request may have been applied although it failed: a timeout, a
-    /// connection lost after the request may have been sent, or a 5xx reply. A refused
-    /// connection is a known "not applied".
+    /// connection lost after the request may have been sent, a 5xx reply, or a 200 reply
+    /// that could not be read ([`Error::Decode`]: the server did apply it). A refused
+    /// connection is a known "not applied". Before retrying a write after such an error,
+    /// look for its message id in the stream: Pebble stores a duplicate id again.
     pub fn outcome_unknown(&self) -> bool {
         match self {
-            Error::Timeout { .. } => true,
+            Error::Timeout { .. } | Error::Decode { .. } => true,
             Error::Transport { source, .. } => !source.is_connect(),
             Error::Server { status, .. } | Error::Http { status, .. } => *status >= 500,
             _ => false,
@@ -690,6 +692,12 @@ mod tests {
             body: "Too big request header".into(),
         };
         assert!(!too_big.is_transient() && !too_big.outcome_unknown());
+        // A 200 the client could not read was applied: retrying it may write twice.
+        let garbled = Error::Decode {
+            expected: "stream.write result: {globalPosition, position}".into(),
+            body: "{\"status\":\"ok\"}".into(),
+        };
+        assert!(!garbled.is_transient() && garbled.outcome_unknown());
     }
 
     #[test]

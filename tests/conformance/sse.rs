@@ -255,6 +255,7 @@ async fn sse_007_a_reconnecting_subscription_resumes_by_itself() {
     write_n(&client, &stream, 2).await;
     assert_eq!(next_poke(&mut pokes).await.position, 0);
     assert_eq!(next_poke(&mut pokes).await.position, 1);
+    assert_eq!(pokes.reconnections(), 0);
     let Some(server) = env.server() else {
         // A real server cannot be told to drop us: the subscription still serves.
         eprintln!("sse_007: real server, no connection to drop");
@@ -270,6 +271,7 @@ async fn sse_007_a_reconnecting_subscription_resumes_by_itself() {
         2,
         "resumed after the last poke, nothing replayed"
     );
+    assert_eq!(pokes.reconnections(), 1);
     // Down for a while (the connection closed, new ones too): the reconnects, made while
     // the stream is polled, fail and are tried again, with no item; then one gets through.
     server.faults().refuse_connections(true);
@@ -278,6 +280,7 @@ async fn sse_007_a_reconnecting_subscription_resumes_by_itself() {
     server.faults().refuse_connections(false);
     write(&client, &stream, "T", json!({})).await;
     assert_eq!(next_poke(&mut pokes).await.position, 3);
+    assert_eq!(pokes.reconnections(), 2, "refused connects are not counted");
     assert!(
         drain_pokes(&mut pokes, Duration::from_millis(200))
             .await

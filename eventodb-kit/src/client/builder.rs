@@ -62,7 +62,8 @@ impl ClientBuilder {
         self
     }
 
-    /// Time allowed to open a connection (default 5 s).
+    /// Time allowed to open a connection (default 5 s; at most 90% of the request timeout,
+    /// so that a connect that stalls is known not to have sent anything).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
@@ -110,9 +111,14 @@ impl ClientBuilder {
             )));
         }
         let rpc_url = endpoint(&base_url, "rpc")?;
+        // A connect cut short by the request timeout would be reported as a request that
+        // timed out, whose outcome is unknown, and the outbox would look up a write that
+        // never left. Ending the connect first keeps it a known "not sent"; with equal
+        // limits the request's, started first, would still end first.
+        let connect_timeout = self.connect_timeout.min(self.request_timeout * 9 / 10);
         let http = reqwest::Client::builder()
             .http1_only()
-            .connect_timeout(self.connect_timeout)
+            .connect_timeout(connect_timeout)
             .pool_idle_timeout(self.pool_idle_timeout)
             .pool_max_idle_per_host(self.pool_max_idle_per_host)
             .tcp_nodelay(true)

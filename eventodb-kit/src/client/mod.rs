@@ -157,7 +157,8 @@ impl Client {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for an empty stream name, an empty type, data or metadata
-    /// that is not an object or contains NUL; [`Error::VersionConflict`] when
+    /// that is not an object or contains NUL, an expected version past
+    /// [`MAX_POSITION`]; [`Error::VersionConflict`] when
     /// `expected_version` does not match; a `BACKEND_ERROR` [`Error::Server`] for a duplicate
     /// id ([`Error::is_duplicate_id`]); transport errors and timeouts.
     pub async fn stream_write(
@@ -168,6 +169,7 @@ impl Client {
     ) -> Result<WritePosition> {
         require_stream(stream)?;
         message.validate()?;
+        options.validate()?;
         self.call(
             "stream.write",
             &("stream.write", stream, message, options),

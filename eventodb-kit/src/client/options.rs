@@ -70,6 +70,11 @@ impl WriteOptions {
     pub fn expected_version_value(&self) -> Option<i64> {
         self.expected_version
     }
+
+    /// Refuses an expected version the server would read as another number.
+    pub(super) fn validate(&self) -> Result<()> {
+        check_position("expectedVersion", self.expected_version)
+    }
 }
 
 /// Options of [`Client::stream_get`](super::Client::stream_get).
@@ -470,7 +475,19 @@ mod tests {
                     .is_err()
             );
             assert!(GetCategoryOptions::new().position(past).validate().is_err());
+            assert!(
+                WriteOptions::new()
+                    .expected_version(past)
+                    .validate()
+                    .is_err()
+            );
         }
+        assert!(
+            WriteOptions::new()
+                .expected_version(MAX_POSITION)
+                .validate()
+                .is_ok()
+        );
         assert!(
             GetStreamOptions::new()
                 .position(MAX_POSITION)

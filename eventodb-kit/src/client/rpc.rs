@@ -254,4 +254,39 @@ mod tests {
         assert!(s.len() <= SNIPPET_BYTES + 3 && s.ends_with("..."));
         assert_eq!(snippet(b"\xffabc"), "\u{fffd}abc");
     }
+
+    /// A connect that stalls past the request timeout is a known "not sent", not a
+    /// timeout of unknown outcome.
+    #[tokio::test]
+    async fn a_stalled_connect_is_not_an_unknown_outcome() {
+        // A listener that never accepts, with its queue full: the kernel drops the next
+        // handshake, so the client's connect stalls.
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = socket.listen(0).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut queued = Vec::new();
+        let stalled = loop {
+            let connect = tokio::net::TcpStream::connect(addr);
+            match tokio::time::timeout(std::time::Duration::from_millis(200), connect).await {
+                Ok(stream) => queued.push(stream.unwrap()),
+                Err(_) => break true,
+            }
+            if queued.len() > 64 {
+                break false;
+            }
+        };
+        if !stalled {
+            eprintln!("skipped: this kernel queues every connect");
+            return;
+        }
+        let client = crate::client::Client::builder(format!("http://{addr}"))
+            .request_timeout(std::time::Duration::from_millis(300))
+            .build()
+            .unwrap();
+        let error = client.sys_version().await.unwrap_err();
+        assert!(!error.outcome_unknown(), "{error:?}");
+        assert!(error.is_transient(), "{error:?}");
+        drop(queued);
+    }
 }

@@ -123,15 +123,18 @@ impl Subscription {
 
     /// Reconnect by itself when the connection drops, the server closes it, or connecting
     /// fails for a reason that may pass (see [`Error::is_transient`]): after `initial`, then
-    /// twice as long each time up to `max` (with jitter), for as long as it takes. Each new
-    /// connection starts after the last poke received (see
-    /// [`PokeStream::resume_subscription`]), so the server's catch-up pokes cover what was
-    /// written meanwhile (up to its 1000). Errors that waiting cannot mend (a refused token,
-    /// bad parameters) still end the stream, after the error item. The waits start again
-    /// from `initial` once a poke arrives. Before the first poke a subscription without a
-    /// [`position`](Self::position) resumes live only, as it began. An `all` subscription's
-    /// first connection is made by [`Client::subscribe`] itself, which returns its error;
-    /// the reconnects after it are bounded by the request timeout.
+    /// twice as long each time up to `max` (with jitter), for as long as it takes. Errors
+    /// that waiting cannot mend (a refused token, bad parameters) still end the stream,
+    /// after the error item. The waits start again from `initial` once a poke arrives.
+    ///
+    /// Each new connection starts after the last poke received (see
+    /// [`PokeStream::resume_subscription`]), or where the first one started when no poke
+    /// came. For a stream or category subscription, the server's catch-up pokes then cover
+    /// what was written meanwhile (up to its 1000). An `all` subscription has no catch-up:
+    /// writes made while it was disconnected bring no poke, so watch
+    /// [`PokeStream::reconnections`] and read what you missed. Its first connection is made
+    /// by [`Client::subscribe`] itself, which returns its error; the reconnects after it
+    /// are bounded by the request timeout.
     ///
     /// ```
     /// use std::time::Duration;
@@ -279,6 +282,7 @@ impl Client {
             subscription: subscription.clone(),
             last: None,
             failures: 0,
+            connections: 0,
         };
         if subscription.is_all() {
             let timeout = self.inner.request_timeout;
@@ -295,6 +299,7 @@ impl Client {
                     }
                 };
                 pokes.state = State::Streaming(Box::pin(response.bytes_stream()));
+                pokes.connections = 1;
             }
         }
         Ok(pokes)
@@ -387,6 +392,8 @@ pub struct PokeStream {
     last: Option<Poke>,
     /// Connections lost or refused in a row (reconnecting subscriptions).
     failures: u32,
+    /// Connections made so far, the first included.
+    connections: u64,
 }
 
 impl std::fmt::Debug for PokeStream {
@@ -407,6 +414,14 @@ impl PokeStream {
     /// The last poke received, if any.
     pub fn last_poke(&self) -> Option<&Poke> {
         self.last.as_ref()
+    }
+
+    /// How many times a reconnecting subscription ([`Subscription::reconnect`]) has
+    /// connected again. An `all` subscription gets no catch-up: a reader that reads from
+    /// its own position should read once when this grows, for what was written while it
+    /// was disconnected.
+    pub fn reconnections(&self) -> u64 {
+        self.connections.saturating_sub(1)
     }
 
     /// The subscription to reconnect with: the same one, starting after the last poke
@@ -523,6 +538,7 @@ impl Stream for PokeStream {
                     let joined = ready!(Pin::new(handle).poll(cx));
                     match joined {
                         Ok(Ok(response)) => {
+                            this.connections = this.connections.saturating_add(1);
                             if this.failures > 0 {
                                 tracing::info!(url = %this.url, "subscription reconnected");
                             }
@@ -631,6 +647,7 @@ mod tests {
             subscription: Subscription::stream("s-1").position(0),
             last: None,
             failures: 0,
+            connections: 0,
         };
         assert_eq!(pokes.resume_subscription().start_position(), Some(0));
         pokes.take_events(format!("event: poke\ndata: {POKE}\n\n").as_bytes());
