@@ -126,9 +126,9 @@ pub(crate) enum ConsumerCommand {
         /// The category, when consumers of several categories have this name.
         #[arg(long)]
         category: Option<String>,
-        /// Reset even to a position past the namespace's last event (refused otherwise when
-        /// an EventoDB URL is given: the consumer would skip the events still to come up to
-        /// it).
+        /// Reset even to a position that skips events unchecked: past the namespace's last
+        /// event (checked when an EventoDB URL is given: the consumer would skip the events
+        /// still to come up to it), or, without an EventoDB URL, any move forward.
         #[arg(long)]
         force: bool,
     },

@@ -53,6 +53,26 @@ pub(crate) enum CliError {
 }
 
 impl CliError {
+    /// The same error, of the same kind, with `note` added to its message.
+    pub(crate) fn noting(self, note: &str) -> Self {
+        match self {
+            CliError::NotFound(m) => CliError::NotFound(format!("{m}; {note}")),
+            CliError::Ambiguous(m) => CliError::Ambiguous(format!("{m}; {note}")),
+            CliError::WrongState(m) => CliError::WrongState(format!("{m}; {note}")),
+            CliError::Refused(m) => CliError::Refused(format!("{m}; {note}")),
+            CliError::Database(m) => CliError::Database(format!("{m}; {note}")),
+            CliError::Kit(m) => CliError::Kit(format!("{m}; {note}")),
+            CliError::InvalidToken(m) => CliError::InvalidToken(format!("{m}; {note}")),
+            CliError::InvalidDatabaseUrl(m) => CliError::InvalidDatabaseUrl(format!("{m}; {note}")),
+            CliError::InvalidEventodbUrl(m) => CliError::InvalidEventodbUrl(format!("{m}; {note}")),
+            CliError::Unreachable { target, reason } => CliError::Unreachable {
+                target,
+                reason: format!("{reason}; {note}"),
+            },
+            other @ (CliError::NoDatabase | CliError::MissingTables { .. }) => other,
+        }
+    }
+
     /// A short machine-readable kind, for `--json`.
     pub(crate) fn kind(&self) -> &'static str {
         match self {
@@ -78,6 +98,11 @@ impl CliError {
             | eventodb_kit::Error::NotMigrated { source } => Self::from_sqlx(&source, target),
             eventodb_kit::Error::OutboxRowAlreadySent { .. } => {
                 CliError::Refused(error.to_string())
+            }
+            // Not a failure of the tool: the row is in a state the command cannot apply to
+            // now, which a script can wait out.
+            eventodb_kit::Error::OutboxRowInFlight { .. } => {
+                CliError::WrongState(error.to_string())
             }
             eventodb_kit::Error::Migration { version, message } => {
                 CliError::Database(format!("migration {version} failed: {message}"))

@@ -199,6 +199,15 @@ async fn usage_errors_exit_2() {
     for args in [&[][..], &["outbox"]] {
         let run = cli(&[], args).await;
         assert_eq!(run.code, 2, "{args:?}: {run:?}");
+        // With --json, its message says what is wrong, not what the tool is.
+        let json = [args, &["--json"]].concat();
+        let run = cli(&[], &json).await;
+        assert_eq!(run.code, 2, "{json:?}: {run:?}");
+        let document: serde_json::Value =
+            serde_json::from_str(&run.stdout).expect("one JSON document");
+        assert_eq!(document["error"]["kind"], "usage", "{run:?}");
+        let message = document["error"]["message"].as_str().unwrap();
+        assert!(message.contains("requires a subcommand"), "{message}");
     }
     let help = cli(&[], &["--help"]).await;
     assert_eq!(help.code, 0);

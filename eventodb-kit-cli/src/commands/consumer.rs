@@ -1,7 +1,7 @@
 //! `consumer list | reset | parked | release`.
 
 use eventodb_kit::client::{GetCategoryOptions, MessageId};
-use eventodb_kit::consumer::{ConsumerAdmin, ConsumerName, MemberState};
+use eventodb_kit::consumer::{ConsumerAdmin, ConsumerName, ConsumerPosition, MemberState};
 use eventodb_kit::{Backend, Client};
 use serde::Serialize;
 use serde_json::Value;
@@ -47,6 +47,24 @@ async fn refuse_past_the_end(connected: &Connected, to: i64) -> Result<(), CliEr
     Ok(())
 }
 
+/// Without EventoDB nothing tells a typo (`--to 1000000`) from a real position: a move
+/// forward, which skips events, needs `--force` then. A move back only replays.
+fn refuse_unchecked_skip(
+    consumer: &ConsumerName,
+    before: &[ConsumerPosition],
+    to: i64,
+) -> Result<(), CliError> {
+    match before.iter().map(|row| row.global_position).min() {
+        Some(lowest) if to > lowest => Err(CliError::Refused(format!(
+            "consumer {:?} of category {:?} is at global position {lowest}: moving it to {to} \
+             skips the events in between, and without an EventoDB URL the position cannot \
+             be checked against the namespace's events; give the URL, or pass --force",
+            consumer.consumer, consumer.category
+        ))),
+        _ => Ok(()),
+    }
+}
+
 async fn dispatch<DB: Backend>(
     connected: &Connected,
     admin: &ConsumerAdmin<DB>,
@@ -68,13 +86,17 @@ async fn dispatch<DB: Backend>(
             force,
         } => {
             let consumer = find(admin, name, category.as_deref(), &error).await?;
-            if connected.has_eventodb && !force {
-                refuse_past_the_end(connected, *to).await?;
-            }
             let before = admin
                 .positions(&consumer.category, &consumer.consumer)
                 .await
                 .map_err(&error)?;
+            if !force {
+                if connected.has_eventodb {
+                    refuse_past_the_end(connected, *to).await?;
+                } else {
+                    refuse_unchecked_skip(&consumer, &before, *to)?;
+                }
+            }
             let changed = admin
                 .reset_position(&consumer.category, &consumer.consumer, *to)
                 .await

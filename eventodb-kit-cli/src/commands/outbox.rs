@@ -186,6 +186,9 @@ struct Changed {
 
 impl Report for Changed {
     fn render(&self) -> String {
+        if self.ids.is_empty() {
+            return "no failed row: nothing to retry\n".to_owned();
+        }
         self.ids
             .iter()
             .map(|id| format!("{} {id}\n", self.action))
@@ -248,17 +251,28 @@ async fn retry<DB: Backend>(
         .collect();
     let mut retried = Vec::new();
     for id in ids {
-        if one(id).await.map_err(error)? {
-            retried.push(id);
+        match one(id).await {
+            Ok(true) => retried.push(id),
+            Ok(false) => {}
+            Err(failed) if retried.is_empty() => return Err(error(failed)),
+            // The rows retried so far stay retried: say which, or the operator would retry
+            // them again or think nothing changed.
+            Err(failed) => {
+                let ids: Vec<String> = retried.iter().map(Uuid::to_string).collect();
+                return Err(error(failed).noting(&format!(
+                    "the {} rows retried before it stay retried: {}",
+                    ids.len(),
+                    ids.join(", ")
+                )));
+            }
         }
     }
-    if retried.is_empty() {
-        return Err(CliError::NotFound(match target {
-            Some(stream) => format!(
-                "stream {stream:?} has no failed outbox row (see `eventodb-kit outbox status`)"
-            ),
-            None => "the outbox has no failed row".to_owned(),
-        }));
+    // `--all` with nothing to retry is done, not a failure (a periodic script runs it); a
+    // stream with no failed row is more likely a typo.
+    if let (true, Some(stream)) = (retried.is_empty(), target) {
+        return Err(CliError::NotFound(format!(
+            "stream {stream:?} has no failed outbox row (see `eventodb-kit outbox status`)"
+        )));
     }
     Ok(Rendered::new(&Changed {
         action,
