@@ -48,6 +48,23 @@ pub(crate) fn stream_member(stream: &str, size: i64) -> Option<i64> {
     Some(hash.wrapping_rem(size))
 }
 
+/// The member of a consumer group of `size` that EventoDB gives `stream` to when a member
+/// reads its category with `consumerGroup`, or `None` for a name without `-` (given to no
+/// member) or a `size` below 1. Use it to count or route a member's share of a category
+/// yourself, e.g. where a backend's filtered read returns short pages (Pebble scans only
+/// `batchSize × size` keys).
+///
+/// ```
+/// use eventodb_kit::consumer::group_member;
+/// // Recorded from a real EventoDB (protocol §3.5): `account-123` goes to member 1 of 2.
+/// assert_eq!(group_member("account-123", 2), Some(1));
+/// assert_eq!(group_member("account-123+retry", 2), Some(1));
+/// assert_eq!(group_member("account", 2), None);
+/// ```
+pub fn group_member(stream: &str, size: i64) -> Option<i64> {
+    stream_member(stream, size)
+}
+
 /// The rows to write before a member of a group of `size` starts: every member of that
 /// size without a row of that size gets one at the lowest saved position (`0` when none).
 /// Written at once by the first member that starts after a resize (or in a new group), so

@@ -63,6 +63,7 @@ pub(crate) mod store;
 
 pub use admin::{ConsumerAdmin, ConsumerName, ConsumerPosition, MemberState, ParkedEvent};
 pub use futures_util::future::BoxFuture;
+pub use group::group_member;
 pub use handle::{ConsumerHandle, Lag};
 pub use handler::{Consumer, Context, FnConsumer, Handled, HandlerError, consumer_fn};
 pub(crate) use hub::Hub;

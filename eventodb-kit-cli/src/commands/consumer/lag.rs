@@ -5,6 +5,7 @@ use std::error::Error as _;
 
 use eventodb_kit::Client;
 use eventodb_kit::client::GetCategoryOptions;
+use eventodb_kit::consumer::group_member;
 use serde::Serialize;
 
 /// Events read per request.
@@ -62,12 +63,15 @@ impl<'a> Counter<'a> {
         }
         self.asked = true;
         let mut events = 0_u64;
+        let mut read = 0_u64;
+        // The category is read whole and each stream's member worked out here: with a
+        // consumer group, Pebble scans only `batchSize × size` keys, so a short page of a
+        // filtered read does not mean the end.
+        let size = size.max(1);
+        let most_read = CAP.saturating_mul(size.unsigned_abs());
         let mut next = position.saturating_add(1).max(1);
         loop {
-            let mut options = GetCategoryOptions::new().position(next).batch_size(BATCH);
-            if size > 1 {
-                options = options.consumer_group(member, size);
-            }
+            let options = GetCategoryOptions::new().position(next).batch_size(BATCH);
             let page = match self.client.category_get(category, &options).await {
                 Ok(page) => page,
                 Err(error) => {
@@ -75,10 +79,14 @@ impl<'a> Counter<'a> {
                     return None;
                 }
             };
-            events += page.len() as u64;
-            if events >= CAP {
+            read += page.len() as u64;
+            events += page
+                .iter()
+                .filter(|m| size == 1 || group_member(&m.stream_name, size) == Some(member))
+                .count() as u64;
+            if events >= CAP || read >= most_read {
                 return Some(Lag {
-                    events: CAP,
+                    events: events.min(CAP),
                     capped: true,
                 });
             }
@@ -121,4 +129,51 @@ fn describe(error: &eventodb_kit::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use eventodb_kit::client::{NewMessage, WriteOptions};
+    use eventodb_kit_testkit::{Backend, TestServer};
+    use serde_json::json;
+
+    use super::*;
+
+    /// On Pebble a member's filtered read comes back empty while other members' events
+    /// fill its window of keys: the lag still counts the member's events behind them.
+    #[tokio::test]
+    async fn a_member_behind_other_members_events_has_its_lag_counted() {
+        for backend in [Backend::Pebble, Backend::Sqlite] {
+            let server = TestServer::builder()
+                .backend(backend)
+                .start()
+                .await
+                .unwrap();
+            let client = Client::builder(server.url())
+                .token(server.default_token().parse().unwrap())
+                .build()
+                .unwrap();
+            let message = NewMessage::new("T", json!({}));
+            // Under a group of two, `k-1` is member 0's and `k-2` member 1's (§3.5).
+            for _ in 0..2 * BATCH {
+                client
+                    .stream_write("k-1", &message, &WriteOptions::new())
+                    .await
+                    .unwrap();
+            }
+            for _ in 0..3 {
+                client
+                    .stream_write("k-2", &message, &WriteOptions::new())
+                    .await
+                    .unwrap();
+            }
+            let mut counter = Counter::new(&client);
+            let lag = counter.count("k", 1, 2, 0).await.unwrap();
+            assert_eq!((lag.events, lag.capped), (3, false), "{backend:?}");
+            let lag = counter.count("k", 0, 2, 0).await.unwrap();
+            assert_eq!((lag.events, lag.capped), (2000, false), "{backend:?}");
+            let lag = counter.count("k", 0, 1, 1000).await.unwrap();
+            assert_eq!((lag.events, lag.capped), (1003, false), "{backend:?}");
+        }
+    }
 }
