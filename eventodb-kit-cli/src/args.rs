@@ -97,6 +97,10 @@ pub(crate) enum OutboxCommand {
         /// Rows deleted per statement.
         #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(i64).range(1..))]
         batch: i64,
+        /// Also sent rows never read back from EventoDB (for senders run without
+        /// verification, whose rows are never verified).
+        #[arg(long)]
+        unverified: bool,
     },
 }
 

@@ -64,8 +64,17 @@ async fn dispatch<DB: Backend>(
                 Err(not_unsent(outbox, *id, "discard", &error).await?)
             }
         }
-        OutboxCommand::Purge { older_than, batch } => {
-            let deleted = outbox.purge(*older_than, *batch).await.map_err(error)?;
+        OutboxCommand::Purge {
+            older_than,
+            batch,
+            unverified,
+        } => {
+            let deleted = if *unverified {
+                outbox.purge_unverified_too(*older_than, *batch).await
+            } else {
+                outbox.purge(*older_than, *batch).await
+            }
+            .map_err(error)?;
             Ok(Rendered::new(&Purged {
                 deleted,
                 older_than_seconds: older_than.as_secs(),

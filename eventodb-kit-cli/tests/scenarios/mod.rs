@@ -357,6 +357,23 @@ pub async fn outbox_commands<DB: Backend>(db: &TestDb<DB>) {
         kit.outbox().row(other).await.unwrap().is_some()
             || purged["deleted"].as_u64().unwrap() >= 2
     );
+    // With --unverified, sent rows never read back go too.
+    cli(
+        &env,
+        &[
+            "outbox",
+            "purge",
+            "--older-than",
+            "0s",
+            "--unverified",
+            "--json",
+        ],
+    )
+    .await
+    .ok();
+    for id in [stale, other] {
+        assert!(kit.outbox().row(id).await.unwrap().is_none(), "{id}");
+    }
     let usage = cli(&env, &["outbox", "purge", "--older-than", "7y"]).await;
     assert_eq!(usage.code, 2, "{usage:?}");
 }

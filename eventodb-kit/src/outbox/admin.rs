@@ -143,6 +143,25 @@ impl<DB: Backend> Outbox<DB> {
     /// # Errors
     /// [`Error::InvalidArgument`] for a `batch` under 1; [`Error::Database`].
     pub async fn purge(&self, retention: Duration, batch: i64) -> Result<u64> {
+        self.purge_rows(retention, batch, true).await
+    }
+
+    /// As [`purge`](Self::purge), and also sent rows never read back from EventoDB: for an
+    /// outbox whose senders run [`without_verification`](super::SenderOptions::without_verification),
+    /// whose sent rows are never verified.
+    ///
+    /// # Errors
+    /// As [`purge`](Self::purge).
+    pub async fn purge_unverified_too(&self, retention: Duration, batch: i64) -> Result<u64> {
+        self.purge_rows(retention, batch, false).await
+    }
+
+    async fn purge_rows(
+        &self,
+        retention: Duration,
+        batch: i64,
+        verified_only: bool,
+    ) -> Result<u64> {
         if batch < 1 {
             return Err(Error::InvalidArgument(format!(
                 "purge batch must be at least 1, got {batch}"
@@ -150,7 +169,14 @@ impl<DB: Backend> Outbox<DB> {
         }
         let mut total = 0;
         loop {
-            let deleted = DB::purge(self.pool(), self.namespace(), retention, batch, true).await?;
+            let deleted = DB::purge(
+                self.pool(),
+                self.namespace(),
+                retention,
+                batch,
+                verified_only,
+            )
+            .await?;
             total += deleted;
             if deleted < u64::try_from(batch).unwrap_or(0) || deleted == 0 {
                 return Ok(total);
