@@ -29,6 +29,19 @@ pub(crate) async fn run(cli: &Cli) -> Result<Rendered, CliError> {
         Command::Outbox(command) => outbox::run(&connected, command).await,
         Command::Consumer(command) => consumer::run(&connected, command).await,
     };
+    // What is not found may be in another namespace: a forgotten token reads `default`.
+    let result = result.map_err(|error| match error {
+        CliError::NotFound(_) => {
+            let namespace = connected.namespace();
+            let note = if connected.client.namespace().is_some() {
+                format!("looked in namespace {namespace:?}, the token's")
+            } else {
+                format!("looked in namespace {namespace:?}: no token was given (--token / EVENTODB_TOKEN)")
+            };
+            error.noting(&note)
+        }
+        other => other,
+    });
     close(connected).await;
     result
 }

@@ -235,12 +235,16 @@ pub async fn outbox_commands<DB: Backend>(db: &TestDb<DB>) {
         (Some(0), Some(0)),
         "another namespace's rows are not shown: {other_ns}"
     );
-    cli(
+    let message = cli(
         &[("DATABASE_URL", db.url.as_str())],
         &["outbox", "retry", &stale.to_string(), "--json"],
     )
     .await
     .failed("not_found");
+    assert!(
+        message.contains("\"default\"") && message.contains("no token"),
+        "says where it looked: {message}"
+    );
 
     // Retrying what is not failed says why.
     let message = cli(
@@ -249,7 +253,10 @@ pub async fn outbox_commands<DB: Backend>(db: &TestDb<DB>) {
     )
     .await
     .failed("not_found");
-    assert!(message.contains("no outbox row"), "{message}");
+    assert!(
+        message.contains("no outbox row") && message.contains("the token's"),
+        "{message}"
+    );
     let message = cli(&env, &["outbox", "retry", &behind.to_string(), "--json"])
         .await
         .failed("wrong_state");
