@@ -130,7 +130,7 @@ pub struct KitchenSinkRecorded {
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
     #[schemars(with = "i64")]
-    #[schemars(extend("const" = 42))]
+    #[schemars(extend("const" = 42i64))]
     pub answer: ::core::option::Option<i64>,
     /// The `anything` property.
     #[serde(
@@ -201,7 +201,7 @@ pub struct KitchenSinkRecorded {
     #[schemars(extend("pattern" = "^[A-Z]{3}$"))]
     pub code: ::core::option::Option<::std::string::String>,
     /// The `count` property.
-    #[schemars(extend("maximum" = 5, "minimum" = -5, "multipleOf" = 1))]
+    #[schemars(extend("maximum" = 5i64, "minimum" = -5i64, "multipleOf" = 1i64))]
     pub count: i64,
     /// The `email` property.
     #[serde(
@@ -215,6 +215,15 @@ pub struct KitchenSinkRecorded {
     /// The `enabled` property.
     #[serde(default = "KitchenSinkRecorded::__default_enabled")]
     pub enabled: bool,
+    /// The `epoch` property.
+    #[serde(
+        default,
+        skip_serializing_if = "::core::option::Option::is_none",
+        deserialize_with = "__eventodb_codegen::deserialize_some"
+    )]
+    #[schemars(with = "i64")]
+    #[schemars(extend("const" = 5000000000i64))]
+    pub epoch: ::core::option::Option<i64>,
     /// The `first-name` property.
     #[serde(rename = "first-name")]
     #[serde(
@@ -275,7 +284,7 @@ pub struct KitchenSinkRecorded {
     )]
     #[schemars(with = "::std::vec::Vec<::std::vec::Vec<i64>>")]
     #[schemars(
-        extend("items" = {"items":{"maximum":9, "type":"integer"}, "type":"array"})
+        extend("items" = {"items":{"maximum":9i64, "type":"integer"}, "type":"array"})
     )]
     pub matrix: ::core::option::Option<::std::vec::Vec<::std::vec::Vec<i64>>>,
     /// The `maybe_items` property.
@@ -289,7 +298,7 @@ pub struct KitchenSinkRecorded {
         ::std::vec::Vec<::core::option::Option<::std::string::String>>,
     >,
     /// The `name` property.
-    #[schemars(extend("maxLength" = 10, "minLength" = 2, "pattern" = "^[a-z]+$"))]
+    #[schemars(extend("maxLength" = 10i64, "minLength" = 2i64, "pattern" = "^[a-z]+$"))]
     pub name: ::std::string::String,
     /// An inline object.
     #[serde(
@@ -301,7 +310,7 @@ pub struct KitchenSinkRecorded {
     pub nested: ::core::option::Option<KitchenSinkRecordedNested>,
     /// The `nullable_optional` property.
     #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
-    #[schemars(extend("minimum" = 1))]
+    #[schemars(extend("minimum" = 1i64))]
     pub nullable_optional: ::core::option::Option<u64>,
     /// The `nullable_required` property.
     #[serde(deserialize_with = "__eventodb_codegen::deserialize_nullable")]
@@ -334,12 +343,12 @@ pub struct KitchenSinkRecorded {
     pub priority: KitchenSinkRecordedPriority,
     /// The `ratio` property.
     #[schemars(
-        extend("exclusiveMaximum" = 1, "exclusiveMinimum" = 0, "multipleOf" = 0.25)
+        extend("exclusiveMaximum" = 1i64, "exclusiveMinimum" = 0i64, "multipleOf" = 0.25)
     )]
     pub ratio: f64,
     /// The `retries` property.
     #[serde(default = "KitchenSinkRecorded::__default_retries")]
-    #[schemars(extend("minimum" = 0))]
+    #[schemars(extend("minimum" = 0i64))]
     pub retries: u64,
     /// The `scores` property.
     #[serde(
@@ -350,9 +359,9 @@ pub struct KitchenSinkRecorded {
     #[schemars(with = "::std::collections::BTreeMap<::std::string::String,u64>")]
     #[schemars(
         extend(
-            "additionalProperties" = {"minimum":0,
+            "additionalProperties" = {"minimum":0i64,
             "type":"integer"},
-            "minProperties" = 1
+            "minProperties" = 1i64
         )
     )]
     pub scores: ::core::option::Option<
@@ -376,8 +385,37 @@ pub struct KitchenSinkRecorded {
     #[schemars(with = "Shape")]
     pub shape: ::core::option::Option<Shape>,
     /// The `sink_id` property.
-    #[schemars(extend("minimum" = 0))]
+    #[schemars(extend("minimum" = 0i64))]
     pub sink_id: u64,
+    /// Bounds past the range of `i32`: `u32::MAX`.
+    #[serde(
+        default,
+        skip_serializing_if = "::core::option::Option::is_none",
+        deserialize_with = "__eventodb_codegen::deserialize_some"
+    )]
+    #[schemars(with = "u64")]
+    #[schemars(extend("maximum" = 4294967295i64, "minimum" = 0i64))]
+    pub size: ::core::option::Option<u64>,
+    /// The `sizes` property.
+    #[serde(
+        default,
+        skip_serializing_if = "::core::option::Option::is_none",
+        deserialize_with = "__eventodb_codegen::deserialize_some"
+    )]
+    #[schemars(with = "::std::vec::Vec<u64>")]
+    #[schemars(
+        extend("items" = {"maximum":4294967295i64, "minimum":0i64, "type":"integer"})
+    )]
+    pub sizes: ::core::option::Option<::std::vec::Vec<u64>>,
+    /// The `stride` property.
+    #[serde(
+        default,
+        skip_serializing_if = "::core::option::Option::is_none",
+        deserialize_with = "__eventodb_codegen::deserialize_some"
+    )]
+    #[schemars(with = "i64")]
+    #[schemars(extend("multipleOf" = 3000000000i64))]
+    pub stride: ::core::option::Option<i64>,
     /// The `tags` property.
     #[serde(
         default,
@@ -387,10 +425,10 @@ pub struct KitchenSinkRecorded {
     #[schemars(with = "::std::vec::Vec<::std::string::String>")]
     #[schemars(
         extend(
-            "items" = {"minLength":1,
+            "items" = {"minLength":1i64,
             "type":"string"},
-            "maxItems" = 3,
-            "minItems" = 1,
+            "maxItems" = 3i64,
+            "minItems" = 1i64,
             "uniqueItems" = true
         )
     )]
@@ -423,6 +461,15 @@ pub struct KitchenSinkRecorded {
     /// The `weight` property.
     #[serde(default = "KitchenSinkRecorded::__default_weight")]
     pub weight: f64,
+    /// From `i64::MIN` to `2^53 - 1`.
+    #[serde(
+        default,
+        skip_serializing_if = "::core::option::Option::is_none",
+        deserialize_with = "__eventodb_codegen::deserialize_some"
+    )]
+    #[schemars(with = "i64")]
+    #[schemars(extend("maximum" = 9007199254740991i64, "minimum" = i64::MIN))]
+    pub wide: ::core::option::Option<i64>,
 }
 #[allow(dead_code)]
 impl KitchenSinkRecorded {
@@ -485,6 +532,16 @@ impl KitchenSinkRecorded {
                 "/email",
                 value,
                 __eventodb_codegen::Format::Email,
+            );
+        }
+        if let ::core::option::Option::Some(value) = &self.epoch {
+            __eventodb_codegen::constant(
+                violations,
+                pointer,
+                "/epoch",
+                value,
+                &5000000000i64,
+                "5000000000",
             );
         }
         if let ::core::option::Option::Some(value) = &self.homepage {
@@ -591,6 +648,36 @@ impl KitchenSinkRecorded {
                     violations,
                 );
         }
+        if let ::core::option::Option::Some(value) = &self.size {
+            __eventodb_codegen::maximum(
+                violations,
+                pointer,
+                "/size",
+                *value,
+                4294967295u64,
+            );
+        }
+        if let ::core::option::Option::Some(value) = &self.sizes {
+            for (index, value) in value.iter().enumerate() {
+                let pointer = ::std::format!("{}{}/{}", pointer, "/sizes", index);
+                __eventodb_codegen::maximum(
+                    violations,
+                    &pointer,
+                    "",
+                    *value,
+                    4294967295u64,
+                );
+            }
+        }
+        if let ::core::option::Option::Some(value) = &self.stride {
+            __eventodb_codegen::multiple_of_int(
+                violations,
+                pointer,
+                "/stride",
+                i128::from(*value),
+                3000000000,
+            );
+        }
         if let ::core::option::Option::Some(value) = &self.tags {
             __eventodb_codegen::min_count(
                 violations,
@@ -629,6 +716,16 @@ impl KitchenSinkRecorded {
                 value.as_str(),
                 "v1",
                 "\"v1\"",
+            );
+        }
+        if let ::core::option::Option::Some(value) = &self.wide {
+            __eventodb_codegen::minimum(violations, pointer, "/wide", *value, i64::MIN);
+            __eventodb_codegen::maximum(
+                violations,
+                pointer,
+                "/wide",
+                *value,
+                9007199254740991i64,
             );
         }
     }
@@ -827,7 +924,7 @@ pub struct KitchenSinkRecordedNestedDeep {
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
     #[schemars(with = "::std::string::String")]
-    #[schemars(extend("maxLength" = 3))]
+    #[schemars(extend("maxLength" = 3i64))]
     pub value: ::core::option::Option<::std::string::String>,
 }
 #[allow(dead_code)]
@@ -1044,7 +1141,7 @@ pub struct LegacyThingHappened {
 #[allow(dead_code)]
 pub struct Money {
     /// The `amount` property.
-    #[schemars(extend("maximum" = 100, "minimum" = 0))]
+    #[schemars(extend("maximum" = 100i64, "minimum" = 0i64))]
     pub amount: u64,
     /// The `currency` property.
     #[serde(default = "Money::__default_currency")]
@@ -1192,7 +1289,7 @@ impl NullableRefsSet {
 #[allow(dead_code)]
 pub struct Place {
     /// The `name` property.
-    #[schemars(extend("minLength" = 1))]
+    #[schemars(extend("minLength" = 1i64))]
     pub name: ::std::string::String,
 }
 #[allow(dead_code)]
@@ -1314,7 +1411,7 @@ impl Shape {
 #[allow(dead_code)]
 pub struct ShapeCircle {
     /// The `radius` property.
-    #[schemars(extend("minimum" = 0))]
+    #[schemars(extend("minimum" = 0i64))]
     pub radius: f64,
 }
 #[allow(dead_code)]
@@ -1417,7 +1514,7 @@ pub struct Tree {
     #[schemars(with = "::std::vec::Vec<Tree>")]
     pub children: ::core::option::Option<::std::vec::Vec<Tree>>,
     /// The `label` property.
-    #[schemars(extend("minLength" = 1))]
+    #[schemars(extend("minLength" = 1i64))]
     pub label: ::std::string::String,
     /// The `parent` property.
     #[serde(

@@ -100,7 +100,7 @@ pub struct Measured {
     #[schemars(
         with = "::std::collections::BTreeMap<::std::string::String,::std::string::String>"
     )]
-    #[schemars(extend("additionalProperties" = {"maxLength":8, "type":"string"}))]
+    #[schemars(extend("additionalProperties" = {"maxLength":8i64, "type":"string"}))]
     pub by_name: ::core::option::Option<
         ::std::collections::BTreeMap<::std::string::String, ::std::string::String>,
     >,
@@ -152,7 +152,7 @@ pub struct Measured {
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
     #[schemars(with = "::std::string::String")]
-    #[schemars(extend("minLength" = 1))]
+    #[schemars(extend("minLength" = 1i64))]
     pub r#type: ::core::option::Option<::std::string::String>,
     /// The `unit` property.
     #[serde(deserialize_with = "__eventodb_codegen::deserialize_nullable")]
@@ -348,7 +348,7 @@ pub struct String {
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
     #[schemars(with = "::std::string::String")]
-    #[schemars(extend("minLength" = 1))]
+    #[schemars(extend("minLength" = 1i64))]
     pub text: ::core::option::Option<::std::string::String>,
 }
 #[allow(dead_code)]

@@ -25,7 +25,7 @@ use ::eventodb_kit::{
 #[allow(dead_code)]
 pub struct Address {
     /// The `city` property.
-    #[schemars(extend("minLength" = 1))]
+    #[schemars(extend("minLength" = 1i64))]
     pub city: ::std::string::String,
     /// ISO 3166-1 alpha-2 code.
     #[schemars(extend("pattern" = "^[A-Z]{2}$"))]
@@ -34,7 +34,7 @@ pub struct Address {
     #[schemars(extend("pattern" = "^[A-Za-z0-9 -]{3,10}$"))]
     pub postal_code: ::std::string::String,
     /// Street and house number.
-    #[schemars(extend("maxLength" = 200, "minLength" = 1))]
+    #[schemars(extend("maxLength" = 200i64, "minLength" = 1i64))]
     pub street: ::std::string::String,
 }
 #[allow(dead_code)]
@@ -184,17 +184,17 @@ pub enum CardPaymentBrand {
 #[allow(dead_code)]
 pub struct ClassJoinRequested {
     /// The `class_id` property.
-    #[schemars(extend("minLength" = 1))]
+    #[schemars(extend("minLength" = 1i64))]
     pub class_id: ::std::string::String,
     /// The `join_code` property.
-    #[schemars(extend("maxLength" = 12, "minLength" = 4))]
+    #[schemars(extend("maxLength" = 12i64, "minLength" = 4i64))]
     pub join_code: ::std::string::String,
     /// The `requested_at` property.
     pub requested_at: __eventodb::__private::chrono::DateTime<
         __eventodb::__private::chrono::Utc,
     >,
     /// The `student_id` property.
-    #[schemars(extend("minLength" = 1))]
+    #[schemars(extend("minLength" = 1i64))]
     pub student_id: ::std::string::String,
 }
 #[allow(dead_code)]
@@ -264,10 +264,10 @@ pub struct ClassMembershipAccepted {
     /// The `accepted_by` property.
     pub accepted_by: ::std::string::String,
     /// The `class_id` property.
-    #[schemars(extend("minLength" = 1))]
+    #[schemars(extend("minLength" = 1i64))]
     pub class_id: ::std::string::String,
     /// The `student_id` property.
-    #[schemars(extend("minLength" = 1))]
+    #[schemars(extend("minLength" = 1i64))]
     pub student_id: ::std::string::String,
 }
 #[allow(dead_code)]
@@ -326,7 +326,7 @@ impl ClassMembershipAccepted {
 #[allow(dead_code)]
 pub struct ClassMembershipRejected {
     /// The `class_id` property.
-    #[schemars(extend("minLength" = 1))]
+    #[schemars(extend("minLength" = 1i64))]
     pub class_id: ::std::string::String,
     /// The `reason` property.
     #[serde(
@@ -335,7 +335,7 @@ pub struct ClassMembershipRejected {
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
     #[schemars(with = "::std::string::String")]
-    #[schemars(extend("maxLength" = 500))]
+    #[schemars(extend("maxLength" = 500i64))]
     pub reason: ::core::option::Option<::std::string::String>,
     /// The `rejected_at` property.
     pub rejected_at: __eventodb::__private::chrono::DateTime<
@@ -344,7 +344,7 @@ pub struct ClassMembershipRejected {
     /// The `rejected_by` property.
     pub rejected_by: ::std::string::String,
     /// The `student_id` property.
-    #[schemars(extend("minLength" = 1))]
+    #[schemars(extend("minLength" = 1i64))]
     pub student_id: ::std::string::String,
 }
 #[allow(dead_code)]
@@ -406,7 +406,7 @@ impl ClassMembershipRejected {
 #[allow(dead_code)]
 pub struct ContentErrorReported {
     /// The `content_id` property.
-    #[schemars(extend("minLength" = 1))]
+    #[schemars(extend("minLength" = 1i64))]
     pub content_id: ::std::string::String,
     /// The `content_type` property.
     pub content_type: ContentErrorReportedContentType,
@@ -419,7 +419,7 @@ pub struct ContentErrorReported {
     #[schemars(with = "ContentErrorReportedContext")]
     pub context: ::core::option::Option<ContentErrorReportedContext>,
     /// The `description` property.
-    #[schemars(extend("maxLength" = 2000, "minLength" = 1))]
+    #[schemars(extend("maxLength" = 2000i64, "minLength" = 1i64))]
     pub description: ::std::string::String,
     /// The `error_id` property.
     pub error_id: __eventodb::__private::uuid::Uuid,
@@ -674,7 +674,7 @@ pub enum Currency {
 #[allow(dead_code)]
 pub struct InvoicePayment {
     /// The `due_days` property.
-    #[schemars(extend("maximum" = 90, "minimum" = 7))]
+    #[schemars(extend("maximum" = 90i64, "minimum" = 7i64))]
     pub due_days: u64,
     /// The `po_number` property.
     #[serde(
@@ -719,7 +719,7 @@ impl InvoicePayment {
 #[allow(dead_code)]
 pub struct Money {
     /// Amount in cents (or the currency's minor unit).
-    #[schemars(extend("minimum" = 0))]
+    #[schemars(extend("minimum" = 0i64))]
     pub amount_minor: u64,
     /// The `currency` property.
     pub currency: Currency,
@@ -755,7 +755,7 @@ pub struct OrderCancelled {
     /// The `order_id` property.
     pub order_id: __eventodb::__private::uuid::Uuid,
     /// The `reason` property.
-    #[schemars(extend("minLength" = 3))]
+    #[schemars(extend("minLength" = 3i64))]
     pub reason: ::std::string::String,
     /// The `refund` property.
     #[serde(
@@ -816,10 +816,12 @@ pub struct OrderLine {
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
     #[schemars(with = "f64")]
-    #[schemars(extend("exclusiveMaximum" = 100, "minimum" = 0, "multipleOf" = 0.5))]
+    #[schemars(
+        extend("exclusiveMaximum" = 100i64, "minimum" = 0i64, "multipleOf" = 0.5)
+    )]
     pub discount_percent: ::core::option::Option<f64>,
     /// The `quantity` property.
-    #[schemars(extend("maximum" = 1000, "minimum" = 1))]
+    #[schemars(extend("maximum" = 1000i64, "minimum" = 1i64))]
     pub quantity: u64,
     /// The `sku` property.
     #[schemars(extend("pattern" = "^[A-Z]{3}-[0-9]{4}$"))]
@@ -917,9 +919,9 @@ pub struct OrderPlaced {
     )]
     #[schemars(
         extend(
-            "additionalProperties" = {"maxLength":100,
+            "additionalProperties" = {"maxLength":100i64,
             "type":"string"},
-            "maxProperties" = 20
+            "maxProperties" = 20i64
         )
     )]
     pub attributes: ::core::option::Option<
@@ -951,7 +953,7 @@ pub struct OrderPlaced {
     #[schemars(with = "bool")]
     pub gift: ::core::option::Option<bool>,
     /// What was ordered.
-    #[schemars(extend("maxItems" = 100, "minItems" = 1))]
+    #[schemars(extend("maxItems" = 100i64, "minItems" = 1i64))]
     pub lines: ::std::vec::Vec<OrderLine>,
     /// The `order_id` property.
     pub order_id: __eventodb::__private::uuid::Uuid,
@@ -1109,7 +1111,7 @@ pub struct OrderShipped {
     pub order_id: __eventodb::__private::uuid::Uuid,
     /// The `parcels` property.
     #[serde(default = "OrderShipped::__default_parcels")]
-    #[schemars(extend("minimum" = 1))]
+    #[schemars(extend("minimum" = 1i64))]
     pub parcels: u64,
     /// The `shipped_at` property.
     pub shipped_at: __eventodb::__private::chrono::DateTime<
@@ -1246,7 +1248,7 @@ pub struct PartnershipActivated {
         __eventodb::__private::chrono::DateTime<__eventodb::__private::chrono::Utc>,
     >,
     /// The `school_id` property.
-    #[schemars(extend("minLength" = 1))]
+    #[schemars(extend("minLength" = 1i64))]
     pub school_id: ::std::string::String,
     /// The partnership tier.
     pub tier: PartnershipActivatedTier,
@@ -1351,7 +1353,7 @@ pub struct PartnershipApplicationSubmitted {
     #[schemars(extend("format" = "email"))]
     pub contact_email: ::std::string::String,
     /// The `contact_name` property.
-    #[schemars(extend("minLength" = 1))]
+    #[schemars(extend("minLength" = 1i64))]
     pub contact_name: ::std::string::String,
     /// The `contact_phone` property.
     #[schemars(extend("pattern" = "^\\+?[0-9 ()-]{6,20}$"))]
@@ -1365,7 +1367,7 @@ pub struct PartnershipApplicationSubmitted {
     #[schemars(with = "PartnershipApplicationSubmittedMetadata")]
     pub metadata: ::core::option::Option<PartnershipApplicationSubmittedMetadata>,
     /// The `school_name` property.
-    #[schemars(extend("minLength" = 1))]
+    #[schemars(extend("minLength" = 1i64))]
     pub school_name: ::std::string::String,
     /// The `submitted_at` property.
     pub submitted_at: __eventodb::__private::chrono::DateTime<
@@ -1539,7 +1541,7 @@ impl Payment {
 #[allow(dead_code)]
 pub struct PaymentVoucher {
     /// The `voucher_code` property.
-    #[schemars(extend("minLength" = 8))]
+    #[schemars(extend("minLength" = 8i64))]
     pub voucher_code: ::std::string::String,
 }
 #[allow(dead_code)]
@@ -1613,7 +1615,7 @@ pub struct StudentProgressMilestoneReached {
     #[schemars(with = "::std::string::String")]
     pub related_course_id: ::core::option::Option<::std::string::String>,
     /// The `student_id` property.
-    #[schemars(extend("minLength" = 1))]
+    #[schemars(extend("minLength" = 1i64))]
     pub student_id: ::std::string::String,
 }
 #[allow(dead_code)]
@@ -1672,7 +1674,7 @@ pub struct StudentProgressMilestoneReachedMetadata {
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
     #[schemars(with = "u64")]
-    #[schemars(extend("minimum" = 1))]
+    #[schemars(extend("minimum" = 1i64))]
     pub attempts: ::core::option::Option<u64>,
     /// The `score` property.
     #[serde(
@@ -1681,7 +1683,7 @@ pub struct StudentProgressMilestoneReachedMetadata {
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
     #[schemars(with = "u64")]
-    #[schemars(extend("maximum" = 100, "minimum" = 0))]
+    #[schemars(extend("maximum" = 100i64, "minimum" = 0i64))]
     pub score: ::core::option::Option<u64>,
     /// Seconds.
     #[serde(
@@ -1690,7 +1692,7 @@ pub struct StudentProgressMilestoneReachedMetadata {
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
     #[schemars(with = "u64")]
-    #[schemars(extend("minimum" = 0))]
+    #[schemars(extend("minimum" = 0i64))]
     pub time_spent: ::core::option::Option<u64>,
 }
 #[allow(dead_code)]
@@ -1794,7 +1796,7 @@ pub struct UserCreated {
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
     #[schemars(with = "::std::string::String")]
-    #[schemars(extend("maxLength" = 64, "minLength" = 1))]
+    #[schemars(extend("maxLength" = 64i64, "minLength" = 1i64))]
     pub display_name: ::core::option::Option<::std::string::String>,
     /// The `email` property.
     #[schemars(extend("format" = "email"))]
