@@ -487,3 +487,21 @@ fn a_keyword_beside_a_nullable_reference() {
         "beside a nullable reference",
     );
 }
+
+#[test]
+fn a_mistake_in_an_event_referenced_from_a_file_before_it_is_reported_once() {
+    // `a_shared.json` sorts first and reaches the event through a `$ref`; the event's own
+    // conversion then used to find its name taken with no struct behind it (a panic).
+    let event = event(
+        r#", "host": { "type": "string", "format": "hostname" }"#,
+        "",
+    );
+    let shared = r#"{ "title": "Holder", "type": "object",
+        "properties": { "thing": { "$ref": "thing.json" } } }"#;
+    one(
+        &[("a_shared.json", shared), ("thing.json", &event)],
+        "thing.json",
+        "/properties/host/format",
+        "unsupported format \"hostname\"",
+    );
+}

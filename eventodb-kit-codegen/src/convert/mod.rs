@@ -84,7 +84,11 @@ pub(crate) fn convert(folder: &Folder) -> Result<Model, Vec<SchemaError>> {
     };
     let mut errors = Vec::new();
     for (file, value) in &folder.files {
-        if let Err(error) = converter.file(file, value) {
+        // A type that failed when reached through a `$ref` fails again when its own file is
+        // converted: the user sees the mistake once.
+        if let Err(error) = converter.file(file, value)
+            && !errors.contains(&error)
+        {
             errors.push(error);
         }
     }
@@ -176,7 +180,7 @@ impl<'a> Converter<'a> {
         let parts = self.template(&meta, &stream, &category, &name)?;
         let Some(TypeKind::Struct(def)) = self.model.types.get_mut(&name).map(|ty| &mut ty.kind)
         else {
-            unreachable!("an object schema becomes a struct")
+            return Err(not_a_struct(at));
         };
         def.event = Some(EventInfo {
             event_type: title,
@@ -228,7 +232,7 @@ impl<'a> Converter<'a> {
             )));
         }
         let Some(TypeKind::Struct(def)) = self.model.types.get(name).map(|ty| &ty.kind) else {
-            unreachable!("events are structs")
+            return Err(not_a_struct(meta));
         };
         let mut parts = Vec::new();
         let mut rest = stream;
@@ -367,6 +371,18 @@ impl<'a> Converter<'a> {
         let kind = self.type_kind(at, name, omit_tag);
         self.inlining = outer;
         self.in_progress.remove(&key);
+        let kind = match kind {
+            Ok(kind) => kind,
+            Err(error) => {
+                // Forget the name, so a later `$ref` to this schema (or its own file, for an
+                // event) converts it again and meets the same error, rather than a name with
+                // no type behind it.
+                self.located.remove(&key);
+                self.located.remove(&format!("{}|", at.key()));
+                self.names.remove(name);
+                return Err(error);
+            }
+        };
         let doc = at
             .get("description")
             .and_then(|d| d.value.as_str())
@@ -382,7 +398,7 @@ impl<'a> Converter<'a> {
                 } else {
                     at.key()
                 },
-                kind: kind?,
+                kind,
             },
         );
         Ok((name.to_owned(), false))
@@ -720,6 +736,12 @@ impl<'a> Converter<'a> {
         }
         name
     }
+}
+
+/// An event whose name leads to no struct. `named` keeps no name whose conversion failed, so
+/// this is a generator bug; still an error, not a panic in the user's build script.
+fn not_a_struct(at: &At<'_>) -> SchemaError {
+    at.err("internal error: this event did not become a struct; please report it with this schema")
 }
 
 fn parse_meta(meta: &At<'_>) -> Result<(String, String)> {
