@@ -110,7 +110,9 @@
 //! **Refused.** Anything else fails the build with the file, the JSON pointer and what is
 //! wrong: unknown keywords (extensions must start with `x-`), `allOf`, `anyOf`, `not`,
 //! `if`/`then`/`else`, `patternProperties`, tuple `items`, several non-null types, unknown
-//! formats, an unknown `$ref`, a placeholder that is not a required property, two files with
+//! formats, keywords a generated struct, enum or union could not check (`minProperties` or
+//! `const` beside `properties`, `minLength` beside a string `enum`, `required` on a map),
+//! an unknown `$ref`, a placeholder that is not a required property, two files with
 //! one event type, an event that is not an object, a schema without a `type`. Never a panic,
 //! never a silent `serde_json::Value`.
 //!

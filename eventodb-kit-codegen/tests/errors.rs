@@ -505,3 +505,55 @@ fn a_mistake_in_an_event_referenced_from_a_file_before_it_is_reported_once() {
         "unsupported format \"hostname\"",
     );
 }
+
+#[test]
+fn keywords_a_named_type_would_drop_are_refused() {
+    // Each keyword is accepted for the node's JSON type, but a generated struct, enum or
+    // union could not check it: it used to be read and then silently ignored.
+    for (property, pointer, message) in [
+        (
+            r#""m": { "type": "object", "additionalProperties": { "type": "string" }, "required": ["a"] }"#,
+            "/properties/m/required",
+            "`required` on a map",
+        ),
+        (
+            r#""o": { "type": "object", "properties": { "p": { "type": "string" } }, "minProperties": 1 }"#,
+            "/properties/o/minProperties",
+            "keyword `minProperties` is not supported on an object with `properties`",
+        ),
+        (
+            r#""c": { "type": "object", "properties": { "p": { "type": "string" } }, "const": { "p": "x" } }"#,
+            "/properties/c/const",
+            "keyword `const` is not supported on an object with `properties`",
+        ),
+        (
+            r#""e": { "type": "string", "enum": ["a", "bb"], "minLength": 2 }"#,
+            "/properties/e/minLength",
+            "keyword `minLength` is not supported on an `enum`",
+        ),
+        (
+            r#""n": { "type": "integer", "enum": [1, 2], "maximum": 1 }"#,
+            "/properties/n/maximum",
+            "keyword `maximum` is not supported on an `enum`",
+        ),
+        (
+            r#""u": { "oneOf": [ { "type": "object", "required": ["k"], "properties": { "k": { "const": "a" } } } ], "required": ["k"] }"#,
+            "/properties/u/required",
+            "keyword `required` is not supported on a tagged `oneOf`",
+        ),
+    ] {
+        let schema = event(&format!(", {property}"), "");
+        one(&[("thing.json", &schema)], "thing.json", pointer, message);
+    }
+    // Through a `$ref` too: the error is at the referenced schema.
+    let schema = event(
+        r##", "o": { "$ref": "#/$defs/O" }"##,
+        r#", "$defs": { "O": { "type": "object", "properties": { "p": { "type": "string" } }, "maxProperties": 1 } }"#,
+    );
+    one(
+        &[("thing.json", &schema)],
+        "thing.json",
+        "/$defs/O/maxProperties",
+        "keyword `maxProperties` is not supported on an object with `properties`",
+    );
+}

@@ -342,12 +342,20 @@ impl<'a> Converter<'a> {
             ));
         }
         keywords::check(at, &[ty])?;
+        let kind = if at.value.get("oneOf").is_some() {
+            keywords::Named::Union
+        } else if at.value.get("enum").is_some() {
+            keywords::Named::Enum
+        } else {
+            keywords::Named::Struct
+        };
         if at.value.get("oneOf").is_some() && at.value.get("properties").is_some() {
             return Err(at.err_at(
                 "properties",
                 "`properties` beside `oneOf` is not supported; put them in each option",
             ));
         }
+        keywords::check_named(at, kind)?;
         if omit_tag.is_none() && self.located.contains_key(&format!("{}|", at.key())) {
             return Err(
                 at.err("this schema is a `oneOf` option and cannot also be used on its own")

@@ -132,6 +132,12 @@ impl<'a> Converter<'a> {
                         "an object needs `properties`, or an `additionalProperties` schema for a map (`true` for any values)",
                     ));
                 };
+                if let Some(required) = at.get("required") {
+                    // A map's keys are not known, so nothing could check them.
+                    return Err(required.err(
+                        "`required` on a map (an object with only `additionalProperties`) is not supported; list the properties in `properties`",
+                    ));
+                }
                 if values.value == false {
                     return Err(values.err(
                         "an object with no `properties` and `additionalProperties: false` can only be empty; add `properties`",
