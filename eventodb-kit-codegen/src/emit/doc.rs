@@ -40,7 +40,7 @@ fn no_doctests(text: &str) -> Vec<String> {
     let mut after_paragraph = false;
     // In a list, where indented lines may continue an item.
     let mut in_list = false;
-    for line in text.lines() {
+    for line in lines(text) {
         let (quote, rest) = split_quote(line);
         let blank = rest.trim().is_empty();
         if let Some(lines) = &mut block {
@@ -111,6 +111,46 @@ fn no_doctests(text: &str) -> Vec<String> {
         out.extend(std::iter::repeat_n(String::new(), blanks));
     }
     out
+}
+
+/// The lines of `text`, ended by `\n`, `\r\n` or a bare `\r` (as Markdown reads them):
+/// `str::lines` keeps a bare `\r` inside a line, which rustc refuses in a doc comment.
+fn lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let Some(end) = rest.find(['\n', '\r']) else {
+            return Some(std::mem::take(&mut rest));
+        };
+        let line = &rest[..end];
+        let width = if rest[end..].starts_with("\r\n") {
+            2
+        } else {
+            1
+        };
+        rest = &rest[end + width..];
+        Some(line)
+    })
+}
+
+/// `text` as inline code, between backtick runs longer than any inside it.
+pub(super) fn inline_code(text: &str) -> String {
+    let mut longest = 0;
+    let mut run = 0;
+    for c in text.chars() {
+        run = if c == '`' { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    let ticks = "`".repeat(longest + 1);
+    // A space each side keeps a backtick at either end from joining the delimiters.
+    let pad = if text.starts_with('`') || text.ends_with('`') {
+        " "
+    } else {
+        ""
+    };
+    format!("{ticks}{pad}{text}{pad}{ticks}")
 }
 
 /// An indented code block's lines in a `text` fence longer than any run of backticks that
@@ -226,7 +266,7 @@ fn is_rust(info: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::no_doctests;
+    use super::{inline_code, no_doctests};
 
     fn relabel(text: &str) -> String {
         no_doctests(text).join("\n")
@@ -313,5 +353,21 @@ mod tests {
             relabel("````\n```\ninner\n```\n````\n```\nnext\n```"),
             "````text\n```\ninner\n```\n````\n```text\nnext\n```"
         );
+    }
+
+    #[test]
+    fn a_bare_cr_ends_a_line() {
+        assert_eq!(
+            no_doctests("one\rtwo\r\nthree\nfour\r"),
+            ["one", "two", "three", "four"]
+        );
+        assert_eq!(no_doctests("a\r\rb"), ["a", "", "b"]);
+    }
+
+    #[test]
+    fn inline_code_is_longer_than_the_backticks_inside() {
+        assert_eq!(inline_code("\"a\""), "`\"a\"`");
+        assert_eq!(inline_code("a`b``c"), "```a`b``c```");
+        assert_eq!(inline_code("`a"), "`` `a ``");
     }
 }

@@ -276,6 +276,16 @@ pub struct KitchenSinkRecorded {
     /// The `level` property.
     #[serde(default = "KitchenSinkRecorded::__default_level")]
     pub level: KitchenSinkRecordedLevel,
+    /// Line one.
+    /// Line two, after a bare CR.
+    /// Line three, after a CR LF.
+    #[serde(
+        default,
+        skip_serializing_if = "::core::option::Option::is_none",
+        deserialize_with = "__eventodb_codegen::deserialize_some"
+    )]
+    #[schemars(with = "KitchenSinkRecordedLineEnd")]
+    pub line_end: ::core::option::Option<KitchenSinkRecordedLineEnd>,
     /// The `matrix` property.
     #[serde(
         default,
@@ -858,6 +868,39 @@ pub enum KitchenSinkRecordedLevel {
     /// `"high"`
     #[serde(rename = "high")]
     High,
+}
+/// Line one.
+/// Line two, after a bare CR.
+/// Line three, after a CR LF.
+///
+/// Generated from `kitchen_sink.json#/properties/line_end`.
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Copy,
+    Eq,
+    Hash,
+    __eventodb_serde::Serialize,
+    __eventodb_serde::Deserialize,
+    __eventodb_schemars::JsonSchema,
+)]
+#[serde(crate = "__eventodb_serde")]
+#[schemars(crate = "__eventodb_schemars")]
+#[allow(dead_code, clippy::enum_variant_names)]
+pub enum KitchenSinkRecordedLineEnd {
+    /// `"unix\n"`
+    #[serde(rename = "unix\n")]
+    Unix,
+    /// `"mac\r"`
+    #[serde(rename = "mac\r")]
+    Mac,
+    /// `"dos\r\n"`
+    #[serde(rename = "dos\r\n")]
+    Dos,
+    /// ``"tick`s"``
+    #[serde(rename = "tick`s")]
+    TickS,
 }
 /// An inline object.
 ///
