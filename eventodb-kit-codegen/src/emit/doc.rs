@@ -238,10 +238,14 @@ fn list_item(trimmed: &str) -> bool {
 }
 
 /// A fence line (three or more backticks or tildes): its character, length and info string.
+/// A backtick fence's info string cannot hold a backtick (CommonMark): such a line is
+/// paragraph text (inline code), and taking it for a fence would make the next fence seem to
+/// close it when that one in fact opens a block rustdoc runs.
 fn fence(line: &str) -> Option<(char, usize, &str)> {
     let ch = line.chars().next().filter(|ch| *ch == '`' || *ch == '~')?;
     let len = line.chars().take_while(|c| *c == ch).count();
-    (len >= 3).then(|| (ch, len, line[len..].trim()))
+    let info = line[len..].trim();
+    (len >= 3 && !(ch == '`' && info.contains('`'))).then_some((ch, len, info))
 }
 
 /// Whether rustdoc treats a fence's info string as Rust: empty, or only `rust` and rustdoc's
@@ -369,5 +373,17 @@ mod tests {
         assert_eq!(inline_code("\"a\""), "`\"a\"`");
         assert_eq!(inline_code("a`b``c"), "```a`b``c```");
         assert_eq!(inline_code("`a"), "`` `a ``");
+    }
+
+    #[test]
+    fn a_backtick_fence_with_a_backtick_in_its_info_is_text() {
+        // The first line is a paragraph, so the second opens a fence (one rustdoc would run).
+        assert_eq!(
+            relabel("``` `inline` is not a fence\n```\nassert!(false);\n```"),
+            "``` `inline` is not a fence\n```text\nassert!(false);\n```"
+        );
+        // Tildes may have backticks in their info string.
+        let text = "~~~ `json`\n{}\n~~~";
+        assert_eq!(relabel(text), text);
     }
 }

@@ -318,6 +318,19 @@ pub struct KitchenSinkRecorded {
     )]
     #[schemars(with = "KitchenSinkRecordedNested")]
     pub nested: ::core::option::Option<KitchenSinkRecordedNested>,
+    /// A line that looks like a fence but is not one (its info string has a backtick):
+    ///
+    /// ``` `inline` is not a fence
+    /// ```text
+    /// assert!(false, "doctest ran");
+    /// ```
+    #[serde(
+        default,
+        skip_serializing_if = "::core::option::Option::is_none",
+        deserialize_with = "__eventodb_codegen::deserialize_some"
+    )]
+    #[schemars(with = "::std::string::String")]
+    pub note: ::core::option::Option<::std::string::String>,
     /// The `nullable_optional` property.
     #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
     #[schemars(extend("minimum" = 1i64))]
