@@ -9,6 +9,24 @@
 use proc_macro2::TokenStream;
 use quote::quote;
 
+/// `#[allow]` for the rustdoc lints a schema's prose sets off: a bare URL, `list<string>`
+/// read as an HTML tag, `[ISO4217]` read as a link. The text is the schema author's, the
+/// user cannot edit the generated file, and under `#![deny(warnings)]` each would fail
+/// `cargo doc`. Put on every generated type, so its fields and variants are covered too.
+pub(super) fn allow_prose_lints() -> TokenStream {
+    quote! {
+        #[allow(
+            rustdoc::bare_urls,
+            rustdoc::broken_intra_doc_links,
+            rustdoc::private_intra_doc_links,
+            rustdoc::invalid_html_tags,
+            rustdoc::invalid_codeblock_attributes,
+            rustdoc::invalid_rust_codeblocks,
+            rustdoc::redundant_explicit_links
+        )]
+    }
+}
+
 /// `#[doc]` attributes for `text`, one per line, with doctest fences made `text`.
 pub(super) fn doc_lines(text: &str) -> TokenStream {
     let lines = no_doctests(text).into_iter().map(|line| {

@@ -157,7 +157,10 @@ impl Emitter<'_> {
             };
         }
         doc.push_str(&format!("\n\nGenerated from `{}`.", def.origin));
+        // The lint allows go with the doc, so every generated type has them.
+        let allow = doc::allow_prose_lints();
         let doc = doc_lines(&doc);
+        let doc = quote!(#doc #allow);
         let validate = self.validate_impl(def);
         match &def.kind {
             TypeKind::Struct(s) => {

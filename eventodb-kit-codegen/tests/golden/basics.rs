@@ -11,6 +11,15 @@ use ::eventodb_kit::{
 /// The `Address` type.
 ///
 /// Generated from `nullable_refs.json#/$defs/Address`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -35,6 +44,15 @@ pub struct Address {
 /// Recursion through an inlined array definition: `Trees` is inlined as a `Vec` each time, and the named `Grove` in it ends the cycle.
 ///
 /// Generated from `shared/forest.json`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -59,6 +77,15 @@ pub struct Forest {
 /// The `Grove` type.
 ///
 /// Generated from `shared/forest.json#/$defs/Grove`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -92,7 +119,18 @@ pub struct Grove {
 /// {"sink_id": 2}
 /// ```
 ///
+/// See https://example.com/spec. A list<string> of tags. As in [ISO4217].
+///
 /// Generated from `kitchen_sink.json`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -203,6 +241,15 @@ pub struct KitchenSinkRecorded {
     /// The `count` property.
     #[schemars(extend("maximum" = 5i64, "minimum" = -5i64, "multipleOf" = 1i64))]
     pub count: i64,
+    /// As in [ISO4217], see https://www.iso.org/iso-4217-currency-codes.html; a Vec<u8> is not <b>it.
+    #[serde(
+        default,
+        skip_serializing_if = "::core::option::Option::is_none",
+        deserialize_with = "__eventodb_codegen::deserialize_some"
+    )]
+    #[schemars(with = "::std::string::String")]
+    #[schemars(extend("pattern" = "^[A-Z]{3}$"))]
+    pub currency: ::core::option::Option<::std::string::String>,
     /// The `email` property.
     #[serde(
         default,
@@ -548,6 +595,20 @@ impl KitchenSinkRecorded {
             __eventodb_codegen::minimum(violations, pointer, "/count", *value, -5i64);
             __eventodb_codegen::maximum(violations, pointer, "/count", *value, 5i64);
         }
+        if let ::core::option::Option::Some(value) = &self.currency {
+            static PATTERN: ::std::sync::LazyLock<__eventodb::__private::regex::Regex> = ::std::sync::LazyLock::new(||
+            {
+                __eventodb::__private::regex::Regex::new("^[A-Z]{3}$")
+                    .expect("the pattern compiled at build time")
+            });
+            __eventodb_codegen::pattern(
+                violations,
+                pointer,
+                "/currency",
+                value,
+                &PATTERN,
+            );
+        }
         if let ::core::option::Option::Some(value) = &self.email {
             __eventodb_codegen::format(
                 violations,
@@ -782,6 +843,15 @@ impl KitchenSinkRecorded {
 /// > ```
 ///
 /// Generated from `kitchen_sink.json#/properties/big`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(Debug, Clone, PartialEq, Copy, Eq, Hash)]
 #[allow(dead_code, clippy::enum_variant_names)]
 pub enum KitchenSinkRecordedBig {
@@ -857,6 +927,15 @@ impl __eventodb_schemars::JsonSchema for KitchenSinkRecordedBig {
 /// The `KitchenSinkRecordedLevel` type.
 ///
 /// Generated from `kitchen_sink.json#/properties/level`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -887,6 +966,15 @@ pub enum KitchenSinkRecordedLevel {
 /// Line three, after a CR LF.
 ///
 /// Generated from `kitchen_sink.json#/properties/line_end`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -918,6 +1006,15 @@ pub enum KitchenSinkRecordedLineEnd {
 /// An inline object.
 ///
 /// Generated from `kitchen_sink.json#/properties/nested`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -961,6 +1058,15 @@ impl KitchenSinkRecordedNested {
 /// The `KitchenSinkRecordedNestedDeep` type.
 ///
 /// Generated from `kitchen_sink.json#/properties/nested/properties/deep`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -1001,6 +1107,15 @@ impl KitchenSinkRecordedNestedDeep {
 /// An integer enum whose variants `x-enum-varnames` names.
 ///
 /// Generated from `kitchen_sink.json#/properties/offset`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(Debug, Clone, PartialEq, Copy, Eq, Hash)]
 #[allow(dead_code, clippy::enum_variant_names)]
 pub enum KitchenSinkRecordedOffset {
@@ -1077,6 +1192,15 @@ impl __eventodb_schemars::JsonSchema for KitchenSinkRecordedOffset {
 /// after it.
 ///
 /// Generated from `kitchen_sink.json#/properties/priority`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(Debug, Clone, PartialEq, Copy, Eq, Hash)]
 #[allow(dead_code, clippy::enum_variant_names)]
 pub enum KitchenSinkRecordedPriority {
@@ -1147,6 +1271,15 @@ impl __eventodb_schemars::JsonSchema for KitchenSinkRecordedPriority {
 /// A draft-07 event with `definitions` and a compound stream.
 ///
 /// Generated from `legacy.json`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -1184,6 +1317,15 @@ pub struct LegacyThingHappened {
 /// A shared type nobody refers to, with rules to check: its validation code must not warn either.
 ///
 /// Generated from `shared/money.json`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -1244,6 +1386,15 @@ impl Money {
 /// References to nullable types, and the `oneOf`/`anyOf` spelling of a nullable reference: every one is an `Option`.
 ///
 /// Generated from `nullable_refs.json`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -1332,6 +1483,15 @@ impl NullableRefsSet {
 /// The `Place` type.
 ///
 /// Generated from `nullable_refs.json#/$defs/Place`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -1367,6 +1527,15 @@ impl Place {
 /// The `Plan` type.
 ///
 /// Generated from `nullable_refs.json#/$defs/Plan`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -1392,6 +1561,15 @@ pub enum Plan {
 /// A shared type nobody refers to: still generated, once.
 ///
 /// Generated from `shared/point.json`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -1412,6 +1590,15 @@ pub struct Point {
 /// A tagged union with inline options.
 ///
 /// Generated from `kitchen_sink.json#/$defs/Shape`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -1453,6 +1640,15 @@ impl Shape {
 /// The `ShapeCircle` type.
 ///
 /// Generated from `kitchen_sink.json#/$defs/Shape/oneOf/0`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -1489,6 +1685,15 @@ impl ShapeCircle {
 /// The `ShapeEmptyShape` type.
 ///
 /// Generated from `kitchen_sink.json#/$defs/Shape/oneOf/2`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -1504,6 +1709,15 @@ pub struct ShapeEmptyShape {}
 /// The `ShapeRect` type.
 ///
 /// Generated from `kitchen_sink.json#/$defs/Shape/oneOf/1`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -1524,6 +1738,15 @@ pub struct ShapeRect {
 /// The `Status` type.
 ///
 /// Generated from `legacy.json#/definitions/Status`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -1549,6 +1772,15 @@ pub enum Status {
 /// A recursive type.
 ///
 /// Generated from `shared/tree.json`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
