@@ -557,3 +557,40 @@ fn keywords_a_named_type_would_drop_are_refused() {
         "keyword `maxProperties` is not supported on an object with `properties`",
     );
 }
+
+#[test]
+fn a_ref_to_a_one_of_option_is_refused_at_the_reference_whatever_the_file_order() {
+    let holder = r#"{ "title": "Holder", "type": "object", "properties": { "u": { "oneOf": [
+        { "type": "object", "properties": { "k": { "const": "x" }, "v": { "type": "string" } }, "required": ["k"] },
+        { "type": "object", "properties": { "k": { "const": "y" } }, "required": ["k"] } ] } } }"#;
+    let user = r#"{ "title": "User", "type": "object",
+        "properties": { "opt": { "$ref": "b.json#/properties/u/oneOf/0" } } }"#;
+    // `a.json` sorts before `b.json`, `z.json` after it: it used to build in one order and
+    // fail in the other, with the error in `b.json`.
+    for referring in ["a.json", "z.json"] {
+        one(
+            &[(referring, user), ("b.json", holder)],
+            referring,
+            "/properties/opt/$ref",
+            "`$ref` to `b.json#/properties/u/oneOf/0`, an option of a tagged `oneOf`",
+        );
+    }
+}
+
+#[test]
+fn a_file_that_is_a_one_of_option_is_generated_with_its_union_whatever_the_file_order() {
+    let circle = r#"{ "title": "Circle", "type": "object", "required": ["kind"],
+        "properties": { "kind": { "const": "circle" }, "r": { "type": "number" } } }"#;
+    let holder = r#"{ "title": "Holder", "type": "object", "properties": { "shape": { "oneOf": [
+        { "$ref": "CIRCLE" },
+        { "type": "object", "properties": { "kind": { "const": "dot" } }, "required": ["kind"] } ] } } }"#;
+    for (circle_file, holder_file) in [("a.json", "b.json"), ("b.json", "a.json")] {
+        let holder = holder.replace("CIRCLE", circle_file);
+        let code = Settings::new("unused")
+            .generate_sources([(circle_file, circle), (holder_file, holder.as_str())])
+            .unwrap_or_else(|error| panic!("{circle_file}: {error}"))
+            .to_pretty_string()
+            .expect("parses");
+        assert!(code.contains("Circle(Circle)"), "{code}");
+    }
+}

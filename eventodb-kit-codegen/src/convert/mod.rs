@@ -81,7 +81,11 @@ pub(crate) fn convert(folder: &Folder) -> Result<Model, Vec<SchemaError>> {
         inlining: Vec::new(),
         events: BTreeMap::new(),
         categories: BTreeMap::new(),
+        union_options: BTreeSet::new(),
     };
+    for (file, value) in &folder.files {
+        converter.collect_union_options(&At::root(file, value));
+    }
     let mut errors = Vec::new();
     for (file, value) in &folder.files {
         // A type that failed when reached through a `$ref` fails again when its own file is
@@ -115,6 +119,11 @@ pub(crate) struct Converter<'a> {
     /// Constant name in `categories` -> the category and the file that first used it, so two
     /// categories spelled differently (`user_command`, `user:command`) cannot share a constant.
     categories: BTreeMap<String, (String, String)>,
+    /// `file#pointer` of every option of a tagged `oneOf` (the option itself, or what its
+    /// `$ref` points to), found before any conversion: such a schema becomes a variant's
+    /// payload without its tag, and whether it may also be used on its own must not depend on
+    /// which file is converted first.
+    union_options: BTreeSet<String>,
 }
 
 impl<'a> Converter<'a> {
@@ -138,7 +147,8 @@ impl<'a> Converter<'a> {
         let is_type = ["type", "properties", "enum", "oneOf"]
             .iter()
             .any(|key| object.contains_key(*key));
-        if is_type {
+        // A file whose root is a `oneOf` option is generated with the union that holds it.
+        if is_type && !self.union_options.contains(&at.key()) {
             let name = self.ref_name(&at);
             let (shape, _) = self.shape(&at, &name)?;
             if !matches!(shape.ty, Ty::Named { .. }) {
@@ -356,10 +366,10 @@ impl<'a> Converter<'a> {
             ));
         }
         keywords::check_named(at, kind)?;
-        if omit_tag.is_none() && self.located.contains_key(&format!("{}|", at.key())) {
-            return Err(
-                at.err("this schema is a `oneOf` option and cannot also be used on its own")
-            );
+        if omit_tag.is_none() && self.union_options.contains(&at.key()) {
+            return Err(at.err(
+                "this schema is an option of a tagged `oneOf` (a variant's payload, without its tag) and cannot also be used on its own",
+            ));
         }
         if let Some(other) = self.names.get(name) {
             return Err(at.err(format!(
@@ -368,10 +378,6 @@ impl<'a> Converter<'a> {
         }
         self.names.insert(name.to_owned(), at.key());
         self.located.insert(key.clone(), name.to_owned());
-        if omit_tag.is_some() {
-            self.located
-                .insert(format!("{}|", at.key()), name.to_owned());
-        }
         self.in_progress.insert(key.clone());
         // A named type breaks any cycle of inlined references (a `$ref` back to it is boxed
         // or sits in a collection), so its properties start a fresh chain.
@@ -386,7 +392,6 @@ impl<'a> Converter<'a> {
                 // event) converts it again and meets the same error, rather than a name with
                 // no type behind it.
                 self.located.remove(&key);
-                self.located.remove(&format!("{}|", at.key()));
                 self.names.remove(name);
                 return Err(error);
             }
@@ -618,6 +623,56 @@ impl<'a> Converter<'a> {
             });
         }
         Ok(TypeKind::Union { tag, variants })
+    }
+
+    /// Records in `union_options` the options of every tagged `oneOf` under `at`, walking the
+    /// keywords that hold schemas (not `examples`, `default` or a property named `oneOf`). A
+    /// `$ref` that does not resolve is left for the conversion to report.
+    fn collect_union_options(&mut self, at: &At<'a>) {
+        if !at.value.is_object() {
+            return;
+        }
+        if let Some(one_of) = at.get("oneOf")
+            && let Some(options) = one_of.value.as_array()
+            && shape::nullable_ref(at).is_none()
+        {
+            for (index, option) in options.iter().enumerate() {
+                let option_at = one_of.child(&index.to_string(), option);
+                match option_at.get("$ref") {
+                    Some(reference) => {
+                        if let Ok(target) = self.resolve(&reference) {
+                            self.union_options.insert(target.key());
+                        }
+                    }
+                    None => {
+                        self.union_options.insert(option_at.key());
+                    }
+                }
+            }
+        }
+        for keyword in ["properties", "$defs", "definitions"] {
+            if let Some(map) = at.get(keyword)
+                && let Some(object) = map.object()
+            {
+                for (key, child) in object {
+                    self.collect_union_options(&map.child(key, child));
+                }
+            }
+        }
+        for keyword in ["items", "additionalProperties"] {
+            if let Some(child) = at.get(keyword) {
+                self.collect_union_options(&child);
+            }
+        }
+        for keyword in ["oneOf", "anyOf"] {
+            if let Some(list) = at.get(keyword)
+                && let Some(items) = list.value.as_array()
+            {
+                for (index, item) in items.iter().enumerate() {
+                    self.collect_union_options(&list.child(&index.to_string(), item));
+                }
+            }
+        }
     }
 
     /// The node a `$ref` points to.

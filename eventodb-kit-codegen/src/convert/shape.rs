@@ -46,6 +46,13 @@ impl<'a> Converter<'a> {
         if let Some(reference) = at.get("$ref") {
             keywords::check(at, &[])?;
             let target = self.resolve(&reference)?;
+            if self.union_options.contains(&target.key()) {
+                // Reported here, at the reference, whichever file is converted first.
+                return Err(reference.err(format!(
+                    "`$ref` to `{}`, an option of a tagged `oneOf`: it is generated as a variant's payload (without its tag) and cannot also be used on its own; refer to the union, or copy the schema",
+                    target.key()
+                )));
+            }
             if is_named(&target) {
                 let name = self.ref_name(&target);
                 let (name, boxed) = self.named(&target, &name, None)?;
