@@ -72,7 +72,7 @@
 //! | `enum` of integers (`"type": "integer"`) | a Rust enum written and read as its number (`value()` gives it); variants `Value1`, `ValueMinus1`, or the names in `x-enum-varnames`, in order of value |
 //! | `oneOf` of objects sharing a required `const` property | `#[serde(tag = "...")]` enum |
 //! | `const` | the type of the value, checked by `validate()` |
-//! | `"type": ["string", "null"]` (or `null` in an `enum`) | `Option<T>` |
+//! | `"type": ["string", "null"]` (or `null` in an `enum` whose `type`, if any, has `"null"` too) | `Option<T>` |
 //! | a `$ref` to such a type, or `oneOf`/`anyOf` of a `$ref` and `{"type": "null"}` | `Option<T>` |
 //! | the `true` schema (e.g. `"additionalProperties": true`) | `serde_json::Value` |
 //!

@@ -594,3 +594,19 @@ fn a_file_that_is_a_one_of_option_is_generated_with_its_union_whatever_the_file_
         assert!(code.contains("Circle(Circle)"), "{code}");
     }
 }
+
+#[test]
+fn null_in_an_enum_whose_type_forbids_it_is_refused() {
+    for property in [
+        r#""tn": { "type": "string", "enum": ["a", null] }"#,
+        r#""tn": { "type": "integer", "enum": [1, null] }"#,
+    ] {
+        let schema = event(&format!(", {property}"), "");
+        one(
+            &[("thing.json", &schema)],
+            "thing.json",
+            "/properties/tn/enum",
+            "`enum` lists `null` but `type` does not allow it",
+        );
+    }
+}

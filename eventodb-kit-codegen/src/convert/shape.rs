@@ -269,6 +269,15 @@ pub(super) fn json_type<'v>(at: &At<'v>) -> Result<(&'v str, bool)> {
     if let Some(Value::Array(values)) = at.value.get("enum")
         && values.iter().any(Value::is_null)
     {
+        // `null` in the list makes the value nullable only when `type` allows it too: with
+        // `"type": "string"` it can never validate, and reading it as nullable would accept
+        // what the schema refuses. An impossible rule is refused, as the `false` schema is.
+        if at.value.get("type").is_some() && !nullable {
+            return Err(at.err_at(
+                "enum",
+                "`enum` lists `null` but `type` does not allow it, so it can never match; add \"null\" to `type`, or remove `null` from the `enum`",
+            ));
+        }
         nullable = true;
     }
     match types.as_slice() {
