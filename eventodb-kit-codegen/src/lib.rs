@@ -19,7 +19,8 @@
 //!
 //! # The schema dialect
 //!
-//! **Files.** Every `*.json` file under the folder, recursively, is read. A file with an
+//! **Files.** Every `*.json` file under the folder, recursively, is read; dot-files and
+//! dot-folders (an editor's `.#x.json` lock file) are skipped. A file with an
 //! `x-eventodb` object is an *event*; any other file (e.g. `common/address.json`) holds shared
 //! definitions, generated once however many events refer to them.
 //!
@@ -126,7 +127,11 @@
 //! **Known differences** from a JSON Schema validator: serde reads a struct from a JSON
 //! array of its fields; the `uuid` and `chrono` parsers accept some spellings the formats do
 //! not (a UUID without hyphens); `1.0` is not an integer for serde; `format` keeps its
-//! 2020-12 meaning in draft-07 files.
+//! 2020-12 meaning in draft-07 files; a `date-time` keeps the instant but not its offset
+//! (`DateTime<Utc>`: `+02:00` is written back as `Z`); `pattern` is a Rust regex, whose `\d`
+//! and `\w` are Unicode-aware (ECMA-262's are ASCII): write `[0-9]` for ASCII digits.
+//! `Settings::derive("Eq")` (or `Hash`, `Ord`) fails to compile for a type with a `number`
+//! (`f64`) field or an `additionalProperties: true` value.
 
 mod convert;
 mod emit;
@@ -190,6 +195,9 @@ impl Settings {
     }
 
     /// Adds a derive to every generated type, e.g. `"Eq"` or `"my_crate::MyTrait"`.
+    ///
+    /// The derive must hold for every field: `Eq`, `Hash` and `Ord` do not compile for a
+    /// type with a `number` (`f64`) field or any JSON value (`serde_json::Value`).
     pub fn derive(mut self, path: impl Into<String>) -> Self {
         self.derives.push(path.into());
         self
