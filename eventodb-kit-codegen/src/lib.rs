@@ -70,7 +70,7 @@
 //! | `object` with `properties` | a named struct (its `title`, else parent name + property name) |
 //! | `object` with only an `additionalProperties` schema | `BTreeMap<String, T>` |
 //! | `enum` of strings | a Rust enum, each variant renamed to its value |
-//! | `enum` of integers (`"type": "integer"`) | a Rust enum written and read as its number (`value()` gives it); variants `Value1`, `ValueMinus1`, or the names in `x-enum-varnames`, in order of value |
+//! | `enum` of integers (`"type": "integer"`, or no `type`) | a Rust enum written and read as its number (`value()` gives it); variants `Value1`, `ValueMinus1`, or the names in `x-enum-varnames`, in order of value |
 //! | `oneOf` of objects sharing a required `const` property | `#[serde(tag = "...")]` enum |
 //! | `const` | the type of the value, checked by `validate()` |
 //! | `"type": ["string", "null"]` (or `null` in an `enum` whose `type`, if any, has `"null"` too) | `Option<T>` |
@@ -79,7 +79,8 @@
 //!
 //! Properties not in `required` are `Option<T>`, left out when `None`; a `null` is refused
 //! unless the type is nullable. An optional property with a `default` (string, number,
-//! boolean or enum value) is a plain `T` filled in when absent. `"additionalProperties":
+//! boolean or enum value) is a plain `T` filled in when absent; `"default": null` on a nullable
+//! one (as Pydantic writes it) is no default: absent and `null` both read as `None`. `"additionalProperties":
 //! false` becomes `#[serde(deny_unknown_fields)]`; otherwise unknown properties are ignored.
 //! Struct fields are in alphabetical order. Property names that are not Rust identifiers or
 //! are keywords are renamed (`first-name` → `first_name`, `type` → `r#type`) with
@@ -93,7 +94,7 @@
 //! **References.** `$ref` may point into the same file (`#/$defs/Money`,
 //! `#/definitions/Money`), to another file relative to the referring one
 //! (`common/address.json`, `../common/address.json`), or into one
-//! (`common/money.json#/$defs/Currency`). A referenced object, enum or union is generated once,
+//! (`common/money.json#/$defs/Currency`); `%XX` escapes are decoded (`#/$defs/Foo%20Bar`). A referenced object, enum or union is generated once,
 //! named by its `title`, else its `$defs` key, else as it is in its own file (parent and
 //! property name: `user.json#/properties/address` is `UserAddress`), and a file's root by its
 //! file name; a referenced scalar schema

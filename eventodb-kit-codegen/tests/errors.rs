@@ -610,3 +610,33 @@ fn null_in_an_enum_whose_type_forbids_it_is_refused() {
         );
     }
 }
+
+#[test]
+fn common_spellings_that_were_refused_are_accepted() {
+    // Each used to be a schema error; each is also in basics/nullable_refs.json, where the
+    // codegen-user agreement test judges it.
+    let defs = r#", "$defs": { "Place": { "type": "object", "properties": { "name": { "type": "string" } } },
+        "Foo Bar": { "type": "object", "properties": { "v": { "type": "string" } } } }"#;
+    for property in [
+        r##""p": { "anyOf": [ { "$ref": "#/$defs/Place" }, { "type": "null" } ], "default": null }"##,
+        r#""p": { "type": ["string", "null"], "default": null }"#,
+        r##""p": { "oneOf": [ { "$ref": "#/$defs/Place" }, { "type": "null", "description": "none" } ] }"##,
+        r##""p": { "$ref": "#/$defs/Foo%20Bar" }"##,
+        r#""p": { "enum": [1, 2] }"#,
+    ] {
+        let schema = event(&format!(", {property}"), defs);
+        if let Err(error) =
+            Settings::new("unused").generate_sources([("thing.json", schema.as_str())])
+        {
+            panic!("{property}: {error}");
+        }
+    }
+    // A mixed list is refused with what it may hold.
+    let schema = event(r#", "p": { "enum": [1, "a"] }"#, "");
+    one(
+        &[("thing.json", &schema)],
+        "thing.json",
+        "/properties/p/enum",
+        "`enum` values must be all strings or all integers",
+    );
+}

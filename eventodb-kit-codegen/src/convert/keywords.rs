@@ -21,6 +21,12 @@ const ANNOTATIONS: &[&str] = &[
     "contentEncoding",
 ];
 
+/// Whether a keyword only annotates (a `description`, an `x-` extension): read for docs or
+/// ignored, never a rule.
+pub(super) fn is_annotation(key: &str) -> bool {
+    key.starts_with("x-") || ANNOTATIONS.contains(&key)
+}
+
 /// Keywords read by the generator, by the JSON type they apply to (`*` = any).
 const SUPPORTED: &[(&str, &str)] = &[
     ("type", "*"),

@@ -490,7 +490,12 @@ impl<'a> Converter<'a> {
             let presence = match (is_required, nullable, property.get("default")) {
                 (true, false, _) => Presence::Required,
                 (true, true, _) => Presence::RequiredNullable,
+                // `"default": null` (Pydantic writes it on every optional property) says
+                // what absence means, which `OptionalNullable` already reads as `None`.
                 (false, true, None) => Presence::OptionalNullable,
+                (false, true, Some(default)) if default.value.is_null() => {
+                    Presence::OptionalNullable
+                }
                 (false, false, None) => Presence::Optional,
                 (false, true, Some(default)) => {
                     return Err(default.err("`default` on a nullable property is not supported"));
@@ -686,6 +691,8 @@ impl<'a> Converter<'a> {
             )));
         }
         let (path, fragment) = text.split_once('#').unwrap_or((text, ""));
+        let path = percent_decode(path).unwrap_or_else(|| path.to_owned());
+        let path = path.as_str();
         let file = if path.is_empty() {
             reference.file.to_owned()
         } else {
@@ -703,6 +710,13 @@ impl<'a> Converter<'a> {
         if fragment.is_empty() {
             return Ok(At::root(file, root));
         }
+        // A fragment is URI text: `#/$defs/Foo%20Bar` names the key `Foo Bar`.
+        let Some(fragment) = percent_decode(fragment) else {
+            return Err(reference.err(format!(
+                "unknown `$ref` \"{text}\": its fragment has a `%` that is not a UTF-8 escape (`%20`)"
+            )));
+        };
+        let fragment = fragment.as_str();
         if !fragment.starts_with('/') {
             return Err(reference.err(format!(
                 "unknown `$ref` \"{text}\": only JSON pointer fragments (`#/$defs/Name`) are supported"
@@ -799,6 +813,27 @@ impl<'a> Converter<'a> {
         }
         name
     }
+}
+
+/// `text` with its `%XX` escapes decoded; `None` for a bad escape or bytes that are not UTF-8.
+fn percent_decode(text: &str) -> Option<String> {
+    if !text.contains('%') {
+        return Some(text.to_owned());
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// An event whose name leads to no struct. `named` keeps no name whose conversion failed, so

@@ -224,9 +224,13 @@ pub(super) fn nullable_ref<'a>(at: &At<'a>) -> Option<NullableRef<'a>> {
         let [first, second] = list.value.as_array()?.as_slice() else {
             return None;
         };
+        // `{"type": "null"}`, perhaps with a `description` or other annotations.
         let is_null = |option: &Value| {
             option.as_object().is_some_and(|object| {
-                object.len() == 1 && object.get("type") == Some(&Value::from("null"))
+                object.get("type") == Some(&Value::from("null"))
+                    && object
+                        .keys()
+                        .all(|key| key == "type" || keywords::is_annotation(key))
             })
         };
         let (index, option) = match (is_null(first), is_null(second)) {
@@ -306,10 +310,19 @@ pub(super) fn json_type<'v>(at: &At<'v>) -> Result<(&'v str, bool)> {
     } else if value.get("items").is_some() {
         "array"
     } else if let Some(Value::Array(values)) = value.get("enum") {
-        if values.iter().all(|v| v.is_string() || v.is_null()) {
+        let values = || values.iter().filter(|v| !v.is_null());
+        if values().all(Value::is_string) {
             "string"
+        } else if values().all(|v| v.is_i64()) {
+            "integer"
+        } else if values().all(Value::is_number) {
+            // Refused by `named` as an enum of numbers.
+            "number"
         } else {
-            return Err(at.err_at("enum", "`enum` values must be strings"));
+            return Err(at.err_at(
+                "enum",
+                "`enum` values must be all strings or all integers (with `null` for a nullable value)",
+            ));
         }
     } else {
         match value.get("const") {

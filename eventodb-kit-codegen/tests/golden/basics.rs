@@ -1415,6 +1415,9 @@ impl Money {
 )]
 #[allow(dead_code)]
 pub struct NullableRefsSet {
+    /// The `described` property.
+    #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
+    pub described: ::core::option::Option<Place>,
     /// `anyOf` with `null` first.
     #[serde(deserialize_with = "__eventodb_codegen::deserialize_nullable")]
     #[schemars(required, transform = __eventodb_codegen::add_null)]
@@ -1425,10 +1428,32 @@ pub struct NullableRefsSet {
     pub home: ::core::option::Option<Address>,
     /// The `id` property.
     pub id: ::std::string::String,
+    /// An integer enum without `type`.
+    #[serde(
+        default,
+        skip_serializing_if = "::core::option::Option::is_none",
+        deserialize_with = "__eventodb_codegen::deserialize_some"
+    )]
+    #[schemars(with = "NullableRefsSetLevel")]
+    pub level: ::core::option::Option<NullableRefsSetLevel>,
+    /// The `note` property.
+    #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
+    pub note: ::core::option::Option<::std::string::String>,
     /// The `plan` property.
     #[serde(deserialize_with = "__eventodb_codegen::deserialize_nullable")]
     #[schemars(required, transform = __eventodb_codegen::add_null)]
     pub plan: ::core::option::Option<Plan>,
+    /// Pydantic's spelling of an optional reference: `anyOf` with `null` and `"default": null`.
+    #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
+    pub pydantic: ::core::option::Option<Place>,
+    /// A percent-encoded `$ref`.
+    #[serde(
+        default,
+        skip_serializing_if = "::core::option::Option::is_none",
+        deserialize_with = "__eventodb_codegen::deserialize_some"
+    )]
+    #[schemars(with = "SpacedName")]
+    pub spaced: ::core::option::Option<SpacedName>,
     /// The `visits` property.
     #[serde(
         default,
@@ -1452,10 +1477,24 @@ impl NullableRefsSet {
         pointer: &str,
         violations: &mut ::std::vec::Vec<__eventodb::Violation>,
     ) {
+        if let ::core::option::Option::Some(value) = &self.described {
+            value
+                .__eventodb_validate(
+                    &::std::format!("{}{}", pointer, "/described"),
+                    violations,
+                );
+        }
         if let ::core::option::Option::Some(value) = &self.holiday {
             value
                 .__eventodb_validate(
                     &::std::format!("{}{}", pointer, "/holiday"),
+                    violations,
+                );
+        }
+        if let ::core::option::Option::Some(value) = &self.pydantic {
+            value
+                .__eventodb_validate(
+                    &::std::format!("{}{}", pointer, "/pydantic"),
                     violations,
                 );
         }
@@ -1478,6 +1517,79 @@ impl NullableRefsSet {
         let mut violations = ::std::vec::Vec::new();
         self.__eventodb_validate("", &mut violations);
         __eventodb_codegen::finish(violations)
+    }
+}
+/// An integer enum without `type`.
+///
+/// Generated from `nullable_refs.json#/properties/level`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
+#[derive(Debug, Clone, PartialEq, Copy, Eq, Hash)]
+#[allow(dead_code, clippy::enum_variant_names)]
+pub enum NullableRefsSetLevel {
+    /// `1`
+    Value1,
+    /// `2`
+    Value2,
+}
+#[allow(dead_code)]
+impl NullableRefsSetLevel {
+    /// The JSON value.
+    pub const fn value(self) -> i64 {
+        match self {
+            Self::Value1 => 1,
+            Self::Value2 => 2,
+        }
+    }
+}
+impl __eventodb_serde::Serialize for NullableRefsSetLevel {
+    fn serialize<S: __eventodb_serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::core::result::Result<S::Ok, S::Error> {
+        serializer.serialize_i64(self.value())
+    }
+}
+impl<'de> __eventodb_serde::Deserialize<'de> for NullableRefsSetLevel {
+    fn deserialize<D: __eventodb_serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::core::result::Result<Self, D::Error> {
+        match <i64 as __eventodb_serde::Deserialize>::deserialize(deserializer)? {
+            1 => ::core::result::Result::Ok(Self::Value1),
+            2 => ::core::result::Result::Ok(Self::Value2),
+            other => {
+                ::core::result::Result::Err(
+                    <D::Error as __eventodb_serde::de::Error>::custom(
+                        ::core::format_args!(
+                            "{} is not one of the values of `NullableRefsSetLevel`: 1, 2",
+                            other
+                        ),
+                    ),
+                )
+            }
+        }
+    }
+}
+impl __eventodb_schemars::JsonSchema for NullableRefsSetLevel {
+    fn schema_name() -> ::std::borrow::Cow<'static, str> {
+        ::std::borrow::Cow::Borrowed("NullableRefsSetLevel")
+    }
+    fn schema_id() -> ::std::borrow::Cow<'static, str> {
+        ::std::borrow::Cow::Borrowed(
+            ::core::concat!(::core::module_path!(), "::", "NullableRefsSetLevel"),
+        )
+    }
+    fn json_schema(
+        _: &mut __eventodb_schemars::SchemaGenerator,
+    ) -> __eventodb_schemars::Schema {
+        __eventodb_schemars::json_schema!({ "type" : "integer", "enum" : [1i64, 2i64] })
     }
 }
 /// The `Place` type.
@@ -1734,6 +1846,39 @@ pub struct ShapeRect {
     pub height: f64,
     /// The `width` property.
     pub width: f64,
+}
+/// The `SpacedName` type.
+///
+/// Generated from `nullable_refs.json#/$defs/Spaced Name`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    __eventodb_serde::Serialize,
+    __eventodb_serde::Deserialize,
+    __eventodb_schemars::JsonSchema,
+)]
+#[serde(crate = "__eventodb_serde")]
+#[schemars(crate = "__eventodb_schemars")]
+#[allow(dead_code)]
+pub struct SpacedName {
+    /// The `v` property.
+    #[serde(
+        default,
+        skip_serializing_if = "::core::option::Option::is_none",
+        deserialize_with = "__eventodb_codegen::deserialize_some"
+    )]
+    #[schemars(with = "::std::string::String")]
+    pub v: ::core::option::Option<::std::string::String>,
 }
 /// The `Status` type.
 ///
