@@ -19,7 +19,8 @@
 //!
 //! # The schema dialect
 //!
-//! **Files.** Every `*.json` file under the folder, recursively, is read. A file with an
+//! **Files.** Every `*.json` file under the folder, recursively, is read; dot-files and
+//! dot-folders (an editor's `.#x.json` lock file) are skipped. A file with an
 //! `x-eventodb` object is an *event*; any other file (e.g. `common/address.json`) holds shared
 //! definitions, generated once however many events refer to them.
 //!
@@ -69,16 +70,17 @@
 //! | `object` with `properties` | a named struct (its `title`, else parent name + property name) |
 //! | `object` with only an `additionalProperties` schema | `BTreeMap<String, T>` |
 //! | `enum` of strings | a Rust enum, each variant renamed to its value |
-//! | `enum` of integers (`"type": "integer"`) | a Rust enum written and read as its number (`value()` gives it); variants `Value1`, `ValueMinus1`, or the names in `x-enum-varnames`, in order of value |
+//! | `enum` of integers (`"type": "integer"`, or no `type`) | a Rust enum written and read as its number (`value()` gives it); variants `Value1`, `ValueMinus1`, or the names in `x-enum-varnames`, in order of value |
 //! | `oneOf` of objects sharing a required `const` property | `#[serde(tag = "...")]` enum |
 //! | `const` | the type of the value, checked by `validate()` |
-//! | `"type": ["string", "null"]` (or `null` in an `enum`) | `Option<T>` |
+//! | `"type": ["string", "null"]` (or `null` in an `enum` whose `type`, if any, has `"null"` too) | `Option<T>` |
 //! | a `$ref` to such a type, or `oneOf`/`anyOf` of a `$ref` and `{"type": "null"}` | `Option<T>` |
 //! | the `true` schema (e.g. `"additionalProperties": true`) | `serde_json::Value` |
 //!
 //! Properties not in `required` are `Option<T>`, left out when `None`; a `null` is refused
 //! unless the type is nullable. An optional property with a `default` (string, number,
-//! boolean or enum value) is a plain `T` filled in when absent. `"additionalProperties":
+//! boolean or enum value) is a plain `T` filled in when absent; `"default": null` on a nullable
+//! one (as Pydantic writes it) is no default: absent and `null` both read as `None`. `"additionalProperties":
 //! false` becomes `#[serde(deny_unknown_fields)]`; otherwise unknown properties are ignored.
 //! Struct fields are in alphabetical order. Property names that are not Rust identifiers or
 //! are keywords are renamed (`first-name` → `first_name`, `type` → `r#type`) with
@@ -92,7 +94,7 @@
 //! **References.** `$ref` may point into the same file (`#/$defs/Money`,
 //! `#/definitions/Money`), to another file relative to the referring one
 //! (`common/address.json`, `../common/address.json`), or into one
-//! (`common/money.json#/$defs/Currency`). A referenced object, enum or union is generated once,
+//! (`common/money.json#/$defs/Currency`); `%XX` escapes are decoded (`#/$defs/Foo%20Bar`). A referenced object, enum or union is generated once,
 //! named by its `title`, else its `$defs` key, else as it is in its own file (parent and
 //! property name: `user.json#/properties/address` is `UserAddress`), and a file's root by its
 //! file name; a referenced scalar schema
@@ -110,7 +112,9 @@
 //! **Refused.** Anything else fails the build with the file, the JSON pointer and what is
 //! wrong: unknown keywords (extensions must start with `x-`), `allOf`, `anyOf`, `not`,
 //! `if`/`then`/`else`, `patternProperties`, tuple `items`, several non-null types, unknown
-//! formats, an unknown `$ref`, a placeholder that is not a required property, two files with
+//! formats, keywords a generated struct, enum or union could not check (`minProperties` or
+//! `const` beside `properties`, `minLength` beside a string `enum`, `required` on a map),
+//! an unknown `$ref`, a placeholder that is not a required property, two files with
 //! one event type, an event that is not an object, a schema without a `type`. Never a panic,
 //! never a silent `serde_json::Value`.
 //!
@@ -124,7 +128,11 @@
 //! **Known differences** from a JSON Schema validator: serde reads a struct from a JSON
 //! array of its fields; the `uuid` and `chrono` parsers accept some spellings the formats do
 //! not (a UUID without hyphens); `1.0` is not an integer for serde; `format` keeps its
-//! 2020-12 meaning in draft-07 files.
+//! 2020-12 meaning in draft-07 files; a `date-time` keeps the instant but not its offset
+//! (`DateTime<Utc>`: `+02:00` is written back as `Z`); `pattern` is a Rust regex, whose `\d`
+//! and `\w` are Unicode-aware (ECMA-262's are ASCII): write `[0-9]` for ASCII digits.
+//! `Settings::derive("Eq")` (or `Hash`, `Ord`) fails to compile for a type with a `number`
+//! (`f64`) field or an `additionalProperties: true` value.
 
 mod convert;
 mod emit;
@@ -188,6 +196,9 @@ impl Settings {
     }
 
     /// Adds a derive to every generated type, e.g. `"Eq"` or `"my_crate::MyTrait"`.
+    ///
+    /// The derive must hold for every field: `Eq`, `Hash` and `Ord` do not compile for a
+    /// type with a `number` (`f64`) field or any JSON value (`serde_json::Value`).
     pub fn derive(mut self, path: impl Into<String>) -> Self {
         self.derives.push(path.into());
         self

@@ -1,4 +1,5 @@
-//! Reading the schema folder: every `*.json` file, recursively, in a stable order.
+//! Reading the schema folder: every `*.json` file, recursively, in a stable order; dot-files
+//! and dot-folders are skipped.
 
 use crate::error::{Error, Result};
 use serde_json::Value;
@@ -49,6 +50,14 @@ impl Folder {
         }
         entries.sort();
         for path in entries {
+            // Dot-files are an editor's or a tool's, not schemas: Emacs's lock file
+            // `.#x.json` is often a dangling symlink, which would fail the build.
+            if path
+                .file_name()
+                .is_some_and(|name| name.to_string_lossy().starts_with('.'))
+            {
+                continue;
+            }
             if path.is_dir() {
                 self.read_dir(root, &path)?;
             } else if path.extension().is_some_and(|ext| ext == "json") {

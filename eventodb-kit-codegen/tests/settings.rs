@@ -180,3 +180,17 @@ fn write_without_out_dir_is_an_error() {
     let result = Settings::new(dir.path().join("schemas")).write();
     assert!(matches!(result, Err(eventodb_kit_codegen::Error::NoOutDir)));
 }
+
+#[test]
+fn dot_files_and_folders_are_skipped() {
+    let dir = folder();
+    let schemas = dir.path().join("schemas");
+    // An editor's lock file, a dangling symlink; a hidden file and folder with bad JSON.
+    #[cfg(unix)]
+    std::os::unix::fs::symlink("user@host.1234:1", schemas.join(".#thing.json")).expect("link");
+    std::fs::write(schemas.join(".draft.json"), "{ not json").expect("write");
+    std::fs::create_dir(schemas.join(".cache")).expect("mkdir");
+    std::fs::write(schemas.join(".cache/x.json"), "{ not json").expect("write");
+    let generated = Settings::new(&schemas).generate().expect("generates");
+    assert_eq!(generated.watched().len(), 4, "{:?}", generated.watched());
+}

@@ -21,6 +21,12 @@ const ANNOTATIONS: &[&str] = &[
     "contentEncoding",
 ];
 
+/// Whether a keyword only annotates (a `description`, an `x-` extension): read for docs or
+/// ignored, never a rule.
+pub(super) fn is_annotation(key: &str) -> bool {
+    key.starts_with("x-") || ANNOTATIONS.contains(&key)
+}
+
 /// Keywords read by the generator, by the JSON type they apply to (`*` = any).
 const SUPPORTED: &[(&str, &str)] = &[
     ("type", "*"),
@@ -134,6 +140,56 @@ pub(super) fn check(at: &At<'_>, types: &[&str]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// What a schema that becomes a named Rust type is, for [`check_named`].
+#[derive(Clone, Copy)]
+pub(super) enum Named {
+    /// An object with `properties`: a struct.
+    Struct,
+    /// An `enum`: a Rust enum.
+    Enum,
+    /// A tagged `oneOf`: a Rust enum of structs.
+    Union,
+}
+
+/// Checks that a schema becoming a named type has no keyword its type would drop. The other
+/// keywords [`check`] accepts for its JSON type (`minProperties` on a struct, `minLength` on a
+/// string enum, `const` on either) are checked by `validate()` only on scalars, arrays and
+/// maps; on a named type they would be read and then ignored, which the dialect never does.
+pub(super) fn check_named(at: &At<'_>, named: Named) -> Result<()> {
+    let Some(object) = at.object() else {
+        return Ok(());
+    };
+    let (read, what): (&[&str], &str) = match named {
+        Named::Struct => (
+            &["type", "properties", "required", "additionalProperties"],
+            "an object with `properties` (a generated struct)",
+        ),
+        Named::Enum => (&["type", "enum"], "an `enum` (a generated Rust enum)"),
+        Named::Union => (
+            &["type", "oneOf"],
+            "a tagged `oneOf` (a generated Rust enum)",
+        ),
+    };
+    let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    match keys
+        .into_iter()
+        .find(|key| SUPPORTED.iter().any(|(name, _)| name == key) && !read.contains(key))
+    {
+        Some(key) => Err(at.err_at(
+            key,
+            format!(
+                "keyword `{key}` is not supported on {what}; only {} are read there",
+                read.iter()
+                    .map(|key| format!("`{key}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Checks that a node read through its `combinator` alone (a nullable reference) has nothing

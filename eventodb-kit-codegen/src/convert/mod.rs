@@ -81,10 +81,18 @@ pub(crate) fn convert(folder: &Folder) -> Result<Model, Vec<SchemaError>> {
         inlining: Vec::new(),
         events: BTreeMap::new(),
         categories: BTreeMap::new(),
+        union_options: BTreeSet::new(),
     };
+    for (file, value) in &folder.files {
+        converter.collect_union_options(&At::root(file, value));
+    }
     let mut errors = Vec::new();
     for (file, value) in &folder.files {
-        if let Err(error) = converter.file(file, value) {
+        // A type that failed when reached through a `$ref` fails again when its own file is
+        // converted: the user sees the mistake once.
+        if let Err(error) = converter.file(file, value)
+            && !errors.contains(&error)
+        {
             errors.push(error);
         }
     }
@@ -111,6 +119,11 @@ pub(crate) struct Converter<'a> {
     /// Constant name in `categories` -> the category and the file that first used it, so two
     /// categories spelled differently (`user_command`, `user:command`) cannot share a constant.
     categories: BTreeMap<String, (String, String)>,
+    /// `file#pointer` of every option of a tagged `oneOf` (the option itself, or what its
+    /// `$ref` points to), found before any conversion: such a schema becomes a variant's
+    /// payload without its tag, and whether it may also be used on its own must not depend on
+    /// which file is converted first.
+    union_options: BTreeSet<String>,
 }
 
 impl<'a> Converter<'a> {
@@ -134,7 +147,8 @@ impl<'a> Converter<'a> {
         let is_type = ["type", "properties", "enum", "oneOf"]
             .iter()
             .any(|key| object.contains_key(*key));
-        if is_type {
+        // A file whose root is a `oneOf` option is generated with the union that holds it.
+        if is_type && !self.union_options.contains(&at.key()) {
             let name = self.ref_name(&at);
             let (shape, _) = self.shape(&at, &name)?;
             if !matches!(shape.ty, Ty::Named { .. }) {
@@ -176,7 +190,7 @@ impl<'a> Converter<'a> {
         let parts = self.template(&meta, &stream, &category, &name)?;
         let Some(TypeKind::Struct(def)) = self.model.types.get_mut(&name).map(|ty| &mut ty.kind)
         else {
-            unreachable!("an object schema becomes a struct")
+            return Err(not_a_struct(at));
         };
         def.event = Some(EventInfo {
             event_type: title,
@@ -228,7 +242,7 @@ impl<'a> Converter<'a> {
             )));
         }
         let Some(TypeKind::Struct(def)) = self.model.types.get(name).map(|ty| &ty.kind) else {
-            unreachable!("events are structs")
+            return Err(not_a_struct(meta));
         };
         let mut parts = Vec::new();
         let mut rest = stream;
@@ -338,16 +352,24 @@ impl<'a> Converter<'a> {
             ));
         }
         keywords::check(at, &[ty])?;
+        let kind = if at.value.get("oneOf").is_some() {
+            keywords::Named::Union
+        } else if at.value.get("enum").is_some() {
+            keywords::Named::Enum
+        } else {
+            keywords::Named::Struct
+        };
         if at.value.get("oneOf").is_some() && at.value.get("properties").is_some() {
             return Err(at.err_at(
                 "properties",
                 "`properties` beside `oneOf` is not supported; put them in each option",
             ));
         }
-        if omit_tag.is_none() && self.located.contains_key(&format!("{}|", at.key())) {
-            return Err(
-                at.err("this schema is a `oneOf` option and cannot also be used on its own")
-            );
+        keywords::check_named(at, kind)?;
+        if omit_tag.is_none() && self.union_options.contains(&at.key()) {
+            return Err(at.err(
+                "this schema is an option of a tagged `oneOf` (a variant's payload, without its tag) and cannot also be used on its own",
+            ));
         }
         if let Some(other) = self.names.get(name) {
             return Err(at.err(format!(
@@ -356,10 +378,6 @@ impl<'a> Converter<'a> {
         }
         self.names.insert(name.to_owned(), at.key());
         self.located.insert(key.clone(), name.to_owned());
-        if omit_tag.is_some() {
-            self.located
-                .insert(format!("{}|", at.key()), name.to_owned());
-        }
         self.in_progress.insert(key.clone());
         // A named type breaks any cycle of inlined references (a `$ref` back to it is boxed
         // or sits in a collection), so its properties start a fresh chain.
@@ -367,6 +385,17 @@ impl<'a> Converter<'a> {
         let kind = self.type_kind(at, name, omit_tag);
         self.inlining = outer;
         self.in_progress.remove(&key);
+        let kind = match kind {
+            Ok(kind) => kind,
+            Err(error) => {
+                // Forget the name, so a later `$ref` to this schema (or its own file, for an
+                // event) converts it again and meets the same error, rather than a name with
+                // no type behind it.
+                self.located.remove(&key);
+                self.names.remove(name);
+                return Err(error);
+            }
+        };
         let doc = at
             .get("description")
             .and_then(|d| d.value.as_str())
@@ -382,7 +411,7 @@ impl<'a> Converter<'a> {
                 } else {
                     at.key()
                 },
-                kind: kind?,
+                kind,
             },
         );
         Ok((name.to_owned(), false))
@@ -461,7 +490,12 @@ impl<'a> Converter<'a> {
             let presence = match (is_required, nullable, property.get("default")) {
                 (true, false, _) => Presence::Required,
                 (true, true, _) => Presence::RequiredNullable,
+                // `"default": null` (Pydantic writes it on every optional property) says
+                // what absence means, which `OptionalNullable` already reads as `None`.
                 (false, true, None) => Presence::OptionalNullable,
+                (false, true, Some(default)) if default.value.is_null() => {
+                    Presence::OptionalNullable
+                }
                 (false, false, None) => Presence::Optional,
                 (false, true, Some(default)) => {
                     return Err(default.err("`default` on a nullable property is not supported"));
@@ -596,6 +630,56 @@ impl<'a> Converter<'a> {
         Ok(TypeKind::Union { tag, variants })
     }
 
+    /// Records in `union_options` the options of every tagged `oneOf` under `at`, walking the
+    /// keywords that hold schemas (not `examples`, `default` or a property named `oneOf`). A
+    /// `$ref` that does not resolve is left for the conversion to report.
+    fn collect_union_options(&mut self, at: &At<'a>) {
+        if !at.value.is_object() {
+            return;
+        }
+        if let Some(one_of) = at.get("oneOf")
+            && let Some(options) = one_of.value.as_array()
+            && shape::nullable_ref(at).is_none()
+        {
+            for (index, option) in options.iter().enumerate() {
+                let option_at = one_of.child(&index.to_string(), option);
+                match option_at.get("$ref") {
+                    Some(reference) => {
+                        if let Ok(target) = self.resolve(&reference) {
+                            self.union_options.insert(target.key());
+                        }
+                    }
+                    None => {
+                        self.union_options.insert(option_at.key());
+                    }
+                }
+            }
+        }
+        for keyword in ["properties", "$defs", "definitions"] {
+            if let Some(map) = at.get(keyword)
+                && let Some(object) = map.object()
+            {
+                for (key, child) in object {
+                    self.collect_union_options(&map.child(key, child));
+                }
+            }
+        }
+        for keyword in ["items", "additionalProperties"] {
+            if let Some(child) = at.get(keyword) {
+                self.collect_union_options(&child);
+            }
+        }
+        for keyword in ["oneOf", "anyOf"] {
+            if let Some(list) = at.get(keyword)
+                && let Some(items) = list.value.as_array()
+            {
+                for (index, item) in items.iter().enumerate() {
+                    self.collect_union_options(&list.child(&index.to_string(), item));
+                }
+            }
+        }
+    }
+
     /// The node a `$ref` points to.
     pub(crate) fn resolve(&self, reference: &At<'a>) -> Result<At<'a>> {
         let Some(text) = reference.value.as_str() else {
@@ -607,6 +691,8 @@ impl<'a> Converter<'a> {
             )));
         }
         let (path, fragment) = text.split_once('#').unwrap_or((text, ""));
+        let path = percent_decode(path).unwrap_or_else(|| path.to_owned());
+        let path = path.as_str();
         let file = if path.is_empty() {
             reference.file.to_owned()
         } else {
@@ -624,6 +710,13 @@ impl<'a> Converter<'a> {
         if fragment.is_empty() {
             return Ok(At::root(file, root));
         }
+        // A fragment is URI text: `#/$defs/Foo%20Bar` names the key `Foo Bar`.
+        let Some(fragment) = percent_decode(fragment) else {
+            return Err(reference.err(format!(
+                "unknown `$ref` \"{text}\": its fragment has a `%` that is not a UTF-8 escape (`%20`)"
+            )));
+        };
+        let fragment = fragment.as_str();
         if !fragment.starts_with('/') {
             return Err(reference.err(format!(
                 "unknown `$ref` \"{text}\": only JSON pointer fragments (`#/$defs/Name`) are supported"
@@ -720,6 +813,33 @@ impl<'a> Converter<'a> {
         }
         name
     }
+}
+
+/// `text` with its `%XX` escapes decoded; `None` for a bad escape or bytes that are not UTF-8.
+fn percent_decode(text: &str) -> Option<String> {
+    if !text.contains('%') {
+        return Some(text.to_owned());
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// An event whose name leads to no struct. `named` keeps no name whose conversion failed, so
+/// this is a generator bug; still an error, not a panic in the user's build script.
+fn not_a_struct(at: &At<'_>) -> SchemaError {
+    at.err("internal error: this event did not become a struct; please report it with this schema")
 }
 
 fn parse_meta(meta: &At<'_>) -> Result<(String, String)> {

@@ -46,6 +46,13 @@ impl<'a> Converter<'a> {
         if let Some(reference) = at.get("$ref") {
             keywords::check(at, &[])?;
             let target = self.resolve(&reference)?;
+            if self.union_options.contains(&target.key()) {
+                // Reported here, at the reference, whichever file is converted first.
+                return Err(reference.err(format!(
+                    "`$ref` to `{}`, an option of a tagged `oneOf`: it is generated as a variant's payload (without its tag) and cannot also be used on its own; refer to the union, or copy the schema",
+                    target.key()
+                )));
+            }
             if is_named(&target) {
                 let name = self.ref_name(&target);
                 let (name, boxed) = self.named(&target, &name, None)?;
@@ -132,6 +139,12 @@ impl<'a> Converter<'a> {
                         "an object needs `properties`, or an `additionalProperties` schema for a map (`true` for any values)",
                     ));
                 };
+                if let Some(required) = at.get("required") {
+                    // A map's keys are not known, so nothing could check them.
+                    return Err(required.err(
+                        "`required` on a map (an object with only `additionalProperties`) is not supported; list the properties in `properties`",
+                    ));
+                }
                 if values.value == false {
                     return Err(values.err(
                         "an object with no `properties` and `additionalProperties: false` can only be empty; add `properties`",
@@ -211,9 +224,13 @@ pub(super) fn nullable_ref<'a>(at: &At<'a>) -> Option<NullableRef<'a>> {
         let [first, second] = list.value.as_array()?.as_slice() else {
             return None;
         };
+        // `{"type": "null"}`, perhaps with a `description` or other annotations.
         let is_null = |option: &Value| {
             option.as_object().is_some_and(|object| {
-                object.len() == 1 && object.get("type") == Some(&Value::from("null"))
+                object.get("type") == Some(&Value::from("null"))
+                    && object
+                        .keys()
+                        .all(|key| key == "type" || keywords::is_annotation(key))
             })
         };
         let (index, option) = match (is_null(first), is_null(second)) {
@@ -256,6 +273,15 @@ pub(super) fn json_type<'v>(at: &At<'v>) -> Result<(&'v str, bool)> {
     if let Some(Value::Array(values)) = at.value.get("enum")
         && values.iter().any(Value::is_null)
     {
+        // `null` in the list makes the value nullable only when `type` allows it too: with
+        // `"type": "string"` it can never validate, and reading it as nullable would accept
+        // what the schema refuses. An impossible rule is refused, as the `false` schema is.
+        if at.value.get("type").is_some() && !nullable {
+            return Err(at.err_at(
+                "enum",
+                "`enum` lists `null` but `type` does not allow it, so it can never match; add \"null\" to `type`, or remove `null` from the `enum`",
+            ));
+        }
         nullable = true;
     }
     match types.as_slice() {
@@ -284,10 +310,19 @@ pub(super) fn json_type<'v>(at: &At<'v>) -> Result<(&'v str, bool)> {
     } else if value.get("items").is_some() {
         "array"
     } else if let Some(Value::Array(values)) = value.get("enum") {
-        if values.iter().all(|v| v.is_string() || v.is_null()) {
+        let values = || values.iter().filter(|v| !v.is_null());
+        if values().all(Value::is_string) {
             "string"
+        } else if values().all(|v| v.is_i64()) {
+            "integer"
+        } else if values().all(Value::is_number) {
+            // Refused by `named` as an enum of numbers.
+            "number"
         } else {
-            return Err(at.err_at("enum", "`enum` values must be strings"));
+            return Err(at.err_at(
+                "enum",
+                "`enum` values must be all strings or all integers (with `null` for a nullable value)",
+            ));
         }
     } else {
         match value.get("const") {

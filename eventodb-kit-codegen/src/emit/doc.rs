@@ -9,6 +9,24 @@
 use proc_macro2::TokenStream;
 use quote::quote;
 
+/// `#[allow]` for the rustdoc lints a schema's prose sets off: a bare URL, `list<string>`
+/// read as an HTML tag, `[ISO4217]` read as a link. The text is the schema author's, the
+/// user cannot edit the generated file, and under `#![deny(warnings)]` each would fail
+/// `cargo doc`. Put on every generated type, so its fields and variants are covered too.
+pub(super) fn allow_prose_lints() -> TokenStream {
+    quote! {
+        #[allow(
+            rustdoc::bare_urls,
+            rustdoc::broken_intra_doc_links,
+            rustdoc::private_intra_doc_links,
+            rustdoc::invalid_html_tags,
+            rustdoc::invalid_codeblock_attributes,
+            rustdoc::invalid_rust_codeblocks,
+            rustdoc::redundant_explicit_links
+        )]
+    }
+}
+
 /// `#[doc]` attributes for `text`, one per line, with doctest fences made `text`.
 pub(super) fn doc_lines(text: &str) -> TokenStream {
     let lines = no_doctests(text).into_iter().map(|line| {
@@ -40,7 +58,7 @@ fn no_doctests(text: &str) -> Vec<String> {
     let mut after_paragraph = false;
     // In a list, where indented lines may continue an item.
     let mut in_list = false;
-    for line in text.lines() {
+    for line in lines(text) {
         let (quote, rest) = split_quote(line);
         let blank = rest.trim().is_empty();
         if let Some(lines) = &mut block {
@@ -111,6 +129,46 @@ fn no_doctests(text: &str) -> Vec<String> {
         out.extend(std::iter::repeat_n(String::new(), blanks));
     }
     out
+}
+
+/// The lines of `text`, ended by `\n`, `\r\n` or a bare `\r` (as Markdown reads them):
+/// `str::lines` keeps a bare `\r` inside a line, which rustc refuses in a doc comment.
+fn lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let Some(end) = rest.find(['\n', '\r']) else {
+            return Some(std::mem::take(&mut rest));
+        };
+        let line = &rest[..end];
+        let width = if rest[end..].starts_with("\r\n") {
+            2
+        } else {
+            1
+        };
+        rest = &rest[end + width..];
+        Some(line)
+    })
+}
+
+/// `text` as inline code, between backtick runs longer than any inside it.
+pub(super) fn inline_code(text: &str) -> String {
+    let mut longest = 0;
+    let mut run = 0;
+    for c in text.chars() {
+        run = if c == '`' { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    let ticks = "`".repeat(longest + 1);
+    // A space each side keeps a backtick at either end from joining the delimiters.
+    let pad = if text.starts_with('`') || text.ends_with('`') {
+        " "
+    } else {
+        ""
+    };
+    format!("{ticks}{pad}{text}{pad}{ticks}")
 }
 
 /// An indented code block's lines in a `text` fence longer than any run of backticks that
@@ -198,10 +256,14 @@ fn list_item(trimmed: &str) -> bool {
 }
 
 /// A fence line (three or more backticks or tildes): its character, length and info string.
+/// A backtick fence's info string cannot hold a backtick (CommonMark): such a line is
+/// paragraph text (inline code), and taking it for a fence would make the next fence seem to
+/// close it when that one in fact opens a block rustdoc runs.
 fn fence(line: &str) -> Option<(char, usize, &str)> {
     let ch = line.chars().next().filter(|ch| *ch == '`' || *ch == '~')?;
     let len = line.chars().take_while(|c| *c == ch).count();
-    (len >= 3).then(|| (ch, len, line[len..].trim()))
+    let info = line[len..].trim();
+    (len >= 3 && !(ch == '`' && info.contains('`'))).then_some((ch, len, info))
 }
 
 /// Whether rustdoc treats a fence's info string as Rust: empty, or only `rust` and rustdoc's
@@ -226,7 +288,7 @@ fn is_rust(info: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::no_doctests;
+    use super::{inline_code, no_doctests};
 
     fn relabel(text: &str) -> String {
         no_doctests(text).join("\n")
@@ -313,5 +375,33 @@ mod tests {
             relabel("````\n```\ninner\n```\n````\n```\nnext\n```"),
             "````text\n```\ninner\n```\n````\n```text\nnext\n```"
         );
+    }
+
+    #[test]
+    fn a_bare_cr_ends_a_line() {
+        assert_eq!(
+            no_doctests("one\rtwo\r\nthree\nfour\r"),
+            ["one", "two", "three", "four"]
+        );
+        assert_eq!(no_doctests("a\r\rb"), ["a", "", "b"]);
+    }
+
+    #[test]
+    fn inline_code_is_longer_than_the_backticks_inside() {
+        assert_eq!(inline_code("\"a\""), "`\"a\"`");
+        assert_eq!(inline_code("a`b``c"), "```a`b``c```");
+        assert_eq!(inline_code("`a"), "`` `a ``");
+    }
+
+    #[test]
+    fn a_backtick_fence_with_a_backtick_in_its_info_is_text() {
+        // The first line is a paragraph, so the second opens a fence (one rustdoc would run).
+        assert_eq!(
+            relabel("``` `inline` is not a fence\n```\nassert!(false);\n```"),
+            "``` `inline` is not a fence\n```text\nassert!(false);\n```"
+        );
+        // Tildes may have backticks in their info string.
+        let text = "~~~ `json`\n{}\n~~~";
+        assert_eq!(relabel(text), text);
     }
 }

@@ -32,18 +32,15 @@ pub(super) fn tokens(value: &Value) -> TokenStream {
     }
 }
 
+/// A number for `json!`. Integers are typed (`i64`, or `u64` past its range): `json!` turns
+/// an untyped integer literal into an `i32`, and a bound past that range (`4294967295`,
+/// `2^53 - 1`, `i64::MIN`) would not compile.
 fn number_tokens(number: &Number) -> TokenStream {
-    if let Some(n) = number.as_u64() {
-        let lit = Literal::u64_unsuffixed(n);
+    if let Some(n) = number.as_i64() {
+        int(n)
+    } else if let Some(n) = number.as_u64() {
+        let lit = Literal::u64_suffixed(n);
         quote!(#lit)
-    } else if let Some(n) = number.as_i64() {
-        let lit = Literal::i64_unsuffixed(n.unsigned_abs() as i64);
-        let lit = if n == i64::MIN {
-            Literal::u64_unsuffixed(n.unsigned_abs())
-        } else {
-            lit
-        };
-        quote!(-#lit)
     } else {
         let n = number.as_f64().unwrap_or_default();
         let lit = Literal::f64_unsuffixed(n.abs());
@@ -80,4 +77,22 @@ pub(super) fn int(n: i64) -> TokenStream {
     }
     let lit = Literal::i64_suffixed(n.abs());
     if n < 0 { quote!(-#lit) } else { quote!(#lit) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tokens;
+    use serde_json::json;
+
+    #[test]
+    fn integers_are_typed_for_json() {
+        let text = |value| tokens(&value).to_string();
+        assert_eq!(text(json!(5)), "5i64");
+        assert_eq!(text(json!(-5)), "- 5i64");
+        assert_eq!(text(json!(4294967295_u64)), "4294967295i64");
+        assert_eq!(text(json!(u64::MAX)), "18446744073709551615u64");
+        assert_eq!(text(json!(i64::MIN)), "i64 :: MIN");
+        assert_eq!(text(json!(0.5)), "0.5");
+        assert_eq!(text(json!([1, -1])), "[1i64 , - 1i64]");
+    }
 }

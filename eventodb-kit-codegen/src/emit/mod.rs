@@ -157,7 +157,10 @@ impl Emitter<'_> {
             };
         }
         doc.push_str(&format!("\n\nGenerated from `{}`.", def.origin));
+        // The lint allows go with the doc, so every generated type has them.
+        let allow = doc::allow_prose_lints();
         let doc = doc_lines(&doc);
+        let doc = quote!(#doc #allow);
         let validate = self.validate_impl(def);
         match &def.kind {
             TypeKind::Struct(s) => {
@@ -186,8 +189,11 @@ impl Emitter<'_> {
             TypeKind::Enum(variants) => {
                 let variants = variants.iter().map(|(variant, value)| {
                     let variant = ident(variant);
-                    let doc = format!(" `\"{value}\"`");
-                    quote!(#[doc = #doc] #[serde(rename = #value)] #variant,)
+                    // The value as JSON (`"a\nb"`), so a line break or a bare CR in it
+                    // (which rustc refuses in a doc comment) stays an escape.
+                    let json = Value::from(value.as_str()).to_string();
+                    let doc = doc_lines(&doc::inline_code(&json));
+                    quote!(#doc #[serde(rename = #value)] #variant,)
                 });
                 let derives = self.derives(derives::ENUM_EXTRA, TokenStream::new());
                 quote! {

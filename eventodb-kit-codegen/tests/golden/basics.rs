@@ -11,6 +11,15 @@ use ::eventodb_kit::{
 /// The `Address` type.
 ///
 /// Generated from `nullable_refs.json#/$defs/Address`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -35,6 +44,15 @@ pub struct Address {
 /// Recursion through an inlined array definition: `Trees` is inlined as a `Vec` each time, and the named `Grove` in it ends the cycle.
 ///
 /// Generated from `shared/forest.json`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -59,6 +77,15 @@ pub struct Forest {
 /// The `Grove` type.
 ///
 /// Generated from `shared/forest.json#/$defs/Grove`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -92,7 +119,18 @@ pub struct Grove {
 /// {"sink_id": 2}
 /// ```
 ///
+/// See https://example.com/spec. A list<string> of tags. As in [ISO4217].
+///
 /// Generated from `kitchen_sink.json`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -130,7 +168,7 @@ pub struct KitchenSinkRecorded {
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
     #[schemars(with = "i64")]
-    #[schemars(extend("const" = 42))]
+    #[schemars(extend("const" = 42i64))]
     pub answer: ::core::option::Option<i64>,
     /// The `anything` property.
     #[serde(
@@ -201,8 +239,17 @@ pub struct KitchenSinkRecorded {
     #[schemars(extend("pattern" = "^[A-Z]{3}$"))]
     pub code: ::core::option::Option<::std::string::String>,
     /// The `count` property.
-    #[schemars(extend("maximum" = 5, "minimum" = -5, "multipleOf" = 1))]
+    #[schemars(extend("maximum" = 5i64, "minimum" = -5i64, "multipleOf" = 1i64))]
     pub count: i64,
+    /// As in [ISO4217], see https://www.iso.org/iso-4217-currency-codes.html; a Vec<u8> is not <b>it.
+    #[serde(
+        default,
+        skip_serializing_if = "::core::option::Option::is_none",
+        deserialize_with = "__eventodb_codegen::deserialize_some"
+    )]
+    #[schemars(with = "::std::string::String")]
+    #[schemars(extend("pattern" = "^[A-Z]{3}$"))]
+    pub currency: ::core::option::Option<::std::string::String>,
     /// The `email` property.
     #[serde(
         default,
@@ -215,6 +262,15 @@ pub struct KitchenSinkRecorded {
     /// The `enabled` property.
     #[serde(default = "KitchenSinkRecorded::__default_enabled")]
     pub enabled: bool,
+    /// The `epoch` property.
+    #[serde(
+        default,
+        skip_serializing_if = "::core::option::Option::is_none",
+        deserialize_with = "__eventodb_codegen::deserialize_some"
+    )]
+    #[schemars(with = "i64")]
+    #[schemars(extend("const" = 5000000000i64))]
+    pub epoch: ::core::option::Option<i64>,
     /// The `first-name` property.
     #[serde(rename = "first-name")]
     #[serde(
@@ -267,6 +323,16 @@ pub struct KitchenSinkRecorded {
     /// The `level` property.
     #[serde(default = "KitchenSinkRecorded::__default_level")]
     pub level: KitchenSinkRecordedLevel,
+    /// Line one.
+    /// Line two, after a bare CR.
+    /// Line three, after a CR LF.
+    #[serde(
+        default,
+        skip_serializing_if = "::core::option::Option::is_none",
+        deserialize_with = "__eventodb_codegen::deserialize_some"
+    )]
+    #[schemars(with = "KitchenSinkRecordedLineEnd")]
+    pub line_end: ::core::option::Option<KitchenSinkRecordedLineEnd>,
     /// The `matrix` property.
     #[serde(
         default,
@@ -275,7 +341,7 @@ pub struct KitchenSinkRecorded {
     )]
     #[schemars(with = "::std::vec::Vec<::std::vec::Vec<i64>>")]
     #[schemars(
-        extend("items" = {"items":{"maximum":9, "type":"integer"}, "type":"array"})
+        extend("items" = {"items":{"maximum":9i64, "type":"integer"}, "type":"array"})
     )]
     pub matrix: ::core::option::Option<::std::vec::Vec<::std::vec::Vec<i64>>>,
     /// The `maybe_items` property.
@@ -289,7 +355,7 @@ pub struct KitchenSinkRecorded {
         ::std::vec::Vec<::core::option::Option<::std::string::String>>,
     >,
     /// The `name` property.
-    #[schemars(extend("maxLength" = 10, "minLength" = 2, "pattern" = "^[a-z]+$"))]
+    #[schemars(extend("maxLength" = 10i64, "minLength" = 2i64, "pattern" = "^[a-z]+$"))]
     pub name: ::std::string::String,
     /// An inline object.
     #[serde(
@@ -299,9 +365,22 @@ pub struct KitchenSinkRecorded {
     )]
     #[schemars(with = "KitchenSinkRecordedNested")]
     pub nested: ::core::option::Option<KitchenSinkRecordedNested>,
+    /// A line that looks like a fence but is not one (its info string has a backtick):
+    ///
+    /// ``` `inline` is not a fence
+    /// ```text
+    /// assert!(false, "doctest ran");
+    /// ```
+    #[serde(
+        default,
+        skip_serializing_if = "::core::option::Option::is_none",
+        deserialize_with = "__eventodb_codegen::deserialize_some"
+    )]
+    #[schemars(with = "::std::string::String")]
+    pub note: ::core::option::Option<::std::string::String>,
     /// The `nullable_optional` property.
     #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
-    #[schemars(extend("minimum" = 1))]
+    #[schemars(extend("minimum" = 1i64))]
     pub nullable_optional: ::core::option::Option<u64>,
     /// The `nullable_required` property.
     #[serde(deserialize_with = "__eventodb_codegen::deserialize_nullable")]
@@ -334,12 +413,12 @@ pub struct KitchenSinkRecorded {
     pub priority: KitchenSinkRecordedPriority,
     /// The `ratio` property.
     #[schemars(
-        extend("exclusiveMaximum" = 1, "exclusiveMinimum" = 0, "multipleOf" = 0.25)
+        extend("exclusiveMaximum" = 1i64, "exclusiveMinimum" = 0i64, "multipleOf" = 0.25)
     )]
     pub ratio: f64,
     /// The `retries` property.
     #[serde(default = "KitchenSinkRecorded::__default_retries")]
-    #[schemars(extend("minimum" = 0))]
+    #[schemars(extend("minimum" = 0i64))]
     pub retries: u64,
     /// The `scores` property.
     #[serde(
@@ -350,9 +429,9 @@ pub struct KitchenSinkRecorded {
     #[schemars(with = "::std::collections::BTreeMap<::std::string::String,u64>")]
     #[schemars(
         extend(
-            "additionalProperties" = {"minimum":0,
+            "additionalProperties" = {"minimum":0i64,
             "type":"integer"},
-            "minProperties" = 1
+            "minProperties" = 1i64
         )
     )]
     pub scores: ::core::option::Option<
@@ -376,8 +455,37 @@ pub struct KitchenSinkRecorded {
     #[schemars(with = "Shape")]
     pub shape: ::core::option::Option<Shape>,
     /// The `sink_id` property.
-    #[schemars(extend("minimum" = 0))]
+    #[schemars(extend("minimum" = 0i64))]
     pub sink_id: u64,
+    /// Bounds past the range of `i32`: `u32::MAX`.
+    #[serde(
+        default,
+        skip_serializing_if = "::core::option::Option::is_none",
+        deserialize_with = "__eventodb_codegen::deserialize_some"
+    )]
+    #[schemars(with = "u64")]
+    #[schemars(extend("maximum" = 4294967295i64, "minimum" = 0i64))]
+    pub size: ::core::option::Option<u64>,
+    /// The `sizes` property.
+    #[serde(
+        default,
+        skip_serializing_if = "::core::option::Option::is_none",
+        deserialize_with = "__eventodb_codegen::deserialize_some"
+    )]
+    #[schemars(with = "::std::vec::Vec<u64>")]
+    #[schemars(
+        extend("items" = {"maximum":4294967295i64, "minimum":0i64, "type":"integer"})
+    )]
+    pub sizes: ::core::option::Option<::std::vec::Vec<u64>>,
+    /// The `stride` property.
+    #[serde(
+        default,
+        skip_serializing_if = "::core::option::Option::is_none",
+        deserialize_with = "__eventodb_codegen::deserialize_some"
+    )]
+    #[schemars(with = "i64")]
+    #[schemars(extend("multipleOf" = 3000000000i64))]
+    pub stride: ::core::option::Option<i64>,
     /// The `tags` property.
     #[serde(
         default,
@@ -387,10 +495,10 @@ pub struct KitchenSinkRecorded {
     #[schemars(with = "::std::vec::Vec<::std::string::String>")]
     #[schemars(
         extend(
-            "items" = {"minLength":1,
+            "items" = {"minLength":1i64,
             "type":"string"},
-            "maxItems" = 3,
-            "minItems" = 1,
+            "maxItems" = 3i64,
+            "minItems" = 1i64,
             "uniqueItems" = true
         )
     )]
@@ -423,6 +531,15 @@ pub struct KitchenSinkRecorded {
     /// The `weight` property.
     #[serde(default = "KitchenSinkRecorded::__default_weight")]
     pub weight: f64,
+    /// From `i64::MIN` to `2^53 - 1`.
+    #[serde(
+        default,
+        skip_serializing_if = "::core::option::Option::is_none",
+        deserialize_with = "__eventodb_codegen::deserialize_some"
+    )]
+    #[schemars(with = "i64")]
+    #[schemars(extend("maximum" = 9007199254740991i64, "minimum" = i64::MIN))]
+    pub wide: ::core::option::Option<i64>,
 }
 #[allow(dead_code)]
 impl KitchenSinkRecorded {
@@ -478,6 +595,20 @@ impl KitchenSinkRecorded {
             __eventodb_codegen::minimum(violations, pointer, "/count", *value, -5i64);
             __eventodb_codegen::maximum(violations, pointer, "/count", *value, 5i64);
         }
+        if let ::core::option::Option::Some(value) = &self.currency {
+            static PATTERN: ::std::sync::LazyLock<__eventodb::__private::regex::Regex> = ::std::sync::LazyLock::new(||
+            {
+                __eventodb::__private::regex::Regex::new("^[A-Z]{3}$")
+                    .expect("the pattern compiled at build time")
+            });
+            __eventodb_codegen::pattern(
+                violations,
+                pointer,
+                "/currency",
+                value,
+                &PATTERN,
+            );
+        }
         if let ::core::option::Option::Some(value) = &self.email {
             __eventodb_codegen::format(
                 violations,
@@ -485,6 +616,16 @@ impl KitchenSinkRecorded {
                 "/email",
                 value,
                 __eventodb_codegen::Format::Email,
+            );
+        }
+        if let ::core::option::Option::Some(value) = &self.epoch {
+            __eventodb_codegen::constant(
+                violations,
+                pointer,
+                "/epoch",
+                value,
+                &5000000000i64,
+                "5000000000",
             );
         }
         if let ::core::option::Option::Some(value) = &self.homepage {
@@ -591,6 +732,36 @@ impl KitchenSinkRecorded {
                     violations,
                 );
         }
+        if let ::core::option::Option::Some(value) = &self.size {
+            __eventodb_codegen::maximum(
+                violations,
+                pointer,
+                "/size",
+                *value,
+                4294967295u64,
+            );
+        }
+        if let ::core::option::Option::Some(value) = &self.sizes {
+            for (index, value) in value.iter().enumerate() {
+                let pointer = ::std::format!("{}{}/{}", pointer, "/sizes", index);
+                __eventodb_codegen::maximum(
+                    violations,
+                    &pointer,
+                    "",
+                    *value,
+                    4294967295u64,
+                );
+            }
+        }
+        if let ::core::option::Option::Some(value) = &self.stride {
+            __eventodb_codegen::multiple_of_int(
+                violations,
+                pointer,
+                "/stride",
+                i128::from(*value),
+                3000000000,
+            );
+        }
         if let ::core::option::Option::Some(value) = &self.tags {
             __eventodb_codegen::min_count(
                 violations,
@@ -631,6 +802,16 @@ impl KitchenSinkRecorded {
                 "\"v1\"",
             );
         }
+        if let ::core::option::Option::Some(value) = &self.wide {
+            __eventodb_codegen::minimum(violations, pointer, "/wide", *value, i64::MIN);
+            __eventodb_codegen::maximum(
+                violations,
+                pointer,
+                "/wide",
+                *value,
+                9007199254740991i64,
+            );
+        }
     }
 }
 #[allow(dead_code)]
@@ -662,6 +843,15 @@ impl KitchenSinkRecorded {
 /// > ```
 ///
 /// Generated from `kitchen_sink.json#/properties/big`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(Debug, Clone, PartialEq, Copy, Eq, Hash)]
 #[allow(dead_code, clippy::enum_variant_names)]
 pub enum KitchenSinkRecordedBig {
@@ -737,6 +927,15 @@ impl __eventodb_schemars::JsonSchema for KitchenSinkRecordedBig {
 /// The `KitchenSinkRecordedLevel` type.
 ///
 /// Generated from `kitchen_sink.json#/properties/level`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -762,9 +961,60 @@ pub enum KitchenSinkRecordedLevel {
     #[serde(rename = "high")]
     High,
 }
+/// Line one.
+/// Line two, after a bare CR.
+/// Line three, after a CR LF.
+///
+/// Generated from `kitchen_sink.json#/properties/line_end`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Copy,
+    Eq,
+    Hash,
+    __eventodb_serde::Serialize,
+    __eventodb_serde::Deserialize,
+    __eventodb_schemars::JsonSchema,
+)]
+#[serde(crate = "__eventodb_serde")]
+#[schemars(crate = "__eventodb_schemars")]
+#[allow(dead_code, clippy::enum_variant_names)]
+pub enum KitchenSinkRecordedLineEnd {
+    /// `"unix\n"`
+    #[serde(rename = "unix\n")]
+    Unix,
+    /// `"mac\r"`
+    #[serde(rename = "mac\r")]
+    Mac,
+    /// `"dos\r\n"`
+    #[serde(rename = "dos\r\n")]
+    Dos,
+    /// ``"tick`s"``
+    #[serde(rename = "tick`s")]
+    TickS,
+}
 /// An inline object.
 ///
 /// Generated from `kitchen_sink.json#/properties/nested`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -808,6 +1058,15 @@ impl KitchenSinkRecordedNested {
 /// The `KitchenSinkRecordedNestedDeep` type.
 ///
 /// Generated from `kitchen_sink.json#/properties/nested/properties/deep`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -827,7 +1086,7 @@ pub struct KitchenSinkRecordedNestedDeep {
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
     #[schemars(with = "::std::string::String")]
-    #[schemars(extend("maxLength" = 3))]
+    #[schemars(extend("maxLength" = 3i64))]
     pub value: ::core::option::Option<::std::string::String>,
 }
 #[allow(dead_code)]
@@ -848,6 +1107,15 @@ impl KitchenSinkRecordedNestedDeep {
 /// An integer enum whose variants `x-enum-varnames` names.
 ///
 /// Generated from `kitchen_sink.json#/properties/offset`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(Debug, Clone, PartialEq, Copy, Eq, Hash)]
 #[allow(dead_code, clippy::enum_variant_names)]
 pub enum KitchenSinkRecordedOffset {
@@ -924,6 +1192,15 @@ impl __eventodb_schemars::JsonSchema for KitchenSinkRecordedOffset {
 /// after it.
 ///
 /// Generated from `kitchen_sink.json#/properties/priority`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(Debug, Clone, PartialEq, Copy, Eq, Hash)]
 #[allow(dead_code, clippy::enum_variant_names)]
 pub enum KitchenSinkRecordedPriority {
@@ -994,6 +1271,15 @@ impl __eventodb_schemars::JsonSchema for KitchenSinkRecordedPriority {
 /// A draft-07 event with `definitions` and a compound stream.
 ///
 /// Generated from `legacy.json`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -1031,6 +1317,15 @@ pub struct LegacyThingHappened {
 /// A shared type nobody refers to, with rules to check: its validation code must not warn either.
 ///
 /// Generated from `shared/money.json`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -1044,7 +1339,7 @@ pub struct LegacyThingHappened {
 #[allow(dead_code)]
 pub struct Money {
     /// The `amount` property.
-    #[schemars(extend("maximum" = 100, "minimum" = 0))]
+    #[schemars(extend("maximum" = 100i64, "minimum" = 0i64))]
     pub amount: u64,
     /// The `currency` property.
     #[serde(default = "Money::__default_currency")]
@@ -1091,6 +1386,15 @@ impl Money {
 /// References to nullable types, and the `oneOf`/`anyOf` spelling of a nullable reference: every one is an `Option`.
 ///
 /// Generated from `nullable_refs.json`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -1111,6 +1415,9 @@ impl Money {
 )]
 #[allow(dead_code)]
 pub struct NullableRefsSet {
+    /// The `described` property.
+    #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
+    pub described: ::core::option::Option<Place>,
     /// `anyOf` with `null` first.
     #[serde(deserialize_with = "__eventodb_codegen::deserialize_nullable")]
     #[schemars(required, transform = __eventodb_codegen::add_null)]
@@ -1121,10 +1428,32 @@ pub struct NullableRefsSet {
     pub home: ::core::option::Option<Address>,
     /// The `id` property.
     pub id: ::std::string::String,
+    /// An integer enum without `type`.
+    #[serde(
+        default,
+        skip_serializing_if = "::core::option::Option::is_none",
+        deserialize_with = "__eventodb_codegen::deserialize_some"
+    )]
+    #[schemars(with = "NullableRefsSetLevel")]
+    pub level: ::core::option::Option<NullableRefsSetLevel>,
+    /// The `note` property.
+    #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
+    pub note: ::core::option::Option<::std::string::String>,
     /// The `plan` property.
     #[serde(deserialize_with = "__eventodb_codegen::deserialize_nullable")]
     #[schemars(required, transform = __eventodb_codegen::add_null)]
     pub plan: ::core::option::Option<Plan>,
+    /// Pydantic's spelling of an optional reference: `anyOf` with `null` and `"default": null`.
+    #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
+    pub pydantic: ::core::option::Option<Place>,
+    /// A percent-encoded `$ref`.
+    #[serde(
+        default,
+        skip_serializing_if = "::core::option::Option::is_none",
+        deserialize_with = "__eventodb_codegen::deserialize_some"
+    )]
+    #[schemars(with = "SpacedName")]
+    pub spaced: ::core::option::Option<SpacedName>,
     /// The `visits` property.
     #[serde(
         default,
@@ -1148,10 +1477,24 @@ impl NullableRefsSet {
         pointer: &str,
         violations: &mut ::std::vec::Vec<__eventodb::Violation>,
     ) {
+        if let ::core::option::Option::Some(value) = &self.described {
+            value
+                .__eventodb_validate(
+                    &::std::format!("{}{}", pointer, "/described"),
+                    violations,
+                );
+        }
         if let ::core::option::Option::Some(value) = &self.holiday {
             value
                 .__eventodb_validate(
                     &::std::format!("{}{}", pointer, "/holiday"),
+                    violations,
+                );
+        }
+        if let ::core::option::Option::Some(value) = &self.pydantic {
+            value
+                .__eventodb_validate(
+                    &::std::format!("{}{}", pointer, "/pydantic"),
                     violations,
                 );
         }
@@ -1176,9 +1519,91 @@ impl NullableRefsSet {
         __eventodb_codegen::finish(violations)
     }
 }
+/// An integer enum without `type`.
+///
+/// Generated from `nullable_refs.json#/properties/level`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
+#[derive(Debug, Clone, PartialEq, Copy, Eq, Hash)]
+#[allow(dead_code, clippy::enum_variant_names)]
+pub enum NullableRefsSetLevel {
+    /// `1`
+    Value1,
+    /// `2`
+    Value2,
+}
+#[allow(dead_code)]
+impl NullableRefsSetLevel {
+    /// The JSON value.
+    pub const fn value(self) -> i64 {
+        match self {
+            Self::Value1 => 1,
+            Self::Value2 => 2,
+        }
+    }
+}
+impl __eventodb_serde::Serialize for NullableRefsSetLevel {
+    fn serialize<S: __eventodb_serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::core::result::Result<S::Ok, S::Error> {
+        serializer.serialize_i64(self.value())
+    }
+}
+impl<'de> __eventodb_serde::Deserialize<'de> for NullableRefsSetLevel {
+    fn deserialize<D: __eventodb_serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::core::result::Result<Self, D::Error> {
+        match <i64 as __eventodb_serde::Deserialize>::deserialize(deserializer)? {
+            1 => ::core::result::Result::Ok(Self::Value1),
+            2 => ::core::result::Result::Ok(Self::Value2),
+            other => {
+                ::core::result::Result::Err(
+                    <D::Error as __eventodb_serde::de::Error>::custom(
+                        ::core::format_args!(
+                            "{} is not one of the values of `NullableRefsSetLevel`: 1, 2",
+                            other
+                        ),
+                    ),
+                )
+            }
+        }
+    }
+}
+impl __eventodb_schemars::JsonSchema for NullableRefsSetLevel {
+    fn schema_name() -> ::std::borrow::Cow<'static, str> {
+        ::std::borrow::Cow::Borrowed("NullableRefsSetLevel")
+    }
+    fn schema_id() -> ::std::borrow::Cow<'static, str> {
+        ::std::borrow::Cow::Borrowed(
+            ::core::concat!(::core::module_path!(), "::", "NullableRefsSetLevel"),
+        )
+    }
+    fn json_schema(
+        _: &mut __eventodb_schemars::SchemaGenerator,
+    ) -> __eventodb_schemars::Schema {
+        __eventodb_schemars::json_schema!({ "type" : "integer", "enum" : [1i64, 2i64] })
+    }
+}
 /// The `Place` type.
 ///
 /// Generated from `nullable_refs.json#/$defs/Place`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -1192,7 +1617,7 @@ impl NullableRefsSet {
 #[allow(dead_code)]
 pub struct Place {
     /// The `name` property.
-    #[schemars(extend("minLength" = 1))]
+    #[schemars(extend("minLength" = 1i64))]
     pub name: ::std::string::String,
 }
 #[allow(dead_code)]
@@ -1214,6 +1639,15 @@ impl Place {
 /// The `Plan` type.
 ///
 /// Generated from `nullable_refs.json#/$defs/Plan`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -1239,6 +1673,15 @@ pub enum Plan {
 /// A shared type nobody refers to: still generated, once.
 ///
 /// Generated from `shared/point.json`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -1259,6 +1702,15 @@ pub struct Point {
 /// A tagged union with inline options.
 ///
 /// Generated from `kitchen_sink.json#/$defs/Shape`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -1300,6 +1752,15 @@ impl Shape {
 /// The `ShapeCircle` type.
 ///
 /// Generated from `kitchen_sink.json#/$defs/Shape/oneOf/0`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -1314,7 +1775,7 @@ impl Shape {
 #[allow(dead_code)]
 pub struct ShapeCircle {
     /// The `radius` property.
-    #[schemars(extend("minimum" = 0))]
+    #[schemars(extend("minimum" = 0i64))]
     pub radius: f64,
 }
 #[allow(dead_code)]
@@ -1336,6 +1797,15 @@ impl ShapeCircle {
 /// The `ShapeEmptyShape` type.
 ///
 /// Generated from `kitchen_sink.json#/$defs/Shape/oneOf/2`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -1351,6 +1821,15 @@ pub struct ShapeEmptyShape {}
 /// The `ShapeRect` type.
 ///
 /// Generated from `kitchen_sink.json#/$defs/Shape/oneOf/1`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -1368,9 +1847,51 @@ pub struct ShapeRect {
     /// The `width` property.
     pub width: f64,
 }
+/// The `SpacedName` type.
+///
+/// Generated from `nullable_refs.json#/$defs/Spaced Name`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    __eventodb_serde::Serialize,
+    __eventodb_serde::Deserialize,
+    __eventodb_schemars::JsonSchema,
+)]
+#[serde(crate = "__eventodb_serde")]
+#[schemars(crate = "__eventodb_schemars")]
+#[allow(dead_code)]
+pub struct SpacedName {
+    /// The `v` property.
+    #[serde(
+        default,
+        skip_serializing_if = "::core::option::Option::is_none",
+        deserialize_with = "__eventodb_codegen::deserialize_some"
+    )]
+    #[schemars(with = "::std::string::String")]
+    pub v: ::core::option::Option<::std::string::String>,
+}
 /// The `Status` type.
 ///
 /// Generated from `legacy.json#/definitions/Status`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -1396,6 +1917,15 @@ pub enum Status {
 /// A recursive type.
 ///
 /// Generated from `shared/tree.json`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -1417,7 +1947,7 @@ pub struct Tree {
     #[schemars(with = "::std::vec::Vec<Tree>")]
     pub children: ::core::option::Option<::std::vec::Vec<Tree>>,
     /// The `label` property.
-    #[schemars(extend("minLength" = 1))]
+    #[schemars(extend("minLength" = 1i64))]
     pub label: ::std::string::String,
     /// The `parent` property.
     #[serde(

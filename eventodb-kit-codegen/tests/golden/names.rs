@@ -11,6 +11,15 @@ use ::eventodb_kit::{
 /// The `Box` type.
 ///
 /// Generated from `shared/prelude.json#/$defs/Box`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -35,6 +44,15 @@ pub struct Box {
 /// The `CommandGiven` event.
 ///
 /// Generated from `category.json`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -60,6 +78,15 @@ pub struct CommandGiven {
 /// Names that are not Rust identifiers, keywords, and types named like the prelude's.
 ///
 /// Generated from `measured.json`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -100,7 +127,7 @@ pub struct Measured {
     #[schemars(
         with = "::std::collections::BTreeMap<::std::string::String,::std::string::String>"
     )]
-    #[schemars(extend("additionalProperties" = {"maxLength":8, "type":"string"}))]
+    #[schemars(extend("additionalProperties" = {"maxLength":8i64, "type":"string"}))]
     pub by_name: ::core::option::Option<
         ::std::collections::BTreeMap<::std::string::String, ::std::string::String>,
     >,
@@ -152,7 +179,7 @@ pub struct Measured {
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
     #[schemars(with = "::std::string::String")]
-    #[schemars(extend("minLength" = 1))]
+    #[schemars(extend("minLength" = 1i64))]
     pub r#type: ::core::option::Option<::std::string::String>,
     /// The `unit` property.
     #[serde(deserialize_with = "__eventodb_codegen::deserialize_nullable")]
@@ -218,6 +245,15 @@ impl Measured {
 /// The `MeasuredUnit` type.
 ///
 /// Generated from `measured.json#/properties/unit`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -246,6 +282,15 @@ pub enum MeasuredUnit {
 /// The `Option` type.
 ///
 /// Generated from `shared/prelude.json#/$defs/Option`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -270,6 +315,15 @@ pub struct Option {
 /// The `Result` type.
 ///
 /// Generated from `shared/prelude.json#/$defs/Result`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -295,6 +349,15 @@ pub enum Result {
 /// The `SelfType` type.
 ///
 /// Generated from `measured.json#/$defs/self`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -329,6 +392,15 @@ pub struct SelfType {
 /// The `String` type.
 ///
 /// Generated from `shared/prelude.json#/$defs/String`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -348,7 +420,7 @@ pub struct String {
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
     #[schemars(with = "::std::string::String")]
-    #[schemars(extend("minLength" = 1))]
+    #[schemars(extend("minLength" = 1i64))]
     pub text: ::core::option::Option<::std::string::String>,
 }
 #[allow(dead_code)]
@@ -369,6 +441,15 @@ impl String {
 /// The `Vec` type.
 ///
 /// Generated from `shared/prelude.json#/$defs/Vec`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,

@@ -11,6 +11,15 @@ use ::eventodb_kit::{
 /// The `Courier` type.
 ///
 /// Generated from `shipped.json#/properties/carrier/oneOf/1`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -61,6 +70,15 @@ impl Courier {
 /// The `Post` type.
 ///
 /// Generated from `shipped.json#/properties/carrier/oneOf/0`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -111,6 +129,15 @@ impl Post {
 /// Properties out of alphabetical order, and a `oneOf` whose options share two `const` properties: fields and the tag must not depend on serde_json's `preserve_order`.
 ///
 /// Generated from `shipped.json`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -180,6 +207,15 @@ impl Shipped {
 /// The `ShippedCarrier` type.
 ///
 /// Generated from `shipped.json#/properties/carrier`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -219,6 +255,15 @@ impl ShippedCarrier {
 /// The `ShippedExtra` type.
 ///
 /// Generated from `shipped.json#/properties/extra`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,

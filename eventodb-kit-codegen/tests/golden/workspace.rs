@@ -11,6 +11,15 @@ use ::eventodb_kit::{
 /// A postal address.
 ///
 /// Generated from `common/address.json`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -25,7 +34,7 @@ use ::eventodb_kit::{
 #[allow(dead_code)]
 pub struct Address {
     /// The `city` property.
-    #[schemars(extend("minLength" = 1))]
+    #[schemars(extend("minLength" = 1i64))]
     pub city: ::std::string::String,
     /// ISO 3166-1 alpha-2 code.
     #[schemars(extend("pattern" = "^[A-Z]{2}$"))]
@@ -34,7 +43,7 @@ pub struct Address {
     #[schemars(extend("pattern" = "^[A-Za-z0-9 -]{3,10}$"))]
     pub postal_code: ::std::string::String,
     /// Street and house number.
-    #[schemars(extend("maxLength" = 200, "minLength" = 1))]
+    #[schemars(extend("maxLength" = 200i64, "minLength" = 1i64))]
     pub street: ::std::string::String,
 }
 #[allow(dead_code)]
@@ -91,6 +100,15 @@ impl Address {
 /// Pay by card.
 ///
 /// Generated from `order/order_placed.json#/$defs/CardPayment`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -134,6 +152,15 @@ impl CardPayment {
 /// The `CardPaymentBrand` type.
 ///
 /// Generated from `order/order_placed.json#/$defs/CardPayment/properties/brand`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -162,6 +189,15 @@ pub enum CardPaymentBrand {
 /// A student asked to join a class with a join code.
 ///
 /// Generated from `education/class_join_requested.json`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -184,17 +220,17 @@ pub enum CardPaymentBrand {
 #[allow(dead_code)]
 pub struct ClassJoinRequested {
     /// The `class_id` property.
-    #[schemars(extend("minLength" = 1))]
+    #[schemars(extend("minLength" = 1i64))]
     pub class_id: ::std::string::String,
     /// The `join_code` property.
-    #[schemars(extend("maxLength" = 12, "minLength" = 4))]
+    #[schemars(extend("maxLength" = 12i64, "minLength" = 4i64))]
     pub join_code: ::std::string::String,
     /// The `requested_at` property.
     pub requested_at: __eventodb::__private::chrono::DateTime<
         __eventodb::__private::chrono::Utc,
     >,
     /// The `student_id` property.
-    #[schemars(extend("minLength" = 1))]
+    #[schemars(extend("minLength" = 1i64))]
     pub student_id: ::std::string::String,
 }
 #[allow(dead_code)]
@@ -236,6 +272,15 @@ impl ClassJoinRequested {
 /// The teacher approved a join request.
 ///
 /// Generated from `education/class_membership_accepted.json`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -264,10 +309,10 @@ pub struct ClassMembershipAccepted {
     /// The `accepted_by` property.
     pub accepted_by: ::std::string::String,
     /// The `class_id` property.
-    #[schemars(extend("minLength" = 1))]
+    #[schemars(extend("minLength" = 1i64))]
     pub class_id: ::std::string::String,
     /// The `student_id` property.
-    #[schemars(extend("minLength" = 1))]
+    #[schemars(extend("minLength" = 1i64))]
     pub student_id: ::std::string::String,
 }
 #[allow(dead_code)]
@@ -304,6 +349,15 @@ impl ClassMembershipAccepted {
 /// The teacher rejected a join request.
 ///
 /// Generated from `education/class_membership_rejected.json`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -326,7 +380,7 @@ impl ClassMembershipAccepted {
 #[allow(dead_code)]
 pub struct ClassMembershipRejected {
     /// The `class_id` property.
-    #[schemars(extend("minLength" = 1))]
+    #[schemars(extend("minLength" = 1i64))]
     pub class_id: ::std::string::String,
     /// The `reason` property.
     #[serde(
@@ -335,7 +389,7 @@ pub struct ClassMembershipRejected {
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
     #[schemars(with = "::std::string::String")]
-    #[schemars(extend("maxLength" = 500))]
+    #[schemars(extend("maxLength" = 500i64))]
     pub reason: ::core::option::Option<::std::string::String>,
     /// The `rejected_at` property.
     pub rejected_at: __eventodb::__private::chrono::DateTime<
@@ -344,7 +398,7 @@ pub struct ClassMembershipRejected {
     /// The `rejected_by` property.
     pub rejected_by: ::std::string::String,
     /// The `student_id` property.
-    #[schemars(extend("minLength" = 1))]
+    #[schemars(extend("minLength" = 1i64))]
     pub student_id: ::std::string::String,
 }
 #[allow(dead_code)]
@@ -384,6 +438,15 @@ impl ClassMembershipRejected {
 /// Someone reported an error in course content.
 ///
 /// Generated from `education/content_error_reported.json`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -406,7 +469,7 @@ impl ClassMembershipRejected {
 #[allow(dead_code)]
 pub struct ContentErrorReported {
     /// The `content_id` property.
-    #[schemars(extend("minLength" = 1))]
+    #[schemars(extend("minLength" = 1i64))]
     pub content_id: ::std::string::String,
     /// The `content_type` property.
     pub content_type: ContentErrorReportedContentType,
@@ -419,7 +482,7 @@ pub struct ContentErrorReported {
     #[schemars(with = "ContentErrorReportedContext")]
     pub context: ::core::option::Option<ContentErrorReportedContext>,
     /// The `description` property.
-    #[schemars(extend("maxLength" = 2000, "minLength" = 1))]
+    #[schemars(extend("maxLength" = 2000i64, "minLength" = 1i64))]
     pub description: ::std::string::String,
     /// The `error_id` property.
     pub error_id: __eventodb::__private::uuid::Uuid,
@@ -492,6 +555,15 @@ impl ContentErrorReported {
 /// The `ContentErrorReportedContentType` type.
 ///
 /// Generated from `education/content_error_reported.json#/properties/content_type`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -523,6 +595,15 @@ pub enum ContentErrorReportedContentType {
 /// The `ContentErrorReportedContext` type.
 ///
 /// Generated from `education/content_error_reported.json#/properties/context`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -595,6 +676,15 @@ impl ContentErrorReportedContext {
 /// The `ContentErrorReportedErrorType` type.
 ///
 /// Generated from `education/content_error_reported.json#/properties/error_type`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -629,6 +719,15 @@ pub enum ContentErrorReportedErrorType {
 /// ISO 4217 currency code.
 ///
 /// Generated from `common/money.json#/$defs/Currency`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -660,6 +759,15 @@ pub enum Currency {
 /// Pay by invoice.
 ///
 /// Generated from `order/order_placed.json#/$defs/Payment/oneOf/1`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -674,7 +782,7 @@ pub enum Currency {
 #[allow(dead_code)]
 pub struct InvoicePayment {
     /// The `due_days` property.
-    #[schemars(extend("maximum" = 90, "minimum" = 7))]
+    #[schemars(extend("maximum" = 90i64, "minimum" = 7i64))]
     pub due_days: u64,
     /// The `po_number` property.
     #[serde(
@@ -705,6 +813,15 @@ impl InvoicePayment {
 /// An amount in the currency's minor unit.
 ///
 /// Generated from `common/money.json`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -719,7 +836,7 @@ impl InvoicePayment {
 #[allow(dead_code)]
 pub struct Money {
     /// Amount in cents (or the currency's minor unit).
-    #[schemars(extend("minimum" = 0))]
+    #[schemars(extend("minimum" = 0i64))]
     pub amount_minor: u64,
     /// The `currency` property.
     pub currency: Currency,
@@ -727,6 +844,15 @@ pub struct Money {
 /// An order was cancelled before shipping.
 ///
 /// Generated from `order/order_cancelled.json`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -755,7 +881,7 @@ pub struct OrderCancelled {
     /// The `order_id` property.
     pub order_id: __eventodb::__private::uuid::Uuid,
     /// The `reason` property.
-    #[schemars(extend("minLength" = 3))]
+    #[schemars(extend("minLength" = 3i64))]
     pub reason: ::std::string::String,
     /// The `refund` property.
     #[serde(
@@ -796,6 +922,15 @@ impl OrderCancelled {
 /// One line of an order.
 ///
 /// Generated from `order/order_placed.json#/$defs/OrderLine`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -816,10 +951,12 @@ pub struct OrderLine {
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
     #[schemars(with = "f64")]
-    #[schemars(extend("exclusiveMaximum" = 100, "minimum" = 0, "multipleOf" = 0.5))]
+    #[schemars(
+        extend("exclusiveMaximum" = 100i64, "minimum" = 0i64, "multipleOf" = 0.5)
+    )]
     pub discount_percent: ::core::option::Option<f64>,
     /// The `quantity` property.
-    #[schemars(extend("maximum" = 1000, "minimum" = 1))]
+    #[schemars(extend("maximum" = 1000i64, "minimum" = 1i64))]
     pub quantity: u64,
     /// The `sku` property.
     #[schemars(extend("pattern" = "^[A-Z]{3}-[0-9]{4}$"))]
@@ -885,6 +1022,15 @@ impl OrderLine {
 /// A customer placed an order.
 ///
 /// Generated from `order/order_placed.json`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -917,9 +1063,9 @@ pub struct OrderPlaced {
     )]
     #[schemars(
         extend(
-            "additionalProperties" = {"maxLength":100,
+            "additionalProperties" = {"maxLength":100i64,
             "type":"string"},
-            "maxProperties" = 20
+            "maxProperties" = 20i64
         )
     )]
     pub attributes: ::core::option::Option<
@@ -951,7 +1097,7 @@ pub struct OrderPlaced {
     #[schemars(with = "bool")]
     pub gift: ::core::option::Option<bool>,
     /// What was ordered.
-    #[schemars(extend("maxItems" = 100, "minItems" = 1))]
+    #[schemars(extend("maxItems" = 100i64, "minItems" = 1i64))]
     pub lines: ::std::vec::Vec<OrderLine>,
     /// The `order_id` property.
     pub order_id: __eventodb::__private::uuid::Uuid,
@@ -1072,6 +1218,15 @@ impl OrderPlaced {
 /// An order left the warehouse.
 ///
 /// Generated from `order/order_shipped.json`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -1109,7 +1264,7 @@ pub struct OrderShipped {
     pub order_id: __eventodb::__private::uuid::Uuid,
     /// The `parcels` property.
     #[serde(default = "OrderShipped::__default_parcels")]
-    #[schemars(extend("minimum" = 1))]
+    #[schemars(extend("minimum" = 1i64))]
     pub parcels: u64,
     /// The `shipped_at` property.
     pub shipped_at: __eventodb::__private::chrono::DateTime<
@@ -1170,6 +1325,15 @@ impl OrderShipped {
 /// The `OrderShippedCarrier` type.
 ///
 /// Generated from `order/order_shipped.json#/properties/carrier`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -1201,6 +1365,15 @@ pub enum OrderShippedCarrier {
 /// An admin activated a partnership after review.
 ///
 /// Generated from `education/partnership_activated.json`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -1246,7 +1419,7 @@ pub struct PartnershipActivated {
         __eventodb::__private::chrono::DateTime<__eventodb::__private::chrono::Utc>,
     >,
     /// The `school_id` property.
-    #[schemars(extend("minLength" = 1))]
+    #[schemars(extend("minLength" = 1i64))]
     pub school_id: ::std::string::String,
     /// The partnership tier.
     pub tier: PartnershipActivatedTier,
@@ -1296,6 +1469,15 @@ impl PartnershipActivated {
 /// The partnership tier.
 ///
 /// Generated from `education/partnership_activated.json#/properties/tier`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -1324,6 +1506,15 @@ pub enum PartnershipActivatedTier {
 /// A school submitted the partnership form on the website.
 ///
 /// Generated from `education/partnership_application_submitted.json`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -1351,7 +1542,7 @@ pub struct PartnershipApplicationSubmitted {
     #[schemars(extend("format" = "email"))]
     pub contact_email: ::std::string::String,
     /// The `contact_name` property.
-    #[schemars(extend("minLength" = 1))]
+    #[schemars(extend("minLength" = 1i64))]
     pub contact_name: ::std::string::String,
     /// The `contact_phone` property.
     #[schemars(extend("pattern" = "^\\+?[0-9 ()-]{6,20}$"))]
@@ -1365,7 +1556,7 @@ pub struct PartnershipApplicationSubmitted {
     #[schemars(with = "PartnershipApplicationSubmittedMetadata")]
     pub metadata: ::core::option::Option<PartnershipApplicationSubmittedMetadata>,
     /// The `school_name` property.
-    #[schemars(extend("minLength" = 1))]
+    #[schemars(extend("minLength" = 1i64))]
     pub school_name: ::std::string::String,
     /// The `submitted_at` property.
     pub submitted_at: __eventodb::__private::chrono::DateTime<
@@ -1443,6 +1634,15 @@ impl PartnershipApplicationSubmitted {
 /// Where the submission came from.
 ///
 /// Generated from `education/partnership_application_submitted.json#/properties/metadata`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -1483,6 +1683,15 @@ pub struct PartnershipApplicationSubmittedMetadata {
 /// How the order is paid, told apart by `method`.
 ///
 /// Generated from `order/order_placed.json#/$defs/Payment`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -1526,6 +1735,15 @@ impl Payment {
 /// Pay with a voucher.
 ///
 /// Generated from `order/order_placed.json#/$defs/Payment/oneOf/2`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -1539,7 +1757,7 @@ impl Payment {
 #[allow(dead_code)]
 pub struct PaymentVoucher {
     /// The `voucher_code` property.
-    #[schemars(extend("minLength" = 8))]
+    #[schemars(extend("minLength" = 8i64))]
     pub voucher_code: ::std::string::String,
 }
 #[allow(dead_code)]
@@ -1567,6 +1785,15 @@ impl PaymentVoucher {
 /// A student reached a milestone.
 ///
 /// Generated from `education/student_progress_milestone_reached.json`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -1613,7 +1840,7 @@ pub struct StudentProgressMilestoneReached {
     #[schemars(with = "::std::string::String")]
     pub related_course_id: ::core::option::Option<::std::string::String>,
     /// The `student_id` property.
-    #[schemars(extend("minLength" = 1))]
+    #[schemars(extend("minLength" = 1i64))]
     pub student_id: ::std::string::String,
 }
 #[allow(dead_code)]
@@ -1653,6 +1880,15 @@ impl StudentProgressMilestoneReached {
 /// The `StudentProgressMilestoneReachedMetadata` type.
 ///
 /// Generated from `education/student_progress_milestone_reached.json#/properties/metadata`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -1672,7 +1908,7 @@ pub struct StudentProgressMilestoneReachedMetadata {
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
     #[schemars(with = "u64")]
-    #[schemars(extend("minimum" = 1))]
+    #[schemars(extend("minimum" = 1i64))]
     pub attempts: ::core::option::Option<u64>,
     /// The `score` property.
     #[serde(
@@ -1681,7 +1917,7 @@ pub struct StudentProgressMilestoneReachedMetadata {
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
     #[schemars(with = "u64")]
-    #[schemars(extend("maximum" = 100, "minimum" = 0))]
+    #[schemars(extend("maximum" = 100i64, "minimum" = 0i64))]
     pub score: ::core::option::Option<u64>,
     /// Seconds.
     #[serde(
@@ -1690,7 +1926,7 @@ pub struct StudentProgressMilestoneReachedMetadata {
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
     #[schemars(with = "u64")]
-    #[schemars(extend("minimum" = 0))]
+    #[schemars(extend("minimum" = 0i64))]
     pub time_spent: ::core::option::Option<u64>,
 }
 #[allow(dead_code)]
@@ -1714,6 +1950,15 @@ impl StudentProgressMilestoneReachedMetadata {
 /// The `StudentProgressMilestoneReachedMilestoneType` type.
 ///
 /// Generated from `education/student_progress_milestone_reached.json#/properties/milestone_type`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -1745,6 +1990,15 @@ pub enum StudentProgressMilestoneReachedMilestoneType {
 /// A user signed up.
 ///
 /// Generated from `user/user_created.json`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -1794,7 +2048,7 @@ pub struct UserCreated {
         deserialize_with = "__eventodb_codegen::deserialize_some"
     )]
     #[schemars(with = "::std::string::String")]
-    #[schemars(extend("maxLength" = 64, "minLength" = 1))]
+    #[schemars(extend("maxLength" = 64i64, "minLength" = 1i64))]
     pub display_name: ::core::option::Option<::std::string::String>,
     /// The `email` property.
     #[schemars(extend("format" = "email"))]
@@ -1889,6 +2143,15 @@ impl UserCreated {
 /// The subscription plan.
 ///
 /// Generated from `user/user_created.json#/properties/plan`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -1917,6 +2180,15 @@ pub enum UserCreatedPlan {
 /// A user account was deleted.
 ///
 /// Generated from `user/user_deleted.json`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -1994,6 +2266,15 @@ impl UserDeleted {
 /// Why; `null` when not recorded (required but nullable).
 ///
 /// Generated from `user/user_deleted.json#/properties/reason`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
@@ -2022,6 +2303,15 @@ pub enum UserDeletedReason {
 /// A user changed their email address.
 ///
 /// Generated from `user/user_email_changed.json`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
 #[derive(
     Debug,
     Clone,
