@@ -376,33 +376,35 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         match self {
             Error::Transport { .. } | Error::Timeout { .. } => true,
-            Error::Server {
-                code,
-                status,
-                message,
-                ..
-            } => {
-                *status >= 500
-                    && !(*code == ErrorCode::BackendError
-                        && PERMANENT_BACKEND_MESSAGES
-                            .iter()
-                            .any(|needle| message.contains(needle)))
-            }
+            Error::Server { status, .. } => *status >= 500 && !self.is_permanent_backend_error(),
             Error::Http { status, .. } => *status >= 500 || *status == 408 || *status == 429,
             _ => false,
         }
     }
 
+    /// A `BACKEND_ERROR` known to be permanent: the backend refused the statement, so it
+    /// changed nothing.
+    fn is_permanent_backend_error(&self) -> bool {
+        matches!(
+            self,
+            Error::Server { code: ErrorCode::BackendError, message, .. }
+                if PERMANENT_BACKEND_MESSAGES.iter().any(|needle| message.contains(needle))
+        )
+    }
+
     /// Whether the request may have been applied although it failed: a timeout, a
     /// connection lost after the request may have been sent, a 5xx reply, or a 200 reply
     /// that could not be read ([`Error::Decode`]: the server did apply it). A refused
-    /// connection is a known "not applied". Before retrying a write after such an error,
-    /// look for its message id in the stream: Pebble stores a duplicate id again.
+    /// connection, and a `BACKEND_ERROR` known to be permanent (an invalid or duplicate
+    /// id, an unknown namespace), are a known "not applied". Before retrying a write after
+    /// such an error, look for its message id in the stream: Pebble stores a duplicate id
+    /// again.
     pub fn outcome_unknown(&self) -> bool {
         match self {
             Error::Timeout { .. } | Error::Decode { .. } => true,
             Error::Transport { source, .. } => !source.is_connect(),
-            Error::Server { status, .. } | Error::Http { status, .. } => *status >= 500,
+            Error::Server { status, .. } => *status >= 500 && !self.is_permanent_backend_error(),
+            Error::Http { status, .. } => *status >= 500,
             _ => false,
         }
     }
@@ -668,7 +670,7 @@ mod tests {
             500,
             "Failed to get messages: namespace x not found",
         );
-        assert!(!permanent.is_transient());
+        assert!(!permanent.is_transient() && !permanent.outcome_unknown());
         let bad = server(
             "INVALID_REQUEST",
             400,
