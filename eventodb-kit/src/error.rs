@@ -86,6 +86,29 @@ pub(crate) fn database_unreachable(error: &sqlx::Error) -> bool {
     }
 }
 
+/// Whether a statement failed in a way that running it again cannot mend: what it wrote
+/// breaks a constraint, or its data cannot be stored. PostgreSQL: data exceptions (class
+/// `22`, e.g. `22P05` for a NUL in JSON), integrity constraints (`23`), a read-only
+/// transaction (`25006`), syntax or access rules (`42`). SQLite: `SQLITE_CONSTRAINT` (19,
+/// a deferred foreign key included), `SQLITE_TOOBIG` (18), `SQLITE_MISMATCH` (20) and
+/// `SQLITE_RANGE` (25), with any extended code.
+pub(crate) fn database_refuses_for_good(error: &sqlx::Error) -> bool {
+    let Some(code) = error.as_database_error().and_then(|error| error.code()) else {
+        return false;
+    };
+    // A PostgreSQL SQLSTATE has five characters; SQLite's extended result codes are
+    // numbers below 4096, so at most four digits.
+    if code.len() == 5 {
+        ["22", "23", "42"]
+            .iter()
+            .any(|class| code.starts_with(class))
+            || code == "25006"
+    } else {
+        code.parse::<u32>()
+            .is_ok_and(|extended| matches!(extended & 0xff, 18 | 19 | 20 | 25))
+    }
+}
+
 /// Everything that can go wrong in eventodb-kit.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

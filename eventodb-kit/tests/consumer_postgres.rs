@@ -107,6 +107,20 @@ impl Db for Postgres {
         .await
         .expect("processed batches")
     }
+
+    async fn create_deferred_foreign_key(pool: &PgPool) {
+        sqlx::raw_sql(consumer_scenarios::DEFERRED_FOREIGN_KEY)
+            .execute(pool)
+            .await
+            .expect("create the foreign key");
+    }
+
+    async fn insert_orphan(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        sqlx::query(consumer_scenarios::INSERT_ORPHAN)
+            .execute(conn)
+            .await
+            .map(|_| ())
+    }
 }
 
 consumer_scenarios!(fresh, cleanup;
@@ -151,6 +165,9 @@ consumer_scenarios!(fresh, cleanup;
     a_save_given_up_at_shutdown_is_made_by_the_last,
     a_save_given_up_while_busy_is_made_by_the_last,
     a_consumer_records_whether_it_runs,
+    a_handler_whose_commit_breaks_a_constraint_fails,
+    // PostgreSQL only: SQLite stores a NUL in JSON text.
+    an_event_the_database_cannot_park_stops_the_consumer,
 );
 
 /// Two transactional consumers (events in shared transactions of 5, and one by one) and a

@@ -121,6 +121,20 @@ impl Db for Sqlite {
         .await
         .expect("processed batches")
     }
+
+    async fn create_deferred_foreign_key(pool: &SqlitePool) {
+        sqlx::raw_sql(consumer_scenarios::DEFERRED_FOREIGN_KEY)
+            .execute(pool)
+            .await
+            .expect("create the foreign key");
+    }
+
+    async fn insert_orphan(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+        sqlx::query(consumer_scenarios::INSERT_ORPHAN)
+            .execute(conn)
+            .await
+            .map(|_| ())
+    }
 }
 
 consumer_scenarios!(fresh, cleanup;
@@ -163,4 +177,5 @@ consumer_scenarios!(fresh, cleanup;
     a_save_given_up_at_shutdown_is_made_by_the_last,
     a_save_given_up_while_busy_is_made_by_the_last,
     a_consumer_records_whether_it_runs,
+    a_handler_whose_commit_breaks_a_constraint_fails,
 );

@@ -76,7 +76,23 @@ pub(crate) trait Db: Backend {
     -> impl Future<Output = ()> + Send;
     /// The event ids the processed batches record, every consumer's.
     fn processed_batch_ids(pool: &Pool<Self>) -> impl Future<Output = Vec<String>> + Send;
+    /// Creates `test_parents (id)` and `test_children (parent)`, whose foreign key is
+    /// checked at the commit (`DEFERRABLE INITIALLY DEFERRED`).
+    fn create_deferred_foreign_key(pool: &Pool<Self>) -> impl Future<Output = ()> + Send;
+    /// Inserts a child of no parent on `conn`: accepted now, refused at the commit.
+    fn insert_orphan(
+        conn: &mut Self::Connection,
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
 }
+
+/// `test_parents (id)` and `test_children (parent)`, whose foreign key is checked at the
+/// commit: the same SQL on both databases.
+pub(crate) const DEFERRED_FOREIGN_KEY: &str = "CREATE TABLE test_parents (id BIGINT PRIMARY KEY);
+CREATE TABLE test_children (parent BIGINT NOT NULL
+    REFERENCES test_parents (id) DEFERRABLE INITIALLY DEFERRED);";
+
+/// A child of no parent (see [`DEFERRED_FOREIGN_KEY`]).
+pub(crate) const INSERT_ORPHAN: &str = "INSERT INTO test_children (parent) VALUES (42)";
 
 /// Logs to the test output when `RUST_LOG` is set.
 pub(crate) fn init_tracing() {
@@ -924,6 +940,116 @@ pub(crate) async fn a_handler_that_breaks_its_transaction_fails<DB: Db>(pool: Po
         .shutdown()
         .await
         .expect("the failure was already taken");
+}
+
+/// A transactional handler whose work breaks a foreign key checked at the commit: the
+/// commit fails every time, which is the handler's failure (retried, then the failure
+/// policy). On SQLite it was taken for database trouble and retried for good, running the
+/// handler again and again with only a warning.
+pub(crate) async fn a_handler_whose_commit_breaks_a_constraint_fails<DB: Db>(pool: Pool<DB>) {
+    struct WritesAnOrphan(Arc<AtomicU32>);
+    impl<DB: Db> Consumer<DB> for WritesAnOrphan {
+        fn category(&self) -> &str {
+            "orphan"
+        }
+        fn handle<'a>(
+            &'a self,
+            message: &'a CategoryMessage,
+            ctx: &'a mut Context<'_, DB>,
+        ) -> BoxFuture<'a, Result<Handled, HandlerError>> {
+            Box::pin(async move {
+                if message.message_type == "Orphan" {
+                    self.0.fetch_add(1, Ordering::SeqCst);
+                    DB::insert_orphan(ctx.transaction()?)
+                        .await
+                        .map_err(HandlerError::new)?;
+                }
+                Ok(Handled::Done)
+            })
+        }
+    }
+    let env = Env::new("consumer").await;
+    let kit = env.kit(&pool);
+    DB::create_deferred_foreign_key(&pool).await;
+    let (_, ok_at) = env.write("orphan-1", "Ok", 0).await;
+    let (orphan, _) = env.write("orphan-1", "Orphan", 1).await;
+    let tries = Arc::new(AtomicU32::new(0));
+    let options = ConsumerOptions::new("orphans").transactional(true);
+    let (workers, failure) = stopped_by(&kit, WritesAnOrphan(Arc::clone(&tries)), options).await;
+    match failure {
+        Error::ConsumerStopped {
+            event_id, message, ..
+        } => {
+            assert_eq!(event_id, orphan);
+            assert!(message.contains("could not commit"), "{message}");
+        }
+        other => panic!("unexpected error {other:?}"),
+    }
+    // The policy's three tries, after the one in the transaction it shared with the event
+    // before it, when the batch took both: its commit failed as a whole and fell back to
+    // one event at a time.
+    let tries = tries.load(Ordering::SeqCst);
+    assert!((3..=4).contains(&tries), "{tries} tries");
+    let positions = ConsumerAdmin::for_kit(&kit)
+        .positions("orphan", "orphans")
+        .await
+        .unwrap();
+    assert_eq!(positions[0].global_position, ok_at.global_position);
+    workers
+        .shutdown()
+        .await
+        .expect("the failure was already taken");
+}
+
+/// PostgreSQL cannot store a NUL in JSONB; EventoDB on Pebble (or SQLite) stores one. A
+/// failing event whose data holds one cannot be parked there, however often the park is
+/// tried: the consumer stops with the database's error, before the event, where it kept
+/// retrying the park for good with only a warning.
+pub(crate) async fn an_event_the_database_cannot_park_stops_the_consumer<DB: Db>(pool: Pool<DB>) {
+    let env = Env::new("consumer").await;
+    let kit = env.kit(&pool);
+    let (_, ok_at) = env.write("nul-1", "Ok", 0).await;
+    let message = json!({ "type": "Poison", "data": { "text": "a\u{0}b" } });
+    let id = Uuid::now_v7().to_string();
+    let written = env
+        .client
+        .call_raw(
+            "stream.write",
+            &[json!("nul-1"), message, json!({ "id": id })],
+        )
+        .await;
+    if let Err(error) = written {
+        eprintln!("skipped: this EventoDB refuses a NUL in data ({error})");
+        return;
+    }
+    let log = Log::default();
+    let mut workers = kit
+        .workers()
+        .consumer(
+            Recorder::new("nul", "parker", &log).failing("Poison"),
+            ConsumerOptions::new("parker")
+                .failure_policy(FailurePolicy::ParkStream)
+                .retry(fast_retry()),
+        )
+        .spawn()
+        .await
+        .expect("spawn");
+    let failure = tokio::time::timeout(LONG, workers.next_failure())
+        .await
+        .expect("a failure reported, not a park retried for good")
+        .expect("an error");
+    let mut text = failure.to_string();
+    let mut cause = std::error::Error::source(&failure);
+    while let Some(inner) = cause {
+        text = format!("{text}: {inner}");
+        cause = inner.source();
+    }
+    assert!(text.contains("Unicode"), "{text}");
+    let admin = ConsumerAdmin::for_kit(&kit);
+    assert!(admin.parked("nul", "parker").await.unwrap().is_empty());
+    let positions = admin.positions("nul", "parker").await.unwrap();
+    assert_eq!(positions[0].global_position, ok_at.global_position);
+    let _ = workers.shutdown().await;
 }
 
 /// A poison event with the stop policy stops the consumer with a typed error, before it.

@@ -274,16 +274,18 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
 /// Whether an error met after a transactional handler returned comes from what the handler
 /// did in its transaction rather than from the database being in trouble: PostgreSQL
 /// refuses every statement of a transaction in which one failed (`25P02`, when the handler
-/// ignored an error), and checks deferred constraints at the commit (`23…`). Neither goes
-/// away when the same handler runs again.
+/// ignored an error); both databases check deferred constraints at the commit (PostgreSQL
+/// `23…`, SQLite `SQLITE_CONSTRAINT_FOREIGNKEY`); a handler may have made its transaction
+/// read-only (`25006`). None of these goes away when the same handler runs again.
 pub(super) fn broken_by_handler(error: &Error) -> bool {
     let Error::Database { source } = error else {
         return false;
     };
-    source
+    let aborted = source
         .as_database_error()
         .and_then(|database| database.code())
-        .is_some_and(|code| code == "25P02" || code.starts_with("23"))
+        .is_some_and(|code| code == "25P02");
+    aborted || crate::error::database_refuses_for_good(source)
 }
 
 /// The handler's failure when [`broken_by_handler`].

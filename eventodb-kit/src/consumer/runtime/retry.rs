@@ -29,7 +29,9 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
     /// `attempts`): the README promises that database trouble pauses a consumer and is no
     /// handler failure, so it must not end the consumer either. `None` when cancelled
     /// first; the caller then leaves its position before the message in hand. Other errors
-    /// are returned.
+    /// are returned, and so is a database error that no retry can mend (e.g. PostgreSQL
+    /// refusing to park an event whose data holds a NUL, which a Pebble-backed EventoDB
+    /// stores): retried, it would hold the consumer for good with only a warning.
     pub(super) async fn retrying_database<T, F, Fut>(
         &self,
         cancel: &CancellationToken,
@@ -47,6 +49,12 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             }
             let error = match work().await {
                 Ok(value) => return Ok(Some(value)),
+                Err(Error::Database { source })
+                    if crate::error::database_refuses_for_good(&source) =>
+                {
+                    tracing::error!(consumer = %self.key.consumer, error = %source, "the database refuses {what} for good; the consumer stops");
+                    return Err(Error::Database { source });
+                }
                 Err(error @ Error::Database { .. }) => error,
                 Err(error) => return Err(error),
             };
