@@ -147,11 +147,20 @@ pub(crate) fn expand(item: &ItemImpl, krate: &Path, checked: &Checked<'_>) -> To
 /// The call goes through `handler_future_must_be_send`, spanned at the handler's name: a
 /// handler whose future is not `Send` (an `Rc` held across an `.await`, say) is reported
 /// there once, as "future returned by `name` is not `Send`", instead of at the attribute.
+///
+/// `self` and `__ctx` are located at the name but resolved at the call site, where they are
+/// declared: a name from a `macro_rules!` caller carries that macro's hygiene, in which
+/// neither exists (E0424, E0425).
 fn call(p: &TokenStream, handler: &Handler<'_>, arg: TokenStream) -> TokenStream {
     let name = handler.name();
+    let here = Span::call_site().located_at(name.span());
+    let this = Ident::new("self", here);
     let call = match handler.ctx {
-        Some(_) => quote_spanned!(name.span()=> Self::#name(self, #arg, __ctx)),
-        None => quote_spanned!(name.span()=> Self::#name(self, #arg)),
+        Some(_) => {
+            let ctx = Ident::new("__ctx", here);
+            quote_spanned!(name.span()=> Self::#name(#this, #arg, #ctx))
+        }
+        None => quote_spanned!(name.span()=> Self::#name(#this, #arg)),
     };
     let send = quote_spanned!(name.span()=> #p::handler_future_must_be_send(#call));
     let output = handler.output;

@@ -263,7 +263,7 @@ fn handler<'a>(
         return None;
     };
     let arg = &*first.ty;
-    match (kind, arg) {
+    match (kind, without_groups(arg)) {
         (Kind::Event, Type::Reference(reference)) => {
             errors.spanned(
                 reference,
@@ -271,7 +271,7 @@ fn handler<'a>(
             );
             ok = false;
         }
-        (Kind::Event, Type::Path(_) | Type::Group(_) | Type::Paren(_)) => {
+        (Kind::Event, Type::Path(_)) => {
             if let Some((param, what, owner)) = generic_param_in(arg, sig, impl_generics) {
                 let owner = match owner {
                     Owner::Method => format!("`{}`", sig.ident),
@@ -412,11 +412,11 @@ fn generic_param_in<'a>(
 
 /// The backend of `&mut Context<'_, DB>`, or `None` when `ty` is not a context.
 fn context_db<'a>(ty: &'a Type, sig: &syn::Signature) -> Option<Db<'a>> {
-    let Type::Reference(reference) = ty else {
+    let Type::Reference(reference) = without_groups(ty) else {
         return None;
     };
     reference.mutability?;
-    let Type::Path(path) = &*reference.elem else {
+    let Type::Path(path) = without_groups(&reference.elem) else {
         return None;
     };
     let last = path.path.segments.last()?;
@@ -443,7 +443,7 @@ fn context_db<'a>(ty: &'a Type, sig: &syn::Signature) -> Option<Db<'a>> {
 
 /// Whether `ty` is one of the method's own type parameters.
 fn is_method_param(ty: &Type, sig: &syn::Signature) -> bool {
-    let Type::Path(path) = ty else {
+    let Type::Path(path) = without_groups(ty) else {
         return false;
     };
     let Some(ident) = path.path.get_ident() else {
@@ -452,4 +452,14 @@ fn is_method_param(ty: &Type, sig: &syn::Signature) -> bool {
     sig.generics
         .type_params()
         .any(|param| &param.ident == ident)
+}
+
+/// `ty` without the invisible group a `macro_rules!` fragment (`$t:ty`) arrives in, and
+/// without parentheses: `$event` given `&UserCreated` is a reference all the same.
+pub(crate) fn without_groups(ty: &Type) -> &Type {
+    match ty {
+        Type::Group(group) => without_groups(&group.elem),
+        Type::Paren(paren) => without_groups(&paren.elem),
+        other => other,
+    }
 }

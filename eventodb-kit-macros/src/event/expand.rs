@@ -20,15 +20,18 @@ pub(crate) fn expand(input: &DeriveInput, krate: &Path, checked: &Checked<'_>) -
     let stream_name = stream_name(krate, checked);
     let validate = checked.validate.as_ref().map(|path| {
         // Coerced to a fn pointer at the literal's span: a missing function or a wrong
-        // signature is reported on `validate = "..."`, against the expected signature.
+        // signature is reported on `validate = "..."`, against the expected signature. The
+        // local is named at the call site, where it is used: the literal may come from a
+        // `macro_rules!` caller, whose hygiene would hide a local named at its span.
         let span = path.span();
-        let function = quote_spanned! {span=>
-            let function: fn(&Self) -> ::core::result::Result<(), #krate::ValidationError> = #path;
+        let function = Ident::new("__eventodb_kit_validate", Span::call_site());
+        let declare = quote_spanned! {span=>
+            let #function: fn(&Self) -> ::core::result::Result<(), #krate::ValidationError> = #path;
         };
         quote! {
             fn validate(&self) -> ::core::result::Result<(), #krate::ValidationError> {
-                #function
-                function(self)
+                #declare
+                #function(self)
             }
         }
     });
