@@ -189,6 +189,10 @@ fn arm(p: &TokenStream, handler: &Handler<'_>) -> TokenStream {
 
 /// The compile-time checks, as `const` items evaluated by `cargo check`: each event's
 /// category, distinct event types, and in exhaustive mode every type of the category.
+///
+/// The constants inside a check are named `__EVENTODB_KIT_...`: the user's types and the
+/// `exhaustive` path are resolved among them, and a plain name (`MESSAGE`, the list
+/// eventodb-kit-codegen makes for a category `message`) would resolve to the check's own.
 fn checks(p: &TokenStream, checked: &Checked<'_>) -> TokenStream {
     let category = &checked.category;
     let mut out = TokenStream::new();
@@ -208,13 +212,13 @@ fn checks(p: &TokenStream, checked: &Checked<'_>) -> TokenStream {
             #(#cfgs)*
             #[allow(dead_code, non_upper_case_globals)]
             const #check: () = {
-                const CATEGORY: &str = <#ty as #p::Event>::CATEGORY;
-                const PARTS: &[&str] = &[#message_start, CATEGORY, #message_end];
-                const MESSAGE: [u8; #p::concat_len(PARTS)] = #p::concat(PARTS);
+                const __EVENTODB_KIT_CATEGORY: &str = <#ty as #p::Event>::CATEGORY;
+                const __EVENTODB_KIT_PARTS: &[&str] = &[#message_start, __EVENTODB_KIT_CATEGORY, #message_end];
+                const __EVENTODB_KIT_MESSAGE: [u8; #p::concat_len(__EVENTODB_KIT_PARTS)] = #p::concat(__EVENTODB_KIT_PARTS);
                 // An empty category is `#[derive(Event)]`'s stand-in after an error it has
                 // already reported: no second error here.
-                if !#p::str_eq(CATEGORY, "") && !#p::str_eq(CATEGORY, #category) {
-                    ::core::panic!("{}", #p::as_str(&MESSAGE));
+                if !#p::str_eq(__EVENTODB_KIT_CATEGORY, "") && !#p::str_eq(__EVENTODB_KIT_CATEGORY, #category) {
+                    ::core::panic!("{}", #p::as_str(&__EVENTODB_KIT_MESSAGE));
                 }
             };
         });
@@ -261,10 +265,10 @@ fn checks(p: &TokenStream, checked: &Checked<'_>) -> TokenStream {
             });
             quote! {{
                 #(#cfgs)*
-                const TYPE: &str = #ty;
+                const __EVENTODB_KIT_TYPE: &str = #ty;
                 #[cfg(not(all(#(#predicates),*)))]
-                const TYPE: &str = "";
-                TYPE
+                const __EVENTODB_KIT_TYPE: &str = "";
+                __EVENTODB_KIT_TYPE
             }}
         });
         let start = format!(
@@ -287,30 +291,30 @@ fn checks(p: &TokenStream, checked: &Checked<'_>) -> TokenStream {
         out.extend(quote_spanned! {span=>
             #[allow(dead_code, non_upper_case_globals)]
             const every_event_of_the_category_has_a_handler: () = {
-                const HANDLED: &[&str] = &[#(#types),*];
-                const EXPECTED: &[&str] = #path;
-                const MISSING_LEN: usize = #p::missing_len(EXPECTED, HANDLED);
-                const MISSING: [u8; MISSING_LEN] = #p::missing(EXPECTED, HANDLED);
-                const PARTS: &[&str] = &[#start, #p::as_str(&MISSING), #end];
-                const MESSAGE: [u8; #p::concat_len(PARTS)] = #p::concat(PARTS);
+                const __EVENTODB_KIT_HANDLED: &[&str] = &[#(#types),*];
+                const __EVENTODB_KIT_EXPECTED: &[&str] = #path;
+                const __EVENTODB_KIT_MISSING_LEN: usize = #p::missing_len(__EVENTODB_KIT_EXPECTED, __EVENTODB_KIT_HANDLED);
+                const __EVENTODB_KIT_MISSING: [u8; __EVENTODB_KIT_MISSING_LEN] = #p::missing(__EVENTODB_KIT_EXPECTED, __EVENTODB_KIT_HANDLED);
+                const __EVENTODB_KIT_PARTS: &[&str] = &[#start, #p::as_str(&__EVENTODB_KIT_MISSING), #end];
+                const __EVENTODB_KIT_MESSAGE: [u8; #p::concat_len(__EVENTODB_KIT_PARTS)] = #p::concat(__EVENTODB_KIT_PARTS);
                 // `""` is a handler compiled out (see above): it handles nothing.
-                const HANDLES_A_TYPE: bool = #p::missing_len(HANDLED, &[""]) != 0;
-                const LISTS_A_HANDLED_TYPE: bool = {
+                const __EVENTODB_KIT_HANDLES_A_TYPE: bool = #p::missing_len(__EVENTODB_KIT_HANDLED, &[""]) != 0;
+                const __EVENTODB_KIT_LISTS_A_HANDLED_TYPE: bool = {
                     let mut index = 0;
                     let mut found = false;
-                    while index < HANDLED.len() {
-                        let handled = HANDLED[index];
-                        if !#p::str_eq(handled, "") && #p::missing_len(&[handled], EXPECTED) == 0 {
+                    while index < __EVENTODB_KIT_HANDLED.len() {
+                        let handled = __EVENTODB_KIT_HANDLED[index];
+                        if !#p::str_eq(handled, "") && #p::missing_len(&[handled], __EVENTODB_KIT_EXPECTED) == 0 {
                             found = true;
                         }
                         index += 1;
                     }
                     found
                 };
-                if HANDLES_A_TYPE && !EXPECTED.is_empty() && !LISTS_A_HANDLED_TYPE {
+                if __EVENTODB_KIT_HANDLES_A_TYPE && !__EVENTODB_KIT_EXPECTED.is_empty() && !__EVENTODB_KIT_LISTS_A_HANDLED_TYPE {
                     ::core::panic!(#other_category);
-                } else if MISSING_LEN != 0 {
-                    ::core::panic!("{}", #p::as_str(&MESSAGE));
+                } else if __EVENTODB_KIT_MISSING_LEN != 0 {
+                    ::core::panic!("{}", #p::as_str(&__EVENTODB_KIT_MESSAGE));
                 }
             };
         });
