@@ -112,7 +112,8 @@ pub(crate) enum Kind {
 
 /// The backend a context argument names.
 pub(crate) enum Db<'a> {
-    /// A type parameter of the handler itself: any backend.
+    /// A type parameter of the handler itself (`DB` of `<DB: Backend>`, or `impl Backend`):
+    /// any backend.
     Generic,
     /// A type (a backend like `sqlx::Sqlite`, or a parameter of the impl block).
     Named(&'a Type),
@@ -436,7 +437,12 @@ fn context_db<'a>(ty: &'a Type, sig: &syn::Signature) -> Option<Db<'a>> {
     };
     Some(match types.first() {
         None => Db::Missing,
-        Some(db) if is_method_param(db, sig) => Db::Generic,
+        // `impl Backend` in argument position is an anonymous type parameter of the method.
+        Some(db)
+            if is_method_param(db, sig) || matches!(without_groups(db), Type::ImplTrait(_)) =>
+        {
+            Db::Generic
+        }
         Some(db) => Db::Named(db),
     })
 }
