@@ -239,11 +239,13 @@ fn checks(p: &TokenStream, checked: &Checked<'_>) -> TokenStream {
                 second.name().unraw()
             );
             let cfgs = first.cfgs.iter().chain(&second.cfgs);
+            // The message quotes the types as written, braces included (`UserV<{ 1 + 1 }>`):
+            // an argument of `panic!`, never its format string.
             out.extend(quote_spanned! {name_span(b)=>
                 #(#cfgs)*
                 #[allow(dead_code, non_upper_case_globals)]
                 const #check: () = if #p::str_eq(<#a as #p::Event>::TYPE, <#b as #p::Event>::TYPE) {
-                    ::core::panic!(#message);
+                    ::core::panic!("{}", #message);
                 };
             });
         }
@@ -312,7 +314,7 @@ fn checks(p: &TokenStream, checked: &Checked<'_>) -> TokenStream {
                     found
                 };
                 if __EVENTODB_KIT_HANDLES_A_TYPE && !__EVENTODB_KIT_EXPECTED.is_empty() && !__EVENTODB_KIT_LISTS_A_HANDLED_TYPE {
-                    ::core::panic!(#other_category);
+                    ::core::panic!("{}", #other_category);
                 } else if __EVENTODB_KIT_MISSING_LEN != 0 {
                     ::core::panic!("{}", #p::as_str(&__EVENTODB_KIT_MESSAGE));
                 }
