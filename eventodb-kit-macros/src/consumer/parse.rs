@@ -226,10 +226,7 @@ fn handler<'a>(
         ok = false;
     }
     match receiver {
-        Some(receiver)
-            if receiver.reference.is_some()
-                && receiver.mutability.is_none()
-                && receiver.colon_token.is_none() => {}
+        Some(receiver) if is_shared_self(&receiver.ty) => {}
         Some(receiver) => {
             errors.spanned(
                 receiver,
@@ -350,6 +347,18 @@ fn handler<'a>(
         output,
         cfgs,
     })
+}
+
+/// Whether a receiver's type is `&Self` (`&self`, `&'a self`, `self: &Self`,
+/// `self: &'a Self`).
+fn is_shared_self(ty: &Type) -> bool {
+    match without_groups(ty) {
+        Type::Reference(reference) if reference.mutability.is_none() => matches!(
+            without_groups(&reference.elem),
+            Type::Path(path) if path.qself.is_none() && path.path.is_ident("Self")
+        ),
+        _ => false,
+    }
 }
 
 /// Whose generic parameter an event type names.
