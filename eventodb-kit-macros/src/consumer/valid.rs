@@ -98,10 +98,14 @@ pub(crate) fn check<'a>(
         match handler.kind {
             Kind::Event => {
                 let written = handler.arg.to_token_stream().to_string();
-                if let Some(first) = events
-                    .iter()
-                    .find(|other| other.arg.to_token_stream().to_string() == written)
-                {
+                // Handlers under `#[cfg]` may be alternatives (`#[cfg(feature = "x")]` and
+                // `#[cfg(not(feature = "x"))]`): the const check of distinct types, which
+                // carries both handlers' cfgs, judges them once compiled.
+                if let Some(first) = events.iter().find(|other| {
+                    handler.cfgs.is_empty()
+                        && other.cfgs.is_empty()
+                        && other.arg.to_token_stream().to_string() == written
+                }) {
                     errors.spanned(
                         handler.arg,
                         format_args!(
