@@ -3,8 +3,10 @@
 
 use proc_macro2::Span;
 use quote::ToTokens;
+use std::collections::BTreeSet;
 use syn::visit::Visit;
-use syn::{ItemImpl, LitStr, Path, Type};
+
+use syn::{ImplItem, ItemImpl, LitStr, Path, Type};
 
 use super::parse::{Args, Db, Handler, Kind};
 use crate::attr::Errors;
@@ -92,6 +94,12 @@ pub(crate) fn check<'a>(
         );
         ok = false;
     }
+    if has_same_named_methods(item) {
+        // rustc reports it ("duplicate definitions with name", E0592) at the second method;
+        // an error of ours would be a second one for one mistake, and the expansion, which
+        // calls handlers by name, would add more. The stub impl goes out instead.
+        ok = false;
+    }
     let mut events: Vec<&Handler<'a>> = Vec::new();
     let mut fallback: Option<&Handler<'a>> = None;
     for handler in handlers {
@@ -165,6 +173,17 @@ pub(crate) fn check<'a>(
         }),
         _ => None,
     }
+}
+
+/// Whether two methods of the impl block without `#[cfg]` share a name.
+fn has_same_named_methods(item: &ItemImpl) -> bool {
+    let mut seen = BTreeSet::new();
+    item.items.iter().any(|impl_item| match impl_item {
+        ImplItem::Fn(method) if !method.attrs.iter().any(|attr| attr.path().is_ident("cfg")) => {
+            !seen.insert(&method.sig.ident)
+        }
+        _ => false,
+    })
 }
 
 /// A lifetime of the impl block other than `'static`: a parameter (`impl<'a> L<'a>`) or an
