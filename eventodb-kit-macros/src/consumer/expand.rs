@@ -5,10 +5,10 @@ use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
-use syn::{Generics, Ident, ItemImpl, Path, Type, parse_quote};
+use syn::{Attribute, Generics, Ident, ItemImpl, Path, Type, parse_quote};
 
 use super::parse::Handler;
-use super::valid::Checked;
+use super::valid::{Backends, Checked};
 
 /// The impl's type parameter for "any backend".
 fn db_param() -> Ident {
@@ -67,11 +67,6 @@ pub(crate) fn expand(item: &ItemImpl, krate: &Path, checked: &Checked<'_>) -> To
     let p = &support;
     let self_ty = &item.self_ty;
     let category = &checked.category;
-    let (generics, db) = match checked.db {
-        Some(db) => (item.generics.clone(), db.to_token_stream()),
-        None => (with_db(&item.generics, p), db_param().to_token_stream()),
-    };
-    let (impl_generics, _, where_clause) = generics.split_for_impl();
     let arms = checked.handlers.iter().map(|handler| arm(p, handler));
     let no_handler = if checked.strict {
         quote!(::core::result::Result::Err(#p::unknown_type(__message)))
@@ -112,8 +107,11 @@ pub(crate) fn expand(item: &ItemImpl, krate: &Path, checked: &Checked<'_>) -> To
         }
     });
     let checks = checks(p, checked);
-    quote! {
-        const _: () = {
+    let arms: Vec<TokenStream> = arms.collect();
+    let impls = backends(item, p, &checked.db).into_iter().map(|(cfg, generics, db)| {
+        let (impl_generics, _, where_clause) = generics.split_for_impl();
+        quote! {
+            #cfg
             #[automatically_derived]
             impl #impl_generics #p::Consumer<#db> for #self_ty #where_clause {
                 fn category(&self) -> &str {
@@ -135,10 +133,67 @@ pub(crate) fn expand(item: &ItemImpl, krate: &Path, checked: &Checked<'_>) -> To
                     })
                 }
             }
+        }
+    });
+    quote! {
+        const _: () = {
+            #(#impls)*
 
             #checks
         };
     }
+}
+
+/// The `Consumer` impls to emit, each with its `#[cfg]` (if any), generics and backend: one
+/// for the backend the handlers name, or for any backend; with backends named only under
+/// `#[cfg]`, one per such backend under the cfgs that name it, and one for any backend when
+/// none of them holds.
+fn backends(
+    item: &ItemImpl,
+    p: &TokenStream,
+    db: &Backends<'_>,
+) -> Vec<(Option<TokenStream>, Generics, TokenStream)> {
+    let any = || (with_db(&item.generics, p), db_param().to_token_stream());
+    match db {
+        Backends::Any => {
+            let (generics, db) = any();
+            vec![(None, generics, db)]
+        }
+        Backends::One(db) => vec![(None, item.generics.clone(), db.to_token_stream())],
+        Backends::UnderCfg(named) => {
+            let mut impls = Vec::new();
+            let mut conditions = Vec::new();
+            for (db, handlers) in named {
+                let each = handlers.iter().map(|handler| predicate(&handler.cfgs));
+                let condition = quote!(any(#(#each),*));
+                impls.push((
+                    Some(quote!(#[cfg(#condition)])),
+                    item.generics.clone(),
+                    db.to_token_stream(),
+                ));
+                conditions.push(condition);
+            }
+            let (generics, db) = any();
+            impls.push((
+                Some(quote!(#[cfg(not(any(#(#conditions),*)))])),
+                generics,
+                db,
+            ));
+            impls
+        }
+    }
+}
+
+/// The predicate that holds when every one of `cfgs` does: `all(p, q)` for `#[cfg(p)]
+/// #[cfg(q)]`.
+fn predicate(cfgs: &[&Attribute]) -> TokenStream {
+    let predicates = cfgs.iter().filter_map(|attr| {
+        attr.meta
+            .require_list()
+            .ok()
+            .map(|list| list.tokens.clone())
+    });
+    quote!(all(#(#predicates),*))
 }
 
 /// The handler call, its output converted. The conversion names the declared return type,
@@ -259,16 +314,11 @@ fn checks(p: &TokenStream, checked: &Checked<'_>) -> TokenStream {
             }
             // A handler compiled out handles nothing: `""` is no event type.
             let cfgs = &handler.cfgs;
-            let predicates = cfgs.iter().filter_map(|attr| {
-                attr.meta
-                    .require_list()
-                    .ok()
-                    .map(|list| list.tokens.clone())
-            });
+            let predicate = predicate(cfgs);
             quote! {{
                 #(#cfgs)*
                 const __EVENTODB_KIT_TYPE: &str = #ty;
-                #[cfg(not(all(#(#predicates),*)))]
+                #[cfg(not(#predicate))]
                 const __EVENTODB_KIT_TYPE: &str = "";
                 __EVENTODB_KIT_TYPE
             }}

@@ -19,8 +19,20 @@ pub(crate) struct Checked<'a> {
     pub(crate) strict: bool,
     pub(crate) transactional: bool,
     pub(crate) exhaustive: Option<&'a Path>,
-    /// The backend all contexts name, or `None` for any backend.
-    pub(crate) db: Option<&'a Type>,
+    /// The backend(s) the contexts name.
+    pub(crate) db: Backends<'a>,
+}
+
+/// Which backends the consumer runs on, as its handlers' contexts say.
+pub(crate) enum Backends<'a> {
+    /// No handler names one: any backend.
+    Any,
+    /// The backend the handlers without `#[cfg]` name.
+    One(&'a Type),
+    /// The handlers without `#[cfg]` run on any backend; handlers under `#[cfg]` name these
+    /// backends (each with its handlers): the consumer runs on one of them when that
+    /// handler is compiled in, on any backend otherwise.
+    UnderCfg(Vec<(&'a Type, Vec<&'a Handler<'a>>)>),
 }
 
 /// The path of the eventodb-kit crate: `crate = "..."` or `::eventodb_kit`.
@@ -210,11 +222,27 @@ pub(crate) fn borrowed_lifetime(item: &ItemImpl) -> Option<&syn::Lifetime> {
     })
 }
 
-/// The one backend the handlers' contexts name (`None`: any backend).
-fn backend<'a>(handlers: &'a [Handler<'a>], errors: &mut Errors) -> Result<Option<&'a Type>, ()> {
+/// The backend the handlers' contexts name. Handlers without `#[cfg]` decide, and must
+/// agree; a handler under `#[cfg]` may be compiled out, so it decides only when the others
+/// run on any backend, and then only in the configurations that compile it (two such
+/// handlers with different backends both compiled in are rustc's type error at the call).
+fn backend<'a>(handlers: &'a [Handler<'a>], errors: &mut Errors) -> Result<Backends<'a>, ()> {
     let mut named: Option<&Type> = None;
+    let mut under_cfg: Vec<(&Type, Vec<&Handler<'a>>)> = Vec::new();
     let mut result = Ok(());
     for handler in handlers {
+        if let Some(Db::Named(db)) = &handler.ctx
+            && !handler.cfgs.is_empty()
+        {
+            match under_cfg
+                .iter_mut()
+                .find(|(other, _)| backend_key(other) == backend_key(db))
+            {
+                Some((_, list)) => list.push(handler),
+                None => under_cfg.push((db, vec![handler])),
+            }
+            continue;
+        }
         if let Some(Db::Named(db)) = &handler.ctx {
             match named {
                 None => named = Some(db),
@@ -239,7 +267,11 @@ fn backend<'a>(handlers: &'a [Handler<'a>], errors: &mut Errors) -> Result<Optio
             }
         }
     }
-    result.map(|()| named)
+    result.map(|()| match named {
+        Some(db) => Backends::One(db),
+        None if under_cfg.is_empty() => Backends::Any,
+        None => Backends::UnderCfg(under_cfg),
+    })
 }
 
 /// What two contexts' backends are compared by: the last segment of the path with its
