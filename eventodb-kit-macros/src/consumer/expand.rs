@@ -118,6 +118,10 @@ pub(crate) fn expand(item: &ItemImpl, krate: &Path, checked: &Checked<'_>) -> To
                     #category
                 }
 
+                fn category_is_fixed(&self) -> bool {
+                    true
+                }
+
                 #transactional
 
                 #allow_unreachable
