@@ -170,14 +170,24 @@ pub(crate) fn string_value(meta: &ParseNestedMeta<'_>, key: &Ident) -> syn::Resu
         ));
     }
     let value: Expr = meta.value()?.parse()?;
-    match value {
+    match without_groups(&value) {
         Expr::Lit(ExprLit {
             lit: Lit::Str(lit), ..
-        }) => Ok(lit),
-        other => Err(syn::Error::new_spanned(
-            other,
+        }) => Ok(lit.clone()),
+        _ => Err(syn::Error::new_spanned(
+            value,
             format!("`{key}` takes a string literal: write `{key} = \"...\"`"),
         )),
+    }
+}
+
+/// `expr` without the invisible group a `macro_rules!` fragment (`$x:expr`, `$x:literal`)
+/// arrives in, and without parentheses.
+fn without_groups(expr: &Expr) -> &Expr {
+    match expr {
+        Expr::Group(group) => without_groups(&group.expr),
+        Expr::Paren(paren) => without_groups(&paren.expr),
+        other => other,
     }
 }
 
@@ -299,6 +309,23 @@ mod tests {
                 "`type` needs a value: write `type = \"...\"`",
             ]
         );
+    }
+
+    #[test]
+    fn values_from_macro_rules_fragments_are_literals() {
+        use proc_macro2::{Delimiter, Group};
+        // What `category = $category` gives for `$category:expr` or `$category:literal`.
+        let category = Group::new(Delimiter::None, quote::quote!("user"));
+        let attr: Attribute = parse_quote!(#[event(category = #category, type = ("A"))]);
+        let (seen, errors) = collect(&attr);
+        assert_eq!(
+            seen,
+            [
+                ("category".into(), "user".into()),
+                ("type".into(), "A".into())
+            ]
+        );
+        assert!(errors.is_empty(), "{errors:?}");
     }
 
     #[test]

@@ -178,7 +178,9 @@ pub fn derive_event(input: TokenStream) -> TokenStream {
 /// type without a handler. `strict` and a fallback exclude each other.
 ///
 /// A handler may carry `#[cfg(...)]`: when it is compiled out, nothing dispatches to it and
-/// its event type need not exist (for `exhaustive`, its type then counts as unhandled).
+/// its event type need not exist (for `exhaustive`, its type then counts as unhandled), and
+/// its context does not decide the backend: handlers without `#[cfg]` do, and when they run
+/// on any backend, a backend named under `#[cfg]` applies only when that handler is compiled.
 /// Handler event types are concrete types, not type parameters of the handler (for every
 /// type, use a fallback). A consumer is `'static`: the impl block has no lifetime parameters.
 ///

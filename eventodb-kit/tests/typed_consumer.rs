@@ -5,11 +5,13 @@
 //!
 //! Every test runs on SQLite (a fresh file) and on PostgreSQL (a fresh schema of
 //! `DATABASE_URL`; skipped with a printed reason when unset, failed when
-//! `EVENTODB_KIT_REQUIRE_POSTGRES` is set). EventoDB is the embedded server, or the real one
-//! at `EVENTODB_URL` (with `EVENTODB_TOKEN`, or the test-mode `default` token). Each test
-//! reads a category of its own (`ConsumerOptions::category`), so tests sharing a real server
-//! and namespace never see each other's events.
+//! `EVENTODB_KIT_REQUIRE_POSTGRES` is set). EventoDB is an embedded server of the test's own,
+//! or with `EVENTODB_URL` a fresh namespace of the real one (see `eventodb_env`), so tests
+//! never see each other's events. (They once shared a namespace and each read a category of
+//! its own through `ConsumerOptions::category`, which a `#[consumer]` now refuses: its
+//! handlers are typed for its one category.)
 
+mod eventodb_env;
 mod pg_schema;
 
 use std::future::Future;
@@ -19,14 +21,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
-use eventodb_kit::client::{
-    CategoryMessage, Client, NewMessage, Token, WriteOptions, WritePosition,
-};
+use eventodb_kit::client::{CategoryMessage, Client, NewMessage, WriteOptions, WritePosition};
 use eventodb_kit::consumer::{
     Consumer, ConsumerAdmin, ConsumerOptions, Context, FailurePolicy, HandlerError, RetryPolicy,
 };
 use eventodb_kit::{Backend, Error, Event, Kit, consumer};
-use eventodb_kit_testkit::TestServer;
 use pg_schema::PgSchema;
 use serde_json::{Value, json};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
@@ -78,6 +77,7 @@ on_both_backends!(
     invalid_data_parks_its_stream,
     invalid_data_is_skipped_with_every_violation,
     a_transactional_handler_writes_exactly_once,
+    a_macro_consumer_reads_its_own_category_only,
 );
 
 /// What a test needs of its database: a fresh one, and a table for handler writes.
@@ -194,13 +194,13 @@ impl TestDb for Postgres {
 
 /// A test's EventoDB, database and kit, and the category it reads.
 struct Env<DB: TestDb> {
-    _server: Option<TestServer>,
+    _eventodb: eventodb_env::Env,
     client: Client,
     pool: Pool<DB>,
     guard: DB::Guard,
     kit: Kit<DB>,
-    /// `user` plus a random suffix: the test's events are written to streams of this
-    /// category, and its consumers read it instead of `user`.
+    /// `user`, the category of the consumers' events, in the test's own EventoDB or
+    /// namespace.
     category: String,
 }
 
@@ -208,39 +208,16 @@ impl<DB: TestDb> Env<DB> {
     /// `None` (with a printed reason) when the backend is not available.
     async fn new() -> Option<Env<DB>> {
         let (pool, guard) = DB::fresh().await?;
-        let (server, url, token) = match std::env::var("EVENTODB_URL") {
-            Ok(url) if !url.is_empty() => {
-                let token = match std::env::var("EVENTODB_TOKEN") {
-                    Ok(token) => Token::parse(&token).expect("EVENTODB_TOKEN"),
-                    // A server in test mode takes the `default` namespace's well-known token.
-                    Err(_) => Token::from_parts("default", &"0".repeat(64)).expect("token"),
-                };
-                (None, url, token)
-            }
-            _ => {
-                let server = TestServer::start().await.expect("test server");
-                let url = server.url();
-                let token = Token::parse(server.default_token()).expect("token");
-                (Some(server), url, token)
-            }
-        };
-        let client = Client::builder(url)
-            .token(token)
-            .request_timeout(Duration::from_secs(10))
-            .build()
-            .expect("client");
-        let kit = Kit::builder("unused")
-            .client(client.clone())
-            .database(pool.clone())
-            .build()
-            .expect("kit");
+        let eventodb = eventodb_env::Env::new("typed").await;
+        let client = eventodb.client.clone();
+        let kit = eventodb.kit(&pool);
         Some(Env {
-            _server: server,
+            _eventodb: eventodb,
             client,
             pool,
             guard,
             kit,
-            category: format!("user{}", &Uuid::new_v4().simple().to_string()[..12]),
+            category: "user".to_owned(),
         })
     }
 
@@ -248,9 +225,9 @@ impl<DB: TestDb> Env<DB> {
         DB::cleanup(self.pool, self.guard).await;
     }
 
-    /// Options for the consumer `typed` reading this test's category.
+    /// Options for the consumer `typed`.
     fn options(&self) -> ConsumerOptions {
-        ConsumerOptions::new("typed").category(&self.category)
+        ConsumerOptions::new("typed")
     }
 
     /// `options()` with quick retries and the `Skip` policy.
@@ -260,21 +237,10 @@ impl<DB: TestDb> Env<DB> {
             .failure_policy(FailurePolicy::Skip)
     }
 
-    /// The stream of `event` moved into this test's category (`user-<id>` →
-    /// `user1a2b…-<id>`).
-    fn stream_of<E: Event>(&self, event: &E) -> String {
-        let name = event.stream_name();
-        let id = name
-            .strip_prefix(E::CATEGORY)
-            .and_then(|rest| rest.strip_prefix('-'))
-            .expect("a stream of the event's category");
-        format!("{}-{id}", self.category)
-    }
-
-    /// Writes `event` (type and data as the outbox would) to its stream in this category.
+    /// Writes `event` (type and data as the outbox would) to its stream.
     async fn publish<E: Event>(&self, event: &E) -> WritePosition {
         let data = serde_json::to_value(event).expect("event data");
-        self.write_to(&self.stream_of(event), E::TYPE, data).await
+        self.write_to(&event.stream_name(), E::TYPE, data).await
     }
 
     /// Writes a raw message to `<category>-<id>`.
@@ -566,7 +532,7 @@ async fn invalid_data_stops_a_consumer_by_default<DB: TestDb>(env: &Env<DB>) {
 
 async fn invalid_data_parks_its_stream<DB: TestDb>(env: &Env<DB>) {
     let user = created("ada@example.com");
-    let parked_stream = env.stream_of(&user);
+    let parked_stream = user.stream_name();
     let mut bad_data = created_breaking_the_schema();
     bad_data["user_id"] = json!(user.user_id);
     let bad = env.write_to(&parked_stream, "UserCreated", bad_data).await;
@@ -686,4 +652,59 @@ async fn a_transactional_handler_writes_exactly_once<DB: TestDb>(env: &Env<DB>) 
     );
     let positions = env.admin().positions(&env.category, "typed").await.unwrap();
     assert_eq!(positions[0].global_position, last.global_position);
+}
+
+/// A `#[consumer]` is typed for its category: `ConsumerOptions::category` naming another one
+/// is refused at spawn (it once let the consumer decode `order` messages into `user` events
+/// by type name), its own is accepted, and a consumer without a fixed category may still be
+/// pointed at any.
+async fn a_macro_consumer_reads_its_own_category_only<DB: TestDb>(env: &Env<DB>) {
+    let users = || Users {
+        seen: Seen::default(),
+    };
+    let refused = env
+        .kit
+        .workers()
+        .consumer(users(), env.options().category("order"))
+        .spawn()
+        .await;
+    match refused {
+        Err(Error::InvalidArgument(message)) => {
+            assert!(message.contains("\"order\""), "{message}");
+            assert!(message.contains("\"user\""), "{message}");
+        }
+        other => panic!("spawned: {:?}", other.err()),
+    }
+    // Behind an `Arc` too.
+    let refused = env
+        .kit
+        .workers()
+        .consumer(Arc::new(users()), env.options().category("order"))
+        .spawn()
+        .await;
+    assert!(
+        matches!(refused, Err(Error::InvalidArgument(_))),
+        "{:?}",
+        refused.err()
+    );
+    let own = env
+        .kit
+        .workers()
+        .consumer(users(), env.options().category("user"))
+        .spawn()
+        .await
+        .expect("its own category");
+    own.shutdown().await.expect("shutdown");
+    let any = eventodb_kit::consumer::consumer_fn("user", |_message| async {
+        Ok::<_, HandlerError>(eventodb_kit::consumer::Handled::Done)
+    });
+    assert!(!Consumer::<DB>::category_is_fixed(&any));
+    let other = env
+        .kit
+        .workers()
+        .consumer(any, ConsumerOptions::new("any").category("order"))
+        .spawn()
+        .await
+        .expect("a consumer without a fixed category reads any");
+    other.shutdown().await.expect("shutdown");
 }

@@ -5,10 +5,10 @@ use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
-use syn::{Generics, Ident, ItemImpl, Path, Type, parse_quote};
+use syn::{Attribute, Generics, Ident, ItemImpl, Path, Type, parse_quote};
 
 use super::parse::Handler;
-use super::valid::Checked;
+use super::valid::{Backends, Checked};
 
 /// The impl's type parameter for "any backend".
 fn db_param() -> Ident {
@@ -67,11 +67,6 @@ pub(crate) fn expand(item: &ItemImpl, krate: &Path, checked: &Checked<'_>) -> To
     let p = &support;
     let self_ty = &item.self_ty;
     let category = &checked.category;
-    let (generics, db) = match checked.db {
-        Some(db) => (item.generics.clone(), db.to_token_stream()),
-        None => (with_db(&item.generics, p), db_param().to_token_stream()),
-    };
-    let (impl_generics, _, where_clause) = generics.split_for_impl();
     let arms = checked.handlers.iter().map(|handler| arm(p, handler));
     let no_handler = if checked.strict {
         quote!(::core::result::Result::Err(#p::unknown_type(__message)))
@@ -112,12 +107,19 @@ pub(crate) fn expand(item: &ItemImpl, krate: &Path, checked: &Checked<'_>) -> To
         }
     });
     let checks = checks(p, checked);
-    quote! {
-        const _: () = {
+    let arms: Vec<TokenStream> = arms.collect();
+    let impls = backends(item, p, &checked.db).into_iter().map(|(cfg, generics, db)| {
+        let (impl_generics, _, where_clause) = generics.split_for_impl();
+        quote! {
+            #cfg
             #[automatically_derived]
             impl #impl_generics #p::Consumer<#db> for #self_ty #where_clause {
                 fn category(&self) -> &str {
                     #category
+                }
+
+                fn category_is_fixed(&self) -> bool {
+                    true
                 }
 
                 #transactional
@@ -135,10 +137,67 @@ pub(crate) fn expand(item: &ItemImpl, krate: &Path, checked: &Checked<'_>) -> To
                     })
                 }
             }
+        }
+    });
+    quote! {
+        const _: () = {
+            #(#impls)*
 
             #checks
         };
     }
+}
+
+/// The `Consumer` impls to emit, each with its `#[cfg]` (if any), generics and backend: one
+/// for the backend the handlers name, or for any backend; with backends named only under
+/// `#[cfg]`, one per such backend under the cfgs that name it, and one for any backend when
+/// none of them holds.
+fn backends(
+    item: &ItemImpl,
+    p: &TokenStream,
+    db: &Backends<'_>,
+) -> Vec<(Option<TokenStream>, Generics, TokenStream)> {
+    let any = || (with_db(&item.generics, p), db_param().to_token_stream());
+    match db {
+        Backends::Any => {
+            let (generics, db) = any();
+            vec![(None, generics, db)]
+        }
+        Backends::One(db) => vec![(None, item.generics.clone(), db.to_token_stream())],
+        Backends::UnderCfg(named) => {
+            let mut impls = Vec::new();
+            let mut conditions = Vec::new();
+            for (db, handlers) in named {
+                let each = handlers.iter().map(|handler| predicate(&handler.cfgs));
+                let condition = quote!(any(#(#each),*));
+                impls.push((
+                    Some(quote!(#[cfg(#condition)])),
+                    item.generics.clone(),
+                    db.to_token_stream(),
+                ));
+                conditions.push(condition);
+            }
+            let (generics, db) = any();
+            impls.push((
+                Some(quote!(#[cfg(not(any(#(#conditions),*)))])),
+                generics,
+                db,
+            ));
+            impls
+        }
+    }
+}
+
+/// The predicate that holds when every one of `cfgs` does: `all(p, q)` for `#[cfg(p)]
+/// #[cfg(q)]`.
+fn predicate(cfgs: &[&Attribute]) -> TokenStream {
+    let predicates = cfgs.iter().filter_map(|attr| {
+        attr.meta
+            .require_list()
+            .ok()
+            .map(|list| list.tokens.clone())
+    });
+    quote!(all(#(#predicates),*))
 }
 
 /// The handler call, its output converted. The conversion names the declared return type,
@@ -147,11 +206,20 @@ pub(crate) fn expand(item: &ItemImpl, krate: &Path, checked: &Checked<'_>) -> To
 /// The call goes through `handler_future_must_be_send`, spanned at the handler's name: a
 /// handler whose future is not `Send` (an `Rc` held across an `.await`, say) is reported
 /// there once, as "future returned by `name` is not `Send`", instead of at the attribute.
+///
+/// `self` and `__ctx` are located at the name but resolved at the call site, where they are
+/// declared: a name from a `macro_rules!` caller carries that macro's hygiene, in which
+/// neither exists (E0424, E0425).
 fn call(p: &TokenStream, handler: &Handler<'_>, arg: TokenStream) -> TokenStream {
     let name = handler.name();
+    let here = Span::call_site().located_at(name.span());
+    let this = Ident::new("self", here);
     let call = match handler.ctx {
-        Some(_) => quote_spanned!(name.span()=> Self::#name(self, #arg, __ctx)),
-        None => quote_spanned!(name.span()=> Self::#name(self, #arg)),
+        Some(_) => {
+            let ctx = Ident::new("__ctx", here);
+            quote_spanned!(name.span()=> Self::#name(#this, #arg, #ctx))
+        }
+        None => quote_spanned!(name.span()=> Self::#name(#this, #arg)),
     };
     let send = quote_spanned!(name.span()=> #p::handler_future_must_be_send(#call));
     let output = handler.output;
@@ -180,6 +248,10 @@ fn arm(p: &TokenStream, handler: &Handler<'_>) -> TokenStream {
 
 /// The compile-time checks, as `const` items evaluated by `cargo check`: each event's
 /// category, distinct event types, and in exhaustive mode every type of the category.
+///
+/// The constants inside a check are named `__EVENTODB_KIT_...`: the user's types and the
+/// `exhaustive` path are resolved among them, and a plain name (`MESSAGE`, the list
+/// eventodb-kit-codegen makes for a category `message`) would resolve to the check's own.
 fn checks(p: &TokenStream, checked: &Checked<'_>) -> TokenStream {
     let category = &checked.category;
     let mut out = TokenStream::new();
@@ -199,13 +271,13 @@ fn checks(p: &TokenStream, checked: &Checked<'_>) -> TokenStream {
             #(#cfgs)*
             #[allow(dead_code, non_upper_case_globals)]
             const #check: () = {
-                const CATEGORY: &str = <#ty as #p::Event>::CATEGORY;
-                const PARTS: &[&str] = &[#message_start, CATEGORY, #message_end];
-                const MESSAGE: [u8; #p::concat_len(PARTS)] = #p::concat(PARTS);
+                const __EVENTODB_KIT_CATEGORY: &str = <#ty as #p::Event>::CATEGORY;
+                const __EVENTODB_KIT_PARTS: &[&str] = &[#message_start, __EVENTODB_KIT_CATEGORY, #message_end];
+                const __EVENTODB_KIT_MESSAGE: [u8; #p::concat_len(__EVENTODB_KIT_PARTS)] = #p::concat(__EVENTODB_KIT_PARTS);
                 // An empty category is `#[derive(Event)]`'s stand-in after an error it has
                 // already reported: no second error here.
-                if !#p::str_eq(CATEGORY, "") && !#p::str_eq(CATEGORY, #category) {
-                    ::core::panic!("{}", #p::as_str(&MESSAGE));
+                if !#p::str_eq(__EVENTODB_KIT_CATEGORY, "") && !#p::str_eq(__EVENTODB_KIT_CATEGORY, #category) {
+                    ::core::panic!("{}", #p::as_str(&__EVENTODB_KIT_MESSAGE));
                 }
             };
         });
@@ -226,11 +298,13 @@ fn checks(p: &TokenStream, checked: &Checked<'_>) -> TokenStream {
                 second.name().unraw()
             );
             let cfgs = first.cfgs.iter().chain(&second.cfgs);
+            // The message quotes the types as written, braces included (`UserV<{ 1 + 1 }>`):
+            // an argument of `panic!`, never its format string.
             out.extend(quote_spanned! {name_span(b)=>
                 #(#cfgs)*
                 #[allow(dead_code, non_upper_case_globals)]
                 const #check: () = if #p::str_eq(<#a as #p::Event>::TYPE, <#b as #p::Event>::TYPE) {
-                    ::core::panic!(#message);
+                    ::core::panic!("{}", #message);
                 };
             });
         }
@@ -244,18 +318,13 @@ fn checks(p: &TokenStream, checked: &Checked<'_>) -> TokenStream {
             }
             // A handler compiled out handles nothing: `""` is no event type.
             let cfgs = &handler.cfgs;
-            let predicates = cfgs.iter().filter_map(|attr| {
-                attr.meta
-                    .require_list()
-                    .ok()
-                    .map(|list| list.tokens.clone())
-            });
+            let predicate = predicate(cfgs);
             quote! {{
                 #(#cfgs)*
-                const TYPE: &str = #ty;
-                #[cfg(not(all(#(#predicates),*)))]
-                const TYPE: &str = "";
-                TYPE
+                const __EVENTODB_KIT_TYPE: &str = #ty;
+                #[cfg(not(#predicate))]
+                const __EVENTODB_KIT_TYPE: &str = "";
+                __EVENTODB_KIT_TYPE
             }}
         });
         let start = format!(
@@ -278,30 +347,30 @@ fn checks(p: &TokenStream, checked: &Checked<'_>) -> TokenStream {
         out.extend(quote_spanned! {span=>
             #[allow(dead_code, non_upper_case_globals)]
             const every_event_of_the_category_has_a_handler: () = {
-                const HANDLED: &[&str] = &[#(#types),*];
-                const EXPECTED: &[&str] = #path;
-                const MISSING_LEN: usize = #p::missing_len(EXPECTED, HANDLED);
-                const MISSING: [u8; MISSING_LEN] = #p::missing(EXPECTED, HANDLED);
-                const PARTS: &[&str] = &[#start, #p::as_str(&MISSING), #end];
-                const MESSAGE: [u8; #p::concat_len(PARTS)] = #p::concat(PARTS);
+                const __EVENTODB_KIT_HANDLED: &[&str] = &[#(#types),*];
+                const __EVENTODB_KIT_EXPECTED: &[&str] = #path;
+                const __EVENTODB_KIT_MISSING_LEN: usize = #p::missing_len(__EVENTODB_KIT_EXPECTED, __EVENTODB_KIT_HANDLED);
+                const __EVENTODB_KIT_MISSING: [u8; __EVENTODB_KIT_MISSING_LEN] = #p::missing(__EVENTODB_KIT_EXPECTED, __EVENTODB_KIT_HANDLED);
+                const __EVENTODB_KIT_PARTS: &[&str] = &[#start, #p::as_str(&__EVENTODB_KIT_MISSING), #end];
+                const __EVENTODB_KIT_MESSAGE: [u8; #p::concat_len(__EVENTODB_KIT_PARTS)] = #p::concat(__EVENTODB_KIT_PARTS);
                 // `""` is a handler compiled out (see above): it handles nothing.
-                const HANDLES_A_TYPE: bool = #p::missing_len(HANDLED, &[""]) != 0;
-                const LISTS_A_HANDLED_TYPE: bool = {
+                const __EVENTODB_KIT_HANDLES_A_TYPE: bool = #p::missing_len(__EVENTODB_KIT_HANDLED, &[""]) != 0;
+                const __EVENTODB_KIT_LISTS_A_HANDLED_TYPE: bool = {
                     let mut index = 0;
                     let mut found = false;
-                    while index < HANDLED.len() {
-                        let handled = HANDLED[index];
-                        if !#p::str_eq(handled, "") && #p::missing_len(&[handled], EXPECTED) == 0 {
+                    while index < __EVENTODB_KIT_HANDLED.len() {
+                        let handled = __EVENTODB_KIT_HANDLED[index];
+                        if !#p::str_eq(handled, "") && #p::missing_len(&[handled], __EVENTODB_KIT_EXPECTED) == 0 {
                             found = true;
                         }
                         index += 1;
                     }
                     found
                 };
-                if HANDLES_A_TYPE && !EXPECTED.is_empty() && !LISTS_A_HANDLED_TYPE {
-                    ::core::panic!(#other_category);
-                } else if MISSING_LEN != 0 {
-                    ::core::panic!("{}", #p::as_str(&MESSAGE));
+                if __EVENTODB_KIT_HANDLES_A_TYPE && !__EVENTODB_KIT_EXPECTED.is_empty() && !__EVENTODB_KIT_LISTS_A_HANDLED_TYPE {
+                    ::core::panic!("{}", #other_category);
+                } else if __EVENTODB_KIT_MISSING_LEN != 0 {
+                    ::core::panic!("{}", #p::as_str(&__EVENTODB_KIT_MESSAGE));
                 }
             };
         });

@@ -180,6 +180,7 @@ mod tests {
             "{output}"
         );
         assert!(output.contains("fn transactional"), "{output}");
+        assert!(output.contains("fn category_is_fixed"), "{output}");
         assert!(
             output.contains("Self :: other (self , __message)"),
             "{output}"

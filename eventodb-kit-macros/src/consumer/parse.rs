@@ -112,7 +112,8 @@ pub(crate) enum Kind {
 
 /// The backend a context argument names.
 pub(crate) enum Db<'a> {
-    /// A type parameter of the handler itself: any backend.
+    /// A type parameter of the handler itself (`DB` of `<DB: Backend>`, or `impl Backend`):
+    /// any backend.
     Generic,
     /// A type (a backend like `sqlx::Sqlite`, or a parameter of the impl block).
     Named(&'a Type),
@@ -225,10 +226,7 @@ fn handler<'a>(
         ok = false;
     }
     match receiver {
-        Some(receiver)
-            if receiver.reference.is_some()
-                && receiver.mutability.is_none()
-                && receiver.colon_token.is_none() => {}
+        Some(receiver) if is_shared_self(&receiver.ty) => {}
         Some(receiver) => {
             errors.spanned(
                 receiver,
@@ -263,7 +261,7 @@ fn handler<'a>(
         return None;
     };
     let arg = &*first.ty;
-    match (kind, arg) {
+    match (kind, without_groups(arg)) {
         (Kind::Event, Type::Reference(reference)) => {
             errors.spanned(
                 reference,
@@ -271,7 +269,7 @@ fn handler<'a>(
             );
             ok = false;
         }
-        (Kind::Event, Type::Path(_) | Type::Group(_) | Type::Paren(_)) => {
+        (Kind::Event, Type::Path(_)) => {
             if let Some((param, what, owner)) = generic_param_in(arg, sig, impl_generics) {
                 let owner = match owner {
                     Owner::Method => format!("`{}`", sig.ident),
@@ -351,6 +349,18 @@ fn handler<'a>(
     })
 }
 
+/// Whether a receiver's type is `&Self` (`&self`, `&'a self`, `self: &Self`,
+/// `self: &'a Self`).
+fn is_shared_self(ty: &Type) -> bool {
+    match without_groups(ty) {
+        Type::Reference(reference) if reference.mutability.is_none() => matches!(
+            without_groups(&reference.elem),
+            Type::Path(path) if path.qself.is_none() && path.path.is_ident("Self")
+        ),
+        _ => false,
+    }
+}
+
 /// Whose generic parameter an event type names.
 #[derive(Clone, Copy)]
 enum Owner {
@@ -412,11 +422,11 @@ fn generic_param_in<'a>(
 
 /// The backend of `&mut Context<'_, DB>`, or `None` when `ty` is not a context.
 fn context_db<'a>(ty: &'a Type, sig: &syn::Signature) -> Option<Db<'a>> {
-    let Type::Reference(reference) = ty else {
+    let Type::Reference(reference) = without_groups(ty) else {
         return None;
     };
     reference.mutability?;
-    let Type::Path(path) = &*reference.elem else {
+    let Type::Path(path) = without_groups(&reference.elem) else {
         return None;
     };
     let last = path.path.segments.last()?;
@@ -436,14 +446,19 @@ fn context_db<'a>(ty: &'a Type, sig: &syn::Signature) -> Option<Db<'a>> {
     };
     Some(match types.first() {
         None => Db::Missing,
-        Some(db) if is_method_param(db, sig) => Db::Generic,
+        // `impl Backend` in argument position is an anonymous type parameter of the method.
+        Some(db)
+            if is_method_param(db, sig) || matches!(without_groups(db), Type::ImplTrait(_)) =>
+        {
+            Db::Generic
+        }
         Some(db) => Db::Named(db),
     })
 }
 
 /// Whether `ty` is one of the method's own type parameters.
 fn is_method_param(ty: &Type, sig: &syn::Signature) -> bool {
-    let Type::Path(path) = ty else {
+    let Type::Path(path) = without_groups(ty) else {
         return false;
     };
     let Some(ident) = path.path.get_ident() else {
@@ -452,4 +467,14 @@ fn is_method_param(ty: &Type, sig: &syn::Signature) -> bool {
     sig.generics
         .type_params()
         .any(|param| &param.ident == ident)
+}
+
+/// `ty` without the invisible group a `macro_rules!` fragment (`$t:ty`) arrives in, and
+/// without parentheses: `$event` given `&UserCreated` is a reference all the same.
+pub(crate) fn without_groups(ty: &Type) -> &Type {
+    match ty {
+        Type::Group(group) => without_groups(&group.elem),
+        Type::Paren(paren) => without_groups(&paren.elem),
+        other => other,
+    }
 }

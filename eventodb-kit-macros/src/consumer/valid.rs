@@ -3,8 +3,10 @@
 
 use proc_macro2::Span;
 use quote::ToTokens;
+use std::collections::BTreeSet;
 use syn::visit::Visit;
-use syn::{ItemImpl, LitStr, Path, Type};
+
+use syn::{ImplItem, ItemImpl, LitStr, Path, Type};
 
 use super::parse::{Args, Db, Handler, Kind};
 use crate::attr::Errors;
@@ -17,8 +19,20 @@ pub(crate) struct Checked<'a> {
     pub(crate) strict: bool,
     pub(crate) transactional: bool,
     pub(crate) exhaustive: Option<&'a Path>,
-    /// The backend all contexts name, or `None` for any backend.
-    pub(crate) db: Option<&'a Type>,
+    /// The backend(s) the contexts name.
+    pub(crate) db: Backends<'a>,
+}
+
+/// Which backends the consumer runs on, as its handlers' contexts say.
+pub(crate) enum Backends<'a> {
+    /// No handler names one: any backend.
+    Any,
+    /// The backend the handlers without `#[cfg]` name.
+    One(&'a Type),
+    /// The handlers without `#[cfg]` run on any backend; handlers under `#[cfg]` name these
+    /// backends (each with its handlers): the consumer runs on one of them when that
+    /// handler is compiled in, on any backend otherwise.
+    UnderCfg(Vec<(&'a Type, Vec<&'a Handler<'a>>)>),
 }
 
 /// The path of the eventodb-kit crate: `crate = "..."` or `::eventodb_kit`.
@@ -92,16 +106,26 @@ pub(crate) fn check<'a>(
         );
         ok = false;
     }
+    if has_same_named_methods(item) {
+        // rustc reports it ("duplicate definitions with name", E0592) at the second method;
+        // an error of ours would be a second one for one mistake, and the expansion, which
+        // calls handlers by name, would add more. The stub impl goes out instead.
+        ok = false;
+    }
     let mut events: Vec<&Handler<'a>> = Vec::new();
     let mut fallback: Option<&Handler<'a>> = None;
     for handler in handlers {
         match handler.kind {
             Kind::Event => {
                 let written = handler.arg.to_token_stream().to_string();
-                if let Some(first) = events
-                    .iter()
-                    .find(|other| other.arg.to_token_stream().to_string() == written)
-                {
+                // Handlers under `#[cfg]` may be alternatives (`#[cfg(feature = "x")]` and
+                // `#[cfg(not(feature = "x"))]`): the const check of distinct types, which
+                // carries both handlers' cfgs, judges them once compiled.
+                if let Some(first) = events.iter().find(|other| {
+                    handler.cfgs.is_empty()
+                        && other.cfgs.is_empty()
+                        && other.arg.to_token_stream().to_string() == written
+                }) {
                     errors.spanned(
                         handler.arg,
                         format_args!(
@@ -163,6 +187,17 @@ pub(crate) fn check<'a>(
     }
 }
 
+/// Whether two methods of the impl block without `#[cfg]` share a name.
+fn has_same_named_methods(item: &ItemImpl) -> bool {
+    let mut seen = BTreeSet::new();
+    item.items.iter().any(|impl_item| match impl_item {
+        ImplItem::Fn(method) if !method.attrs.iter().any(|attr| attr.path().is_ident("cfg")) => {
+            !seen.insert(&method.sig.ident)
+        }
+        _ => false,
+    })
+}
+
 /// A lifetime of the impl block other than `'static`: a parameter (`impl<'a> L<'a>`) or an
 /// elided one (`impl L<'_>`).
 pub(crate) fn borrowed_lifetime(item: &ItemImpl) -> Option<&syn::Lifetime> {
@@ -187,11 +222,27 @@ pub(crate) fn borrowed_lifetime(item: &ItemImpl) -> Option<&syn::Lifetime> {
     })
 }
 
-/// The one backend the handlers' contexts name (`None`: any backend).
-fn backend<'a>(handlers: &'a [Handler<'a>], errors: &mut Errors) -> Result<Option<&'a Type>, ()> {
+/// The backend the handlers' contexts name. Handlers without `#[cfg]` decide, and must
+/// agree; a handler under `#[cfg]` may be compiled out, so it decides only when the others
+/// run on any backend, and then only in the configurations that compile it (two such
+/// handlers with different backends both compiled in are rustc's type error at the call).
+fn backend<'a>(handlers: &'a [Handler<'a>], errors: &mut Errors) -> Result<Backends<'a>, ()> {
     let mut named: Option<&Type> = None;
+    let mut under_cfg: Vec<(&Type, Vec<&Handler<'a>>)> = Vec::new();
     let mut result = Ok(());
     for handler in handlers {
+        if let Some(Db::Named(db)) = &handler.ctx
+            && !handler.cfgs.is_empty()
+        {
+            match under_cfg
+                .iter_mut()
+                .find(|(other, _)| backend_key(other) == backend_key(db))
+            {
+                Some((_, list)) => list.push(handler),
+                None => under_cfg.push((db, vec![handler])),
+            }
+            continue;
+        }
         if let Some(Db::Named(db)) = &handler.ctx {
             match named {
                 None => named = Some(db),
@@ -216,7 +267,11 @@ fn backend<'a>(handlers: &'a [Handler<'a>], errors: &mut Errors) -> Result<Optio
             }
         }
     }
-    result.map(|()| named)
+    result.map(|()| match named {
+        Some(db) => Backends::One(db),
+        None if under_cfg.is_empty() => Backends::Any,
+        None => Backends::UnderCfg(under_cfg),
+    })
 }
 
 /// What two contexts' backends are compared by: the last segment of the path with its

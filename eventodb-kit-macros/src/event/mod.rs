@@ -102,6 +102,11 @@ mod tests {
             tokens.contains("impl < T > kit :: Event for E < T > where T : Send"),
             "{tokens}"
         );
+        // What `Event` needs of a generic type, asked of the type itself.
+        assert!(
+            tokens.contains("E < T > : kit :: __private :: serde :: Serialize"),
+            "{tokens}"
+        );
         assert!(tokens.contains("\"user-{}+{}\""), "{tokens}");
         // The field is bound once and used twice.
         assert_eq!(

@@ -51,8 +51,21 @@ use crate::outbox::Backend;
 )]
 pub trait Consumer<DB: Backend>: Send + Sync + 'static {
     /// The category it reads (can be overridden by
-    /// [`ConsumerOptions::category`](crate::consumer::ConsumerOptions::category)).
+    /// [`ConsumerOptions::category`](crate::consumer::ConsumerOptions::category), unless
+    /// [`category_is_fixed`](Self::category_is_fixed)).
     fn category(&self) -> &str;
+
+    /// Whether the consumer can read only [`category`](Self::category): a `#[consumer]`
+    /// decodes messages into that category's event types by their type name, so the same
+    /// names in another category would reach its handlers as the wrong events. Spawning
+    /// such a consumer with [`ConsumerOptions::category`](crate::consumer::ConsumerOptions::category)
+    /// naming another category fails with
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument). Default `false`: a
+    /// consumer that takes any category's messages (a hand-written one, a
+    /// [`consumer_fn`](crate::consumer::consumer_fn)) may be pointed at any category.
+    fn category_is_fixed(&self) -> bool {
+        false
+    }
 
     /// Whether every message is handled in a database transaction (see
     /// [`ConsumerOptions::transactional`](crate::consumer::ConsumerOptions::transactional);
@@ -72,6 +85,9 @@ pub trait Consumer<DB: Backend>: Send + Sync + 'static {
 impl<DB: Backend, C: Consumer<DB>> Consumer<DB> for Arc<C> {
     fn category(&self) -> &str {
         (**self).category()
+    }
+    fn category_is_fixed(&self) -> bool {
+        (**self).category_is_fixed()
     }
     fn transactional(&self) -> bool {
         (**self).transactional()

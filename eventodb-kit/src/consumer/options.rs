@@ -122,8 +122,10 @@ impl ConsumerOptions {
     }
 
     /// Read this category instead of the one the consumer declares. Spawning refuses an
-    /// empty category (it would read every category of the namespace) and one with a `-`
-    /// (it would match nothing) with [`Error::InvalidArgument`](crate::Error::InvalidArgument).
+    /// empty category (it would read every category of the namespace), one with a `-`
+    /// (it would match nothing), and for a consumer whose category is fixed (a
+    /// `#[consumer]`, see [`Consumer::category_is_fixed`](crate::consumer::Consumer::category_is_fixed))
+    /// any category but its own, with [`Error::InvalidArgument`](crate::Error::InvalidArgument).
     pub fn category(mut self, category: impl Into<String>) -> Self {
         self.category = Some(category.into());
         self

@@ -275,6 +275,16 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                 "a consumer needs a non-empty name".into(),
             ));
         }
+        // A `#[consumer]` would decode another category's messages into its own category's
+        // event types by type name, past the compile-time category check.
+        if consumer.category_is_fixed() && category != consumer.category() {
+            return Err(Error::InvalidArgument(format!(
+                "consumer {:?}: it handles the events of category {:?} only and cannot read {category:?}; drop ConsumerOptions::category or name {:?}",
+                options.name,
+                consumer.category(),
+                consumer.category()
+            )));
+        }
         // `category.get("")` reads every category of the namespace (protocol §3.4): a
         // consumer would handle, park and record events that are not its own.
         if category.is_empty() {
