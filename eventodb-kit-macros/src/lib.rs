@@ -168,7 +168,7 @@ pub fn derive_event(input: TokenStream) -> TokenStream {
 /// |---|---|---|
 /// | `category = "user"` | required | The category the consumer reads (`Consumer::category`). |
 /// | `strict` | optional | A message type without a handler is a permanent failure (the failure policy applies) instead of being ignored. Same as `ConsumerOptions::strict_types(true)`. |
-/// | `transactional` | optional | Every message is handled in a database transaction that also records it as processed and saves the position: `ctx.transaction()` is that transaction, so a handler's writes happen exactly once. Same as `ConsumerOptions::transactional(true)`; without either, `ctx.transaction()` returns an error. |
+/// | `transactional` | optional | Every message is handled in a database transaction that also records it as processed and saves the position: `ctx.transaction()` is that transaction, so a handler's writes happen exactly once. Same as `ConsumerOptions::transactional(true)`. A handler whose body calls `ctx.transaction()` turns it on too; without any of these, `ctx.transaction()` returns an error. |
 /// | `exhaustive = path` | optional | Every event type in the list at `path` (a `&[&str]` constant) must have a handler: with the events `eventodb-kit-codegen` generates, `exhaustive = events::categories::USER`. A type without a handler is a compile error naming it; a list that names none of the handled types is refused as another category's list. |
 /// | `crate = "path"` | optional | The path of the eventodb-kit crate, for a renamed or re-exported dependency. |
 ///

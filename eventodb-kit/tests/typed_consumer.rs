@@ -609,9 +609,11 @@ async fn invalid_data_is_skipped_with_every_violation<DB: TestDb>(env: &Env<DB>)
 
 /// Adds a directory row per new user in the transaction the position commits in, and fails
 /// the first try of every event after writing: a row that survived a rollback would show.
+/// It is transactional because its handler calls `ctx.transaction()`, as in the design's
+/// example, with no `transactional` key or option.
 struct Directory<DB>(PhantomData<fn() -> DB>);
 
-#[consumer(category = "user", transactional)]
+#[consumer(category = "user")]
 impl<DB: TestDb> Directory<DB> {
     async fn created(
         &self,

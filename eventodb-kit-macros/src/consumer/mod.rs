@@ -186,4 +186,30 @@ mod tests {
             "{output}"
         );
     }
+
+    /// A handler that calls `ctx.transaction()` makes the consumer transactional, as the
+    /// design's example expects of a plain `#[consumer(category = "user")]`.
+    #[test]
+    fn a_handler_using_its_transaction_makes_the_consumer_transactional() {
+        let handler = |body: TokenStream| {
+            expand(
+                quote!(category = "user", crate = "kit"),
+                quote! {
+                    impl Users {
+                        async fn deleted(&self, event: UserDeleted, ctx: &mut Context<'_, Sqlite>) -> Result<(), HandlerError> {
+                            #body
+                            Ok(())
+                        }
+                    }
+                },
+            )
+            .to_string()
+        };
+        let uses = handler(quote! {
+            sqlx::query("delete from profiles").execute(ctx.transaction()?).await?;
+        });
+        assert!(uses.contains("fn transactional"), "{uses}");
+        let plain = handler(quote! { let _ = ctx.attempt(); });
+        assert!(!plain.contains("fn transactional"), "{plain}");
+    }
 }

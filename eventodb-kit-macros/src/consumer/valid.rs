@@ -179,12 +179,36 @@ pub(crate) fn check<'a>(
             handlers: events,
             fallback,
             strict: args.strict.is_some(),
-            transactional: args.transactional.is_some(),
+            transactional: args.transactional.is_some()
+                || handlers.iter().any(uses_its_transaction),
             exhaustive: args.exhaustive.as_ref(),
             db,
         }),
         _ => None,
     }
+}
+
+/// Whether a handler calls `.transaction()` (on its context): it wants its writes committed
+/// with the position, so the consumer is made transactional, as the `transactional` key
+/// would. Without it the call fails at run time, and the consumer stops on a mistake the
+/// code already shows. A call hidden in a helper or a macro is not seen; it still gets the
+/// run-time error, which names the option.
+fn uses_its_transaction(handler: &Handler<'_>) -> bool {
+    struct Find(bool);
+    impl<'ast> Visit<'ast> for Find {
+        fn visit_expr_method_call(&mut self, call: &'ast syn::ExprMethodCall) {
+            if call.method == "transaction" && call.args.is_empty() {
+                self.0 = true;
+            }
+            syn::visit::visit_expr_method_call(self, call);
+        }
+    }
+    if handler.ctx.is_none() {
+        return false;
+    }
+    let mut find = Find(false);
+    find.visit_block(&handler.method.block);
+    find.0
 }
 
 /// Whether two methods of the impl block without `#[cfg]` share a name.

@@ -235,7 +235,7 @@ impl<'c, DB: Backend> Context<'c, DB> {
         match self.transaction.as_deref_mut() {
             Some(connection) => Ok(connection),
             None => Err(HandlerError::permanent(format!(
-                "consumer {:?} is not transactional: set ConsumerOptions::transactional(true)",
+                "consumer {:?} is not transactional: set ConsumerOptions::transactional(true) (or, on a #[consumer], the `transactional` key)",
                 self.consumer
             ))),
         }
