@@ -209,7 +209,13 @@ mod tests {
             sqlx::query("delete from profiles").execute(ctx.transaction()?).await?;
         });
         assert!(uses.contains("fn transactional"), "{uses}");
+        let deref = handler(quote! { let _ = (*ctx).transaction(); });
+        assert!(deref.contains("fn transactional"), "{deref}");
         let plain = handler(quote! { let _ = ctx.attempt(); });
         assert!(!plain.contains("fn transactional"), "{plain}");
+        // Another client's `transaction()` (rusqlite, a PostgreSQL client) is not the
+        // context's: the consumer stays as it was declared.
+        let other = handler(quote! { let tx = self.conn.lock().transaction()?; });
+        assert!(!other.contains("fn transactional"), "{other}");
     }
 }

@@ -188,27 +188,57 @@ pub(crate) fn check<'a>(
     }
 }
 
-/// Whether a handler calls `.transaction()` (on its context): it wants its writes committed
-/// with the position, so the consumer is made transactional, as the `transactional` key
-/// would. Without it the call fails at run time, and the consumer stops on a mistake the
-/// code already shows. A call hidden in a helper or a macro is not seen; it still gets the
-/// run-time error, which names the option.
+/// Whether a handler calls `.transaction()` on its context (`ctx.transaction()`,
+/// `(*ctx).transaction()`): it wants its writes committed with the position, so the
+/// consumer is made transactional, as the `transactional` key would. Without it the call
+/// fails at run time, and the consumer stops on a mistake the code already shows. Only the
+/// context's own method counts: a `transaction()` of another client (rusqlite, a
+/// PostgreSQL client) says nothing. A call through a helper or a macro is not seen; it
+/// still gets the run-time error, which names the key.
 fn uses_its_transaction(handler: &Handler<'_>) -> bool {
-    struct Find(bool);
-    impl<'ast> Visit<'ast> for Find {
+    struct Find<'n> {
+        context: &'n syn::Ident,
+        found: bool,
+    }
+    impl<'ast> Visit<'ast> for Find<'_> {
         fn visit_expr_method_call(&mut self, call: &'ast syn::ExprMethodCall) {
-            if call.method == "transaction" && call.args.is_empty() {
-                self.0 = true;
+            if call.method == "transaction"
+                && call.args.is_empty()
+                && names(&call.receiver, self.context)
+            {
+                self.found = true;
             }
             syn::visit::visit_expr_method_call(self, call);
+        }
+    }
+    /// Whether `expr` is the variable `name`, maybe in parentheses, dereferenced or borrowed.
+    fn names(expr: &syn::Expr, name: &syn::Ident) -> bool {
+        match expr {
+            syn::Expr::Paren(inner) => names(&inner.expr, name),
+            syn::Expr::Group(inner) => names(&inner.expr, name),
+            syn::Expr::Reference(inner) => names(&inner.expr, name),
+            syn::Expr::Unary(inner) if matches!(inner.op, syn::UnOp::Deref(_)) => {
+                names(&inner.expr, name)
+            }
+            syn::Expr::Path(path) => path.qself.is_none() && path.path.is_ident(name),
+            _ => false,
         }
     }
     if handler.ctx.is_none() {
         return false;
     }
-    let mut find = Find(false);
+    let Some(syn::FnArg::Typed(context)) = handler.method.sig.inputs.last() else {
+        return false;
+    };
+    let syn::Pat::Ident(binding) = &*context.pat else {
+        return false;
+    };
+    let mut find = Find {
+        context: &binding.ident,
+        found: false,
+    };
     find.visit_block(&handler.method.block);
-    find.0
+    find.found
 }
 
 /// Whether two methods of the impl block without `#[cfg]` share a name.
