@@ -88,10 +88,11 @@ pub(crate) fn database_unreachable(error: &sqlx::Error) -> bool {
 
 /// Whether a statement failed in a way that running it again cannot mend: what it wrote
 /// breaks a constraint, or its data cannot be stored. PostgreSQL: data exceptions (class
-/// `22`, e.g. `22P05` for a NUL in JSON), integrity constraints (`23`), a read-only
-/// transaction (`25006`), syntax or access rules (`42`). SQLite: `SQLITE_CONSTRAINT` (19,
-/// a deferred foreign key included), `SQLITE_TOOBIG` (18), `SQLITE_MISMATCH` (20) and
-/// `SQLITE_RANGE` (25), with any extended code.
+/// `22`, e.g. `22P05` for a NUL in JSON), integrity constraints (`23`), syntax rules (`42`,
+/// but not `42501`, a missing privilege, which a `GRANT` mends). SQLite:
+/// `SQLITE_CONSTRAINT` (19, a deferred foreign key included), `SQLITE_TOOBIG` (18),
+/// `SQLITE_MISMATCH` (20) and `SQLITE_RANGE` (25), with any extended code. Not a read-only
+/// transaction (`25006`): a failover or a full disk makes one for a while.
 pub(crate) fn database_refuses_for_good(error: &sqlx::Error) -> bool {
     let Some(code) = error.as_database_error().and_then(|error| error.code()) else {
         return false;
@@ -102,7 +103,7 @@ pub(crate) fn database_refuses_for_good(error: &sqlx::Error) -> bool {
         ["22", "23", "42"]
             .iter()
             .any(|class| code.starts_with(class))
-            || code == "25006"
+            && code != "42501"
     } else {
         code.parse::<u32>()
             .is_ok_and(|extended| matches!(extended & 0xff, 18 | 19 | 20 | 25))
@@ -417,7 +418,7 @@ impl Error {
 
     /// Whether the request may have been applied although it failed: a timeout, a
     /// connection lost after the request may have been sent, a 5xx reply, or a 200 reply
-    /// that could not be read ([`Error::Decode`]: the server did apply it). A refused
+    /// that could not be read ([`Error::Decode`]: for an RPC call, the server applied it). A refused
     /// connection, and a `BACKEND_ERROR` known to be permanent (an invalid or duplicate
     /// id, an unknown namespace), are a known "not applied". Before retrying a write after
     /// such an error, look for its message id in the stream: Pebble stores a duplicate id

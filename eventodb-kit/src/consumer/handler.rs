@@ -62,7 +62,9 @@ pub trait Consumer<DB: Backend>: Send + Sync + 'static {
     /// naming another category fails with
     /// [`Error::InvalidArgument`](crate::Error::InvalidArgument). Default `false`: a
     /// consumer that takes any category's messages (a hand-written one, a
-    /// [`consumer_fn`](crate::consumer::consumer_fn)) may be pointed at any category.
+    /// [`consumer_fn`](crate::consumer::consumer_fn)) may be pointed at any category. A
+    /// wrapper that implements `Consumer` by delegating to another must forward this too,
+    /// as `Arc<C>` does, or the check is lost.
     fn category_is_fixed(&self) -> bool {
         false
     }

@@ -281,11 +281,13 @@ pub(super) fn broken_by_handler(error: &Error) -> bool {
     let Error::Database { source } = error else {
         return false;
     };
-    let aborted = source
+    // A read-only transaction here is the handler's doing (elsewhere it may be a failover
+    // that passes, see `database_refuses_for_good`).
+    let aborted_or_read_only = source
         .as_database_error()
         .and_then(|database| database.code())
-        .is_some_and(|code| code == "25P02");
-    aborted || crate::error::database_refuses_for_good(source)
+        .is_some_and(|code| code == "25P02" || code == "25006");
+    aborted_or_read_only || crate::error::database_refuses_for_good(source)
 }
 
 /// The handler's failure when [`broken_by_handler`].
