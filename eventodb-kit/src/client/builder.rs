@@ -115,7 +115,10 @@ impl ClientBuilder {
         // timed out, whose outcome is unknown, and the outbox would look up a write that
         // never left. Ending the connect first keeps it a known "not sent"; with equal
         // limits the request's, started first, would still end first.
-        let connect_timeout = self.connect_timeout.min(self.request_timeout * 9 / 10);
+        // Subtracted, not multiplied: `Duration::MAX` (no timeout) must not overflow.
+        let connect_timeout = self
+            .connect_timeout
+            .min(self.request_timeout - self.request_timeout / 10);
         let http = reqwest::Client::builder()
             .http1_only()
             .connect_timeout(connect_timeout)
@@ -188,5 +191,14 @@ mod tests {
         let h = auth_header(&Token::generate("x").unwrap());
         assert!(h.is_sensitive());
         assert!(h.to_str().unwrap().starts_with("Bearer ns_"));
+    }
+
+    #[test]
+    fn the_longest_timeouts_are_accepted() {
+        let built = Client::builder("http://127.0.0.1:8080")
+            .request_timeout(Duration::MAX)
+            .connect_timeout(Duration::MAX)
+            .build();
+        assert!(built.is_ok());
     }
 }
