@@ -168,7 +168,7 @@ pub(super) fn check_named(at: &At<'_>, named: Named) -> Result<()> {
         ),
         Named::Enum => (&["type", "enum"], "an `enum` (a generated Rust enum)"),
         Named::Union => (
-            &["type", "oneOf"],
+            &["type", "oneOf", "required"],
             "a tagged `oneOf` (a generated Rust enum)",
         ),
     };

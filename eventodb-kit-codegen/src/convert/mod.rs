@@ -596,7 +596,21 @@ impl<'a> Converter<'a> {
                 })
             })
             .ok_or_else(|| one_of.err(need_tag))?;
-        let _ = at;
+        // `required` beside the `oneOf` (`["kind"]`, a common spelling) holds when every
+        // option requires the same names, as the generated enum then does; any other name
+        // would be a rule the enum drops.
+        if let Some(required) = at.get("required") {
+            for name in required_list(at)? {
+                let everywhere = resolved.iter().all(|(_, target, _)| {
+                    required_list(target).is_ok_and(|names| names.contains(&name))
+                });
+                if !everywhere {
+                    return Err(required.err(format!(
+                        "`required` beside a tagged `oneOf` may only name properties every option requires; `{name}` is not required by every option"
+                    )));
+                }
+            }
+        }
         let mut variants: Vec<UnionVariant> = Vec::new();
         for (option_at, target, via_ref) in resolved {
             let value = tag_value(&target, &tag).unwrap_or_default();
@@ -710,12 +724,10 @@ impl<'a> Converter<'a> {
         if fragment.is_empty() {
             return Ok(At::root(file, root));
         }
-        // A fragment is URI text: `#/$defs/Foo%20Bar` names the key `Foo Bar`.
-        let Some(fragment) = percent_decode(fragment) else {
-            return Err(reference.err(format!(
-                "unknown `$ref` \"{text}\": its fragment has a `%` that is not a UTF-8 escape (`%20`)"
-            )));
-        };
+        // A fragment is URI text: `#/$defs/Foo%20Bar` names the key `Foo Bar`. A `%` that
+        // starts no escape (`#/$defs/100%`) is read as written, as it was before escapes
+        // were decoded, and as the file part is.
+        let fragment = percent_decode(fragment).unwrap_or_else(|| fragment.to_owned());
         let fragment = fragment.as_str();
         if !fragment.starts_with('/') {
             return Err(reference.err(format!(
