@@ -10,7 +10,8 @@ use serde::Serialize;
 
 /// Events read per request.
 const BATCH: i64 = 1000;
-/// Counting stops here (the lag is then "at least" this).
+/// Counting stops after reading this many events of the category (the lag is then "at
+/// least" what was counted).
 pub(super) const CAP: u64 = 10_000;
 
 /// A counted lag.
@@ -67,8 +68,10 @@ impl<'a> Counter<'a> {
         // The category is read whole and each stream's member worked out here: with a
         // consumer group, Pebble scans only `batchSize × size` keys, so a short page of a
         // filtered read does not mean the end.
+        // At most CAP events are read per member, as the filtered read did: past that, the
+        // lag is reported as at least what was counted.
         let size = size.max(1);
-        let most_read = CAP.saturating_mul(size.unsigned_abs());
+        let most_read = CAP;
         let mut next = position.saturating_add(1).max(1);
         loop {
             let options = GetCategoryOptions::new().position(next).batch_size(BATCH);
