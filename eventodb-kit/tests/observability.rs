@@ -11,7 +11,7 @@ use eventodb_kit::metrics as names;
 use eventodb_kit::trace_context::{self, TraceContext};
 use eventodb_kit_testkit::TestServer;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
-use observe_support::{kit, publish_and_consume, sqlite};
+use observe_support::{Captured, kit, publish_and_consume, sqlite};
 
 fn value_of(snapshot: &[Entry], name: &str, label: (&str, &str)) -> Option<DebugValue> {
     snapshot
@@ -252,6 +252,65 @@ async fn a_stopped_consumer_is_not_running() {
 }
 
 /// Polls `check` until it holds.
+/// A consumer group passes the events of a stream the server gives to no member (a name
+/// with no `-`): member 0 says so, once per stream, where they went by unseen.
+#[tokio::test(flavor = "current_thread")]
+async fn a_group_warns_of_a_stream_no_member_gets() {
+    let logs = Captured::default();
+    let subscriber = logs.subscriber(tracing::Level::WARN);
+    // This thread only: the runtime is current-thread, so its tasks log here and other
+    // tests' threads do not.
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let (server, _pool, kit, _dir) = fresh().await;
+    let client = kit.client();
+    let mut last = 0;
+    for _ in 0..3 {
+        last = client
+            .stream_write(
+                "nameless",
+                &eventodb_kit::client::NewMessage::new("T", serde_json::json!({})),
+                &eventodb_kit::client::WriteOptions::new(),
+            )
+            .await
+            .expect("write")
+            .global_position;
+    }
+    let handled = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counted = std::sync::Arc::clone(&handled);
+    let workers = kit
+        .workers()
+        .consumer(
+            eventodb_kit::consumer::consumer_fn("nameless", move |_message| {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                async {
+                    Ok::<_, eventodb_kit::consumer::HandlerError>(
+                        eventodb_kit::consumer::Handled::Done,
+                    )
+                }
+            }),
+            eventodb_kit::consumer::ConsumerOptions::new("grouped").group(0, 2),
+        )
+        .spawn()
+        .await
+        .expect("spawn");
+    for handle in workers.consumers() {
+        handle
+            .wait_for(last, observe_support::LONG)
+            .await
+            .expect("passed");
+    }
+    workers.shutdown().await.expect("shutdown");
+    assert_eq!(handled.load(std::sync::atomic::Ordering::SeqCst), 0);
+    let text = logs.text();
+    assert_eq!(
+        text.matches("gives this stream to no member").count(),
+        1,
+        "{text}"
+    );
+    assert!(text.contains("nameless"), "{text}");
+    drop(server);
+}
+
 async fn eventually(what: &str, check: impl AsyncFn() -> bool) {
     let deadline = tokio::time::Instant::now() + observe_support::LONG;
     while !check().await {

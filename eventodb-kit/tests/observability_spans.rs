@@ -3,37 +3,15 @@
 
 mod observe_support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use eventodb_kit::trace_context::TraceContext;
 use eventodb_kit_testkit::TestServer;
-use observe_support::{kit, publish_and_consume, sqlite};
+use observe_support::{Captured, kit, publish_and_consume, sqlite};
 use tracing::Instrument;
-
-/// A `MakeWriter` collecting everything the fmt subscriber writes.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_publish_inside_a_span_carries_its_trace_to_the_consumer() {
     let logs = Captured::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::INFO)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
+    let subscriber = logs.subscriber(tracing::Level::INFO);
     tracing::subscriber::set_global_default(subscriber)
         .expect("the only subscriber of this test binary");
 
@@ -59,7 +37,7 @@ async fn a_publish_inside_a_span_carries_its_trace_to_the_consumer() {
         "the handling is a child"
     );
 
-    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let logs = logs.text();
     let line = logs
         .lines()
         .find(|line| line.contains("probe handled"))

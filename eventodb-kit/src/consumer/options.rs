@@ -203,6 +203,10 @@ impl ConsumerOptions {
     /// window held none of its events would wait there for good. With a
     /// [`correlation`](Self::correlation) filter too, it passes the messages that either
     /// rule keeps from it.
+    ///
+    /// A stream whose name has no cardinal id (no `-`, like `account`) is given to no member
+    /// by the server (protocol §3.4), so a group never handles its events; member 0 logs a
+    /// warning for each such stream it passes.
     pub fn group(mut self, member: i64, size: i64) -> Self {
         self.group = Some((member, size));
         self

@@ -214,6 +214,9 @@ pub(crate) struct Runtime<DB: Backend, C: Consumer<DB>> {
     /// them), with the lowest of their global positions: not looked at again until the read
     /// gets there.
     replay_waits: HashMap<String, i64>,
+    /// Streams with no cardinal id whose events a group passed, already warned about
+    /// (bounded: a warning per stream, not per event).
+    warned_no_member: std::collections::HashSet<String>,
     /// The reset count of its position row when it read it (see [`LoadedState::resets`]).
     resets: i64,
     /// This instance's name on the member's position row, unique per start: while it has
@@ -419,6 +422,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             since_save: 0,
             held,
             replay_waits: HashMap::new(),
+            warned_no_member: std::collections::HashSet::new(),
             resets,
             owner,
             heartbeat_at: std::sync::Mutex::new(heartbeat_at),

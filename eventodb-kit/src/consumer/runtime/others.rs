@@ -118,6 +118,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             rest = &rest[at + 1..];
         };
         if upto > self.position {
+            self.warn_of_streams_no_member_gets(&window, upto);
             tracing::debug!(consumer = %self.key.consumer, from = self.position, position = upto, "passed messages that are not this consumer's");
             self.advance(upto);
             self.shared.publish();
@@ -127,6 +128,29 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         } else {
             Passed::CaughtUp
         })
+    }
+
+    /// Warns, once per stream and from member 0 only, of the streams among the messages
+    /// passed up to `upto` that the server gives to no member of the group (a name with no
+    /// `-`): no member handles their events, which would otherwise go by unseen.
+    fn warn_of_streams_no_member_gets(&mut self, window: &[CategoryMessage], upto: i64) {
+        const MOST_WARNED: usize = 1000;
+        let Some((0, size)) = self.options.group else {
+            return;
+        };
+        for message in window
+            .iter()
+            .filter(|m| m.global_position > self.position && m.global_position <= upto)
+        {
+            if self.warned_no_member.len() >= MOST_WARNED {
+                return;
+            }
+            if group::stream_member(&message.stream_name, size).is_none()
+                && self.warned_no_member.insert(message.stream_name.clone())
+            {
+                tracing::warn!(consumer = %self.key.consumer, stream = %message.stream_name, "the server gives this stream to no member of the group (its name has no `-`): its events are not handled");
+            }
+        }
     }
 
     /// Whether the server gives `message` to this consumer: a filtered read of one message
