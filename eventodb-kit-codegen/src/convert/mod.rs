@@ -705,7 +705,7 @@ impl<'a> Converter<'a> {
             )));
         }
         let (path, fragment) = text.split_once('#').unwrap_or((text, ""));
-        let path = percent_decode(path).unwrap_or_else(|| path.to_owned());
+        let path = percent_decoded(path);
         let path = path.as_str();
         let file = if path.is_empty() {
             reference.file.to_owned()
@@ -727,7 +727,7 @@ impl<'a> Converter<'a> {
         // A fragment is URI text: `#/$defs/Foo%20Bar` names the key `Foo Bar`. A `%` that
         // starts no escape (`#/$defs/100%`) is read as written, as it was before escapes
         // were decoded, and as the file part is.
-        let fragment = percent_decode(fragment).unwrap_or_else(|| fragment.to_owned());
+        let fragment = percent_decoded(fragment);
         let fragment = fragment.as_str();
         if !fragment.starts_with('/') {
             return Err(reference.err(format!(
@@ -827,8 +827,14 @@ impl<'a> Converter<'a> {
     }
 }
 
+/// `text` with its `%XX` escapes decoded, or as written when a `%` starts no escape or the
+/// bytes are not UTF-8 (`100%` is a key as it stands).
+fn percent_decoded(text: &str) -> String {
+    decode_escapes(text).unwrap_or_else(|| text.to_owned())
+}
+
 /// `text` with its `%XX` escapes decoded; `None` for a bad escape or bytes that are not UTF-8.
-fn percent_decode(text: &str) -> Option<String> {
+fn decode_escapes(text: &str) -> Option<String> {
     if !text.contains('%') {
         return Some(text.to_owned());
     }

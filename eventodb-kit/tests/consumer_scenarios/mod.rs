@@ -919,8 +919,24 @@ pub(crate) async fn a_handler_that_breaks_its_transaction_fails<DB: Db>(pool: Po
     let (_, ok_at) = env.write("broken-1", "Ok", 0).await;
     let (broken, _) = env.write("broken-1", "Broken", 1).await;
     let tries = Arc::new(AtomicU32::new(0));
-    let options = ConsumerOptions::new("breaker").transactional(true);
-    let (workers, failure) = stopped_by(&kit, IgnoresItsError(Arc::clone(&tries)), options).await;
+    let consumer = IgnoresItsError(Arc::clone(&tries));
+    stops_when_it_cannot_commit(&kit, consumer, "breaker", broken, ok_at.global_position).await;
+    assert_eq!(tries.load(Ordering::SeqCst), 3, "the policy's three tries");
+}
+
+/// Runs `consumer` as the transactional consumer `name` and checks that it stops at the
+/// event `broken` because the handler's transaction could not commit, with its position
+/// left at `before`, the event ahead of it.
+async fn stops_when_it_cannot_commit<DB: Db, C: Consumer<DB>>(
+    kit: &Kit<DB>,
+    consumer: C,
+    name: &str,
+    broken: Uuid,
+    before: i64,
+) {
+    let category = consumer.category().to_owned();
+    let options = ConsumerOptions::new(name).transactional(true);
+    let (workers, failure) = stopped_by(kit, consumer, options).await;
     match failure {
         Error::ConsumerStopped {
             event_id, message, ..
@@ -930,12 +946,11 @@ pub(crate) async fn a_handler_that_breaks_its_transaction_fails<DB: Db>(pool: Po
         }
         other => panic!("unexpected error {other:?}"),
     }
-    assert_eq!(tries.load(Ordering::SeqCst), 3, "the policy's three tries");
-    let positions = ConsumerAdmin::for_kit(&kit)
-        .positions("broken", "breaker")
+    let positions = ConsumerAdmin::for_kit(kit)
+        .positions(&category, name)
         .await
         .unwrap();
-    assert_eq!(positions[0].global_position, ok_at.global_position);
+    assert_eq!(positions[0].global_position, before);
     workers
         .shutdown()
         .await
@@ -974,31 +989,13 @@ pub(crate) async fn a_handler_whose_commit_breaks_a_constraint_fails<DB: Db>(poo
     let (_, ok_at) = env.write("orphan-1", "Ok", 0).await;
     let (orphan, _) = env.write("orphan-1", "Orphan", 1).await;
     let tries = Arc::new(AtomicU32::new(0));
-    let options = ConsumerOptions::new("orphans").transactional(true);
-    let (workers, failure) = stopped_by(&kit, WritesAnOrphan(Arc::clone(&tries)), options).await;
-    match failure {
-        Error::ConsumerStopped {
-            event_id, message, ..
-        } => {
-            assert_eq!(event_id, orphan);
-            assert!(message.contains("could not commit"), "{message}");
-        }
-        other => panic!("unexpected error {other:?}"),
-    }
+    let consumer = WritesAnOrphan(Arc::clone(&tries));
+    stops_when_it_cannot_commit(&kit, consumer, "orphans", orphan, ok_at.global_position).await;
     // The policy's three tries, after the one in the transaction it shared with the event
     // before it, when the batch took both: its commit failed as a whole and fell back to
     // one event at a time.
     let tries = tries.load(Ordering::SeqCst);
     assert!((3..=4).contains(&tries), "{tries} tries");
-    let positions = ConsumerAdmin::for_kit(&kit)
-        .positions("orphan", "orphans")
-        .await
-        .unwrap();
-    assert_eq!(positions[0].global_position, ok_at.global_position);
-    workers
-        .shutdown()
-        .await
-        .expect("the failure was already taken");
 }
 
 /// PostgreSQL cannot store a NUL in JSONB; EventoDB on Pebble (or SQLite) stores one. A
