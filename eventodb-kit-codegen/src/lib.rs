@@ -65,7 +65,9 @@
 //! | `string` + `format: uuid` / `date-time` / `date` | `Uuid` / `DateTime<Utc>` / `NaiveDate` |
 //! | `string` + `format: email` / `uri` / `ipv4` / `ipv6` | `String`, checked by `validate()` |
 //! | `integer` | `i64`; `u64` when `minimum` or `exclusiveMinimum` is `>= 0` |
+//! | `integer` + `format: int8` … `int64` / `uint8` … `uint64` | `i8` … `i64` / `u8` … `u64` |
 //! | `number` / `boolean` | `f64` / `bool` |
+//! | `number` + `format: float` / `double` | `f32` / `f64` |
 //! | `array` with `items` | `Vec<T>` |
 //! | `object` with `properties` | a named struct (its `title`, else parent name + property name) |
 //! | `object` with only an `additionalProperties` schema | `BTreeMap<String, T>` |

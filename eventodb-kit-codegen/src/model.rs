@@ -115,9 +115,11 @@ pub(crate) enum Ty {
     Uuid,
     DateTime,
     Date,
-    I64,
-    U64,
+    /// An integer: its Rust type from `format` (`int32`, `uint64`, ...), or from the bounds.
+    Int(Int),
     F64,
+    /// A number with `"format": "float"`.
+    F32,
     Bool,
     /// Any JSON value (only for an explicit `true` schema).
     Any,
@@ -128,6 +130,73 @@ pub(crate) enum Ty {
         name: String,
         boxed: bool,
     },
+}
+
+/// The Rust integer types a schema can ask for by `format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Int {
+    I8,
+    I16,
+    I32,
+    I64,
+    U8,
+    U16,
+    U32,
+    U64,
+}
+
+impl Int {
+    /// Every integer format, by name (the names typify and OpenAPI use).
+    pub(crate) const FORMATS: [(&'static str, Int); 8] = [
+        ("int8", Int::I8),
+        ("int16", Int::I16),
+        ("int32", Int::I32),
+        ("int64", Int::I64),
+        ("uint8", Int::U8),
+        ("uint16", Int::U16),
+        ("uint32", Int::U32),
+        ("uint64", Int::U64),
+    ];
+
+    /// The type an integer `format` names.
+    pub(crate) fn from_format(name: &str) -> Option<Int> {
+        Int::FORMATS
+            .iter()
+            .find(|(format, _)| *format == name)
+            .map(|(_, int)| *int)
+    }
+
+    /// Whether the type holds negative numbers.
+    pub(crate) fn signed(self) -> bool {
+        matches!(self, Int::I8 | Int::I16 | Int::I32 | Int::I64)
+    }
+
+    /// The type's smallest and largest values.
+    pub(crate) fn range(self) -> (i128, i128) {
+        match self {
+            Int::I8 => (i8::MIN.into(), i8::MAX.into()),
+            Int::I16 => (i16::MIN.into(), i16::MAX.into()),
+            Int::I32 => (i32::MIN.into(), i32::MAX.into()),
+            Int::I64 => (i64::MIN.into(), i64::MAX.into()),
+            Int::U8 => (0, u8::MAX.into()),
+            Int::U16 => (0, u16::MAX.into()),
+            Int::U32 => (0, u32::MAX.into()),
+            Int::U64 => (0, u64::MAX.into()),
+        }
+    }
+
+    /// Whether `value` is an integer this type holds (a `const`, a `default`).
+    pub(crate) fn holds(self, value: &Value) -> bool {
+        let n = match value {
+            Value::Number(n) => n
+                .as_i64()
+                .map(i128::from)
+                .or_else(|| n.as_u64().map(i128::from)),
+            _ => None,
+        };
+        let (min, max) = self.range();
+        n.is_some_and(|n| (min..=max).contains(&n))
+    }
 }
 
 impl PartialEq for Shape {

@@ -276,6 +276,61 @@ fn unsupported_format() {
 }
 
 #[test]
+fn numeric_formats_are_checked() {
+    for (property, pointer, message) in [
+        (
+            r#"{ "type": "integer", "format": "int128" }"#,
+            "/properties/a/format",
+            "unsupported format \"int128\" for an integer; supported: int8, int16, int32, int64, uint8, uint16, uint32, uint64",
+        ),
+        (
+            r#"{ "type": "number", "format": "decimal" }"#,
+            "/properties/a/format",
+            "unsupported format \"decimal\" for a number; supported: float, double",
+        ),
+        (
+            r#"{ "type": "integer", "format": "uuid" }"#,
+            "/properties/a/format",
+            "unsupported format \"uuid\" for an integer",
+        ),
+        (
+            r#"{ "type": "integer", "format": "int3", "enum": [1, 2] }"#,
+            "/properties/a/format",
+            "unsupported format \"int3\" for an integer",
+        ),
+        (
+            r#"{ "type": "boolean", "format": "int32" }"#,
+            "/properties/a/format",
+            "keyword `format` applies to strings, integers and numbers, not to `boolean`",
+        ),
+        // A value the format's type cannot hold.
+        (
+            r#"{ "type": "integer", "format": "uint8", "const": 256 }"#,
+            "/properties/a/const",
+            "`const` is supported for strings, numbers and booleans, matching the `type`",
+        ),
+        (
+            r#"{ "type": "integer", "format": "int8", "const": -129 }"#,
+            "/properties/a/const",
+            "matching the `type`",
+        ),
+        (
+            r#"{ "type": "integer", "format": "uint32", "default": -1 }"#,
+            "/properties/a/default",
+            "must match the property's type",
+        ),
+        (
+            r#"{ "type": "number", "format": "float", "default": 1e300 }"#,
+            "/properties/a/default",
+            "must match the property's type",
+        ),
+    ] {
+        let schema = event(&format!(r#", "a": {property}"#), "");
+        one(&[("thing.json", &schema)], "thing.json", pointer, message);
+    }
+}
+
+#[test]
 fn pattern_that_does_not_compile() {
     let schema = event(r#", "a": { "type": "string", "pattern": "^(?!x)" }"#, "");
     one(

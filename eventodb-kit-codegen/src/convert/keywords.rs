@@ -37,7 +37,7 @@ const SUPPORTED: &[(&str, &str)] = &[
     ("minLength", "string"),
     ("maxLength", "string"),
     ("pattern", "string"),
-    ("format", "string"),
+    ("format", "scalar"),
     ("minimum", "number"),
     ("maximum", "number"),
     ("exclusiveMinimum", "number"),
@@ -113,16 +113,24 @@ pub(super) fn check(at: &At<'_>, types: &[&str]) -> Result<()> {
                 format!("unknown keyword `{key}` (extensions must start with `x-`)"),
             ));
         };
+        // `scalar`: strings, integers and numbers, each with formats of its own.
         let applies = *applies_to == "*"
             || types.is_empty()
-            || types
-                .iter()
-                .any(|ty| ty == applies_to || (*ty == "integer" && *applies_to == "number"));
+            || types.iter().any(|ty| {
+                ty == applies_to
+                    || (*ty == "integer" && *applies_to == "number")
+                    || (*applies_to == "scalar" && ["string", "integer", "number"].contains(ty))
+            });
         if !applies {
+            let kinds = if *applies_to == "scalar" {
+                "strings, integers and numbers".to_owned()
+            } else {
+                format!("{applies_to}s")
+            };
             return Err(at.err_at(
                 key,
                 format!(
-                    "keyword `{key}` applies to {applies_to}s, not to `{}`",
+                    "keyword `{key}` applies to {kinds}, not to `{}`",
                     types.join("`, `")
                 ),
             ));

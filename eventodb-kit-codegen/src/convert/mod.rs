@@ -272,7 +272,7 @@ impl<'a> Converter<'a> {
                     "stream placeholder `{{{placeholder}}}` must be a required, non-nullable property: add it to `required`"
                 )));
             }
-            if !matches!(field.shape.ty, Ty::String | Ty::Uuid | Ty::I64 | Ty::U64) {
+            if !matches!(field.shape.ty, Ty::String | Ty::Uuid | Ty::Int(_)) {
                 return Err(at.err(format!(
                     "stream placeholder `{{{placeholder}}}` must be a string, uuid or integer property"
                 )));
@@ -528,9 +528,9 @@ impl<'a> Converter<'a> {
     fn check_default(&self, default: &At<'a>, shape: &crate::model::Shape) -> Result<()> {
         let ok = match &shape.ty {
             Ty::String => default.value.is_string(),
-            Ty::I64 => default.value.as_i64().is_some(),
-            Ty::U64 => default.value.as_u64().is_some(),
+            Ty::Int(int) => int.holds(default.value),
             Ty::F64 => default.value.is_number(),
+            Ty::F32 => fits_f32(default.value),
             Ty::Bool => default.value.is_boolean(),
             Ty::Named { name, .. } => match self.model.types.get(name).map(|ty| &ty.kind) {
                 Some(TypeKind::Enum(variants)) => variants
@@ -1033,4 +1033,13 @@ pub(crate) fn title_name(at: &At<'_>) -> Option<String> {
         .and_then(Value::as_str)
         .map(naming::upper_camel)
         .filter(|name| !name.is_empty())
+}
+
+/// Whether `value` is a number an `f32` holds (not rounded to infinity).
+pub(super) fn fits_f32(value: &Value) -> bool {
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "the question is whether it fits"
+    )]
+    value.as_f64().is_some_and(|n| (n as f32).is_finite())
 }

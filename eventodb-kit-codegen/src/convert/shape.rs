@@ -1,7 +1,7 @@
 //! The shape of one value: its Rust type, nullability, and the checks serde cannot make.
 
 use super::{At, Converter, Result, keywords, title_name};
-use crate::model::{Check, Format, Shape, Ty};
+use crate::model::{Check, Format, Int, Shape, Ty};
 use serde_json::{Number, Value};
 
 /// Keywords copied into the schemars schema so it accepts what the source accepts.
@@ -80,6 +80,12 @@ impl<'a> Converter<'a> {
         keywords::check(at, &[])?;
         let (ty, nullable) = json_type(at)?;
         keywords::check(at, &[ty])?;
+        // An integer enum keeps its own type, but a format it could not have is still wrong.
+        if ty == "integer" {
+            integer_type(at)?;
+        } else if ty == "number" {
+            number_type(at)?;
+        }
         if is_named(at) {
             let name = title_name(at).unwrap_or_else(|| hint.to_owned());
             let (name, boxed) = self.named(at, &name, None)?;
@@ -88,16 +94,12 @@ impl<'a> Converter<'a> {
         let mut shape = match ty {
             "string" => string(at)?,
             "integer" => {
-                let unsigned = [at.get("minimum"), at.get("exclusiveMinimum")]
-                    .iter()
-                    .flatten()
-                    .any(|bound| bound.value.as_f64().is_some_and(|min| min >= 0.0));
-                let mut shape = Shape::new(if unsigned { Ty::U64 } else { Ty::I64 });
+                let mut shape = Shape::new(Ty::Int(integer_type(at)?));
                 numeric(at, &mut shape)?;
                 shape
             }
             "number" => {
-                let mut shape = Shape::new(Ty::F64);
+                let mut shape = Shape::new(number_type(at)?);
                 numeric(at, &mut shape)?;
                 shape
             }
@@ -169,9 +171,9 @@ impl<'a> Converter<'a> {
         if let Some(constant) = at.get("const") {
             let fits = match shape.ty {
                 Ty::String => constant.value.is_string(),
-                Ty::I64 => constant.value.is_i64(),
-                Ty::U64 => constant.value.is_u64(),
+                Ty::Int(int) => int.holds(constant.value),
                 Ty::F64 => constant.value.is_number(),
+                Ty::F32 => super::fits_f32(constant.value),
                 Ty::Bool => constant.value.is_boolean(),
                 _ => false,
             };
@@ -340,6 +342,42 @@ pub(super) fn json_type<'v>(at: &At<'v>) -> Result<(&'v str, bool)> {
     Ok((inferred, nullable))
 }
 
+/// The Rust type of an integer: the one its `format` names, else `u64` when a lower bound
+/// rules out negative numbers, else `i64`.
+fn integer_type(at: &At<'_>) -> Result<Int> {
+    if let Some(format) = at.get("format") {
+        let name = format.value.as_str().unwrap_or_default();
+        return Int::from_format(name).ok_or_else(|| {
+            let names: Vec<&str> = Int::FORMATS.iter().map(|(name, _)| *name).collect();
+            format.err(format!(
+                "unsupported format {} for an integer; supported: {}",
+                format.value,
+                names.join(", ")
+            ))
+        });
+    }
+    let unsigned = [at.get("minimum"), at.get("exclusiveMinimum")]
+        .iter()
+        .flatten()
+        .any(|bound| bound.value.as_f64().is_some_and(|min| min >= 0.0));
+    Ok(if unsigned { Int::U64 } else { Int::I64 })
+}
+
+/// The Rust type of a number: `f32` for `"format": "float"`, else `f64`.
+fn number_type(at: &At<'_>) -> Result<Ty> {
+    let Some(format) = at.get("format") else {
+        return Ok(Ty::F64);
+    };
+    match format.value.as_str() {
+        Some("float") => Ok(Ty::F32),
+        Some("double") => Ok(Ty::F64),
+        _ => Err(format.err(format!(
+            "unsupported format {} for a number; supported: float, double",
+            format.value
+        ))),
+    }
+}
+
 fn string(at: &At<'_>) -> Result<Shape> {
     let mut shape = Shape::new(Ty::String);
     if let Some(format) = at.get("format") {
@@ -423,12 +461,11 @@ fn numeric(at: &At<'_>, shape: &mut Shape) -> Result<()> {
                 return Err(bound.err("`multipleOf` must be greater than 0"));
             }
             // `u64` already guarantees a lower bound of 0 or less; integers are multiples of 1.
-            let integer = matches!(shape.ty, Ty::I64 | Ty::U64);
+            let integer = matches!(shape.ty, Ty::Int(_));
+            let unsigned = matches!(shape.ty, Ty::Int(int) if !int.signed());
             let moot = match key {
-                "minimum" => shape.ty == Ty::U64 && number.as_f64().is_some_and(|n| n <= 0.0),
-                "exclusiveMinimum" => {
-                    shape.ty == Ty::U64 && number.as_f64().is_some_and(|n| n < 0.0)
-                }
+                "minimum" => unsigned && number.as_f64().is_some_and(|n| n <= 0.0),
+                "exclusiveMinimum" => unsigned && number.as_f64().is_some_and(|n| n < 0.0),
                 "multipleOf" => integer && number.as_u64() == Some(1),
                 _ => false,
             };

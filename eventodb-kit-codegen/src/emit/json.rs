@@ -1,6 +1,6 @@
 //! JSON values as Rust tokens: for `serde_json::json!` (schemars `extend`) and as literals.
 
-use crate::model::Ty;
+use crate::model::{Int, Ty};
 use proc_macro2::{Literal, TokenStream};
 use quote::quote;
 use serde_json::{Number, Value};
@@ -52,10 +52,16 @@ fn number_tokens(number: &Number) -> TokenStream {
 pub(super) fn literal(value: &Value, ty: &Ty) -> TokenStream {
     match (ty, value) {
         (Ty::Bool, Value::Bool(b)) => quote!(#b),
-        (Ty::I64, Value::Number(n)) => int(n.as_i64().unwrap_or_default()),
-        (Ty::U64, Value::Number(n)) => {
-            let lit = Literal::u64_suffixed(n.as_u64().unwrap_or_default());
-            quote!(#lit)
+        (Ty::Int(int), Value::Number(n)) => typed_int(*int, n),
+        (Ty::F32, Value::Number(n)) => {
+            // Checked to fit when converting: the nearest `f32` is the value meant.
+            #[expect(
+                clippy::cast_possible_truncation,
+                reason = "the type asked for is `f32`"
+            )]
+            let n = n.as_f64().unwrap_or_default() as f32;
+            let lit = Literal::f32_suffixed(n.abs());
+            if n < 0.0 { quote!(-#lit) } else { quote!(#lit) }
         }
         (_, Value::Number(n)) => float(n),
         (_, Value::String(text)) => quote!(#text),
@@ -71,6 +77,38 @@ pub(super) fn float(number: &Number) -> TokenStream {
 }
 
 /// An `i64` literal (a leading `-` as its own token).
+/// The Rust type of `int`.
+pub(super) fn int_type(int: Int) -> TokenStream {
+    match int {
+        Int::I8 => quote!(i8),
+        Int::I16 => quote!(i16),
+        Int::I32 => quote!(i32),
+        Int::I64 => quote!(i64),
+        Int::U8 => quote!(u8),
+        Int::U16 => quote!(u16),
+        Int::U32 => quote!(u32),
+        Int::U64 => quote!(u64),
+    }
+}
+
+/// A literal of type `int` (checked to fit when converting), written as the type's `MIN`
+/// when it is (`-128i8` would not compile: the literal `128i8` overflows before the `-`).
+fn typed_int(int: Int, number: &Number) -> TokenStream {
+    let n = number
+        .as_i64()
+        .map(i128::from)
+        .or_else(|| number.as_u64().map(i128::from))
+        .unwrap_or_default();
+    let ty = int_type(int);
+    if n == int.range().0 && n < 0 {
+        return quote!(#ty::MIN);
+    }
+    let digits: TokenStream = format!("{}{ty}", n.unsigned_abs())
+        .parse()
+        .unwrap_or_default();
+    if n < 0 { quote!(-#digits) } else { digits }
+}
+
 pub(super) fn int(n: i64) -> TokenStream {
     if n == i64::MIN {
         return quote!(i64::MIN);

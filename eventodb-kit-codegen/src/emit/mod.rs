@@ -87,9 +87,9 @@ impl Emitter<'_> {
                 quote!(#krate::__private::chrono::DateTime<#krate::__private::chrono::Utc>)
             }
             Ty::Date => quote!(#krate::__private::chrono::NaiveDate),
-            Ty::I64 => quote!(i64),
-            Ty::U64 => quote!(u64),
+            Ty::Int(int) => json::int_type(*int),
             Ty::F64 => quote!(f64),
+            Ty::F32 => quote!(f32),
             Ty::Bool => quote!(bool),
             Ty::Any => quote!(#krate::__private::serde_json::Value),
             Ty::Vec(item) => {
@@ -459,8 +459,8 @@ fn schemars_extend(shape: &Shape) -> BTreeMap<String, Value> {
 fn scalar_schema(shape: &Shape) -> Option<BTreeMap<String, Value>> {
     let ty = match &shape.ty {
         Ty::String => "string",
-        Ty::I64 | Ty::U64 => "integer",
-        Ty::F64 => "number",
+        Ty::Int(_) => "integer",
+        Ty::F64 | Ty::F32 => "number",
         Ty::Bool => "boolean",
         Ty::Vec(_) => "array",
         _ => return None,

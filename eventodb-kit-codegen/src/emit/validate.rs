@@ -2,7 +2,7 @@
 //! JSON pointer of the value that broke it.
 
 use super::{Emitter, ident, json};
-use crate::model::{Check, Format, Model, Presence, Shape, Ty, TypeDef, TypeKind};
+use crate::model::{Check, Format, Int, Model, Presence, Shape, Ty, TypeDef, TypeKind};
 use proc_macro2::{Ident, Literal, TokenStream};
 use quote::quote;
 use serde_json::{Number, Value};
@@ -220,7 +220,7 @@ fn call(check: &Check, ty: &Ty) -> Option<(TokenStream, TokenStream)> {
         Check::ExclusiveMinimum(n) => (quote!(exclusive_minimum), bound_args(ty, n, true)?),
         Check::ExclusiveMaximum(n) => (quote!(exclusive_maximum), bound_args(ty, n, false)?),
         Check::MultipleOf(n) => match (ty, n.as_u64()) {
-            (Ty::I64 | Ty::U64, Some(divisor)) => {
+            (Ty::Int(_), Some(divisor)) => {
                 let divisor = Literal::u64_unsuffixed(divisor);
                 (
                     quote!(multiple_of_int),
@@ -275,15 +275,25 @@ fn call(check: &Check, ty: &Ty) -> Option<(TokenStream, TokenStream)> {
 /// `value, bound` for a numeric comparison, typed to match, or `None` when the type makes the
 /// check moot (`u64` is never below 0).
 fn bound_args(ty: &Ty, bound: &Number, lower: bool) -> Option<TokenStream> {
-    match ty {
-        Ty::I64 if bound.as_i64().is_some() => {
-            let lit = json::int(bound.as_i64().unwrap_or_default());
-            Some(quote!(*value, #lit))
+    // A narrower type is compared as its 64-bit kin: a bound may lie outside its range.
+    let widened = |wide: TokenStream, int: Int| {
+        if matches!(int, Int::I64 | Int::U64) {
+            quote!(*value)
+        } else {
+            quote!(#wide::from(*value))
         }
-        Ty::U64 => match (bound.as_u64(), bound.as_f64()) {
+    };
+    match ty {
+        Ty::Int(int) if int.signed() && bound.as_i64().is_some() => {
+            let lit = json::int(bound.as_i64().unwrap_or_default());
+            let value = widened(quote!(i64), *int);
+            Some(quote!(#value, #lit))
+        }
+        Ty::Int(int) if !int.signed() => match (bound.as_u64(), bound.as_f64()) {
             (Some(n), _) => {
                 let lit = Literal::u64_suffixed(n);
-                Some(quote!(*value, #lit))
+                let value = widened(quote!(u64), *int);
+                Some(quote!(#value, #lit))
             }
             (None, Some(n)) if n < 0.0 && lower => None,
             _ => {
@@ -294,6 +304,10 @@ fn bound_args(ty: &Ty, bound: &Number, lower: bool) -> Option<TokenStream> {
         Ty::F64 => {
             let lit = json::float(bound);
             Some(quote!(*value, #lit))
+        }
+        Ty::F32 => {
+            let lit = json::float(bound);
+            Some(quote!(f64::from(*value), #lit))
         }
         _ => {
             let lit = json::float(bound);

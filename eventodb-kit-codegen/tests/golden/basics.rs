@@ -1847,6 +1847,206 @@ pub struct ShapeRect {
     /// The `width` property.
     pub width: f64,
 }
+/// Integer and number formats pick the Rust type; bounds are checked as written.
+///
+/// Generated from `sized_numbers.json`.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::redundant_explicit_links
+)]
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    __eventodb::Event,
+    __eventodb_serde::Serialize,
+    __eventodb_serde::Deserialize,
+    __eventodb_schemars::JsonSchema,
+)]
+#[serde(crate = "__eventodb_serde")]
+#[schemars(crate = "__eventodb_schemars")]
+#[event(
+    type = "SizedNumbersRecorded",
+    category = "sized",
+    stream = "sized-{reading_id}",
+    crate = "::eventodb_kit",
+    validate = "SizedNumbersRecorded::__eventodb_validate_event"
+)]
+#[allow(dead_code)]
+pub struct SizedNumbersRecorded {
+    /// The `count` property.
+    #[serde(default = "SizedNumbersRecorded::__default_count")]
+    #[schemars(extend("format" = "uint32", "minimum" = 0i64))]
+    pub count: u32,
+    /// The `level` property.
+    #[schemars(extend("const" = 255i64, "format" = "uint8"))]
+    pub level: u8,
+    /// The `limit` property.
+    #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
+    #[schemars(extend("exclusiveMinimum" = -1i64, "format" = "uint64"))]
+    pub limit: ::core::option::Option<u64>,
+    /// The `offset` property.
+    #[serde(default = "SizedNumbersRecorded::__default_offset")]
+    #[schemars(extend("format" = "int16", "maximum" = 40000i64))]
+    pub offset: i16,
+    /// The `port` property.
+    #[schemars(extend("format" = "uint16", "minimum" = 1024i64, "multipleOf" = 2i64))]
+    pub port: u16,
+    /// The `precise` property.
+    #[serde(
+        default,
+        skip_serializing_if = "::core::option::Option::is_none",
+        deserialize_with = "__eventodb_codegen::deserialize_some"
+    )]
+    #[schemars(with = "f64")]
+    #[schemars(extend("const" = 0.1, "format" = "double"))]
+    pub precise: ::core::option::Option<f64>,
+    /// The `ratio` property.
+    #[serde(default = "SizedNumbersRecorded::__default_ratio")]
+    #[schemars(
+        extend(
+            "format" = "float",
+            "maximum" = 1000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000.0,
+            "minimum" = -1.5
+        )
+    )]
+    pub ratio: f32,
+    /// The `reading_id` property.
+    #[schemars(extend("format" = "int32"))]
+    pub reading_id: i32,
+    /// The `small` property.
+    #[schemars(extend("format" = "int8", "maximum" = 100i64, "minimum" = -128i64))]
+    pub small: i8,
+    /// The `total` property.
+    #[schemars(extend("format" = "int64", "minimum" = 0i64))]
+    pub total: i64,
+}
+#[allow(dead_code)]
+impl SizedNumbersRecorded {
+    fn __default_count() -> u32 {
+        4294967295u32
+    }
+    fn __default_offset() -> i16 {
+        i16::MIN
+    }
+    fn __default_ratio() -> f32 {
+        0.25f32
+    }
+}
+#[allow(dead_code)]
+impl SizedNumbersRecorded {
+    /// Appends every schema rule this value breaks to `violations`, with pointers
+    /// starting at `pointer`.
+    #[doc(hidden)]
+    pub fn __eventodb_validate(
+        &self,
+        pointer: &str,
+        violations: &mut ::std::vec::Vec<__eventodb::Violation>,
+    ) {
+        {
+            let value = &self.level;
+            __eventodb_codegen::constant(
+                violations,
+                pointer,
+                "/level",
+                value,
+                &255u8,
+                "255",
+            );
+        }
+        {
+            let value = &self.offset;
+            __eventodb_codegen::maximum(
+                violations,
+                pointer,
+                "/offset",
+                i64::from(*value),
+                40000i64,
+            );
+        }
+        {
+            let value = &self.port;
+            __eventodb_codegen::minimum(
+                violations,
+                pointer,
+                "/port",
+                u64::from(*value),
+                1024u64,
+            );
+            __eventodb_codegen::multiple_of_int(
+                violations,
+                pointer,
+                "/port",
+                i128::from(*value),
+                2,
+            );
+        }
+        if let ::core::option::Option::Some(value) = &self.precise {
+            __eventodb_codegen::constant(
+                violations,
+                pointer,
+                "/precise",
+                value,
+                &0.1f64,
+                "0.1",
+            );
+        }
+        {
+            let value = &self.ratio;
+            __eventodb_codegen::minimum(
+                violations,
+                pointer,
+                "/ratio",
+                f64::from(*value),
+                -1.5f64,
+            );
+            __eventodb_codegen::maximum(
+                violations,
+                pointer,
+                "/ratio",
+                f64::from(*value),
+                1000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000f64,
+            );
+        }
+        {
+            let value = &self.small;
+            __eventodb_codegen::minimum(
+                violations,
+                pointer,
+                "/small",
+                i64::from(*value),
+                -128i64,
+            );
+            __eventodb_codegen::maximum(
+                violations,
+                pointer,
+                "/small",
+                i64::from(*value),
+                100i64,
+            );
+        }
+        {
+            let value = &self.total;
+            __eventodb_codegen::minimum(violations, pointer, "/total", *value, 0i64);
+        }
+    }
+}
+#[allow(dead_code)]
+impl SizedNumbersRecorded {
+    #[doc(hidden)]
+    pub fn __eventodb_validate_event(
+        &self,
+    ) -> ::core::result::Result<(), __eventodb::ValidationError> {
+        let mut violations = ::std::vec::Vec::new();
+        self.__eventodb_validate("", &mut violations);
+        __eventodb_codegen::finish(violations)
+    }
+}
 /// The `SpacedName` type.
 ///
 /// Generated from `nullable_refs.json#/$defs/Spaced Name`.
@@ -1997,6 +2197,8 @@ pub enum AnyEvent {
     LegacyThingHappened(LegacyThingHappened),
     /// A `NullableRefsSet` event (category `nullable`).
     NullableRefsSet(NullableRefsSet),
+    /// A `SizedNumbersRecorded` event (category `sized`).
+    SizedNumbersRecorded(SizedNumbersRecorded),
 }
 #[allow(dead_code)]
 impl AnyEvent {
@@ -2010,6 +2212,9 @@ impl AnyEvent {
                 <LegacyThingHappened as __eventodb::Event>::TYPE
             }
             Self::NullableRefsSet(_) => <NullableRefsSet as __eventodb::Event>::TYPE,
+            Self::SizedNumbersRecorded(_) => {
+                <SizedNumbersRecorded as __eventodb::Event>::TYPE
+            }
         }
     }
     /// The event's category, e.g. `user`.
@@ -2022,6 +2227,9 @@ impl AnyEvent {
                 <LegacyThingHappened as __eventodb::Event>::CATEGORY
             }
             Self::NullableRefsSet(_) => <NullableRefsSet as __eventodb::Event>::CATEGORY,
+            Self::SizedNumbersRecorded(_) => {
+                <SizedNumbersRecorded as __eventodb::Event>::CATEGORY
+            }
         }
     }
     /// The stream the event belongs to, from its template.
@@ -2030,6 +2238,7 @@ impl AnyEvent {
             Self::KitchenSinkRecorded(event) => __eventodb::Event::stream_name(event),
             Self::LegacyThingHappened(event) => __eventodb::Event::stream_name(event),
             Self::NullableRefsSet(event) => __eventodb::Event::stream_name(event),
+            Self::SizedNumbersRecorded(event) => __eventodb::Event::stream_name(event),
         }
     }
     /// The event as the JSON `data` of a message.
@@ -2052,6 +2261,9 @@ impl AnyEvent {
             Self::NullableRefsSet(event) => {
                 __eventodb::__private::serde_json::to_value(event)
             }
+            Self::SizedNumbersRecorded(event) => {
+                __eventodb::__private::serde_json::to_value(event)
+            }
         }
     }
 }
@@ -2068,6 +2280,11 @@ impl ::core::convert::From<LegacyThingHappened> for AnyEvent {
 impl ::core::convert::From<NullableRefsSet> for AnyEvent {
     fn from(event: NullableRefsSet) -> Self {
         Self::NullableRefsSet(event)
+    }
+}
+impl ::core::convert::From<SizedNumbersRecorded> for AnyEvent {
+    fn from(event: SizedNumbersRecorded) -> Self {
+        Self::SizedNumbersRecorded(event)
     }
 }
 /// The registry of every generated event: types, categories and decoding.
@@ -2097,6 +2314,11 @@ impl Events {
                     __eventodb_schemars::schema_for!(NullableRefsSet),
                 )
             }
+            "SizedNumbersRecorded" => {
+                ::core::option::Option::Some(
+                    __eventodb_schemars::schema_for!(SizedNumbersRecorded),
+                )
+            }
             _ => ::core::option::Option::None,
         }
     }
@@ -2107,6 +2329,7 @@ impl __eventodb::registry::EventRegistry for Events {
         "KitchenSinkRecorded",
         "LegacyThingHappened",
         "NullableRefsSet",
+        "SizedNumbersRecorded",
     ];
     const CATEGORIES: &'static [__eventodb::registry::CategoryTypes] = &[
         __eventodb::registry::CategoryTypes {
@@ -2121,12 +2344,17 @@ impl __eventodb::registry::EventRegistry for Events {
             category: "sink",
             types: categories::SINK,
         },
+        __eventodb::registry::CategoryTypes {
+            category: "sized",
+            types: categories::SIZED,
+        },
     ];
     fn category_of(event_type: &str) -> ::core::option::Option<&'static str> {
         match event_type {
             "KitchenSinkRecorded" => ::core::option::Option::Some("sink"),
             "LegacyThingHappened" => ::core::option::Option::Some("legacy"),
             "NullableRefsSet" => ::core::option::Option::Some("nullable"),
+            "SizedNumbersRecorded" => ::core::option::Option::Some("sized"),
             _ => ::core::option::Option::None,
         }
     }
@@ -2159,6 +2387,14 @@ impl __eventodb::registry::EventRegistry for Events {
                         source,
                     })
             }
+            "SizedNumbersRecorded" => {
+                <SizedNumbersRecorded as __eventodb::Event>::decode(data)
+                    .map(AnyEvent::SizedNumbersRecorded)
+                    .map_err(|source| __eventodb::registry::DecodeError::Invalid {
+                        event_type: ::std::string::String::from(event_type),
+                        source,
+                    })
+            }
             _ => {
                 ::core::result::Result::Err(__eventodb::registry::DecodeError::UnknownType {
                     event_type: ::std::string::String::from(event_type),
@@ -2177,4 +2413,6 @@ pub mod categories {
     pub const NULLABLE: &[&str] = &["NullableRefsSet"];
     /// The event types of category `sink`, sorted.
     pub const SINK: &[&str] = &["KitchenSinkRecorded"];
+    /// The event types of category `sized`, sorted.
+    pub const SIZED: &[&str] = &["SizedNumbersRecorded"];
 }

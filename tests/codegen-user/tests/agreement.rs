@@ -221,7 +221,7 @@ fn workspace_schemas_agree_with_generated_types() {
 #[test]
 fn basics_schemas_agree_with_generated_types() {
     let cases = cases(&root().join("eventodb-kit-codegen/tests/schemas/basics"));
-    assert_eq!(cases.len(), 3);
+    assert_eq!(cases.len(), 4);
     let (documents, problems) = judge::<golden::basics::Events>(
         &cases,
         |title| golden::basics::Events::json_schema(title).map(|s| s.to_value()),

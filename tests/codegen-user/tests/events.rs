@@ -258,6 +258,15 @@ fn nullable_references_decode_null() {
     assert!(NullableRefsSet::decode(&empty).is_err());
 }
 
+/// `base` with the properties of `extra` added or replaced.
+fn merged(base: &serde_json::Value, extra: &serde_json::Value) -> serde_json::Value {
+    let mut data = base.clone();
+    data.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    data
+}
+
 #[test]
 fn integer_enums_read_and_write_their_numbers() {
     use eventodb_kit_codegen_user::golden::basics::{
@@ -267,13 +276,7 @@ fn integer_enums_read_and_write_their_numbers() {
         "sink_id": 7, "name": "abc", "count": 3, "ratio": 0.5, "flag": true,
         "nullable_required": null
     });
-    let with = |extra: serde_json::Value| {
-        let mut data = base.clone();
-        data.as_object_mut()
-            .unwrap()
-            .extend(extra.as_object().unwrap().clone());
-        data
-    };
+    let with = |extra: serde_json::Value| merged(&base, &extra);
     // Absent: the default (2); the optional one stays absent on the way back.
     let event = KitchenSinkRecorded::decode(&base).expect("valid");
     assert_eq!(event.priority, KitchenSinkRecordedPriority::Value2);
@@ -296,4 +299,53 @@ fn integer_enums_read_and_write_their_numbers() {
         "{error}"
     );
     assert!(KitchenSinkRecorded::decode(&with(json!({ "priority": "Value3" }))).is_err());
+}
+
+#[test]
+fn integer_and_number_formats_choose_the_rust_type() {
+    use eventodb_kit_codegen_user::golden::basics::SizedNumbersRecorded;
+    let base = json!({
+        "reading_id": -7, "small": -128, "level": 255, "port": 8080, "total": 9_000_000_000_i64
+    });
+    let with = |extra: serde_json::Value| merged(&base, &extra);
+    let event = SizedNumbersRecorded::decode(&base).expect("valid");
+    let (reading_id, small, level, port): (i32, i8, u8, u16) =
+        (event.reading_id, event.small, event.level, event.port);
+    assert_eq!((reading_id, small, level, port), (-7, -128, 255, 8080));
+    let total: i64 = event.total;
+    assert_eq!(total, 9_000_000_000);
+    // The defaults, each at an end of its type's range, and a float.
+    let (count, offset, ratio): (u32, i16, f32) = (event.count, event.offset, event.ratio);
+    assert_eq!((count, offset, ratio), (u32::MAX, i16::MIN, 0.25));
+    assert_eq!(event.limit, None::<u64>);
+    assert_eq!(event.stream_name(), "sized--7");
+    // Written back as the numbers they were.
+    let written = serde_json::to_value(&event).unwrap();
+    assert_eq!(written["small"], json!(-128));
+    assert_eq!(written["count"], json!(4_294_967_295_u32));
+
+    // A value past the type's range is refused when read, naming the type.
+    for (extra, expected) in [
+        (json!({ "small": -129 }), "integer `-129`, expected i8"),
+        (json!({ "reading_id": 2_147_483_648_i64 }), "expected i32"),
+        (json!({ "port": -1 }), "integer `-1`, expected u16"),
+        (json!({ "count": 4_294_967_296_i64 }), "expected u32"),
+    ] {
+        let error = SizedNumbersRecorded::decode(&with(extra.clone())).expect_err("out of range");
+        assert!(error.to_string().contains(expected), "{extra}: {error}");
+    }
+    // The schema's own bounds still apply, compared at full width.
+    let error =
+        SizedNumbersRecorded::decode(&with(json!({ "small": 101, "port": 1023, "total": -1 })))
+            .expect_err("past the bounds");
+    let shown = error.to_string();
+    for pointer in ["/small", "/port", "/total"] {
+        assert!(shown.contains(pointer), "{pointer} missing from {shown}");
+    }
+    assert!(SizedNumbersRecorded::decode(&with(json!({ "port": 1025 }))).is_err());
+    assert!(SizedNumbersRecorded::decode(&with(json!({ "level": 254 }))).is_err());
+    assert!(SizedNumbersRecorded::decode(&with(json!({ "ratio": -2.0 }))).is_err());
+    let event = SizedNumbersRecorded::decode(&with(json!({ "limit": 0, "ratio": -1.5 })))
+        .expect("at the bounds");
+    assert_eq!((event.limit, event.ratio), (Some(0), -1.5));
 }
