@@ -45,7 +45,7 @@ pub enum DialectKind {
     Sqlite,
 }
 
-pub(crate) use private::{Claim, Claimed, Discard, DiscardState, Inserted, Unverified};
+pub(crate) use private::{Claim, Claimed, Discard, DiscardState, Inserted, SentRow, Unverified};
 
 /// Counts for health checks and metrics.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -223,16 +223,24 @@ const SQL: Sql = Sql {
     // extends the lease meanwhile (it holds the row's lock), PostgreSQL checks the row's own
     // conditions again on the new version, but not the subquery's, whose rows it read before
     // the wait. The subquery only bounds how many go at once.
+    //
+    // The fence test is written `IS NOT TRUE`, not `NOT EXISTS`, so that it stays a probe of
+    // the lease's own stream per lease: as an anti-join, with statistics that had not caught
+    // up with a burst of writes, PostgreSQL read every unsent row of the namespace per lease,
+    // and ran the subquery again per lease (10 leases over 20,000 rows: 1.3 million buffers
+    // and a second; 224 leases in a soak run: minutes, with every claim waiting behind it).
+    // The candidates are materialized for the same reason.
     purge_leases: concat!(
-        "DELETE FROM eventodb_kit_outbox_leases AS l
-        WHERE l.namespace = $1 AND l.lease_until < now() AND NOT ",
-        lease_fences!(postgres, "$1", "l.stream"),
-        " AND l.stream IN (
+        "WITH due AS MATERIALIZED (
             SELECT l.stream FROM eventodb_kit_outbox_leases AS l
-            WHERE l.namespace = $1 AND l.lease_until < now() AND NOT ",
+            WHERE l.namespace = $1 AND l.lease_until < now() AND ",
         lease_fences!(postgres, "$1", "l.stream"),
-        "
-            LIMIT $2)"
+        " IS NOT TRUE
+            LIMIT $2)
+        DELETE FROM eventodb_kit_outbox_leases AS l
+        WHERE l.namespace = $1 AND l.lease_until < now() AND ",
+        lease_fences!(postgres, "$1", "l.stream"),
+        " IS NOT TRUE AND l.stream IN (SELECT stream FROM due)"
     ),
     // Committed without waiting for the WAL flush: if PostgreSQL crashes and loses this
     // record, the rows are still leased (the claim was flushed), so whoever claims them after
@@ -344,6 +352,14 @@ const SQL: Sql = Sql {
         WHERE namespace = $1 AND status = 'sent' AND verified_at IS NULL
           AND sent_at <= now() - make_interval(secs => $2)
         ORDER BY sent_at, seq LIMIT $3",
+    // Read from the index of migration 10, newest first.
+    newest_verified: "SELECT seq, id::text AS id, stream, position, global_position,
+               requeued::int8 AS requeued
+        FROM eventodb_kit_outbox
+        WHERE namespace = $1 AND status = 'sent' AND verified_at IS NOT NULL
+        ORDER BY sent_at DESC LIMIT $2",
+    unverify_all: "UPDATE eventodb_kit_outbox SET verified_at = NULL
+        WHERE namespace = $1 AND status = 'sent' AND verified_at IS NOT NULL",
     mark_verified_many: "UPDATE eventodb_kit_outbox AS o SET verified_at = now()
         FROM jsonb_array_elements($1::jsonb) AS e(row)
         WHERE o.seq = (e.row->>0)::int8 AND o.requeued = (e.row->>1)::int4
@@ -1040,6 +1056,51 @@ mod tests {
             );
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
+    }
+
+    /// Quiet leases are purged with an index probe per lease, not a read of the backlog per
+    /// lease (and per lease again). Right after a burst of writes the planner took the
+    /// unsent rows for a handful and joined every lease with all of them: in a soak run one
+    /// such purge ran for minutes, holding back every claim behind its row locks.
+    #[tokio::test]
+    async fn purging_leases_reads_per_lease_not_the_backlog() {
+        let Some(db) = backlog().await else { return };
+        // Ten expired leases whose ranges hold none of their streams' rows.
+        sqlx::query(
+            "INSERT INTO eventodb_kit_outbox_leases
+                (namespace, stream, owner, lease_until, from_seq, through_seq)
+            SELECT 'default', 's-' || i, 'gone', now() - interval '1 minute', 30000, 30001
+            FROM generate_series(0, 9) AS i",
+        )
+        .execute(&db.pool)
+        .await
+        .unwrap();
+        let mut tx = db.pool.begin().await.unwrap();
+        let (explain,): (sqlx::types::Json<Value>,) = sqlx::query_as(&format!(
+            "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {}",
+            SQL.purge_leases
+        ))
+        .bind("default")
+        .bind(100_i64)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+        tx.rollback().await.unwrap();
+        let touched = buffers(&explain);
+        let purged = sqlx::query(SQL.purge_leases)
+            .bind("default")
+            .bind(100_i64)
+            .execute(&db.pool)
+            .await
+            .unwrap()
+            .rows_affected();
+        db.cleanup().await;
+        assert_eq!(purged, 10);
+        assert!(
+            touched < 300,
+            "the purge of 10 leases touched {touched} buffers: {}",
+            explain.0
+        );
     }
 
     /// A quiet lease that a stream task extends while the purge waits for its row is kept:

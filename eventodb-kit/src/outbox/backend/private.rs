@@ -87,7 +87,25 @@ pub struct Claim {
     pub reached_end: bool,
 }
 
-/// A sent row awaiting verification.
+/// A sent row as the sweep's queries read it: (seq, id, stream, position, global position,
+/// requeued).
+pub(crate) type SentRow = (i64, String, String, Option<i64>, Option<i64>, i64);
+
+impl From<SentRow> for Unverified {
+    fn from((seq, id, stream, position, global_position, requeued): SentRow) -> Self {
+        Unverified {
+            seq,
+            id,
+            stream,
+            position: position.unwrap_or(-1),
+            global_position: global_position.unwrap_or(-1),
+            requeued,
+        }
+    }
+}
+
+/// A sent row awaiting verification (or, for the sweep's check of the newest verified rows,
+/// verified already).
 #[derive(Debug, Clone)]
 pub struct Unverified {
     pub seq: i64,
@@ -308,6 +326,16 @@ pub trait Dialect: sqlx::Database + Sized {
         older_than: Duration,
         limit: i64,
     ) -> impl Future<Output = Result<Vec<Unverified>>> + Send;
+    /// Up to `limit` verified rows, the most recently sent first.
+    fn newest_verified(
+        pool: &Pool<Self>,
+        namespace: &str,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<Unverified>>> + Send;
+    /// Makes every verified row of `namespace` unverified, for the sweep to read back again;
+    /// returns how many.
+    fn unverify_all(pool: &Pool<Self>, namespace: &str)
+    -> impl Future<Output = Result<u64>> + Send;
     /// Marks rows verified (one statement), given as `(seq, requeued)` as the sweep read
     /// them: a row put back and sent again since (by another process's sweep) is not the
     /// send this sweep found in EventoDB, and stays unverified.

@@ -542,7 +542,7 @@ macro_rules! backend_impl {
                 limit: i64,
             ) -> $crate::error::Result<Vec<$crate::outbox::backend::Unverified>> {
                 retry_busy!(async {
-                    let rows: Vec<(i64, String, String, Option<i64>, Option<i64>, i64)> =
+                    let rows: Vec<$crate::outbox::backend::SentRow> =
                         sqlx::query_as($sql.unverified)
                             .bind(namespace)
                             .bind($interval(older_than))
@@ -550,19 +550,38 @@ macro_rules! backend_impl {
                             .fetch_all(pool)
                             .await
                             .map_err(db)?;
-                    Ok(rows
-                        .into_iter()
-                        .map(|(seq, id, stream, position, global_position, requeued)| {
-                            $crate::outbox::backend::Unverified {
-                                seq,
-                                id,
-                                stream,
-                                position: position.unwrap_or(-1),
-                                global_position: global_position.unwrap_or(-1),
-                                requeued,
-                            }
-                        })
-                        .collect())
+                    Ok(rows.into_iter().map($crate::outbox::backend::Unverified::from).collect())
+                })
+            }
+
+            async fn newest_verified(
+                pool: &sqlx::Pool<Self>,
+                namespace: &str,
+                limit: i64,
+            ) -> $crate::error::Result<Vec<$crate::outbox::backend::Unverified>> {
+                retry_busy!(async {
+                    let rows: Vec<$crate::outbox::backend::SentRow> =
+                        sqlx::query_as($sql.newest_verified)
+                            .bind(namespace)
+                            .bind(limit)
+                            .fetch_all(pool)
+                            .await
+                            .map_err(db)?;
+                    Ok(rows.into_iter().map($crate::outbox::backend::Unverified::from).collect())
+                })
+            }
+
+            async fn unverify_all(
+                pool: &sqlx::Pool<Self>,
+                namespace: &str,
+            ) -> $crate::error::Result<u64> {
+                retry_busy!(async {
+                    let done = sqlx::query($sql.unverify_all)
+                        .bind(namespace)
+                        .execute(pool)
+                        .await
+                        .map_err(db)?;
+                    Ok(done.rows_affected())
                 })
             }
 

@@ -83,6 +83,10 @@ pub(crate) struct Sql {
     pub(crate) purge: &'static str,
     /// (namespace, older_than, limit) → (seq, id, stream, position, global_position, requeued)
     pub(crate) unverified: &'static str,
+    /// (namespace, limit) → the newest verified rows, as `unverified` reads them
+    pub(crate) newest_verified: &'static str,
+    /// (namespace): every verified row back to unverified
+    pub(crate) unverify_all: &'static str,
     /// (JSON array of `[seq, requeued]`): verified unless put back since
     pub(crate) mark_verified_many: &'static str,
     /// (seq, error)

@@ -337,6 +337,12 @@ const SQL: Sql = Sql {
         "
         ORDER BY sent_at, seq LIMIT ?3"
     ),
+    newest_verified: "SELECT seq, id, stream, position, global_position, requeued
+        FROM eventodb_kit_outbox
+        WHERE namespace = ?1 AND status = 'sent' AND verified_at IS NOT NULL
+        ORDER BY sent_at DESC LIMIT ?2",
+    unverify_all: "UPDATE eventodb_kit_outbox SET verified_at = NULL
+        WHERE namespace = ?1 AND status = 'sent' AND verified_at IS NOT NULL",
     mark_verified_many: concat!(
         "UPDATE eventodb_kit_outbox SET verified_at = ",
         now!(),

@@ -41,13 +41,21 @@ pub(super) async fn verify_loop<DB: Backend>(shared: Arc<Shared<DB>>) {
         return;
     };
     let mut next = Instant::now() + FIRST_SWEEP;
+    // The newest verified rows are read back again once per `verify_after` (at most once per
+    // sweep): an idle outbox costs EventoDB one read per stream of them that often.
+    let every = shared.options.verify_after.max(interval);
+    let mut newest_due = Instant::now();
     loop {
         tokio::select! {
             () = shared.cancel.cancelled() => return,
             () = tokio::time::sleep_until(next) => {}
         }
         next = Instant::now() + interval;
-        match super::verify::sweep(&shared).await {
+        let check_newest = Instant::now() >= newest_due;
+        if check_newest {
+            newest_due = Instant::now() + every;
+        }
+        match super::verify::sweep(&shared, check_newest).await {
             Ok(swept) => {
                 if swept.verified > 0 || swept.lost > 0 {
                     tracing::debug!(

@@ -1,10 +1,16 @@
 //! The reconciliation sweep: read sent events back from EventoDB, mark them verified, and
 //! send again what EventoDB lost after acknowledging it (a crashed Pebble-backed server
-//! comes back without its latest writes).
+//! comes back without any write since it opened, protocol §8).
+//!
+//! A verified event is not safe either: the read-back saw the same unsynced state the write
+//! made. So once per `verify_after` a sweep also reads back the newest verified events; when
+//! EventoDB lost one of them, it lost what came before it since it opened, so every kept
+//! sent row is made unverified and read back again.
 //!
 //! Cheap by construction: one database query when nothing awaits verification (no request
-//! to EventoDB at all), otherwise one `stream.get` per stream per page of rows, a few streams
-//! at a time.
+//! to EventoDB at all, but for one `stream.get` per stream of the newest verified rows once
+//! per `verify_after`), otherwise one `stream.get` per stream per page of rows, a few
+//! streams at a time.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -20,6 +26,9 @@ use crate::outbox::backend::{Backend, Unverified};
 const PAGE: i64 = 1000;
 /// Streams read at the same time.
 const STREAMS_AT_ONCE: usize = 8;
+/// The newest verified rows each scheduled sweep reads back again. More than one: sends
+/// recorded close together may be recorded in another order than EventoDB took them.
+const NEWEST: i64 = 16;
 
 /// What one sweep did.
 #[derive(Debug, Default)]
@@ -30,6 +39,8 @@ pub(super) struct Swept {
     pub(super) verified: usize,
     /// Rows EventoDB lost, put back to pending.
     pub(super) lost: usize,
+    /// Verified rows made unverified again: EventoDB lost one of the newest.
+    pub(super) unverified_again: u64,
 }
 
 impl Swept {
@@ -37,7 +48,7 @@ impl Swept {
     /// somewhere. A full page that verified nothing (EventoDB down, or streams it cannot
     /// read) would otherwise be read again at once, over and over, for the whole outage.
     pub(super) fn again_at_once(&self) -> bool {
-        self.full && (self.verified > 0 || self.lost > 0)
+        (self.full && (self.verified > 0 || self.lost > 0)) || self.unverified_again > 0
     }
 }
 
@@ -51,9 +62,21 @@ enum Found {
     Unknown,
 }
 
-/// Verifies one page of sent rows.
-pub(super) async fn sweep<DB: Backend>(shared: &Shared<DB>) -> Result<Swept> {
+/// Verifies one page of sent rows; first, when `check_newest`, reads the newest verified
+/// rows back (see the module's docs).
+pub(super) async fn sweep<DB: Backend>(shared: &Shared<DB>, check_newest: bool) -> Result<Swept> {
     let options = &shared.options;
+    let mut unverified_again = 0;
+    if check_newest && newest_lost(shared).await? {
+        unverified_again =
+            DB::unverify_all(shared.outbox.pool(), shared.outbox.namespace()).await?;
+        tracing::error!(
+            rows = unverified_again,
+            "EventoDB lost events it had acknowledged and that were read back since (a crashed \
+             Pebble-backed server loses every write since it opened); reading every kept sent \
+             event back again"
+        );
+    }
     let rows = DB::unverified(
         shared.outbox.pool(),
         shared.outbox.namespace(),
@@ -63,6 +86,7 @@ pub(super) async fn sweep<DB: Backend>(shared: &Shared<DB>) -> Result<Swept> {
     .await?;
     let mut swept = Swept {
         full: i64::try_from(rows.len()).is_ok_and(|read| read >= PAGE),
+        unverified_again,
         ..Swept::default()
     };
     if rows.is_empty() {
@@ -127,6 +151,25 @@ pub(super) async fn sweep<DB: Backend>(shared: &Shared<DB>) -> Result<Swept> {
         swept.verified = verified.len();
     }
     Ok(swept)
+}
+
+/// Whether EventoDB no longer holds one of the newest verified rows.
+async fn newest_lost<DB: Backend>(shared: &Shared<DB>) -> Result<bool> {
+    let rows = DB::newest_verified(shared.outbox.pool(), shared.outbox.namespace(), NEWEST).await?;
+    let mut by_stream: BTreeMap<String, Vec<Unverified>> = BTreeMap::new();
+    for row in rows {
+        by_stream.entry(row.stream.clone()).or_default().push(row);
+    }
+    let lost = stream::iter(by_stream.into_values())
+        .map(|rows| async move { check_stream(shared, &rows).await })
+        .buffer_unordered(STREAMS_AT_ONCE)
+        .any(|found| async move {
+            found
+                .iter()
+                .any(|found| matches!(found, Found::Lost { .. }))
+        })
+        .await;
+    Ok(lost)
 }
 
 /// Reads the range of positions the rows of one stream were recorded at, page by page.
@@ -198,10 +241,16 @@ mod tests {
             full,
             verified,
             lost,
+            unverified_again: 0,
         };
         assert!(swept(true, 1000, 0).again_at_once());
         assert!(swept(true, 0, 3).again_at_once());
         assert!(!swept(true, 0, 0).again_at_once(), "EventoDB down: wait");
         assert!(!swept(false, 10, 0).again_at_once(), "nothing more to read");
+        let lost_verified = Swept {
+            unverified_again: 5,
+            ..swept(false, 0, 0)
+        };
+        assert!(lost_verified.again_at_once(), "read them back now");
     }
 }
