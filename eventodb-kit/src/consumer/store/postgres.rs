@@ -70,9 +70,13 @@ const SQL: Sql = Sql {
           AND (owner IS NULL OR owner = $6 OR owned_until < now())
         RETURNING resets"
     ),
+    // The statement's time, not the transaction's: a renewal inside a long shared
+    // transaction of a transactional consumer counted the lease from the transaction's start
+    // and committed a claim that had already run out, for a standby to take.
     heartbeat: concat!(
         "UPDATE eventodb_kit_consumer_positions
-        SET seen_at = now(), owned_until = now() + make_interval(secs => $7::float8 / 1000)
+        SET seen_at = clock_timestamp(),
+            owned_until = clock_timestamp() + make_interval(secs => $7::float8 / 1000)
         WHERE ",
         key!(),
         " AND group_member = $4 AND group_size = $5 AND owner = $6 RETURNING resets"
@@ -211,3 +215,55 @@ async fn begin(pool: &PgPool) -> Result<Transaction<'static, Postgres>> {
 }
 
 store_impl!(Postgres, PgConnection, SQL, begin);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outbox::backend::postgres::pg_schema;
+
+    /// A renewal late in a long transaction counts the lease from when it runs.
+    #[tokio::test]
+    async fn a_renewal_late_in_a_transaction_counts_from_the_renewal() {
+        let Some(db) = pg_schema::fresh("eventodb_kit_heartbeat", 2).await else {
+            return;
+        };
+        sqlx::query(
+            "INSERT INTO eventodb_kit_consumer_positions
+                (namespace, category, consumer, global_position, owner, owned_until)
+            VALUES ('default', 'c', 'k', 0, 'me', now())",
+        )
+        .execute(&db.pool)
+        .await
+        .unwrap();
+        let mut tx = db.pool.begin().await.unwrap();
+        sqlx::query("SELECT pg_sleep(0.6)")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        let renewed = sqlx::query(SQL.heartbeat)
+            .bind("default")
+            .bind("c")
+            .bind("k")
+            .bind(0_i64)
+            .bind(1_i64)
+            .bind("me")
+            .bind(500_i64)
+            .execute(&mut *tx)
+            .await
+            .unwrap()
+            .rows_affected();
+        let (running,): (bool,) = sqlx::query_as(
+            "SELECT owned_until > clock_timestamp() FROM eventodb_kit_consumer_positions",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+        tx.rollback().await.unwrap();
+        db.cleanup().await;
+        assert_eq!(renewed, 1);
+        assert!(
+            running,
+            "a 500 ms lease renewed 600 ms into the transaction had run out"
+        );
+    }
+}

@@ -567,7 +567,7 @@ async fn listen(pool: &PgPool) -> std::result::Result<sqlx::postgres::PgListener
 /// A fresh schema per test in `DATABASE_URL`'s database (the integration tests' helper).
 #[cfg(test)]
 #[path = "../../../tests/pg_schema/mod.rs"]
-mod pg_schema;
+pub(crate) mod pg_schema;
 
 #[cfg(test)]
 mod tests {
