@@ -168,6 +168,7 @@ consumer_scenarios!(fresh, cleanup;
     a_handler_whose_commit_breaks_a_constraint_fails,
     // PostgreSQL only: SQLite stores a NUL in JSON text.
     an_event_the_database_cannot_park_stops_the_consumer,
+    an_event_the_database_cannot_record_stops_the_consumer,
 );
 
 /// Two transactional consumers (events in shared transactions of 5, and one by one) and a

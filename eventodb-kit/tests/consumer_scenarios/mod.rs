@@ -1049,6 +1049,58 @@ pub(crate) async fn an_event_the_database_cannot_park_stops_the_consumer<DB: Db>
     let _ = workers.shutdown().await;
 }
 
+/// An event whose stream name the database cannot store as text (a NUL, which EventoDB's
+/// in-memory and Pebble stores keep): a transactional consumer cannot record it as
+/// processed, and no retry changes that. It stops with the database's error, where it
+/// retried for good with only warnings.
+pub(crate) async fn an_event_the_database_cannot_record_stops_the_consumer<DB: Db>(pool: Pool<DB>) {
+    let env = Env::new("consumer").await;
+    let kit = env.kit(&pool);
+    let (_, ok_at) = env.write("nulname-1", "Ok", 0).await;
+    let written = env
+        .client
+        .call_raw(
+            "stream.write",
+            &[
+                json!("nulname-a\u{0}b"),
+                json!({ "type": "Ok", "data": {} }),
+                json!({ "id": Uuid::now_v7().to_string() }),
+            ],
+        )
+        .await;
+    if let Err(error) = written {
+        eprintln!("skipped: this EventoDB refuses a NUL in a stream name ({error})");
+        return;
+    }
+    let log = Log::default();
+    let mut workers = kit
+        .workers()
+        .consumer(
+            Recorder::new("nulname", "recorder", &log),
+            ConsumerOptions::new("recorder")
+                .transactional(true)
+                .retry(fast_retry()),
+        )
+        .spawn()
+        .await
+        .expect("spawn");
+    let failure = tokio::time::timeout(LONG, workers.next_failure())
+        .await
+        .expect("a failure reported, not a record retried for good")
+        .expect("an error");
+    let mut text = failure.to_string();
+    let mut cause = std::error::Error::source(&failure);
+    while let Some(inner) = cause {
+        text = format!("{text}: {inner}");
+        cause = inner.source();
+    }
+    assert!(text.contains("Unicode") || text.contains("0x00"), "{text}");
+    let admin = ConsumerAdmin::for_kit(&kit);
+    let positions = admin.positions("nulname", "recorder").await.unwrap();
+    assert_eq!(positions[0].global_position, ok_at.global_position);
+    let _ = workers.shutdown().await;
+}
+
 /// A poison event with the stop policy stops the consumer with a typed error, before it.
 pub(crate) async fn poison_event_stops_the_consumer<DB: Db>(pool: Pool<DB>) {
     let env = Env::new("consumer").await;

@@ -115,6 +115,14 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             let wait = match result {
                 // Not database trouble: the consumer starts again from the reset position.
                 Err(error @ Error::ConsumerPositionReset { .. }) => return Err(error),
+                // The kit's own records of this event (its id or stream as text) are refused,
+                // and would be on every try.
+                Err(Error::Database { source })
+                    if crate::error::database_refuses_for_good(&source) =>
+                {
+                    tracing::error!(consumer = %self.key.consumer, id = %message.id, error = %source, "the database refuses to record this event for good; the consumer stops");
+                    return Err(Error::Database { source });
+                }
                 Err(error) => {
                     attempt -= 1;
                     infrastructure = infrastructure.saturating_add(1);
