@@ -1035,18 +1035,24 @@ pub(crate) async fn an_event_the_database_cannot_park_stops_the_consumer<DB: Db>
         .await
         .expect("a failure reported, not a park retried for good")
         .expect("an error");
-    let mut text = failure.to_string();
-    let mut cause = std::error::Error::source(&failure);
-    while let Some(inner) = cause {
-        text = format!("{text}: {inner}");
-        cause = inner.source();
-    }
+    let text = error_chain(&failure);
     assert!(text.contains("Unicode"), "{text}");
     let admin = ConsumerAdmin::for_kit(&kit);
     assert!(admin.parked("nul", "parker").await.unwrap().is_empty());
     let positions = admin.positions("nul", "parker").await.unwrap();
     assert_eq!(positions[0].global_position, ok_at.global_position);
     let _ = workers.shutdown().await;
+}
+
+/// `error` and its sources, as one line.
+fn error_chain(error: &Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = std::error::Error::source(error);
+    while let Some(inner) = cause {
+        text = format!("{text}: {inner}");
+        cause = inner.source();
+    }
+    text
 }
 
 /// An event whose stream name the database cannot store as text (a NUL, which EventoDB's
@@ -1088,12 +1094,7 @@ pub(crate) async fn an_event_the_database_cannot_record_stops_the_consumer<DB: D
         .await
         .expect("a failure reported, not a record retried for good")
         .expect("an error");
-    let mut text = failure.to_string();
-    let mut cause = std::error::Error::source(&failure);
-    while let Some(inner) = cause {
-        text = format!("{text}: {inner}");
-        cause = inner.source();
-    }
+    let text = error_chain(&failure);
     assert!(text.contains("Unicode") || text.contains("0x00"), "{text}");
     let admin = ConsumerAdmin::for_kit(&kit);
     let positions = admin.positions("nulname", "recorder").await.unwrap();
