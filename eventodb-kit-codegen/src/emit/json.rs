@@ -53,16 +53,8 @@ pub(super) fn literal(value: &Value, ty: &Ty) -> TokenStream {
     match (ty, value) {
         (Ty::Bool, Value::Bool(b)) => quote!(#b),
         (Ty::Int(int), Value::Number(n)) => typed_int(*int, n),
-        (Ty::F32, Value::Number(n)) => {
-            // Checked to fit when converting: the nearest `f32` is the value meant.
-            #[expect(
-                clippy::cast_possible_truncation,
-                reason = "the type asked for is `f32`"
-            )]
-            let n = n.as_f64().unwrap_or_default() as f32;
-            let lit = Literal::f32_suffixed(n.abs());
-            if n < 0.0 { quote!(-#lit) } else { quote!(#lit) }
-        }
+        // Checked to fit when converting.
+        (Ty::F32, Value::Number(n)) => float32(n).unwrap_or_else(|| float(n)),
         (_, Value::Number(n)) => float(n),
         (_, Value::String(text)) => quote!(#text),
         _ => quote!(::core::default::Default::default()),
@@ -76,7 +68,20 @@ pub(super) fn float(number: &Number) -> TokenStream {
     if n < 0.0 { quote!(-#lit) } else { quote!(#lit) }
 }
 
-/// An `i64` literal (a leading `-` as its own token).
+/// An `f32` literal of the `f32` nearest `number`, or `None` past `f32`'s range.
+pub(super) fn float32(number: &Number) -> Option<TokenStream> {
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "the nearest `f32` is the one meant"
+    )]
+    let n = number.as_f64().unwrap_or_default() as f32;
+    if !n.is_finite() {
+        return None;
+    }
+    let lit = Literal::f32_suffixed(n.abs());
+    Some(if n < 0.0 { quote!(-#lit) } else { quote!(#lit) })
+}
+
 /// The Rust type of `int`.
 pub(super) fn int_type(int: Int) -> TokenStream {
     match int {
@@ -109,6 +114,7 @@ fn typed_int(int: Int, number: &Number) -> TokenStream {
     if n < 0 { quote!(-#digits) } else { digits }
 }
 
+/// An `i64` literal (a leading `-` as its own token).
 pub(super) fn int(n: i64) -> TokenStream {
     if n == i64::MIN {
         return quote!(i64::MIN);

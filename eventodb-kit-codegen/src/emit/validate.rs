@@ -305,10 +305,16 @@ fn bound_args(ty: &Ty, bound: &Number, lower: bool) -> Option<TokenStream> {
             let lit = json::float(bound);
             Some(quote!(*value, #lit))
         }
-        Ty::F32 => {
-            let lit = json::float(bound);
-            Some(quote!(f64::from(*value), #lit))
-        }
+        // Compared as `f32`, as the value was read: `0.1` read into an `f32` is above the
+        // `f64` `0.1`, and a bound of 0.1 would refuse it. A bound past `f32`'s range is
+        // compared at full width (every `f32` lies on one side of it).
+        Ty::F32 => match json::float32(bound) {
+            Some(lit) => Some(quote!(*value, #lit)),
+            None => {
+                let lit = json::float(bound);
+                Some(quote!(f64::from(*value), #lit))
+            }
+        },
         _ => {
             let lit = json::float(bound);
             Some(quote!(*value as f64, #lit))

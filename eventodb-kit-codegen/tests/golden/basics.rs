@@ -1919,6 +1919,15 @@ pub struct SizedNumbersRecorded {
     /// The `reading_id` property.
     #[schemars(extend("format" = "int32"))]
     pub reading_id: i32,
+    /// The `share` property.
+    #[serde(
+        default,
+        skip_serializing_if = "::core::option::Option::is_none",
+        deserialize_with = "__eventodb_codegen::deserialize_some"
+    )]
+    #[schemars(with = "f32")]
+    #[schemars(extend("format" = "float", "maximum" = 0.7, "minimum" = 0.1))]
+    pub share: ::core::option::Option<f32>,
     /// The `small` property.
     #[schemars(extend("format" = "int8", "maximum" = 100i64, "minimum" = -128i64))]
     pub small: i8,
@@ -1998,13 +2007,7 @@ impl SizedNumbersRecorded {
         }
         {
             let value = &self.ratio;
-            __eventodb_codegen::minimum(
-                violations,
-                pointer,
-                "/ratio",
-                f64::from(*value),
-                -1.5f64,
-            );
+            __eventodb_codegen::minimum(violations, pointer, "/ratio", *value, -1.5f32);
             __eventodb_codegen::maximum(
                 violations,
                 pointer,
@@ -2012,6 +2015,10 @@ impl SizedNumbersRecorded {
                 f64::from(*value),
                 1000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000f64,
             );
+        }
+        if let ::core::option::Option::Some(value) = &self.share {
+            __eventodb_codegen::minimum(violations, pointer, "/share", *value, 0.1f32);
+            __eventodb_codegen::maximum(violations, pointer, "/share", *value, 0.7f32);
         }
         {
             let value = &self.small;

@@ -345,6 +345,12 @@ fn integer_and_number_formats_choose_the_rust_type() {
     assert!(SizedNumbersRecorded::decode(&with(json!({ "port": 1025 }))).is_err());
     assert!(SizedNumbersRecorded::decode(&with(json!({ "level": 254 }))).is_err());
     assert!(SizedNumbersRecorded::decode(&with(json!({ "ratio": -2.0 }))).is_err());
+    // An `f32`'s bounds are compared as `f32`: 0.1 read as an `f32` is above the `f64` 0.1.
+    let event = SizedNumbersRecorded::decode(&with(json!({ "share": 0.1 }))).expect("at 0.1");
+    assert_eq!(event.share, Some(0.1_f32));
+    assert!(SizedNumbersRecorded::decode(&with(json!({ "share": 0.7 }))).is_ok());
+    assert!(SizedNumbersRecorded::decode(&with(json!({ "share": 0.099 }))).is_err());
+    assert!(SizedNumbersRecorded::decode(&with(json!({ "share": 0.701 }))).is_err());
     let event = SizedNumbersRecorded::decode(&with(json!({ "limit": 0, "ratio": -1.5 })))
         .expect("at the bounds");
     assert_eq!((event.limit, event.ratio), (Some(0), -1.5));
