@@ -82,6 +82,7 @@ scenarios!(fresh, cleanup;
     data_and_metadata_round_trip,
     lost_writes_are_resent_exactly_once,
     verified_events_lost_in_a_crash_are_resent,
+    events_lost_in_a_crash_are_resent_in_order,
     nothing_is_purged_before_verification,
     a_stream_that_moved_on_gets_the_lost_event_at_its_end,
     an_idle_sweep_only_reads_back_the_newest_events,

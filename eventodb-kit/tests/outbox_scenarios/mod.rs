@@ -2296,6 +2296,45 @@ pub(crate) async fn verified_events_lost_in_a_crash_are_resent<DB: Backend>(pool
     sender.shutdown().await.unwrap();
 }
 
+/// Verified events and a later one not yet verified, all lost in one crash: they are sent
+/// again in the order they were first sent. The crash comes just after a check of the
+/// newest verified events, so the sweep finds the unverified one lost first; putting it
+/// back at once sent it ahead of the others.
+pub(crate) async fn events_lost_in_a_crash_are_resent_in_order<DB: Backend>(pool: Pool<DB>) {
+    let Some(env) = Env::ours("events_lost_in_a_crash_are_resent_in_order").await else {
+        return;
+    };
+    let server = env.server();
+    let kit = env.kit(&pool);
+    let sender = kit
+        .outbox()
+        .spawn_sender(fast().verification(Duration::from_millis(20), Duration::from_secs(2)))
+        .await
+        .unwrap();
+    let mut ids = send_and_wait(&kit, "order-1", 3).await;
+    eventually("verified", Duration::from_secs(20), || async {
+        let status = kit.outbox().status().await.unwrap();
+        (status.sent == 3 && status.unverified == 0).then_some(())
+    })
+    .await;
+    ids.extend(send_and_wait(&kit, "order-1", 1).await);
+    // The next check of the newest verified events (the only read while the new event is
+    // younger than 2 s), then the crash.
+    server.reset_stats();
+    eventually("a check of the newest", Duration::from_secs(10), || async {
+        (server.stats().count("stream.get") > 0).then_some(())
+    })
+    .await;
+    server.faults().crash();
+    eventually("all four sent again", Duration::from_secs(20), || async {
+        let status = kit.outbox().status().await.unwrap();
+        (status.lost == 4 && status.pending == 0 && status.unverified == 0).then_some(())
+    })
+    .await;
+    assert_stream(&kit, "order-1", &ids).await;
+    sender.shutdown().await.unwrap();
+}
+
 pub(crate) async fn nothing_is_purged_before_verification<DB: Backend>(pool: Pool<DB>) {
     let env = Env::new("outbox").await;
     let kit = env.kit(&pool);
@@ -2409,10 +2448,8 @@ pub(crate) async fn an_idle_sweep_only_reads_back_the_newest_events<DB: Backend>
     tokio::time::sleep(Duration::from_millis(1_000)).await;
     let reads = server.stats().count("stream.get");
     assert_eq!(server.stats().total(), reads, "only reads");
-    assert!(
-        (2..=6).contains(&reads) && reads % 2 == 0,
-        "{reads} reads in 1 s"
-    );
+    // Two or three checks in the second, of two reads each, one perhaps cut by its edges.
+    assert!((1..=8).contains(&reads), "{reads} reads in 1 s");
     sender.shutdown().await.unwrap();
 }
 

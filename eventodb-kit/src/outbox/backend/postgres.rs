@@ -358,8 +358,9 @@ const SQL: Sql = Sql {
         FROM eventodb_kit_outbox
         WHERE namespace = $1 AND status = 'sent' AND verified_at IS NOT NULL
         ORDER BY sent_at DESC LIMIT $2",
-    unverify_all: "UPDATE eventodb_kit_outbox SET verified_at = NULL
-        WHERE namespace = $1 AND status = 'sent' AND verified_at IS NOT NULL",
+    unverify_many: "UPDATE eventodb_kit_outbox SET verified_at = NULL
+        WHERE seq IN (SELECT jsonb_array_elements_text($1::jsonb)::int8)
+          AND status = 'sent' AND verified_at IS NOT NULL",
     mark_verified_many: "UPDATE eventodb_kit_outbox AS o SET verified_at = now()
         FROM jsonb_array_elements($1::jsonb) AS e(row)
         WHERE o.seq = (e.row->>0)::int8 AND o.requeued = (e.row->>1)::int4

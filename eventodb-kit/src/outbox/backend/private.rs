@@ -332,10 +332,9 @@ pub trait Dialect: sqlx::Database + Sized {
         namespace: &str,
         limit: i64,
     ) -> impl Future<Output = Result<Vec<Unverified>>> + Send;
-    /// Makes every verified row of `namespace` unverified, for the sweep to read back again;
-    /// returns how many.
-    fn unverify_all(pool: &Pool<Self>, namespace: &str)
-    -> impl Future<Output = Result<u64>> + Send;
+    /// Makes the verified rows `seqs` unverified, for the sweep to read back again; returns
+    /// how many.
+    fn unverify_many(pool: &Pool<Self>, seqs: &[i64]) -> impl Future<Output = Result<u64>> + Send;
     /// Marks rows verified (one statement), given as `(seq, requeued)` as the sweep read
     /// them: a row put back and sent again since (by another process's sweep) is not the
     /// send this sweep found in EventoDB, and stays unverified.

@@ -571,13 +571,13 @@ macro_rules! backend_impl {
                 })
             }
 
-            async fn unverify_all(
+            async fn unverify_many(
                 pool: &sqlx::Pool<Self>,
-                namespace: &str,
+                seqs: &[i64],
             ) -> $crate::error::Result<u64> {
                 retry_busy!(async {
-                    let done = sqlx::query($sql.unverify_all)
-                        .bind(namespace)
+                    let done = sqlx::query($sql.unverify_many)
+                        .bind(sqlx::types::Json(seqs))
                         .execute(pool)
                         .await
                         .map_err(db)?;

@@ -85,8 +85,8 @@ pub(crate) struct Sql {
     pub(crate) unverified: &'static str,
     /// (namespace, limit) → the newest verified rows, as `unverified` reads them
     pub(crate) newest_verified: &'static str,
-    /// (namespace): every verified row back to unverified
-    pub(crate) unverify_all: &'static str,
+    /// (JSON array of seqs): those verified rows back to unverified
+    pub(crate) unverify_many: &'static str,
     /// (JSON array of `[seq, requeued]`): verified unless put back since
     pub(crate) mark_verified_many: &'static str,
     /// (seq, error)

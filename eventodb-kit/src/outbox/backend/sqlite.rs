@@ -341,8 +341,9 @@ const SQL: Sql = Sql {
         FROM eventodb_kit_outbox
         WHERE namespace = ?1 AND status = 'sent' AND verified_at IS NOT NULL
         ORDER BY sent_at DESC LIMIT ?2",
-    unverify_all: "UPDATE eventodb_kit_outbox SET verified_at = NULL
-        WHERE namespace = ?1 AND status = 'sent' AND verified_at IS NOT NULL",
+    unverify_many: "UPDATE eventodb_kit_outbox SET verified_at = NULL
+        WHERE seq IN (SELECT value FROM json_each(?1))
+          AND status = 'sent' AND verified_at IS NOT NULL",
     mark_verified_many: concat!(
         "UPDATE eventodb_kit_outbox SET verified_at = ",
         now!(),

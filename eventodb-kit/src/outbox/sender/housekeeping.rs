@@ -51,7 +51,8 @@ pub(super) async fn verify_loop<DB: Backend>(shared: Arc<Shared<DB>>) {
             () = tokio::time::sleep_until(next) => {}
         }
         next = Instant::now() + interval;
-        let check_newest = Instant::now() >= newest_due;
+        // Half an interval early: due at the sweep's own time, not skipped for a timer tick.
+        let check_newest = Instant::now() + interval / 2 >= newest_due;
         if check_newest {
             newest_due = Instant::now() + every;
         }
@@ -66,6 +67,9 @@ pub(super) async fn verify_loop<DB: Backend>(shared: Arc<Shared<DB>>) {
                 }
                 if swept.again_at_once() {
                     next = Instant::now();
+                }
+                if swept.newest_unknown {
+                    newest_due = Instant::now();
                 }
             }
             Err(error) => tracing::warn!(

@@ -3,9 +3,10 @@
 //! comes back without any write since it opened, protocol §8).
 //!
 //! A verified event is not safe either: the read-back saw the same unsynced state the write
-//! made. So once per `verify_after` a sweep also reads back the newest verified events; when
-//! EventoDB lost one of them, it lost what came before it since it opened, so every kept
-//! sent row is made unverified and read back again.
+//! made. So once per `verify_after`, and whenever a sweep finds a row lost, the newest
+//! verified events are read back too, newest first, and made unverified page by page until
+//! EventoDB holds a whole page; the sweep then puts every lost row back in the order it was
+//! sent.
 //!
 //! Cheap by construction: one database query when nothing awaits verification (no request
 //! to EventoDB at all, but for one `stream.get` per stream of the newest verified rows once
@@ -41,6 +42,8 @@ pub(super) struct Swept {
     pub(super) lost: usize,
     /// Verified rows made unverified again: EventoDB lost one of the newest.
     pub(super) unverified_again: u64,
+    /// The newest verified rows could not be read back: check them at the next sweep.
+    pub(super) newest_unknown: bool,
 }
 
 impl Swept {
@@ -66,16 +69,16 @@ enum Found {
 /// rows back (see the module's docs).
 pub(super) async fn sweep<DB: Backend>(shared: &Shared<DB>, check_newest: bool) -> Result<Swept> {
     let options = &shared.options;
-    let mut unverified_again = 0;
-    if check_newest && newest_lost(shared).await? {
-        unverified_again =
-            DB::unverify_all(shared.outbox.pool(), shared.outbox.namespace()).await?;
-        tracing::error!(
-            rows = unverified_again,
-            "EventoDB lost events it had acknowledged and that were read back since (a crashed \
-             Pebble-backed server loses every write since it opened); reading every kept sent \
-             event back again"
-        );
+    let mut swept = Swept::default();
+    let mut newest = None;
+    if check_newest {
+        let found = unverify_lost_suffix(shared).await?;
+        match found {
+            Newest::Held => {}
+            Newest::Unknown => swept.newest_unknown = true,
+            Newest::Unverified(rows) => swept.unverified_again = rows,
+        }
+        newest = Some(found);
     }
     let rows = DB::unverified(
         shared.outbox.pool(),
@@ -84,14 +87,153 @@ pub(super) async fn sweep<DB: Backend>(shared: &Shared<DB>, check_newest: bool) 
         PAGE,
     )
     .await?;
-    let mut swept = Swept {
-        full: i64::try_from(rows.len()).is_ok_and(|read| read >= PAGE),
-        unverified_again,
-        ..Swept::default()
-    };
+    swept.full = i64::try_from(rows.len()).is_ok_and(|read| read >= PAGE);
     if rows.is_empty() {
         return Ok(swept);
     }
+    let checked = check_rows(shared, rows).await;
+    // A lost row may mean EventoDB also lost verified rows sent before it (a crash loses
+    // every write since the server opened). Those are made unverified first, and nothing is
+    // put back this time: the next sweep reads them with this page, oldest first, and puts
+    // every lost row back in the order it was sent, so that it is sent again in that order.
+    // Nothing is put back either while the newest verified rows cannot be read.
+    if checked
+        .iter()
+        .any(|(_, found)| matches!(found, Found::Lost { .. }))
+    {
+        let walked = match newest {
+            Some(Newest::Unverified(_)) => Newest::Held,
+            Some(Newest::Held) => Newest::Held,
+            Some(Newest::Unknown) | None => unverify_lost_suffix(shared).await?,
+        };
+        match walked {
+            Newest::Held => {}
+            Newest::Unverified(rows) => {
+                swept.unverified_again += rows;
+                return Ok(swept);
+            }
+            Newest::Unknown => {
+                swept.newest_unknown = true;
+                return Ok(swept);
+            }
+        }
+    }
+    let mut verified = Vec::new();
+    for (row, found) in checked {
+        match found {
+            Found::Held => verified.push((row.seq, row.requeued)),
+            Found::Unknown => {}
+            Found::Lost { other } => {
+                let moved_on = other.is_some();
+                let text = if moved_on {
+                    format!(
+                        "EventoDB lost this event after acknowledging it at position {} \
+                     (global {}); another event now holds that position, so it is \
+                     re-sent at the end of the stream (original order not kept) and \
+                     without its expected version",
+                        row.position, row.global_position
+                    )
+                } else {
+                    format!(
+                        "EventoDB lost this event after acknowledging it at position {} \
+                     (global {}); re-sent in stream order, without its expected version",
+                        row.position, row.global_position
+                    )
+                };
+                if DB::requeue_lost(shared.outbox.pool(), row.seq, row.requeued, &text).await? {
+                    swept.lost += 1;
+                    // No commit wakes the sender for a row put back (no `NOTIFY` on
+                    // PostgreSQL): send it now, not at the next poll.
+                    shared.claim_now.notify_one();
+                    tracing::error!(
+                        stream = %row.stream,
+                        id = %row.id,
+                        position = row.position,
+                        global_position = row.global_position,
+                        moved_on,
+                        replaced_by = ?other,
+                        "outbox event lost by EventoDB after it was acknowledged; re-sending it"
+                    );
+                }
+            }
+        }
+    }
+    if !verified.is_empty() {
+        DB::mark_verified_many(shared.outbox.pool(), &verified).await?;
+        swept.verified = verified.len();
+    }
+    Ok(swept)
+}
+
+/// What reading the newest verified rows back found.
+enum Newest {
+    /// EventoDB holds them.
+    Held,
+    /// It lost some: this many rows were made unverified.
+    Unverified(u64),
+    /// They could not be read (EventoDB down): try again at the next sweep.
+    Unknown,
+}
+
+/// Reads the newest verified rows back, newest first ([`NEWEST`], then pages of [`PAGE`]):
+/// while a page holds a row EventoDB lost, it makes the page unverified and reads the next
+/// older one. A crashed Pebble-backed server loses the writes since it opened, the newest
+/// ones, so the first page EventoDB holds whole ends the walk: a loss costs reads and
+/// statements for what was lost, not for the whole retention.
+async fn unverify_lost_suffix<DB: Backend>(shared: &Shared<DB>) -> Result<Newest> {
+    let (pool, namespace) = (shared.outbox.pool(), shared.outbox.namespace());
+    let mut limit = NEWEST;
+    let mut total = 0;
+    while !shared.cancel.is_cancelled() {
+        let rows = DB::newest_verified(pool, namespace, limit).await?;
+        if rows.is_empty() {
+            break;
+        }
+        let checked = check_rows(shared, rows).await;
+        if checked
+            .iter()
+            .any(|(_, found)| matches!(found, Found::Unknown))
+        {
+            return Ok(if total > 0 {
+                Newest::Unverified(total)
+            } else {
+                Newest::Unknown
+            });
+        }
+        if !checked
+            .iter()
+            .any(|(_, found)| matches!(found, Found::Lost { .. }))
+        {
+            break;
+        }
+        let seqs: Vec<i64> = checked.iter().map(|(row, _)| row.seq).collect();
+        let unverified = DB::unverify_many(pool, &seqs).await?;
+        if total == 0 {
+            tracing::error!(
+                "EventoDB lost events it had acknowledged and that were read back since (a \
+                 crashed Pebble-backed server loses every write since it opened); reading the \
+                 newest sent events back again until EventoDB holds a whole page of them"
+            );
+        }
+        total += unverified;
+        // Changed meanwhile by another process's sweep: it walks back from here.
+        if unverified == 0 {
+            break;
+        }
+        limit = PAGE;
+    }
+    if total > 0 {
+        tracing::warn!(rows = total, "outbox rows to read back again after a loss");
+        return Ok(Newest::Unverified(total));
+    }
+    Ok(Newest::Held)
+}
+
+/// What EventoDB holds for each of `rows`, read a few streams at a time.
+async fn check_rows<DB: Backend>(
+    shared: &Shared<DB>,
+    rows: Vec<Unverified>,
+) -> Vec<(Unverified, Found)> {
     let mut by_stream: BTreeMap<String, Vec<Unverified>> = BTreeMap::new();
     for row in rows {
         by_stream.entry(row.stream.clone()).or_default().push(row);
@@ -104,72 +246,10 @@ pub(super) async fn sweep<DB: Backend>(shared: &Shared<DB>, check_newest: bool) 
         .buffer_unordered(STREAMS_AT_ONCE)
         .collect()
         .await;
-    let mut verified = Vec::new();
-    for (rows, found) in checked {
-        for (row, found) in rows.iter().zip(found) {
-            match found {
-                Found::Held => verified.push((row.seq, row.requeued)),
-                Found::Unknown => {}
-                Found::Lost { other } => {
-                    let moved_on = other.is_some();
-                    let text = if moved_on {
-                        format!(
-                            "EventoDB lost this event after acknowledging it at position {} \
-                             (global {}); another event now holds that position, so it is \
-                             re-sent at the end of the stream (original order not kept) and \
-                             without its expected version",
-                            row.position, row.global_position
-                        )
-                    } else {
-                        format!(
-                            "EventoDB lost this event after acknowledging it at position {} \
-                             (global {}); re-sent in stream order, without its expected version",
-                            row.position, row.global_position
-                        )
-                    };
-                    if DB::requeue_lost(shared.outbox.pool(), row.seq, row.requeued, &text).await? {
-                        swept.lost += 1;
-                        // No commit wakes the sender for a row put back (no `NOTIFY` on
-                        // PostgreSQL): send it now, not at the next poll.
-                        shared.claim_now.notify_one();
-                        tracing::error!(
-                            stream = %row.stream,
-                            id = %row.id,
-                            position = row.position,
-                            global_position = row.global_position,
-                            moved_on,
-                            replaced_by = ?other,
-                            "outbox event lost by EventoDB after it was acknowledged; re-sending it"
-                        );
-                    }
-                }
-            }
-        }
-    }
-    if !verified.is_empty() {
-        DB::mark_verified_many(shared.outbox.pool(), &verified).await?;
-        swept.verified = verified.len();
-    }
-    Ok(swept)
-}
-
-/// Whether EventoDB no longer holds one of the newest verified rows.
-async fn newest_lost<DB: Backend>(shared: &Shared<DB>) -> Result<bool> {
-    let rows = DB::newest_verified(shared.outbox.pool(), shared.outbox.namespace(), NEWEST).await?;
-    let mut by_stream: BTreeMap<String, Vec<Unverified>> = BTreeMap::new();
-    for row in rows {
-        by_stream.entry(row.stream.clone()).or_default().push(row);
-    }
-    let lost = stream::iter(by_stream.into_values())
-        .map(|rows| async move { check_stream(shared, &rows).await })
-        .buffer_unordered(STREAMS_AT_ONCE)
-        .any(|found| async move {
-            found
-                .iter()
-                .any(|found| matches!(found, Found::Lost { .. }))
-        })
-        .await;
-    Ok(lost)
+    checked
+        .into_iter()
+        .flat_map(|(rows, found)| rows.into_iter().zip(found))
+        .collect()
 }
 
 /// Reads the range of positions the rows of one stream were recorded at, page by page.
@@ -242,6 +322,7 @@ mod tests {
             verified,
             lost,
             unverified_again: 0,
+            newest_unknown: false,
         };
         assert!(swept(true, 1000, 0).again_at_once());
         assert!(swept(true, 0, 3).again_at_once());
