@@ -140,9 +140,11 @@ impl SenderOptions {
     /// `after` are read back from EventoDB; found ones are marked verified, lost ones (a
     /// crashed Pebble-backed server forgets every acknowledged write since it opened) are
     /// sent again with the same id and reported (`tracing` error, [`OutboxStatus::lost`]).
-    /// Once per `after` (at most once per `interval`) the newest verified events are read
-    /// back too: when one is gone, every kept sent row is read back again. With the sweep
-    /// on, only verified rows are purged. Defaults: every 30 s, rows sent over 60 s ago.
+    /// Once per `after` (at most once per `interval`), and when a row is found lost, the
+    /// newest verified events are read back too: when one is gone, older ones are read back
+    /// a page at a time until EventoDB holds a whole page, and every lost row is sent again
+    /// in the order it was first sent. With the sweep on, only verified rows are purged.
+    /// Defaults: every 30 s, rows sent over 60 s ago.
     ///
     /// [`OutboxStatus::lost`]: crate::outbox::OutboxStatus::lost
     pub fn verification(mut self, interval: Duration, after: Duration) -> Self {
