@@ -111,6 +111,12 @@ const MIGRATIONS: &[Migration] = &[
         up: include_str!("../../../migrations/postgres/0016_consumer_owner.up.sql"),
         down: include_str!("../../../migrations/postgres/0016_consumer_owner.down.sql"),
     },
+    Migration {
+        version: 17,
+        name: "outbox_unverified_again",
+        up: include_str!("../../../migrations/postgres/0017_outbox_unverified_again.up.sql"),
+        down: include_str!("../../../migrations/postgres/0017_outbox_unverified_again.down.sql"),
+    },
 ];
 
 const SQL: Sql = Sql {
@@ -347,24 +353,25 @@ const SQL: Sql = Sql {
             ) AS due
             LIMIT $3)",
     unverified: "SELECT seq, id::text AS id, stream, position, global_position,
-               requeued::int8 AS requeued
+               requeued::int8 AS requeued, unverified_again::int8 AS unverified_again
         FROM eventodb_kit_outbox
         WHERE namespace = $1 AND status = 'sent' AND verified_at IS NULL
           AND sent_at <= now() - make_interval(secs => $2)
         ORDER BY sent_at, seq LIMIT $3",
     // Read from the index of migration 10, newest first.
     newest_verified: "SELECT seq, id::text AS id, stream, position, global_position,
-               requeued::int8 AS requeued
+               requeued::int8 AS requeued, unverified_again::int8 AS unverified_again
         FROM eventodb_kit_outbox
         WHERE namespace = $1 AND status = 'sent' AND verified_at IS NOT NULL
         ORDER BY sent_at DESC LIMIT $2",
-    unverify_many: "UPDATE eventodb_kit_outbox SET verified_at = NULL
+    unverify_many: "UPDATE eventodb_kit_outbox
+        SET verified_at = NULL, unverified_again = unverified_again + 1
         WHERE seq IN (SELECT jsonb_array_elements_text($1::jsonb)::int8)
           AND status = 'sent' AND verified_at IS NOT NULL",
     mark_verified_many: "UPDATE eventodb_kit_outbox AS o SET verified_at = now()
         FROM jsonb_array_elements($1::jsonb) AS e(row)
         WHERE o.seq = (e.row->>0)::int8 AND o.requeued = (e.row->>1)::int4
-          AND o.status = 'sent'",
+          AND o.unverified_again = (e.row->>2)::int4 AND o.status = 'sent'",
     requeue_lost: "UPDATE eventodb_kit_outbox
         SET status = 'pending', requeued = requeued + 1, lost_at = now(), last_error = $2,
             position = NULL, global_position = NULL, sent_at = NULL, verified_at = NULL,
@@ -981,6 +988,16 @@ mod tests {
         assert_eq!(then, vec![1, 4, 5]);
     }
 
+    /// Whether the outbox's only row is verified.
+    async fn only_row_verified(pool: &PgPool) -> bool {
+        let (verified,): (bool,) =
+            sqlx::query_as("SELECT verified_at IS NOT NULL FROM eventodb_kit_outbox")
+                .fetch_one(pool)
+                .await
+                .unwrap();
+        verified
+    }
+
     /// A sweep verifies the send it found in EventoDB only: a row another sweep put back and
     /// that was sent again since (`requeued` moved on) stays unverified.
     #[tokio::test]
@@ -996,25 +1013,58 @@ mod tests {
         .execute(&db.pool)
         .await
         .unwrap();
-        let verified = || async {
-            let (verified,): (bool,) =
-                sqlx::query_as("SELECT verified_at IS NOT NULL FROM eventodb_kit_outbox")
-                    .fetch_one(&db.pool)
-                    .await
-                    .unwrap();
-            verified
-        };
-        Postgres::mark_verified_many(&db.pool, &[(1, 0)])
+        let verified = || only_row_verified(&db.pool);
+        Postgres::mark_verified_many(&db.pool, &[(1, 0, 0)])
             .await
             .unwrap();
         let stale = verified().await;
-        Postgres::mark_verified_many(&db.pool, &[(1, 1)])
+        Postgres::mark_verified_many(&db.pool, &[(1, 1, 0)])
             .await
             .unwrap();
         let current = verified().await;
         db.cleanup().await;
         assert!(!stale, "read before the row was put back");
         assert!(current);
+    }
+
+    /// A sweep that read a row before another sweep found a loss and made the row unverified
+    /// again does not verify it: its check may predate the loss.
+    #[tokio::test]
+    async fn a_sweep_that_read_a_row_before_a_loss_does_not_verify_it() {
+        use crate::outbox::backend::private::Dialect;
+        let Some(db) = pg_schema::fresh("eventodb_kit_sweep_before_loss", 2).await else {
+            return;
+        };
+        insert_rows(&db.pool, "'s-1'", 1).await;
+        sqlx::query(
+            "UPDATE eventodb_kit_outbox SET status = 'sent', position = 0, global_position = 1,
+                sent_at = now() - interval '1 minute'",
+        )
+        .execute(&db.pool)
+        .await
+        .unwrap();
+        let pool = &db.pool;
+        let unverified = || Postgres::unverified(pool, "default", std::time::Duration::ZERO, 10);
+        let verified = || only_row_verified(pool);
+        let token = |row: &crate::outbox::backend::Unverified| {
+            (row.seq, row.requeued, row.unverified_again)
+        };
+        let late = token(&unverified().await.unwrap()[0]);
+        let prompt = token(&unverified().await.unwrap()[0]);
+        Postgres::mark_verified_many(pool, &[prompt]).await.unwrap();
+        let made_unverified = Postgres::unverify_many(pool, &[prompt.0]).await.unwrap();
+        Postgres::mark_verified_many(pool, &[late]).await.unwrap();
+        let stale = verified().await;
+        let again = unverified().await.unwrap();
+        Postgres::mark_verified_many(pool, &[token(&again[0])])
+            .await
+            .unwrap();
+        let fresh = verified().await;
+        db.cleanup().await;
+        assert_eq!(made_unverified, 1);
+        assert!(!stale, "read before the loss");
+        assert_eq!(again[0].unverified_again, 1);
+        assert!(fresh, "read after the loss");
     }
 
     /// Starts a purge (retention 1 h, verification on) on a pool of its own named

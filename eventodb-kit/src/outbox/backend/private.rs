@@ -88,11 +88,13 @@ pub struct Claim {
 }
 
 /// A sent row as the sweep's queries read it: (seq, id, stream, position, global position,
-/// requeued).
-pub(crate) type SentRow = (i64, String, String, Option<i64>, Option<i64>, i64);
+/// requeued, unverified again).
+pub(crate) type SentRow = (i64, String, String, Option<i64>, Option<i64>, i64, i64);
 
 impl From<SentRow> for Unverified {
-    fn from((seq, id, stream, position, global_position, requeued): SentRow) -> Self {
+    fn from(
+        (seq, id, stream, position, global_position, requeued, unverified_again): SentRow,
+    ) -> Self {
         Unverified {
             seq,
             id,
@@ -100,6 +102,7 @@ impl From<SentRow> for Unverified {
             position: position.unwrap_or(-1),
             global_position: global_position.unwrap_or(-1),
             requeued,
+            unverified_again,
         }
     }
 }
@@ -116,6 +119,9 @@ pub struct Unverified {
     /// How often the row was put back before: the sweep puts it back only if no other
     /// sweep did since it read the row.
     pub requeued: i64,
+    /// How often a loss made the row unverified again: the sweep marks it verified only if
+    /// no other sweep did since it read the row (its check may predate the loss).
+    pub unverified_again: i64,
 }
 
 /// The statements of one database, and the operations built on them.
@@ -335,12 +341,14 @@ pub trait Dialect: sqlx::Database + Sized {
     /// Makes the verified rows `seqs` unverified, for the sweep to read back again; returns
     /// how many.
     fn unverify_many(pool: &Pool<Self>, seqs: &[i64]) -> impl Future<Output = Result<u64>> + Send;
-    /// Marks rows verified (one statement), given as `(seq, requeued)` as the sweep read
-    /// them: a row put back and sent again since (by another process's sweep) is not the
-    /// send this sweep found in EventoDB, and stays unverified.
+    /// Marks rows verified (one statement), given as `(seq, requeued, unverified_again)` as
+    /// the sweep read them: a row put back and sent again since (by another process's sweep)
+    /// is not the send this sweep found in EventoDB, and one made unverified again since (a
+    /// loss another sweep found) may be gone from EventoDB since this sweep's check: both
+    /// stay unverified.
     fn mark_verified_many(
         pool: &Pool<Self>,
-        rows: &[(i64, i64)],
+        rows: &[(i64, i64, i64)],
     ) -> impl Future<Output = Result<()>> + Send;
     /// Puts a sent row whose event EventoDB lost back to pending (without its expected
     /// version). `false` if the row was not sent, or was put back since the sweep read it

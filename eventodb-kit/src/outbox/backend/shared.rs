@@ -587,7 +587,7 @@ macro_rules! backend_impl {
 
             async fn mark_verified_many(
                 pool: &sqlx::Pool<Self>,
-                rows: &[(i64, i64)],
+                rows: &[(i64, i64, i64)],
             ) -> $crate::error::Result<()> {
                 retry_busy!(async {
                     sqlx::query($sql.mark_verified_many)

@@ -96,6 +96,12 @@ const MIGRATIONS: &[Migration] = &[
         up: include_str!("../../../migrations/sqlite/0014_consumer_owner.up.sql"),
         down: include_str!("../../../migrations/sqlite/0014_consumer_owner.down.sql"),
     },
+    Migration {
+        version: 15,
+        name: "outbox_unverified_again",
+        up: include_str!("../../../migrations/sqlite/0015_outbox_unverified_again.up.sql"),
+        down: include_str!("../../../migrations/sqlite/0015_outbox_unverified_again.down.sql"),
+    },
 ];
 
 macro_rules! now {
@@ -329,7 +335,7 @@ const SQL: Sql = Sql {
             LIMIT ?3)"
     ),
     unverified: concat!(
-        "SELECT seq, id, stream, position, global_position, requeued
+        "SELECT seq, id, stream, position, global_position, requeued, unverified_again
         FROM eventodb_kit_outbox
         WHERE namespace = ?1 AND status = 'sent' AND verified_at IS NULL
           AND sent_at <= ",
@@ -337,18 +343,22 @@ const SQL: Sql = Sql {
         "
         ORDER BY sent_at, seq LIMIT ?3"
     ),
-    newest_verified: "SELECT seq, id, stream, position, global_position, requeued
+    newest_verified: "SELECT seq, id, stream, position, global_position, requeued,
+            unverified_again
         FROM eventodb_kit_outbox
         WHERE namespace = ?1 AND status = 'sent' AND verified_at IS NOT NULL
         ORDER BY sent_at DESC LIMIT ?2",
-    unverify_many: "UPDATE eventodb_kit_outbox SET verified_at = NULL
+    unverify_many: "UPDATE eventodb_kit_outbox
+        SET verified_at = NULL, unverified_again = unverified_again + 1
         WHERE seq IN (SELECT value FROM json_each(?1))
           AND status = 'sent' AND verified_at IS NOT NULL",
     mark_verified_many: concat!(
         "UPDATE eventodb_kit_outbox SET verified_at = ",
         now!(),
-        " WHERE status = 'sent' AND (seq, requeued) IN
-            (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?1))"
+        " WHERE status = 'sent' AND (seq, requeued, unverified_again) IN
+            (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'),
+                json_extract(value, '$[2]')
+             FROM json_each(?1))"
     ),
     requeue_lost: concat!(
         "UPDATE eventodb_kit_outbox
@@ -818,6 +828,16 @@ mod tests {
         );
     }
 
+    /// Whether the outbox's only row is verified.
+    async fn only_row_verified(pool: &sqlx::SqlitePool) -> bool {
+        let (at,): (Option<String>,) =
+            sqlx::query_as("SELECT verified_at FROM eventodb_kit_outbox")
+                .fetch_one(pool)
+                .await
+                .unwrap();
+        at.is_some()
+    }
+
     /// A sweep verifies the send it found in EventoDB only: a row another sweep put back and
     /// that was sent again since (`requeued` moved on) stays unverified.
     #[tokio::test]
@@ -834,18 +854,50 @@ mod tests {
         .execute(&pool)
         .await
         .unwrap();
-        let verified = || async {
-            let (at,): (Option<String>,) =
-                sqlx::query_as("SELECT verified_at FROM eventodb_kit_outbox")
-                    .fetch_one(&pool)
-                    .await
-                    .unwrap();
-            at.is_some()
-        };
-        Sqlite::mark_verified_many(&pool, &[(1, 0)]).await.unwrap();
+        let verified = || only_row_verified(&pool);
+        Sqlite::mark_verified_many(&pool, &[(1, 0, 0)])
+            .await
+            .unwrap();
         assert!(!verified().await, "read before the row was put back");
-        Sqlite::mark_verified_many(&pool, &[(1, 1)]).await.unwrap();
+        Sqlite::mark_verified_many(&pool, &[(1, 1, 0)])
+            .await
+            .unwrap();
         assert!(verified().await);
+    }
+
+    /// A sweep that read a row before another sweep found a loss and made the row unverified
+    /// again does not verify it: its check may predate the loss.
+    #[tokio::test]
+    async fn a_sweep_that_read_a_row_before_a_loss_does_not_verify_it() {
+        use super::super::private::Dialect;
+        let dir = tempfile::tempdir().unwrap();
+        let pool = crate::outbox::backend::sqlite_file_pool(&dir).await;
+        sqlx::query(
+            "INSERT INTO eventodb_kit_outbox
+                (id, namespace, stream, message_type, data, content_hash, status, position,
+                 global_position, sent_at)
+            VALUES ('a', 'default', 's-1', 'T', '{}', 'h', 'sent', 0, 1, '2026-01-01 00:00:00')",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        let unverified = || Sqlite::unverified(&pool, "default", std::time::Duration::ZERO, 10);
+        let verified = || only_row_verified(&pool);
+        let token = |row: &crate::outbox::backend::Unverified| {
+            (row.seq, row.requeued, row.unverified_again)
+        };
+        let late = token(&unverified().await.unwrap()[0]);
+        let prompt = token(&unverified().await.unwrap()[0]);
+        Sqlite::mark_verified_many(&pool, &[prompt]).await.unwrap();
+        assert_eq!(Sqlite::unverify_many(&pool, &[prompt.0]).await.unwrap(), 1);
+        Sqlite::mark_verified_many(&pool, &[late]).await.unwrap();
+        assert!(!verified().await, "read before the loss");
+        let again = unverified().await.unwrap();
+        assert_eq!(again[0].unverified_again, 1);
+        Sqlite::mark_verified_many(&pool, &[token(&again[0])])
+            .await
+            .unwrap();
+        assert!(verified().await, "read after the loss");
     }
 
     /// The sender's statement waits for the lock by trying again itself: it goes through

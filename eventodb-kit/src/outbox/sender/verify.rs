@@ -6,7 +6,8 @@
 //! made. So once per `verify_after`, and whenever a sweep finds a row lost, the newest
 //! verified events are read back too, newest first, and made unverified page by page until
 //! EventoDB holds a whole page; the sweep then puts every lost row back in the order it was
-//! sent.
+//! sent. A sweep that read a row before such a loss made it unverified again (another
+//! process's, say) does not mark it verified: its check may predate the loss.
 //!
 //! Cheap by construction: one database query when nothing awaits verification (no request
 //! to EventoDB at all, but for one `stream.get` per stream of the newest verified rows once
@@ -121,22 +122,22 @@ pub(super) async fn sweep<DB: Backend>(shared: &Shared<DB>, check_newest: bool) 
     let mut verified = Vec::new();
     for (row, found) in checked {
         match found {
-            Found::Held => verified.push((row.seq, row.requeued)),
+            Found::Held => verified.push((row.seq, row.requeued, row.unverified_again)),
             Found::Unknown => {}
             Found::Lost { other } => {
                 let moved_on = other.is_some();
                 let text = if moved_on {
                     format!(
                         "EventoDB lost this event after acknowledging it at position {} \
-                     (global {}); another event now holds that position, so it is \
-                     re-sent at the end of the stream (original order not kept) and \
-                     without its expected version",
+                         (global {}); another event now holds that position, so it is \
+                         re-sent at the end of the stream (original order not kept) and \
+                         without its expected version",
                         row.position, row.global_position
                     )
                 } else {
                     format!(
                         "EventoDB lost this event after acknowledging it at position {} \
-                     (global {}); re-sent in stream order, without its expected version",
+                         (global {}); re-sent in stream order, without its expected version",
                         row.position, row.global_position
                     )
                 };

@@ -1,0 +1,1 @@
+ALTER TABLE eventodb_kit_outbox DROP COLUMN IF EXISTS unverified_again;

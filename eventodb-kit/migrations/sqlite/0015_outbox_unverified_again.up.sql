@@ -1,0 +1,11 @@
+-- eventodb-kit 0015: a sweep's check of a sent event stays valid only until a loss puts the
+-- event under suspicion again (SQLite).
+--
+-- After EventoDB lost events it had acknowledged (a crashed Pebble-backed server loses every
+-- write since it opened), a sweep makes the newest verified rows unverified again, to read
+-- them back. Another process's sweep may have read one of those events just before the crash
+-- and still be about to mark it verified: without a way to tell its check from a fresh one,
+-- that late mark verified an event EventoDB no longer held, and it was never sent again.
+-- `unverified_again` counts how often a row was made unverified again; a sweep marks a row
+-- verified only if the count is still what it read.
+ALTER TABLE eventodb_kit_outbox ADD COLUMN unverified_again INTEGER NOT NULL DEFAULT 0;
