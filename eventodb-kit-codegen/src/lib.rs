@@ -72,7 +72,7 @@
 //! | `object` with `properties` | a named struct (its `title`, else parent name + property name) |
 //! | `object` with only an `additionalProperties` schema | `BTreeMap<String, T>` |
 //! | `enum` of strings | a Rust enum, each variant renamed to its value |
-//! | `enum` of integers (`"type": "integer"`, or no `type`) | a Rust enum written and read as its number (`value()` gives it); variants `Value1`, `ValueMinus1`, or the names in `x-enum-varnames`, in order of value |
+//! | `enum` of integers (`"type": "integer"`, or no `type`) | a Rust enum written and read as its number (`value()` gives it); variants `Value1`, `ValueMinus1`, or the names in `x-enum-varnames`, in order of value; a `format` (`int32`, …) must hold every value |
 //! | `oneOf` of objects sharing a required `const` property | `#[serde(tag = "...")]` enum |
 //! | `const` | the type of the value, checked by `validate()` |
 //! | `"type": ["string", "null"]` (or `null` in an `enum` whose `type`, if any, has `"null"` too) | `Option<T>` |

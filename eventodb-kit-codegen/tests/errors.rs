@@ -299,6 +299,16 @@ fn numeric_formats_are_checked() {
             "unsupported format \"int3\" for an integer",
         ),
         (
+            r#"{ "type": "integer", "format": "uint8", "enum": [1, 300] }"#,
+            "/properties/a/enum",
+            "`enum` value 300 does not fit `format` \"uint8\" (0 to 255)",
+        ),
+        (
+            r#"{ "type": ["integer", "null"], "format": "int16", "enum": [null, -32769] }"#,
+            "/properties/a/enum",
+            "`enum` value -32769 does not fit `format` \"int16\" (-32768 to 32767)",
+        ),
+        (
             r#"{ "type": "boolean", "format": "int32" }"#,
             "/properties/a/format",
             "keyword `format` applies to strings, integers and numbers, not to `boolean`",
@@ -589,7 +599,7 @@ fn keywords_a_named_type_would_drop_are_refused() {
         (
             r#""n": { "type": "integer", "enum": [1, 2], "maximum": 1 }"#,
             "/properties/n/maximum",
-            "keyword `maximum` is not supported on an `enum`",
+            "keyword `maximum` is not supported on an integer `enum` (a generated Rust enum); only `type`, `enum`, `format` are read there",
         ),
         (
             r#""u": { "oneOf": [ { "type": "object", "required": ["k"], "properties": { "k": { "const": "a" } } } ], "required": ["k", "x"] }"#,

@@ -155,8 +155,11 @@ pub(super) fn check(at: &At<'_>, types: &[&str]) -> Result<()> {
 pub(super) enum Named {
     /// An object with `properties`: a struct.
     Struct,
-    /// An `enum`: a Rust enum.
+    /// An `enum` of strings: a Rust enum.
     Enum,
+    /// An `enum` of integers: a Rust enum; its `format` (OpenAPI's `int32` and the like)
+    /// bounds the values it may list.
+    IntEnum,
     /// A tagged `oneOf`: a Rust enum of structs.
     Union,
 }
@@ -175,6 +178,10 @@ pub(super) fn check_named(at: &At<'_>, named: Named) -> Result<()> {
             "an object with `properties` (a generated struct)",
         ),
         Named::Enum => (&["type", "enum"], "an `enum` (a generated Rust enum)"),
+        Named::IntEnum => (
+            &["type", "enum", "format"],
+            "an integer `enum` (a generated Rust enum)",
+        ),
         Named::Union => (
             &["type", "oneOf", "required"],
             "a tagged `oneOf` (a generated Rust enum)",

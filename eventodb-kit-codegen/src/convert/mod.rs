@@ -6,7 +6,8 @@ mod shape;
 use crate::error::SchemaError;
 use crate::load::{self, Folder};
 use crate::model::{
-    EventInfo, Field, Model, Presence, StructDef, TemplatePart, Ty, TypeDef, TypeKind, UnionVariant,
+    EventInfo, Field, Int, Model, Presence, StructDef, TemplatePart, Ty, TypeDef, TypeKind,
+    UnionVariant,
 };
 use crate::naming;
 use serde_json::{Map, Value};
@@ -354,6 +355,8 @@ impl<'a> Converter<'a> {
         keywords::check(at, &[ty])?;
         let kind = if at.value.get("oneOf").is_some() {
             keywords::Named::Union
+        } else if at.value.get("enum").is_some() && ty == "integer" {
+            keywords::Named::IntEnum
         } else if at.value.get("enum").is_some() {
             keywords::Named::Enum
         } else {
@@ -991,6 +994,20 @@ fn integer_enum(at: &At<'_>, values: &At<'_>) -> Result<TypeKind> {
         };
         if variants.iter().any(|(_, other)| *other == value) {
             return Err(values.err(format!("`enum` value {value} is listed twice")));
+        }
+        // The enum is generated as `i64` whatever the format; a value the format's type
+        // cannot hold is still a schema no producer using that format could satisfy.
+        let format = at.get("format");
+        let format_name = format.as_ref().and_then(|format| format.value.as_str());
+        if let Some((name, int)) =
+            format_name.and_then(|name| Some((name, Int::from_format(name)?)))
+        {
+            let (min, max) = int.range();
+            if !(min..=max).contains(&i128::from(value)) {
+                return Err(values.err(format!(
+                    "`enum` value {value} does not fit `format` \"{name}\" ({min} to {max})"
+                )));
+            }
         }
         let name = match &names {
             Some(names) => naming::variant_ident(names[index]).ok_or_else(|| {

@@ -386,7 +386,7 @@ pub struct KitchenSinkRecorded {
     #[serde(deserialize_with = "__eventodb_codegen::deserialize_nullable")]
     #[schemars(required, transform = __eventodb_codegen::add_null)]
     pub nullable_required: ::core::option::Option<::std::string::String>,
-    /// An integer enum whose variants `x-enum-varnames` names.
+    /// An integer enum whose variants `x-enum-varnames` names, with the `format` OpenAPI gives it.
     #[serde(
         default,
         skip_serializing_if = "::core::option::Option::is_none",
@@ -1104,7 +1104,7 @@ impl KitchenSinkRecordedNestedDeep {
         }
     }
 }
-/// An integer enum whose variants `x-enum-varnames` names.
+/// An integer enum whose variants `x-enum-varnames` names, with the `format` OpenAPI gives it.
 ///
 /// Generated from `kitchen_sink.json#/properties/offset`.
 #[allow(
