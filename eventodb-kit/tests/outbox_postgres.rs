@@ -64,6 +64,7 @@ scenarios!(fresh, cleanup;
     lost_writes_are_resent_exactly_once,
     verified_events_lost_in_a_crash_are_resent,
     events_lost_in_a_crash_are_resent_in_order,
+    a_sweep_puts_nothing_back_while_another_walks_back,
     nothing_is_purged_before_verification,
     a_stream_that_moved_on_gets_the_lost_event_at_its_end,
     an_idle_sweep_only_reads_back_the_newest_events,

@@ -1053,11 +1053,18 @@ pub(crate) trait RawSql: Backend {
         tx: &mut sqlx::Transaction<'static, Self>,
         sql: &str,
     ) -> impl Future<Output = i64> + Send;
+    /// Statements that make every update turning a verified sent row unverified change
+    /// nothing, as if another process's sweep had made the row unverified just before; and
+    /// the statements that undo them.
+    const SKIP_UNVERIFY: (&'static [&'static str], &'static [&'static str]);
 }
 
 macro_rules! raw_sql {
-    ($($db:ty),*) => {$(
+    ($($db:ty => $skip_unverify:expr),*) => {$(
         impl RawSql for $db {
+            const SKIP_UNVERIFY: (&'static [&'static str], &'static [&'static str]) =
+                $skip_unverify;
+
             async fn exec_sql(pool: &Pool<Self>, sql: &str) {
                 sqlx::Executor::execute(pool, sql).await.unwrap();
             }
@@ -1075,7 +1082,25 @@ macro_rules! raw_sql {
     )*};
 }
 
-raw_sql!(sqlx::Sqlite, sqlx::Postgres);
+raw_sql!(
+    sqlx::Sqlite => (
+        &["CREATE TRIGGER skip_unverify BEFORE UPDATE OF verified_at ON eventodb_kit_outbox
+            WHEN OLD.verified_at IS NOT NULL AND NEW.verified_at IS NULL AND NEW.status = 'sent'
+            BEGIN SELECT RAISE(IGNORE); END"],
+        &["DROP TRIGGER skip_unverify"],
+    ),
+    sqlx::Postgres => (
+        &[
+            "CREATE FUNCTION skip_unverify() RETURNS trigger LANGUAGE plpgsql
+                AS $$ BEGIN RETURN NULL; END $$",
+            "CREATE TRIGGER skip_unverify BEFORE UPDATE ON eventodb_kit_outbox FOR EACH ROW
+                WHEN (OLD.verified_at IS NOT NULL AND NEW.verified_at IS NULL
+                      AND NEW.status = 'sent')
+                EXECUTE FUNCTION skip_unverify()",
+        ],
+        &["DROP TRIGGER skip_unverify ON eventodb_kit_outbox", "DROP FUNCTION skip_unverify()"],
+    )
+);
 
 /// Leases every row of `stream` to `owner` until the year 2999, as a sender of another
 /// process would.
@@ -2223,6 +2248,18 @@ async fn send_and_wait<DB: Backend>(kit: &Kit<DB>, stream: &str, n: i64) -> Vec<
     ids
 }
 
+/// Sends `n` events to `stream`, the only ones in the outbox, and waits until they are sent
+/// and verified; returns their ids.
+async fn send_and_verify<DB: Backend>(kit: &Kit<DB>, stream: &str, n: i64) -> Vec<Uuid> {
+    let ids = send_and_wait(kit, stream, n).await;
+    eventually("verified", Duration::from_secs(20), || async {
+        let status = kit.outbox().status().await.unwrap();
+        (i64::try_from(status.sent) == Ok(n) && status.unverified == 0).then_some(())
+    })
+    .await;
+    ids
+}
+
 pub(crate) async fn lost_writes_are_resent_exactly_once<DB: Backend>(pool: Pool<DB>) {
     let Some(env) = Env::ours("lost_writes_are_resent_exactly_once").await else {
         return;
@@ -2311,12 +2348,7 @@ pub(crate) async fn events_lost_in_a_crash_are_resent_in_order<DB: Backend>(pool
         .spawn_sender(fast().verification(Duration::from_millis(20), Duration::from_secs(2)))
         .await
         .unwrap();
-    let mut ids = send_and_wait(&kit, "order-1", 3).await;
-    eventually("verified", Duration::from_secs(20), || async {
-        let status = kit.outbox().status().await.unwrap();
-        (status.sent == 3 && status.unverified == 0).then_some(())
-    })
-    .await;
+    let mut ids = send_and_verify(&kit, "order-1", 3).await;
     ids.extend(send_and_wait(&kit, "order-1", 1).await);
     // The next check of the newest verified events (the only read while the new event is
     // younger than 2 s), then the crash.
@@ -2332,6 +2364,59 @@ pub(crate) async fn events_lost_in_a_crash_are_resent_in_order<DB: Backend>(pool
     })
     .await;
     assert_stream(&kit, "order-1", &ids).await;
+    sender.shutdown().await.unwrap();
+}
+
+/// Two sweeps finding one loss at once: the one whose walk back finds the newest verified
+/// events made unverified by the other puts nothing back until that walk is done. It used to
+/// put its lost row back at once, which sent it ahead of the verified events lost with it.
+/// The other sweep is played by a trigger that makes each of this sweep's attempts to make
+/// a verified row unverified change nothing, as if another sweep had just done it.
+pub(crate) async fn a_sweep_puts_nothing_back_while_another_walks_back<DB: Backend + RawSql>(
+    pool: Pool<DB>,
+) {
+    let Some(env) = Env::ours("a_sweep_puts_nothing_back_while_another_walks_back").await else {
+        return;
+    };
+    let server = env.server();
+    let kit = env.kit(&pool);
+    let young = Duration::from_secs(2);
+    let sender = kit
+        .outbox()
+        .spawn_sender(fast().verification(Duration::from_millis(20), young))
+        .await
+        .unwrap();
+    let mut ids = send_and_verify(&kit, "walk-1", 3).await;
+    for sql in DB::SKIP_UNVERIFY.0 {
+        DB::exec_sql(&pool, sql).await;
+    }
+    ids.extend(send_and_wait(&kit, "walk-1", 1).await);
+    let sent_at = std::time::Instant::now();
+    server.faults().crash();
+    // Sweeps that read the unverified event back, found it lost, and walked back.
+    tokio::time::sleep(young.saturating_sub(sent_at.elapsed())).await;
+    server.reset_stats();
+    eventually(
+        "sweeps after the crash",
+        Duration::from_secs(20),
+        || async { (server.stats().count("stream.get") >= 4).then_some(()) },
+    )
+    .await;
+    let status = kit.outbox().status().await.unwrap();
+    assert_eq!(
+        (status.lost, status.pending, status.sent),
+        (0, 0, 4),
+        "nothing put back while another sweep walks back"
+    );
+    for sql in DB::SKIP_UNVERIFY.1 {
+        DB::exec_sql(&pool, sql).await;
+    }
+    eventually("all four sent again", Duration::from_secs(20), || async {
+        let status = kit.outbox().status().await.unwrap();
+        (status.lost == 4 && status.pending == 0 && status.unverified == 0).then_some(())
+    })
+    .await;
+    assert_stream(&kit, "walk-1", &ids).await;
     sender.shutdown().await.unwrap();
 }
 

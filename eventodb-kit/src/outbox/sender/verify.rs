@@ -75,7 +75,7 @@ pub(super) async fn sweep<DB: Backend>(shared: &Shared<DB>, check_newest: bool) 
     if check_newest {
         let found = unverify_lost_suffix(shared).await?;
         match found {
-            Newest::Held => {}
+            Newest::Held | Newest::Walking => {}
             Newest::Unknown => swept.newest_unknown = true,
             Newest::Unverified(rows) => swept.unverified_again = rows,
         }
@@ -105,6 +105,7 @@ pub(super) async fn sweep<DB: Backend>(shared: &Shared<DB>, check_newest: bool) 
         let walked = match newest {
             Some(Newest::Unverified(_)) => Newest::Held,
             Some(Newest::Held) => Newest::Held,
+            Some(Newest::Walking) => Newest::Walking,
             Some(Newest::Unknown) | None => unverify_lost_suffix(shared).await?,
         };
         match walked {
@@ -117,6 +118,7 @@ pub(super) async fn sweep<DB: Backend>(shared: &Shared<DB>, check_newest: bool) 
                 swept.newest_unknown = true;
                 return Ok(swept);
             }
+            Newest::Walking => return Ok(swept),
         }
     }
     let mut verified = Vec::new();
@@ -174,6 +176,10 @@ enum Newest {
     Unverified(u64),
     /// They could not be read (EventoDB down): try again at the next sweep.
     Unknown,
+    /// EventoDB lost some, and another process's sweep made them unverified first: it is
+    /// walking back, and lost rows put back before its walk is done would be sent ahead of
+    /// older ones it has yet to find. Nothing is put back this time.
+    Walking,
 }
 
 /// Reads the newest verified rows back, newest first ([`NEWEST`], then pages of [`PAGE`]):
@@ -185,6 +191,7 @@ async fn unverify_lost_suffix<DB: Backend>(shared: &Shared<DB>) -> Result<Newest
     let (pool, namespace) = (shared.outbox.pool(), shared.outbox.namespace());
     let mut limit = NEWEST;
     let mut total = 0;
+    let mut walking_elsewhere = false;
     while !shared.cancel.is_cancelled() {
         let rows = DB::newest_verified(pool, namespace, limit).await?;
         if rows.is_empty() {
@@ -218,7 +225,8 @@ async fn unverify_lost_suffix<DB: Backend>(shared: &Shared<DB>) -> Result<Newest
         }
         total += unverified;
         // Changed meanwhile by another process's sweep: it walks back from here.
-        if unverified == 0 {
+        if unverified < u64::try_from(seqs.len()).unwrap_or(u64::MAX) {
+            walking_elsewhere = true;
             break;
         }
         limit = PAGE;
@@ -227,7 +235,11 @@ async fn unverify_lost_suffix<DB: Backend>(shared: &Shared<DB>) -> Result<Newest
         tracing::warn!(rows = total, "outbox rows to read back again after a loss");
         return Ok(Newest::Unverified(total));
     }
-    Ok(Newest::Held)
+    Ok(if walking_elsewhere {
+        Newest::Walking
+    } else {
+        Newest::Held
+    })
 }
 
 /// What EventoDB holds for each of `rows`, read a few streams at a time.
