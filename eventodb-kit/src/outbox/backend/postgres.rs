@@ -271,7 +271,8 @@ const SQL: Sql = Sql {
         SET status = 'failed', attempts = attempts + 1, last_error = $2,
             outcome_unknown = outcome_unknown OR $3
         WHERE seq = $1 AND status = 'pending'",
-    clear_unknown: "UPDATE eventodb_kit_outbox SET outcome_unknown = FALSE WHERE seq = $1",
+    clear_unknown: "UPDATE eventodb_kit_outbox SET outcome_unknown = FALSE
+        WHERE seq = $1 AND attempts = $2",
     // Pending and parked rows are counted (one partial index each: as many entries as the
     // backlog); sent rows are read from the counts the triggers of migration 11 keep.
     status: "SELECT
@@ -1025,6 +1026,41 @@ mod tests {
         db.cleanup().await;
         assert!(!stale, "read before the row was put back");
         assert!(current);
+    }
+
+    /// A lookup that found the event absent clears the outcome-unknown flag only if the row
+    /// was not tried since its claim: a later attempt's unknown outcome stays flagged.
+    #[tokio::test]
+    async fn a_stale_lookup_keeps_a_later_attempts_unknown_outcome() {
+        use crate::outbox::backend::private::Dialect;
+        let Some(db) = pg_schema::fresh("eventodb_kit_stale_lookup", 2).await else {
+            return;
+        };
+        let pool = &db.pool;
+        insert_rows(pool, "'s-1'", 1).await;
+        sqlx::query("UPDATE eventodb_kit_outbox SET outcome_unknown = TRUE")
+            .execute(pool)
+            .await
+            .unwrap();
+        let unknown = || async {
+            let (unknown,): (bool,) =
+                sqlx::query_as("SELECT outcome_unknown FROM eventodb_kit_outbox")
+                    .fetch_one(pool)
+                    .await
+                    .unwrap();
+            unknown
+        };
+        // Claimed with 0 attempts; another sender tries it meanwhile, outcome unknown.
+        Postgres::mark_retry(pool, 1, "timed out", std::time::Duration::ZERO, true)
+            .await
+            .unwrap();
+        let stale = Postgres::clear_unknown(pool, 1, 0).await.unwrap();
+        let kept = unknown().await;
+        let current = Postgres::clear_unknown(pool, 1, 1).await.unwrap();
+        let cleared = !unknown().await;
+        db.cleanup().await;
+        assert!(!stale && kept, "the later attempt still needs its lookup");
+        assert!(current && cleared);
     }
 
     /// A sweep that read a row before another sweep found a loss and made the row unverified

@@ -274,8 +274,15 @@ pub trait Dialect: sqlx::Database + Sized {
         error: &str,
         outcome_unknown: bool,
     ) -> impl Future<Output = Result<()>> + Send;
-    /// Clears the outcome-unknown flag after the stream proved the event absent.
-    fn clear_unknown(pool: &Pool<Self>, seq: i64) -> impl Future<Output = Result<()>> + Send;
+    /// Clears the outcome-unknown flag after the stream proved the event absent, if the row
+    /// was not tried again since the claim read `attempts`; returns whether it did. A
+    /// sender that took the stream over after this one's lease ran out may have tried it
+    /// meanwhile, with an outcome unknown again: that flag must stay for its next lookup.
+    fn clear_unknown(
+        pool: &Pool<Self>,
+        seq: i64,
+        attempts: i64,
+    ) -> impl Future<Output = Result<bool>> + Send;
 
     /// Counts for health checks.
     fn status(

@@ -372,10 +372,19 @@ macro_rules! backend_impl {
                 })
             }
 
-            async fn clear_unknown(pool: &sqlx::Pool<Self>, seq: i64) -> $crate::error::Result<()> {
+            async fn clear_unknown(
+                pool: &sqlx::Pool<Self>,
+                seq: i64,
+                attempts: i64,
+            ) -> $crate::error::Result<bool> {
                 retry_busy!(async {
-                    sqlx::query($sql.clear_unknown).bind(seq).execute(pool).await.map_err(db)?;
-                    Ok(())
+                    let done = sqlx::query($sql.clear_unknown)
+                        .bind(seq)
+                        .bind(attempts)
+                        .execute(pool)
+                        .await
+                        .map_err(db)?;
+                    Ok(done.rows_affected() > 0)
                 })
             }
 

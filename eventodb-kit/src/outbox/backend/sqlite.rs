@@ -249,7 +249,8 @@ const SQL: Sql = Sql {
         SET status = 'failed', attempts = attempts + 1, last_error = ?2,
             outcome_unknown = (outcome_unknown OR ?3)
         WHERE seq = ?1 AND status = 'pending'",
-    clear_unknown: "UPDATE eventodb_kit_outbox SET outcome_unknown = 0 WHERE seq = ?1",
+    clear_unknown: "UPDATE eventodb_kit_outbox SET outcome_unknown = 0
+        WHERE seq = ?1 AND attempts = ?2",
     // Pending and parked rows are counted (one partial index each: as many entries as the
     // backlog); sent rows are read from the counts the triggers of migration 9 keep.
     status: concat!(
@@ -863,6 +864,39 @@ mod tests {
             .await
             .unwrap();
         assert!(verified().await);
+    }
+
+    /// A lookup that found the event absent clears the outcome-unknown flag only if the row
+    /// was not tried since its claim: a later attempt's unknown outcome stays flagged.
+    #[tokio::test]
+    async fn a_stale_lookup_keeps_a_later_attempts_unknown_outcome() {
+        use super::super::private::Dialect;
+        let dir = tempfile::tempdir().unwrap();
+        let pool = crate::outbox::backend::sqlite_file_pool(&dir).await;
+        sqlx::query(
+            "INSERT INTO eventodb_kit_outbox
+                (id, namespace, stream, message_type, data, content_hash, outcome_unknown)
+            VALUES ('a', 'default', 's-1', 'T', '{}', 'h', 1)",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        let unknown = || async {
+            let (unknown,): (bool,) =
+                sqlx::query_as("SELECT outcome_unknown FROM eventodb_kit_outbox")
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+            unknown
+        };
+        // Claimed with 0 attempts; another sender tries it meanwhile, outcome unknown.
+        Sqlite::mark_retry(&pool, 1, "timed out", std::time::Duration::ZERO, true)
+            .await
+            .unwrap();
+        assert!(!Sqlite::clear_unknown(&pool, 1, 0).await.unwrap());
+        assert!(unknown().await, "the later attempt still needs its lookup");
+        assert!(Sqlite::clear_unknown(&pool, 1, 1).await.unwrap());
+        assert!(!unknown().await);
     }
 
     /// A sweep that read a row before another sweep found a loss and made the row unverified

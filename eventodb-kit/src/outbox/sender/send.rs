@@ -251,7 +251,13 @@ async fn send_row<DB: Backend>(
                 );
                 return sent(shared, row, position, unrecorded);
             }
-            Ok(Lookup::Absent) => DB::clear_unknown(pool, row.seq).await?,
+            Ok(Lookup::Absent) => {
+                if !DB::clear_unknown(pool, row.seq, row.attempts).await? {
+                    // Tried meanwhile by a sender that took the stream over after this
+                    // task's lease ran out: settling that attempt is its job.
+                    return Ok(Step::LeaseLost);
+                }
+            }
             Ok(Lookup::LeaseLost) => return Ok(Step::LeaseLost),
             Err(error) => return retry(shared, row, &error, true).await,
         }
