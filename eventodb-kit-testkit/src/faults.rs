@@ -20,6 +20,8 @@ pub(crate) struct FaultState {
     forget_since_start: AtomicBool,
     crash_on_unlimited_category_get: AtomicBool,
     latency: Mutex<Duration>,
+    /// `stream.write` requests still to hold back, and for how long each.
+    delayed_writes: Mutex<(u64, Duration)>,
     forget_on_restart: AtomicUsize,
     /// Cancelled (and replaced) to drop every SSE connection.
     sse: Mutex<CancellationToken>,
@@ -73,6 +75,15 @@ impl FaultState {
 
     pub(crate) fn latency(&self) -> Duration {
         *lock(&self.latency)
+    }
+
+    /// Consumes one "apply this write later" token: how much later.
+    pub(crate) fn take_write_delay(&self) -> Option<Duration> {
+        let mut delayed = lock(&self.delayed_writes);
+        let (left, delay) = &mut *delayed;
+        let taken = left.checked_sub(1)?;
+        *left = taken;
+        Some(*delay)
     }
 
     pub(crate) fn sse_token(&self) -> CancellationToken {
@@ -171,6 +182,16 @@ impl Faults {
         self
     }
 
+    /// The next `n` `stream.write` requests are applied `delay` after they arrive, by a task
+    /// of their own that goes on when the client gives up waiting (EventoDB's handler does not
+    /// stop when its client goes away, and a write can queue behind a stalled one): a write
+    /// whose outcome the client could not know lands later. Other requests are not held up.
+    /// Replaces any count still pending.
+    pub fn delay_next_writes(&self, n: u64, delay: Duration) -> &Self {
+        *lock(&self.state().delayed_writes) = (n, delay);
+        self
+    }
+
     /// Every request waits this long before it is handled (`Duration::ZERO` turns it off).
     pub fn latency(&self, latency: Duration) -> &Self {
         *lock(&self.state().latency) = latency;
@@ -235,6 +256,7 @@ impl Faults {
             .store(false, Ordering::SeqCst);
         s.forget_on_restart.store(0, Ordering::SeqCst);
         *lock(&s.latency) = Duration::ZERO;
+        *lock(&s.delayed_writes) = (0, Duration::ZERO);
         self
     }
 }

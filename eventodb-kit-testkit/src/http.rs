@@ -41,7 +41,7 @@ pub(crate) async fn handle(
         ));
     }
     match req.uri().path() {
-        "/rpc" => handle_rpc(&shared, req).await,
+        "/rpc" => handle_rpc(shared, req).await,
         "/subscribe" => handle_subscribe(shared, req).await,
         "/health" => {
             shared.faults.count("/health");
@@ -62,7 +62,11 @@ pub(crate) async fn handle(
     }
 }
 
-async fn handle_rpc(shared: &Shared, req: Request<Incoming>) -> Result<Response<Body>, Dropped> {
+async fn handle_rpc(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Dropped> {
+    let shared = &shared;
     let (parts, body) = req.into_parts();
     let body = match read_body(shared, &parts.headers, body).await? {
         Read::Whole(body) => body,
@@ -87,7 +91,13 @@ async fn handle_rpc(shared: &Shared, req: Request<Incoming>) -> Result<Response<
         crate::faults::crash(shared);
         return Err(Dropped);
     }
-    let result = rpc::call(shared, &namespace, envelope);
+    let result = match envelope.label() {
+        "stream.write" => match shared.faults.take_write_delay() {
+            Some(delay) => apply_later(shared, namespace, envelope, delay).await?,
+            None => rpc::call(shared, &namespace, envelope),
+        },
+        _ => rpc::call(shared, &namespace, envelope),
+    };
     if shared.faults.take_drop_after_apply() {
         return Err(Dropped);
     }
@@ -101,6 +111,22 @@ async fn handle_rpc(shared: &Shared, req: Request<Incoming>) -> Result<Response<
         Ok(value) => json(StatusCode::OK, value.encode() + "\n"),
         Err(e) => error(&e),
     })
+}
+
+/// Applies a call `delay` from now in a task of its own, which goes on if this request is
+/// dropped (the client gave up), and waits for its result.
+async fn apply_later(
+    shared: &Arc<Shared>,
+    namespace: String,
+    envelope: rpc::Envelope,
+    delay: std::time::Duration,
+) -> Result<crate::rpc::error::RpcResult, Dropped> {
+    let shared = Arc::clone(shared);
+    let applied = tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        rpc::call(&shared, &namespace, envelope)
+    });
+    applied.await.map_err(|_| Dropped)
 }
 
 async fn handle_subscribe(

@@ -36,6 +36,7 @@
 //! | the request is applied, then the connection closes without answer | [`Faults::drop_after_apply`] |
 //! | the request is applied, then `200` with a body that is not its result | [`Faults::garble_after_apply`] |
 //! | slow server | [`Faults::latency`] |
+//! | a write that lands after its client gave up waiting | [`Faults::delay_next_writes`] |
 //! | connections closed at once (port still bound) | [`Faults::refuse_connections`] |
 //! | connection refused by the OS (server down) | [`TestServer::pause`] / [`TestServer::resume`] |
 //! | every SSE connection drops | [`Faults::drop_sse_connections`] |

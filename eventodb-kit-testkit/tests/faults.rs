@@ -65,6 +65,34 @@ async fn latency_delays_every_request() {
 }
 
 #[tokio::test]
+async fn a_delayed_write_lands_after_its_client_gave_up() {
+    let server = TestServer::start().await.unwrap();
+    server
+        .faults()
+        .delay_next_writes(1, Duration::from_millis(400));
+    let err = http()
+        .post(format!("{}/rpc", server.url()))
+        .bearer_auth(server.default_token())
+        .body(r#"["stream.write", "d-1", {"type": "T", "data": {}}]"#)
+        .timeout(Duration::from_millis(100))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err.is_timeout());
+    // Reads are not held up, and the write has not landed yet.
+    let version = r#"["stream.version", "d-1"]"#;
+    assert_eq!(rpc(&server, version).await.body, "null\n");
+    // Only that write was delayed: the next one lands first.
+    write(&server, "d-1").await;
+    assert_eq!(rpc(&server, version).await.body, "0\n");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while rpc(&server, version).await.body != "1\n" {
+        assert!(Instant::now() < deadline, "the delayed write never landed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
 async fn refused_connections_get_no_answer_until_allowed_again() {
     let server = TestServer::start().await.unwrap();
     write(&server, "r-1").await;
