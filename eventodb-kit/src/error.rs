@@ -241,8 +241,9 @@ pub enum Error {
         id: String,
     },
     /// An operator asked to discard an outbox row that a sender is sending right now (its
-    /// stream is leased over the row): discarding it could not stop the send. Try again once
-    /// the send is recorded (the row is then `sent`), or park the stream first.
+    /// stream is leased over the row), or whose last write, of unknown outcome, may still
+    /// land in EventoDB: discarding it could not stop the send. Try again once the send is
+    /// recorded (the row is then `sent`) or its lookup is due, or park the stream first.
     #[error("outbox row {id} is being sent now; it can no longer be discarded")]
     OutboxRowInFlight {
         /// The row's message id.

@@ -37,6 +37,8 @@ scenarios!(fresh, cleanup;
     unknown_outcome_is_checked_not_resent,
     an_unreadable_reply_to_a_write_is_looked_up,
     unknown_outcome_is_found_among_foreign_ids,
+    a_write_that_lands_after_its_timeout_is_not_sent_again,
+    a_row_whose_write_may_still_land_is_not_discarded,
     duplicate_id_means_already_written,
     a_slow_lookup_does_not_outlast_the_lease,
     a_long_lookup_keeps_its_lease,

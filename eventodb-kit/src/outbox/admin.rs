@@ -92,7 +92,9 @@ impl<DB: Backend> Outbox<DB> {
     /// # Errors
     /// [`Error::OutboxRowInFlight`] when a sender holds the row right now (its stream is
     /// leased over it): the send may already be on its way, and a discard could not stop
-    /// it. [`Error::OutboxRowAlreadySent`] when the lookup finds the event in EventoDB. The
+    /// it; and while a write whose outcome is unknown may still land (until the row's next
+    /// attempt is due: the sender waits as long again as that write took before it looks
+    /// the row up). [`Error::OutboxRowAlreadySent`] when the lookup finds the event in EventoDB. The
     /// client's error when that lookup cannot read the stream (EventoDB down): whether the
     /// row was sent cannot be known then. [`Error::Database`].
     pub async fn discard(&self, id: Uuid) -> Result<bool> {

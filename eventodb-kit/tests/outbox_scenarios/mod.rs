@@ -911,6 +911,87 @@ pub(crate) async fn unknown_outcome_is_found_among_foreign_ids<DB: Backend>(pool
     ambiguous_write_is_found(&env, &pool, Some("order-42")).await;
 }
 
+/// A write the sender stopped waiting for lands in EventoDB later (its handler went on): the
+/// lookup before the next attempt waits as long again as the attempt took, finds it, and
+/// does not send it again. Looked up at once, it found nothing, and the event was sent again
+/// (on Pebble, which stores a second copy of an id).
+pub(crate) async fn a_write_that_lands_after_its_timeout_is_not_sent_again<DB: Backend>(
+    pool: Pool<DB>,
+) {
+    let Some(env) = Env::pebble("a_write_that_lands_after_its_timeout_is_not_sent_again").await
+    else {
+        return;
+    };
+    let server = env.server();
+    let kit = env.kit(&pool);
+    // A write is cut off a tenth of the lease before its end, 1.8 s in; this one lands 2.5 s
+    // in, and the lookup comes 3.6 s in at the earliest.
+    let (id, sender) = send_a_late_write(&env, &kit, "late-1", 2, 2500).await;
+    let second = commit_one(&kit, "late-1", 2).await;
+    drained(&kit, Duration::from_secs(20)).await;
+    assert_stream(&kit, "late-1", &[id, second]).await;
+    assert_eq!(
+        server.stats().count("stream.write"),
+        2,
+        "the late write was not sent again"
+    );
+    let row = kit.outbox().row(id).await.unwrap().unwrap();
+    assert_eq!(
+        (row.status, row.position, row.outcome_unknown),
+        (RowStatus::Sent, Some(0), false)
+    );
+    sender.shutdown().await.unwrap();
+}
+
+/// Commits one event to `stream` and starts a sender with a lease of `lease_secs`, whose
+/// write of it EventoDB applies `lands_ms` after it arrives, however long the sender waits.
+async fn send_a_late_write<DB: Backend>(
+    env: &Env,
+    kit: &Kit<DB>,
+    stream: &str,
+    lease_secs: u64,
+    lands_ms: u64,
+) -> (Uuid, eventodb_kit::outbox::Sender) {
+    env.server()
+        .faults()
+        .delay_next_writes(1, Duration::from_millis(lands_ms));
+    let id = commit_one(kit, stream, 1).await;
+    let sender = kit
+        .outbox()
+        .spawn_sender(fast().lease(Duration::from_secs(lease_secs)))
+        .await
+        .unwrap();
+    (id, sender)
+}
+
+/// A row whose write was cut off may still land in EventoDB until the sender's lookup is
+/// due: a discard meanwhile is refused as in flight. It used to look the row up at once,
+/// find nothing, and discard it, and the write landed after.
+pub(crate) async fn a_row_whose_write_may_still_land_is_not_discarded<DB: Backend>(pool: Pool<DB>) {
+    let Some(env) = Env::ours("a_row_whose_write_may_still_land_is_not_discarded").await else {
+        return;
+    };
+    let kit = env.kit(&pool);
+    // Cut off 2.7 s in, landing 3.5 s in, looked up 5.4 s in at the earliest.
+    let (id, sender) = send_a_late_write(&env, &kit, "settling-1", 3, 3500).await;
+    eventually("the write cut off", Duration::from_secs(10), || async {
+        let row = kit.outbox().row(id).await.unwrap().unwrap();
+        row.outcome_unknown.then_some(())
+    })
+    .await;
+    let refused = kit.outbox().discard(id).await;
+    assert!(
+        matches!(&refused, Err(Error::OutboxRowInFlight { id: found }) if *found == id.to_string()),
+        "{refused:?}"
+    );
+    kit.outbox()
+        .wait_sent(id, Duration::from_secs(20))
+        .await
+        .unwrap();
+    assert_stream(&kit, "settling-1", &[id]).await;
+    sender.shutdown().await.unwrap();
+}
+
 /// Two outbox writes to a stream (after another producer's event with id `foreign`, if
 /// given), the first applied but answered with a 500: the sender cannot know it landed, looks
 /// it up, finds it, and does not send it again.

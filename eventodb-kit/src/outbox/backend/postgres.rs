@@ -313,7 +313,9 @@ const SQL: Sql = Sql {
             o.expected_version, l.owner AS lease_owner, l.lease_until::text AS lease_until,
             l.from_seq, l.through_seq,
             COALESCE(o.status = 'pending' AND o.seq BETWEEN l.from_seq AND l.through_seq
-                     AND l.lease_until >= now(), FALSE) AS in_flight,
+                     AND l.lease_until >= now(), FALSE)
+            OR (o.status = 'pending' AND o.outcome_unknown AND o.next_attempt_at > now())
+                AS in_flight,
             COALESCE(o.status = 'pending' AND o.seq BETWEEN l.from_seq AND l.through_seq
                      AND l.lease_until < now(), FALSE) AS lapsed
         FROM eventodb_kit_outbox AS o

@@ -32,7 +32,9 @@ pub struct DiscardState {
     pub expected_version: Option<i64>,
     /// The stream's lease: owner, end (as text), first and last `seq` it covers.
     pub lease: Option<(String, String, i64, i64)>,
-    /// A live lease covers the row while it is pending: a sender holds it.
+    /// A live lease covers the row while it is pending: a sender holds it. Or its last
+    /// attempt's outcome is unknown and the wait before its lookup has not passed: that
+    /// write may still be running in EventoDB, and land after a lookup made now.
     pub in_flight: bool,
     /// A lease that ran out covers the row while it is pending: a send made under it may
     /// have landed without being recorded.

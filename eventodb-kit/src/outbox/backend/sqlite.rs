@@ -297,7 +297,10 @@ const SQL: Sql = Sql {
             COALESCE(o.status = 'pending' AND o.seq BETWEEN l.from_seq AND l.through_seq
                      AND l.lease_until >= ",
         now!(),
-        ", FALSE) AS in_flight,
+        ", FALSE)
+            OR (o.status = 'pending' AND o.outcome_unknown AND o.next_attempt_at > ",
+        now!(),
+        ") AS in_flight,
             COALESCE(o.status = 'pending' AND o.seq BETWEEN l.from_seq AND l.through_seq
                      AND l.lease_until < ",
         now!(),

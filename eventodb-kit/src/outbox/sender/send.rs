@@ -342,7 +342,16 @@ async fn send_row<DB: Backend>(
         }
         Err(error) if error.is_transient() => {
             let unknown = error.outcome_unknown();
-            retry(shared, row, &error, unknown).await
+            // A write this sender stopped waiting for may still be running in EventoDB
+            // (nothing stops a handler whose client went away, and a write can queue behind
+            // a stalled one), and land after a lookup made at once found nothing: a second
+            // copy on Pebble. The lookup waits as long again as the attempt took.
+            let at_least = if unknown {
+                started.elapsed()
+            } else {
+                Duration::ZERO
+            };
+            retry_after(shared, row, &error, unknown, at_least).await
         }
         Err(error) => fail(shared, row, &error.to_string(), false).await,
     }
@@ -373,8 +382,19 @@ async fn retry<DB: Backend>(
     error: &Error,
     outcome_unknown: bool,
 ) -> Result<Step> {
+    retry_after(shared, row, error, outcome_unknown, Duration::ZERO).await
+}
+
+/// [`retry`], waiting at least `at_least` (and the backoff).
+async fn retry_after<DB: Backend>(
+    shared: &Shared<DB>,
+    row: &Claimed,
+    error: &Error,
+    outcome_unknown: bool,
+    at_least: Duration,
+) -> Result<Step> {
     let options = &shared.options;
-    let delay = backoff(options.retry_initial, options.retry_max, row.attempts + 1);
+    let delay = backoff(options.retry_initial, options.retry_max, row.attempts + 1).max(at_least);
     crate::metrics::outbox_send_failed(shared.outbox.namespace(), false);
     tracing::warn!(
         stream = %row.stream, id = %row.id, attempts = row.attempts + 1, retry_in = ?delay,
