@@ -272,6 +272,23 @@ pub enum Error {
         /// The consumer's name.
         consumer: String,
     },
+    /// EventoDB no longer holds the event a consumer read last, at its position: it lost
+    /// events it had acknowledged (a crashed Pebble-backed server loses every write since it
+    /// opened), or it is another store. Events written since may take global positions up to
+    /// the consumer's, which it would skip without a word: it stops instead. Reset its
+    /// position ([`ConsumerAdmin::reset_position`](crate::consumer::ConsumerAdmin::reset_position))
+    /// to where it should read again, and start it.
+    #[error(
+        "consumer {consumer}: EventoDB no longer holds the event at global position {position} of category {category:?} that it read last (EventoDB lost events, or is another store); stopped rather than skip events written at positions up to it: reset its position to resume"
+    )]
+    ConsumerPositionLost {
+        /// The consumer's name.
+        consumer: String,
+        /// The category it reads.
+        category: String,
+        /// Its position: the global position of the event it read last.
+        position: i64,
+    },
     /// [`Outbox::wait_sent`](crate::outbox::Outbox::wait_sent) waited for a row that is
     /// parked: a permanent failure holds it (and its stream) until an operator retries or
     /// discards it.

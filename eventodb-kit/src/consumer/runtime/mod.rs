@@ -26,11 +26,13 @@ use crate::outbox::Backend;
 
 mod attempt;
 mod batch;
+mod kept;
 mod others;
 mod parked;
 mod retry;
 mod save;
 
+use kept::LastRead;
 use others::Passed;
 use save::saved;
 
@@ -234,6 +236,10 @@ pub(crate) struct Runtime<DB: Backend, C: Consumer<DB>> {
     /// task ends. False while it stands by.
     owns: bool,
     last_maintenance: Option<Instant>,
+    /// The last event this instance read (see [`kept`]).
+    last_read: Option<LastRead>,
+    /// When the event at the position was last read back (see [`kept`]).
+    position_checked_at: Option<Instant>,
     /// A save running in the background (plain consumers), and the position it saves.
     /// Aborted if the consumer task is (as a crash would end it).
     saving: Option<AbortOnDropHandle<Result<i64>>>,
@@ -429,6 +435,8 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             claimed_until: std::sync::Mutex::new(claimed_until),
             owns: loaded,
             last_maintenance: None,
+            last_read: None,
+            position_checked_at: None,
             saving: None,
             saving_rows: Arc::default(),
             loaded,
@@ -796,6 +804,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                     .waker
                     .head
                     .fetch_max(last.global_position, std::sync::atomic::Ordering::Relaxed);
+                self.last_read = Some(LastRead::of(last));
             }
             // A full batch: read the next one while this one is handled.
             if !caught_up && let Some(last) = batch.last() {
@@ -833,6 +842,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                 Passed::CaughtUp => {
                     self.save_soon(cancel, true).await?;
                     self.shared.caught_up(read, self.position);
+                    self.check_position_kept().await?;
                 }
                 // Not known to be caught up: the next wake-up reads and looks again.
                 Passed::Unknown => {}

@@ -118,6 +118,9 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             rest = &rest[at + 1..];
         };
         if upto > self.position {
+            if let Some(last) = window.iter().find(|m| m.global_position == upto) {
+                self.last_read = Some(super::LastRead::of(last));
+            }
             self.warn_of_streams_no_member_gets(&window, upto);
             tracing::debug!(consumer = %self.key.consumer, from = self.position, position = upto, "passed messages that are not this consumer's");
             self.advance(upto);

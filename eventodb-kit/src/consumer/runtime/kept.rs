@@ -1,0 +1,88 @@
+//! Whether EventoDB still holds the event a consumer read last. A crashed Pebble-backed
+//! server comes back without every write since it opened (protocol §8) and hands their global
+//! positions out again: a consumer whose position is past the new head would skip every event
+//! written at those positions, silently. An idle consumer reads its last event back now and
+//! then, and stops with [`Error::ConsumerPositionLost`] when it is gone.
+
+use std::time::Instant;
+
+use super::Runtime;
+use crate::client::{CategoryMessage, GetCategoryOptions, MessageId};
+use crate::consumer::handler::Consumer;
+use crate::error::{Error, Result};
+use crate::outbox::Backend;
+
+/// The last event a consumer read, by global position and id.
+#[derive(Debug, Clone)]
+pub(super) struct LastRead {
+    global_position: i64,
+    id: MessageId,
+}
+
+impl LastRead {
+    pub(super) fn of(message: &CategoryMessage) -> LastRead {
+        LastRead {
+            global_position: message.global_position,
+            id: message.id.clone(),
+        }
+    }
+}
+
+impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
+    /// Reads the event at the consumer's position back (at most once per poll interval),
+    /// when this instance read that event itself: a position set otherwise (loaded at the
+    /// start, or reset by an operator) names no event it knows the id of.
+    ///
+    /// # Errors
+    /// [`Error::ConsumerPositionLost`] when EventoDB no longer holds it; a permanent error of
+    /// the read. A transient one is left to the next look.
+    pub(super) async fn check_position_kept(&mut self) -> Result<()> {
+        let Some(last) = self
+            .last_read
+            .clone()
+            .filter(|last| last.global_position == self.position)
+        else {
+            return Ok(());
+        };
+        if self
+            .position_checked_at
+            .is_some_and(|at| at.elapsed() < self.options.poll_interval)
+        {
+            return Ok(());
+        }
+        self.position_checked_at = Some(Instant::now());
+        // Unfiltered: the event is the category's whatever the group and the correlation.
+        let options = GetCategoryOptions::new()
+            .position(last.global_position)
+            .batch_size(1);
+        let found = match self.client.category_get(&self.key.category, &options).await {
+            Ok(found) => found,
+            Err(error) if error.is_transient() => {
+                tracing::debug!(consumer = %self.key.consumer, error = crate::error::log_field(&error), "reading the last event back failed; trying again later");
+                return Ok(());
+            }
+            Err(error) => return Err(error),
+        };
+        match found.first() {
+            Some(held) if held.global_position == last.global_position && held.id == last.id => {
+                Ok(())
+            }
+            now_there => {
+                let error = Error::ConsumerPositionLost {
+                    consumer: self.key.consumer.clone(),
+                    category: self.key.category.clone(),
+                    position: last.global_position,
+                };
+                tracing::error!(
+                    consumer = %self.key.consumer,
+                    category = %self.key.category,
+                    position = last.global_position,
+                    id = %last.id,
+                    found = ?now_there.map(|m| (m.global_position, &m.id)),
+                    "EventoDB no longer holds the event this consumer read last; stopping"
+                );
+                Err(error)
+            }
+        }
+    }
+}
