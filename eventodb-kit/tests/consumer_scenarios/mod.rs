@@ -1534,12 +1534,31 @@ pub(crate) async fn a_consumer_stops_when_eventodb_loses_its_position<DB: Db>(po
         .await
         .expect("the failure was already taken");
 
-    ConsumerAdmin::for_kit(&kit)
-        .reset_position("gone", "gone", 0)
+    // Another instance (a standby, a restart) does not go on from the lost position: the
+    // member is held until an operator resets it.
+    let workers = kit
+        .workers()
+        .consumer(recorder, options())
+        .spawn()
         .await
-        .unwrap();
-    let workers = running_until(&kit, recorder, options(), at.global_position).await;
-    assert!(log.contains(after));
+        .expect("spawn");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!log.contains(after), "held until a reset");
+    let admin = ConsumerAdmin::for_kit(&kit);
+    let state = admin.positions("gone", "gone").await.unwrap()[0]
+        .state
+        .clone();
+    assert!(
+        matches!(&state, MemberState::Stopped { error: Some(error), .. }
+            if error.contains("no longer holds")),
+        "{state:?}"
+    );
+    admin.reset_position("gone", "gone", 0).await.unwrap();
+    // (Standing by, its handle showed the old position: wait for the event itself.)
+    eventually("handled after the reset", LONG, || async {
+        log.contains(after)
+    })
+    .await;
     workers.shutdown().await.unwrap();
 }
 

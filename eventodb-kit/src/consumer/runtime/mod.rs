@@ -478,9 +478,19 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         if self.owns {
             let error = result.as_ref().err().map(crate::error::with_causes);
             let (key, member, size) = (&self.key, self.member, self.size);
-            if let Err(failure) =
-                DB::mark_stopped(&self.pool, key, member, size, &self.owner, error.as_deref()).await
-            {
+            // Another instance would go on from the position EventoDB no longer holds, and
+            // skip what this one stopped for: the member waits for an operator's reset.
+            let hold = matches!(result, Err(Error::ConsumerPositionLost { .. }));
+            let stopped = DB::mark_stopped(
+                &self.pool,
+                key,
+                member,
+                size,
+                &self.owner,
+                error.as_deref(),
+                hold,
+            );
+            if let Err(failure) = stopped.await {
                 tracing::warn!(consumer = %key.consumer, error = crate::error::log_field(&failure), "could not record that the consumer stopped");
             }
         }
@@ -566,6 +576,10 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         self.held = state.held;
         self.replay_waits.clear();
         self.resets = state.resets;
+        // A position taken over or reset names an event this instance did not just read:
+        // another may be there now, rightly (see `kept`).
+        self.last_read = None;
+        self.position_checked_at = None;
         self.loaded = true;
         self.shared.advanced(self.position);
         self.shared.publish();

@@ -148,6 +148,9 @@ pub(crate) mod private {
         ) -> impl Future<Output = Result<Option<i64>>> + Send;
         /// Records that `owner`'s task of a member ended, with the error that ended it, and
         /// frees the member for another instance (nothing when `owner` no longer has it).
+        /// With `hold`, the member is not freed but held until an operator resets its
+        /// position: its row names the owner `eventodb-kit:position-lost`, no instance's
+        /// name, for ever, so every instance stands by; the reset frees it.
         fn mark_stopped(
             pool: &Pool<Self>,
             key: &Key,
@@ -155,6 +158,7 @@ pub(crate) mod private {
             size: i64,
             owner: &str,
             error: Option<&str>,
+            hold: bool,
         ) -> impl Future<Output = Result<()>> + Send;
         /// How often one member's position row was reset (0 without a row).
         fn own_resets(
@@ -618,9 +622,10 @@ macro_rules! store_impl {
                 size: i64,
                 owner: &str,
                 error: Option<&str>,
+                hold: bool,
             ) -> $crate::error::Result<()> {
                 let query = member_keyed($sql.mark_stopped, key, member, size);
-                run(query.bind(owner).bind(error), pool).await?;
+                run(query.bind(owner).bind(error).bind(hold), pool).await?;
                 Ok(())
             }
 

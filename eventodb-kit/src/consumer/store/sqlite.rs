@@ -95,10 +95,14 @@ const SQL: Sql = Sql {
         key!(),
         " AND group_member = ?4 AND group_size = ?5 AND owner = ?6 RETURNING resets"
     ),
+    // Held (`?8`): owned by nobody's name for ever, until a reset frees it.
     mark_stopped: concat!(
         "UPDATE eventodb_kit_consumer_positions SET stopped_at = ",
         now!(),
-        ", stop_error = ?7, owner = NULL, owned_until = NULL WHERE ",
+        ", stop_error = ?7,
+            owner = CASE WHEN ?8 THEN 'eventodb-kit:position-lost' END,
+            owned_until = CASE WHEN ?8 THEN '9999-12-31T23:59:59.999Z' END
+        WHERE ",
         key!(),
         " AND group_member = ?4 AND group_size = ?5 AND owner = ?6"
     ),
@@ -208,11 +212,16 @@ const SQL: Sql = Sql {
         WHERE namespace = ?1
         UNION SELECT category, consumer FROM eventodb_kit_parked_streams WHERE namespace = ?1
         ORDER BY 1, 2",
+    // A member held until a reset (see `mark_stopped`) is freed; SET reads `owner` as it was.
     reset_positions: concat!(
         "UPDATE eventodb_kit_consumer_positions SET global_position = ?4, resets = resets + 1,
             updated_at = ",
         now!(),
-        " WHERE ",
+        ",
+            owned_until = CASE WHEN owner = 'eventodb-kit:position-lost' THEN NULL
+                               ELSE owned_until END,
+            owner = CASE WHEN owner = 'eventodb-kit:position-lost' THEN NULL ELSE owner END
+        WHERE ",
         key!()
     ),
     forget_processed_after: concat!(
