@@ -67,9 +67,7 @@ async fn latency_delays_every_request() {
 #[tokio::test]
 async fn a_delayed_write_lands_after_its_client_gave_up() {
     let server = TestServer::start().await.unwrap();
-    server
-        .faults()
-        .delay_next_writes(1, Duration::from_millis(400));
+    server.faults().delay_next_writes(1, Duration::from_secs(3));
     let err = http()
         .post(format!("{}/rpc", server.url()))
         .bearer_auth(server.default_token())

@@ -244,7 +244,7 @@ pub enum Error {
     /// stream is leased over the row), or whose last write, of unknown outcome, may still
     /// land in EventoDB: discarding it could not stop the send. Try again once the send is
     /// recorded (the row is then `sent`) or its lookup is due, or park the stream first.
-    #[error("outbox row {id} is being sent now; it can no longer be discarded")]
+    #[error("outbox row {id} is being sent now; it cannot be discarded while it is")]
     OutboxRowInFlight {
         /// The row's message id.
         id: String,

@@ -57,7 +57,7 @@ pub(crate) struct Sql {
     pub(crate) mark_retry: &'static str,
     /// (seq, error, outcome_unknown)
     pub(crate) mark_failed: &'static str,
-    /// (seq)
+    /// (seq, attempts): only if the row was not tried since `attempts` was read
     pub(crate) clear_unknown: &'static str,
     /// (namespace) → (pending, failed, sent, unverified, oldest pending age in seconds, lost,
     /// the last error of a row put off for a retry)
@@ -72,8 +72,9 @@ pub(crate) struct Sql {
     /// for a claim of that stream to commit).
     pub(crate) discard_lock_lease: &'static str,
     /// (namespace, id) → the row's state and its stream's lease, as [`DiscardState`]
-    /// (`in_flight`: a live lease covers the row while it is pending; `lapsed`: one that ran
-    /// out does)
+    /// (`in_flight`: a live lease covers the row while it is pending, or its last attempt's
+    /// outcome is unknown and its next attempt is not due yet; `lapsed`: a lease that ran
+    /// out covers it)
     ///
     /// [`DiscardState`]: super::DiscardState
     pub(crate) discard_state: &'static str,
@@ -81,13 +82,16 @@ pub(crate) struct Sql {
     pub(crate) discard: &'static str,
     /// (namespace, retention, batch, require_verified)
     pub(crate) purge: &'static str,
-    /// (namespace, older_than, limit) → (seq, id, stream, position, global_position, requeued)
+    /// (namespace, older_than, limit) → (seq, id, stream, position, global_position, requeued,
+    /// unverified_again)
     pub(crate) unverified: &'static str,
     /// (namespace, limit) → the newest verified rows, as `unverified` reads them
     pub(crate) newest_verified: &'static str,
-    /// (JSON array of seqs): those verified rows back to unverified
+    /// (JSON array of seqs): those verified rows back to unverified, counted in
+    /// `unverified_again`
     pub(crate) unverify_many: &'static str,
-    /// (JSON array of `[seq, requeued]`): verified unless put back since
+    /// (JSON array of `[seq, requeued, unverified_again]`): verified unless put back or made
+    /// unverified again since
     pub(crate) mark_verified_many: &'static str,
     /// (seq, error)
     pub(crate) requeue_lost: &'static str,

@@ -14,7 +14,7 @@
 //! per `verify_after`), otherwise one `stream.get` per stream per page of rows, a few
 //! streams at a time.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use futures_util::StreamExt;
 use futures_util::stream;
@@ -92,6 +92,7 @@ pub(super) async fn sweep<DB: Backend>(shared: &Shared<DB>, check_newest: bool) 
     if rows.is_empty() {
         return Ok(swept);
     }
+    let page: Vec<i64> = rows.iter().map(|row| row.seq).collect();
     let checked = check_rows(shared, rows).await;
     // A lost row may mean EventoDB also lost verified rows sent before it (a crash loses
     // every write since the server opened). Those are made unverified first, and nothing is
@@ -119,6 +120,28 @@ pub(super) async fn sweep<DB: Backend>(shared: &Shared<DB>, check_newest: bool) 
                 return Ok(swept);
             }
             Newest::Walking => return Ok(swept),
+        }
+        // Another process's sweep may have walked back further than the newest rows just
+        // read as held, making older lost rows unverified after this page was read: this
+        // page's lost rows put back now would be sent ahead of them. Only while the rows
+        // awaiting verification still begin as this page did.
+        let lost: HashSet<i64> = checked
+            .iter()
+            .filter(|(_, found)| matches!(found, Found::Lost { .. }))
+            .map(|(row, _)| row.seq)
+            .collect();
+        let now_first: Vec<i64> = DB::unverified(
+            shared.outbox.pool(),
+            shared.outbox.namespace(),
+            options.verify_after,
+            PAGE,
+        )
+        .await?
+        .iter()
+        .map(|row| row.seq)
+        .collect();
+        if !still_first(&page, &lost, &now_first) {
+            return Ok(swept);
         }
     }
     let mut verified = Vec::new();
@@ -166,6 +189,16 @@ pub(super) async fn sweep<DB: Backend>(shared: &Shared<DB>, check_newest: bool) 
         swept.verified = verified.len();
     }
     Ok(swept)
+}
+
+/// Whether the rows awaiting verification, oldest first (`now_first`), still begin as the
+/// sweep's `page` did, up to its last `lost` row: no row was made unverified among or before
+/// them, nor verified or put back by another sweep, since the page was read.
+fn still_first(page: &[i64], lost: &HashSet<i64>, now_first: &[i64]) -> bool {
+    let Some(last) = page.iter().rposition(|seq| lost.contains(seq)) else {
+        return true;
+    };
+    now_first.get(..=last) == page.get(..=last)
 }
 
 /// What reading the newest verified rows back found.
@@ -326,7 +359,34 @@ fn unknown(rows: &[Unverified]) -> Vec<Found> {
 
 #[cfg(test)]
 mod tests {
-    use super::Swept;
+    use std::collections::HashSet;
+
+    use super::{Swept, still_first};
+
+    #[test]
+    fn lost_rows_go_back_only_while_their_page_is_still_first() {
+        let page = [10, 11, 12, 13];
+        let lost: HashSet<i64> = [11].into();
+        assert!(still_first(&page, &lost, &[10, 11, 12, 13]), "unchanged");
+        assert!(
+            still_first(&page, &lost, &[10, 11, 13, 20]),
+            "changes after the last lost row do not matter"
+        );
+        assert!(
+            !still_first(&page, &lost, &[5, 10, 11, 12]),
+            "an older row made unverified meanwhile goes back first"
+        );
+        assert!(
+            !still_first(&page, &lost, &[10, 7, 11, 12]),
+            "one made unverified among them too"
+        );
+        assert!(
+            !still_first(&page, &lost, &[11, 12, 13]),
+            "a row another sweep verified or put back meanwhile: read again"
+        );
+        assert!(!still_first(&page, &lost, &[10]), "fewer rows now");
+        assert!(still_first(&page, &HashSet::new(), &[]), "nothing lost");
+    }
 
     #[test]
     fn only_a_full_page_that_got_somewhere_is_followed_at_once() {
