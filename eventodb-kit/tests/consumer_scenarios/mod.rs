@@ -1534,25 +1534,45 @@ pub(crate) async fn a_consumer_stops_when_eventodb_loses_its_position<DB: Db>(po
         .await
         .expect("the failure was already taken");
 
-    // Another instance (a standby, a restart) does not go on from the lost position: the
-    // member is held until an operator resets it.
+    // Another instance (a standby, a restart, or a member of a new group size) does not go
+    // on from the lost position: the consumer is held until an operator resets it.
     let workers = kit
         .workers()
-        .consumer(recorder, options())
+        .consumer(recorder.clone(), options())
+        .spawn()
+        .await
+        .expect("spawn");
+    let resized = kit
+        .workers()
+        .consumer(recorder, options().group(0, 2))
         .spawn()
         .await
         .expect("spawn");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(!log.contains(after), "held until a reset");
     let admin = ConsumerAdmin::for_kit(&kit);
-    let state = admin.positions("gone", "gone").await.unwrap()[0]
-        .state
-        .clone();
-    assert!(
-        matches!(&state, MemberState::Stopped { error: Some(error), .. }
-            if error.contains("no longer holds")),
-        "{state:?}"
+    let positions = admin.positions("gone", "gone").await.unwrap();
+    resized.shutdown().await.unwrap();
+    assert_eq!(
+        positions.len(),
+        3,
+        "the new size's rows were made: {positions:?}"
     );
+    for position in &positions {
+        let state = &position.state;
+        if position.size == 1 {
+            assert!(
+                matches!(state, MemberState::Stopped { error: Some(error), .. }
+                    if error.contains("no longer holds")),
+                "{state:?}"
+            );
+        } else {
+            assert!(
+                !matches!(state, MemberState::Running { .. }),
+                "{position:?}"
+            );
+        }
+    }
     admin.reset_position("gone", "gone", 0).await.unwrap();
     // (Standing by, its handle showed the old position: wait for the event itself.)
     eventually("handled after the reset", LONG, || async {

@@ -4,9 +4,11 @@
 //! written at those positions, silently. An idle consumer reads its last event back now and
 //! then, and stops with [`Error::ConsumerPositionLost`] when it is gone.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use super::Runtime;
+use tokio_util::sync::CancellationToken;
+
+use super::{Runtime, backoff};
 use crate::client::{CategoryMessage, GetCategoryOptions, MessageId};
 use crate::consumer::handler::Consumer;
 use crate::error::{Error, Result};
@@ -36,7 +38,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
     /// # Errors
     /// [`Error::ConsumerPositionLost`] when EventoDB no longer holds it; a permanent error of
     /// the read. A transient one is left to the next look.
-    pub(super) async fn check_position_kept(&mut self) -> Result<()> {
+    pub(super) async fn check_position_kept(&mut self, cancel: &CancellationToken) -> Result<()> {
         let Some(last) = self
             .last_read
             .clone()
@@ -68,6 +70,10 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                 Ok(())
             }
             now_there => {
+                // An operator may have reset the position meanwhile (the event is then
+                // rightly not where this instance left it), or another instance taken the
+                // member over: that is a reset, which starts it again.
+                self.heartbeat().await?;
                 let error = Error::ConsumerPositionLost {
                     consumer: self.key.consumer.clone(),
                     category: self.key.category.clone(),
@@ -81,7 +87,53 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                     found = ?now_there.map(|m| (m.global_position, &m.id)),
                     "EventoDB no longer holds the event this consumer read last; stopping"
                 );
+                self.hold_member(&error, cancel).await?;
                 Err(error)
+            }
+        }
+    }
+
+    /// Holds the member until an operator resets its position (see the store's
+    /// `mark_stopped`), before the task stops: were it only freed, another instance would
+    /// take it over from the lost position and skip what this one stopped for. Tries again
+    /// while the database cannot be reached.
+    ///
+    /// # Errors
+    /// [`Error::ConsumerPositionReset`] when the row was reset or taken over meanwhile;
+    /// [`Error::Database`] for a permanent failure.
+    async fn hold_member(&self, lost: &Error, cancel: &CancellationToken) -> Result<()> {
+        let text = crate::error::with_causes(lost);
+        let mut attempt = 0;
+        loop {
+            let held = DB::mark_stopped(
+                &self.pool,
+                &self.key,
+                self.member,
+                self.size,
+                &self.owner,
+                Some(&text),
+                true,
+                self.resets,
+            )
+            .await;
+            match held {
+                Ok(true) => return Ok(()),
+                Ok(false) => {
+                    return Err(Error::ConsumerPositionReset {
+                        consumer: self.key.consumer.clone(),
+                    });
+                }
+                Err(Error::Database { source }) if crate::error::database_unreachable(&source) => {
+                    attempt += 1;
+                    let wait =
+                        backoff::delay(Duration::from_millis(100), Duration::from_secs(5), attempt);
+                    tracing::warn!(consumer = %self.key.consumer, error = crate::error::log_field(&source), ?wait, "could not hold the consumer member for a reset; trying again");
+                    tokio::select! {
+                        () = cancel.cancelled() => return Ok(()),
+                        () = tokio::time::sleep(wait) => {}
+                    }
+                }
+                Err(error) => return Err(error),
             }
         }
     }

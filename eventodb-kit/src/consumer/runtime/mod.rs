@@ -489,6 +489,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                 &self.owner,
                 error.as_deref(),
                 hold,
+                self.resets,
             );
             if let Err(failure) = stopped.await {
                 tracing::warn!(consumer = %key.consumer, error = crate::error::log_field(&failure), "could not record that the consumer stopped");
@@ -856,7 +857,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                 Passed::CaughtUp => {
                     self.save_soon(cancel, true).await?;
                     self.shared.caught_up(read, self.position);
-                    self.check_position_kept().await?;
+                    self.check_position_kept(cancel).await?;
                 }
                 // Not known to be caught up: the next wake-up reads and looks again.
                 Passed::Unknown => {}

@@ -124,8 +124,9 @@ pub(crate) mod private {
             heartbeat_ms: i64,
         ) -> impl Future<Output = Result<()>> + Send;
         /// Makes one member's position row `owner`'s for `lease`, unless another owner's
-        /// lease on it runs: its reset count when taken (a change of owner counts as a
-        /// reset), `None` when another instance runs the member.
+        /// lease on it runs or a row of the consumer is held (see `mark_stopped`): its reset
+        /// count when taken (a change of owner counts as a reset), `None` when another
+        /// instance runs the member.
         fn take_member(
             pool: &Pool<Self>,
             key: &Key,
@@ -149,8 +150,12 @@ pub(crate) mod private {
         /// Records that `owner`'s task of a member ended, with the error that ended it, and
         /// frees the member for another instance (nothing when `owner` no longer has it).
         /// With `hold`, the member is not freed but held until an operator resets its
-        /// position: its row names the owner `eventodb-kit:position-lost`, no instance's
-        /// name, for ever, so every instance stands by; the reset frees it.
+        /// position, if its row was not reset since it read `resets`: the row names the
+        /// owner `eventodb-kit:position-lost`, no instance's name, for ever, and while any
+        /// row of the consumer does, every instance of every member stands by
+        /// (`take_member`); the reset frees them. Returns whether the row was `owner`'s (and,
+        /// with `hold`, not reset since).
+        #[allow(clippy::too_many_arguments)] // one per column the statement matches or sets
         fn mark_stopped(
             pool: &Pool<Self>,
             key: &Key,
@@ -159,7 +164,8 @@ pub(crate) mod private {
             owner: &str,
             error: Option<&str>,
             hold: bool,
-        ) -> impl Future<Output = Result<()>> + Send;
+            resets: i64,
+        ) -> impl Future<Output = Result<bool>> + Send;
         /// How often one member's position row was reset (0 without a row).
         fn own_resets(
             conn: &mut Self::Connection,
@@ -623,10 +629,12 @@ macro_rules! store_impl {
                 owner: &str,
                 error: Option<&str>,
                 hold: bool,
-            ) -> $crate::error::Result<()> {
+                resets: i64,
+            ) -> $crate::error::Result<bool> {
                 let query = member_keyed($sql.mark_stopped, key, member, size);
-                run(query.bind(owner).bind(error).bind(hold), pool).await?;
-                Ok(())
+                let changed =
+                    run(query.bind(owner).bind(error).bind(hold).bind(resets), pool).await?;
+                Ok(changed > 0)
             }
 
             async fn own_resets(

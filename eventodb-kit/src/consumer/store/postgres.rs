@@ -68,6 +68,10 @@ const SQL: Sql = Sql {
         key!(),
         " AND group_member = $4 AND group_size = $5
           AND (owner IS NULL OR owner = $6 OR owned_until < now())
+          AND NOT EXISTS (
+            SELECT 1 FROM eventodb_kit_consumer_positions AS held
+            WHERE held.namespace = $1 AND held.category = $2 AND held.consumer = $3
+              AND held.owner = 'eventodb-kit:position-lost')
         RETURNING resets"
     ),
     // The statement's time, not the transaction's: a renewal inside a long shared
@@ -89,7 +93,8 @@ const SQL: Sql = Sql {
             owned_until = CASE WHEN $8 THEN 'infinity'::timestamptz END
         WHERE ",
         key!(),
-        " AND group_member = $4 AND group_size = $5 AND owner = $6"
+        " AND group_member = $4 AND group_size = $5 AND owner = $6
+          AND (NOT $8 OR resets = $9)"
     ),
     own_resets: concat!(
         "SELECT resets FROM eventodb_kit_consumer_positions WHERE ",
@@ -187,7 +192,8 @@ const SQL: Sql = Sql {
     delete_stale_positions: concat!(
         "DELETE FROM eventodb_kit_consumer_positions WHERE ",
         key!(),
-        " AND group_size <> $4 AND global_position <= $5"
+        " AND group_size <> $4 AND global_position <= $5
+          AND owner IS DISTINCT FROM 'eventodb-kit:position-lost'"
     ),
     consumers: "SELECT category, consumer FROM eventodb_kit_consumer_positions
         WHERE namespace = $1

@@ -84,7 +84,12 @@ const SQL: Sql = Sql {
         " AND group_member = ?4 AND group_size = ?5
           AND (owner IS NULL OR owner = ?6 OR owned_until < ",
         now!(),
-        ") RETURNING resets"
+        ")
+          AND NOT EXISTS (
+            SELECT 1 FROM eventodb_kit_consumer_positions AS held
+            WHERE held.namespace = ?1 AND held.category = ?2 AND held.consumer = ?3
+              AND held.owner = 'eventodb-kit:position-lost')
+        RETURNING resets"
     ),
     heartbeat: concat!(
         "UPDATE eventodb_kit_consumer_positions SET seen_at = ",
@@ -104,7 +109,8 @@ const SQL: Sql = Sql {
             owned_until = CASE WHEN ?8 THEN '9999-12-31T23:59:59.999Z' END
         WHERE ",
         key!(),
-        " AND group_member = ?4 AND group_size = ?5 AND owner = ?6"
+        " AND group_member = ?4 AND group_size = ?5 AND owner = ?6
+          AND (NOT ?8 OR resets = ?9)"
     ),
     own_resets: concat!(
         "SELECT resets FROM eventodb_kit_consumer_positions WHERE ",
@@ -206,7 +212,8 @@ const SQL: Sql = Sql {
     delete_stale_positions: concat!(
         "DELETE FROM eventodb_kit_consumer_positions WHERE ",
         key!(),
-        " AND group_size <> ?4 AND global_position <= ?5"
+        " AND group_size <> ?4 AND global_position <= ?5
+          AND owner IS NOT 'eventodb-kit:position-lost'"
     ),
     consumers: "SELECT category, consumer FROM eventodb_kit_consumer_positions
         WHERE namespace = ?1
