@@ -74,6 +74,11 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                 // rightly not where this instance left it), or another instance taken the
                 // member over: that is a reset, which starts it again.
                 self.heartbeat().await?;
+                // A background save landing after the hold would make the member look alive.
+                if let Err(error @ Error::ConsumerPositionReset { .. }) = self.finish_save().await {
+                    return Err(error);
+                }
+                self.position_lost = true;
                 let error = Error::ConsumerPositionLost {
                     consumer: self.key.consumer.clone(),
                     category: self.key.category.clone(),
@@ -96,7 +101,8 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
     /// Holds the member until an operator resets its position (see the store's
     /// `mark_stopped`), before the task stops: were it only freed, another instance would
     /// take it over from the lost position and skip what this one stopped for. Tries again
-    /// while the database cannot be reached.
+    /// on any database error but one the database gives for good (the task's final
+    /// bookkeeping tries once more then).
     ///
     /// # Errors
     /// [`Error::ConsumerPositionReset`] when the row was reset or taken over meanwhile;
@@ -123,7 +129,9 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                         consumer: self.key.consumer.clone(),
                     });
                 }
-                Err(Error::Database { source }) if crate::error::database_unreachable(&source) => {
+                Err(Error::Database { source })
+                    if !crate::error::database_refuses_for_good(&source) =>
+                {
                     attempt += 1;
                     let wait =
                         backoff::delay(Duration::from_millis(100), Duration::from_secs(5), attempt);

@@ -240,6 +240,9 @@ pub(crate) struct Runtime<DB: Backend, C: Consumer<DB>> {
     last_read: Option<LastRead>,
     /// When the event at the position was last read back (see [`kept`]).
     position_checked_at: Option<Instant>,
+    /// EventoDB lost the event at the position: the member is held for a reset when the
+    /// task ends, whatever error ends it (see [`kept`]).
+    position_lost: bool,
     /// A save running in the background (plain consumers), and the position it saves.
     /// Aborted if the consumer task is (as a crash would end it).
     saving: Option<AbortOnDropHandle<Result<i64>>>,
@@ -437,6 +440,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             last_maintenance: None,
             last_read: None,
             position_checked_at: None,
+            position_lost: false,
             saving: None,
             saving_rows: Arc::default(),
             loaded,
@@ -480,7 +484,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
             let (key, member, size) = (&self.key, self.member, self.size);
             // Another instance would go on from the position EventoDB no longer holds, and
             // skip what this one stopped for: the member waits for an operator's reset.
-            let hold = matches!(result, Err(Error::ConsumerPositionLost { .. }));
+            let hold = self.position_lost;
             let stopped = DB::mark_stopped(
                 &self.pool,
                 key,

@@ -153,8 +153,9 @@ pub(crate) mod private {
         /// position, if its row was not reset since it read `resets`: the row names the
         /// owner `eventodb-kit:position-lost`, no instance's name, for ever, and while any
         /// row of the consumer does, every instance of every member stands by
-        /// (`take_member`); the reset frees them. Returns whether the row was `owner`'s (and,
-        /// with `hold`, not reset since).
+        /// (`take_member`); the reset frees them. Returns whether the row was `owner`'s (or,
+        /// with `hold`, already held: a hold whose answer was lost is tried again), and with
+        /// `hold` not reset since.
         #[allow(clippy::too_many_arguments)] // one per column the statement matches or sets
         fn mark_stopped(
             pool: &Pool<Self>,

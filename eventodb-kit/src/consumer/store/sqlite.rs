@@ -100,7 +100,8 @@ const SQL: Sql = Sql {
         key!(),
         " AND group_member = ?4 AND group_size = ?5 AND owner = ?6 RETURNING resets"
     ),
-    // Held (`?8`): owned by nobody's name for ever, until a reset frees it.
+    // Held (`?8`): owned by nobody's name for ever, until a reset frees it. A held row
+    // matches again (a hold whose answer was lost is tried again) while not reset since.
     mark_stopped: concat!(
         "UPDATE eventodb_kit_consumer_positions SET stopped_at = ",
         now!(),
@@ -109,7 +110,8 @@ const SQL: Sql = Sql {
             owned_until = CASE WHEN ?8 THEN '9999-12-31T23:59:59.999Z' END
         WHERE ",
         key!(),
-        " AND group_member = ?4 AND group_size = ?5 AND owner = ?6
+        " AND group_member = ?4 AND group_size = ?5
+          AND (owner = ?6 OR (?8 AND owner = 'eventodb-kit:position-lost'))
           AND (NOT ?8 OR resets = ?9)"
     ),
     own_resets: concat!(
