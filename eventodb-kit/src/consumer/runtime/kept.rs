@@ -74,10 +74,6 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                 // rightly not where this instance left it), or another instance taken the
                 // member over: that is a reset, which starts it again.
                 self.heartbeat().await?;
-                // A background save landing after the hold would make the member look alive.
-                if let Err(error @ Error::ConsumerPositionReset { .. }) = self.finish_save().await {
-                    return Err(error);
-                }
                 self.position_lost = true;
                 let error = Error::ConsumerPositionLost {
                     consumer: self.key.consumer.clone(),
@@ -92,7 +88,13 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
                     found = ?now_there.map(|m| (m.global_position, &m.id)),
                     "EventoDB no longer holds the event this consumer read last; stopping"
                 );
-                self.hold_member(&error, cancel).await?;
+                if let Err(reset) = self.hold_member(&error, cancel).await {
+                    // Reset or taken over meanwhile: no longer this instance's to hold.
+                    if matches!(reset, Error::ConsumerPositionReset { .. }) {
+                        self.position_lost = false;
+                    }
+                    return Err(reset);
+                }
                 Err(error)
             }
         }

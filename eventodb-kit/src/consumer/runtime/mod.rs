@@ -585,6 +585,7 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         // another may be there now, rightly (see `kept`).
         self.last_read = None;
         self.position_checked_at = None;
+        self.position_lost = false;
         self.loaded = true;
         self.shared.advanced(self.position);
         self.shared.publish();
