@@ -138,6 +138,7 @@ consumer_scenarios!(fresh, cleanup;
     poison_event_is_skipped_with_a_record,
     sse_outage_reconnects,
     a_consumer_stops_when_eventodb_loses_its_position,
+    a_polling_consumer_stops_when_eventodb_loses_its_position,
     sse_outage_falls_back_to_polling,
     two_consumers_both_see_every_event,
     wait_for_times_out_while_behind,

@@ -9,7 +9,7 @@
 //! every consumer after each (re)connect, since pokes may have been missed meanwhile.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::Duration;
 
@@ -74,6 +74,9 @@ impl HubOptions {
 pub(crate) struct Waker {
     pub(crate) notify: Notify,
     pub(crate) head: AtomicI64,
+    /// The hub (re)connected since the consumer last looked: EventoDB may have restarted,
+    /// and lost events (see `runtime::kept`).
+    pub(crate) reconnected: AtomicBool,
 }
 
 impl Waker {
@@ -207,6 +210,18 @@ fn category_of(stream: &str) -> &str {
         .map_or(stream, |(category, _)| category)
 }
 
+/// Calls `each` with every consumer's waker.
+fn for_each_waker(inner: &Inner, each: impl Fn(&Waker)) {
+    let routes = lock(&inner.routes);
+    for list in routes.by_category.values() {
+        for (_, waker) in list {
+            if let Some(waker) = waker.upgrade() {
+                each(&waker);
+            }
+        }
+    }
+}
+
 fn wake(inner: &Inner, category: Option<&str>, global_position: Option<i64>) {
     let routes = lock(&inner.routes);
     for (route, list) in &routes.by_category {
@@ -241,7 +256,10 @@ async fn run(client: Client, options: HubOptions, inner: Weak<Inner>, cancel: Ca
                 hub.connections.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!("live wake-ups connected");
                 // Pokes may have been missed while disconnected.
-                wake(&hub, None, None);
+                for_each_waker(&hub, |waker| {
+                    waker.reconnected.store(true, Ordering::Relaxed);
+                    waker.wake(None);
+                });
                 drop(hub);
                 failures = 0;
                 loop {

@@ -1471,15 +1471,32 @@ pub(crate) async fn sse_outage_reconnects<DB: Db>(pool: Pool<DB>) {
 /// write since it opened) and gives their global positions to new events: the idle consumer
 /// reads its last event back, finds it gone, and stops with `ConsumerPositionLost` instead of
 /// skipping the new events; reset, it handles them. It used to wait, silently, for the new
-/// events to pass its old position.
+/// events to pass its old position. Here it looks when its live wake-ups reconnect after the
+/// crash (its poll interval is an hour).
 pub(crate) async fn a_consumer_stops_when_eventodb_loses_its_position<DB: Db>(pool: Pool<DB>) {
     let Some(env) = Env::ours("a_consumer_stops_when_eventodb_loses_its_position").await else {
         return;
     };
+    lost_position_stops_the_consumer(&env, pool, Duration::from_secs(3600)).await;
+}
+
+/// The same, found by the look every six poll intervals (short ones here), whether or not
+/// the live wake-ups reconnected by then.
+pub(crate) async fn a_polling_consumer_stops_when_eventodb_loses_its_position<DB: Db>(
+    pool: Pool<DB>,
+) {
+    let Some(env) = Env::ours("a_polling_consumer_stops_when_eventodb_loses_its_position").await
+    else {
+        return;
+    };
+    lost_position_stops_the_consumer(&env, pool, Duration::from_millis(50)).await;
+}
+
+async fn lost_position_stops_the_consumer<DB: Db>(env: &Env, pool: Pool<DB>, poll: Duration) {
     let kit = env.kit(&pool);
     let log = Log::default();
     let recorder = Recorder::new("gone", "gone", &log);
-    let options = || ConsumerOptions::new("gone").poll_interval(Duration::from_millis(50));
+    let options = || ConsumerOptions::new("gone").poll_interval(poll);
     let mut workers = kit
         .workers()
         .consumer(recorder.clone(), options())

@@ -1,8 +1,10 @@
 //! Whether EventoDB still holds the event a consumer read last. A crashed Pebble-backed
 //! server comes back without every write since it opened (protocol §8) and hands their global
 //! positions out again: a consumer whose position is past the new head would skip every event
-//! written at those positions, silently. An idle consumer reads its last event back now and
-//! then, and stops with [`Error::ConsumerPositionLost`] when it is gone.
+//! written at those positions, silently. An idle consumer reads its last event back when its
+//! live wake-ups reconnect (as they do after EventoDB restarts) and every
+//! [`CHECK_EVERY_POLLS`] poll intervals, and stops with [`Error::ConsumerPositionLost`] when
+//! it is gone.
 
 use std::time::{Duration, Instant};
 
@@ -13,6 +15,11 @@ use crate::client::{CategoryMessage, GetCategoryOptions, MessageId};
 use crate::consumer::handler::Consumer;
 use crate::error::{Error, Result};
 use crate::outbox::Backend;
+
+/// How many poll intervals apart an idle consumer reads its last event back, when its live
+/// wake-ups did not reconnect meanwhile: one read in six idle polls (of one read each, for a
+/// consumer without a group or a correlation filter).
+const CHECK_EVERY_POLLS: u32 = 6;
 
 /// The last event a consumer read, by global position and id.
 #[derive(Debug, Clone)]
@@ -31,9 +38,9 @@ impl LastRead {
 }
 
 impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
-    /// Reads the event at the consumer's position back (at most once per poll interval),
-    /// when this instance read that event itself: a position set otherwise (loaded at the
-    /// start, or reset by an operator) names no event it knows the id of.
+    /// Reads the event at the consumer's position back (see the module's docs), when this
+    /// instance read that event itself: a position set otherwise (loaded at the start, or
+    /// reset by an operator) names no event it knows the id of.
     ///
     /// # Errors
     /// [`Error::ConsumerPositionLost`] when EventoDB no longer holds it; a permanent error of
@@ -46,10 +53,15 @@ impl<DB: Backend, C: Consumer<DB>> Runtime<DB, C> {
         else {
             return Ok(());
         };
-        if self
-            .position_checked_at
-            .is_some_and(|at| at.elapsed() < self.options.poll_interval)
-        {
+        let reconnected = self
+            .shared
+            .waker
+            .reconnected
+            .swap(false, std::sync::atomic::Ordering::Relaxed);
+        let due = self.position_checked_at.is_none_or(|at| {
+            at.elapsed() >= self.options.poll_interval.saturating_mul(CHECK_EVERY_POLLS)
+        });
+        if !reconnected && !due {
             return Ok(());
         }
         self.position_checked_at = Some(Instant::now());
