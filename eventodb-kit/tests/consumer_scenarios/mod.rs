@@ -340,20 +340,28 @@ async fn stopped_by<DB: Db, C: Consumer<DB>>(
     consumer: C,
     options: ConsumerOptions,
 ) -> (RunningWorkers, Error) {
+    let options = options
+        .failure_policy(FailurePolicy::Stop)
+        .retry(fast_retry());
+    first_failure(kit, consumer, options, "a failure reported").await
+}
+
+/// Runs `consumer` alone until it reports a failure; panics with `what` if none comes.
+async fn first_failure<DB: Db, C: Consumer<DB>>(
+    kit: &Kit<DB>,
+    consumer: C,
+    options: ConsumerOptions,
+    what: &str,
+) -> (RunningWorkers, Error) {
     let mut workers = kit
         .workers()
-        .consumer(
-            consumer,
-            options
-                .failure_policy(FailurePolicy::Stop)
-                .retry(fast_retry()),
-        )
+        .consumer(consumer, options)
         .spawn()
         .await
         .expect("spawn");
     let failure = tokio::time::timeout(LONG, workers.next_failure())
         .await
-        .expect("a failure reported")
+        .expect(what)
         .expect("an error");
     (workers, failure)
 }
@@ -1040,21 +1048,15 @@ pub(crate) async fn an_event_the_database_cannot_park_stops_the_consumer<DB: Db>
         return;
     }
     let log = Log::default();
-    let mut workers = kit
-        .workers()
-        .consumer(
-            Recorder::new("nul", "parker", &log).failing("Poison"),
-            ConsumerOptions::new("parker")
-                .failure_policy(FailurePolicy::ParkStream)
-                .retry(fast_retry()),
-        )
-        .spawn()
-        .await
-        .expect("spawn");
-    let failure = tokio::time::timeout(LONG, workers.next_failure())
-        .await
-        .expect("a failure reported, not a park retried for good")
-        .expect("an error");
+    let (workers, failure) = first_failure(
+        &kit,
+        Recorder::new("nul", "parker", &log).failing("Poison"),
+        ConsumerOptions::new("parker")
+            .failure_policy(FailurePolicy::ParkStream)
+            .retry(fast_retry()),
+        "a failure reported, not a park retried for good",
+    )
+    .await;
     let text = error_chain(&failure);
     assert!(text.contains("Unicode"), "{text}");
     let admin = ConsumerAdmin::for_kit(&kit);
@@ -1099,21 +1101,15 @@ pub(crate) async fn an_event_the_database_cannot_record_stops_the_consumer<DB: D
         return;
     }
     let log = Log::default();
-    let mut workers = kit
-        .workers()
-        .consumer(
-            Recorder::new("nulname", "recorder", &log),
-            ConsumerOptions::new("recorder")
-                .transactional(true)
-                .retry(fast_retry()),
-        )
-        .spawn()
-        .await
-        .expect("spawn");
-    let failure = tokio::time::timeout(LONG, workers.next_failure())
-        .await
-        .expect("a failure reported, not a record retried for good")
-        .expect("an error");
+    let (workers, failure) = first_failure(
+        &kit,
+        Recorder::new("nulname", "recorder", &log),
+        ConsumerOptions::new("recorder")
+            .transactional(true)
+            .retry(fast_retry()),
+        "a failure reported, not a record retried for good",
+    )
+    .await;
     let text = error_chain(&failure);
     assert!(text.contains("Unicode") || text.contains("0x00"), "{text}");
     let admin = ConsumerAdmin::for_kit(&kit);

@@ -66,10 +66,15 @@ enum Found {
     Unknown,
 }
 
+impl Found {
+    fn is_lost(&self) -> bool {
+        matches!(self, Found::Lost { .. })
+    }
+}
+
 /// Verifies one page of sent rows; first, when `check_newest`, reads the newest verified
 /// rows back (see the module's docs).
 pub(super) async fn sweep<DB: Backend>(shared: &Shared<DB>, check_newest: bool) -> Result<Swept> {
-    let options = &shared.options;
     let mut swept = Swept::default();
     let mut newest = None;
     if check_newest {
@@ -81,68 +86,17 @@ pub(super) async fn sweep<DB: Backend>(shared: &Shared<DB>, check_newest: bool) 
         }
         newest = Some(found);
     }
-    let rows = DB::unverified(
-        shared.outbox.pool(),
-        shared.outbox.namespace(),
-        options.verify_after,
-        PAGE,
-    )
-    .await?;
+    let rows = awaiting(shared).await?;
     swept.full = i64::try_from(rows.len()).is_ok_and(|read| read >= PAGE);
     if rows.is_empty() {
         return Ok(swept);
     }
     let page: Vec<i64> = rows.iter().map(|row| row.seq).collect();
     let checked = check_rows(shared, rows).await;
-    // A lost row may mean EventoDB also lost verified rows sent before it (a crash loses
-    // every write since the server opened). Those are made unverified first, and nothing is
-    // put back this time: the next sweep reads them with this page, oldest first, and puts
-    // every lost row back in the order it was sent, so that it is sent again in that order.
-    // Nothing is put back either while the newest verified rows cannot be read.
-    if checked
-        .iter()
-        .any(|(_, found)| matches!(found, Found::Lost { .. }))
+    if checked.iter().any(|(_, found)| found.is_lost())
+        && !may_put_back(shared, newest, &page, &checked, &mut swept).await?
     {
-        let walked = match newest {
-            Some(Newest::Unverified(_)) => Newest::Held,
-            Some(Newest::Held) => Newest::Held,
-            Some(Newest::Walking) => Newest::Walking,
-            Some(Newest::Unknown) | None => unverify_lost_suffix(shared).await?,
-        };
-        match walked {
-            Newest::Held => {}
-            Newest::Unverified(rows) => {
-                swept.unverified_again += rows;
-                return Ok(swept);
-            }
-            Newest::Unknown => {
-                swept.newest_unknown = true;
-                return Ok(swept);
-            }
-            Newest::Walking => return Ok(swept),
-        }
-        // Another process's sweep may have walked back further than the newest rows just
-        // read as held, making older lost rows unverified after this page was read: this
-        // page's lost rows put back now would be sent ahead of them. Only while the rows
-        // awaiting verification still begin as this page did.
-        let lost: HashSet<i64> = checked
-            .iter()
-            .filter(|(_, found)| matches!(found, Found::Lost { .. }))
-            .map(|(row, _)| row.seq)
-            .collect();
-        let now_first: Vec<i64> = DB::unverified(
-            shared.outbox.pool(),
-            shared.outbox.namespace(),
-            options.verify_after,
-            PAGE,
-        )
-        .await?
-        .iter()
-        .map(|row| row.seq)
-        .collect();
-        if !still_first(&page, &lost, &now_first) {
-            return Ok(swept);
-        }
+        return Ok(swept);
     }
     let mut verified = Vec::new();
     for (row, found) in checked {
@@ -189,6 +143,63 @@ pub(super) async fn sweep<DB: Backend>(shared: &Shared<DB>, check_newest: bool) 
         swept.verified = verified.len();
     }
     Ok(swept)
+}
+
+/// The oldest page of sent rows awaiting verification (sent at least `verify_after` ago).
+async fn awaiting<DB: Backend>(shared: &Shared<DB>) -> Result<Vec<Unverified>> {
+    DB::unverified(
+        shared.outbox.pool(),
+        shared.outbox.namespace(),
+        shared.options.verify_after,
+        PAGE,
+    )
+    .await
+}
+
+/// Whether the lost rows of a sweep's `page` (`checked`) may be put back now. A lost row may
+/// mean EventoDB also lost verified rows sent before it (a crash loses every write since the
+/// server opened). Those are made unverified first, and nothing is put back this time: the
+/// next sweep reads them with this page, oldest first, and puts every lost row back in the
+/// order it was sent, so that it is sent again in that order. Nothing is put back either
+/// while the newest verified rows cannot be read (`newest`: what the sweep's own check of
+/// them found, if it made one), or while another process's sweep walks back; `swept` says
+/// which.
+async fn may_put_back<DB: Backend>(
+    shared: &Shared<DB>,
+    newest: Option<Newest>,
+    page: &[i64],
+    checked: &[(Unverified, Found)],
+    swept: &mut Swept,
+) -> Result<bool> {
+    let walked = match newest {
+        Some(Newest::Unverified(_)) => Newest::Held,
+        Some(Newest::Held) => Newest::Held,
+        Some(Newest::Walking) => Newest::Walking,
+        Some(Newest::Unknown) | None => unverify_lost_suffix(shared).await?,
+    };
+    match walked {
+        Newest::Held => {}
+        Newest::Unverified(rows) => {
+            swept.unverified_again += rows;
+            return Ok(false);
+        }
+        Newest::Unknown => {
+            swept.newest_unknown = true;
+            return Ok(false);
+        }
+        Newest::Walking => return Ok(false),
+    }
+    // Another process's sweep may have walked back further than the newest rows just read as
+    // held, making older lost rows unverified after this page was read: this page's lost
+    // rows put back now would be sent ahead of them. Only while the rows awaiting
+    // verification still begin as this page did.
+    let lost: HashSet<i64> = checked
+        .iter()
+        .filter(|(_, found)| found.is_lost())
+        .map(|(row, _)| row.seq)
+        .collect();
+    let now_first: Vec<i64> = awaiting(shared).await?.iter().map(|row| row.seq).collect();
+    Ok(still_first(page, &lost, &now_first))
 }
 
 /// Whether the rows awaiting verification, oldest first (`now_first`), still begin as the
@@ -241,10 +252,7 @@ async fn unverify_lost_suffix<DB: Backend>(shared: &Shared<DB>) -> Result<Newest
                 Newest::Unknown
             });
         }
-        if !checked
-            .iter()
-            .any(|(_, found)| matches!(found, Found::Lost { .. }))
-        {
+        if !checked.iter().any(|(_, found)| found.is_lost()) {
             break;
         }
         let seqs: Vec<i64> = checked.iter().map(|(row, _)| row.seq).collect();
